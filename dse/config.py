@@ -1,0 +1,95 @@
+"""Presets and configs: compose Hydra configs from conf/, list presets, turn a preset into plain numbers.
+
+The YAML presets in conf/ are the single source of physical defaults (each with its provenance). This module
+composes them with Hydra (inside a running Hydra app it reuses the app's loader) and returns plain dicts.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from .params import DseError
+
+CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
+GROUPS = ("model", "system", "gpu", "link", "tier", "study")
+
+
+def presets(group: str) -> list[str]:
+    """Names of the presets in conf/<group>/."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def check_preset(group: str, name: str) -> None:
+    known = presets(group)
+    if name not in known:
+        raise DseError(f"unknown {group} preset {name!r}: known {group} presets are {', '.join(known)}")
+
+
+def _compose(overrides: tuple[str, ...]):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name="config", overrides=list(overrides))
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@functools.lru_cache(maxsize=256)
+def _compose_cached(overrides: tuple[str, ...]) -> dict:
+    return OmegaConf.to_container(_compose(overrides), resolve=True)
+
+
+def compose(study: str | None = None, model: str | None = None, system: str | None = None,
+            overrides: tuple[str, ...] = ()) -> dict:
+    """The composed root config as a plain dict (a fresh copy)."""
+    ov = []
+    if study is not None:
+        check_preset("study", study)
+        ov.append(f"study={study}")
+    if model is not None:
+        check_preset("model", model)
+        ov.append(f"model={model}")
+    if system is not None:
+        check_preset("system", system)
+        ov.append(f"system={system}")
+    return copy.deepcopy(_compose_cached(tuple(ov) + tuple(overrides)))
+
+
+def preset(group: str, name: str) -> dict:
+    """One preset of a group as a plain dict: model, system, gpu (system.gpu), link (system.offload_link)."""
+    check_preset(group, name)
+    if group in ("model", "system"):
+        return compose(**{group: name})[group]
+    if group in ("gpu", "link", "tier"):  # leaf presets: no defaults list
+        return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml"), resolve=True)
+    raise DseError(f"presets of group {group!r} cannot be a dimension: use model, system, gpu or link")
+
+
+def get_path(tree: dict, path: str):
+    node = tree
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise DseError(f"unknown config key {path!r}")
+        node = node[part]
+    return node
+
+
+def set_path(tree: dict, path: str, value) -> None:
+    parts = path.split(".")
+    node = tree
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            raise DseError(f"unknown config key {path!r}")
+        node = node[part]
+    if not isinstance(node, dict) or parts[-1] not in node:
+        raise DseError(f"unknown config key {path!r}")
+    node[parts[-1]] = value
+
+
+def to_yaml(tree: dict) -> str:
+    return OmegaConf.to_yaml(OmegaConf.create(tree))

@@ -1,0 +1,419 @@
+"""``dse.evaluate``: presets + parameters -> open xarray grid -> kernel -> Dataset with units and provenance.
+
+Each swept parameter becomes a 1-D coordinate; the kernel's arithmetic lets xarray broadcast those open
+grids, so every term is computed at the size of the dimensions it depends on. Categorical presets (model,
+system, gpu, link, placement) are stacked leaf by leaf along their own dimension.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import xarray as xr
+
+from . import config, kernel, routing
+from .params import PARAMS, DseError, check_values, lookup
+
+NO_TIER_BW_GBPS = 1e30          # stands in for "unlimited" (YAML .inf), keeps 0 * inf out of the kernel
+MODEL_DEFAULTS = dict(q_lora_rank=0, kv_lora_rank=0, qk_rope_head_dim=0, v_head_dim=0, n_shared=0,
+                      d_shared=0, first_dense=0, moe_every=1, vocab=0, n_kv_heads=0)
+PRESET_DIMS = {"system": "system", "gpu": "gpu", "link": "link", "model": "model"}
+
+VARIABLES = {  # name: (units, long_name)
+    "energy_per_token": ("J", "energy per generated token (step energy / batch)"),
+    "energy": ("J", "energy of one decode step, by component"),
+    "step_energy": ("J", "energy of one decode step"),
+    "step_latency": ("s", "latency of one decode step (= time per output token of each sequence)"),
+    "copy_latency": ("s", "time spent copying offloaded experts in one step (busiest GPU)"),
+    "offload_share": ("1", "fraction of step energy spent copying offloaded weights (tier read + link + HBM write)"),
+    "tokens_per_s": ("tokens/s", "generated tokens per second (batch / step latency)"),
+    "experts_touched": ("experts", "expected distinct routed experts touched per MoE layer"),
+    "experts_fetched": ("experts", "expected experts copied from the offload tier per MoE layer"),
+    "busiest_gpu_experts": ("experts", "expected touched experts on the busiest expert-parallel GPU"),
+    "hbm_read_bytes": ("B", "weight and KV bytes read from HBM per step"),
+    "offload_read_bytes": ("B", "bytes read from the offload tier per step"),
+    "offload_read_bits": ("bit", "bits read from the offload tier per step (the Flash traffic when on Flash)"),
+    "flops": ("FLOP", "floating-point operations per step"),
+    "hbm_bytes": ("B", "bytes held in HBM (weights + KV cache), all GPUs"),
+    "offload_tier_bytes": ("B", "expert bytes held in the offload tier"),
+    "n_gpus": ("GPUs", "GPUs in the system"),
+}
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except Exception:  # noqa: BLE001 - provenance is best effort
+        return "unknown"
+
+
+def expand_values(name: str, value):
+    """A grid entry: list/tuple/array/range, or {start, stop, num, log} -> list; a scalar -> itself."""
+    if isinstance(value, dict):
+        missing = {"start", "stop", "num"} - set(value)
+        if missing:
+            raise DseError(f"grid.{name}: a range needs start, stop and num (missing {sorted(missing)})")
+        start, stop, num = value["start"], value["stop"], value["num"]
+        for k in ("start", "stop", "num"):
+            if isinstance(value[k], bool) or not isinstance(value[k], (int, float)):
+                raise DseError(f"grid.{name}.{k}={value[k]!r} is not a number")
+        if int(num) < 1:
+            raise DseError(f"grid.{name}.num={num}: a range needs num >= 1")
+        if value.get("log", False):
+            if start <= 0 or stop <= 0:
+                raise DseError(f"grid.{name}: a log range needs start > 0 and stop > 0")
+            vals = np.geomspace(start, stop, int(num))
+        else:
+            vals = np.linspace(start, stop, int(num))
+        param = PARAMS.get(name)
+        if param is not None and param.integer:
+            vals = np.unique(np.round(vals).astype(int))
+        return vals.tolist()
+    if isinstance(value, (list, tuple, range, np.ndarray)):
+        vals = list(np.asarray(value).tolist()) if isinstance(value, np.ndarray) else list(value)
+        if not vals:
+            raise DseError(f"grid.{name}: empty list of values")
+        return vals
+    return value
+
+
+def _stack(trees: list, dim: str, coords: list):
+    """Stack same-shaped dict trees leaf by leaf along a new dimension (equal scalars stay scalars)."""
+    first = trees[0]
+    if isinstance(first, dict):
+        keys = set(first)
+        for t in trees[1:]:
+            if not isinstance(t, dict) or set(t) != keys:
+                raise DseError(f"{dim}: the presets differ in structure ({sorted(keys ^ set(t))}); "
+                               "they cannot share a dimension")
+        return {k: _stack([t[k] for t in trees], dim, coords) for k in first}
+    if all(not isinstance(t, xr.DataArray) for t in trees) and all(t == first for t in trees):
+        return first
+    return xr.concat([t if isinstance(t, xr.DataArray) else xr.DataArray(t) for t in trees],
+                     dim=xr.DataArray(coords, dims=[dim], name=dim), coords="minimal", compat="override")
+
+
+def _prepare_model(m: dict) -> dict:
+    m = {**MODEL_DEFAULTS, **m}
+    attention = m.pop("attention", "gqa")
+    if attention not in ("gqa", "mla"):
+        raise DseError(f"model.attention={attention!r}: allowed gqa or mla")
+    m["is_mla"] = 1.0 if attention == "mla" else 0.0
+    for k in ("name", "provenance", "tie_embeddings", "description"):
+        m.pop(k, None)
+    return m
+
+
+def _prepare_system(s: dict) -> dict:
+    s = dict(s)
+    always_on = set(s.pop("always_on", []) or [])
+    unknown = always_on - set(s["tiers"])
+    if unknown:
+        raise DseError(f"system.always_on: unknown tier {sorted(unknown)[0]!r}; tiers are {sorted(s['tiers'])}")
+    tiers = {}
+    for key, t in s["tiers"].items():
+        t = dict(t)
+        kind = t.pop("kind", "memory")
+        if kind not in ("memory", "flash"):
+            raise DseError(f"system.tiers.{key}.kind={kind!r}: allowed memory or flash")
+        t["is_flash"] = 1.0 if kind == "flash" else 0.0
+        t["always_on"] = 1.0 if key in always_on else 0.0
+        t.setdefault("devices_per_gpu", 1)
+        bw = t.get("bw_gbps", float("inf"))
+        t["bw_gbps"] = NO_TIER_BW_GBPS if bw is None or bw == float("inf") else bw
+        for k in ("name", "provenance"):
+            t.pop(k, None)
+        tiers[key] = t
+    s["tiers"] = tiers
+    for k in ("name", "provenance"):
+        s.pop(k, None)
+    for part in ("gpu", "offload_link"):
+        if isinstance(s.get(part), dict):
+            s[part] = {k: v for k, v in s[part].items() if k not in ("name", "provenance")}
+    return s
+
+
+def _data_array(name: str, values: list, chunks):
+    values = np.asarray(values)
+    data = values
+    if chunks is not None and name in chunks and values.dtype.kind in "biuf":
+        import dask.array as da
+
+        data = da.from_array(values, chunks=chunks[name])
+    return xr.DataArray(data, dims=[name], coords={name: values})
+
+
+def _flash_tiers(tiers: dict) -> list[str]:
+    return [k for k, t in tiers.items() if np.all(np.asarray(t["is_flash"]) == 1.0)]
+
+
+def _set_leaf(tree: dict, name: str, path: str, value) -> None:
+    if path == "flash.read_pj_per_bit":
+        keys = _flash_tiers(tree["system"]["tiers"])
+        if not keys:
+            raise DseError(f"{name}: the system has no Flash tier")
+        for k in keys:
+            tree["system"]["tiers"][k]["read_pj_per_bit"] = value
+        return
+    current = config.get_path(tree, path)
+    if isinstance(current, dict):
+        raise DseError(f"{name}: {path!r} is a section, not a value")
+    config.set_path(tree, path, value)
+
+
+def _tier_for(placement: str, tiers: dict) -> dict:
+    if placement == "hbm":
+        return dict(offloaded=0.0, read_pj_per_bit=0.0, bw_gbps=NO_TIER_BW_GBPS, devices_per_gpu=1,
+                    idle_w_per_gpu=0.0, is_flash=0.0)
+    if placement not in tiers:
+        raise DseError(f"placement={placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
+    t = tiers[placement]
+    return dict(offloaded=1.0, read_pj_per_bit=t["read_pj_per_bit"], bw_gbps=t["bw_gbps"],
+                devices_per_gpu=t["devices_per_gpu"],
+                idle_w_per_gpu=t["idle_w"] * t["devices_per_gpu"] * (1 - t["always_on"]), is_flash=t["is_flash"])
+
+
+def _values(x) -> np.ndarray:
+    return np.asarray(x.values if isinstance(x, xr.DataArray) else x)
+
+
+def _check_tree(tree: dict) -> None:
+    """Cross-field checks on the resolved (possibly stacked) values; one-line errors."""
+    m, s, w = tree["model"], tree["system"], tree["workload"]
+    k, e = _values(m["top_k"]), _values(m["n_experts"])
+    if np.any(np.asarray(k)[..., None] > np.asarray(e).ravel()[None, ...]) if np.ndim(k) and np.ndim(e) else np.any(k > e):
+        raise DseError(f"top_k={k.max()} exceeds n_experts={e.min()}: allowed 0 <= top_k <= n_experts")
+    for key in ("n_layers", "hidden", "n_heads", "head_dim", "moe_every"):
+        if np.any(_values(m[key]) < 1):
+            raise DseError(f"model.{key} must be >= 1")
+    for key in ("tp", "dp", "ep"):
+        if np.any(_values(s[key]) < 1):
+            raise DseError(f"system.{key} must be >= 1")
+    if np.any(_values(s["ep"]) > _values(s["tp"]) * _values(s["dp"])):
+        raise DseError("system.ep exceeds the GPU count tp x dp")
+    for group, values in (("system.gpu", s["gpu"]), ("system.offload_link", s["offload_link"])):
+        for key, v in values.items():
+            check_values(f"{group}.{key}", _values(v).ravel().tolist(), None)
+    for tk, t in s["tiers"].items():
+        for key in ("read_pj_per_bit", "idle_w", "usd_per_gb", "capacity_gb"):
+            if key in t:
+                check_values(f"system.tiers.{tk}.{key}", _values(t[key]).ravel().tolist(), None)
+    f = _values(w["hbm_cache_fraction"])
+    if np.any((f < 0) | (f > 1)):
+        raise DseError(f"workload.hbm_cache_fraction={f.ravel()[0]} out of range: allowed [0, 1]")
+
+
+def _routing(m, s, w, routing_frequencies):
+    """Expected touched / uncached experts per MoE layer and the busiest EP GPU's touched experts."""
+    B, k, E, f = w.batch, m.top_k, m.n_experts, w.hbm_cache_fraction
+    if routing_frequencies is not None:
+        freqs = np.asarray(routing_frequencies, dtype=float)
+        if freqs.ndim != 1 or np.any(freqs < 0) or np.any(freqs > 1):
+            raise DseError("workload.routing_frequencies must be a list of per-expert probabilities in [0, 1]")
+        if np.ndim(_values(E)) or int(_values(E)) != len(freqs):
+            raise DseError(f"workload.routing_frequencies has {len(freqs)} entries; model.n_experts is {_values(E)}")
+        freqs = freqs * (float(_values(k)) / freqs.sum()) if freqs.sum() > 0 else freqs
+        touched, uncached = routing.touched_measured(B, freqs, cached=f * E)
+        mode = "measured"
+    elif np.ndim(_values(w.routing_skew)) == 0 and float(_values(w.routing_skew)) == 0.0:
+        touched = routing.touched_uniform(B, k, E)
+        uncached = touched * (1 - f)
+        mode = "uniform"
+    else:
+        n_max = int(np.max(_values(E)))
+        touched, uncached = routing.touched_zipf(B, k, E, w.routing_skew, n_max, cached=f * E)
+        mode = "zipf"
+    per_gpu = np.ceil(_values(E) / np.maximum(_values(s.ep), 1)) if np.ndim(_values(s.ep)) == 0 else None
+    if per_gpu is None:  # ep is a dimension
+        per_gpu = np.ceil(np.max(_values(E)) / np.min(_values(s.ep)))
+    m_max = int(np.max(per_gpu)) if np.any(_values(s.ep) > 1) else 0
+    busiest = routing.busiest_gpu_experts(touched, E, s.ep, m_max)
+    return touched, uncached, busiest, mode
+
+
+def _ns(d: dict) -> SimpleNamespace:
+    return SimpleNamespace(**{k: _ns(v) if isinstance(v, dict) else v for k, v in d.items()})
+
+
+def _as_da(v) -> xr.DataArray:
+    return v if isinstance(v, xr.DataArray) else xr.DataArray(v)
+
+
+def _split(study_grid: dict, params: dict):
+    """Separate scalar settings from dimensions; expand ranges; validate every value."""
+    scalars, dims = {}, {}
+    merged = {**{k: v for k, v in (study_grid or {}).items() if k not in params}, **params}
+    for name, raw in merged.items():
+        value = expand_values(name, raw)
+        path, param = lookup(name)
+        check_values(name, value, param)
+        if param is not None and param.preset_group:
+            for v in value if isinstance(value, list) else [value]:
+                config.check_preset(param.preset_group, v)
+        (dims if isinstance(value, list) else scalars)[name] = value
+    return scalars, dims
+
+
+def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict | None = None,
+             cfg: dict | None = None, **params) -> xr.Dataset:
+    """Energy, latency and capacity of one decode step over a grid of parameters.
+
+    ``study`` names a preset in conf/study (model, system, workload and its grid). ``model`` / ``system``
+    are preset names (a list makes a dimension). Other keyword parameters are canonical short names (see
+    :data:`dse.params.PARAMS`) or dotted config paths; a list, tuple, range or array becomes a dimension
+    with those coordinates. ``chunks`` maps dimension names to dask chunk sizes (lazy evaluation).
+    ``cfg`` is an already composed root config (the CLI passes Hydra's).
+    """
+    if model is not None:
+        params["model"] = model
+    if system is not None:
+        params["system"] = system
+    if cfg is None:
+        if study is not None:
+            config.check_preset("study", study)
+        base = config.compose(study=study)
+    else:
+        base = json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else config.OmegaConf.to_container(cfg, resolve=True)
+    scalars, dims = _split(base.get("grid") or {}, params)
+
+    tree = {k: base[k] for k in ("model", "system", "workload", "accounting")}
+    provenance_tree = json.loads(json.dumps(tree, default=str))
+    for name in ("model", "system"):
+        if name in scalars:
+            tree[name] = config.preset(name, scalars[name])
+
+    # --- systems (with gpu / link presets inside), then models: stacked along their dimensions
+    sys_variants = [config.preset("system", v) for v in dims["system"]] if "system" in dims else [tree["system"]]
+    for name, part in (("gpu", "gpu"), ("link", "offload_link")):
+        for sv in sys_variants:
+            if name in scalars:
+                sv[part] = config.preset(name, scalars[name])
+            elif name in dims:
+                sv[part] = _stack([config.preset(name, v) for v in dims[name]], name, dims[name])
+    sys_variants = [_prepare_system(sv) for sv in sys_variants]
+    tree["system"] = _stack(sys_variants, "system", dims["system"]) if "system" in dims else sys_variants[0]
+    models = [config.preset("model", v) for v in dims["model"]] if "model" in dims else [tree["model"]]
+    models = [_prepare_model(mv) for mv in models]
+    tree["model"] = _stack(models, "model", dims["model"]) if "model" in dims else models[0]
+
+    # --- numeric and workload settings onto their leaves (explicit settings win over presets)
+    ref = {k: tree["model"][k] for k in ("n_experts", "top_k", "d_expert")}
+    for name, value in list(scalars.items()) + [(n, v) for n, v in dims.items()]:
+        if name in PRESET_DIMS:
+            continue
+        path, _ = lookup(name)
+        if isinstance(value, list):
+            value = _data_array(name, value, chunks) if name != "placement" else value
+        if path == "workload.placement":
+            tree["workload"]["placement"] = value
+            continue
+        if path == "workload.offload_path":
+            value = _as_da(value == "staged") * 1.0 if not isinstance(value, xr.DataArray) else value
+        _set_leaf(tree, name, path, value)
+
+    acct = tree["accounting"]
+    if acct["expert_scaling"] not in ("keep_expert_size", "keep_total_params"):
+        raise DseError(f"accounting.expert_scaling={acct['expert_scaling']!r}: allowed keep_expert_size, keep_total_params")
+    if acct["topk_scaling"] not in ("keep_expert_size", "keep_active_params"):
+        raise DseError(f"accounting.topk_scaling={acct['topk_scaling']!r}: allowed keep_expert_size, keep_active_params")
+    m = tree["model"]
+    if acct["expert_scaling"] == "keep_total_params" and "d_expert" not in scalars and "d_expert" not in dims:
+        m["d_expert"] = ref["d_expert"] * ref["n_experts"] / np.maximum(m["n_experts"], 1)
+    if acct["topk_scaling"] == "keep_active_params" and "d_expert" not in scalars and "d_expert" not in dims:
+        m["d_expert"] = m["d_expert"] * ref["top_k"] / np.maximum(m["top_k"], 1)
+
+    _check_tree(tree)
+    w = dict(tree["workload"])
+    freqs = w.pop("routing_frequencies", None)
+    placement = w.pop("placement")
+    offload_path = w.pop("offload_path")
+    if isinstance(offload_path, str):
+        if offload_path not in ("staged", "direct"):
+            raise DseError(f"workload.offload_path={offload_path!r}: allowed staged, direct")
+        w["staged"] = 1.0 if offload_path == "staged" else 0.0
+    elif isinstance(offload_path, list):
+        w["staged"] = xr.DataArray([1.0 if p == "staged" else 0.0 for p in offload_path], dims=["offload_path"],
+                                   coords={"offload_path": offload_path})
+    else:
+        w["staged"] = offload_path
+    w["prefetch"] = _as_da(w["prefetch"]) * 1.0 if isinstance(w["prefetch"], (bool, xr.DataArray)) else float(w["prefetch"])
+    w["count_lm_head"] = 1.0 if acct["count_lm_head"] else 0.0
+    if acct["prefetch_overlap"] not in ("step", "moe_layer"):
+        raise DseError(f"accounting.prefetch_overlap={acct['prefetch_overlap']!r}: allowed step, moe_layer")
+    w["overlap_step"] = 1.0 if acct["prefetch_overlap"] == "step" else 0.0
+
+    s = tree["system"]
+    tiers = s.pop("tiers")
+    if isinstance(placement, list):
+        tier = _stack([_tier_for(p, tiers) for p in placement], "placement", placement)
+    else:
+        tier = _tier_for(placement, tiers)
+    s["always_on_w_per_gpu"] = sum(t["always_on"] * t["idle_w"] * t["devices_per_gpu"] for t in tiers.values())
+    gpu, link = s.pop("gpu"), s.pop("offload_link")
+
+    M, G, S, LINK, T, W = (_ns(x) for x in (m, gpu, s, link, tier, w))
+    touched, uncached, busiest, mode = _routing(M, S, W, freqs)
+    out = kernel.decode_step(M, G, S, LINK, T, W, touched, uncached, busiest)
+
+    energy = xr.concat([_as_da(out.energy[c]) for c in kernel.COMPONENTS],
+                       dim=xr.DataArray(list(kernel.COMPONENTS), dims=["component"], name="component"),
+                       coords="minimal", compat="override")
+    total = energy.sum("component")
+    offload = sum(_as_da(out.energy[c]) for c in kernel.OFFLOAD_COMPONENTS)
+    B = _as_da(W.batch)
+    data = {
+        "energy_per_token": total / B,
+        "energy": energy,
+        "step_energy": total,
+        "step_latency": _as_da(out.latency),
+        "copy_latency": _as_da(out.copy_latency),
+        "offload_share": offload / total,
+        "tokens_per_s": B / _as_da(out.latency),
+        "experts_touched": _as_da(out.touched),
+        "experts_fetched": _as_da(out.fetched),
+        "busiest_gpu_experts": _as_da(out.busiest),
+        "hbm_read_bytes": _as_da(out.hbm_weight_bytes + out.kv_bytes),
+        "offload_read_bytes": _as_da(out.offload_bytes),
+        "offload_read_bits": _as_da(out.offload_bits),
+        "flops": _as_da(out.flops),
+        "hbm_bytes": _as_da(out.hbm_bytes),
+        "offload_tier_bytes": _as_da(out.tier_bytes),
+        "n_gpus": _as_da(out.n_gpus),
+    }
+    ds = xr.Dataset(data)
+    for name, (units, long_name) in VARIABLES.items():
+        ds[name].attrs.update(units=units, long_name=long_name)
+    for name in dims:
+        if name in ds.coords:
+            units = PARAMS[name].units if name in PARAMS else ""
+            ds[name].attrs.update(units=units, long_name=PARAMS[name].doc if name in PARAMS else name)
+    ds = ds.transpose(*[d for d in dims if d in ds.dims], *[d for d in ds.dims if d not in dims])
+
+    settings = {k: (v if not isinstance(v, list) else v) for k, v in {**scalars, **dims}.items()}
+    config_yaml = config.to_yaml(provenance_tree)
+    digest = hashlib.sha256((config_yaml + json.dumps(settings, sort_keys=True, default=str)).encode()).hexdigest()
+    from . import __version__
+
+    ds.attrs.update(
+        title="dse decode-step energy / latency / capacity",
+        study=study or "",
+        model=str(scalars.get("model", base["model"].get("name", ""))),
+        system=str(scalars.get("system", base["system"].get("name", ""))),
+        settings=json.dumps(settings, default=str),
+        config_yaml=config_yaml,
+        config_digest=digest,
+        dse_version=__version__,
+        git_commit=_git_commit(),
+        routing=mode,
+        expert_scaling=acct["expert_scaling"],
+        topk_scaling=acct["topk_scaling"],
+        count_lm_head=int(bool(acct["count_lm_head"])),
+        prefetch_overlap=acct["prefetch_overlap"],
+        conventions="energy in J, time in s, bytes in B; see MODEL.md",
+    )
+    return ds

@@ -1,0 +1,107 @@
+"""Canonical parameter names: the short names users sweep, the config leaves they set, units and ranges.
+
+A user may also name any numeric config leaf by its dotted path (``system.gpu.idle_w``). Ranges are checked
+before any work starts; an error names the key and the allowed range in one line.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+INF = math.inf
+
+
+class DseError(ValueError):
+    """Bad input: the message is one line naming the offending key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Param:
+    path: str                 # dotted config path ("model.top_k"); "flash" expands to every Flash tier
+    units: str
+    doc: str
+    lo: float = -INF
+    hi: float = INF
+    integer: bool = False
+    choices: tuple = field(default_factory=tuple)   # categorical values (empty = numeric)
+    preset_group: str | None = None                  # a preset name from conf/<group>/
+
+    @property
+    def categorical(self) -> bool:
+        return bool(self.choices) or self.preset_group is not None
+
+
+PARAMS: dict[str, Param] = {
+    "batch": Param("workload.batch", "sequences", "sequences decoded per step", 1, INF, integer=True),
+    "context_len": Param("workload.context_len", "tokens", "context tokens per sequence", 0, INF, integer=True),
+    "weight_bytes": Param("workload.weight_bytes", "B/param", "bytes per weight parameter", 0.0625, 8),
+    "kv_bytes": Param("workload.kv_bytes", "B/value", "bytes per KV-cache value", 0.0625, 8),
+    "placement": Param("workload.placement", "", "tier holding the routed experts", choices=("tier",)),
+    "hbm_cache_fraction": Param("workload.hbm_cache_fraction", "1", "hottest experts kept in HBM", 0, 1),
+    "routing_skew": Param("workload.routing_skew", "1", "Zipf exponent of expert popularity", 0, 10),
+    "prefetch": Param("workload.prefetch", "bool", "overlap copies with compute", choices=(False, True)),
+    "offload_path": Param("workload.offload_path", "", "staged via HBM or direct", choices=("staged", "direct")),
+    "top_k": Param("model.top_k", "experts", "experts picked per token", 0, INF, integer=True),
+    "n_experts": Param("model.n_experts", "experts", "routed experts per MoE layer", 0, INF, integer=True),
+    "d_expert": Param("model.d_expert", "1", "intermediate width of one expert", 0, INF, integer=True),
+    "flash_read_pj_per_bit": Param("flash.read_pj_per_bit", "pJ/bit", "Flash tier read energy", 0, INF),
+    "ddr_read_pj_per_bit": Param("system.tiers.ddr.read_pj_per_bit", "pJ/bit", "DDR read energy", 0, INF),
+    "hbm_read_pj_per_bit": Param("system.gpu.hbm_read_pj_per_bit", "pJ/bit", "HBM read energy", 0, INF),
+    "hbm_write_pj_per_bit": Param("system.gpu.hbm_write_pj_per_bit", "pJ/bit", "HBM write energy", 0, INF),
+    "flop_pj": Param("system.gpu.flop_pj", "pJ/FLOP", "compute energy per FLOP", 0, INF),
+    "idle_w": Param("system.gpu.idle_w", "W", "GPU static power", 0, INF),
+    "peak_tflops": Param("system.gpu.peak_tflops", "TFLOP/s", "GPU peak FLOP rate", 1e-9, INF),
+    "hbm_bw_gbps": Param("system.gpu.hbm_bw_gbps", "GB/s", "HBM bandwidth per GPU", 1e-9, INF),
+    "link_bw_gbps": Param("system.offload_link.bw_gbps", "GB/s", "offload link bandwidth per GPU", 1e-9, INF),
+    "link_pj_per_bit": Param("system.offload_link.pj_per_bit", "pJ/bit", "offload link energy", 0, INF),
+    "ssd_per_gpu": Param("system.tiers.ssd.devices_per_gpu", "drives", "SSDs per GPU", 1, INF, integer=True),
+    "tp": Param("system.tp", "GPUs", "tensor-parallel degree", 1, INF, integer=True),
+    "dp": Param("system.dp", "GPUs", "data-parallel replicas", 1, INF, integer=True),
+    "ep": Param("system.ep", "GPUs", "expert-parallel degree", 1, INF, integer=True),
+    "model": Param("model", "", "model preset", preset_group="model"),
+    "system": Param("system", "", "system preset", preset_group="system"),
+    "gpu": Param("system.gpu", "", "GPU preset", preset_group="gpu"),
+    "link": Param("system.offload_link", "", "offload link preset", preset_group="link"),
+}
+
+#: Ranges for dotted paths by their unit suffix (every physical quantity is non-negative).
+SUFFIX_RANGES = {"_pj_per_bit": (0, INF), "_pj": (0, INF), "_w": (0, INF), "_gbps": (1e-9, INF),
+                 "_gb": (0, INF), "_usd": (0, INF), "_per_gb": (0, INF), "_tflops": (1e-9, INF)}
+
+
+def lookup(name: str) -> tuple[str, Param | None]:
+    """Canonical name -> (path, Param); a dotted path -> (path, None)."""
+    if name in PARAMS:
+        return PARAMS[name].path, PARAMS[name]
+    if "." in name:
+        return name, None
+    raise DseError(f"unknown parameter {name!r}: use a dotted config path or one of {', '.join(sorted(PARAMS))}")
+
+
+def check_values(name: str, values, param: Param | None) -> None:
+    """Range/type checks for one parameter's values (scalar or list); raises DseError, one line."""
+    vals = list(values) if isinstance(values, (list, tuple, np.ndarray)) else [values]
+    if not vals:
+        raise DseError(f"{name}: empty list of values")
+    if param is not None and param.categorical:
+        if param.choices and param.choices != ("tier",):
+            bad = [v for v in vals if v not in param.choices]
+            if bad:
+                raise DseError(f"{name}={bad[0]!r} not allowed: choose from {list(param.choices)}")
+        return
+    lo, hi, integer = -INF, INF, False
+    if param is not None:
+        lo, hi, integer = param.lo, param.hi, param.integer
+    else:
+        for suffix, rng in SUFFIX_RANGES.items():
+            if name.endswith(suffix):
+                lo, hi = rng
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise DseError(f"{name}={v!r} is not a number (allowed range [{lo}, {hi}])")
+        if not (lo <= v <= hi) or (isinstance(v, float) and math.isnan(v)):
+            raise DseError(f"{name}={v} out of range: allowed [{lo}, {hi}]")
+        if integer and float(v) != int(v):
+            raise DseError(f"{name}={v} must be an integer in [{lo}, {hi}]")

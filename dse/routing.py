@@ -1,0 +1,80 @@
+"""How many distinct routed experts one decode step touches (MODEL.md section 3).
+
+Every function here is elementwise over its array arguments: numpy arrays, xarray DataArrays (numpy- or
+dask-backed) and dask arrays all work, because only ufuncs, arithmetic and Python loops over small integer
+ranges are used.  Sums over experts or over per-GPU expert slots are unrolled Python loops, which keeps the
+extra axis out of the caller's broadcasting.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def touched_uniform(batch, top_k, n_experts):
+    """Expected distinct experts touched by ``batch`` tokens, uniform routing: U = E (1 - (1 - k/E)^B)."""
+    e = np.maximum(n_experts, 1)
+    return n_experts * (1.0 - (1.0 - top_k / e) ** batch)
+
+
+def _zipf_probabilities(top_k, n_experts, skew, n_max):
+    """Per-rank pick probabilities p_i = k w_i / sum(w), w_i = (i+1)^-s, for ranks i < n_max.
+
+    Ranks at or beyond ``n_experts`` get probability 0 (so ``n_experts`` may itself be an array). Probabilities
+    are capped at 1 (a token cannot pick one expert twice); the cap only binds for extreme skew.
+    """
+    weights = [(i + 1.0) ** (-skew) * (i < n_experts) for i in range(n_max)]
+    total = sum(weights)
+    return [np.minimum(top_k * w / total, 1.0) for w in weights]
+
+
+def touched_zipf(batch, top_k, n_experts, skew, n_max, cached=0.0):
+    """Expected distinct experts touched under Zipf(skew) popularity, and how many of them are not cached.
+
+    ``cached`` is the number of hottest experts held in HBM (fractional counts weight the boundary rank).
+    Returns ``(touched, touched_uncached)``; skew = 0 reproduces :func:`touched_uniform`.
+    """
+    touched = 0.0
+    uncached = 0.0
+    for i, p in enumerate(_zipf_probabilities(top_k, n_experts, skew, n_max)):
+        t = 1.0 - (1.0 - p) ** batch
+        touched = touched + t
+        uncached = uncached + t * np.clip(i + 1.0 - cached, 0.0, 1.0)
+    return touched, uncached
+
+
+def touched_measured(batch, frequencies, cached=0.0):
+    """Expected distinct experts touched for a measured per-expert pick-probability vector.
+
+    ``frequencies`` are per-expert probabilities that one token picks that expert (they sum to top_k); they
+    are sorted hottest first so that ``cached`` counts the hottest experts.
+    """
+    probs = np.sort(np.asarray(frequencies, dtype=float))[::-1]
+    touched = 0.0
+    uncached = 0.0
+    for i, p in enumerate(probs):
+        t = 1.0 - (1.0 - p) ** batch
+        touched = touched + t
+        uncached = uncached + t * np.clip(i + 1.0 - cached, 0.0, 1.0)
+    return touched, uncached
+
+
+def busiest_gpu_experts(touched, n_experts, ep, m_max):
+    """Expected touched experts on the busiest of ``ep`` expert-parallel GPUs (MODEL.md section 6).
+
+    Each GPU holds m = ceil(E / ep) experts; each expert is touched with probability q = U / E; per-GPU
+    counts are taken as independent Binomial(m, q), and E[max] = sum_{j=1..m} (1 - F(j-1)^ep). ``m_max``
+    bounds m over the whole grid (the loop length). With ep = 1 this returns ``touched`` exactly.
+    """
+    e = np.maximum(n_experts, 1)
+    m = np.ceil(e / ep)
+    q = np.clip(touched / e, 0.0, 1.0 - 1e-12)
+    ratio = q / (1.0 - q)
+    pmf = (1.0 - q) ** m
+    cdf = pmf
+    expected_max = 0.0
+    for j in range(1, int(m_max) + 1):
+        expected_max = expected_max + (1.0 - cdf**ep)
+        pmf = pmf * np.maximum(m - (j - 1), 0.0) / j * ratio
+        cdf = np.minimum(cdf + pmf, 1.0)
+    single = (ep <= 1) * 1.0
+    return expected_max * (1.0 - single) + touched * single
