@@ -1,0 +1,43 @@
+"""Engine regression cases: dse.evaluate calls whose outputs were saved (tests/data/engine_reference.nc)
+by the engine as it was before the open-grid block evaluation (commit c6fcc0b); test_grid.py checks the
+current engine reproduces them bit for bit. Regenerate only on purpose: python tests/engine_cases.py."""
+from __future__ import annotations
+
+CASES = {
+    "fig45_mixtral": dict(study="paper-fig45-mixtral"),
+    "fig45_deepseek": dict(study="paper-fig45-deepseek"),
+    "fig6_maverick": dict(study="paper-fig6-maverick"),
+    "fig6_llama3": dict(study="paper-fig6-llama3"),
+    "flash_grid": dict(model="deepseek-r1", system="8xh200", placement=["hbm", "ddr", "ssd", "hbf"],
+                       batch=[1, 3, 64, 512], flash_read_pj_per_bit=[2.0, 30.0, 200.0],
+                       top_k=[1, 2, 8], n_experts=[32, 256], context_len=[0, 4096]),
+    "models_systems": dict(model=["mixtral-8x7b", "deepseek-r1", "qwen3-235b-a22b"],
+                           system=["8xh200", "paper-8xh100-c2c5"], placement=["ssd", "ddr"], batch=[1, 16]),
+    "zipf_cache": dict(model="qwen3-235b-a22b", system="8xh200", placement="ssd", routing_skew=[0.0, 0.8, 1.5],
+                       hbm_cache_fraction=[0.0, 0.25, 1.0], batch=[1, 32], prefetch=[False, True],
+                       offload_path="direct"),
+    "gpu_link_ep": dict(model="mixtral-8x7b", system="8xh200", gpu=["h100-sxm", "b200"],
+                        link=["pcie-gen5-x16", "nvlink-c2c-gen5"], ep=[1, 2, 8], placement="ssd", batch=[2, 64]),
+    "scalars_paths": {"model": "gpt-oss-120b", "system": "8xb200", "placement": "ssd", "batch": 7,
+                      "system.gpu.idle_w": [50.0, 120.0], "link_bw_gbps": {"start": 50, "stop": 900, "num": 4},
+                      "ssd_per_gpu": [1, 8]},
+}
+
+
+def evaluate(name: str):
+    import dse
+
+    return dse.evaluate(**CASES[name])
+
+
+if __name__ == "__main__":
+    import os
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "engine_reference.nc"
+    if path.exists():
+        os.remove(path)
+    for i, name in enumerate(CASES):
+        ds = evaluate(name)
+        ds.to_netcdf(path, mode="w" if i == 0 else "a", group=name, engine="h5netcdf")
+        print(name, dict(ds.sizes))
