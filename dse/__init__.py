@@ -13,4 +13,14 @@ def evaluate(*args, **kwargs):
 
 evaluate.__doc__ = "Energy, latency and capacity of one decode step over a grid of parameters (dse.engine.evaluate)."
 
-__all__ = ["DseError", "evaluate", "__version__"]
+
+def open_results(*args, **kwargs):
+    """See :func:`dse.results.open_results`."""
+    from .results import open_results as _open_results
+
+    return _open_results(*args, **kwargs)
+
+
+open_results.__doc__ = "Open a dse NetCDF file or Zarr store lazily (dse.results.open_results)."
+
+__all__ = ["DseError", "evaluate", "open_results", "__version__"]

@@ -6,6 +6,7 @@ system, gpu, link, placement) are stacked leaf by leaf along their own dimension
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
@@ -16,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from . import config, kernel, routing
+from .grid import Grid
 from .params import PARAMS, DseError, check_values, lookup
 
 NO_TIER_BW_GBPS = 1e30          # stands in for "unlimited" (YAML .inf), keeps 0 * inf out of the kernel
@@ -138,14 +140,9 @@ def _prepare_system(s: dict) -> dict:
     return s
 
 
-def _data_array(name: str, values: list, chunks):
+def _data_array(name: str, values: list):
     values = np.asarray(values)
-    data = values
-    if chunks is not None and name in chunks and values.dtype.kind in "biuf":
-        import dask.array as da
-
-        data = da.from_array(values, chunks=chunks[name])
-    return xr.DataArray(data, dims=[name], coords={name: values})
+    return xr.DataArray(values, dims=[name], coords={name: values})
 
 
 def _flash_tiers(tiers: dict) -> list[str]:
@@ -208,32 +205,90 @@ def _check_tree(tree: dict) -> None:
         raise DseError(f"workload.hbm_cache_fraction={f.ravel()[0]} out of range: allowed [0, 1]")
 
 
-def _routing(m, s, w, routing_frequencies):
-    """Expected touched / uncached experts per MoE layer and the busiest EP GPU's touched experts."""
-    B, k, E, f = w.batch, m.top_k, m.n_experts, w.hbm_cache_fraction
+def _routing_plan(m, s, w, routing_frequencies) -> dict:
+    """How expected experts are counted over the whole grid: the mode and the loop bounds (so that every block
+    of a chunked grid runs the same loops and gives the same numbers)."""
+    k, E = m.top_k, m.n_experts
+    freqs = None
     if routing_frequencies is not None:
         freqs = np.asarray(routing_frequencies, dtype=float)
         if freqs.ndim != 1 or np.any(freqs < 0) or np.any(freqs > 1):
             raise DseError("workload.routing_frequencies must be a list of per-expert probabilities in [0, 1]")
         if np.ndim(_values(E)) or int(_values(E)) != len(freqs):
             raise DseError(f"workload.routing_frequencies has {len(freqs)} entries; model.n_experts is {_values(E)}")
+        if np.ndim(_values(k)):
+            raise DseError("workload.routing_frequencies: model.top_k cannot be a dimension with measured routing")
         freqs = freqs * (float(_values(k)) / freqs.sum()) if freqs.sum() > 0 else freqs
-        touched, uncached = routing.touched_measured(B, freqs, cached=f * E)
         mode = "measured"
     elif np.ndim(_values(w.routing_skew)) == 0 and float(_values(w.routing_skew)) == 0.0:
-        touched = routing.touched_uniform(B, k, E)
-        uncached = touched * (1 - f)
         mode = "uniform"
     else:
-        n_max = int(np.max(_values(E)))
-        touched, uncached = routing.touched_zipf(B, k, E, w.routing_skew, n_max, cached=f * E)
         mode = "zipf"
     per_gpu = np.ceil(_values(E) / np.maximum(_values(s.ep), 1)) if np.ndim(_values(s.ep)) == 0 else None
     if per_gpu is None:  # ep is a dimension
         per_gpu = np.ceil(np.max(_values(E)) / np.min(_values(s.ep)))
     m_max = int(np.max(per_gpu)) if np.any(_values(s.ep) > 1) else 0
+    return dict(mode=mode, freqs=freqs, n_max=int(np.max(_values(E))), m_max=m_max)
+
+
+def _routing(m, s, w, mode, freqs, n_max, m_max):
+    """Expected touched / uncached experts per MoE layer and the busiest EP GPU's touched experts."""
+    B, k, E, f = w.batch, m.top_k, m.n_experts, w.hbm_cache_fraction
+    if mode == "measured":
+        touched, uncached = routing.touched_measured(B, freqs, cached=f * E)
+    elif mode == "uniform":
+        touched = routing.touched_uniform(B, k, E)
+        uncached = touched * (1 - f)
+    else:
+        touched, uncached = routing.touched_zipf(B, k, E, w.routing_skew, n_max, cached=f * E)
     busiest = routing.busiest_gpu_experts(touched, E, s.ep, m_max)
-    return touched, uncached, busiest, mode
+    return touched, uncached, busiest
+
+
+def _sum_in_order(parts) -> np.ndarray:
+    """parts[0] + parts[1] + ... left to right, growing by broadcasting only as the terms require (so it costs
+    little until the terms span the whole block); the same numbers as summing the stacked terms in order."""
+    total = parts[0] + parts[1]  # a new array (or number): updated in place where its shape suffices
+    for part in parts[2:]:
+        if isinstance(total, np.ndarray) and total.shape == np.broadcast_shapes(total.shape, np.shape(part)):
+            total += part
+        else:
+            total = total + part
+    return total
+
+
+def _outputs(m, g, s, link, tier, w, *, routing_plan) -> dict:
+    """One block of the open grid (numpy arrays, one axis per grid dimension) -> the output variables.
+
+    ``energy`` has the component axis first (:class:`dse.grid.Grid` shows it last); step energy adds the
+    components in order, offload energy the offload components.
+    """
+    touched, uncached, busiest = _routing(m, s, w, **routing_plan)
+    out = kernel.decode_step(m, g, s, link, tier, w, touched, uncached, busiest)
+    parts = [out.energy[c] for c in kernel.COMPONENTS]
+    energy = np.stack(np.broadcast_arrays(*parts))
+    total = _sum_in_order(parts)
+    offload = _sum_in_order([out.energy[c] for c in kernel.OFFLOAD_COMPONENTS])
+    B = w.batch
+    return {
+        "energy_per_token": total / B,
+        "energy": energy,
+        "step_energy": total,
+        "step_latency": out.latency,
+        "copy_latency": out.copy_latency,
+        "offload_share": offload / total,
+        "tokens_per_s": B / out.latency,
+        "experts_touched": out.touched,
+        "experts_fetched": out.fetched,
+        "busiest_gpu_experts": out.busiest,
+        "hbm_read_bytes": out.hbm_weight_bytes + out.kv_bytes,
+        "offload_read_bytes": out.offload_bytes,
+        "offload_read_bits": out.offload_bits,
+        "flops": out.flops,
+        "hbm_bytes": out.hbm_bytes,
+        "offload_tier_bytes": out.tier_bytes,
+        "n_gpus": out.n_gpus,
+    }
 
 
 def _ns(d: dict) -> SimpleNamespace:
@@ -266,9 +321,15 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
     ``study`` names a preset in conf/study (model, system, workload and its grid). ``model`` / ``system``
     are preset names (a list makes a dimension). Other keyword parameters are canonical short names (see
     :data:`dse.params.PARAMS`) or dotted config paths; a list, tuple, range or array becomes a dimension
-    with those coordinates. ``chunks`` maps dimension names to dask chunk sizes (lazy evaluation).
-    ``cfg`` is an already composed root config (the CLI passes Hydra's).
+    with those coordinates. ``chunks`` maps dimension names to dask chunk sizes (lazy evaluation: one dask
+    task per block of the grid). ``cfg`` is an already composed root config (the CLI passes Hydra's).
     """
+    return resolve(study, model=model, system=system, cfg=cfg, **params).dataset(chunks)
+
+
+def resolve(study: str | None = None, *, model=None, system=None, cfg: dict | None = None, **params) -> Grid:
+    """Validate and resolve everything :func:`evaluate` needs, without evaluating the grid: a :class:`Grid`
+    (its dimensions, sizes, inputs and attributes) whose ``dataset(chunks)`` or ``block(box)`` evaluate it."""
     if model is not None:
         params["model"] = model
     if system is not None:
@@ -308,7 +369,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
             continue
         path, _ = lookup(name)
         if isinstance(value, list):
-            value = _data_array(name, value, chunks) if name != "placement" else value
+            value = _data_array(name, value) if name != "placement" else value
         if path == "workload.placement":
             tree["workload"]["placement"] = value
             continue
@@ -356,50 +417,16 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
     s["always_on_w_per_gpu"] = sum(t["always_on"] * t["idle_w"] * t["devices_per_gpu"] for t in tiers.values())
     gpu, link = s.pop("gpu"), s.pop("offload_link")
 
-    M, G, S, LINK, T, W = (_ns(x) for x in (m, gpu, s, link, tier, w))
-    touched, uncached, busiest, mode = _routing(M, S, W, freqs)
-    out = kernel.decode_step(M, G, S, LINK, T, W, touched, uncached, busiest)
-
-    energy = xr.concat([_as_da(out.energy[c]) for c in kernel.COMPONENTS],
-                       dim=xr.DataArray(list(kernel.COMPONENTS), dims=["component"], name="component"),
-                       coords="minimal", compat="override")
-    total = energy.sum("component")
-    offload = sum(_as_da(out.energy[c]) for c in kernel.OFFLOAD_COMPONENTS)
-    B = _as_da(W.batch)
-    data = {
-        "energy_per_token": total / B,
-        "energy": energy,
-        "step_energy": total,
-        "step_latency": _as_da(out.latency),
-        "copy_latency": _as_da(out.copy_latency),
-        "offload_share": offload / total,
-        "tokens_per_s": B / _as_da(out.latency),
-        "experts_touched": _as_da(out.touched),
-        "experts_fetched": _as_da(out.fetched),
-        "busiest_gpu_experts": _as_da(out.busiest),
-        "hbm_read_bytes": _as_da(out.hbm_weight_bytes + out.kv_bytes),
-        "offload_read_bytes": _as_da(out.offload_bytes),
-        "offload_read_bits": _as_da(out.offload_bits),
-        "flops": _as_da(out.flops),
-        "hbm_bytes": _as_da(out.hbm_bytes),
-        "offload_tier_bytes": _as_da(out.tier_bytes),
-        "n_gpus": _as_da(out.n_gpus),
-    }
-    ds = xr.Dataset(data)
-    for name, (units, long_name) in VARIABLES.items():
-        ds[name].attrs.update(units=units, long_name=long_name)
-    for name in dims:
-        if name in ds.coords:
-            units = PARAMS[name].units if name in PARAMS else ""
-            ds[name].attrs.update(units=units, long_name=PARAMS[name].doc if name in PARAMS else name)
-    ds = ds.transpose(*[d for d in dims if d in ds.dims], *[d for d in ds.dims if d not in dims])
+    plan = _routing_plan(_ns(m), _ns(s), _ns(w), freqs)
+    coord_attrs = {name: dict(units=PARAMS[name].units if name in PARAMS else "",
+                              long_name=PARAMS[name].doc if name in PARAMS else name) for name in dims}
 
     settings = {k: (v if not isinstance(v, list) else v) for k, v in {**scalars, **dims}.items()}
     config_yaml = config.to_yaml(provenance_tree)
     digest = hashlib.sha256((config_yaml + json.dumps(settings, sort_keys=True, default=str)).encode()).hexdigest()
     from . import __version__
 
-    ds.attrs.update(
+    attrs = dict(
         title="dse decode-step energy / latency / capacity",
         study=study or "",
         model=str(scalars.get("model", base["model"].get("name", ""))),
@@ -409,11 +436,13 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
         config_digest=digest,
         dse_version=__version__,
         git_commit=_git_commit(),
-        routing=mode,
+        routing=plan["mode"],
         expert_scaling=acct["expert_scaling"],
         topk_scaling=acct["topk_scaling"],
         count_lm_head=int(bool(acct["count_lm_head"])),
         prefetch_overlap=acct["prefetch_overlap"],
         conventions="energy in J, time in s, bytes in B; see MODEL.md",
     )
-    return ds
+    return Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),
+                {name: np.asarray(values) for name, values in dims.items()}, variables=VARIABLES,
+                stacks={"energy": ("component", kernel.COMPONENTS)}, coord_attrs=coord_attrs, attrs=attrs)

@@ -1,0 +1,143 @@
+"""Sweep throughput: grid points per second of the full kernel through dask (threaded), plain numpy and a per-point
+Python loop, on one grid in one process, printed as ratios; then a 10^9-point sweep to Zarr through the CLI in a
+child process: its wall time and peak RSS.
+
+    python benchmarks/sweep_throughput.py                 # both parts
+    python benchmarks/sweep_throughput.py --no-zarr       # throughput only
+    python benchmarks/sweep_throughput.py --zarr-points 1e8
+
+"Full kernel" = every output variable of every grid point evaluated and materialised (energy with its component
+dimension, each variable at its own dimensions); each block's energy_per_token is summed as a checksum so the
+three ways can be compared.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dse import engine, sweep  # noqa: E402
+
+# The issue's design space: Flash pJ/bit x HBM pJ/bit x batch x top-k x experts x context x link bandwidth.
+GRID = {
+    "flash_read_pj_per_bit": {"start": 1.0, "stop": 200.0, "num": 64, "log": True},
+    "hbm_read_pj_per_bit": [3.0, 4.2, 6.0, 10.0],
+    "batch": {"start": 1, "stop": 512, "num": 512},
+    "top_k": [1, 2, 4, 8],
+    "n_experts": [64, 128, 256],
+    "context_len": [1024, 8192, 32768],
+    "link_bw_gbps": [64.0, 450.0, 900.0],
+}
+BASE = dict(model="deepseek-r1", system="8xh200", placement="ssd")
+
+
+def throughput(repeats: int, loop_points: int, chunk_mb: float) -> None:
+    grid = engine.resolve(**BASE, **GRID)
+    n = grid.points
+    chunking = grid.chunking(sweep.choose_chunks(grid, chunk_mb))
+    blocks = grid.blocks(chunking)
+    print(f"grid: {n:,} points, {len(grid.dims)} dimensions {dict(grid.sizes)}; {len(blocks)} blocks "
+          f"(target chunk {chunk_mb} MiB)")
+
+    total = [0.0]
+    lock = threading.Lock()
+
+    def consume(g, idx, box):
+        s = float(g.block(box)["energy_per_token"].sum())
+        with lock:
+            total[0] += s
+
+    dask_s = []
+    for _ in range(repeats):
+        total[0] = 0.0
+        t = time.perf_counter()
+        sweep.compute_blocks(grid, blocks, consume, progress=False)
+        dask_s.append(time.perf_counter() - t)
+    dask_sum = total[0]
+
+    numpy_s = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        numpy_sum = float(grid.block(grid.box())["energy_per_token"].sum())
+        numpy_s.append(time.perf_counter() - t)
+
+    rng = random.Random(0)
+    picks = [tuple([rng.randrange(grid.sizes[d])] for d in grid.dims) for _ in range(loop_points)]
+    t = time.perf_counter()
+    loop_values = [float(grid.block(box)["energy_per_token"].ravel()[0]) for box in picks]
+    loop_s = time.perf_counter() - t
+    whole = grid.block(grid.box(), ["energy_per_token"])["energy_per_token"]
+    reference = [float(whole[tuple(b[0] for b in box)]) for box in picks]
+
+    rate_dask, rate_numpy, rate_loop = n / min(dask_s), n / min(numpy_s), loop_points / loop_s
+    print(f"dask threaded ({os.cpu_count()} cores): {rate_dask:.3g} points/s  (best of {repeats}: {min(dask_s):.2f} s)")
+    print(f"plain numpy, one call:  {rate_numpy:.3g} points/s  (best of {repeats}: {min(numpy_s):.2f} s)")
+    print(f"per-point Python loop:  {rate_loop:.3g} points/s  ({loop_points} random points, {loop_s:.2f} s)")
+    print(f"ratios: dask / numpy = {rate_dask / rate_numpy:.2f}; numpy / loop = {rate_numpy / rate_loop:.3g}; "
+          f"dask / loop = {rate_dask / rate_loop:.3g}")
+    print(f"checksums agree: dask vs numpy rel. diff {abs(dask_sum / numpy_sum - 1):.1e}; "
+          f"loop points equal the grid's: {loop_values == reference}")
+
+
+def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> None:
+    """A sweep of about ``points`` points through the CLI in a child process; wall time and peak RSS."""
+    num_batch = max(1, round(points / 1_000_000))   # the other dimensions give 10^6 points
+    overrides = [
+        "model=deepseek-r1", "system=8xh200", "workload.placement=ssd",
+        "+grid.flash_read_pj_per_bit={start:1.0,stop:200.0,num:100,log:true}",
+        "+grid.hbm_read_pj_per_bit=[3.0,4.2,6.0,10.0,14.0]", f"+grid.batch={{start:1,stop:{num_batch},num:{num_batch}}}",
+        "+grid.top_k=[1,2,4,8,16]", "+grid.n_experts=[32,64,128,256]", "+grid.context_len=[1024,4096,16384,65536,131072]",
+        "+grid.link_bw_gbps=[32.0,64.0,128.0,256.0,450.0,900.0,1800.0,3600.0,7200.0,14400.0]",
+        "output.format=zarr", f"dask.chunk_mb={chunk_mb}",
+    ]
+    if variables:
+        overrides.append(f"output.variables=[{variables}]")
+    out = Path(tempfile.mkdtemp(prefix="dse-bench-", dir=os.environ.get("DSE_BENCH_DIR")))
+    cmd = [sys.executable, "-m", "dse.sweep", *overrides, f"hydra.run.dir={out}", "progress=false"]
+    print("\n" + " ".join(cmd[1:]))
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    wall = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    import xarray as xr
+
+    ds = xr.open_zarr(out / "result.zarr", consolidated=False)
+    npts = math.prod(ds.sizes[d] for d in ds.sizes if d != "component")
+    on_disk = sum(f.stat().st_size for f in (out / "result.zarr").rglob("*") if f.is_file())
+    print(f"{npts:,} points to Zarr ({', '.join(ds.data_vars)}): wall {wall:.1f} s ({npts / wall:.3g} points/s), "
+          f"peak RSS {rss / 2**30:.2f} GiB, {on_disk / 1e9:.2f} GB on disk")
+    if keep:
+        print(f"kept {out}")
+    else:
+        shutil.rmtree(out)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--loop-points", type=int, default=300)
+    ap.add_argument("--chunk-mb", type=float, default=sweep.DEFAULTS["dask"]["chunk_mb"])
+    ap.add_argument("--zarr-points", type=float, default=1e9)
+    ap.add_argument("--zarr-variables", default="energy_per_token,step_latency,offload_read_bits,experts_touched",
+                    help="comma-separated variables the Zarr sweep writes ('' = all: ~88 bytes per point)")
+    ap.add_argument("--no-zarr", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the Zarr output")
+    a = ap.parse_args()
+    throughput(a.repeats, a.loop_points, a.chunk_mb)
+    if not a.no_zarr:
+        zarr_sweep(a.zarr_points, a.chunk_mb, a.keep, a.zarr_variables)

@@ -1,0 +1,243 @@
+"""Merge a Hydra multirun's results into one dataset whose dimensions are the swept choices.
+
+Every job directory of a multirun holds ``.hydra/overrides.yaml`` and its ``result.nc`` (or ``result.zarr``). The
+override keys whose values differ between jobs become new dimensions (``model=a,b`` -> ``model``;
+``grid.batch=1,8`` -> ``batch``; a dotted path keeps its name), in the order the jobs ran, and the jobs' datasets
+are concatenated along them (values missing from a job, e.g. a batch size another study lacks, are NaN). The
+merged dataset records every job's overrides and resolved config. It is written next to the jobs as
+``merged.nc`` (or ``merged.zarr`` when large) automatically at the end of a multirun (the Hydra callback
+:class:`CollectOnMultirunEnd`), or by ``dse-collect DIR``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import yaml
+
+from .params import PARAMS, DseError
+from .results import open_results
+
+MERGED_NAME = "merged"
+RESULT_NAMES = ("result.nc", "result.zarr")
+
+
+@dataclass
+class Job:
+    dir: Path
+    result: Path
+    overrides: list[str]
+    choices: dict        # override key -> value
+
+
+def _num(path: Path) -> tuple:
+    try:
+        return (0, int(yaml.safe_load((path / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"]), path.name)
+    except Exception:  # noqa: BLE001 - a job without a number sorts by its name
+        return (1, 0, path.name)
+
+
+def jobs(sweep_dir: Path) -> list[Job]:
+    """The finished jobs under a multirun directory, in the order they ran."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    found = []
+    for ov in sorted(Path(sweep_dir).glob("**/.hydra/overrides.yaml")):
+        d = ov.parent.parent
+        result = next((d / n for n in RESULT_NAMES if (d / n).exists()), None)
+        if result is None:
+            continue
+        lines = yaml.safe_load(ov.read_text()) or []
+        choices = {}
+        for o in parser.parse_overrides(lines):
+            if o.key_or_group.startswith("hydra.") or o.key_or_group in ("output.path",):
+                continue
+            value = o.value()
+            choices[o.key_or_group] = value if isinstance(value, (str, int, float, bool)) else o.get_value_element_as_str()
+        found.append(Job(d, result, lines, choices))
+    return sorted(found, key=lambda j: _num(j.dir))
+
+
+def dim_name(key: str) -> str:
+    """Dimension name of a swept override key: grid.batch -> batch; workload.batch -> batch; model -> model."""
+    key = key.removeprefix("grid.")
+    for name, p in PARAMS.items():
+        if key == p.path and not p.preset_group:
+            return name
+    return key
+
+
+def merge(sweep_dir) -> xr.Dataset:
+    """The jobs' datasets (opened lazily) concatenated along the swept choices, with the multirun's provenance."""
+    js = jobs(Path(sweep_dir))
+    if not js:
+        raise DseError(f"{sweep_dir}: no job results (*/.hydra/overrides.yaml beside result.nc or result.zarr)")
+    keys = list(dict.fromkeys(k for j in js for k in j.choices))
+    for j in js:
+        missing = [k for k in keys if k not in j.choices]
+        if missing:
+            raise DseError(f"{j.dir}: override {missing[0]!r} is missing (the other jobs set it)")
+    swept = [k for k in keys if len({repr(j.choices[k]) for j in js}) > 1]
+    values = {k: list(dict.fromkeys(j.choices[k] for j in js)) for k in swept}
+    dims = [dim_name(k) for k in swept]
+    if len(set(dims)) < len(dims):
+        raise DseError(f"two swept overrides map to one dimension: {swept}")
+    by_choice = {}
+    for j in js:
+        combo = tuple(j.choices[k] for k in swept)
+        if combo in by_choice:
+            raise DseError(f"{j.dir} and {by_choice[combo].dir} ran the same choices {dict(zip(dims, combo))}")
+        by_choice[combo] = j
+    for combo in itertools.product(*(values[k] for k in swept)):
+        if combo not in by_choice:
+            raise DseError(f"{sweep_dir}: no result for {dict(zip(dims, combo))} (a job failed or is missing)")
+
+    opened = {j.dir: open_results(j.result) for j in js}
+
+    def load(j: Job) -> xr.Dataset:
+        ds = opened[j.dir]
+        clash = [d for d in dims if d in ds.dims or d in ds.coords]
+        if clash:
+            raise DseError(f"{j.result}: swept override {clash[0]!r} is also a dimension of the job's grid")
+        return ds.expand_dims({d: [j.choices[k]] for d, k in zip(dims, swept)})
+
+    def nest(level: int, prefix: tuple):
+        if level == len(swept):
+            return load(by_choice[prefix])
+        return [nest(level + 1, prefix + (v,)) for v in values[swept[level]]]
+
+    if swept:
+        merged = xr.combine_nested(nest(0, ()), concat_dim=dims, join="outer", combine_attrs="drop_conflicts",
+                                   data_vars="all", coords="different", compat="equals")
+    elif len(js) == 1:
+        merged = load(js[0])
+    else:
+        raise DseError(f"{sweep_dir}: {len(js)} jobs ran the same overrides; nothing to merge along")
+    for d, k in zip(dims, swept):
+        p = PARAMS.get(d)
+        merged[d].attrs.update(units=p.units if p else "", long_name=p.doc if p else f"multirun choice {k}")
+    merged = merged.assign_attrs(_provenance(js, {j.dir: ds.attrs for j, ds in zip(js, opened.values())},
+                                             swept, dims, merged.attrs))
+    merged.set_close(lambda: [ds.close() for ds in opened.values()])
+    return merged
+
+
+def _provenance(js: list[Job], job_attrs: dict, swept: list, dims: list, kept: dict) -> dict:
+    records = []
+    for j in js:
+        attrs = job_attrs[j.dir]
+        records.append({"dir": j.dir.name, "choice": {d: j.choices[k] for d, k in zip(dims, swept)},
+                        "overrides": j.overrides, "config_digest": attrs.get("config_digest"),
+                        "config": yaml.safe_load(attrs.get("run_config_yaml") or attrs.get("config_yaml") or "{}"),
+                        "settings": json.loads(attrs.get("settings") or "{}")})
+    config_yaml = yaml.safe_dump({"multirun_dims": dims, "jobs": records}, sort_keys=False)
+    out = {"multirun_dims": json.dumps(dims), "config_yaml": config_yaml,
+           "config_digest": hashlib.sha256(config_yaml.encode()).hexdigest()}
+    for key in ("dse_version", "git_commit"):
+        if key not in kept:
+            out[key] = ",".join(sorted({str(job_attrs[j.dir].get(key)) for j in js}))
+    return out
+
+
+def write(ds: xr.Dataset, path: Path, progress: bool = True) -> Path:
+    """Write a (lazy) dataset to ``path`` (.nc or .zarr) under a temporary name, renamed when complete."""
+    from contextlib import nullcontext
+
+    from dask.diagnostics import ProgressBar
+
+    from .sweep import PROGRESS_DELAY_S, _replace
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    try:
+        with ProgressBar(minimum=PROGRESS_DELAY_S) if progress else nullcontext():
+            if path.suffix == ".zarr":
+                ds = ds.unify_chunks()
+                ds = ds.chunk({d: max(c) for d, c in ds.chunks.items()})
+                for c in ds.coords:
+                    if ds[c].dtype.kind == "U":
+                        ds[c] = ds[c].astype(object)
+                for v in ds.variables.values():
+                    v.encoding.pop("chunks", None)
+                    v.encoding.pop("preferred_chunks", None)
+                ds.to_zarr(tmp, mode="w", consolidated=False)
+            else:
+                encoding = {n: {"chunksizes": tuple(max(c) for c in v.chunks)} for n, v in ds.data_vars.items()
+                            if v.chunks and v.ndim}
+                ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+        _replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    return path
+
+
+def collect(sweep_dir, output=None, fmt: str = "auto", zarr_above_gb: float = 2.0, progress: bool = True) -> Path:
+    """Merge a multirun directory's results and write ``merged.nc`` / ``merged.zarr`` there (or ``output``)."""
+    if fmt not in ("auto", "netcdf", "zarr"):
+        raise DseError(f"format={fmt!r}: allowed auto, netcdf, zarr")
+    ds = merge(sweep_dir)
+    if output is None:
+        big = fmt == "zarr" or (fmt == "auto" and ds.nbytes > zarr_above_gb * 1e9)
+        output = Path(sweep_dir) / f"{MERGED_NAME}.{'zarr' if big else 'nc'}"
+    output = Path(output)
+    if output.suffix not in (".nc", ".zarr"):
+        raise DseError(f"output {str(output)!r}: use a .nc or .zarr name")
+    try:
+        return write(ds, output, progress)
+    finally:
+        ds.close()
+
+
+try:
+    from hydra.experimental.callback import Callback
+except ImportError:  # pragma: no cover - hydra is a dependency
+    Callback = object
+
+
+class CollectOnMultirunEnd(Callback):
+    """Hydra callback (conf/hydra/callbacks/collect.yaml): merge a multirun's results when it ends."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        out = config.get("output") or {}
+        try:
+            path = collect(sweep_dir, fmt=out.get("format", "auto"), zarr_above_gb=out.get("zarr_above_gb", 2.0),
+                           progress=bool(config.get("progress", True)))
+        except DseError as err:
+            print(f"dse-collect: {err}", file=sys.stderr)
+            return
+        print(f"merged: {path}")
+
+
+def main(argv=None) -> None:
+    """``dse-collect DIR``: merge a multirun directory's results into DIR/merged.nc (or .zarr)."""
+    ap = argparse.ArgumentParser(prog="dse-collect", description=__doc__.split("\n\n")[0])
+    ap.add_argument("dir", help="a Hydra multirun directory (hydra.sweep.dir)")
+    ap.add_argument("-o", "--output", help="where to write (a .nc or .zarr path; default DIR/merged.nc)")
+    ap.add_argument("--format", default="auto", choices=("auto", "netcdf", "zarr"))
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        if not Path(a.dir).is_dir():
+            raise DseError(f"{a.dir}: not a directory")
+        print(collect(a.dir, a.output, a.format, progress=not a.no_progress))
+    except DseError as err:
+        print(f"dse-collect: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
