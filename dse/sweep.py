@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from . import config
 from .params import DseError
@@ -458,7 +459,7 @@ def run(cfg: dict, run_dir: Path | str = ".") -> Path:
     grid, s, names, fmt, path = plan(cfg, run_dir)
     client = connect(s)
     try:
-        run_yaml = config.to_yaml({k: v for k, v in cfg.items() if k != "hydra"})
+        run_yaml = yaml.safe_dump({k: v for k, v in cfg.items() if k != "hydra"}, sort_keys=False)
         attrs = {"run_config_yaml": run_yaml, "run_config_digest": hashlib.sha256(run_yaml.encode()).hexdigest()}
         write = write_zarr if fmt == "zarr" else write_netcdf
         return write(Layout(grid, names, s.chunk_mb), path, attrs, client=client, n_workers=s.n_workers,

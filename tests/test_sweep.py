@@ -1,0 +1,193 @@
+"""dse.sweep: chunked evaluation written to NetCDF / Zarr, resume, distributed, bad input."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import dse
+from dse import config, engine, sweep
+from dse.params import DseError
+from dse.results import open_results
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+GRID = {"placement": ["hbm", "ssd", "hbf"], "batch": [1, 3, 16, 64, 256],
+        "flash_read_pj_per_bit": {"start": 2.0, "stop": 200.0, "num": 7, "log": True}, "top_k": [1, 2, 8]}
+
+
+def cfg_for(grid=None, **sections):
+    cfg = config.compose(model="deepseek-r1", system="8xh200")
+    cfg["grid"] = dict(GRID if grid is None else grid)
+    cfg["progress"] = False
+    cfg["dask"] = {"chunk_mb": 0.002}             # 262 points a chunk: many pieces on a small grid
+    for k, v in sections.items():
+        cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
+    return cfg
+
+
+def evaluated(cfg):
+    return dse.evaluate(cfg=cfg)
+
+
+def strip_run_attrs(ds):
+    for k in ("run_config_yaml", "run_config_digest"):
+        ds.attrs.pop(k, None)
+    return ds
+
+
+@pytest.mark.parametrize("fmt", ["netcdf", "zarr"])
+def test_round_trip_keeps_values_units_and_provenance(tmp_path, fmt):
+    cfg = cfg_for(output={"format": fmt})
+    path = sweep.run(cfg, tmp_path)
+    assert path.name == ("result.zarr" if fmt == "zarr" else "result.nc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]           # no temporary left behind
+    ds = open_results(path)
+    assert ds.energy.chunks is not None                                         # lazy
+    expect = evaluated(cfg)
+    for name, var in expect.data_vars.items():
+        np.testing.assert_array_equal(ds[name].transpose(*var.dims).values, var.values)
+        assert ds[name].attrs["units"] == var.attrs["units"] and ds[name].attrs["long_name"]
+    for c in ("placement", "batch", "flash_read_pj_per_bit", "top_k", "component"):
+        assert list(ds[c].values) == list(expect[c].values)
+    for key in ("config_yaml", "config_digest", "dse_version", "git_commit", "settings"):
+        assert ds.attrs[key] == expect.attrs[key]
+    assert ds.attrs["dse_version"] == dse.__version__
+    assert "flash_read_pj_per_bit:" in ds.attrs["run_config_yaml"] and len(ds.attrs["run_config_digest"]) == 64
+    # a second formula: energy per token is the step's components summed, over the batch
+    np.testing.assert_allclose(ds.energy_per_token, ds.energy.sum("component") / ds.batch, rtol=1e-14)
+
+
+def test_every_chunk_is_written_exactly_once():
+    grid = engine.resolve(cfg=cfg_for())
+    layout = sweep.Layout(grid, list(grid.variables), 0.002)
+    assert layout.chunked and layout.whole                                      # both kinds on this grid
+    counts = {n: np.zeros(tuple(map(sum, layout.chunks(n)))) for n in layout.names}
+    for piece in layout.pieces():
+        for n in piece.names:
+            counts[n][layout.region(n, piece.box)] += 1
+    assert all((c == 1).all() for c in counts.values())
+
+
+def test_chunks_follow_the_target_and_keep_cheap_dimensions_whole():
+    grid = engine.resolve(cfg=cfg_for({"batch": list(range(1, 301)), "flash_read_pj_per_bit": [1.0, 2.0, 5.0],
+                                       "top_k": [1, 2, 4, 8]}))
+    chunks = sweep.choose_chunks(grid, chunk_mb=1000 * 8 / 2**20)              # 1000 float64 per chunk
+    assert math.prod(chunks.values()) <= 1000
+    assert chunks["flash_read_pj_per_bit"] == 3           # only the energy depends on it: never split
+    assert chunks == {"batch": 83, "flash_read_pj_per_bit": 3, "top_k": 4}
+
+
+SCRIPT_KILLED = """
+import json, os, sys
+from dse import sweep
+seen = []
+record = sweep._Recorder.__call__
+def crash_after_three(self, piece, result):
+    record(self, piece, result)
+    seen.append(piece.key)
+    if len(seen) == 3:
+        os._exit(17)            # as a kill -9: no clean-up, other writes possibly half done
+sweep._Recorder.__call__ = crash_after_three
+sweep.run(json.loads(sys.argv[1]), sys.argv[2])
+"""
+
+
+def test_interrupted_zarr_sweep_resumes_to_the_same_dataset(tmp_path, monkeypatch):
+    cfg = cfg_for(output={"format": "zarr"})
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    killed = subprocess.run([sys.executable, "-c", SCRIPT_KILLED, json.dumps(cfg), str(a)], env=ENV, cwd=ROOT)
+    assert killed.returncode == 17
+    assert not (a / "result.zarr").exists() and (a / "result.zarr.partial").is_dir()
+    with pytest.raises(DseError, match="unfinished sweep"):
+        open_results(a / "result.zarr.partial")
+    n_pieces = len(sweep.Layout(engine.resolve(cfg=cfg), list(dse.evaluate(cfg=cfg).data_vars), 0.002).pieces())
+    evaluated_pieces = []
+    original = sweep.evaluate_piece
+    monkeypatch.setattr(sweep, "evaluate_piece", lambda g, p: evaluated_pieces.append(p.key) or original(g, p))
+    sweep.run(cfg, a)                                                           # resume
+    assert 0 < len(evaluated_pieces) <= n_pieces - 3
+    assert sorted(p.name for p in a.iterdir()) == ["result.zarr"]
+    monkeypatch.setattr(sweep, "evaluate_piece", original)
+    sweep.run(cfg, b)                                                           # uninterrupted
+    resumed, straight = open_results(a / "result.zarr").load(), open_results(b / "result.zarr").load()
+    xr.testing.assert_identical(resumed, straight)
+    evaluated_pieces.clear()
+    monkeypatch.setattr(sweep, "evaluate_piece", lambda g, p: evaluated_pieces.append(p.key) or original(g, p))
+    sweep.run(cfg, a)                                                           # complete: nothing to redo
+    assert evaluated_pieces == []
+
+
+def test_a_torn_record_line_does_not_count(tmp_path):
+    (tmp_path / sweep.DONE_FILE).write_text("b 0 1 0\nb 0 2 0\nb 0 3")
+    assert sweep._done(tmp_path) == {"b 0 1 0", "b 0 2 0"}
+
+
+def test_distributed_local_cluster_matches_threaded(tmp_path):
+    results = {}
+    for name, dask_cfg in (("threads", {}), ("cluster", {"local_cluster": True, "n_workers": 2})):
+        out = tmp_path / name
+        out.mkdir()
+        cfg = cfg_for(output={"format": "zarr"}, dask={"chunk_mb": 0.002, **dask_cfg})
+        results[name] = strip_run_attrs(open_results(sweep.run(cfg, out)).load())
+    xr.testing.assert_identical(results["cluster"], results["threads"])
+
+
+def test_progress_bar_only_when_asked(tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr(sweep, "PROGRESS_DELAY_S", 0)
+    sweep.run(cfg_for(progress=True), tmp_path)
+    assert "dse sweep" in capfd.readouterr().err
+    sweep.run(cfg_for(progress=False, output={"path": str(tmp_path / "quiet.nc")}), tmp_path)
+    assert "dse sweep" not in capfd.readouterr().err
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+BAD = [
+    ({"grid": {"batch": [1, 2], "flash_energy": [1.0]}}, "flash_energy"),
+    ({"grid": {"batch": []}}, "grid.batch: empty"),
+    ({"grid": {"batch": {"start": 1, "stop": 10, "num": 0}}}, "grid.batch.num=0"),
+    ({"grid": {"batch": {"start": "one", "stop": 10, "num": 4}}}, "grid.batch.start='one' is not a number"),
+    ({"grid": {"flash_read_pj_per_bit": [10.0, "low"]}}, "flash_read_pj_per_bit='low' is not a number"),
+    ({"grid": {"system.gpu.no_such_field": [1.0, 2.0]}}, "system.gpu.no_such_field"),
+    ({"grid": {"batch": list(range(1, 101)), "top_k": [1, 2]}, "max_grid_points": 150}, "max_grid_points"),
+    ({"grid": {"batch": {"start": 1, "stop": 1e9, "num": 1e6}, "flash_read_pj_per_bit": {"start": 1, "stop": 2,
+                                                                                         "num": 1e5}}},
+     "max_grid_points: the grid has 1e+11 points, over the limit 1e+10"),
+    ({"dask": {"address": "127.0.0.1:PORT"}}, "dask.address=127.0.0.1:PORT: no dask scheduler reachable"),
+    ({"dask": {"adress": "x:1"}}, "dask.adress: unknown setting"),
+    ({"output": {"format": "csv"}}, "output.format='csv'"),
+    ({"output": {"variables": ["energy_per_token", "joules"]}}, "output.variables: unknown variable 'joules'"),
+]
+
+
+@pytest.mark.parametrize("change,message", BAD, ids=[m.split(":")[0][:30] for _, m in BAD])
+def test_bad_input_is_one_line_naming_the_key_before_any_file(tmp_path, change, message):
+    cfg = cfg_for({"batch": [1, 2]})
+    port = str(_free_port())
+    for k, v in json.loads(json.dumps(change).replace("PORT", port)).items():
+        cfg[k] = v
+    with pytest.raises(DseError) as err:
+        sweep.run(cfg, tmp_path)
+    assert message.replace("PORT", port) in str(err.value) and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_bad_input_exits_2_with_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "dse.sweep", "grid.flash_energy=[1,2]", f"hydra.run.dir={tmp_path}"],
+                       env=ENV, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "flash_energy" in r.stderr and "Traceback" not in r.stderr
+    assert not any(p.suffix in (".nc", ".zarr") for p in tmp_path.iterdir())
