@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from .params import DseError
 
 CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
-GROUPS = ("model", "system", "gpu", "link", "tier", "study")
+GROUPS = ("model", "system", "gpu", "link", "tier", "accounting", "study")
 
 
 def presets(group: str) -> list[str]:

@@ -208,6 +208,20 @@ def _check_tree(tree: dict) -> None:
         raise DseError(f"workload.hbm_cache_fraction={f.ravel()[0]} out of range: allowed [0, 1]")
 
 
+def _check_leaves(tree: dict, skip: set) -> None:
+    """Range checks of the config's own values (presets, CLI overrides) for every canonical parameter."""
+    for name, param in PARAMS.items():
+        if name in skip or param.categorical or param.path.startswith("flash."):
+            continue
+        try:
+            value = config.get_path(tree, param.path)
+        except DseError:
+            continue
+        if isinstance(value, xr.DataArray):
+            continue
+        check_values(param.path, value, param)
+
+
 def _routing(m, s, w, routing_frequencies):
     """Expected touched / uncached experts per MoE layer and the busiest EP GPU's touched experts."""
     B, k, E, f = w.batch, m.top_k, m.n_experts, w.hbm_cache_fraction
@@ -269,6 +283,9 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
     with those coordinates. ``chunks`` maps dimension names to dask chunk sizes (lazy evaluation).
     ``cfg`` is an already composed root config (the CLI passes Hydra's).
     """
+    model_spec = None
+    if isinstance(model, dict):  # a parsed spec, e.g. dse.models.from_hf_config(path)
+        model_spec, model = dict(model), None
     if model is not None:
         params["model"] = model
     if system is not None:
@@ -286,6 +303,8 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
     for name in ("model", "system"):
         if name in scalars:
             tree[name] = config.preset(name, scalars[name])
+    if model_spec is not None:
+        tree["model"] = model_spec
 
     # --- systems (with gpu / link presets inside), then models: stacked along their dimensions
     sys_variants = [config.preset("system", v) for v in dims["system"]] if "system" in dims else [tree["system"]]
@@ -307,13 +326,11 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
         if name in PRESET_DIMS:
             continue
         path, _ = lookup(name)
-        if isinstance(value, list):
-            value = _data_array(name, value, chunks) if name != "placement" else value
-        if path == "workload.placement":
-            tree["workload"]["placement"] = value
+        if path in ("workload.placement", "workload.offload_path"):  # categorical: resolved below
+            tree["workload"][path.split(".")[1]] = value
             continue
-        if path == "workload.offload_path":
-            value = _as_da(value == "staged") * 1.0 if not isinstance(value, xr.DataArray) else value
+        if isinstance(value, list):
+            value = _data_array(name, value, chunks)
         _set_leaf(tree, name, path, value)
 
     acct = tree["accounting"]
@@ -328,6 +345,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
         m["d_expert"] = m["d_expert"] * ref["top_k"] / np.maximum(m["top_k"], 1)
 
     _check_tree(tree)
+    _check_leaves(tree, skip=set(scalars) | set(dims))
     w = dict(tree["workload"])
     freqs = w.pop("routing_frequencies", None)
     placement = w.pop("placement")
@@ -402,7 +420,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
     ds.attrs.update(
         title="dse decode-step energy / latency / capacity",
         study=study or "",
-        model=str(scalars.get("model", base["model"].get("name", ""))),
+        model=str(model_spec.get("name", "") if model_spec else scalars.get("model", base["model"].get("name", ""))),
         system=str(scalars.get("system", base["system"].get("name", ""))),
         settings=json.dumps(settings, default=str),
         config_yaml=config_yaml,
