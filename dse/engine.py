@@ -273,14 +273,15 @@ def _split(study_grid: dict, params: dict):
     return scalars, dims
 
 
-def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict | None = None,
-             cfg: dict | None = None, **params) -> xr.Dataset:
+def evaluate(study: str | None = None, *, model=None, system=None, accounting: str | None = None,
+             chunks: dict | None = None, cfg: dict | None = None, **params) -> xr.Dataset:
     """Energy, latency and capacity of one decode step over a grid of parameters.
 
     ``study`` names a preset in conf/study (model, system, workload and its grid). ``model`` / ``system``
     are preset names (a list makes a dimension). Other keyword parameters are canonical short names (see
     :data:`dse.params.PARAMS`) or dotted config paths; a list, tuple, range or array becomes a dimension
     with those coordinates. ``chunks`` maps dimension names to dask chunk sizes (lazy evaluation).
+    ``accounting`` names a preset in conf/accounting (``paper``, the default, or ``refined``).
     ``cfg`` is an already composed root config (the CLI passes Hydra's).
     """
     model_spec = None
@@ -293,7 +294,9 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
     if cfg is None:
         if study is not None:
             config.check_preset("study", study)
-        base = config.compose(study=study)
+        if accounting is not None:
+            config.check_preset("accounting", accounting)
+        base = config.compose(study=study, overrides=(f"accounting={accounting}",) if accounting else ())
     else:
         base = json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else config.OmegaConf.to_container(cfg, resolve=True)
     scalars, dims = _split(base.get("grid") or {}, params)
