@@ -61,12 +61,14 @@ def compose(study: str | None = None, model: str | None = None, system: str | No
 
 
 def preset(group: str, name: str) -> dict:
-    """One preset of a group as a plain dict: model, system, gpu (system.gpu), link (system.offload_link)."""
+    """One preset of a group as a plain dict, checked against its schema (:mod:`dse.specs`)."""
+    from .specs import validated
+
     check_preset(group, name)
     if group in ("model", "system"):
-        return compose(**{group: name})[group]
+        return validated(group, compose(**{group: name})[group])
     if group in ("gpu", "link", "tier"):  # leaf presets: no defaults list
-        return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml"), resolve=True)
+        return validated(group, OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml")))
     raise DseError(f"presets of group {group!r} cannot be a dimension: use model, system, gpu or link")
 
 

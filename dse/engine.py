@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from . import config, kernel, routing
+from . import config, kernel, routing, specs
 from .params import PARAMS, DseError, check_values, lookup
 
 NO_TIER_BW_GBPS = 1e30          # stands in for "unlimited" (YAML .inf), keeps 0 * inf out of the kernel
@@ -301,7 +301,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
         base = json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else config.OmegaConf.to_container(cfg, resolve=True)
     scalars, dims = _split(base.get("grid") or {}, params)
 
-    tree = {k: base[k] for k in ("model", "system", "workload", "accounting")}
+    tree = {k: specs.validated(k, base[k]) for k in ("model", "system", "workload", "accounting")}
     provenance_tree = json.loads(json.dumps(tree, default=str))
     for name in ("model", "system"):
         if name in scalars:

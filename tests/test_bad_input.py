@@ -86,3 +86,30 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
         err_lines = [line for line in r.stderr.splitlines() if line.startswith("dse: error")]
         assert len(err_lines) == 1 and word in err_lines[0]
         assert not list(tmp_path.rglob("*.nc"))
+
+
+def test_schema_rejects_misspelt_keys_and_wrong_types():
+    from dse.specs import validated
+
+    with pytest.raises(DseError) as err:
+        validated("model", {"hiden": 4096})
+    assert "hiden" in _one_line(err)
+    with pytest.raises(DseError) as err:
+        validated("tier", {"read_pj_per_bit": "cheap"})
+    assert "read_pj_per_bit" in _one_line(err)
+
+
+def test_every_preset_matches_its_schema_and_has_provenance():
+    from dse import config
+
+    for group in ("model", "system", "gpu", "link", "tier"):
+        for name in config.presets(group):
+            config.preset(group, name)  # raises if it does not match the schema
+            if group in ("gpu", "link", "tier"):
+                from omegaconf import OmegaConf
+
+                p = OmegaConf.to_container(OmegaConf.load(config.CONF_DIR / group / f"{name}.yaml"))
+                for key in [k for k, v in p.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]:
+                    assert key in p["provenance"], f"{group}/{name}: {key} has no provenance"
+                    assert p["provenance"][key]["evidence"] in (
+                        "datasheet", "paper", "derived", "assumption", "measured"), f"{group}/{name}: {key}"
