@@ -284,6 +284,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
     ``accounting`` names a preset in conf/accounting (``paper``, the default, or ``refined``).
     ``cfg`` is an already composed root config (the CLI passes Hydra's).
     """
+    frequencies = params.pop("routing_frequencies", None)  # one vector, never a dimension
     model_spec = None
     if isinstance(model, dict):  # a parsed spec, e.g. dse.models.from_hf_config(path)
         model_spec, model = dict(model), None
@@ -307,7 +308,9 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
         if name in scalars:
             tree[name] = config.preset(name, scalars[name])
     if model_spec is not None:
-        tree["model"] = model_spec
+        tree["model"] = specs.validated("model", model_spec)
+    if frequencies is not None:
+        tree["workload"]["routing_frequencies"] = list(np.asarray(frequencies, dtype=float).ravel())
 
     # --- systems (with gpu / link presets inside), then models: stacked along their dimensions
     sys_variants = [config.preset("system", v) for v in dims["system"]] if "system" in dims else [tree["system"]]
@@ -415,7 +418,11 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
             ds[name].attrs.update(units=units, long_name=PARAMS[name].doc if name in PARAMS else name)
     ds = ds.transpose(*[d for d in dims if d in ds.dims], *[d for d in ds.dims if d not in dims])
 
-    settings = {k: (v if not isinstance(v, list) else v) for k, v in {**scalars, **dims}.items()}
+    settings = {**scalars, **dims}
+    if frequencies is not None:
+        settings["routing_frequencies"] = tree["workload"]["routing_frequencies"]
+    if model_spec is not None:
+        settings["model"] = model_spec
     config_yaml = config.to_yaml(provenance_tree)
     digest = hashlib.sha256((config_yaml + json.dumps(settings, sort_keys=True, default=str)).encode()).hexdigest()
     from . import __version__

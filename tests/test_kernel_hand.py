@@ -134,3 +134,17 @@ def test_direct_path_skips_hbm_write_and_reread():
     assert float(direct.energy.sel(component="offload_hbm_write")) == 0.0
     saved = float(staged.energy.sel(component="hbm_weights") - direct.energy.sel(component="hbm_weights"))
     assert saved == pytest.approx(bits * 4.2e-12, rel=1e-12)
+
+
+def test_measured_routing_frequencies():
+    # a flat measured vector is uniform routing: Mixtral B=2 -> 8 (1 - 0.75^2) = 3.5
+    ds = dse.evaluate("paper-fig45-mixtral", batch=2, placement="ssd", routing_frequencies=[0.25] * 8)
+    assert float(ds.experts_touched) == pytest.approx(3.5, rel=1e-12)
+    assert ds.attrs["routing"] == "measured"
+    # all traffic on two experts (p = 1 each): exactly 2 touched at any batch, and caching them fetches none
+    hot = [1.0, 1.0] + [0.0] * 6
+    ds = dse.evaluate("paper-fig45-mixtral", batch=[1, 64], placement="ssd", routing_frequencies=hot,
+                      hbm_cache_fraction=[0.0, 0.25])
+    np.testing.assert_allclose(ds.experts_touched.values, 2.0)
+    np.testing.assert_allclose(ds.experts_fetched.sel(hbm_cache_fraction=0.25).values, 0.0)
+    np.testing.assert_allclose(ds.experts_fetched.sel(hbm_cache_fraction=0.0).values, 2.0)
