@@ -303,7 +303,6 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
     scalars, dims = _split(base.get("grid") or {}, params)
 
     tree = {k: specs.validated(k, base[k]) for k in ("model", "system", "workload", "accounting")}
-    provenance_tree = json.loads(json.dumps(tree, default=str))
     for name in ("model", "system"):
         if name in scalars:
             tree[name] = config.preset(name, scalars[name])
@@ -311,6 +310,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
         tree["model"] = specs.validated("model", model_spec)
     if frequencies is not None:
         tree["workload"]["routing_frequencies"] = list(np.asarray(frequencies, dtype=float).ravel())
+    provenance_tree = json.loads(json.dumps(tree, default=str))  # the resolved config, settings applied below
 
     # --- systems (with gpu / link presets inside), then models: stacked along their dimensions
     sys_variants = [config.preset("system", v) for v in dims["system"]] if "system" in dims else [tree["system"]]
