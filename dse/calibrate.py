@@ -156,6 +156,10 @@ class NvmlSource:
         out = {"gpu": _text(n.nvmlDeviceGetName(h)), "driver": _text(n.nvmlSystemGetDriverVersion()),
                "power_limit_W": n.nvmlDeviceGetEnforcedPowerLimit(h) / 1e3,
                "memory_total_bytes": int(n.nvmlDeviceGetMemoryInfo(h).total)}
+        try:  # identifies the board: boards of one model differ (MODEL.md s.9 vs this repo's reference/)
+            out["uuid"] = _text(n.nvmlDeviceGetUUID(h))
+        except Exception:  # noqa: BLE001
+            pass
         try:
             out["sm_clock_MHz"] = n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)
             out["sm_clock_max_MHz"] = n.nvmlDeviceGetMaxClockInfo(h, n.NVML_CLOCK_SM)
@@ -220,18 +224,18 @@ class TorchBackend:
     def workload(self, key: str, nbytes: int, gemm_n: int) -> Workload:
         t, dev = self.torch, self.dev
         if key == READ:
-            self.x = t.ones(nbytes // 2, dtype=t.bfloat16, device=dev)
-            return Workload(key, f"sum of a {nbytes / GIB:g} GiB bf16 tensor", "bit", nbytes * 8.0,
+            self.x = t.randn(nbytes // 2, dtype=t.bfloat16, device=dev)
+            return Workload(key, f"sum of a {nbytes / GIB:g} GiB random-normal bf16 tensor", "bit", nbytes * 8.0,
                             lambda: self.x.sum(), self._release("x"))
         if key == COPY:
-            self.a = t.ones(nbytes // 4, dtype=t.bfloat16, device=dev)
+            self.a = t.randn(nbytes // 4, dtype=t.bfloat16, device=dev)
             self.b = t.empty_like(self.a)
-            return Workload(key, f"copy of a {nbytes / 2 / GIB:g} GiB bf16 tensor (read + write counted)", "bit",
+            return Workload(key, f"copy of a {nbytes / 2 / GIB:g} GiB random-normal bf16 tensor (read + write counted)", "bit",
                             nbytes * 8.0, lambda: self.b.copy_(self.a), self._release("a", "b"))
         if key == H2D:
-            self.h = t.ones(nbytes, dtype=t.uint8, pin_memory=True)
+            self.h = t.randint(0, 256, (nbytes,), dtype=t.uint8).pin_memory()
             self.d = t.empty(nbytes, dtype=t.uint8, device=dev)
-            return Workload(key, f"pinned host -> device copy of {nbytes / GIB:g} GiB", "bit", nbytes * 8.0,
+            return Workload(key, f"pinned host -> device copy of {nbytes / GIB:g} GiB of random bytes", "bit", nbytes * 8.0,
                             lambda: self.d.copy_(self.h, non_blocking=True), self._release("h", "d"))
         if key == GEMM:
             self.p = t.randn(gemm_n, gemm_n, dtype=t.bfloat16, device=dev)
