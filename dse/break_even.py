@@ -184,8 +184,8 @@ def _today(tgt: xr.Dataset, today_pj_per_bit) -> xr.DataArray:
     bits = tgt.offload_read_bits
     today = (tgt.energy.sel(component="offload_read", drop=True) / bits.where(bits > 0)) / PJ
     for dim in list(today.dims):  # keep only the dimensions along which today's value really varies
-        hi, lo = today.max(dim), today.min(dim)
-        if bool((np.abs(hi - lo) <= 1e-9 * np.abs(hi)).all()) or bool(hi.isnull().all()):
+        hi, lo = today.max(dim), today.min(dim)  # NaN: no Flash traffic anywhere along dim
+        if bool(((np.abs(hi - lo) <= 1e-9 * np.abs(hi)) | hi.isnull()).all()):
             today = hi
     return today
 
@@ -272,8 +272,8 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, **par
     ds.attrs.update(
         title="dse break-even Flash read energy",
         definition="e* = (E_reference - E_target(e=0)) / Flash bits per token; energy per generated token",
-        today_flash_read_pj_per_bit=(float(today) if today.ndim == 0
-                                     else json.dumps(today.to_series().to_dict(), default=str)),
+        today_flash_read_pj_per_bit=(float(today) if today.ndim == 0 else json.dumps(
+            {str(k): v for k, v in today.to_series().to_dict().items()}, default=str)),
         **_side_attrs(tgt, "target"), **_side_attrs(ref, "reference"),
         dse_version=__version__, git_commit=_git_commit(),
         conventions="energy in J per generated token, Flash energy in pJ/bit; see MODEL.md section 5",
@@ -294,46 +294,63 @@ def energy_ratio(be: xr.Dataset, flash_read_pj_per_bit) -> xr.DataArray:
 
 
 # ---------------------------------------------------------------------------------------- root finding
-def bisect(f, lo, hi, *, integer: bool = False, rtol: float = 1e-9, atol: float = 0.0, max_iter: int = 200):
+SECTION = "_section"
+
+
+def bisect(f, lo, hi, *, integer: bool = False, rtol: float = 1e-9, atol: float = 0.0, points: int = 1,
+           max_iter: int = 200):
     """Vectorized bisection: where does ``f`` change sign between ``lo`` and ``hi``, on every grid point at once.
 
-    ``f(x) -> DataArray`` is evaluated on whole arrays (``x`` a number first, then a DataArray on ``f``'s grid);
-    ``lo`` and ``hi`` are numbers or DataArrays. Returns ``(root, bracketed)``: ``root`` is NaN where
-    ``f(lo)`` and ``f(hi)`` have the same (non-zero) sign. Continuous: the bracket shrinks until its width is at
-    most ``atol + rtol |x|``. ``integer``: ``lo`` and ``hi`` are integers and the root is the integer at the end
-    of the final unit bracket where ``f <= 0`` (the side where the target is no costlier).
+    ``f(x) -> DataArray`` is evaluated on whole arrays: first at ``lo`` and ``hi`` (numbers or DataArrays), then
+    at a DataArray ``x`` on the grid of ``f(lo)``, each point inside its own bracket. With ``points`` > 1 every
+    call evaluates that many equally spaced interior points per grid point at once (an extra dimension
+    ``_section``), shrinking each bracket by ``points + 1`` per call instead of 2 (fewer, larger calls).
+    Returns ``(root, bracketed)``; ``root`` is NaN where ``f(lo)`` and ``f(hi)`` have the same non-zero sign.
+    Continuous: brackets shrink until their width is at most ``atol + rtol |x|``. ``integer``: ``lo`` and ``hi``
+    are integers and the root is the end of the final unit bracket where ``f <= 0``.
     """
-    f_lo, f_hi = f(lo), f(hi)
-    f_lo, f_hi = xr.broadcast(xr.DataArray(f_lo), xr.DataArray(f_hi))
-    a = (xr.zeros_like(f_lo, dtype=float) + lo).compute()
-    b = (xr.zeros_like(f_lo, dtype=float) + hi).compute()
-    fa = f_lo.compute()
-    bracketed = (np.sign(f_lo) * np.sign(f_hi) <= 0) & f_lo.notnull() & f_hi.notnull()
-    exact_lo = fa == 0
-    b = xr.where(exact_lo, a, b)
+    f_lo, f_hi = xr.broadcast(xr.DataArray(f(lo)).compute(), xr.DataArray(f(hi)).compute())
+    grid = f_lo
+    dims = grid.dims
+    a = (xr.zeros_like(grid, dtype=float) + lo).transpose(*dims).values.copy()
+    b = (xr.zeros_like(grid, dtype=float) + hi).transpose(*dims).values.copy()
+    fa = f_lo.values.astype(float).copy()
+    fb = f_hi.transpose(*dims).values
+    bracketed = (np.sign(fa) * np.sign(fb) <= 0) & np.isfinite(fa) & np.isfinite(fb)
+    exact_hi = bracketed & (fb == 0) & (fa != 0)
+    a, fa = np.where(exact_hi, b, a), np.where(exact_hi, 0.0, fa)
+    exact = bracketed & (fa == 0)
+    b = np.where(exact, a, b)
+    frac = np.arange(1, points + 1) / (points + 1)
     for _ in range(max_iter):
-        width = np.abs(b - a)
-        if integer:
-            todo = bracketed & (width > 1) & ~exact_lo
-        else:
-            todo = bracketed & (width > atol + rtol * np.maximum(np.abs(a), np.abs(b))) & ~exact_lo
-        if not bool(todo.any()):
+        width = b - a
+        limit = 1 if integer else atol + rtol * np.maximum(np.abs(a), np.abs(b))
+        todo = bracketed & ~exact & (width > limit)
+        if not todo.any():
             break
-        mid = np.floor((a + b) / 2) if integer else (a + b) / 2
-        mid = xr.where(todo, mid, a)
-        fm = xr.DataArray(f(mid)).broadcast_like(fa).compute()
-        same = (np.sign(fm) == np.sign(fa)) & todo & (fm != 0)
-        b = xr.where(todo & ~same, mid, b)
-        a = xr.where(same, mid, a)
-        fa = xr.where(same, fm, fa)
-        exact_lo = exact_lo | (todo & (fm == 0) & ~same)
-        b = xr.where(todo & (fm == 0), mid, b)
-        a = xr.where(todo & (fm == 0), mid, a)
-    if integer:
-        root = xr.where(exact_lo | (fa <= 0), a, b)
-    else:
-        root = (a + b) / 2
-    return root.where(bracketed), bracketed
+        xs = a[..., None] + width[..., None] * frac
+        xs = np.floor(xs) if integer else xs
+        xs = np.where(todo[..., None], xs, a[..., None])
+        x = xr.DataArray(xs, dims=(*dims, SECTION), coords=grid.coords)
+        fx = xr.DataArray(f(x.isel({SECTION: 0}) if points == 1 else x))
+        fx = (fx.expand_dims(SECTION, -1) if points == 1 else fx).broadcast_like(x).transpose(*dims, SECTION)
+        fm = fx.values.astype(float)
+        change = (np.sign(fm) != np.sign(fa)[..., None]) | (fm == 0)
+        has = change.any(-1)
+        k = change.argmax(-1)[..., None]
+        xk, fk = np.take_along_axis(xs, k, -1)[..., 0], np.take_along_axis(fm, k, -1)[..., 0]
+        km = np.maximum(k - 1, 0)
+        x_prev = np.where(k[..., 0] > 0, np.take_along_axis(xs, km, -1)[..., 0], a)
+        f_prev = np.where(k[..., 0] > 0, np.take_along_axis(fm, km, -1)[..., 0], fa)
+        hit = todo & has & (fk == 0)
+        new_a = np.where(has, x_prev, xs[..., -1])
+        new_fa = np.where(has, f_prev, fm[..., -1])
+        new_b = np.where(has, xk, b)
+        a, fa, b = np.where(todo, new_a, a), np.where(todo, new_fa, fa), np.where(todo, new_b, b)
+        a, b, exact = np.where(hit, xk, a), np.where(hit, xk, b), exact | hit
+    root = np.where(exact | (fa <= 0), a, b) if integer else np.where(exact, a, (a + b) / 2)
+    root = xr.DataArray(np.where(bracketed, root, np.nan), dims=dims, coords=grid.coords)
+    return root, xr.DataArray(bracketed, dims=dims, coords=grid.coords)
 
 
 def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: float = 1e-6, **params) -> xr.Dataset:
@@ -371,6 +388,11 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
         reference = {**reference, "cfg": _drop_grid(_base_config(reference, "reference"), param)}
     ref_fixed = reference if isinstance(reference, xr.Dataset) else None
     tgt_fixed = target if isinstance(target, xr.Dataset) else None
+    if ref_fixed is None:  # a reference the parameter does not touch (bit for bit at lo and hi) is evaluated once
+        r_lo = _evaluate(reference, params, "reference", target=False, extra={param: lo})
+        r_hi = _evaluate(reference, params, "reference", target=False, extra={param: hi})
+        if r_lo.energy_per_token.identical(r_hi.energy_per_token):
+            ref_fixed = r_lo
 
     def side(spec, fixed, x, name, is_target):
         if fixed is not None:
@@ -385,8 +407,16 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
         rel = t.energy_per_token / r.energy_per_token - 1
         return xr.where(np.abs(rel) <= 1e-12, 0.0, rel)  # equal to rounding: a crossing, not a sign
 
-    root, bracketed = bisect(g, lo, hi, integer=integer, rtol=0.0 if integer else rtol)
-    above = g(float(hi)) <= 0
+    at_hi = {}
+
+    def g_cached(x):  # f(hi) is needed again for cheaper_above
+        if not isinstance(x, xr.DataArray) and x == hi:
+            at_hi.setdefault("v", g(x))
+            return at_hi["v"]
+        return g(x)
+
+    root, bracketed = bisect(g_cached, lo, hi, integer=integer, rtol=0.0 if integer else rtol, points=7)
+    above = g_cached(hi) <= 0
     units = p.units if p is not None else ""
     name = f"breakeven_{param.replace('.', '_')}"
     ds = xr.Dataset({
