@@ -30,14 +30,16 @@ def plot_breakeven_surface(be: xr.Dataset, flash_read_pj_per_bit=None, *, panel_
     today = today_of(be)
     flash = np.asarray(flash_read_pj_per_bit if flash_read_pj_per_bit is not None
                        else np.geomspace(0.5, 2 * today, 48), dtype=float)
-    ratio = energy_ratio(be, flash).squeeze(drop=True)
+    ratio = energy_ratio(be, flash)
+    ratio = ratio.squeeze([d for d in ratio.dims if d not in (LINK, FLASH, panel_dim) and ratio.sizes[d] == 1], drop=True)
     panels = ratio[panel_dim].values if panel_dim in ratio.dims else [None]
     extra = [d for d in ratio.dims if d not in (LINK, FLASH, panel_dim)]
     if extra:
         raise ValueError(f"plot_breakeven_surface: select one value of {extra} first")
     span = float(np.nanmax(np.abs(np.log10(ratio.values))))
     norm = mcolors.LogNorm(vmin=10 ** -max(span, 0.05), vmax=10 ** max(span, 0.05))
-    e_star = be.breakeven_flash_read_pj_per_bit.where(be.breaks_even).squeeze(drop=True)
+    e_star = be.breakeven_flash_read_pj_per_bit.where(be.breaks_even)
+    e_star = e_star.squeeze([d for d in e_star.dims if d not in (LINK, panel_dim) and e_star.sizes[d] == 1], drop=True)
     fig, axes = new_figure(ncols=len(panels), width=4.4, height=4.2, layout="constrained", sharey=True)
     hbf = hbf_read_pj_per_bit()
     link = ratio[LINK].values

@@ -36,7 +36,8 @@ def plot_parity(be: xr.Dataset, flash_read_pj_per_bit=None, *, title: str | None
     today = today_of(be)
     flash = np.asarray(flash_read_pj_per_bit if flash_read_pj_per_bit is not None
                        else today * np.geomspace(0.02, 1.25, 64), dtype=float)
-    ratio = energy_ratio(be, flash).squeeze(drop=True)
+    ratio = energy_ratio(be, flash)
+    ratio = ratio.squeeze([d for d in ratio.dims if d not in ("batch", FLASH) and ratio.sizes[d] == 1], drop=True)
     extra = [d for d in ratio.dims if d not in ("batch", FLASH)]
     if extra:
         raise ValueError(f"plot_parity: select one value of {extra} first")
@@ -48,7 +49,7 @@ def plot_parity(be: xr.Dataset, flash_read_pj_per_bit=None, *, title: str | None
         (line,) = ax.plot(flash, y, lw=1.8, label=f"batch {b}")
         line.set_gid(f"ratio|batch={b}")
     ax.axhline(1.0, color="k", ls="--", lw=1, label="parity (target = reference)")
-    e_star = be.breakeven_flash_read_pj_per_bit.where(be.breaks_even).squeeze(drop=True)
+    e_star = be.breakeven_flash_read_pj_per_bit.where(be.breaks_even)
     xs = np.atleast_1d(e_star.values)
     ok = np.isfinite(xs) & (xs >= flash.min()) & (xs <= flash.max())
     pts = ax.scatter(xs[ok], np.ones(ok.sum()), color="k", zorder=5, s=22, label="break-even e*")

@@ -21,7 +21,11 @@ from dse.break_even import PJ
 
 def excess_per_flash_bit(be: xr.Dataset) -> xr.DataArray:
     """Target (Flash reads free) minus reference energy per token, by component, per Flash bit read (pJ/bit)."""
-    return (be.excess_energy_per_token / be.flash_read_bits_per_token / PJ).squeeze(drop=True)
+    return _squeeze(be.excess_energy_per_token / be.flash_read_bits_per_token / PJ, ("component", "batch"))
+
+
+def _squeeze(da: xr.DataArray, keep) -> xr.DataArray:
+    return da.squeeze([d for d in da.dims if d not in keep and da.sizes[d] == 1], drop=True)
 
 
 def plot_what_it_takes(cases: dict, why: str, *, title: str | None = None):
@@ -33,7 +37,7 @@ def plot_what_it_takes(cases: dict, why: str, *, title: str | None = None):
     today = max(today_of(be) for be in cases.values())
     hbf = hbf_read_pj_per_bit()
     for label, be in cases.items():
-        e = be.breakeven_flash_read_pj_per_bit.squeeze(drop=True)
+        e = _squeeze(be.breakeven_flash_read_pj_per_bit, ("batch",))
         (line,) = ax.plot(e.batch.values, e.values, marker="o", ms=3, label=label)
         line.set_gid(f"estar|{label}")
     ax.axhline(today, color="tab:red", ls=":", label=f"today's SSD ({today:g} pJ/bit)")
