@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 
 import matplotlib.colors as mcolors
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 

@@ -13,6 +13,7 @@ def evaluate(*args, **kwargs):
 
 evaluate.__doc__ = "Energy, latency and capacity of one decode step over a grid of parameters (dse.engine.evaluate)."
 
+
 def breakeven(*args, **kwargs):
     """See :func:`dse.break_even.breakeven`."""
     from .break_even import breakeven as _breakeven

@@ -25,7 +25,7 @@ import xarray as xr
 import yaml
 
 from . import config
-from .params import PARAMS, DseError, lookup
+from .params import DseError, lookup
 
 PJ = 1e-12
 FLASH = "flash_read_pj_per_bit"
@@ -436,4 +436,4 @@ def _drop_grid(cfg: dict, param: str) -> dict:
     return cfg
 
 
-__all__ = ["breakeven", "breakeven_param", "bisect", "closed_form", "energy_ratio", "REASONS", "PARAMS"]
+__all__ = ["breakeven", "breakeven_param", "bisect", "closed_form", "energy_ratio", "REASONS"]

@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import hydra
-import numpy as np
 import xarray as xr
 from omegaconf import DictConfig, OmegaConf
 
@@ -102,7 +101,6 @@ def _app(cfg: DictConfig) -> None:
     except DseError as err:
         print(f"dse-breakeven: error: {err}", file=sys.stderr)
         sys.exit(2)
-    np.set_printoptions(linewidth=120)
     print(table(ds))
     path = write_atomic(ds, Path(hc.runtime.output_dir) / out_name)
     print(f"wrote {path}")
