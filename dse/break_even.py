@@ -75,10 +75,9 @@ def _check_spec(spec, side: str) -> None:
             raise DseError(f"{side}: the Dataset lacks {missing[0]!r}: pass a dse.evaluate result")
 
 
-def _spec_params(spec: dict, params: dict, side: str, drop: tuple = ()) -> tuple[dict, dict]:
+def _spec_params(spec: dict, params: dict) -> tuple[dict, dict]:
     """(dse.evaluate keyword arguments, parameter settings) for one side: its own settings win over shared."""
-    own = {k: v for k, v in spec.items() if k not in SPEC_KEYS}
-    merged = {**{k: v for k, v in params.items() if k not in drop}, **own}
+    merged = {**params, **{k: v for k, v in spec.items() if k not in SPEC_KEYS}}
     kwargs = {k: spec[k] for k in ("chunks",) if spec.get(k) is not None}
     for k in ("model", "system"):
         if spec.get(k) is not None:
@@ -88,7 +87,7 @@ def _spec_params(spec: dict, params: dict, side: str, drop: tuple = ()) -> tuple
     return kwargs, merged
 
 
-def _base_config(spec: dict, side: str) -> dict:
+def _base_config(spec: dict) -> dict:
     cfg = spec.get("cfg")
     if cfg is None:
         if spec.get("study") is not None:
@@ -108,8 +107,8 @@ def _evaluate(spec, params: dict, side: str, *, target: bool, extra: dict | None
         return spec
     from .engine import evaluate
 
-    cfg = _base_config(spec, side)
-    kwargs, merged = _spec_params(spec, params, side)
+    cfg = _base_config(spec)
+    kwargs, merged = _spec_params(spec, params)
     if target:
         if FLASH in merged and _is_list(merged[FLASH]):
             raise DseError(f"target.{FLASH}: breakeven solves for the Flash read energy; give one value "
@@ -362,7 +361,7 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
     integer at the crossing where the target is no costlier. Variables: ``breakeven_<param>``, ``bracketed``
     (false: no crossing in [lo, hi]) and ``cheaper_above`` (the target is no costlier above the crossing).
     """
-    path, p = lookup(param)
+    _, p = lookup(param)
     if p is not None and p.categorical:
         raise DseError(f"{param}: break-even by bisection needs a numeric parameter")
     lo = p.lo if lo is None and p is not None and np.isfinite(p.lo) else lo
@@ -383,9 +382,9 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
     if isinstance(target, xr.Dataset) and isinstance(reference, xr.Dataset):
         raise DseError("target and reference are both evaluated Datasets: nothing to vary; pass a dict")
     if isinstance(target, dict):  # also drop the parameter from a study's grid
-        target = {**target, "cfg": _drop_grid(_base_config(target, "target"), param)}
+        target = {**target, "cfg": _drop_grid(_base_config(target), param)}
     if isinstance(reference, dict):
-        reference = {**reference, "cfg": _drop_grid(_base_config(reference, "reference"), param)}
+        reference = {**reference, "cfg": _drop_grid(_base_config(reference), param)}
     ref_fixed = reference if isinstance(reference, xr.Dataset) else None
     tgt_fixed = target if isinstance(target, xr.Dataset) else None
     if ref_fixed is None:  # a reference the parameter does not touch (bit for bit at lo and hi) is evaluated once
