@@ -13,4 +13,14 @@ def evaluate(*args, **kwargs):
 
 evaluate.__doc__ = "Energy, latency and capacity of one decode step over a grid of parameters (dse.engine.evaluate)."
 
-__all__ = ["DseError", "evaluate", "__version__"]
+
+def breakeven(*args, **kwargs):
+    """See :func:`dse.break_even.breakeven`."""
+    from .break_even import breakeven as _breakeven
+
+    return _breakeven(*args, **kwargs)
+
+
+breakeven.__doc__ = "Break-even Flash read energy e* of a target against a reference on every grid point (dse.breakeven)."
+
+__all__ = ["DseError", "evaluate", "breakeven", "__version__"]

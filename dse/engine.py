@@ -41,6 +41,7 @@ VARIABLES = {  # name: (units, long_name)
     "hbm_bytes": ("B", "bytes held in HBM (weights + KV cache), all GPUs"),
     "offload_tier_bytes": ("B", "expert bytes held in the offload tier"),
     "n_gpus": ("GPUs", "GPUs in the system"),
+    "offload_is_flash": ("1", "1 where the experts' offload tier is Flash (read energy = flash_read_pj_per_bit)"),
 }
 
 
@@ -265,6 +266,12 @@ def _split(study_grid: dict, params: dict):
     for name, raw in merged.items():
         value = expand_values(name, raw)
         path, param = lookup(name)
+        if isinstance(value, xr.DataArray):  # one value per point of other dimensions (dse.breakeven's solver)
+            if param is not None and param.categorical:
+                raise DseError(f"{name}: only a numeric parameter can take an array of values")
+            check_values(name, value.values.ravel().tolist(), param)
+            scalars[name] = value
+            continue
         check_values(name, value, param)
         if param is not None and param.preset_group:
             for v in value if isinstance(value, list) else [value]:
@@ -408,6 +415,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
         "hbm_bytes": _as_da(out.hbm_bytes),
         "offload_tier_bytes": _as_da(out.tier_bytes),
         "n_gpus": _as_da(out.n_gpus),
+        "offload_is_flash": _as_da(T.is_flash),
     }
     ds = xr.Dataset(data)
     for name, (units, long_name) in VARIABLES.items():
@@ -418,7 +426,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
             ds[name].attrs.update(units=units, long_name=PARAMS[name].doc if name in PARAMS else name)
     ds = ds.transpose(*[d for d in dims if d in ds.dims], *[d for d in ds.dims if d not in dims])
 
-    settings = {**scalars, **dims}
+    settings = {k: (v.values.tolist() if isinstance(v, xr.DataArray) else v) for k, v in {**scalars, **dims}.items()}
     if frequencies is not None:
         settings["routing_frequencies"] = tree["workload"]["routing_frequencies"]
     if model_spec is not None:
