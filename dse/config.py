@@ -94,4 +94,6 @@ def set_path(tree: dict, path: str, value) -> None:
 
 
 def to_yaml(tree: dict) -> str:
-    return OmegaConf.to_yaml(OmegaConf.create(tree))
+    import yaml
+
+    return yaml.dump(tree, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)

@@ -5,6 +5,9 @@ wrong type fails with one line naming it before any work. Ranges are checked in 
 """
 from __future__ import annotations
 
+import copy
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -124,6 +127,12 @@ SCHEMAS = {"model": ModelSpec, "system": SystemSpec, "workload": WorkloadSpec, "
 
 def validated(section: str, values: dict) -> dict:
     """Merge a plain section into its schema: unknown keys and wrong types fail in one line."""
+    return copy.deepcopy(_validated(section, json.dumps(values, sort_keys=True, default=str)))
+
+
+@functools.lru_cache(maxsize=512)
+def _validated(section: str, values_json: str) -> dict:
+    values = json.loads(values_json)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(SCHEMAS[section]), values)
     except OmegaConfBaseException as err:
