@@ -1,10 +1,14 @@
 """Reproduce the paper's findings (Kyung, Yun, Ahn, IEEE CAL 2025) and print them. Run by `make demo`.
 
-Writes the datasets to results/paper/*.nc (atomically) and prints the headline numbers.
+Writes the datasets to results/paper/*.nc (atomically), prints the headline numbers, and ends by writing the
+paper's figures (PNG + SVG) to results/paper/figures/.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the analysis/ scripts live beside dse/
 
 import dse
 from dse.cli import write_netcdf
@@ -43,6 +47,11 @@ def main() -> dict:
         where = f"parity at <= {float(below.max()):.2f} pJ/bit" if below.size else "no parity down to 10.24 pJ/bit"
         print(f"batch {b}: {where}")
     print(f"\ndatasets written to {OUT}")
+
+    from analysis.paper_figures import write_all
+
+    figures = write_all(OUT / "figures")
+    print(f"{len(figures)} figure files written to {OUT / 'figures'}")
     return results
 
 
