@@ -23,4 +23,14 @@ def open_results(*args, **kwargs):
 
 open_results.__doc__ = "Open a dse NetCDF file or Zarr store lazily (dse.results.open_results)."
 
-__all__ = ["DseError", "evaluate", "open_results", "__version__"]
+
+def breakeven(*args, **kwargs):
+    """See :func:`dse.break_even.breakeven`."""
+    from .break_even import breakeven as _breakeven
+
+    return _breakeven(*args, **kwargs)
+
+
+breakeven.__doc__ = "Break-even Flash read energy e* of a target against a reference on every grid point (dse.breakeven)."
+
+__all__ = ["DseError", "evaluate", "breakeven", "open_results", "__version__"]

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from .params import DseError
 
 CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
-GROUPS = ("model", "system", "gpu", "link", "tier", "study")
+GROUPS = ("model", "system", "gpu", "link", "tier", "accounting", "study")
 
 
 def presets(group: str) -> list[str]:
@@ -61,12 +61,14 @@ def compose(study: str | None = None, model: str | None = None, system: str | No
 
 
 def preset(group: str, name: str) -> dict:
-    """One preset of a group as a plain dict: model, system, gpu (system.gpu), link (system.offload_link)."""
+    """One preset of a group as a plain dict, checked against its schema (:mod:`dse.specs`)."""
+    from .specs import validated
+
     check_preset(group, name)
     if group in ("model", "system"):
-        return compose(**{group: name})[group]
+        return validated(group, compose(**{group: name})[group])
     if group in ("gpu", "link", "tier"):  # leaf presets: no defaults list
-        return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml"), resolve=True)
+        return validated(group, OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml")))
     raise DseError(f"presets of group {group!r} cannot be a dimension: use model, system, gpu or link")
 
 
@@ -92,4 +94,6 @@ def set_path(tree: dict, path: str, value) -> None:
 
 
 def to_yaml(tree: dict) -> str:
-    return OmegaConf.to_yaml(OmegaConf.create(tree))
+    import yaml
+
+    return yaml.dump(tree, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from . import config, kernel, routing
+from . import config, kernel, routing, specs
 from .grid import Grid
 from .params import PARAMS, DseError, check_values, lookup
 
@@ -43,6 +43,7 @@ VARIABLES = {  # name: (units, long_name)
     "hbm_bytes": ("B", "bytes held in HBM (weights + KV cache), all GPUs"),
     "offload_tier_bytes": ("B", "expert bytes held in the offload tier"),
     "n_gpus": ("GPUs", "GPUs in the system"),
+    "offload_is_flash": ("1", "1 where the experts' offload tier is Flash (read energy = flash_read_pj_per_bit)"),
 }
 
 
@@ -205,6 +206,20 @@ def _check_tree(tree: dict) -> None:
         raise DseError(f"workload.hbm_cache_fraction={f.ravel()[0]} out of range: allowed [0, 1]")
 
 
+def _check_leaves(tree: dict, skip: set) -> None:
+    """Range checks of the config's own values (presets, CLI overrides) for every canonical parameter."""
+    for name, param in PARAMS.items():
+        if name in skip or param.categorical or param.path.startswith("flash."):
+            continue
+        try:
+            value = config.get_path(tree, param.path)
+        except DseError:
+            continue
+        if isinstance(value, xr.DataArray):
+            continue
+        check_values(param.path, value, param)
+
+
 def _routing_plan(m, s, w, routing_frequencies) -> dict:
     """How expected experts are counted over the whole grid: the mode and the loop bounds (so that every block
     of a chunked grid runs the same loops and gives the same numbers)."""
@@ -288,6 +303,7 @@ def _outputs(m, g, s, link, tier, w, *, routing_plan) -> dict:
         "hbm_bytes": out.hbm_bytes,
         "offload_tier_bytes": out.tier_bytes,
         "n_gpus": out.n_gpus,
+        "offload_is_flash": tier.is_flash,
     }
 
 
@@ -306,6 +322,12 @@ def _split(study_grid: dict, params: dict):
     for name, raw in merged.items():
         value = expand_values(name, raw)
         path, param = lookup(name)
+        if isinstance(value, xr.DataArray):  # one value per point of other dimensions (dse.breakeven's solver)
+            if param is not None and param.categorical:
+                raise DseError(f"{name}: only a numeric parameter can take an array of values")
+            check_values(name, value.values.ravel().tolist(), param)
+            scalars[name] = value
+            continue
         check_values(name, value, param)
         if param is not None and param.preset_group:
             for v in value if isinstance(value, list) else [value]:
@@ -314,22 +336,28 @@ def _split(study_grid: dict, params: dict):
     return scalars, dims
 
 
-def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict | None = None,
-             cfg: dict | None = None, **params) -> xr.Dataset:
+def evaluate(study: str | None = None, *, model=None, system=None, accounting: str | None = None,
+             chunks: dict | None = None, cfg: dict | None = None, **params) -> xr.Dataset:
     """Energy, latency and capacity of one decode step over a grid of parameters.
 
     ``study`` names a preset in conf/study (model, system, workload and its grid). ``model`` / ``system``
     are preset names (a list makes a dimension). Other keyword parameters are canonical short names (see
     :data:`dse.params.PARAMS`) or dotted config paths; a list, tuple, range or array becomes a dimension
     with those coordinates. ``chunks`` maps dimension names to dask chunk sizes (lazy evaluation: one dask
-    task per block of the grid). ``cfg`` is an already composed root config (the CLI passes Hydra's).
+    task per block of the grid). ``accounting`` names a preset in conf/accounting (``paper``, the default, or
+    ``refined``). ``cfg`` is an already composed root config (the CLI passes Hydra's).
     """
-    return resolve(study, model=model, system=system, cfg=cfg, **params).dataset(chunks)
+    return resolve(study, model=model, system=system, accounting=accounting, cfg=cfg, **params).dataset(chunks)
 
 
-def resolve(study: str | None = None, *, model=None, system=None, cfg: dict | None = None, **params) -> Grid:
-    """Validate and resolve everything :func:`evaluate` needs, without evaluating the grid: a :class:`Grid`
-    (its dimensions, sizes, inputs and attributes) whose ``dataset(chunks)`` or ``block(box)`` evaluate it."""
+def resolve(study: str | None = None, *, model=None, system=None, accounting: str | None = None,
+            cfg: dict | None = None, **params) -> Grid:
+    """Validate and resolve everything :func:`evaluate` needs without evaluating the grid: a :class:`Grid` (its
+    dimensions, sizes, inputs and attributes) whose ``dataset(chunks)`` or ``block(box)`` evaluate it."""
+    frequencies = params.pop("routing_frequencies", None)  # one vector, never a dimension
+    model_spec = None
+    if isinstance(model, dict):  # a parsed spec, e.g. dse.models.from_hf_config(path)
+        model_spec, model = dict(model), None
     if model is not None:
         params["model"] = model
     if system is not None:
@@ -337,16 +365,22 @@ def resolve(study: str | None = None, *, model=None, system=None, cfg: dict | No
     if cfg is None:
         if study is not None:
             config.check_preset("study", study)
-        base = config.compose(study=study)
+        if accounting is not None:
+            config.check_preset("accounting", accounting)
+        base = config.compose(study=study, overrides=(f"accounting={accounting}",) if accounting else ())
     else:
         base = json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else config.OmegaConf.to_container(cfg, resolve=True)
     scalars, dims = _split(base.get("grid") or {}, params)
 
-    tree = {k: base[k] for k in ("model", "system", "workload", "accounting")}
-    provenance_tree = json.loads(json.dumps(tree, default=str))
+    tree = {k: specs.validated(k, base[k]) for k in ("model", "system", "workload", "accounting")}
     for name in ("model", "system"):
         if name in scalars:
             tree[name] = config.preset(name, scalars[name])
+    if model_spec is not None:
+        tree["model"] = specs.validated("model", model_spec)
+    if frequencies is not None:
+        tree["workload"]["routing_frequencies"] = list(np.asarray(frequencies, dtype=float).ravel())
+    provenance_tree = json.loads(json.dumps(tree, default=str))  # the resolved config, settings applied below
 
     # --- systems (with gpu / link presets inside), then models: stacked along their dimensions
     sys_variants = [config.preset("system", v) for v in dims["system"]] if "system" in dims else [tree["system"]]
@@ -368,13 +402,11 @@ def resolve(study: str | None = None, *, model=None, system=None, cfg: dict | No
         if name in PRESET_DIMS:
             continue
         path, _ = lookup(name)
-        if isinstance(value, list):
-            value = _data_array(name, value) if name != "placement" else value
-        if path == "workload.placement":
-            tree["workload"]["placement"] = value
+        if path in ("workload.placement", "workload.offload_path"):  # categorical: resolved below
+            tree["workload"][path.split(".")[1]] = value
             continue
-        if path == "workload.offload_path":
-            value = _as_da(value == "staged") * 1.0 if not isinstance(value, xr.DataArray) else value
+        if isinstance(value, list):
+            value = _data_array(name, value)
         _set_leaf(tree, name, path, value)
 
     acct = tree["accounting"]
@@ -389,6 +421,7 @@ def resolve(study: str | None = None, *, model=None, system=None, cfg: dict | No
         m["d_expert"] = m["d_expert"] * ref["top_k"] / np.maximum(m["top_k"], 1)
 
     _check_tree(tree)
+    _check_leaves(tree, skip=set(scalars) | set(dims))
     w = dict(tree["workload"])
     freqs = w.pop("routing_frequencies", None)
     placement = w.pop("placement")
@@ -421,7 +454,11 @@ def resolve(study: str | None = None, *, model=None, system=None, cfg: dict | No
     coord_attrs = {name: dict(units=PARAMS[name].units if name in PARAMS else "",
                               long_name=PARAMS[name].doc if name in PARAMS else name) for name in dims}
 
-    settings = {k: (v if not isinstance(v, list) else v) for k, v in {**scalars, **dims}.items()}
+    settings = {k: (v.values.tolist() if isinstance(v, xr.DataArray) else v) for k, v in {**scalars, **dims}.items()}
+    if frequencies is not None:
+        settings["routing_frequencies"] = tree["workload"]["routing_frequencies"]
+    if model_spec is not None:
+        settings["model"] = model_spec
     config_yaml = config.to_yaml(provenance_tree)
     digest = hashlib.sha256((config_yaml + json.dumps(settings, sort_keys=True, default=str)).encode()).hexdigest()
     from . import __version__
@@ -429,7 +466,7 @@ def resolve(study: str | None = None, *, model=None, system=None, cfg: dict | No
     attrs = dict(
         title="dse decode-step energy / latency / capacity",
         study=study or "",
-        model=str(scalars.get("model", base["model"].get("name", ""))),
+        model=str(model_spec.get("name", "") if model_spec else scalars.get("model", base["model"].get("name", ""))),
         system=str(scalars.get("system", base["system"].get("name", ""))),
         settings=json.dumps(settings, default=str),
         config_yaml=config_yaml,

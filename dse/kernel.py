@@ -128,7 +128,8 @@ def decode_step(m, g, s, link, tier, w, touched, uncached, busiest):
     peak_flops = g.peak_tflops * 1e12
     hbm_bw = g.hbm_bw_gbps * GB
     link_bw = link.bw_gbps * GB
-    copy_bw = np.minimum(link_bw, tier.bw_gbps * tier.devices_per_gpu * GB)
+    # a copy runs at the slower of link and tier; a staged copy's HBM writes take at most half of HBM bandwidth
+    copy_bw = np.minimum(np.minimum(link_bw, tier.bw_gbps * tier.devices_per_gpu * GB), hbm_bw / 2)
 
     # --- experts fetched from the offload tier (MODEL.md section 4)
     fetched = uncached * tier.offloaded                      # per MoE layer
@@ -144,8 +145,8 @@ def decode_step(m, g, s, link, tier, w, touched, uncached, busiest):
         attention_flops_per_context_token(m) * m.n_layers
     )
 
-    # --- latency (MODEL.md section 6); while copies stream, the link takes HBM bandwidth away
-    bw = hbm_bw - staged * tier.offloaded * link_bw
+    # --- latency (MODEL.md section 6); while staged copies stream, their HBM writes take bandwidth away
+    bw = hbm_bw - staged * tier.offloaded * copy_bw
     t_attn = _roofline(
         2 * tokens_per_replica * net.attn / s.tp + tokens_per_replica * L * attention_flops_per_context_token(m) / s.tp,
         net.attn * wb / s.tp + tokens_per_replica * L * kv_values_read_per_token(m) * w.kv_bytes / s.tp,

@@ -2,3 +2,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+import matplotlib
+
+matplotlib.use("Agg")

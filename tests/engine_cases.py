@@ -1,6 +1,7 @@
 """Engine regression cases: dse.evaluate calls whose outputs were saved (tests/data/engine_reference.nc)
-by the engine as it was before the open-grid block evaluation (commit c6fcc0b); test_grid.py checks the
-current engine reproduces them bit for bit. Regenerate only on purpose: python tests/engine_cases.py."""
+by the engine as it was before the open-grid block evaluation (xarray arithmetic; main at 036431c);
+test_grid.py checks the current engine reproduces them bit for bit. Regenerate only on purpose (a deliberate
+change of the physics), with the engine whose numbers are the reference: python tests/engine_cases.py."""
 from __future__ import annotations
 
 CASES = {
@@ -16,6 +17,11 @@ CASES = {
     "zipf_cache": dict(model="qwen3-235b-a22b", system="8xh200", placement="ssd", routing_skew=[0.0, 0.8, 1.5],
                        hbm_cache_fraction=[0.0, 0.25, 1.0], batch=[1, 32], prefetch=[False, True],
                        offload_path="direct"),
+    "offload_path_refined": dict(study="paper-fig45-mixtral", accounting="refined", offload_path=["staged", "direct"],
+                                 context_len=[1024, 32768]),
+    "measured_routing": dict(model="mixtral-8x7b", system="8xh200", placement=["ssd", "ddr"], batch=[1, 4, 64],
+                             hbm_cache_fraction=[0.0, 0.5],
+                             routing_frequencies=[0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.1]),
     "gpu_link_ep": dict(model="mixtral-8x7b", system="8xh200", gpu=["h100-sxm", "b200"],
                         link=["pcie-gen5-x16", "nvlink-c2c-gen5"], ep=[1, 2, 8], placement="ssd", batch=[2, 64]),
     "scalars_paths": {"model": "gpt-oss-120b", "system": "8xb200", "placement": "ssd", "batch": 7,

@@ -1,0 +1,109 @@
+"""The break-even surface over Flash read energy x offload-link bandwidth: target / reference energy per token as
+colour, and the break-even curve e*(link bandwidth) where it equals 1.
+
+    python -m analysis.breakeven_surface [out_dir]
+"""
+from __future__ import annotations
+
+import sys
+
+import matplotlib.colors as mcolors
+import numpy as np
+import xarray as xr
+
+from analysis.parity import hbf_read_pj_per_bit, today_of
+from analysis.style import new_figure, out_dir_from_argv, save
+from dse.break_even import FLASH, energy_ratio
+
+LINK = "link_bw_gbps"
+
+
+def plot_breakeven_surface(be: xr.Dataset, flash_read_pj_per_bit=None, *, panel_dim: str = "batch",
+                           link_marks: dict | None = None, title: str | None = None):
+    """Panels along ``panel_dim`` (e.g. batch): colour = target / reference energy per token over (Flash pJ/bit,
+    link GB/s), from the affine closed form; black line = e*(link) (gid ``breakeven|<dim>=<v>``, x = e*,
+    y = link bandwidth, only where Flash breaks even). Meshes carry gid ``surface|<dim>=<v>``; their arrays are
+    the ratio, row-major over (link, Flash). ``be`` needs a ``link_bw_gbps`` dimension."""
+    if LINK not in be.dims:
+        raise ValueError(f"plot_breakeven_surface needs a break-even result with a {LINK} dimension")
+    today = today_of(be)
+    flash = np.asarray(flash_read_pj_per_bit if flash_read_pj_per_bit is not None
+                       else np.geomspace(0.5, 2 * today, 48), dtype=float)
+    ratio = energy_ratio(be, flash)
+    ratio = ratio.squeeze([d for d in ratio.dims if d not in (LINK, FLASH, panel_dim) and ratio.sizes[d] == 1], drop=True)
+    panels = ratio[panel_dim].values if panel_dim in ratio.dims else [None]
+    extra = [d for d in ratio.dims if d not in (LINK, FLASH, panel_dim)]
+    if extra:
+        raise ValueError(f"plot_breakeven_surface: select one value of {extra} first")
+    span = float(np.nanmax(np.abs(np.log10(ratio.values))))
+    norm = mcolors.LogNorm(vmin=10 ** -max(span, 0.05), vmax=10 ** max(span, 0.05))
+    e_star = be.breakeven_flash_read_pj_per_bit.where(be.breaks_even)
+    e_star = e_star.squeeze([d for d in e_star.dims if d not in (LINK, panel_dim) and e_star.sizes[d] == 1], drop=True)
+    fig, axes = new_figure(ncols=len(panels), width=4.4, height=4.2, layout="constrained", sharey=True)
+    hbf = hbf_read_pj_per_bit()
+    link = ratio[LINK].values
+    mesh = None
+    for ax, p in zip(axes[0], panels):
+        r = (ratio.sel({panel_dim: p}) if p is not None else ratio).transpose(LINK, FLASH)
+        mesh = ax.pcolormesh(flash, link, r.values, norm=norm, cmap="RdBu_r", shading="nearest")
+        mesh.set_gid(f"surface|{panel_dim}={p}")
+        e = (e_star.sel({panel_dim: p}) if p is not None and panel_dim in e_star.dims else e_star).transpose(LINK)
+        (line,) = ax.plot(e.values, link, color="k", lw=2, marker=".", label="break-even e*(link)")
+        line.set_gid(f"breakeven|{panel_dim}={p}")
+        ax.axvline(today, color="tab:red", lw=1.2, ls=":", label=f"today's SSD ({today:g} pJ/bit)")
+        ax.axvline(hbf, color="tab:purple", lw=1.2, ls="--", label=f"projected HBF ({hbf:g} pJ/bit)")
+        for name, bw in (link_marks or {}).items():
+            ax.axhline(bw, color="0.3", lw=0.8, ls="-.")
+            ax.text(flash.min(), bw, f" {name}", fontsize=7, va="bottom")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(flash.min(), flash.max())
+        ax.set_xlabel("Flash read energy (pJ/bit)")
+        ax.set_ylabel("offload link bandwidth per GPU (GB/s)")
+        ax.set_title(f"{panel_dim} = {p}" if p is not None else "", fontsize=9)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    cbar = fig.colorbar(mesh, ax=list(axes[0]), shrink=0.9)
+    cbar.set_label("energy per token: target / reference (1; blue: Flash cheaper)")
+    tgt, ref = be.attrs.get("target_model", "target"), be.attrs.get("reference_model", "reference")
+    fig.suptitle(title or f"Break-even surface: {tgt} on Flash vs {ref}", fontsize=10)
+    return fig
+
+
+def surface_results() -> dict:
+    """The two surfaces of the demo: Maverick on SSD vs Llama-3-70B (staged copies, the paper's path), and
+    Mixtral on SSD streamed directly to the GPU (no HBM staging) vs Mixtral in HBM ("what it would take")."""
+    from dse.break_even import breakeven
+
+    return {
+        "maverick_ssd_vs_llama3_hbm": breakeven(
+            {"study": "paper-fig6-maverick"}, {"study": "paper-fig6-llama3"},
+            link_bw_gbps=np.geomspace(100.0, 2000.0, 14).round(1).tolist()),
+        # staged copies steal HBM bandwidth equal to the link's in the kernel, so stay well below 3352 GB/s there;
+        # the direct path has no such term and may go beyond
+        "mixtral_ssd_direct_vs_hbm": breakeven(
+            {"study": "paper-fig45-mixtral", "placement": "ssd", "offload_path": "direct"},
+            {"study": "paper-fig45-mixtral", "placement": "hbm"},
+            batch=[1, 16, 256], link_bw_gbps=np.geomspace(200.0, 8000.0, 14).round(1).tolist()),
+    }
+
+
+LINK_MARKS = {"C2C gen 4": 450.0, "C2C gen 5": 900.0}
+TITLES = {
+    "maverick_ssd_vs_llama3_hbm": "Llama-4 Maverick, experts on SSD (staged via HBM) vs Llama-3-70B in HBM, 8 x H100",
+    "mixtral_ssd_direct_vs_hbm": "What it would take: Mixtral-8x7B, experts on Flash streamed directly to the GPU "
+                                 "(no HBM staging) vs its experts in HBM, 4 x H100",
+}
+
+
+def main(argv=sys.argv) -> list:
+    out = out_dir_from_argv(argv)
+    paths = []
+    for name, be in surface_results().items():
+        fig = plot_breakeven_surface(be, link_marks=LINK_MARKS, title=TITLES.get(name))
+        paths += save(fig, out, f"breakeven_surface_{name}")
+    print("\n".join(map(str, paths)))
+    return paths
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Typed specs: the schema of every preset and config section (Hydra/OmegaConf structured configs).
+
+Presets in conf/ are YAML; each section is merged into its dataclass here, so a misspelt key or a value of the
+wrong type fails with one line naming it before any work. Ranges are checked in :mod:`dse.params`.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .params import DseError
+
+
+@dataclass
+class ModelSpec:
+    """A transformer with (optionally) MoE layers; fields follow Hugging Face config.json (MODEL.md s.2)."""
+    name: str = "model"
+    attention: str = "gqa"            # gqa | mla
+    n_layers: int = 1
+    hidden: int = 1
+    n_heads: int = 1
+    n_kv_heads: int = 0
+    head_dim: int = 1                 # GQA head dim; MLA qk_nope_head_dim
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    d_ffn: int = 0                    # dense FFN width
+    d_expert: float = 0               # routed expert width (float: fine-grained scaling may make it fractional)
+    n_experts: int = 0
+    top_k: int = 0
+    n_shared: int = 0
+    d_shared: int = 0
+    first_dense: int = 0
+    moe_every: int = 1
+    vocab: int = 0
+    tie_embeddings: bool = False
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GPUSpec:
+    name: str = "gpu"
+    peak_tflops: float = 1.0
+    hbm_bw_gbps: float = 1.0
+    hbm_capacity_gb: float = 0.0
+    idle_w: float = 0.0
+    hbm_read_pj_per_bit: float = 0.0
+    hbm_write_pj_per_bit: float = 0.0
+    flop_pj: float = 0.0
+    l2_pj_per_bit: float = 0.0
+    l1_pj_per_bit: float = 0.0
+    price_usd: float = 0.0
+    hbm_usd_per_gb: float = 0.0
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LinkSpec:
+    name: str = "link"
+    bw_gbps: float = 1.0
+    pj_per_bit: float = 0.0
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TierSpec:
+    name: str = "tier"
+    kind: str = "memory"              # memory | flash
+    read_pj_per_bit: float = 0.0
+    bw_gbps: float = float("inf")     # per device; .inf = keeps up with the link
+    capacity_gb: float = 0.0          # per device
+    idle_w: float = 0.0               # per device
+    usd_per_gb: float = 0.0
+    devices_per_gpu: int = 1
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SystemSpec:
+    name: str = "system"
+    gpu: GPUSpec = field(default_factory=GPUSpec)
+    offload_link: LinkSpec = field(default_factory=LinkSpec)
+    tiers: Dict[str, TierSpec] = field(default_factory=dict)
+    tp: int = 1
+    dp: int = 1
+    ep: int = 1
+    gpus_per_node: int = 8
+    nvlink_bw_gbps: float = 450.0
+    hop_latency_us: float = 0.8
+    internode_bw_gbps: float = 50.0
+    always_on: List[str] = field(default_factory=list)
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorkloadSpec:
+    batch: int = 1
+    context_len: int = 1024
+    weight_bytes: float = 2.0
+    kv_bytes: float = 2.0
+    placement: str = "hbm"
+    hbm_cache_fraction: float = 0.0
+    routing_skew: float = 0.0
+    routing_frequencies: Optional[List[float]] = None
+    prefetch: bool = True
+    offload_path: str = "staged"
+
+
+@dataclass
+class AccountingSpec:
+    count_lm_head: bool = False
+    prefetch_overlap: str = "step"
+    expert_scaling: str = "keep_expert_size"
+    topk_scaling: str = "keep_expert_size"
+
+
+SCHEMAS = {"model": ModelSpec, "system": SystemSpec, "workload": WorkloadSpec, "accounting": AccountingSpec,
+           "gpu": GPUSpec, "link": LinkSpec, "tier": TierSpec}
+
+
+def validated(section: str, values: dict) -> dict:
+    """Merge a plain section into its schema: unknown keys and wrong types fail in one line."""
+    return copy.deepcopy(_validated(section, json.dumps(values, sort_keys=True, default=str)))
+
+
+@functools.lru_cache(maxsize=512)
+def _validated(section: str, values_json: str) -> dict:
+    values = json.loads(values_json)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SCHEMAS[section]), values)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or ""
+        first = str(err).splitlines()[0]
+        raise DseError(f"{section}{'.' + key if key else ''}: {first}") from None
+    return OmegaConf.to_container(merged, resolve=True)

@@ -1,0 +1,150 @@
+"""The kernel against numbers derived by hand from MODEL.md and published model facts (not from the code)."""
+import math
+
+import numpy as np
+import pytest
+
+import dse
+from dse import routing
+
+MIXTRAL_EXPERT_BYTES = 3 * 4096 * 14336 * 2            # 352,321,536 B = 352.3 MB
+# attention Q,O 4096x4096 and K,V 4096x1024, plus the 4096x8 router, per layer, x 32 layers, bf16
+MIXTRAL_NON_EXPERT_BYTES = 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 4096 * 8) * 2
+
+
+@pytest.fixture(scope="module")
+def mixtral():
+    return dse.evaluate("paper-fig45-mixtral")
+
+
+def test_mixtral_batch1_ssd_moves_two_experts_per_layer(mixtral):
+    x = mixtral.sel(placement="ssd", batch=1)
+    assert float(x.offload_read_bytes) == pytest.approx(2 * 32 * MIXTRAL_EXPERT_BYTES, rel=1e-12)
+    assert float(x.experts_touched) == pytest.approx(2.0, rel=1e-12)
+
+
+def test_each_offloaded_bit_costs_110_8_pj_in_the_papers_accounting(mixtral):
+    ssd, hbm = mixtral.sel(placement="ssd", batch=1), mixtral.sel(placement="hbm", batch=1)
+    bits = 2 * 32 * MIXTRAL_EXPERT_BYTES * 8
+    e = ssd.energy.sel(component=["offload_read", "offload_link", "offload_hbm_write"]).sum()
+    # 102.4 (SSD read) + 4.2 (HBM write) for the copy ...
+    assert float(e) / bits == pytest.approx(106.6e-12, rel=1e-12)
+    # ... + 4.2 (HBM read by the GEMM): the weight reads are the same bits in both placements
+    hbm_read = float(ssd.energy.sel(component="hbm_weights"))
+    assert hbm_read == pytest.approx((MIXTRAL_NON_EXPERT_BYTES * 8 + bits) * 4.2e-12, rel=1e-12)
+    assert (float(e) + bits * 4.2e-12) / bits == pytest.approx(110.8e-12, rel=1e-12)
+    assert float(hbm.energy.sel(component="hbm_weights")) == pytest.approx(hbm_read, rel=1e-12)
+
+
+def test_mixtral_batch1_kv_and_compute_energy(mixtral):
+    x = mixtral.sel(placement="hbm", batch=1)
+    kv_bytes = 1 * 1024 * (2 * 8 * 128) * 2 * 32
+    assert float(x.energy.sel(component="hbm_kv")) == pytest.approx(kv_bytes * 8 * 4.2e-12, rel=1e-12)
+    active = MIXTRAL_NON_EXPERT_BYTES / 2 + 32 * 2 * 3 * 4096 * 14336
+    flops = 2 * active + 1024 * 4 * 32 * 128 * 32
+    assert float(x.flops) == pytest.approx(flops, rel=1e-12)
+    assert float(x.energy.sel(component="compute")) == pytest.approx(flops * 0.16e-12, rel=1e-12)
+
+
+def test_mixtral_batch1_hbm_latency_by_hand(mixtral):
+    # busiest of 4 GPUs holding 2 experts each, q = 2/8: Binomial(2, 1/4) per GPU, F(0) = 9/16, F(1) = 15/16
+    busiest = (1 - (9 / 16) ** 4) + (1 - (15 / 16) ** 4)
+    bw = 3352e9
+    attn = (2 * 4096 * 4096 + 2 * 4096 * 1024) * 2 / 4 + 1024 * 2048 * 2 / 4
+    router = 4096 * 8 * 2 / 4
+    experts = busiest * MIXTRAL_EXPERT_BYTES
+    allreduce = 2 * 2 * 3 * (0.8e-6 + 4096 * 2 / 4 / 450e9)
+    a2a = 2 * (0.8e-6 + 1 * 2 * 4096 * 2 / 4 * 3 / 4 / 450e9)
+    per_layer = (attn + router + experts) / bw + allreduce + a2a
+    x = mixtral.sel(placement="hbm", batch=1)
+    assert float(x.step_latency) == pytest.approx(32 * per_layer, rel=1e-9)
+    # background: (70 W GPU + 57 W DDR) x 4 GPUs x latency
+    assert float(x.energy.sel(component="background")) == pytest.approx(4 * 127 * 32 * per_layer, rel=1e-9)
+
+
+def test_busiest_gpu_close_to_exact_combinatorics():
+    # Mixtral batch 1: the 2 distinct experts share a GPU with probability 4 / C(8,2) = 1/7 -> E[max] = 8/7
+    approx = routing.busiest_gpu_experts(routing.touched_uniform(1, 2, 8), 8, 4, 2)
+    assert approx == pytest.approx(8 / 7, rel=0.02)
+    assert routing.busiest_gpu_experts(5.0, 8, 1, 0) == 5.0
+
+
+def test_uniform_distinct_experts_by_hand():
+    assert routing.touched_uniform(2, 2, 8) == pytest.approx(8 * (1 - 0.75**2))  # 3.5
+    # DeepSeek-V2-Lite (E=64, k=6) at B=8: 64 (1 - (58/64)^8) = 64 (1 - e^(8 ln 0.90625)) = 34.88;
+    # replayed traces touched 32.8 (MODEL.md s.10)
+    u = routing.touched_uniform(8, 6, 64)
+    assert u == pytest.approx(34.88, abs=0.01)
+    assert 32.8 / u == pytest.approx(0.94, abs=0.01)
+    t, _ = routing.touched_zipf(8, 6, 64, 0.0, 64)
+    assert t == pytest.approx(u, rel=1e-12)
+    t_skew, _ = routing.touched_zipf(8, 6, 64, 1.0, 64)
+    assert t_skew < u
+
+
+def test_cache_fraction_removes_hot_experts_from_the_fetch():
+    # uniform routing: caching half of the experts halves the expected fetch
+    ds = dse.evaluate("paper-fig45-mixtral", batch=16, placement="ssd", hbm_cache_fraction=[0.0, 0.5, 1.0])
+    f = ds.experts_fetched.values
+    assert f[1] == pytest.approx(f[0] / 2) and f[2] == 0.0
+    # Zipf: the hottest half carries more than half of the touches
+    z = dse.evaluate("paper-fig45-mixtral", batch=2, placement="ssd", routing_skew=1.5, hbm_cache_fraction=[0.0, 0.5])
+    assert z.experts_fetched.values[1] < z.experts_fetched.values[0] / 2
+
+
+@pytest.mark.parametrize("name, total_b, active_b", [
+    ("mixtral-8x7b", 46.7, 12.9),        # Mistral AI announcement
+    ("deepseek-r1", 671.0, 37.0),        # DeepSeek-V3 technical report (without the 14B MTP module)
+    ("llama4-maverick", 400.0, 17.0),    # Meta model card: 17B active, 400B total
+    ("qwen3-235b-a22b", 235.0, 22.0),    # Qwen3 model card
+    ("llama3-70b", 70.6, 70.6),          # Meta model card
+    ("gpt-oss-120b", 116.8, 5.1),        # OpenAI model card: 116.8B total, 5.1B active
+    ("kimi-k2", 1040.0, 32.6),           # Moonshot model card: 1T total (1.04T), 32B active
+])
+def test_parameter_counts_match_published_totals(name, total_b, active_b):
+    from types import SimpleNamespace
+
+    from dse import config, engine, kernel
+
+    m = SimpleNamespace(**engine._prepare_model(config.preset("model", name)))
+    net = kernel.network(m, count_lm_head=1)
+    embedding = m.vocab * m.hidden
+    total = net.non_expert + net.n_moe * m.n_experts * net.expert + embedding
+    active = net.non_expert + net.n_moe * m.top_k * net.expert  # the embedding lookup is not a matmul
+    assert total / 1e9 == pytest.approx(total_b, rel=0.02)
+    assert active / 1e9 == pytest.approx(active_b, rel=0.06)
+
+
+def test_deepseek_mla_attention_by_hand():
+    from types import SimpleNamespace
+
+    from dse import config, engine, kernel
+
+    m = SimpleNamespace(**engine._prepare_model(config.preset("model", "deepseek-r1")))
+    by_hand = 7168 * 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 * 128 * 256 + 128 * 128 * 7168
+    assert kernel.attention_params(m) == by_hand == 187_105_280
+    assert kernel.kv_values_read_per_token(m) == 2 * 512 + 64
+    assert kernel.kv_values_stored_per_token(m) == 512 + 64
+
+
+def test_direct_path_skips_hbm_write_and_reread():
+    ds = dse.evaluate("paper-fig45-mixtral", batch=4, placement="ssd", offload_path=["staged", "direct"])
+    staged, direct = ds.sel(offload_path="staged"), ds.sel(offload_path="direct")
+    bits = float(staged.offload_read_bits)
+    assert float(direct.energy.sel(component="offload_hbm_write")) == 0.0
+    saved = float(staged.energy.sel(component="hbm_weights") - direct.energy.sel(component="hbm_weights"))
+    assert saved == pytest.approx(bits * 4.2e-12, rel=1e-12)
+
+
+def test_measured_routing_frequencies():
+    # a flat measured vector is uniform routing: Mixtral B=2 -> 8 (1 - 0.75^2) = 3.5
+    ds = dse.evaluate("paper-fig45-mixtral", batch=2, placement="ssd", routing_frequencies=[0.25] * 8)
+    assert float(ds.experts_touched) == pytest.approx(3.5, rel=1e-12)
+    assert ds.attrs["routing"] == "measured"
+    # all traffic on two experts (p = 1 each): exactly 2 touched at any batch, and caching them fetches none
+    hot = [1.0, 1.0] + [0.0] * 6
+    ds = dse.evaluate("paper-fig45-mixtral", batch=[1, 64], placement="ssd", routing_frequencies=hot,
+                      hbm_cache_fraction=[0.0, 0.25])
+    np.testing.assert_allclose(ds.experts_touched.values, 2.0)
+    np.testing.assert_allclose(ds.experts_fetched.sel(hbm_cache_fraction=0.25).values, 0.0)
+    np.testing.assert_allclose(ds.experts_fetched.sel(hbm_cache_fraction=0.0).values, 2.0)
