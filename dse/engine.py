@@ -275,14 +275,13 @@ def _sum_in_order(parts) -> np.ndarray:
 def _outputs(m, g, s, link, tier, w, *, routing_plan) -> dict:
     """One block of the open grid (numpy arrays, one axis per grid dimension) -> the output variables.
 
-    ``energy`` has the component axis first (:class:`dse.grid.Grid` shows it last); step energy adds the
-    components in order, offload energy the offload components.
+    ``energy`` is the tuple of components, each over the dims it depends on (:class:`dse.grid.Grid` stacks them
+    along ``component`` when the variable is asked for); step energy adds them in order.
     """
     touched, uncached, busiest = _routing(m, s, w, **routing_plan)
     out = kernel.decode_step(m, g, s, link, tier, w, touched, uncached, busiest)
-    parts = [out.energy[c] for c in kernel.COMPONENTS]
-    energy = np.stack(np.broadcast_arrays(*parts))
-    total = _sum_in_order(parts)
+    energy = tuple(out.energy[c] for c in kernel.COMPONENTS)
+    total = _sum_in_order(energy)
     offload = _sum_in_order([out.energy[c] for c in kernel.OFFLOAD_COMPONENTS])
     B = w.batch
     return {

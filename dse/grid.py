@@ -56,6 +56,13 @@ class _Open:
         return a
 
 
+def _own_axes(a, keep: tuple) -> np.ndarray:
+    """An open-grid output without the (length-1) axes of the dimensions the variable does not depend on."""
+    a = np.asarray(a)
+    a = a.reshape((1,) * len(keep)) if a.ndim == 0 else a
+    return a.reshape([n for n, k in zip(a.shape, keep) if k])
+
+
 def _length(index, size: int) -> int:
     return len(range(size)[index]) if isinstance(index, slice) else len(index)
 
@@ -64,7 +71,7 @@ class Grid:
     """The resolved inputs of one evaluation over an open grid (see the module docstring).
 
     ``inputs`` maps argument names of ``compute`` to input trees; ``compute(**namespaces)`` returns a dict of
-    output arrays (for a variable listed in ``stacks``, with that dimension as its first axis; it is shown last).
+    output arrays (for a variable listed in ``stacks``, a tuple of arrays stacked along that trailing dimension).
     ``coords`` gives the swept dimensions in output order; other dimensions of array-valued inputs follow.
     """
 
@@ -118,9 +125,10 @@ class Grid:
         out = self._evaluate(tuple([0, 1] if self.sizes[d] > 1 else [0, 0] for d in self.dims))
         layout = {}
         for name in self.variables:
-            shape = np.shape(out[name])[1:] if name in self.stacks else np.shape(out[name])
+            parts = out[name] if name in self.stacks else (out[name],)
+            shape = np.broadcast_shapes(*(np.shape(p) for p in parts))
             shape = shape if len(shape) == len(self.dims) else (1,) * len(self.dims)
-            layout[name] = (tuple(d for d, n in zip(self.dims, shape) if n == 2), np.asarray(out[name]).dtype)
+            layout[name] = (tuple(d for d, n in zip(self.dims, shape) if n == 2), np.result_type(*parts))
         return layout
 
     # ------------------------------------------------------------------------------------------- blocks
@@ -138,18 +146,17 @@ class Grid:
         lengths = {d: _length(b, self.sizes[d]) for d, b in zip(self.dims, box)}
         result = {}
         for name in names:
-            dims = self.layout[name][0]
+            dims, dtype = self.layout[name]
             keep = tuple(d in dims for d in self.dims)
             shape = tuple(lengths[d] for d in dims)
-            a = np.asarray(out[name])
-            stacked = a.shape[:1] if name in self.stacks else ()
-            a = a.reshape(stacked + (1,) * len(self.dims)) if a.ndim == len(stacked) else a
-            a = a.reshape(stacked + tuple(n for n, k in zip(a.shape[len(stacked):], keep) if k))  # drop others' axes
-            if stacked:  # the stacked axis comes first in memory, last in the variable's dims
-                data = np.moveaxis(np.broadcast_to(a, stacked + shape), 0, -1)
+            if name in self.stacks:  # written part by part (contiguous), shown with the stacked dim last
+                parts = out[name]
+                data = np.empty((len(parts),) + shape, dtype)
+                for i, part in enumerate(parts):
+                    data[i] = _own_axes(part, keep)
+                result[name] = np.moveaxis(data, 0, -1)
             else:
-                data = np.broadcast_to(a, shape)
-            result[name] = data
+                result[name] = np.broadcast_to(_own_axes(out[name], keep), shape)
         return result
 
     def _take_block(self, out: dict, box: tuple, name: str) -> np.ndarray:
