@@ -16,7 +16,6 @@ import argparse
 import math
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from dse import engine, sweep  # noqa: E402
 GRID = {
     "flash_read_pj_per_bit": {"start": 1.0, "stop": 200.0, "num": 64, "log": True},
     "hbm_read_pj_per_bit": [3.0, 4.2, 6.0, 10.0],
-    "batch": {"start": 1, "stop": 512, "num": 512},
+    "batch": {"start": 1, "stop": 1024, "num": 1024},
     "top_k": [1, 2, 4, 8],
     "n_experts": [64, 128, 256],
     "context_len": [1024, 8192, 32768],
@@ -49,15 +48,16 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float) -> None:
     grid = engine.resolve(**BASE, **GRID)
     n = grid.points
     chunking = grid.chunking(sweep.choose_chunks(grid, chunk_mb))
-    blocks = grid.blocks(chunking)
-    print(f"grid: {n:,} points, {len(grid.dims)} dimensions {dict(grid.sizes)}; {len(blocks)} blocks "
+    names = tuple(grid.variables)
+    pieces = [sweep.Piece(str(idx), box, names) for idx, box in grid.blocks(chunking)]
+    print(f"grid: {n:,} points, {len(grid.dims)} dimensions {dict(grid.sizes)}; {len(pieces)} blocks "
           f"(target chunk {chunk_mb} MiB)")
 
     total = [0.0]
     lock = threading.Lock()
 
-    def consume(g, idx, box):
-        s = float(g.block(box)["energy_per_token"].sum())
+    def consume(piece, data):        # every variable of the block is evaluated; its energy per token summed
+        s = float(data["energy_per_token"].sum())
         with lock:
             total[0] += s
 
@@ -65,7 +65,7 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float) -> None:
     for _ in range(repeats):
         total[0] = 0.0
         t = time.perf_counter()
-        sweep.compute_blocks(grid, blocks, consume, progress=False)
+        sweep.compute(grid, pieces, sweep.evaluate_piece, consume, progress=False)
         dask_s.append(time.perf_counter() - t)
     dask_sum = total[0]
 
@@ -83,9 +83,16 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float) -> None:
     whole = grid.block(grid.box(), ["energy_per_token"])["energy_per_token"]
     reference = [float(whole[tuple(b[0] for b in box)]) for box in picks]
 
+    t = time.perf_counter()
+    for piece in pieces:
+        grid.block(piece.box)["energy_per_token"].sum()
+    blocks_s = time.perf_counter() - t
+
     rate_dask, rate_numpy, rate_loop = n / min(dask_s), n / min(numpy_s), loop_points / loop_s
     print(f"dask threaded ({os.cpu_count()} cores): {rate_dask:.3g} points/s  (best of {repeats}: {min(dask_s):.2f} s)")
-    print(f"plain numpy, one call:  {rate_numpy:.3g} points/s  (best of {repeats}: {min(numpy_s):.2f} s)")
+    print(f"plain numpy, one call:  {rate_numpy:.3g} points/s  (best of {repeats}: {min(numpy_s):.2f} s; "
+          "whole-grid arrays)")
+    print(f"  (numpy block by block, one thread, for scale: {n / blocks_s:.3g} points/s)")
     print(f"per-point Python loop:  {rate_loop:.3g} points/s  ({loop_points} random points, {loop_s:.2f} s)")
     print(f"ratios: dask / numpy = {rate_dask / rate_numpy:.2f}; numpy / loop = {rate_numpy / rate_loop:.3g}; "
           f"dask / loop = {rate_dask / rate_loop:.3g}")
@@ -95,7 +102,7 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float) -> None:
 
 def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> None:
     """A sweep of about ``points`` points through the CLI in a child process; wall time and peak RSS."""
-    num_batch = max(1, round(points / 1_000_000))   # the other dimensions give 10^6 points
+    num_batch = max(1, round(points / 500_000))     # the other dimensions give 5 x 10^5 points
     overrides = [
         "model=deepseek-r1", "system=8xh200", "workload.placement=ssd",
         "+grid.flash_read_pj_per_bit={start:1.0,stop:200.0,num:100,log:true}",
@@ -111,9 +118,18 @@ def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> No
     print("\n" + " ".join(cmd[1:]))
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    child = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    rss = 0
+    while child.poll() is None:     # the child's own peak (VmHWM), read until it exits
+        try:
+            status = Path(f"/proc/{child.pid}/status").read_text()
+            rss = max(rss, int(status.split("VmHWM:")[1].split()[0]) * 1024)
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.05)
     wall = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    if child.returncode:
+        raise SystemExit(f"the sweep failed ({child.returncode})")
     import xarray as xr
 
     ds = xr.open_zarr(out / "result.zarr", consolidated=False)

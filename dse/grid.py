@@ -111,9 +111,16 @@ class Grid:
         """Number of grid points (product of the dimension sizes)."""
         return math.prod(self.sizes.values())
 
-    def _evaluate(self, box: tuple) -> dict:
-        """Raw kernel outputs on one box (a slice or index list per grid dimension)."""
-        inputs = _tree_map(self._open, lambda a: a.cut(box) if isinstance(a, _Open) else a)
+    def _evaluate(self, box: tuple, order: tuple | None = None) -> dict:
+        """Raw kernel outputs on one box (a slice or index list per grid dimension), computed with the grid's
+        axes in ``order`` (a permutation; default: the grid's own order)."""
+        def cut(a):
+            if not isinstance(a, _Open):
+                return a
+            a = a.cut(box)
+            return a if order is None else np.ascontiguousarray(np.transpose(a, order))
+
+        inputs = _tree_map(self._open, cut)
         return self.compute(**{k: _ns(v) if isinstance(v, dict) else v for k, v in inputs.items()})
 
     @functools.cached_property
@@ -138,29 +145,41 @@ class Grid:
         return tuple(index.get(d, slice(None)) for d in self.dims)
 
     def block(self, box: tuple | dict | None = None, names=None) -> dict[str, np.ndarray]:
-        """Evaluate one box: {name: array over the variable's own dims (then its stacked dim)}."""
-        box = box if isinstance(box, tuple) else self.box(box)
-        return self._take(self._evaluate(box), box, names or list(self.variables))
+        """Evaluate one box: {name: array over the variable's own dims (then its stacked dim)}.
 
-    def _take(self, out: dict, box: tuple, names) -> dict:
+        The kernel runs with the box's longest dimensions innermost (numpy's inner loops then run long; the same
+        numbers in any order); the arrays returned are views in the grid's order."""
+        box = box if isinstance(box, tuple) else self.box(box)
+        order = self._order(box)
+        return self._take(self._evaluate(box, order), box, names or list(self.variables), order)
+
+    def _order(self, box: tuple) -> tuple:
+        lengths = [_length(b, self.sizes[d]) for d, b in zip(self.dims, box)]
+        return tuple(sorted(range(len(self.dims)), key=lambda i: lengths[i]))
+
+    def _take(self, out: dict, box: tuple, names, order: tuple) -> dict:
+        """The named outputs of a box computed in ``order``, each over its own dims in the grid's order."""
         lengths = {d: _length(b, self.sizes[d]) for d, b in zip(self.dims, box)}
+        computed = [self.dims[i] for i in order]
         result = {}
         for name in names:
             dims, dtype = self.layout[name]
-            keep = tuple(d in dims for d in self.dims)
-            shape = tuple(lengths[d] for d in dims)
+            keep = tuple(d in dims for d in computed)
+            inner = [d for d in computed if d in dims]                 # the variable's dims as computed
+            shape = tuple(lengths[d] for d in inner)
+            back = [inner.index(d) for d in dims]                      # -> the grid's order
             if name in self.stacks:  # written part by part (contiguous), shown with the stacked dim last
                 parts = out[name]
                 data = np.empty((len(parts),) + shape, dtype)
                 for i, part in enumerate(parts):
                     data[i] = _own_axes(part, keep)
-                result[name] = np.moveaxis(data, 0, -1)
+                result[name] = np.transpose(data, [1 + i for i in back] + [0])
             else:
-                result[name] = np.broadcast_to(_own_axes(out[name], keep), shape)
+                result[name] = np.transpose(np.broadcast_to(_own_axes(out[name], keep), shape), back)
         return result
 
     def _take_block(self, out: dict, box: tuple, name: str) -> np.ndarray:
-        return self._take(out, box, [name])[name]
+        return self._take(out, box, [name], self._order(box))[name]
 
     # ------------------------------------------------------------------------------------------- datasets
     def chunking(self, chunks: dict | None) -> dict[str, tuple[int, ...]]:
@@ -204,7 +223,8 @@ class Grid:
         token = uuid.uuid4().hex
         block_name = f"dse-block-{token}"
         boxes = dict(self.blocks(chunking))
-        layers = {block_name: {(block_name, *idx): (self._evaluate, box) for idx, box in boxes.items()}}
+        layers = {block_name: {(block_name, *idx): (self._evaluate, box, self._order(box))
+                               for idx, box in boxes.items()}}
         arrays = {}
         for name in names:
             dims, dtype = self.layout[name]
