@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .params import DseError
+from .sweep import DONE_FILE
 
 
 def open_results(path, chunks=None) -> xr.Dataset:
@@ -25,7 +26,7 @@ def open_results(path, chunks=None) -> xr.Dataset:
     p = Path(path)
     if not p.exists():
         raise DseError(f"results path {str(p)!r} does not exist")
-    if p.name.endswith(".partial") or (p.is_dir() and (p / "dse-done-blocks.txt").exists()):
+    if p.name.endswith(".partial") or (p.is_dir() and (p / DONE_FILE).exists()):
         raise DseError(f"{str(p)!r} is an unfinished sweep: re-run the same config to resume it")
     if p.is_dir():
         return xr.open_zarr(p, consolidated=False, chunks={} if chunks is None else chunks)

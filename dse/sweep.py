@@ -37,7 +37,7 @@ DEFAULTS = {
     "max_grid_points": 1e10,
 }
 RESULT_NAME = "result"
-DONE_FILE = "dse-done-blocks.txt"   # inside a partial Zarr store: the blocks already written, one per line
+DONE_FILE = "dse-done-blocks.txt"   # inside a partial Zarr store: the pieces already written, one per line
 PROGRESS_DELAY_S = 2.0
 
 
@@ -103,9 +103,8 @@ def grid_size_bound(grid_section: dict) -> int:
     for name, value in (grid_section or {}).items():
         if isinstance(value, dict):
             num = value.get("num")
-            if isinstance(num, bool) or not isinstance(num, (int, float)):
-                raise DseError(f"grid.{name}.num={num!r} is not a number")
-            size *= max(int(num), 1)
+            if isinstance(num, (int, float)) and not isinstance(num, bool) and num > 1:
+                size *= int(num)      # anything else is refused, with its own message, when the grid is expanded
         elif isinstance(value, (list, tuple)):
             size *= max(len(value), 1)
     return size

@@ -85,6 +85,8 @@ def test_figure_6_merges_studies_with_different_dimensions(tmp_path):
         np.testing.assert_array_equal(repeated.sel(flash_read_pj_per_bit=f), llama.energy_per_token)
     fig6 = ratio_to(ds.energy_per_token, "study", studies[1]).sel(study=studies[0])
     np.testing.assert_allclose(fig6.transpose("batch", ...), mav.energy_per_token / llama.energy_per_token)
+    as_zarr = collect.collect(tmp_path, output=tmp_path / "merged.zarr", progress=False)      # the large-size form
+    xr.testing.assert_identical(open_results(as_zarr).load(), ds.load())
 
 
 def test_figures_4_5_pad_the_batch_sizes_a_study_did_not_run(tmp_path):
