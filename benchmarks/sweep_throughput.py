@@ -114,7 +114,7 @@ def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> No
     if variables:
         overrides.append(f"output.variables=[{variables}]")
     out = Path(tempfile.mkdtemp(prefix="dse-bench-", dir=os.environ.get("DSE_BENCH_DIR")))
-    cmd = [sys.executable, "-m", "dse.sweep", *overrides, f"hydra.run.dir={out}", "progress=false"]
+    cmd = [sys.executable, "-m", "dse.cli", *overrides, f"hydra.run.dir={out}", "progress=false"]
     print("\n" + " ".join(cmd[1:]))
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t = time.perf_counter()

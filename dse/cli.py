@@ -1,7 +1,9 @@
 """``dse``: the Hydra app. ``dse study=paper-fig45-mixtral`` prints a table and writes result.nc in the run dir.
 
 Scalar settings are dotted config overrides (``workload.batch=8``, ``system.gpu.idle_w=90``); dimensions go in the
-``grid`` section (``grid.batch=[1,8,64]``, ``+grid.flash_read_pj_per_bit=[10,100]``).
+``grid`` section (``grid.batch=[1,8,64]``, ``grid.flash_read_pj_per_bit=[10,100]``). ``dse -m model=a,b ...`` runs
+one job per combination and merges their results at the end (:mod:`dse.collect`). The grid is evaluated and written
+chunk by chunk (:mod:`dse.sweep`): NetCDF, or Zarr for large grids.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from .config import CONF_DIR
 from .params import DseError
 
+TABLE_MAX_POINTS = 20_000  # larger results are summarised by their path only (query them with dse.open_results)
+
 
 def write_netcdf(ds, path: Path) -> Path:
     """Write atomically: a temporary name in the same directory, then rename."""
@@ -26,14 +30,17 @@ def write_netcdf(ds, path: Path) -> Path:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> Path:
-    from .engine import evaluate
     from .report import energy_table
+    from .results import open_results
+    from .sweep import run as sweep
 
-    ds = evaluate(cfg=OmegaConf.to_container(cfg, resolve=True))
+    out = sweep(OmegaConf.to_container(cfg, resolve=True), run_dir)
+    ds = open_results(out)
     print(f"dse {ds.attrs['dse_version']}: model {ds.attrs['model']}, system {ds.attrs['system']}"
-          f"{', study ' + ds.attrs['study'] if ds.attrs['study'] else ''}  (energy in J per generated token)")
-    print(energy_table(ds))
-    out = write_netcdf(ds, run_dir / "result.nc")
+          f"{', study ' + ds.attrs['study'] if ds.attrs.get('study') else ''}  (energy in J per generated token)")
+    needed = {"energy", "energy_per_token", "step_energy", "step_latency", "offload_share"}
+    if needed <= set(ds.data_vars) and ds["energy_per_token"].size <= TABLE_MAX_POINTS:
+        print(energy_table(ds))
     print(f"dataset: {out}")
     return out
 
@@ -56,16 +63,20 @@ def _check_argv(argv: list[str]) -> None:
     for arg in argv:
         key, _, value = arg.partition("=")
         key = key.lstrip("+~")
-        if key in ("model", "system", "study", "accounting") and value and "," not in value:
-            check_preset(key, value)
+        if key in ("model", "system", "study", "accounting") and value:
+            for v in value.split(","):
+                check_preset(key, v)
 
 
 def main() -> None:
+    from .sweep import grid_override
+
     try:
         _check_argv(sys.argv[1:])
     except DseError as err:
         print(f"dse: error: {err}", file=sys.stderr)
         sys.exit(2)
+    sys.argv = [sys.argv[0], *map(grid_override, sys.argv[1:])]  # grid.X=... may add a grid entry
     _app()
 
 

@@ -467,33 +467,7 @@ def run(cfg: dict, run_dir: Path | str = ".") -> Path:
         _close(client)
 
 
-# ------------------------------------------------------------------------------------------------- Hydra app
-def hydra_job(cfg) -> Path | None:
-    """The body of a Hydra job: run the sweep in Hydra's output directory; a DseError exits 2 with one line."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    try:
-        path = run(OmegaConf.to_container(cfg, resolve=True), Path(HydraConfig.get().runtime.output_dir))
-    except DseError as err:
-        print(f"dse: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(path)
-    return path
-
-
+# ------------------------------------------------------------------------------------------------- CLI
 def grid_override(arg: str) -> str:
     """``grid.NAME=...`` -> ``++grid.NAME=...``: a grid entry may be set whether or not the config has it."""
     return f"++{arg}" if arg.startswith("grid.") and "=" in arg else arg
-
-
-def main() -> None:
-    """``python -m dse.sweep [-m] key=value ...``: the sweep as a Hydra app (the ``dse`` CLI does the same)."""
-    import hydra
-
-    sys.argv = [sys.argv[0], *map(grid_override, sys.argv[1:])]
-    hydra.main(config_path=str(config.CONF_DIR), config_name="config", version_base=None)(hydra_job)()
-
-
-if __name__ == "__main__":
-    main()

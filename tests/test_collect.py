@@ -22,7 +22,7 @@ def test_multirun_end_to_end_merges_the_swept_choices(tmp_path, capsys):
     """`dse -m model=a,b grid.batch=[1,16] grid.placement=[hbm,ssd]`: two jobs, merged automatically at the end
     with model as a new dimension, each job's numbers as a single run gives them."""
     sweep_dir = tmp_path / "mr"
-    r = subprocess.run([sys.executable, "-m", "dse.sweep", "-m", "model=mixtral-8x7b,deepseek-r1", "system=8xh200",
+    r = subprocess.run([sys.executable, "-m", "dse.cli", "-m", "model=mixtral-8x7b,deepseek-r1", "system=8xh200",
                         "grid.batch=[1,16]", "grid.placement=[hbm,ssd]", "progress=false",
                         f"hydra.sweep.dir={sweep_dir}"], env=ENV, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

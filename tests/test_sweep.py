@@ -186,7 +186,7 @@ def test_bad_input_is_one_line_naming_the_key_before_any_file(tmp_path, change, 
 
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "dse.sweep", "grid.flash_energy=[1,2]", f"hydra.run.dir={tmp_path}"],
+    r = subprocess.run([sys.executable, "-m", "dse.cli", "grid.flash_energy=[1,2]", f"hydra.run.dir={tmp_path}"],
                        env=ENV, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "flash_energy" in r.stderr and "Traceback" not in r.stderr
