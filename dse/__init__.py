@@ -13,4 +13,11 @@ def evaluate(*args, **kwargs):
 
 evaluate.__doc__ = "Energy, latency and capacity of one decode step over a grid of parameters (dse.engine.evaluate)."
 
-__all__ = ["DseError", "evaluate", "__version__"]
+def search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
+    """Run a Pareto search (conf/search/<preset>, Hydra-style ``overrides``) in ``run_dir``; see :mod:`dse.search`."""
+    from .search import compose, run
+
+    return run(compose(preset, list(overrides)), run_dir)
+
+
+__all__ = ["DseError", "evaluate", "search", "__version__"]

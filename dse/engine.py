@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from . import config, kernel, routing
+from . import capacity, config, kernel, routing
 from .params import PARAMS, DseError, check_values, lookup
 
 NO_TIER_BW_GBPS = 1e30          # stands in for "unlimited" (YAML .inf), keeps 0 * inf out of the kernel
@@ -41,6 +41,7 @@ VARIABLES = {  # name: (units, long_name)
     "hbm_bytes": ("B", "bytes held in HBM (weights + KV cache), all GPUs"),
     "offload_tier_bytes": ("B", "expert bytes held in the offload tier"),
     "n_gpus": ("GPUs", "GPUs in the system"),
+    **capacity.VARIABLES,
 }
 
 
@@ -169,13 +170,14 @@ def _set_leaf(tree: dict, name: str, path: str, value) -> None:
 def _tier_for(placement: str, tiers: dict) -> dict:
     if placement == "hbm":
         return dict(offloaded=0.0, read_pj_per_bit=0.0, bw_gbps=NO_TIER_BW_GBPS, devices_per_gpu=1,
-                    idle_w_per_gpu=0.0, is_flash=0.0)
+                    idle_w_per_gpu=0.0, is_flash=0.0, capacity_gb=0.0, usd_per_gb=0.0)
     if placement not in tiers:
         raise DseError(f"placement={placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
     t = tiers[placement]
     return dict(offloaded=1.0, read_pj_per_bit=t["read_pj_per_bit"], bw_gbps=t["bw_gbps"],
                 devices_per_gpu=t["devices_per_gpu"],
-                idle_w_per_gpu=t["idle_w"] * t["devices_per_gpu"] * (1 - t["always_on"]), is_flash=t["is_flash"])
+                idle_w_per_gpu=t["idle_w"] * t["devices_per_gpu"] * (1 - t["always_on"]), is_flash=t["is_flash"],
+                capacity_gb=t["capacity_gb"], usd_per_gb=t["usd_per_gb"])
 
 
 def _values(x) -> np.ndarray:
@@ -194,7 +196,7 @@ def _check_tree(tree: dict) -> None:
     for key in ("tp", "dp", "ep"):
         if np.any(_values(s[key]) < 1):
             raise DseError(f"system.{key} must be >= 1")
-    if np.any(_values(s["ep"]) > _values(s["tp"]) * _values(s["dp"])):
+    if np.any((_as_da(s["ep"]) > _as_da(s["tp"]) * _as_da(s["dp"])).values):
         raise DseError("system.ep exceeds the GPU count tp x dp")
     for group, values in (("system.gpu", s["gpu"]), ("system.offload_link", s["offload_link"])):
         for key, v in values.items():
@@ -249,8 +251,14 @@ def _split(study_grid: dict, params: dict):
     scalars, dims = {}, {}
     merged = {**{k: v for k, v in (study_grid or {}).items() if k not in params}, **params}
     for name, raw in merged.items():
-        value = expand_values(name, raw)
         path, param = lookup(name)
+        if isinstance(raw, xr.DataArray):  # varies along the array's own dims (e.g. one "trial" dim: points)
+            if param is not None and param.categorical:
+                raise DseError(f"{name}: a categorical parameter takes a list of values, not an array")
+            check_values(name, raw.values.ravel().tolist(), param)
+            scalars[name] = raw
+            continue
+        value = expand_values(name, raw)
         check_values(name, value, param)
         if param is not None and param.preset_group:
             for v in value if isinstance(value, list) else [value]:
@@ -313,7 +321,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
             tree["workload"]["placement"] = value
             continue
         if path == "workload.offload_path":
-            value = _as_da(value == "staged") * 1.0 if not isinstance(value, xr.DataArray) else value
+            value = _as_da(value == "staged") * 1.0
         _set_leaf(tree, name, path, value)
 
     acct = tree["accounting"]
@@ -384,6 +392,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
         "hbm_bytes": _as_da(out.hbm_bytes),
         "offload_tier_bytes": _as_da(out.tier_bytes),
         "n_gpus": _as_da(out.n_gpus),
+        **capacity.variables(G, T, out.n_gpus, out.hbm_bytes, out.tier_bytes),
     }
     ds = xr.Dataset(data)
     for name, (units, long_name) in VARIABLES.items():
@@ -394,7 +403,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, chunks: dict 
             ds[name].attrs.update(units=units, long_name=PARAMS[name].doc if name in PARAMS else name)
     ds = ds.transpose(*[d for d in dims if d in ds.dims], *[d for d in ds.dims if d not in dims])
 
-    settings = {k: (v if not isinstance(v, list) else v) for k, v in {**scalars, **dims}.items()}
+    settings = {k: (v.values.tolist() if isinstance(v, xr.DataArray) else v) for k, v in {**scalars, **dims}.items()}
     config_yaml = config.to_yaml(provenance_tree)
     digest = hashlib.sha256((config_yaml + json.dumps(settings, sort_keys=True, default=str)).encode()).hexdigest()
     from . import __version__
