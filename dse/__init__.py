@@ -33,4 +33,12 @@ def breakeven(*args, **kwargs):
 
 breakeven.__doc__ = "Break-even Flash read energy e* of a target against a reference on every grid point (dse.breakeven)."
 
-__all__ = ["DseError", "evaluate", "breakeven", "open_results", "__version__"]
+
+def search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
+    """Run a Pareto search (conf/search/<preset>, Hydra-style ``overrides``) in ``run_dir``; see :mod:`dse.search`."""
+    from .search import compose, run
+
+    return run(compose(preset, list(overrides)), run_dir)
+
+
+__all__ = ["DseError", "evaluate", "breakeven", "open_results", "search", "__version__"]

@@ -455,6 +455,9 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
         prov["price_usd"] = base_prov.get("price_usd") or {"source": f"from {base.get('name')}", "evidence": "assumption"}
     else:
         raise DseError("price_usd: a measurement gives no price; pass --price-usd or --base (a GPU preset)")
+    hbm_usd_per_gb = float(base.get("hbm_usd_per_gb", 0.0))
+    prov["hbm_usd_per_gb"] = base_prov.get("hbm_usd_per_gb") or {
+        "source": f"from {base.get('name') or 'no base preset'} (a measurement gives no price)", "evidence": "assumption"}
     return {
         "name": name,
         "peak_tflops": round(d["peak_tflops"], 1),
@@ -467,6 +470,7 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
         "l2_pj_per_bit": 0.0,
         "l1_pj_per_bit": 0.0,
         "price_usd": price,
+        "hbm_usd_per_gb": hbm_usd_per_gb,
         "provenance": prov,
     }
 

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from . import config, kernel, routing, specs
+from . import capacity, config, kernel, routing, specs
 from .grid import Grid
 from .params import PARAMS, DseError, check_values, lookup
 
@@ -44,6 +44,7 @@ VARIABLES = {  # name: (units, long_name)
     "offload_tier_bytes": ("B", "expert bytes held in the offload tier"),
     "n_gpus": ("GPUs", "GPUs in the system"),
     "offload_is_flash": ("1", "1 where the experts' offload tier is Flash (read energy = flash_read_pj_per_bit)"),
+    **capacity.VARIABLES,
 }
 
 
@@ -167,13 +168,14 @@ def _set_leaf(tree: dict, name: str, path: str, value) -> None:
 def _tier_for(placement: str, tiers: dict) -> dict:
     if placement == "hbm":
         return dict(offloaded=0.0, read_pj_per_bit=0.0, bw_gbps=NO_TIER_BW_GBPS, devices_per_gpu=1,
-                    idle_w_per_gpu=0.0, is_flash=0.0)
+                    idle_w_per_gpu=0.0, is_flash=0.0, capacity_gb=0.0, usd_per_gb=0.0)
     if placement not in tiers:
         raise DseError(f"placement={placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
     t = tiers[placement]
     return dict(offloaded=1.0, read_pj_per_bit=t["read_pj_per_bit"], bw_gbps=t["bw_gbps"],
                 devices_per_gpu=t["devices_per_gpu"],
-                idle_w_per_gpu=t["idle_w"] * t["devices_per_gpu"] * (1 - t["always_on"]), is_flash=t["is_flash"])
+                idle_w_per_gpu=t["idle_w"] * t["devices_per_gpu"] * (1 - t["always_on"]), is_flash=t["is_flash"],
+                capacity_gb=t["capacity_gb"], usd_per_gb=t["usd_per_gb"])
 
 
 def _values(x) -> np.ndarray:
@@ -192,7 +194,7 @@ def _check_tree(tree: dict) -> None:
     for key in ("tp", "dp", "ep"):
         if np.any(_values(s[key]) < 1):
             raise DseError(f"system.{key} must be >= 1")
-    if np.any(_values(s["ep"]) > _values(s["tp"]) * _values(s["dp"])):
+    if np.any((_as_da(s["ep"]) > _as_da(s["tp"]) * _as_da(s["dp"])).values):
         raise DseError("system.ep exceeds the GPU count tp x dp")
     for group, values in (("system.gpu", s["gpu"]), ("system.offload_link", s["offload_link"])):
         for key, v in values.items():
@@ -284,6 +286,8 @@ def _outputs(m, g, s, link, tier, w, *, routing_plan) -> dict:
     total = _sum_in_order(energy)
     offload = _sum_in_order([out.energy[c] for c in kernel.OFFLOAD_COMPONENTS])
     B = w.batch
+    held = capacity.capacity(g, tier, out.n_gpus, out.hbm_bytes, out.tier_bytes)
+    cost = tuple(held["cost"][p] for p in capacity.COST_PARTS)
     return {
         "energy_per_token": total / B,
         "energy": energy,
@@ -303,6 +307,9 @@ def _outputs(m, g, s, link, tier, w, *, routing_plan) -> dict:
         "offload_tier_bytes": out.tier_bytes,
         "n_gpus": out.n_gpus,
         "offload_is_flash": tier.is_flash,
+        "capacity_cost_usd": _sum_in_order(cost),
+        "capacity_cost": cost,
+        **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill")},
     }
 
 
@@ -481,4 +488,5 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
     )
     return Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),
                 {name: np.asarray(values) for name, values in dims.items()}, variables=VARIABLES,
-                stacks={"energy": ("component", kernel.COMPONENTS)}, coord_attrs=coord_attrs, attrs=attrs)
+                stacks={"energy": ("component", kernel.COMPONENTS), "capacity_cost": ("cost_part", capacity.COST_PARTS)},
+                coord_attrs=coord_attrs, attrs=attrs)

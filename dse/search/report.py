@@ -1,0 +1,175 @@
+"""Outputs of a search: trials.nc, pareto.nc, trials.csv, pareto.png (and validation.json), written atomically."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..engine import evaluate
+from . import points
+from .pareto import Normalizer, nondominated
+from .space import Space
+
+PLACEMENT_COLORS = {"hbm": "tab:blue", "ddr": "tab:orange", "ssd": "tab:red", "hbf": "tab:purple",
+                    "cxl": "tab:green", "lpddr": "tab:brown"}
+PAPER_MARKERS = {"hbm": "o", "ddr": "s", "ssd": "^"}
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary name in the same directory, then rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def trials_dataset(base: dict, space: Space, numbers, params, F, C, norm: Normalizer | None) -> xr.Dataset:
+    """Every completed trial re-evaluated in one call, with feasibility, Pareto membership and HV history."""
+    ds = points.evaluate_trials(base, space, params).assign_coords(trial=numbers)
+    F_again, _, _ = points.metrics(ds, space, ["trial"])
+    if not np.allclose(F_again, F, rtol=1e-9, atol=0):
+        warnings.warn("re-evaluated objectives differ from the stored ones (was the study run with other code?)")
+    feasible = np.all(C <= 0, axis=1)
+    pareto = np.zeros(len(F), dtype=bool)
+    pareto[np.flatnonzero(feasible)[nondominated(F[feasible])]] = True
+    ds["feasible"] = ("trial", feasible)
+    ds["pareto"] = ("trial", pareto)
+    ds["constraint_violation"] = (("trial", "constraint"), C)
+    ds = ds.assign_coords(constraint=list(space.constraints))
+    ds["constraint_violation"].attrs.update(units="1", long_name="relative constraint violation (<= 0 satisfied)")
+    ds["feasible"].attrs.update(long_name="all constraints satisfied")
+    ds["pareto"].attrs.update(long_name="feasible and not dominated by another feasible trial")
+    if norm is not None:
+        hv = hypervolume_history(F, feasible, norm)
+        ds["hypervolume"] = ("trial", hv)
+        ds["hypervolume"].attrs.update(units="1", long_name="normalized hypervolume of the feasible trials so far")
+    ds.attrs.pop("settings", None)
+    ds.attrs.update(objectives=json.dumps(space.objectives),
+                    constraints=json.dumps({k: list(v) for k, v in space.constraints.items()}),
+                    search_space=json.dumps({k: repr(d) for k, d in space.distributions.items()}),
+                    search_fixed=json.dumps(space.fixed, default=str))
+    return ds
+
+
+def hypervolume_history(F: np.ndarray, feasible: np.ndarray, norm: Normalizer, points_: int = 200) -> np.ndarray:
+    """Hypervolume of the feasible trials among the first i (in trial order), at ~``points_`` checkpoints."""
+    n = len(F)
+    hv = np.full(n, np.nan)
+    if n == 0:
+        return hv
+    every = max(1, n // points_)
+    marks = sorted(set(range(every - 1, n, every)) | {n - 1})
+    last = 0.0
+    for i in marks:
+        sel = feasible[: i + 1]
+        last = norm.hypervolume(F[: i + 1][sel]) if sel.any() else 0.0
+        hv[i] = last
+    # forward-fill between checkpoints
+    idx = np.where(np.isfinite(hv), np.arange(n), 0)
+    np.maximum.accumulate(idx, out=idx)
+    filled = hv[idx]
+    filled[: marks[0]] = np.nan
+    return filled
+
+
+def marks(study: str, space: Space) -> dict | None:
+    """A fixed-scenario study (e.g. the paper's) evaluated with the same objectives and constraints."""
+    ds = evaluate(study)
+    dims = [d for d in ds.energy_per_token.dims]
+    F, C, _ = points.metrics(ds, space, dims)
+    coords = np.meshgrid(*[ds[d].values for d in dims], indexing="ij")
+    labels = [dict(zip(dims, (c.ravel()[i].item() for c in coords))) for i in range(len(F))]
+    return dict(study=study, F=F, feasible=np.all(C <= 0, axis=1), labels=labels,
+                system=ds.attrs.get("system", ""))
+
+
+def _label(ds: xr.Dataset, name: str) -> str:
+    units = ds[name].attrs.get("units", "")
+    return f"{name} [{units}]" if units else name
+
+
+def plot(path: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact: dict | None, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yname, xname = space.objectives[0], space.objectives[1]
+    fig, (ax, ax_hv) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [2.2, 1]})
+    x, y = ds[xname].values, ds[yname].values
+    feas, par = ds["feasible"].values, ds["pareto"].values
+    ax.scatter(x[~feas], y[~feas], s=6, marker="x", color="0.82", lw=0.6, label="infeasible trial", zorder=1)
+    ax.scatter(x[feas & ~par], y[feas & ~par], s=8, color="0.55", lw=0, label="dominated feasible trial", zorder=2)
+    if exact is not None and len(exact["F"]):
+        E = exact["F"][np.argsort(exact["F"][:, 1])]
+        ax.step(E[:, 1], E[:, 0], where="post", ls="--", color="k", lw=1, label="exact front (exhaustive)", zorder=3)
+    front = np.flatnonzero(par)
+    front = front[np.argsort(x[front])]
+    ax.step(x[front], y[front], where="post", color="tab:gray", lw=1, zorder=3)
+    if "placement" in ds.coords:
+        pl = ds["placement"].values
+        for p in dict.fromkeys(pl[front]):
+            sel = front[pl[front] == p]
+            ax.scatter(x[sel], y[sel], s=28, color=PLACEMENT_COLORS.get(p, "k"), edgecolor="k", lw=0.4,
+                       label=f"Pareto: cold experts in {p}", zorder=4)
+    else:
+        ax.scatter(x[front], y[front], s=28, color="tab:red", edgecolor="k", lw=0.4, label="Pareto front", zorder=4)
+    if mark is not None:
+        for p, m in PAPER_MARKERS.items():
+            sel = [i for i, lab in enumerate(mark["labels"]) if lab.get("placement") == p]
+            if not sel:
+                continue
+            sel = np.array(sel)
+            fx, fy = mark["F"][sel, 1], mark["F"][sel, 0]
+            ok = mark["feasible"][sel]
+            ax.scatter(fx[ok], fy[ok], s=70, marker=m, facecolor=PLACEMENT_COLORS[p], edgecolor="k", lw=1.2,
+                       label=f"paper: {p} ({mark['system']}), meets constraints", zorder=5)
+            ax.scatter(fx[~ok], fy[~ok], s=70, marker=m, facecolor="none", edgecolor=PLACEMENT_COLORS[p], lw=1.2,
+                       label=f"paper: {p}, violates constraints", zorder=5)
+    for axis, v in (("x", x), ("y", y)):
+        v = v[np.isfinite(v) & (v > 0)]
+        if len(v) and v.max() / v.min() > 20:
+            getattr(ax, f"set_{axis}scale")("log")
+    ax.set_xlabel(_label(ds, xname))
+    ax.set_ylabel(_label(ds, yname))
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    if "hypervolume" in ds:
+        ax_hv.plot(np.arange(1, ds.sizes["trial"] + 1), ds["hypervolume"].values, color="tab:blue")
+        if exact is not None:
+            ax_hv.axhline(exact["hypervolume"], color="k", ls="--", lw=1, label="exact front")
+            ax_hv.legend(fontsize=8)
+        ax_hv.set_xlabel("completed trials")
+        ax_hv.set_ylabel("normalized hypervolume")
+        ax_hv.set_title("hypervolume history", fontsize=10)
+        ax_hv.grid(True, alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=130, format="png"))
+    plt.close(fig)
+
+
+def write(run_dir: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact: dict | None, title: str) -> dict:
+    """trials.nc, pareto.nc, trials.csv and pareto.png in ``run_dir``; returns their paths."""
+    run_dir = Path(run_dir)
+    out = {k: run_dir / k for k in ("trials.nc", "pareto.nc", "trials.csv", "pareto.png")}
+    atomic_write(out["trials.nc"], lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+    pareto = ds.isel(trial=np.flatnonzero(ds["pareto"].values))
+    atomic_write(out["pareto.nc"], lambda tmp: pareto.to_netcdf(tmp, engine="h5netcdf"))
+    flat = [v for v in ds.data_vars if ds[v].dims == ("trial",)]
+    atomic_write(out["trials.csv"], lambda tmp: ds[flat].to_dataframe().to_csv(tmp))
+    plot(out["pareto.png"], ds, space, mark, exact, title)
+    return out

@@ -1,0 +1,84 @@
+"""One search run: check everything, open the study, add trials, write the outputs (and validate)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..params import DseError
+from . import report, study as study_mod, validate
+from .pareto import Normalizer, nondominated
+from .space import check_run_settings, parse
+
+
+def _base(cfg: dict) -> dict:
+    base = {k: v for k, v in cfg.items() if k not in ("search", "hydra")}
+    base["grid"] = {}   # the search space replaces the grid
+    return base
+
+
+def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
+    """Run the search described by ``cfg`` (a composed search config, as a dict) in ``run_dir``.
+
+    Returns a summary (trials, wall time, front size, output paths, and the validation result if asked).
+    """
+    search = cfg.get("search")
+    base = _base(cfg)
+    space = parse(search, base)
+    check_run_settings(search)
+    if search.get("mark_study") is not None:
+        from ..config import check_preset
+
+        check_preset("study", search["mark_study"])
+    if search.get("validate"):
+        if space.discrete_values() is None:
+            validate.exact_front(base, space, 0)   # raises the not-discrete error
+        if space.size() > int(search.get("max_enumerate", 2_000_000)):
+            raise DseError(f"search.validate: the space has {space.size()} points; "
+                           f"search.max_enumerate={search.get('max_enumerate')}")
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DseError(f"run directory {str(run_dir)!r} does not exist")
+
+    study = study_mod.open_study(search, space, base, run_dir)       # storage errors: before any trial
+    progress = bool(search.get("progress", True)) if progress is None else progress
+    stats = study_mod.optimize(study, space, base, int(search["n_trials"]), int(search["batch_size"]), progress,
+                               local_share=float(search.get("local_search", 0.0)),
+                               seed=int(search.get("seed", 0)) + study.n_before)
+
+    numbers, params, F, C = study_mod.completed(study, space)
+    if len(numbers) == 0:
+        raise DseError("search: the study has no completed trial (search.n_trials=0 on a new study?)")
+    feasible = np.all(C <= 0, axis=1)
+    exact = None
+    summary = dict(study=study.name, trials_in_study=len(numbers), feasible=int(feasible.sum()), **stats)
+    if search.get("validate"):
+        exact = validate.exact_front(base, space, int(search.get("max_enumerate", 2_000_000)))
+        result = validate.compare(F[feasible], exact["F"])
+        exact["hypervolume"] = result["hypervolume_exact"]
+        result.update(n_points=exact["n_points"], n_feasible_points=exact["n_feasible"],
+                      exact_front_size=len(exact["F"]), exhaustive_wall_s=exact["wall_s"],
+                      exhaustive_points_per_s=exact["n_points"] / exact["wall_s"],
+                      trials=len(numbers), objectives=space.objectives,
+                      exact_front=[dict(p, **dict(zip(space.objectives, f.tolist())))
+                                   for p, f in zip(exact["params"], exact["F"])])
+        report.atomic_write(run_dir / "validation.json",
+                            lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1, default=str)))
+        summary["validation"] = {k: v for k, v in result.items() if k != "exact_front"}
+    norm = None
+    if exact is not None and len(exact["F"]):
+        norm = Normalizer(exact["F"])
+    elif feasible.any():
+        norm = Normalizer(F[feasible][nondominated(F[feasible])])
+    ds = report.trials_dataset(base, space, numbers, params, F, C, norm)
+    mark = report.marks(search["mark_study"], space) if search.get("mark_study") else None
+    limits = ", ".join(f"{k} <= {hi:g}" if hi < float("inf") else f"{k} >= {lo:g}"
+                       for k, (lo, hi) in space.constraints.items())
+    title = f"{study.name}: {len(numbers)} trials ({int(feasible.sum())} feasible); {limits}"
+    t0 = time.perf_counter()
+    summary["outputs"] = {k: str(v) for k, v in report.write(run_dir, ds, space, mark, exact, title).items()}
+    summary["write_s"] = time.perf_counter() - t0
+    summary["pareto_size"] = int(ds["pareto"].sum())
+    return summary

@@ -1,0 +1,227 @@
+"""Drive an Optuna study: open the storage, ask a batch, evaluate it in one vectorized call, tell the results.
+
+Storage: ``None`` -> ``sqlite:///<run dir>/study.db`` (embedded, nothing to start); any SQLAlchemy URL
+(``postgresql://...``, ``mysql+pymysql://...``, ``sqlite:///...``); or ``journal:<path>`` (an append-only
+journal file, safe for several processes). Several processes on one storage and study name share the study;
+running again adds trials to it (resume). A study remembers a digest of its question (space, objectives,
+constraints, base config) and refuses to mix in trials of a different one.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from ..params import DseError
+from . import points
+from .local import LocalSearch
+from .offspring import OrdinalOffspring
+from .pareto import nondominated
+from .space import Space
+
+DIGEST_KEY = "dse_digest"
+MAX_PROPOSALS = 5
+
+
+def open_storage(url: str | None, run_dir: Path):
+    """An Optuna storage for ``url`` (see module doc); any failure -> one-line DseError, before any trial."""
+    url = url or f"sqlite:///{Path(run_dir).resolve() / 'study.db'}"
+    try:
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            path = Path(url[len("journal:"):]).expanduser()
+            if not path.parent.is_dir():
+                raise DseError(f"search.storage={url!r}: directory {str(path.parent)!r} does not exist")
+            return JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith("sqlite:///"):
+            path = Path(url[len("sqlite:///"):])
+            if not path.parent.is_dir():
+                raise DseError(f"search.storage={url!r}: directory {str(path.parent)!r} does not exist")
+            engine_kwargs = {"connect_args": {"timeout": 120}}     # wait for another process's write lock
+        elif url.split(":", 1)[0].split("+")[0] in ("postgresql", "mysql"):
+            engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+        else:
+            engine_kwargs = {}
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        storage.get_all_studies()   # touch it: an unreachable server fails here
+        return storage
+    except DseError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any driver / network / URL error becomes one line
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
+        raise DseError(f"search.storage={url!r}: cannot open ({type(e).__name__}: {reason})") from None
+
+
+def make_sampler(name: str, seed: int, batch_size: int):
+    if name == "nsga2":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # child_generation_strategy is marked experimental
+            return optuna.samplers.NSGAIISampler(population_size=batch_size, seed=seed,
+                                                 child_generation_strategy=OrdinalOffspring(seed))
+    if name == "tpe":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                              n_startup_trials=batch_size)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+class Study:
+    """A persistent Optuna study driven through an in-memory mirror.
+
+    The sampler works on the mirror (fast: no database round trip per suggested value); each batch first
+    pulls the completed trials other processes have written since, and finally pushes its own completed
+    trials (params, objectives, constraints, sampler attributes) in one write per trial. Trials of a batch
+    that fails are never written, so the storage never holds half-finished trials.
+    """
+
+    WORKER = "dse:worker"
+
+    def __init__(self, persistent: optuna.Study, sampler, n_before: int = 0):
+        self.persistent = persistent
+        self.n_before = n_before             # trials in the study when this process opened it
+        self.name = persistent.study_name
+        self.mirror = optuna.create_study(directions=persistent.directions, sampler=sampler)
+        self.worker = uuid.uuid4().hex       # tags this process's trials (never enters any result)
+        self._seen: set[int] = set()
+
+    def pull(self) -> int:
+        new = []
+        for t in self.persistent.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
+            if t.number in self._seen:
+                continue
+            self._seen.add(t.number)
+            if t.system_attrs.get(self.WORKER) != self.worker:
+                new.append(t)
+        self.mirror.add_trials(new)
+        return len(new)
+
+    def push(self, trials: list) -> None:
+        self.persistent.add_trials([
+            optuna.trial.create_trial(state=TrialState.COMPLETE, values=t.values, params=t.params,
+                                      distributions=t.distributions, user_attrs=t.user_attrs,
+                                      system_attrs={**t.system_attrs, self.WORKER: self.worker})
+            for t in trials])
+
+
+def open_study(search: dict, space: Space, base: dict, run_dir: Path) -> Study:
+    """Create or load the study; refuse one that was created for a different question."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(search.get("storage"), run_dir)
+    name = str(search["name"])
+    digest = space.digest(base)
+    try:
+        existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    except Exception as e:  # noqa: BLE001
+        raise DseError(f"search.storage: cannot list studies ({type(e).__name__})") from None
+    n_before = existing[name].n_trials if name in existing else 0
+    if name in existing:
+        old = existing[name].user_attrs.get(DIGEST_KEY)
+        if old is not None and old != digest:
+            raise DseError(f"search.name={name!r}: the study in this storage asks a different question "
+                           f"(digest {old} vs {digest}); pick a new search.name or storage")
+        if len(existing[name].directions) != len(space.objectives):
+            raise DseError(f"search.name={name!r}: the stored study has {len(existing[name].directions)} "
+                           f"objectives, this search {len(space.objectives)}")
+    persistent = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
+                                     directions=["minimize"] * len(space.objectives))
+    persistent.set_user_attr(DIGEST_KEY, digest)
+    persistent.set_user_attr("objectives", list(space.objectives))
+    persistent.set_user_attr("constraints", {k: list(v) for k, v in space.constraints.items()})
+    sampler = make_sampler(search.get("sampler", "nsga2"), int(search.get("seed", 0)) + n_before,
+                           int(search["batch_size"]))
+    return Study(persistent, sampler, n_before)
+
+
+def _ranks(F: np.ndarray) -> np.ndarray:
+    """Non-dominated sorting: 0 for the front, 1 for the front of the rest, ..."""
+    rank = np.full(len(F), -1)
+    left, r = np.arange(len(F)), 0
+    while len(left):
+        mask = nondominated(F[left])
+        rank[left[mask]] = r
+        left, r = left[~mask], r + 1
+    return rank
+
+
+def front_params(trials, constraints) -> list[dict]:
+    """Params of the feasible trials that no other feasible trial dominates."""
+    feasible = [t for t in trials if all(t.constraints.get(c, 0.0) <= 0 for c in constraints)]
+    if not feasible:
+        return []
+    F = np.array([t.values for t in feasible], dtype=float)
+    return [feasible[i].params for i in np.flatnonzero(nondominated(F))]
+
+
+def optimize(study: Study, space: Space, base: dict, n_trials: int, batch_size: int,
+             progress: bool = True, local_share: float = 0.0, seed: int = 0) -> dict:
+    """Add ``n_trials`` new design points to ``study`` in batches; each batch is one vectorized evaluation.
+
+    ``local_share`` of each batch goes to untried neighbours of the current front (:mod:`.local`); the rest
+    comes from the sampler. A sampler proposal that repeats a point already tried is dropped (marked failed
+    in the in-memory mirror, never stored) and the sampler is asked again, so every stored trial is a new
+    design point. Stops early when the sampler finds nothing new in ``MAX_PROPOSALS`` x the batch size.
+    """
+    from tqdm.auto import tqdm
+
+    memory = LocalSearch(space.distributions, seed)
+    done, t0, eval_s, n_local, n_dropped = 0, time.perf_counter(), 0.0, 0, 0
+    with tqdm(total=n_trials, disable=not progress, desc=f"dse-search {study.name}", unit="trial") as bar:
+        while done < n_trials:
+            study.pull()
+            size = min(batch_size, n_trials - done)
+            history = study.mirror.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+            for t in history:
+                memory.mark(t.params)
+            if local_share > 0:
+                for p in memory.proposals(front_params(history, space.constraints), int(round(local_share * size))):
+                    study.mirror.enqueue_trial(p, skip_if_exists=False)
+                    n_local += 1
+            trials, asked = [], 0
+            while len(trials) < size and asked < MAX_PROPOSALS * size:
+                t = study.mirror.ask(space.distributions)
+                asked += 1
+                if memory.is_tried(t.params):
+                    study.mirror.tell(t, state=TrialState.FAIL)
+                    n_dropped += 1
+                    continue
+                memory.mark(t.params)
+                trials.append(t)
+            if not trials:
+                break
+            params = {name: [t.params[name] for t in trials] for name in space.distributions}
+            t1 = time.perf_counter()
+            ds = points.evaluate_trials(base, space, params)
+            F, C, names = points.metrics(ds, space, ["trial"])
+            eval_s += time.perf_counter() - t1
+            told = []
+            for t, f, c in zip(trials, F, C):
+                for name, v in zip(names, c):
+                    t.set_constraint(name, float(v))
+                ok = bool(np.all(np.isfinite(f)))
+                told.append(study.mirror.tell(t, f.tolist() if ok else None,
+                                              state=TrialState.COMPLETE if ok else TrialState.FAIL))
+            study.push([t for t in told if t.state == TrialState.COMPLETE])
+            done += len(trials)
+            bar.update(len(trials))
+    wall = time.perf_counter() - t0
+    return dict(trials_added=done, local_search_trials=n_local, repeated_proposals_dropped=n_dropped,
+                wall_s=wall, trials_per_s=done / wall if wall > 0 else float("inf"), evaluate_s=eval_s)
+
+
+def completed(study: Study, space: Space):
+    """Completed trials of the persistent study (all processes): numbers, params, objectives, constraints."""
+    trials = study.persistent.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+    trials = [t for t in trials if all(n in t.params for n in space.distributions)]
+    numbers = np.array([t.number for t in trials], dtype=int)
+    params = {n: [t.params[n] for t in trials] for n in space.distributions}
+    F = np.array([t.values for t in trials], dtype=float).reshape(len(trials), len(space.objectives))
+    C = np.array([[t.constraints.get(c, 0.0) for c in space.constraints] for t in trials],
+                 dtype=float).reshape(len(trials), len(space.constraints))
+    return numbers, params, F, C
