@@ -13,11 +13,12 @@ def evaluate(*args, **kwargs):
 
 evaluate.__doc__ = "Energy, latency and capacity of one decode step over a grid of parameters (dse.engine.evaluate)."
 
-def search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
+
+def run_search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
     """Run a Pareto search (conf/search/<preset>, Hydra-style ``overrides``) in ``run_dir``; see :mod:`dse.search`."""
     from .search import compose, run
 
     return run(compose(preset, list(overrides)), run_dir)
 
 
-__all__ = ["DseError", "evaluate", "search", "__version__"]
+__all__ = ["DseError", "evaluate", "run_search", "__version__"]

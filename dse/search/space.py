@@ -194,9 +194,12 @@ def check_run_settings(search: dict) -> None:
         v = search.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise DseError(f"search.{key}={v!r}: an integer >= {lo}")
-    share = search.get("local_search", 0.0)
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-        raise DseError(f"search.local_search={share!r}: the share of each batch in [0, 1]")
+    shares = {k: search.get(k, 0.0) for k in ("local_search", "random_share")}
+    for k, v in shares.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise DseError(f"search.{k}={v!r}: a share of each batch, in [0, 1]")
+    if sum(shares.values()) > 1:
+        raise DseError(f"search.local_search + search.random_share = {sum(shares.values())}: at most 1")
     seed = search.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DseError(f"search.seed={seed!r}: an integer >= 0")
