@@ -34,11 +34,11 @@ def breakeven(*args, **kwargs):
 breakeven.__doc__ = "Break-even Flash read energy e* of a target against a reference on every grid point (dse.breakeven)."
 
 
-def search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
+def run_search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
     """Run a Pareto search (conf/search/<preset>, Hydra-style ``overrides``) in ``run_dir``; see :mod:`dse.search`."""
     from .search import compose, run
 
     return run(compose(preset, list(overrides)), run_dir)
 
 
-__all__ = ["DseError", "evaluate", "breakeven", "open_results", "search", "__version__"]
+__all__ = ["DseError", "evaluate", "breakeven", "open_results", "run_search", "__version__"]

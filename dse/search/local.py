@@ -100,3 +100,28 @@ class LocalSearch:
                     seen.add(kp)
                     out.append(p)
         return [out[i] for i in self.rng.permutation(len(out))[:k]]
+
+    def random_untried(self, k: int, attempts: int = 50) -> list[dict]:
+        """Up to ``k`` uniformly drawn points not tried yet (fallback when the sampler only repeats itself)."""
+        out, seen = [], set()
+        for _ in range(attempts * k):
+            if len(out) >= k:
+                break
+            p = {n: self._draw(d) for n, d in self.dists.items()}
+            kp = key(p, self.names)
+            if kp not in self.tried and kp not in seen:
+                seen.add(kp)
+                out.append(p)
+        return out
+
+    def _draw(self, d: BaseDistribution):
+        r = self.rng
+        if isinstance(d, CategoricalDistribution):
+            return d.choices[r.integers(len(d.choices))]
+        if isinstance(d, IntDistribution):
+            return int(d.low + d.step * r.integers((d.high - d.low) // d.step + 1))
+        if d.step is not None:
+            return float(np.round(d.low + d.step * r.integers(int(round((d.high - d.low) / d.step)) + 1), 12))
+        if d.log:
+            return float(np.exp(r.uniform(np.log(d.low), np.log(d.high))))
+        return float(r.uniform(d.low, d.high))

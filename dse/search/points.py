@@ -67,7 +67,11 @@ def evaluate_grid(base: dict, space: Space, values: dict[str, list], chunks: dic
         tp, dp = (xr.DataArray(np.asarray(values[k]), dims=[k], coords={k: values[k]}) if k in values
                   else space.layout[k] for k in ("tp", "dp"))
         kwargs["ep"] = tp * dp
-    return evaluate(cfg=base, chunks=chunks, **kwargs)
+    ds = evaluate(cfg=base, chunks=chunks, **kwargs)
+    for name, vals in values.items():   # a category with one value gets no dimension from the engine
+        if name not in ds.dims:
+            ds = ds.expand_dims({name: list(vals)})
+    return ds
 
 
 def metrics(ds: xr.Dataset, space: Space, dims: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:

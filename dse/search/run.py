@@ -46,6 +46,7 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
     progress = bool(search.get("progress", True)) if progress is None else progress
     stats = study_mod.optimize(study, space, base, int(search["n_trials"]), int(search["batch_size"]), progress,
                                local_share=float(search.get("local_search", 0.0)),
+                               random_share=float(search.get("random_share", 0.0)),
                                seed=int(search.get("seed", 0)) + study.n_before)
 
     numbers, params, F, C = study_mod.completed(study, space)

@@ -3,7 +3,7 @@
 Every problem is a one-line :class:`~dse.params.DseError` raised before a study is opened or a trial runs.
 
 Space entries are keyed by a dse parameter (``placement``, ``batch``, ``hbm_cache_fraction``, ``tp``, ``dp``,
-...) or a dotted config path (``system.tiers.ssd.read_pj_per_bit``). The GPU count is tp x dp; when the space
+...) or a dotted config path (``system.tiers.ssd.read_pj_per_bit``, also accepted nested). The GPU count is tp x dp; when the space
 varies tp or dp and ep is neither searched nor fixed, every GPU holds experts (ep = tp x dp), the way the
 paper lays out DeepSeek-R1 (TP8 x DP4, EP32).
 """
@@ -19,7 +19,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from .. import config
 from ..engine import VARIABLES, expand_values
-from ..params import PARAMS, DseError, check_values, lookup
+from ..params import DseError, check_values, lookup
 
 KINDS = ("categorical", "int", "float")
 #: Variables with one value per design point (objectives and constraints can name these).
@@ -140,16 +140,29 @@ def _variable(where: str, name) -> str:
     return name
 
 
+def _flatten(tree: dict, leaf, prefix: str = "") -> dict:
+    """{"system": {"gpu": {"price_usd": x}}} -> {"system.gpu.price_usd": x}; ``leaf(v)`` says where to stop
+    (Hydra command-line overrides such as +search.fixed.system.gpu.price_usd=0 arrive nested)."""
+    out = {}
+    for k, v in tree.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict) and not leaf(v) and v:
+            out.update(_flatten(v, leaf, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
 def parse(search: dict, base: dict) -> Space:
     """Check the ``search:`` section against the composed config ``base``; return the :class:`Space`."""
     if not isinstance(search, dict):
         raise DseError("search: missing section (pick a preset: search=<name> from conf/search/)")
-    space = search.get("space") or {}
+    space = _flatten(search.get("space") or {}, lambda v: "type" in v)
     if not space:
         raise DseError("search.space: declare at least one variable")
     dists = {name: _distribution(name, spec, base) for name, spec in space.items()}
 
-    fixed = dict(search.get("fixed") or {})
+    fixed = _flatten(search.get("fixed") or {}, lambda v: False)
     for name, value in fixed.items():
         if name in dists:
             raise DseError(f"search.fixed.{name}: also declared in search.space")
@@ -194,9 +207,12 @@ def check_run_settings(search: dict) -> None:
         v = search.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise DseError(f"search.{key}={v!r}: an integer >= {lo}")
-    share = search.get("local_search", 0.0)
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-        raise DseError(f"search.local_search={share!r}: the share of each batch in [0, 1]")
+    shares = {k: search.get(k, 0.0) for k in ("local_search", "random_share")}
+    for k, v in shares.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise DseError(f"search.{k}={v!r}: a share of each batch, in [0, 1]")
+    if sum(shares.values()) > 1:
+        raise DseError(f"search.local_search + search.random_share = {sum(shares.values())}: at most 1")
     seed = search.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DseError(f"search.seed={seed!r}: an integer >= 0")

@@ -48,9 +48,17 @@ def open_storage(url: str | None, run_dir: Path):
             engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
         else:
             engine_kwargs = {}
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        storage.get_all_studies()   # touch it: an unreachable server fails here
-        return storage
+        for attempt in range(8):
+            try:
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+                storage.get_all_studies()   # touch it: an unreachable server fails here
+                return storage
+            except Exception as e:  # noqa: BLE001
+                # several processes creating the same fresh database race on its schema: wait and retry
+                racing = type(e).__name__ == "IntegrityError" or "locked" in str(e) or "already exists" in str(e)
+                if not racing or attempt == 7:
+                    raise
+                time.sleep(0.25 * (attempt + 1))
     except DseError:
         raise
     except Exception as e:  # noqa: BLE001 - any driver / network / URL error becomes one line
@@ -156,22 +164,28 @@ def front_params(trials, constraints) -> list[dict]:
     if not feasible:
         return []
     F = np.array([t.values for t in feasible], dtype=float)
-    return [feasible[i].params for i in np.flatnonzero(nondominated(F))]
+    front = np.flatnonzero(nondominated(F))
+    # one point per distinct objective vector: settings that change nothing (the cache fraction with every
+    # expert in HBM, say) would otherwise multiply the neighbourhood to explore
+    _, first = np.unique(F[front], axis=0, return_index=True)
+    return [feasible[i].params for i in front[np.sort(first)]]
 
 
 def optimize(study: Study, space: Space, base: dict, n_trials: int, batch_size: int,
-             progress: bool = True, local_share: float = 0.0, seed: int = 0) -> dict:
+             progress: bool = True, local_share: float = 0.0, random_share: float = 0.0, seed: int = 0) -> dict:
     """Add ``n_trials`` new design points to ``study`` in batches; each batch is one vectorized evaluation.
 
-    ``local_share`` of each batch goes to untried neighbours of the current front (:mod:`.local`); the rest
-    comes from the sampler. A sampler proposal that repeats a point already tried is dropped (marked failed
+    ``local_share`` of each batch goes to untried neighbours of the current front (:mod:`.local`),
+    ``random_share`` to untried points drawn uniformly (so that no region is left unvisited once the sampler
+    has converged elsewhere); the rest comes from the sampler. A sampler proposal that repeats a point already tried is dropped (marked failed
     in the in-memory mirror, never stored) and the sampler is asked again, so every stored trial is a new
-    design point. Stops early when the sampler finds nothing new in ``MAX_PROPOSALS`` x the batch size.
+    design point; when ``MAX_PROPOSALS`` x the batch size proposals bring nothing new, untried points are drawn
+    uniformly instead. Stops early only when (nearly) every point has been tried.
     """
     from tqdm.auto import tqdm
 
     memory = LocalSearch(space.distributions, seed)
-    done, t0, eval_s, n_local, n_dropped = 0, time.perf_counter(), 0.0, 0, 0
+    done, t0, eval_s, n_local, n_random, n_dropped = 0, time.perf_counter(), 0.0, 0, 0, 0
     with tqdm(total=n_trials, disable=not progress, desc=f"dse-search {study.name}", unit="trial") as bar:
         while done < n_trials:
             study.pull()
@@ -183,6 +197,9 @@ def optimize(study: Study, space: Space, base: dict, n_trials: int, batch_size: 
                 for p in memory.proposals(front_params(history, space.constraints), int(round(local_share * size))):
                     study.mirror.enqueue_trial(p, skip_if_exists=False)
                     n_local += 1
+            for p in memory.random_untried(int(round(random_share * size))):
+                study.mirror.enqueue_trial(p, skip_if_exists=False)
+                n_random += 1
             trials, asked = [], 0
             while len(trials) < size and asked < MAX_PROPOSALS * size:
                 t = study.mirror.ask(space.distributions)
@@ -193,8 +210,13 @@ def optimize(study: Study, space: Space, base: dict, n_trials: int, batch_size: 
                     continue
                 memory.mark(t.params)
                 trials.append(t)
+            for p in memory.random_untried(size - len(trials)):   # the sampler only repeats itself
+                study.mirror.enqueue_trial(p, skip_if_exists=False)
+                t = study.mirror.ask(space.distributions)
+                memory.mark(t.params)
+                trials.append(t)
             if not trials:
-                break
+                break   # (nearly) every point has been tried
             params = {name: [t.params[name] for t in trials] for name in space.distributions}
             t1 = time.perf_counter()
             ds = points.evaluate_trials(base, space, params)
@@ -211,7 +233,8 @@ def optimize(study: Study, space: Space, base: dict, n_trials: int, batch_size: 
             done += len(trials)
             bar.update(len(trials))
     wall = time.perf_counter() - t0
-    return dict(trials_added=done, local_search_trials=n_local, repeated_proposals_dropped=n_dropped,
+    return dict(trials_added=done, local_search_trials=n_local, random_trials=n_random,
+                repeated_proposals_dropped=n_dropped,
                 wall_s=wall, trials_per_s=done / wall if wall > 0 else float("inf"), evaluate_s=eval_s)
 
 
