@@ -147,17 +147,6 @@ def open_study(search: dict, space: Space, base: dict, run_dir: Path) -> Study:
     return Study(persistent, sampler, n_before)
 
 
-def _ranks(F: np.ndarray) -> np.ndarray:
-    """Non-dominated sorting: 0 for the front, 1 for the front of the rest, ..."""
-    rank = np.full(len(F), -1)
-    left, r = np.arange(len(F)), 0
-    while len(left):
-        mask = nondominated(F[left])
-        rank[left[mask]] = r
-        left, r = left[~mask], r + 1
-    return rank
-
-
 def front_params(trials, constraints) -> list[dict]:
     """Params of the feasible trials that no other feasible trial dominates."""
     feasible = [t for t in trials if all(t.constraints.get(c, 0.0) <= 0 for c in constraints)]
