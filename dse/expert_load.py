@@ -158,3 +158,36 @@ def busiest(batch, top_k, n_experts, ep, touch_probs=None) -> np.ndarray:
         else:
             values[i] = busiest_from_probabilities(touch_probs(b, k, e), p)
     return values[inverse.ravel()].reshape(shape)
+
+
+def expected_row_tiles(batch, top_k, n_experts, tile):
+    """E[ceil(X / tile) | X >= 1] for the tokens X one touched expert receives, X ~ Binomial(batch, top_k / E).
+
+    A routed expert's product has as many rows as tokens routed to it; the tiling traffic re-reads its weights
+    once per row tile (docs/model.md), so the expectation of the ceiling, not the ceiling of the mean, is the
+    expected traffic. Exact for uniform routing (tokens pick an expert independently with probability k/E);
+    when the expected number of tiles exceeds ``_MANY_TILES`` the fractional part of X / tile is taken as
+    uniform (E[ceil] = E[X] / tile + (tile - 1) / (2 tile)), which is accurate there.
+    """
+    from scipy.special import bdtrc
+
+    b = np.asarray(batch, float)
+    q = np.clip(np.asarray(top_k, float) / np.maximum(n_experts, 1), 0.0, 1.0)
+    t = np.asarray(tile, float)
+    mean = b * q
+    p_touched = 1.0 - (1.0 - q) ** b
+    many = mean / t > _MANY_TILES
+    total = np.zeros(np.broadcast_shapes(b.shape, q.shape, t.shape))
+    j = 0
+    while True:
+        edge = np.floor(j * t)
+        term = np.where(many | (edge >= b), 0.0, bdtrc(edge, b, q))
+        total = total + term
+        j += 1
+        if not np.any(term > 1e-17) or j > _MANY_TILES * 2 + 64:
+            break
+    approx = p_touched * ((t - 1.0) / (2.0 * t)) + mean / t
+    return np.where(many, approx, total) / np.maximum(p_touched, 1e-300)
+
+
+_MANY_TILES = 256
