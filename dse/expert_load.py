@@ -171,7 +171,7 @@ def expected_row_tiles(batch, top_k, n_experts, tile):
     """
     from scipy.special import bdtrc
 
-    b = np.asarray(batch, float)
+    b = np.round(np.asarray(batch, float)).astype(np.int64)
     q = np.clip(np.asarray(top_k, float) / np.maximum(n_experts, 1), 0.0, 1.0)
     t = np.asarray(tile, float)
     mean = b * q

@@ -102,15 +102,16 @@ class Gemm:
         tm1, tn1, tm2, tn2 = _tile_arrays(m, n, k, pa, pw, l1, l2)
         reg_rows = np.ceil(m / reg) if register_row_tiles is None else register_row_tiles
         weights = k * n * pw
-        a_values, c_values = m * k * a_in, m * n * c_out
+        present = (k * n > 0) * 1.0                 # an empty product (no shared expert, ...) moves nothing
+        a_values, c_values = m * k * a_in * present, m * n * c_out * present
         self.flops = 2.0 * m * k * n * count
         self.b_bytes = weights * count
         self.a_bytes = (a_values + c_values) * pa * count
         self.hbm_b_bytes = np.ceil(m / tm2) * weights * count
         self.hbm_a_read = np.ceil(n / tn2) * a_values * pa * count
         self.hbm_a_write = c_values * pa * count
-        self.l2_bytes = (np.ceil(m / tm1) * weights + (np.ceil(n / tn1) * m * k + m * n) * pa) * count
-        self.l1_bytes = (reg_rows * weights + (np.ceil(n / reg) * m * k + m * n) * pa) * count
+        self.l2_bytes = (np.ceil(m / tm1) * weights + (np.ceil(n / tn1) * m * k + m * n) * pa * present) * count
+        self.l1_bytes = (reg_rows * weights + (np.ceil(n / reg) * m * k + m * n) * pa * present) * count
 
     def time(self, peak_flops, bw):
         return np.maximum(self.flops / peak_flops, (self.b_bytes + self.a_bytes) / bw)

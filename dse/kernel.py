@@ -61,6 +61,23 @@ def kv_values_stored_per_token(m, kv_heads):
     return m.is_mla * (m.kv_lora_rank + m.qk_rope_head_dim) + (1 - m.is_mla) * 2 * kv_heads * m.head_dim
 
 
+def parameter_counts(m, g):
+    """Parameters of the network from the operation table on one GPU (tp = dp = 1, one token): ``attention`` per
+    layer, ``dense`` (FFN) per dense layer, ``moe`` (router + shared experts) per MoE layer, ``expert`` per routed
+    expert, ``lm_head``, and ``total`` / ``active`` (without the embedding)."""
+    one = SimpleNamespace(tp=1, dp=1)
+    w = SimpleNamespace(batch=1.0, context_len=1.0, weight_bytes=1.0, act_bytes=1.0, kv_bytes=1.0,
+                        fused_attention=0.0, dp_attention=0.0)
+    ops = layer_ops(m, g, w, layout(m, one, w), rows=1.0)
+    weights = {k: sum(c.b_bytes for _, c, o in v if o == "weights") for k, v in ops.items()}
+    n_moe, n_dense = layer_counts(m)
+    non_expert = m.n_layers * weights["attention"] + n_dense * weights["dense"] + n_moe * weights["moe"] + weights[
+        "lm_head"]
+    return SimpleNamespace(**weights, n_moe=n_moe, n_dense=n_dense,
+                           total=non_expert + n_moe * m.n_experts * weights["experts"],
+                           active=non_expert + n_moe * m.top_k * weights["experts"])
+
+
 class Layout(SimpleNamespace):
     """How one decode step's work is split over the GPUs (docs/model.md, "Parallelism").
 
@@ -224,11 +241,13 @@ def decode_step(m, g, s, link, tier, w, touched, uncached, busiest):
     fetched = uncached * tier.offloaded                       # per MoE layer
     expert_bytes = expert_params(m) * wb
     router_bytes = m.hidden * m.n_experts * wb
-    # the tool copies each GPU's router with the experts (its expert stage holds the gate): accounting=paper
-    router_copies = tool * tier.offloaded * lay.n_gpus
+    # the tool copies each GPU's router with the experts (its expert stage holds the gate): accounting=paper; the
+    # router goes where the experts go, so an HBM cache of a fraction of the experts keeps that share in HBM
+    router_offloaded = tool * tier.offloaded * (1 - w.hbm_cache_fraction)
+    router_copies = router_offloaded * lay.n_gpus
     offload_bytes = n_moe * (fetched * expert_bytes + router_copies * router_bytes)
     busiest_fetched = busiest * np.where(touched > 0, fetched / np.maximum(touched, 1e-30), 0.0)
-    t_copy = (busiest_fetched * expert_bytes + tool * tier.offloaded * router_bytes) / copy_bw  # per MoE layer
+    t_copy = (busiest_fetched * expert_bytes + router_offloaded * router_bytes) / copy_bw  # per MoE layer
     direct = 1 - w.staged
 
     # --- per-GPU operations x how many run in one step (docs/model.md, "What one decode step moves")
