@@ -80,12 +80,15 @@ SUFFIX_RANGES = {"_pj_per_bit": (0, INF), "_pj": (0, INF), "_w": (0, INF), "_gbp
                  "_gb": (0, INF), "_usd": (0, INF), "_per_gb": (0, INF), "_tflops": (1e-9, INF)}
 
 
+_BY_PATH = {p.path: p for p in PARAMS.values()}
+
+
 def lookup(name: str) -> tuple[str, Param | None]:
     """Canonical name -> (path, Param); a dotted path -> (path, None)."""
     if name in PARAMS:
         return PARAMS[name].path, PARAMS[name]
     if "." in name:
-        return name, None
+        return name, _BY_PATH.get(name)
     raise DseError(f"unknown parameter {name!r}: use a dotted config path or one of {', '.join(sorted(PARAMS))}")
 
 
