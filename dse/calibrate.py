@@ -468,7 +468,6 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
                                            "evidence": "assumption"}
     return {
         "name": name,
-        **geometry,
         "peak_tflops": round(d["peak_tflops"], 1),
         "hbm_bw_gbps": round(d["hbm_bw_gbps"], 1),
         "hbm_capacity_gb": capacity,
@@ -478,6 +477,7 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
         "flop_pj": _sig(d["flop_pj"]),
         "l2_pj_per_bit": 0.0,
         "l1_pj_per_bit": 0.0,
+        **geometry,
         "price_usd": price,
         "hbm_usd_per_gb": hbm_usd_per_gb,
         "provenance": prov,
