@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -300,14 +301,40 @@ def _sum_in_order(parts) -> np.ndarray:
     return total
 
 
-def _outputs(m, g, s, link, tier, w, *, routing_plan) -> dict:
+def _tables(m, g, s, w, routing_plan) -> dict:
+    """The step's low-dimensional tables (:func:`dse.kernel.step_tables`) with the routing's expected experts."""
+    touched, uncached, busiest = _routing(m, s, w, **routing_plan)
+    return kernel.step_tables(m, g, s, w, touched, uncached, busiest)
+
+
+#: The inputs the step's tables depend on (the rest -- rates, bandwidths, energies, tiers -- they do not).
+TABLE_INPUTS = {"g": ("register_tile", "l1_kib", "l2_mib"), "s": ("tp", "dp", "ep"),
+                "w": ("batch", "context_len", "weight_bytes", "act_bytes", "kv_bytes", "fused_attention",
+                      "dp_attention", "hbm_cache_fraction", "routing_skew")}
+#: Largest table (grid points along the dimensions the tables depend on) computed once for a whole grid.
+TABLE_POINTS_MAX = 250_000
+
+
+def _with_tables(grid: Grid, plan: dict) -> Grid:
+    """The grid with its step tables computed once over the dimensions they depend on (an input ``pre`` that
+    every block slices), unless those dimensions span more than TABLE_POINTS_MAX points."""
+    dims = grid.input_dims({"m": None, **TABLE_INPUTS})
+    if math.prod(grid.sizes[d] for d in dims) > TABLE_POINTS_MAX:
+        return grid
+    whole = grid.whole()
+    tables = _tables(whole["m"], whole["g"], whole["s"], whole["w"], plan)
+    return grid.with_inputs(pre=grid.labelled(tables))
+
+
+def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan) -> dict:
     """One block of the open grid (numpy arrays, one axis per grid dimension) -> the output variables.
 
     ``energy`` is the tuple of components, each over the dims it depends on (:class:`dse.grid.Grid` stacks them
     along ``component`` when the variable is asked for); step energy adds them in order.
     """
-    touched, uncached, busiest = _routing(m, s, w, **routing_plan)
-    out = kernel.decode_step(m, g, s, link, tier, w, touched, uncached, busiest)
+    if pre is None:  # the grid's tables were too large to compute once: this block's share of them
+        pre = _ns(_tables(m, g, s, w, routing_plan))
+    out = kernel.decode_step(m, g, s, link, tier, w, pre)
     energy = tuple(out.energy[c] for c in kernel.COMPONENTS)
     total = _sum_in_order(energy)
     offload = _sum_in_order([out.energy[c] for c in kernel.OFFLOAD_COMPONENTS])
@@ -510,7 +537,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         mimic_tool=int(bool(acct["mimic_tool"])),
         conventions="energy in J, time in s, bytes in B; see MODEL.md",
     )
-    return Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),
+    return _with_tables(Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),
                 {name: np.asarray(values) for name, values in dims.items()}, variables=VARIABLES,
                 stacks={"energy": ("component", kernel.COMPONENTS), "capacity_cost": ("cost_part", capacity.COST_PARTS)},
-                coord_attrs=coord_attrs, attrs=attrs)
+                coord_attrs=coord_attrs, attrs=attrs), plan)

@@ -30,6 +30,8 @@ import functools
 import numpy as np
 from scipy.special import gammaln
 
+from .lowdim import per_distinct, remembered
+
 #: Stop propagating the touched-count chain once P(all experts touched) is this close to 1.
 _SATURATED = 1.0 - 1e-15
 
@@ -146,20 +148,27 @@ def busiest(batch, top_k, n_experts, ep, touch_probs=None) -> np.ndarray:
     ``touch_probs(b, k, e)`` (optional) returns the per-expert touch probabilities for skewed routing; without
     it routing is uniform. Each distinct (batch, top_k, n_experts, ep) is computed once.
     """
-    arrays = np.broadcast_arrays(*(np.asarray(a, float) for a in (batch, top_k, n_experts, ep)))
-    shape = arrays[0].shape
-    flat = np.stack([a.ravel() for a in arrays], axis=1)
-    keys, inverse = np.unique(flat, axis=0, return_inverse=True)
-    values = np.empty(len(keys))
-    for i, (b, k, e, p) in enumerate(keys):
-        b, k, e, p = int(round(b)), int(round(k)), int(round(e)), max(int(round(p)), 1)
-        if touch_probs is None or e == 0:
-            values[i] = busiest_uniform(b, k, e, p)
-        else:
-            values[i] = busiest_from_probabilities(touch_probs(b, k, e), p)
-    return values[inverse.ravel()].reshape(shape)
+    if touch_probs is None:
+        return _busiest_uniform_arrays(batch, top_k, n_experts, ep)
+
+    def distinct(b, k, e, p):
+        return (np.array([busiest_from_probabilities(touch_probs(int(round(bb)), int(round(kk)), int(round(ee))),
+                                                     max(int(round(pp)), 1)) if ee > 0 else 0.0
+                          for bb, kk, ee, pp in zip(b, k, e, p)]),)
+
+    return per_distinct(distinct, batch, top_k, n_experts, ep)[0]
 
 
+@remembered()
+def _busiest_uniform_arrays(batch, top_k, n_experts, ep):
+    def distinct(b, k, e, p):
+        return (np.array([busiest_uniform(int(round(bb)), int(round(kk)), int(round(ee)), max(int(round(pp)), 1))
+                          for bb, kk, ee, pp in zip(b, k, e, p)]),)
+
+    return per_distinct(distinct, batch, top_k, n_experts, ep)[0]
+
+
+@remembered()
 def expected_row_tiles(batch, top_k, n_experts, tile):
     """E[ceil(X / tile) | X >= 1] for the tokens X one touched expert receives, X ~ Binomial(batch, top_k / E).
 

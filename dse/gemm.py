@@ -28,6 +28,8 @@ import math
 
 import numpy as np
 
+from .lowdim import per_distinct, remembered
+
 #: L1 tile edge candidates and the L1 k-slice of the authors' tool (tile.h, getOptimalTiles).
 L1_TILE_CANDIDATES = (8, 16, 32, 64, 128, 192, 256, 320, 384, 448, 512)
 L1_TILE_K = 32
@@ -40,49 +42,70 @@ def _traffic(m, n, k, tm, tn, pa, pw):
     return np.ceil(m / tm) * k * n * pw + np.ceil(n / tn) * m * k * pa + m * n * pa
 
 
+def _l1_tiles(m, n, k, pa, pw, l1_bytes):
+    """The L1-resident tile (tm1, tn1) minimising L2 traffic, elementwise over 1-D arrays.
+
+    For each row edge tm (ascending, as the tool's loop) the best column edge is the largest candidate that fits,
+    since traffic never grows with tn; among column edges with the same traffic the tool keeps the first (smallest)
+    one, which we pick too (it sets the multiples the L2 tile may take).
+    """
+    cands = np.asarray(L1_TILE_CANDIDATES, float)
+    best = np.full(np.shape(m), np.inf)
+    tm1, tn1 = np.ones_like(best), np.ones_like(best)
+    for tm in cands:
+        tme = np.minimum(m, tm)
+        room = (l1_bytes - tme * L1_TILE_K * pa) / (L1_TILE_K * pw + tme * pa)   # widest column tile that fits
+        i = np.searchsorted(cands, room, side="right") - 1
+        fits = i >= 0
+        widest = np.minimum(n, cands[np.maximum(i, 0)])
+        tiles = np.ceil(n / widest)
+        tne = np.minimum(n, cands[np.minimum(np.searchsorted(cands, n / tiles, side="left"), len(cands) - 1)])
+        cost = _traffic(m, n, k, tme, tne, pa, pw)
+        better = fits & (cost < best)
+        best = np.where(better, cost, best)
+        tm1, tn1 = np.where(better, tme, tm1), np.where(better, tne, tn1)
+    return tm1, tn1
+
+
 @functools.lru_cache(maxsize=65536)
-def _tiles(m: float, n: float, k: float, pa: float, pw: float, l1_bytes: float, l2_bytes: float):
-    """(tm1, tn1, tm2, tn2): the L1- and L2-resident tiles minimising traffic that fit their caches."""
-    if min(m, n, k) <= 0:
-        return 1.0, 1.0, 1.0, 1.0
-    best, tm1, tn1 = math.inf, L1_TILE_CANDIDATES[0], L1_TILE_CANDIDATES[0]
-    for tm in L1_TILE_CANDIDATES:
-        tme = min(m, tm)
-        for tn in L1_TILE_CANDIDATES:
-            tne = min(n, tn)
-            if tme * L1_TILE_K * pa + tne * L1_TILE_K * pw + tme * tne * pa > l1_bytes:
-                continue
-            cost = _traffic(m, n, k, tme, tne, pa, pw)
-            if cost < best:
-                best, tm1, tn1 = cost, tme, tne
-    # L2 tiles: multiples of the L1 tile (or the whole dimension). For a given tm2 the traffic falls with tn2,
-    # so only the largest tn2 that fits needs trying.
+def _l2_tiles_searched(m, n, k, pa, pw, l2_bytes, tm1, tn1):
+    """The L2-resident tile when the whole product does not fit L2: multiples of the L1 tile (or the whole
+    dimension); for a given tm2 the traffic falls with tn2, so only the largest tn2 that fits is tried."""
     tk2 = max(1.0, float(int(k / L2_K_SPLIT)))
     tm_options = sorted({min(m, tm1 * i) for i in range(1, max(1, int(m / tm1)) + 1)} | {m})
-    best2, tm2, tn2 = _traffic(m, n, k, tm1, tn1, pa, pw), tm1, tn1
+    best, tm2, tn2 = float(_traffic(m, n, k, tm1, tn1, pa, pw)), tm1, tn1
     for tm in tm_options:
-        room = (l2_bytes - tm * tk2 * pa) / (tk2 * pw + tm * pa)    # largest tn that fits with this tm
+        room = (l2_bytes - tm * tk2 * pa) / (tk2 * pw + tm * pa)
         if room >= n:
             tn = n
         else:
             tn = math.floor(room / tn1) * tn1
             if tn < tn1:
                 continue
-        cost = _traffic(m, n, k, tm, tn, pa, pw)
-        if cost < best2:
-            best2, tm2, tn2 = cost, tm, tn
-    return tm1, tn1, tm2, tn2
+        cost = float(_traffic(m, n, k, tm, tn, pa, pw))
+        if cost < best:
+            best, tm2, tn2 = cost, tm, tn
+    return tm2, tn2
 
 
+def _tile_search(m, n, k, pa, pw, l1_bytes, l2_bytes):
+    """(tm1, tn1, tm2, tn2) for 1-D arrays of distinct product shapes (empty products: tiles of 1)."""
+    empty = (m <= 0) | (n <= 0) | (k <= 0)
+    m, n, k = (np.where(empty, 1.0, x) for x in (m, n, k))
+    tm1, tn1 = _l1_tiles(m, n, k, pa, pw, l1_bytes)
+    # the whole product in L2 moves each operand once: the least possible traffic, so the best tile where it fits
+    tk2 = np.maximum(1.0, np.floor(k / L2_K_SPLIT))
+    whole = m * tk2 * pa + n * tk2 * pw + m * n * pa <= l2_bytes
+    tm2, tn2 = m.copy(), n.copy()
+    for i in np.flatnonzero(~whole):
+        tm2[i], tn2[i] = _l2_tiles_searched(*(float(x[i]) for x in (m, n, k, pa, pw, l2_bytes, tm1, tn1)))
+    return tuple(np.where(empty, 1.0, t) for t in (tm1, tn1, tm2, tn2))
+
+
+@remembered()
 def _tile_arrays(m, n, k, pa, pw, l1_bytes, l2_bytes):
     """The tiles elementwise over broadcast arrays (each distinct shape searched once)."""
-    arrays = np.broadcast_arrays(*(np.asarray(a, float) for a in (m, n, k, pa, pw, l1_bytes, l2_bytes)))
-    shape = arrays[0].shape
-    flat = np.stack([a.ravel() for a in arrays], axis=1)
-    keys, inverse = np.unique(flat, axis=0, return_inverse=True)
-    tiles = np.array([_tiles(*map(float, key)) for key in keys]).reshape(len(keys), 4)
-    tiles = np.maximum(tiles, 1.0)  # empty products (m, n or k = 0) move nothing whatever the tile
-    return tuple(tiles[inverse.ravel(), i].reshape(shape) for i in range(4))
+    return per_distinct(_tile_search, m, n, k, pa, pw, l1_bytes, l2_bytes)
 
 
 class Gemm:

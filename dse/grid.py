@@ -79,6 +79,7 @@ class Grid:
                  coord_attrs: dict | None = None, attrs: dict | None = None):
         self.compute, self.variables, self.stacks = compute, variables, stacks
         self.coord_attrs, self.attrs = coord_attrs or {}, attrs or {}
+        self._inputs, self._given_coords = inputs, coords
         self.sizes = {d: len(v) for d, v in coords.items()}
         self.coords = dict(coords)
         for leaf in _leaves(inputs):
@@ -93,6 +94,39 @@ class Grid:
         self._open = _tree_map(inputs, self._to_open)
 
     # ------------------------------------------------------------------------------------------- inputs
+    def whole(self) -> dict:
+        """The inputs over the whole grid as namespaces of open arrays (what ``compute`` gets for one block)."""
+        tree = _tree_map(self._open, lambda a: a.array if isinstance(a, _Open) else a)
+        return {k: _ns(v) if isinstance(v, dict) else v for k, v in tree.items()}
+
+    def input_dims(self, selection: dict) -> tuple[str, ...]:
+        """The grid dimensions along which the selected inputs vary: ``{input: None (all its leaves) or field
+        names}``."""
+        varying = set()
+        for name, fields in selection.items():
+            tree = self._open[name]
+            leaves = _leaves(tree) if fields is None else (tree[f] for f in fields if f in tree)
+            for leaf in leaves:
+                if isinstance(leaf, _Open):
+                    varying |= {d for d, ax, n in zip(self.dims, leaf.axes, leaf.array.shape) if ax and n > 1}
+        return tuple(d for d in self.dims if d in varying)
+
+    def labelled(self, tree):
+        """A tree of open arrays over the whole grid (as ``compute`` would return) -> numbers and DataArrays."""
+        def label(a):
+            a = np.asarray(a)
+            if a.ndim == 0:
+                return float(a)
+            dims = [d for d, n in zip(self.dims, a.shape) if n > 1]
+            return xr.DataArray(a.reshape([n for n in a.shape if n > 1]), dims=dims,
+                                coords={d: self.coords[d] for d in dims if d in self.coords})
+        return _tree_map(tree, label)
+
+    def with_inputs(self, **extra) -> "Grid":
+        """The same grid with more inputs for ``compute``."""
+        return Grid({**self._inputs, **extra}, self.compute, self._given_coords, variables=self.variables,
+                    stacks=self.stacks, coord_attrs=self.coord_attrs, attrs=self.attrs)
+
     def _to_open(self, leaf):
         if not isinstance(leaf, xr.DataArray):
             return leaf

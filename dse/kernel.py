@@ -177,34 +177,36 @@ def _blend(is_mla, mla, gqa):
 class _Weighted:
     """An operation's totals times a 0/1 weight."""
 
-    FIELDS = ("flops", "b_bytes", "a_bytes", "hbm_b_bytes", "hbm_a_read", "hbm_a_write", "l2_bytes", "l1_bytes")
-
     def __init__(self, cost, weight):
-        for k in self.FIELDS:
+        for k in _SUMMED:
             setattr(self, k, getattr(cost, k) * weight)
-        self._cost, self._weight = cost, weight
-
-    def time(self, peak_flops, bw):
-        return self._cost.time(peak_flops, bw) * self._weight
 
 
-class _Totals:
-    """Sums over a list of operations: time at (peak, bw) and the traffic / FLOP fields, split by operand."""
+#: Per-operation quantities summed over a layer type's operations.
+_SUMMED = ("flops", "b_bytes", "a_bytes", "hbm_b_bytes", "hbm_a_read", "hbm_a_write", "l2_bytes", "l1_bytes")
 
-    def __init__(self, ops, peak_flops, bw):
-        costs = [c for _, c, _ in ops]
-        self.time = sum(c.time(peak_flops, bw) for c in costs)
-        for k in _Weighted.FIELDS:
-            setattr(self, k, sum(getattr(c, k) for c in costs))
-        self.weights = sum(c.b_bytes for _, c, o in ops if o == "weights")
-        self.hbm_weights = sum(c.hbm_b_bytes for _, c, o in ops if o == "weights")
-        self.hbm_kv = sum(c.hbm_b_bytes for _, c, o in ops if o == "kv")
 
-    def scaled(self, factor):
-        out = _Totals.__new__(_Totals)
-        for k, v in vars(self).items():
-            setattr(out, k, v * factor)
-        return out
+def step_tables(m, g, s, w, touched, uncached, busiest):
+    """The part of a step that does not depend on rates, bandwidths or energies, per layer type: the summed traffic
+    and FLOPs of its operations, its weight bytes split by streamed operand, and each operation's FLOPs and roofline
+    bytes (``ops``: their times need the bandwidth). It depends only on the network, the layout and the workload --
+    a few short grid dimensions -- so :mod:`dse.engine` computes it once per grid and every block slices it."""
+    lay = layout(m, s, w)
+    rows = np.where(touched > 0, w.batch * m.top_k / np.maximum(touched, 1e-30), 0.0)
+    tables = {"touched": touched, "uncached": uncached, "busiest": busiest}
+    for kind, table in layer_ops(m, g, w, lay, rows).items():
+        t = {k: sum(getattr(c, k) for _, c, _ in table) for k in _SUMMED}
+        t["weights"] = sum(c.b_bytes for _, c, o in table if o == "weights")
+        t["hbm_weights"] = sum(c.hbm_b_bytes for _, c, o in table if o == "weights")
+        t["hbm_kv"] = sum(c.hbm_b_bytes for _, c, o in table if o == "kv")
+        t["ops"] = {f"{i}": {"flops": c.flops, "bytes": c.b_bytes + c.a_bytes} for i, (_, c, _) in enumerate(table)}
+        tables[kind] = t
+    return tables
+
+
+def _time(table, peak_flops, bw):
+    """A layer type's time: the sum of its operations' rooflines (each operation compute- or memory-bound alone)."""
+    return sum(np.maximum(op.flops / peak_flops, op.bytes / bw) for op in vars(table.ops).values())
 
 
 def _ring_allreduce(n, nbytes, hop, bw):
@@ -213,29 +215,27 @@ def _ring_allreduce(n, nbytes, hop, bw):
 
 
 # ------------------------------------------------------------------------------------------ the step
-def decode_step(m, g, s, link, tier, w, touched, uncached, busiest):
+def decode_step(m, g, s, link, tier, w, t):
     """One decode step: energy components (J), latency (s), traffic and capacity (bytes).
 
     ``m`` model, ``g`` GPU, ``s`` system layout, ``link`` offload link, ``tier`` the routed experts' tier
-    (``tier.offloaded`` is 0 for the HBM placement), ``w`` workload and accounting switches. ``touched`` /
-    ``uncached`` are the expected distinct experts per MoE layer (all, and those not cached in HBM) and
-    ``busiest`` the expected touched experts on the busiest expert-parallel GPU (:mod:`dse.expert_load`).
+    (``tier.offloaded`` is 0 for the HBM placement), ``w`` workload and accounting switches, ``t`` the step's
+    tables (:func:`step_tables`): per layer type traffic and operations, and the expected distinct experts per MoE
+    layer (``touched``, ``uncached``: not cached in HBM) and on the busiest expert-parallel GPU (``busiest``).
     """
     lay = layout(m, s, w)
     n_moe, n_dense = layer_counts(m)
-    B, wb, pa, tool = w.batch, w.weight_bytes, w.act_bytes, w.mimic_tool
+    touched, uncached, busiest = t.touched, t.uncached, t.busiest
+    wb, pa, tool = w.weight_bytes, w.act_bytes, w.mimic_tool
     peak_flops = g.peak_tflops * 1e12
     hbm_bw = g.hbm_bw_gbps * GB
     # a copy runs at the slower of link and tier; a staged copy's HBM writes take at most half of HBM bandwidth,
     # and while copies stream that bandwidth is gone for compute (the tool: HBM bw - offload bw, every op)
     copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), hbm_bw / 2)
     bw = hbm_bw - w.staged * tier.offloaded * copy_bw
-
-    rows = np.where(touched > 0, B * m.top_k / np.maximum(touched, 1e-30), 0.0)
-    ops = layer_ops(m, g, w, lay, rows)
-    att, dense, moe, expert, lm = (_Totals(ops[k], peak_flops, bw)
-                                   for k in ("attention", "dense", "moe", "experts", "lm_head"))
-    lm = lm.scaled(w.count_lm_head)
+    att, dense, moe, expert, lm = t.attention, t.dense, t.moe, t.experts, t.lm_head
+    t_att, t_dense, t_moe, t_expert = (_time(x, peak_flops, bw) for x in (att, dense, moe, expert))
+    t_lm = _time(lm, peak_flops, bw) * w.count_lm_head
 
     # --- experts fetched from the offload tier (docs/model.md, "Offloaded experts")
     fetched = uncached * tier.offloaded                       # per MoE layer
@@ -251,11 +251,10 @@ def decode_step(m, g, s, link, tier, w, touched, uncached, busiest):
     direct = 1 - w.staged
 
     # --- per-GPU operations x how many run in one step (docs/model.md, "What one decode step moves")
-    per_gpu = [(att, m.n_layers), (dense, n_dense), (moe, n_moe), (lm, 1.0)]
-    all_experts = expert.scaled(n_moe * touched)
+    per_gpu = [(att, m.n_layers), (dense, n_dense), (moe, n_moe), (lm, w.count_lm_head)]
 
     def step_sum(field):
-        return lay.n_gpus * sum(getattr(t, field) * n for t, n in per_gpu) + getattr(all_experts, field)
+        return lay.n_gpus * sum(getattr(x, field) * n for x, n in per_gpu) + getattr(expert, field) * n_moe * touched
 
     skipped = direct * n_moe * fetched * expert.hbm_weights       # direct path: fetched experts bypass HBM
     hbm_weight_bytes = step_sum("hbm_weights") - skipped
@@ -282,9 +281,9 @@ def decode_step(m, g, s, link, tier, w, touched, uncached, busiest):
     per_byte = (1 - remote) / nvlink_bw + remote / (s.internode_bw_gbps * GB)
     t_a2a = (s.ep > 1) * (hop * ((dispatch > 0) * 1.0 + (combine > 0)) + (dispatch + combine) * per_byte)
 
-    t_experts = busiest * expert.time                           # the busiest GPU's routed experts
-    t_dense_layers = n_dense * (att.time + ar_attention + dense.time + allreduce)
-    t_other = t_dense_layers + n_moe * (att.time + ar_attention + moe.time + ar_moe + t_a2a) + lm.time
+    t_experts = busiest * t_expert                              # the busiest GPU's routed experts
+    t_dense_layers = n_dense * (t_att + ar_attention + t_dense + allreduce)
+    t_other = t_dense_layers + n_moe * (t_att + ar_attention + t_moe + ar_moe + t_a2a) + t_lm
     prefetch = w.prefetch
     # copies overlap only their own MoE layer's experts (refined) ...
     t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts)
@@ -317,7 +316,8 @@ def decode_step(m, g, s, link, tier, w, touched, uncached, busiest):
 
     # --- capacity (docs/model.md, "Capacity")
     cached_experts = m.n_experts * (1 - tier.offloaded * (1 - w.hbm_cache_fraction))
-    weights_per_gpu = att.weights * m.n_layers + dense.weights * n_dense + moe.weights * n_moe + lm.weights
+    weights_per_gpu = (att.weights * m.n_layers + dense.weights * n_dense + moe.weights * n_moe
+                       + lm.weights * w.count_lm_head)
     kv_stored = lay.n_gpus * lay.att_tokens * w.context_len * kv_values_stored_per_token(m, lay.kv_heads) * (
         w.kv_bytes * m.n_layers)
     hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored
