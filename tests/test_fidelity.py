@@ -175,3 +175,30 @@ def test_fidelity_settings_validated_in_one_line(kw, key):
     with pytest.raises(DseError) as err:
         dse.evaluate("paper-fig45-mixtral", batch=1, **kw)
     assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_tile_search_equals_brute_force_over_every_candidate_pair():
+    # L2 traffic is the least traffic over all (tm, tn) L1 tile candidates that fit 256 KiB (k-slice 32): try all
+    from dse import gemm
+
+    cands = gemm.L1_TILE_CANDIDATES
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        m, n, k = (float(rng.choice(v)) for v in ([1, 3, 16, 40, 256, 700, 1024], [8, 100, 576, 4096, 14336],
+                                                   [64, 512, 4096, 7168]))
+        best = min((np.ceil(m / min(m, a)) * k * n + np.ceil(n / min(n, b)) * m * k + m * n) * 2
+                   for a in cands for b in cands
+                   if (min(m, a) + min(n, b)) * 32 * 2 + min(m, a) * min(n, b) * 2 <= 256 * 1024)
+        assert float(_gemm(m, k, n).l2_bytes) == pytest.approx(best, rel=1e-12)
+
+
+def test_tables_once_per_grid_or_per_block_give_the_same_numbers(monkeypatch):
+    from dse import engine
+
+    kw = dict(model="deepseek-r1", system="8xh200", placement=["hbm", "ssd"], batch=[1, 8, 300],
+              top_k=[2, 8], context_len=[512, 4096], routing_skew=[0.0, 1.0])
+    once = dse.evaluate(**kw)
+    monkeypatch.setattr(engine, "TABLE_POINTS_MAX", 0)
+    per_block = dse.evaluate(**kw, chunks={"batch": 1, "top_k": 1})
+    for name in ("energy", "step_latency", "hbm_bytes", "busiest_gpu_experts"):
+        np.testing.assert_allclose(per_block[name].values, once[name].values, rtol=1e-12)
