@@ -202,3 +202,14 @@ def test_tables_once_per_grid_or_per_block_give_the_same_numbers(monkeypatch):
     per_block = dse.evaluate(**kw, chunks={"batch": 1, "top_k": 1})
     for name in ("energy", "step_latency", "hbm_bytes", "busiest_gpu_experts"):
         np.testing.assert_allclose(per_block[name].values, once[name].values, rtol=1e-12)
+
+
+def test_fused_attention_keeps_the_scores_on_chip():
+    # Mixtral batch 1 on 4 GPUs: per GPU and layer 2 KV heads x 4 query heads x 1024 scores are written by the score
+    # product and read back by the context product (2 bytes each): 2 x 2 x 4 x 1024 x 2 B, x 4 GPUs x 32 layers
+    ds = dse.evaluate("paper-fig45-mixtral", batch=1, placement="hbm", fused_attention=[False, True])
+    act = ds.energy.sel(component="hbm_activations")
+    scores_bytes = 2 * 2 * 4 * 1024 * 2 * 4 * 32
+    assert float(act.sel(fused_attention=False) - act.sel(fused_attention=True)) == pytest.approx(
+        scores_bytes * 8 * 4.2e-12, rel=1e-12)
+    assert float(ds.step_latency.sel(fused_attention=True)) < float(ds.step_latency.sel(fused_attention=False))
