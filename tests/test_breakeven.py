@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import dse
+from approx import assert_close
 from dse import config
 from dse.break_even import REASONS, bisect, breakeven, breakeven_param, energy_ratio
 from dse.params import DseError
@@ -163,7 +164,8 @@ def test_dask_and_determinism():
     xr.testing.assert_allclose(a.drop_vars("reason"), b.drop_vars("reason"), rtol=1e-12)
     assert (a.reason == b.reason).all()
     c = breakeven({"study": MIX, "placement": "ssd"}, {"study": MIX, "placement": "ddr"}, batch=[1, 4, 16, 64])
-    assert a.identical(c)
+    assert_close(a.drop_vars("reason"), c.drop_vars("reason"))
+    assert (a.reason == c.reason).all()
 
 
 def test_datasets_as_inputs_and_reference_only_dimensions(maverick):
