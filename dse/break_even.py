@@ -1,4 +1,4 @@
-"""Break-even analysis: how low must Flash read energy go (MODEL.md section 5), and other break-even values.
+"""Break-even analysis: how low must Flash read energy go (docs/model.md section 5), and other break-even values.
 
 With everything else fixed, the energy per token of a configuration whose experts sit on a Flash tier is affine in
 that tier's read energy ``e`` (pJ/bit): ``E_target(e) = E_target(0) + b e``, ``b`` the Flash bits read per
@@ -275,7 +275,7 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, **par
             {str(k): v for k, v in today.to_series().to_dict().items()}, default=str)),
         **_side_attrs(tgt, "target"), **_side_attrs(ref, "reference"),
         dse_version=__version__, git_commit=_git_commit(),
-        conventions="energy in J per generated token, Flash energy in pJ/bit; see MODEL.md section 5",
+        conventions="energy in J per generated token, Flash energy in pJ/bit; see docs/model.md section 5",
     )
     return ds
 

@@ -1,4 +1,4 @@
-"""Capacity: what the placement holds in each tier, whether it fits, and what it costs (MODEL.md section 7).
+"""Capacity: what the placement holds in each tier, whether it fits, and what it costs (docs/model.md section 7).
 
 Cost convention (one formula, no double count of HBM):
 

@@ -484,7 +484,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         topk_scaling=acct["topk_scaling"],
         count_lm_head=int(bool(acct["count_lm_head"])),
         prefetch_overlap=acct["prefetch_overlap"],
-        conventions="energy in J, time in s, bytes in B; see MODEL.md",
+        conventions="energy in J, time in s, bytes in B; see docs/model.md",
     )
     return Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),
                 {name: np.asarray(values) for name, values in dims.items()}, variables=VARIABLES,

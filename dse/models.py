@@ -1,4 +1,4 @@
-"""Model specs from Hugging Face ``config.json`` files (MODEL.md section 2).
+"""Model specs from Hugging Face ``config.json`` files (docs/model.md section 2).
 
 ``from_hf_config(path)`` returns a model dict in dse's schema (the same fields as conf/model/*.yaml), ready
 for ``dse.evaluate(model=...)`` or to be written as a preset with :func:`to_preset_yaml`.

@@ -19,7 +19,7 @@ from .params import DseError
 
 @dataclass
 class ModelSpec:
-    """A transformer with (optionally) MoE layers; fields follow Hugging Face config.json (MODEL.md s.2)."""
+    """A transformer with (optionally) MoE layers; fields follow Hugging Face config.json (docs/model.md s.2)."""
     name: str = "model"
     attention: str = "gqa"            # gqa | mla
     n_layers: int = 1

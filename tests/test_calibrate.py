@@ -133,7 +133,7 @@ def test_schema_matches_the_core_gpu_presets(probe):
 def test_reference_probe_arithmetic_reproduces_the_reference():
     """Our arithmetic, applied to the reference's raw iterations / seconds / joules, gives the reference's
     own derived numbers (computed by a different script): 8 GiB per read or copy iteration (read + write
-    counted), 2 GiB per host -> device copy, 2 x 8192^3 FLOPs per GEMM (MODEL.md section 9)."""
+    counted), 2 GiB per host -> device copy, 2 x 8192^3 FLOPs per GEMM (docs/model.md section 9)."""
     ref = json.loads(REFERENCE.read_text())
     idle = ref["idle_W"]
     per_iter = {cal.READ: ("bit", 8 * GIB * 8), cal.COPY: ("bit", 8 * GIB * 8), cal.H2D: ("bit", 2 * GIB * 8),

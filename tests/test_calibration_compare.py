@@ -1,4 +1,4 @@
-"""The paper-vs-measured-constants study: numbers for one configuration derived by hand from MODEL.md."""
+"""The paper-vs-measured-constants study: numbers for one configuration derived by hand from docs/model.md."""
 from __future__ import annotations
 
 import importlib.util
@@ -22,7 +22,7 @@ def mixtral_b1_by_hand(read, write, flop, onchip, idle_w, hbm_bw):
     """Mixtral-8x7B, batch 1, L = 1024, bf16, on the paper's 4 GPUs (TP4 / EP4, C2C gen 5 at 900 GB/s,
     57 W DDR5 per GPU always on), paper accounting (no LM head; prefetched copies stream behind the step).
 
-    Parameters per layer (MODEL.md s.2): attention A = 4096 x 128 x (2 x 32 + 2 x 8) = 41,943,040;
+    Parameters per layer (docs/model.md s.2): attention A = 4096 x 128 x (2 x 32 + 2 x 8) = 41,943,040;
     router R = 4096 x 8 = 32,768; one expert X = 3 x 4096 x 14336 = 176,160,768.
     Batch 1 touches U = 8 (1 - (1 - 2/8)^1) = 2 experts per layer (s.3).
       weights read  Wb = 32 (A + R + 2X) x 2 B                 = 25,235,030,016 B

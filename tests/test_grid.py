@@ -61,7 +61,7 @@ def test_blocks_are_slices_of_the_whole_grid():
 
 def test_dependencies_follow_the_physics_even_on_single_valued_dimensions():
     """A dimension of one value is kept exactly where a variable depends on it: Flash read energy enters the
-    energy only; FLOPs depend on neither where experts live nor Flash energy (MODEL.md s.3, s.5)."""
+    energy only; FLOPs depend on neither where experts live nor Flash energy (docs/model.md s.3, s.5)."""
     ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", placement=["ssd"], flash_read_pj_per_bit=[50.0],
                       batch=[1, 4])
     assert set(ds.energy_per_token.dims) == {"placement", "flash_read_pj_per_bit", "batch"}
