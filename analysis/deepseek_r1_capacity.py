@@ -1,5 +1,5 @@
 """DeepSeek-R1 at equal capacity: the energy-per-token / capacity-cost fronts of all-HBM, today's offload tiers
-and projected High-Bandwidth Flash, under a 50 ms per-token latency limit (conf/search/deepseek-r1-capacity).
+and projected High-Bandwidth Flash, under a 50 ms per-token latency limit (dse/conf/search/deepseek-r1-capacity).
 
 Runs dse-search three times (the cold-expert tier restricted to: hbm; hbm/ddr/ssd/cxl; all five incl. hbf),
 each validated against its exhaustive front, then plots the three fronts with the paper's fixed 32 x H100

@@ -35,7 +35,7 @@ breakeven.__doc__ = "Break-even Flash read energy e* of a target against a refer
 
 
 def run_search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
-    """Run a Pareto search (conf/search/<preset>, Hydra-style ``overrides``) in ``run_dir``; see :mod:`dse.search`."""
+    """Run a Pareto search (dse/conf/search/<preset>, Hydra-style ``overrides``) in ``run_dir``; see :mod:`dse.search`."""
     from .search import compose, run
 
     return run(compose(preset, list(overrides)), run_dir)

@@ -38,7 +38,7 @@ METHOD = ("NVML total-energy counter (nvmlDeviceGetTotalEnergyConsumption) over 
           "dynamic = window energy - idle power x window time (idle measured with a CUDA context up)")
 #: Probe result keys (the layout of reference/h200_energy_probe_*.json).
 READ, COPY, H2D, GEMM = "hbm_read_sum", "hbm_copy_rw", "h2d_pinned", "gemm_bf16"
-CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
+CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent / "conf"))
 
 
 # ----------------------------------------------------------------------------------- measurement arithmetic
@@ -416,7 +416,7 @@ def _where(probe: dict, label: str) -> str:
 
 def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: float | None = None,
                label: str = "dse-calibrate") -> dict:
-    """A GPU preset (conf/gpu schema) from a probe. Capacity and price come from ``base`` (a preset)
+    """A GPU preset (dse/conf/gpu schema) from a probe. Capacity and price come from ``base`` (a preset)
     or NVML's memory total / ``price_usd``: a power measurement gives neither."""
     d = derived(probe)
     where = _where(probe, label)
@@ -476,7 +476,7 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
 
 
 def link_preset(probe: dict, name: str, label: str = "dse-calibrate") -> dict:
-    """An offload-link preset (conf/link schema) from the pinned host -> device copy.
+    """An offload-link preset (dse/conf/link schema) from the pinned host -> device copy.
 
     The GPU side of that copy pays the link and the HBM write; dse charges the HBM write separately
     (``hbm_write_pj_per_bit``), so the link gets the rest. Link + HBM write = the measured GPU-side figure.
@@ -501,7 +501,7 @@ def link_preset(probe: dict, name: str, label: str = "dse-calibrate") -> dict:
 
 
 def load_gpu_preset(name_or_path: str) -> dict:
-    """A GPU preset by name (conf/gpu/<name>.yaml) or by path, read as plain YAML (no Hydra needed)."""
+    """A GPU preset by name (dse/conf/gpu/<name>.yaml) or by path, read as plain YAML (no Hydra needed)."""
     import yaml
 
     path = Path(name_or_path)

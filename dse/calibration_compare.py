@@ -1,6 +1,6 @@
 """Paper constants versus board-level measured constants: how the paper's conclusions move (docs/model.md s.8-9).
 
-The paper's systems and workloads (conf/study/paper-*) are kept; only the GPU's constants change, in
+The paper's systems and workloads (dse/conf/study/paper-*) are kept; only the GPU's constants change, in
 cumulative steps from the paper's DRAM-only / MAC-only figures (GPU preset ``h100-sxm``) to the board-level
 figures measured with NVML on an H200 (``h200-measured``, from reference/h200_energy_probe_2026-11-28.json):
 

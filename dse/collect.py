@@ -208,7 +208,7 @@ except ImportError:  # pragma: no cover - hydra is a dependency
 
 
 class CollectOnMultirunEnd(Callback):
-    """Hydra callback (conf/hydra/callbacks/collect.yaml): merge a multirun's results when it ends."""
+    """Hydra callback (dse/conf/hydra/callbacks/collect.yaml): merge a multirun's results when it ends."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))

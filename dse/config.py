@@ -1,6 +1,6 @@
-"""Presets and configs: compose Hydra configs from conf/, list presets, turn a preset into plain numbers.
+"""Presets and configs: compose Hydra configs from dse/conf/, list presets, turn a preset into plain numbers.
 
-The YAML presets in conf/ are the single source of physical defaults (each with its provenance). This module
+The YAML presets in dse/conf/ are the single source of physical defaults (each with its provenance). This module
 composes them with Hydra (inside a running Hydra app it reuses the app's loader) and returns plain dicts.
 """
 from __future__ import annotations
@@ -14,12 +14,12 @@ from omegaconf import OmegaConf
 
 from .params import DseError
 
-CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
+CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent / "conf"))
 GROUPS = ("model", "system", "gpu", "link", "tier", "accounting", "study")
 
 
 def presets(group: str) -> list[str]:
-    """Names of the presets in conf/<group>/."""
+    """Names of the presets in dse/conf/<group>/."""
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 

@@ -346,11 +346,11 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
              chunks: dict | None = None, cfg: dict | None = None, **params) -> xr.Dataset:
     """Energy, latency and capacity of one decode step over a grid of parameters.
 
-    ``study`` names a preset in conf/study (model, system, workload and its grid). ``model`` / ``system``
+    ``study`` names a preset in dse/conf/study (model, system, workload and its grid). ``model`` / ``system``
     are preset names (a list makes a dimension). Other keyword parameters are canonical short names (see
     :data:`dse.params.PARAMS`) or dotted config paths; a list, tuple, range or array becomes a dimension
     with those coordinates. ``chunks`` maps dimension names to dask chunk sizes (lazy evaluation: one dask
-    task per block of the grid). ``accounting`` names a preset in conf/accounting (``paper``, the default, or
+    task per block of the grid). ``accounting`` names a preset in dse/conf/accounting (``paper``, the default, or
     ``refined``). ``cfg`` is an already composed root config (the CLI passes Hydra's).
     """
     return resolve(study, model=model, system=system, accounting=accounting, cfg=cfg, **params).dataset(chunks)

@@ -26,7 +26,7 @@ class Param:
     hi: float = INF
     integer: bool = False
     choices: tuple = field(default_factory=tuple)   # categorical values (empty = numeric)
-    preset_group: str | None = None                  # a preset name from conf/<group>/
+    preset_group: str | None = None                  # a preset name from dse/conf/<group>/
 
     @property
     def categorical(self) -> bool:

@@ -1,6 +1,6 @@
 """Typed specs: the schema of every preset and config section (Hydra/OmegaConf structured configs).
 
-Presets in conf/ are YAML; each section is merged into its dataclass here, so a misspelt key or a value of the
+Presets in dse/conf/ are YAML; each section is merged into its dataclass here, so a misspelt key or a value of the
 wrong type fails with one line naming it before any work. Ranges are checked in :mod:`dse.params`.
 """
 from __future__ import annotations

@@ -29,7 +29,7 @@ import yaml
 from . import config
 from .params import DseError
 
-#: The sweep's settings and their defaults (conf/config.yaml documents them; the CLI passes them in ``cfg``).
+#: The sweep's settings and their defaults (dse/conf/config.yaml documents them; the CLI passes them in ``cfg``).
 DEFAULTS = {
     "dask": {"address": None, "local_cluster": False, "n_workers": None, "chunk_mb": 2.0},
     "output": {"format": "auto", "zarr_above_gb": 2.0, "path": None, "variables": None},
