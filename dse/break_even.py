@@ -44,6 +44,7 @@ REASONS = {
 }
 STATIC_POWER_REASON = "higher static power"   # background excess although the target's step is not longer
 NO_FLASH_REASON = "no Flash traffic"
+UNFIT_REASON = "does not fit"                 # target or reference over capacity (fits false): skipped
 SPEC_KEYS = ("study", "model", "system", "cfg", "chunks")
 
 VARIABLES = {  # name: (units, long_name)
@@ -56,6 +57,7 @@ VARIABLES = {  # name: (units, long_name)
     "reference_energy_per_token": ("J", "reference energy per generated token"),
     "flash_read_bits_per_token": ("bit", "bits read from Flash per generated token (the slope of E(e), per pJ)"),
     "excess_energy_per_token": ("J", "target at e = 0 minus reference, per token, by component"),
+    "fits": ("1", "target and reference both fit their capacity (docs/model.md s.7); elsewhere e* is not reported"),
 }
 
 
@@ -189,20 +191,35 @@ def _today(tgt: xr.Dataset, today_pj_per_bit) -> xr.DataArray:
     return today
 
 
-def _reason(excess: xr.DataArray, breaks: xr.DataArray, no_flash: xr.DataArray, longer: xr.DataArray):
+def _reason(excess: xr.DataArray, breaks: xr.DataArray, no_flash: xr.DataArray, longer: xr.DataArray,
+            unfit: xr.DataArray | None = None):
     comps = [str(c) for c in excess.component.values]
-    labels = np.array([REASONS.get(c, c) for c in comps] + [STATIC_POWER_REASON, NO_FLASH_REASON, ""])
+    labels = np.array([REASONS.get(c, c) for c in comps] + [STATIC_POWER_REASON, NO_FLASH_REASON, "", UNFIT_REASON])
     idx = excess.fillna(-np.inf).argmax("component")
     is_bg = idx == comps.index("background") if "background" in comps else xr.zeros_like(idx, dtype=bool)
     idx = xr.where(is_bg & ~longer, len(comps), idx)
     idx = xr.where(no_flash, len(comps) + 1, idx)
     idx = xr.where(breaks, len(comps) + 2, idx)
+    if unfit is not None:
+        idx = xr.where(unfit, len(comps) + 3, idx)
     idx = idx.compute()
     return xr.DataArray(labels[idx.values], dims=idx.dims, coords=idx.coords)
 
 
-def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None) -> xr.Dataset:
-    """e* and the reasons from an evaluated target (experts on Flash) and a reference on the same grid."""
+def _fits(tgt: xr.Dataset, ref: xr.Dataset) -> xr.DataArray:
+    """Both sides fit their capacity (a Dataset without ``fits``, e.g. an older file, counts as fitting)."""
+    fit = xr.DataArray(True)
+    for side in (tgt, ref):
+        if "fits" in side:
+            fit = fit & side["fits"].astype(bool)
+    return fit
+
+
+def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None, *, include_unfit: bool = False) -> xr.Dataset:
+    """e* and the reasons from an evaluated target (experts on Flash) and a reference on the same grid.
+
+    Points where the target or the reference does not fit (``fits`` false) get no e* (NaN), ``breaks_even``
+    false and the reason "does not fit", unless ``include_unfit``."""
     if FLASH in tgt.dims:
         if today_pj_per_bit is None:
             raise DseError(f"target: {FLASH} is a dimension of the target Dataset; breakeven solves for it: "
@@ -217,6 +234,10 @@ def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None) -> xr.D
     excess = comp_t - ref.energy / br
     has_flash = bits > 0
     e_star = ((e_ref - e0) / bits.where(has_flash)) / PJ
+    fit = _fits(tgt, ref)
+    unfit = None if include_unfit else ~fit
+    if unfit is not None:
+        e_star = e_star.where(~unfit)
     breaks = (e_star > 0).fillna(False) & has_flash
     today = _today(tgt, today_pj_per_bit)
     improvement = xr.where(breaks, today / e_star.where(breaks), np.inf)
@@ -226,12 +247,13 @@ def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None) -> xr.D
         "breakeven_flash_read_pj_per_bit": e_star,
         "breaks_even": breaks,
         "improvement_needed": improvement,
-        "reason": _reason(excess, breaks, ~has_flash, longer),
+        "reason": _reason(excess, breaks, ~has_flash, longer, unfit),
         "today_flash_read_pj_per_bit": today,
         "target_energy_per_token_at_zero": e0,
         "reference_energy_per_token": e_ref,
         "flash_read_bits_per_token": bits,
         "excess_energy_per_token": excess,
+        "fits": fit,
     })
     ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
     for name, (units, long_name) in VARIABLES.items():
@@ -244,7 +266,8 @@ def _side_attrs(ds: xr.Dataset, side: str) -> dict:
                                                            "config_yaml")}
 
 
-def breakeven(target, reference, *, today_pj_per_bit: float | None = None, **params) -> xr.Dataset:
+def breakeven(target, reference, *, today_pj_per_bit: float | None = None, include_unfit: bool = False,
+              **params) -> xr.Dataset:
     """Break-even Flash read energy of ``target`` against ``reference`` on every grid point (closed form).
 
     ``target`` and ``reference`` are dicts of :func:`dse.evaluate` arguments (``study``, ``model``, ``system``,
@@ -254,6 +277,8 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, **par
     Reference dimensions the target lacks are renamed ``reference_<dim>``; shared dimensions must carry the same
     coordinates, and the reference must share the target's workload dimensions (batch, context_len, ...).
     ``today_pj_per_bit`` overrides today's Flash read energy (default: the target tier's configured value).
+    Grid points where the target or the reference does not fit its capacity (``fits``) are skipped (e* NaN,
+    reason "does not fit") unless ``include_unfit``.
     """
     _check_spec(target, "target")
     _check_spec(reference, "reference")
@@ -263,7 +288,7 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, **par
         _today(xr.Dataset(), today_pj_per_bit)
     tgt = _flash_only(_evaluate(target, params, "target", target=True))
     ref = _on_grid(_evaluate(reference, params, "reference", target=False), tgt)
-    ds = closed_form(tgt, ref, today_pj_per_bit)
+    ds = closed_form(tgt, ref, today_pj_per_bit, include_unfit=include_unfit)
     today = ds.today_flash_read_pj_per_bit
     from . import __version__
     from .engine import _git_commit

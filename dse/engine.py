@@ -309,7 +309,7 @@ def _outputs(m, g, s, link, tier, w, *, routing_plan) -> dict:
         "offload_is_flash": tier.is_flash,
         "capacity_cost_usd": _sum_in_order(cost),
         "capacity_cost": cost,
-        **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill")},
+        **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill", "fits")},
     }
 
 

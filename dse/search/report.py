@@ -39,7 +39,7 @@ def atomic_write(path: Path, write) -> None:
 def trials_dataset(base: dict, space: Space, numbers, params, F, C, norm: Normalizer | None) -> xr.Dataset:
     """Every completed trial re-evaluated in one call, with feasibility, Pareto membership and HV history."""
     ds = points.evaluate_trials(base, space, params).assign_coords(trial=numbers)
-    F_again, _, _ = points.metrics(ds, space, ["trial"])
+    F_again, _, names = points.metrics(ds, space, ["trial"])
     if not np.allclose(F_again, F, rtol=1e-9, atol=0):
         warnings.warn("re-evaluated objectives differ from the stored ones (was the study run with other code?)")
     feasible = np.all(C <= 0, axis=1)
@@ -48,7 +48,7 @@ def trials_dataset(base: dict, space: Space, numbers, params, F, C, norm: Normal
     ds["feasible"] = ("trial", feasible)
     ds["pareto"] = ("trial", pareto)
     ds["constraint_violation"] = (("trial", "constraint"), C)
-    ds = ds.assign_coords(constraint=list(space.constraints))
+    ds = ds.assign_coords(constraint=names if len(names) == C.shape[1] else list(space.constraints))
     ds["constraint_violation"].attrs.update(units="1", long_name="relative constraint violation (<= 0 satisfied)")
     ds["feasible"].attrs.update(long_name="all constraints satisfied")
     ds["pareto"].attrs.update(long_name="feasible and not dominated by another feasible trial")

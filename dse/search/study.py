@@ -234,6 +234,7 @@ def completed(study: Study, space: Space):
     numbers = np.array([t.number for t in trials], dtype=int)
     params = {n: [t.params[n] for t in trials] for n in space.distributions}
     F = np.array([t.values for t in trials], dtype=float).reshape(len(trials), len(space.objectives))
-    C = np.array([[t.constraints.get(c, 0.0) for c in space.constraints] for t in trials],
-                 dtype=float).reshape(len(trials), len(space.constraints))
+    names = [*space.constraints, "fits"]  # "fits": every configuration must fit its capacity (points.metrics)
+    C = np.array([[t.constraints.get(c, 0.0) for c in names] for t in trials],
+                 dtype=float).reshape(len(trials), len(names))
     return numbers, params, F, C
