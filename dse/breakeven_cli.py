@@ -107,6 +107,14 @@ def _app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    from .cliutil import check_argv, fail
+    from .sweep import grid_override
+
+    try:
+        check_argv(sys.argv[1:], "breakeven")
+    except DseError as err:
+        fail("dse-breakeven", err)
+    sys.argv = [sys.argv[0], *map(grid_override, sys.argv[1:])]  # grid.X=... may add a grid entry
     _app()
 
 

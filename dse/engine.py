@@ -376,7 +376,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         base = config.compose(study=study, overrides=(f"accounting={accounting}",) if accounting else ())
     else:
         base = json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else config.OmegaConf.to_container(cfg, resolve=True)
-    scalars, dims = _split(base.get("grid") or {}, params)
+    scalars, dims = _split(config.flat_grid(base.get("grid")), params)
 
     tree = {k: specs.validated(k, base[k]) for k in ("model", "system", "workload", "accounting")}
     for name in ("model", "system"):

@@ -100,7 +100,7 @@ def _positive(key: str, value) -> None:
 def grid_size_bound(grid_section: dict) -> int:
     """Points of a ``grid:`` section counted before expanding it (a range counts ``num``): an upper bound."""
     size = 1
-    for name, value in (grid_section or {}).items():
+    for name, value in config.flat_grid(grid_section).items():
         if isinstance(value, dict):
             num = value.get("num")
             if isinstance(num, (int, float)) and not isinstance(num, bool) and num > 1:

@@ -29,15 +29,12 @@ def _app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from ..config import check_preset
+    from ..cliutil import check_argv, fail
 
-    try:   # a missing preset would otherwise surface as Hydra's multi-line composition error
-        for arg in sys.argv[1:]:
-            if arg.startswith("search="):
-                check_preset("search", arg.split("=", 1)[1])
+    try:   # a misspelt key or preset would otherwise surface as Hydra's multi-line composition error
+        check_argv(sys.argv[1:], "search_config")
     except DseError as e:
-        print(f"dse-search: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail("dse-search", e)
     _app()
 
 
