@@ -63,7 +63,9 @@ def write_csv(ds, path: Path) -> Path:
         frame = da.to_dataframe(name="value").reset_index() if da.dims else pd.DataFrame({"value": [da.item()]})
         frame = frame.rename(columns={part: "part"}) if part else frame.assign(part="")
         frame = frame.assign(variable=name, units=da.attrs.get("units", ""))
-        frames.append(frame[[d for d in dims if d in frame.columns] + ["variable", "part", "value", "units"]])
+        present = [d for d in dims if d in frame.columns]
+        frame = frame.astype({d: object for d in present})  # integer labels stay integers beside blanks
+        frames.append(frame[present + ["variable", "part", "value", "units"]])
     table = pd.concat(frames, ignore_index=True)[[*dims, "variable", "part", "value", "units"]]
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -214,7 +214,9 @@ class CollectOnMultirunEnd(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         out = config.get("output") or {}
         try:
-            path = collect(sweep_dir, fmt=out.get("format", "auto"), zarr_above_gb=out.get("zarr_above_gb", 2.0),
+            fmt = out.get("format", "auto")
+            fmt = "auto" if fmt == "csv" else fmt   # each job wrote its own CSV; the merge is a dataset
+            path = collect(sweep_dir, fmt=fmt, zarr_above_gb=out.get("zarr_above_gb", 2.0),
                            progress=bool(config.get("progress", True)))
         except DseError as err:
             print(f"dse-collect: {err}", file=sys.stderr)

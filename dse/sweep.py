@@ -218,14 +218,37 @@ def connect(s: Settings):
             raise DseError(f"dask.address={s.address}: no dask scheduler reachable ({err.strerror or err})") from None
         from distributed import Client
 
-        return Client(f"tcp://{host}:{port}", timeout="10s")
+        _quiet_dask()
+        return _announce(Client(f"tcp://{host}:{port}", timeout="10s"))
     if s.local_cluster:
         from distributed import Client, LocalCluster
 
+        _quiet_dask()
+
         cluster = LocalCluster(n_workers=s.n_workers or os.cpu_count(), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        return Client(cluster)
+                               dashboard_address=":0")   # a free port
+        return _announce(Client(cluster))
     return None
+
+
+def _quiet_dask() -> None:
+    """dask distributed logs every cluster event at INFO: keep it to warnings unless dse runs at debug level."""
+    import logging
+
+    if logging.getLogger("dse").getEffectiveLevel() > logging.DEBUG:
+        for name in ("distributed", "distributed.http.proxy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _announce(client):
+    """Log where to watch the computation: the dask dashboard of the distributed cluster."""
+    import importlib.util
+    import logging
+
+    link = getattr(client, "dashboard_link", None)
+    plots = "" if importlib.util.find_spec("bokeh") else " (pip install bokeh for its plots)"
+    logging.getLogger("dse").info("dask dashboard: %s%s", link or "none (the scheduler serves no dashboard)", plots)
+    return client
 
 
 def _close(client) -> None:
