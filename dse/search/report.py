@@ -173,3 +173,32 @@ def write(run_dir: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact:
     atomic_write(out["trials.csv"], lambda tmp: ds[flat].to_dataframe().to_csv(tmp))
     plot(out["pareto.png"], ds, space, mark, exact, title)
     return out
+
+
+FRONT_COLUMNS = {"gpu": "GPU", "n_gpus": "GPUs", "placement": "tier", "offload_path": "path",
+                 "hbm_cache_fraction": "HBM cache", "batch": "batch", "energy_per_token": "J/token",
+                 "capacity_cost_usd": "capacity $", "step_latency": "latency s"}
+
+
+def front_table(pareto, max_rows: int = 60) -> str:
+    """The feasible front as a text table, cheapest first: GPU, count, tier, path, cache, batch, J/token, capacity $."""
+    import pandas as pd
+
+    n = pareto.sizes.get("trial", 0)
+    if n == 0:
+        return "front: no feasible trial"
+    cols = {}
+    for name, label in FRONT_COLUMNS.items():
+        if name in pareto.variables and set(pareto[name].dims) <= {"trial"}:
+            values = pareto[name].values
+            cols[label] = [values.item()] * n if values.ndim == 0 else list(values)
+    df = pd.DataFrame(cols)
+    if "capacity $" in df:
+        df = df.sort_values("capacity $")
+    df = df.drop_duplicates().reset_index(drop=True)
+    fmt = {"capacity $": lambda v: f"{v:,.0f}", "J/token": lambda v: f"{v:.4g}", "latency s": lambda v: f"{v:.3g}",
+           "HBM cache": lambda v: f"{v:.3g}"}
+    text = df.head(max_rows).to_string(formatters={k: f for k, f in fmt.items() if k in df}, index=False)
+    more = f"\n... {len(df) - max_rows} more (pareto.nc)" if len(df) > max_rows else ""
+    return f"front ({len(df)} designs):\n{text}{more}"
+

@@ -139,6 +139,9 @@ def open_study(search: dict, space: Space, base: dict, run_dir: Path) -> Study:
                            f"objectives, this search {len(space.objectives)}")
     persistent = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
                                      directions=["minimize"] * len(space.objectives))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # experimental in some Optuna versions
+        persistent.set_metric_names(list(space.objectives))   # named objectives in optuna-dashboard
     persistent.set_user_attr(DIGEST_KEY, digest)
     persistent.set_user_attr("objectives", list(space.objectives))
     persistent.set_user_attr("constraints", {k: list(v) for k, v in space.constraints.items()})
