@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from . import config
+from . import cf, config
 from .params import DseError, lookup
 
 PJ = 1e-12
@@ -257,7 +257,7 @@ def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None, *, incl
     })
     ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
     for name, (units, long_name) in VARIABLES.items():
-        ds[name].attrs.update(units=units, long_name=long_name)
+        ds[name].attrs.update(cf.attrs(units, long_name))
     return ds.compute()
 
 
@@ -301,6 +301,7 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, inclu
         **_side_attrs(tgt, "target"), **_side_attrs(ref, "reference"),
         dse_version=__version__, git_commit=_git_commit(),
         conventions="energy in J per generated token, Flash energy in pJ/bit; see docs/model.md section 5",
+        Conventions=cf.CONVENTIONS,
     )
     return ds
 
@@ -444,10 +445,10 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
     units = p.units if p is not None else ""
     name = f"breakeven_{param.replace('.', '_')}"
     ds = xr.Dataset({
-        name: root.assign_attrs(units=units, long_name=f"{param} at which target energy per token = reference"),
-        "bracketed": bracketed.assign_attrs(units="bool", long_name=f"a crossing lies in [{lo}, {hi}]"),
+        name: root.assign_attrs(cf.attrs(units, f"{param} at which target energy per token = reference")),
+        "bracketed": bracketed.assign_attrs(units="1", long_name=f"a crossing lies in [{lo}, {hi}]"),
         "cheaper_above": (above.broadcast_like(root) & bracketed).assign_attrs(
-            units="bool", long_name=f"the target is no costlier for {param} above the break-even value"),
+            units="1", long_name=f"the target is no costlier for {param} above the break-even value"),
     })
     ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
     ds.attrs.update(title=f"dse break-even {param}", parameter=param, lo=lo, hi=hi, rtol=rtol,

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
+from . import cf
 from .params import PARAMS, DseError
 from .results import open_results
 
@@ -125,7 +126,7 @@ def merge(sweep_dir) -> xr.Dataset:
         raise DseError(f"{sweep_dir}: {len(js)} jobs ran the same overrides; nothing to merge along")
     for d, k in zip(dims, swept):
         p = PARAMS.get(d)
-        merged[d].attrs.update(units=p.units if p else "", long_name=p.doc if p else f"multirun choice {k}")
+        merged[d].attrs.update(cf.attrs(p.units if p else "", p.doc if p else f"multirun choice {k}"))
     merged = merged.assign_attrs(_provenance(js, {j.dir: ds.attrs for j, ds in zip(js, opened.values())},
                                              swept, dims, merged.attrs))
     merged.set_close(lambda: [ds.close() for ds in opened.values()])

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from . import capacity, config, kernel, routing, specs
+from . import capacity, cf, config, kernel, routing, specs
 from .grid import Grid
 from .params import PARAMS, DseError, check_values, lookup
 
@@ -457,8 +457,9 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
     gpu, link = s.pop("gpu"), s.pop("offload_link")
 
     plan = _routing_plan(_ns(m), _ns(s), _ns(w), freqs)
-    coord_attrs = {name: dict(units=PARAMS[name].units if name in PARAMS else "",
-                              long_name=PARAMS[name].doc if name in PARAMS else name) for name in dims}
+    coord_attrs = {name: cf.attrs(PARAMS[name].units if name in PARAMS else "",
+                                  PARAMS[name].doc if name in PARAMS else name) for name in dims}
+    coord_attrs.update(cf.STACK_COORDS)
 
     settings = {k: (v.values.tolist() if isinstance(v, xr.DataArray) else v) for k, v in {**scalars, **dims}.items()}
     if frequencies is not None:
@@ -484,9 +485,10 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         topk_scaling=acct["topk_scaling"],
         count_lm_head=int(bool(acct["count_lm_head"])),
         prefetch_overlap=acct["prefetch_overlap"],
-        conventions="energy in J, time in s, bytes in B; see docs/model.md",
+        conventions="energy in J, time in s, bytes in B; the equations: docs/model.md",
+        Conventions=cf.CONVENTIONS,
     )
     return Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),
-                {name: np.asarray(values) for name, values in dims.items()}, variables=VARIABLES,
+                {name: np.asarray(values) for name, values in dims.items()}, variables=cf.variables(VARIABLES),
                 stacks={"energy": ("component", kernel.COMPONENTS), "capacity_cost": ("cost_part", capacity.COST_PARTS)},
                 coord_attrs=coord_attrs, attrs=attrs)

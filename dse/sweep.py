@@ -198,7 +198,7 @@ class Layout:
         for d, v in g.coords.items():
             ds.coords[d] = xr.Variable(d, v.astype(object) if v.dtype.kind == "U" else v, g.coord_attrs.get(d, {}))
         for dim, labels in g.stacks.values():
-            ds.coords[dim] = xr.Variable(dim, np.asarray(labels, dtype=object))
+            ds.coords[dim] = xr.Variable(dim, np.asarray(labels, dtype=object), g.coord_attrs.get(dim, {}))
         for name in self.names:
             chunks = self.chunks(name)
             units, long_name = g.variables[name]

@@ -35,7 +35,7 @@ def test_multirun_end_to_end_merges_the_swept_choices(tmp_path, capsys):
         for name in ("energy_per_token", "energy", "step_latency", "offload_read_bits"):
             got = merged[name].sel(model=model).transpose(*single[name].dims, ...)
             assert_close(got.values, single[name].values)
-    assert merged.energy.attrs["units"] == "J" and merged.batch.attrs["units"] == "sequences"
+    assert merged.energy.attrs["units"] == "J" and merged.batch.attrs["units"] == "1"
     jobs = yaml.safe_load(merged.attrs["config_yaml"])["jobs"]
     assert [j["choice"] for j in jobs] == [{"model": "mixtral-8x7b"}, {"model": "deepseek-r1"}]
     assert [j["config"]["model"]["name"] for j in jobs] == ["mixtral-8x7b", "deepseek-r1"]
