@@ -324,15 +324,16 @@ SECTION = "_section"
 
 def bisect(f, lo, hi, *, integer: bool = False, rtol: float = 1e-9, atol: float = 0.0, points: int = 1,
            max_iter: int = 200):
-    """Vectorized bisection: where does ``f`` change sign between ``lo`` and ``hi``, on every grid point at once.
+    """Vectorized root finding: where does ``f`` change sign between ``lo`` and ``hi``, on every grid point at once.
 
     ``f(x) -> DataArray`` is evaluated on whole arrays: first at ``lo`` and ``hi`` (numbers or DataArrays), then
-    at a DataArray ``x`` on the grid of ``f(lo)``, each point inside its own bracket. With ``points`` > 1 every
-    call evaluates that many equally spaced interior points per grid point at once (an extra dimension
-    ``_section``), shrinking each bracket by ``points + 1`` per call instead of 2 (fewer, larger calls).
+    at a DataArray ``x`` on the grid of ``f(lo)``, each point inside its own bracket.
     Returns ``(root, bracketed)``; ``root`` is NaN where ``f(lo)`` and ``f(hi)`` have the same non-zero sign.
-    Continuous: brackets shrink until their width is at most ``atol + rtol |x|``. ``integer``: ``lo`` and ``hi``
-    are integers and the root is the end of the final unit bracket where ``f <= 0``.
+    Continuous: SciPy's elementwise bracketing root finder (``scipy.optimize.elementwise.find_root``, Chandrupatla's
+    method) on every bracketed point, to ``atol + rtol |x|``; each of its calls evaluates the whole grid once.
+    ``integer``: ``lo`` and ``hi`` are integers and the root is the end of the final unit bracket where ``f <= 0``,
+    by multi-section: with ``points`` > 1 every call evaluates that many equally spaced interior points per grid
+    point at once (an extra dimension ``_section``), shrinking each bracket by ``points + 1`` per call.
     """
     f_lo, f_hi = xr.broadcast(xr.DataArray(f(lo)).compute(), xr.DataArray(f(hi)).compute())
     grid = f_lo
@@ -346,6 +347,11 @@ def bisect(f, lo, hi, *, integer: bool = False, rtol: float = 1e-9, atol: float 
     a, fa = np.where(exact_hi, b, a), np.where(exact_hi, 0.0, fa)
     exact = bracketed & (fa == 0)
     b = np.where(exact, a, b)
+    if not integer:
+        root = _find_root(f, grid, a, b, bracketed & ~exact, rtol, atol, max_iter)
+        root = np.where(exact, a, root)
+        root = xr.DataArray(np.where(bracketed, root, np.nan), dims=dims, coords=grid.coords)
+        return root, xr.DataArray(bracketed, dims=dims, coords=grid.coords)
     frac = np.arange(1, points + 1) / (points + 1)
     for _ in range(max_iter):
         width = b - a
@@ -376,6 +382,44 @@ def bisect(f, lo, hi, *, integer: bool = False, rtol: float = 1e-9, atol: float 
     root = np.where(exact | (fa <= 0), a, b) if integer else np.where(exact, a, (a + b) / 2)
     root = xr.DataArray(np.where(bracketed, root, np.nan), dims=dims, coords=grid.coords)
     return root, xr.DataArray(bracketed, dims=dims, coords=grid.coords)
+
+
+def _find_root(f, grid: xr.DataArray, a: np.ndarray, b: np.ndarray, todo: np.ndarray, rtol: float, atol: float,
+               max_iter: int) -> np.ndarray:
+    """Roots of ``f`` in the brackets [a, b] where ``todo``, by ``scipy.optimize.elementwise.find_root``.
+
+    SciPy calls the function with the still active points only (and, at the start, with both bracket ends at
+    once); each call is turned into whole-grid evaluations of ``f`` in which every grid point appears once (the
+    inactive ones at their lower bracket end), and the active values are read back."""
+    from scipy.optimize import elementwise
+
+    root = np.full(a.shape, np.nan)
+    if not todo.any():
+        return root
+    where = np.flatnonzero(todo)
+    base = a.copy()
+
+    def on_grid(x, idx):
+        x, idx = np.asarray(x, dtype=float), np.asarray(idx)
+        flat_x, flat_i = x.ravel(), np.broadcast_to(idx, x.shape).ravel()
+        out = np.empty(flat_x.shape)
+        pending = np.arange(flat_x.size)
+        while pending.size:  # each grid point at most once per evaluation
+            _, first = np.unique(flat_i[pending], return_index=True)
+            take = pending[first]
+            xf = base.copy()
+            xf.flat[flat_i[take]] = flat_x[take]
+            fx = xr.DataArray(f(xr.DataArray(xf, dims=grid.dims, coords=grid.coords)))
+            fx = fx.broadcast_like(grid).transpose(*grid.dims).values.astype(float)
+            out[take] = fx.flat[flat_i[take]]
+            pending = np.setdiff1d(pending, take, assume_unique=True)
+        return out.reshape(x.shape)
+
+    res = elementwise.find_root(on_grid, (a.flat[where], b.flat[where]), args=(where,),
+                                tolerances=dict(xatol=atol, xrtol=max(rtol, 4 * np.finfo(float).eps)),
+                                maxiter=max_iter)
+    root.flat[where] = np.where(res.success, res.x, np.nan)
+    return root
 
 
 def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: float = 1e-6, **params) -> xr.Dataset:

@@ -71,8 +71,14 @@ def _matches(cmd: str, table: dict) -> str | None:
 
 def scratch_copy(dest: Path) -> Path:
     """The working tree as git sees it; the project's .venv linked in (so `make` finds it installed)."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
-                            check=True)
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True)
+    if listed.returncode != 0:  # not a git checkout (e.g. this runner's own scratch copy): all but outputs
+        shutil.copytree(ROOT, dest, symlinks=True, ignore=shutil.ignore_patterns(
+            ".venv", "outputs", "multirun", "results", "*.egg-info", "build", "__pycache__", ".hypothesis",
+            ".pytest_cache", "*.nc", "*.zarr", "*.log"))
+        if (ROOT / ".venv").exists():
+            (dest / ".venv").symlink_to((ROOT / ".venv").resolve())
+        return dest
     for name in filter(None, listed.stdout.decode().split("\0")):
         src = ROOT / name
         if src.is_file():
@@ -136,8 +142,9 @@ def run(fast: bool, workdir: Path | None = None, log=print) -> dict:
                         log(f"{'ok' if ok else 'FAIL'}   {cmd} (the expected one-line error without a GPU)")
                         continue
                     if p.returncode != 0:
-                        result["failed"].append((cmd, (p.stderr or p.stdout)[-600:]))
-                        log(f"FAIL {cmd} (rc {p.returncode})\n{(p.stderr or p.stdout)[-600:]}")
+                        tail = (p.stdout[-1500:] + "\n" + p.stderr[-600:]).strip()
+                        result["failed"].append((cmd, tail))
+                        log(f"FAIL {cmd} (rc {p.returncode})\n{tail}")
                     else:
                         result["ran"].append(cmd)
                         log(f"ok   {cmd} ({time.perf_counter() - t0:.1f} s)")
