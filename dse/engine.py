@@ -344,8 +344,9 @@ def _split(study_grid: dict, params: dict):
 
 def evaluate(study: str | None = None, *, model=None, system=None, accounting: str | None = None,
              chunks: dict | None = None, cfg: dict | None = None, **params) -> xr.Dataset:
-    """Energy, latency and capacity of one decode step over a grid of parameters.
+    """Energy, latency and capacity of one decode step over a grid of parameters (equations: docs/model.md).
 
+    ``dse.evaluate`` is this function with its parameters spelt out (``help(dse.evaluate)``: units and ranges).
     ``study`` names a preset in dse/conf/study (model, system, workload and its grid). ``model`` / ``system``
     are preset names (a list makes a dimension). Other keyword parameters are canonical short names (see
     :data:`dse.params.PARAMS`) or dotted config paths; a list, tuple, range or array becomes a dimension
