@@ -2,7 +2,7 @@
 
     ds = dse.open_results("multirun/paper-fig45/merged.nc")
     ratio_to(ds.energy_per_token, "placement", "hbm")          # each placement relative to HBM
-    best(ds.energy_per_token, "placement")                      # the cheapest placement and its energy
+    best(ds, "placement")                                       # the cheapest placement that fits, and its energy
     crossing(ratio, "flash_read_pj_per_bit", 1.0)               # where SSD offloading breaks even
 
 Every helper takes and returns xarray objects, keeps the other dimensions, and stays lazy on dask-backed data.
