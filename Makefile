@@ -1,12 +1,13 @@
 # Two commands set everything up on a fresh machine with Python 3.11 and make:
 #   make demo   -- create .venv from the pinned requirements if missing, reproduce the paper, print results
 #   make test   -- same bootstrap, then the test suite
+#   make readme -- run every example of the README as written (minutes: the demo, the searches, the benchmarks)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dse-installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test readme bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+readme: $(STAMP)
+	$(BIN)/python tests/readme_runner.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/kernel_throughput.py

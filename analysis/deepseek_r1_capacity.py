@@ -1,11 +1,13 @@
 """DeepSeek-R1 at equal capacity: the energy-per-token / capacity-cost fronts of all-HBM, today's offload tiers
-and projected High-Bandwidth Flash, under a 50 ms per-token latency limit (conf/search/deepseek-r1-capacity).
+and projected High-Bandwidth Flash, under a 50 ms per-token latency limit (dse/conf/search/deepseek-r1-capacity).
 
 Runs dse-search three times (the cold-expert tier restricted to: hbm; hbm/ddr/ssd/cxl; all five incl. hbf),
 each validated against its exhaustive front, then plots the three fronts with the paper's fixed 32 x H100
-scenarios and prints the front points. Writes docs/figures/deepseek_r1_capacity_front.png.
+scenarios and prints the front points. Writes everything under results/deepseek-r1-capacity/ (the figure:
+deepseek_r1_capacity_front.png); the README's figure is refreshed only on purpose, with
+``--figure docs/figures/deepseek_r1_capacity_front.png``.
 
-    PYTHONPATH=. python analysis/deepseek_r1_capacity.py [--trials 2000] [--out outputs/analysis]
+    PYTHONPATH=. python analysis/deepseek_r1_capacity.py [--trials 2000] [--out results/deepseek-r1-capacity]
 """
 from __future__ import annotations
 
@@ -36,7 +38,10 @@ COLORS = ["tab:blue", "tab:red", "tab:purple"]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=2000)
-    ap.add_argument("--out", default=str(ROOT / "outputs" / "analysis" / "deepseek-r1-capacity"))
+    ap.add_argument("--out", default=str(ROOT / "results" / "deepseek-r1-capacity"),
+                    help="directory for the three searches and the figure")
+    ap.add_argument("--figure", default=None,
+                    help="where to write the figure (default: OUT/deepseek_r1_capacity_front.png)")
     args = ap.parse_args()
     fronts = {}
     for i, (label, tiers) in enumerate(VARIANTS.items()):
@@ -83,7 +88,7 @@ def main() -> None:
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    out = ROOT / "docs" / "figures" / "deepseek_r1_capacity_front.png"
+    out = Path(args.figure) if args.figure else Path(args.out) / "deepseek_r1_capacity_front.png"
     report.atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=130, format="png"))
     print(f"\nwrote {out}")
 

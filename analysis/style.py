@@ -44,5 +44,6 @@ def save(fig, out_dir, stem: str) -> list[Path]:
     return paths
 
 
-def out_dir_from_argv(argv, default: str = "figures") -> Path:
+def out_dir_from_argv(argv, default: str = "results/figures") -> Path:
+    """The output directory: the first argument, else results/figures (untracked; never the tracked docs/)."""
     return Path(argv[1]) if len(argv) > 1 else Path(default)

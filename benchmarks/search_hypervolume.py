@@ -1,6 +1,6 @@
 """Benchmark: dse-search on the DeepSeek-R1 capacity space (81,600 discrete points) against its exact front.
 
-For several seeds, runs the default search (conf/search/deepseek-r1-capacity: NSGA-II with ordinal offspring,
+For several seeds, runs the default search (dse/conf/search/deepseek-r1-capacity: NSGA-II with ordinal offspring,
 50 % Pareto local search, 20 % uniform exploration, batches of 50) for 2,000 trials with search.validate=true,
 and prints the hypervolume ratio to the exhaustively computed front (linear and log10 normalization), wall time
 and trials per second. In the same process, with the same budget and seeds: NSGA-II alone and random sampling

@@ -44,6 +44,9 @@ GRID = {
 BASE = dict(model="deepseek-r1", system="8xh200", placement="ssd")
 
 
+STACK_DIMS = ("component", "cost_part")
+
+
 def throughput(repeats: int, loop_points: int, chunk_mb: float) -> None:
     grid = engine.resolve(**BASE, **GRID)
     n = grid.points
@@ -100,6 +103,12 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float) -> None:
           f"loop points equal the grid's: {loop_values == reference}")
 
 
+def grid_points(ds) -> int:
+    """Points of the swept grid: the product of the grid's dimensions. ``component`` and ``cost_part`` label the
+    parts of a stacked variable (energy by component, capacity cost by part); they are not grid dimensions."""
+    return math.prod(n for d, n in ds.sizes.items() if d not in STACK_DIMS)
+
+
 def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> None:
     """A sweep of about ``points`` points through the CLI in a child process; wall time and peak RSS."""
     num_batch = max(1, round(points / 500_000))     # the other dimensions give 5 x 10^5 points
@@ -133,7 +142,7 @@ def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> No
     import xarray as xr
 
     ds = xr.open_zarr(out / "result.zarr", consolidated=False)
-    npts = math.prod(ds.sizes[d] for d in ds.sizes if d != "component")
+    npts = grid_points(ds)
     on_disk = sum(f.stat().st_size for f in (out / "result.zarr").rglob("*") if f.is_file())
     print(f"{npts:,} points to Zarr ({', '.join(ds.data_vars)}): wall {wall:.1f} s ({npts / wall:.3g} points/s), "
           f"peak RSS {rss / 2**30:.2f} GiB, {on_disk / 1e9:.2f} GB on disk")

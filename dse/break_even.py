@@ -1,4 +1,4 @@
-"""Break-even analysis: how low must Flash read energy go (MODEL.md section 5), and other break-even values.
+"""Break-even analysis: how low must Flash read energy go (docs/model.md section 5), and other break-even values.
 
 With everything else fixed, the energy per token of a configuration whose experts sit on a Flash tier is affine in
 that tier's read energy ``e`` (pJ/bit): ``E_target(e) = E_target(0) + b e``, ``b`` the Flash bits read per
@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from . import config
+from . import cf, config
 from .params import DseError, lookup
 
 PJ = 1e-12
@@ -44,6 +44,7 @@ REASONS = {
 }
 STATIC_POWER_REASON = "higher static power"   # background excess although the target's step is not longer
 NO_FLASH_REASON = "no Flash traffic"
+UNFIT_REASON = "does not fit"                 # target or reference over capacity (fits false): skipped
 SPEC_KEYS = ("study", "model", "system", "cfg", "chunks")
 
 VARIABLES = {  # name: (units, long_name)
@@ -56,6 +57,7 @@ VARIABLES = {  # name: (units, long_name)
     "reference_energy_per_token": ("J", "reference energy per generated token"),
     "flash_read_bits_per_token": ("bit", "bits read from Flash per generated token (the slope of E(e), per pJ)"),
     "excess_energy_per_token": ("J", "target at e = 0 minus reference, per token, by component"),
+    "fits": ("1", "target and reference both fit their capacity (docs/model.md s.7); elsewhere e* is not reported"),
 }
 
 
@@ -189,20 +191,35 @@ def _today(tgt: xr.Dataset, today_pj_per_bit) -> xr.DataArray:
     return today
 
 
-def _reason(excess: xr.DataArray, breaks: xr.DataArray, no_flash: xr.DataArray, longer: xr.DataArray):
+def _reason(excess: xr.DataArray, breaks: xr.DataArray, no_flash: xr.DataArray, longer: xr.DataArray,
+            unfit: xr.DataArray | None = None):
     comps = [str(c) for c in excess.component.values]
-    labels = np.array([REASONS.get(c, c) for c in comps] + [STATIC_POWER_REASON, NO_FLASH_REASON, ""])
+    labels = np.array([REASONS.get(c, c) for c in comps] + [STATIC_POWER_REASON, NO_FLASH_REASON, "", UNFIT_REASON])
     idx = excess.fillna(-np.inf).argmax("component")
     is_bg = idx == comps.index("background") if "background" in comps else xr.zeros_like(idx, dtype=bool)
     idx = xr.where(is_bg & ~longer, len(comps), idx)
     idx = xr.where(no_flash, len(comps) + 1, idx)
     idx = xr.where(breaks, len(comps) + 2, idx)
+    if unfit is not None:
+        idx = xr.where(unfit, len(comps) + 3, idx)
     idx = idx.compute()
     return xr.DataArray(labels[idx.values], dims=idx.dims, coords=idx.coords)
 
 
-def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None) -> xr.Dataset:
-    """e* and the reasons from an evaluated target (experts on Flash) and a reference on the same grid."""
+def _fits(tgt: xr.Dataset, ref: xr.Dataset) -> xr.DataArray:
+    """Both sides fit their capacity (a Dataset without ``fits``, e.g. an older file, counts as fitting)."""
+    fit = xr.DataArray(True)
+    for side in (tgt, ref):
+        if "fits" in side:
+            fit = fit & side["fits"].astype(bool)
+    return fit
+
+
+def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None, *, include_unfit: bool = False) -> xr.Dataset:
+    """e* and the reasons from an evaluated target (experts on Flash) and a reference on the same grid.
+
+    Points where the target or the reference does not fit (``fits`` false) get no e* (NaN), ``breaks_even``
+    false and the reason "does not fit", unless ``include_unfit``."""
     if FLASH in tgt.dims:
         if today_pj_per_bit is None:
             raise DseError(f"target: {FLASH} is a dimension of the target Dataset; breakeven solves for it: "
@@ -217,6 +234,10 @@ def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None) -> xr.D
     excess = comp_t - ref.energy / br
     has_flash = bits > 0
     e_star = ((e_ref - e0) / bits.where(has_flash)) / PJ
+    fit = _fits(tgt, ref)
+    unfit = None if include_unfit else ~fit
+    if unfit is not None:
+        e_star = e_star.where(~unfit)
     breaks = (e_star > 0).fillna(False) & has_flash
     today = _today(tgt, today_pj_per_bit)
     improvement = xr.where(breaks, today / e_star.where(breaks), np.inf)
@@ -226,16 +247,17 @@ def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None) -> xr.D
         "breakeven_flash_read_pj_per_bit": e_star,
         "breaks_even": breaks,
         "improvement_needed": improvement,
-        "reason": _reason(excess, breaks, ~has_flash, longer),
+        "reason": _reason(excess, breaks, ~has_flash, longer, unfit),
         "today_flash_read_pj_per_bit": today,
         "target_energy_per_token_at_zero": e0,
         "reference_energy_per_token": e_ref,
         "flash_read_bits_per_token": bits,
         "excess_energy_per_token": excess,
+        "fits": fit,
     })
     ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
     for name, (units, long_name) in VARIABLES.items():
-        ds[name].attrs.update(units=units, long_name=long_name)
+        ds[name].attrs.update(cf.attrs(units, long_name))
     return ds.compute()
 
 
@@ -244,7 +266,8 @@ def _side_attrs(ds: xr.Dataset, side: str) -> dict:
                                                            "config_yaml")}
 
 
-def breakeven(target, reference, *, today_pj_per_bit: float | None = None, **params) -> xr.Dataset:
+def breakeven(target, reference, *, today_pj_per_bit: float | None = None, include_unfit: bool = False,
+              **params) -> xr.Dataset:
     """Break-even Flash read energy of ``target`` against ``reference`` on every grid point (closed form).
 
     ``target`` and ``reference`` are dicts of :func:`dse.evaluate` arguments (``study``, ``model``, ``system``,
@@ -254,6 +277,8 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, **par
     Reference dimensions the target lacks are renamed ``reference_<dim>``; shared dimensions must carry the same
     coordinates, and the reference must share the target's workload dimensions (batch, context_len, ...).
     ``today_pj_per_bit`` overrides today's Flash read energy (default: the target tier's configured value).
+    Grid points where the target or the reference does not fit its capacity (``fits``) are skipped (e* NaN,
+    reason "does not fit") unless ``include_unfit``.
     """
     _check_spec(target, "target")
     _check_spec(reference, "reference")
@@ -263,7 +288,7 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, **par
         _today(xr.Dataset(), today_pj_per_bit)
     tgt = _flash_only(_evaluate(target, params, "target", target=True))
     ref = _on_grid(_evaluate(reference, params, "reference", target=False), tgt)
-    ds = closed_form(tgt, ref, today_pj_per_bit)
+    ds = closed_form(tgt, ref, today_pj_per_bit, include_unfit=include_unfit)
     today = ds.today_flash_read_pj_per_bit
     from . import __version__
     from .engine import _git_commit
@@ -275,7 +300,8 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, **par
             {str(k): v for k, v in today.to_series().to_dict().items()}, default=str)),
         **_side_attrs(tgt, "target"), **_side_attrs(ref, "reference"),
         dse_version=__version__, git_commit=_git_commit(),
-        conventions="energy in J per generated token, Flash energy in pJ/bit; see MODEL.md section 5",
+        conventions="energy in J per generated token, Flash energy in pJ/bit; see docs/model.md section 5",
+        Conventions=cf.CONVENTIONS,
     )
     return ds
 
@@ -298,15 +324,16 @@ SECTION = "_section"
 
 def bisect(f, lo, hi, *, integer: bool = False, rtol: float = 1e-9, atol: float = 0.0, points: int = 1,
            max_iter: int = 200):
-    """Vectorized bisection: where does ``f`` change sign between ``lo`` and ``hi``, on every grid point at once.
+    """Vectorized root finding: where does ``f`` change sign between ``lo`` and ``hi``, on every grid point at once.
 
     ``f(x) -> DataArray`` is evaluated on whole arrays: first at ``lo`` and ``hi`` (numbers or DataArrays), then
-    at a DataArray ``x`` on the grid of ``f(lo)``, each point inside its own bracket. With ``points`` > 1 every
-    call evaluates that many equally spaced interior points per grid point at once (an extra dimension
-    ``_section``), shrinking each bracket by ``points + 1`` per call instead of 2 (fewer, larger calls).
+    at a DataArray ``x`` on the grid of ``f(lo)``, each point inside its own bracket.
     Returns ``(root, bracketed)``; ``root`` is NaN where ``f(lo)`` and ``f(hi)`` have the same non-zero sign.
-    Continuous: brackets shrink until their width is at most ``atol + rtol |x|``. ``integer``: ``lo`` and ``hi``
-    are integers and the root is the end of the final unit bracket where ``f <= 0``.
+    Continuous: SciPy's elementwise bracketing root finder (``scipy.optimize.elementwise.find_root``, Chandrupatla's
+    method) on every bracketed point, to ``atol + rtol |x|``; each of its calls evaluates the whole grid once.
+    ``integer``: ``lo`` and ``hi`` are integers and the root is the end of the final unit bracket where ``f <= 0``,
+    by multi-section: with ``points`` > 1 every call evaluates that many equally spaced interior points per grid
+    point at once (an extra dimension ``_section``), shrinking each bracket by ``points + 1`` per call.
     """
     f_lo, f_hi = xr.broadcast(xr.DataArray(f(lo)).compute(), xr.DataArray(f(hi)).compute())
     grid = f_lo
@@ -320,6 +347,11 @@ def bisect(f, lo, hi, *, integer: bool = False, rtol: float = 1e-9, atol: float 
     a, fa = np.where(exact_hi, b, a), np.where(exact_hi, 0.0, fa)
     exact = bracketed & (fa == 0)
     b = np.where(exact, a, b)
+    if not integer:
+        root = _find_root(f, grid, a, b, bracketed & ~exact, rtol, atol, max_iter)
+        root = np.where(exact, a, root)
+        root = xr.DataArray(np.where(bracketed, root, np.nan), dims=dims, coords=grid.coords)
+        return root, xr.DataArray(bracketed, dims=dims, coords=grid.coords)
     frac = np.arange(1, points + 1) / (points + 1)
     for _ in range(max_iter):
         width = b - a
@@ -350,6 +382,44 @@ def bisect(f, lo, hi, *, integer: bool = False, rtol: float = 1e-9, atol: float 
     root = np.where(exact | (fa <= 0), a, b) if integer else np.where(exact, a, (a + b) / 2)
     root = xr.DataArray(np.where(bracketed, root, np.nan), dims=dims, coords=grid.coords)
     return root, xr.DataArray(bracketed, dims=dims, coords=grid.coords)
+
+
+def _find_root(f, grid: xr.DataArray, a: np.ndarray, b: np.ndarray, todo: np.ndarray, rtol: float, atol: float,
+               max_iter: int) -> np.ndarray:
+    """Roots of ``f`` in the brackets [a, b] where ``todo``, by ``scipy.optimize.elementwise.find_root``.
+
+    SciPy calls the function with the still active points only (and, at the start, with both bracket ends at
+    once); each call is turned into whole-grid evaluations of ``f`` in which every grid point appears once (the
+    inactive ones at their lower bracket end), and the active values are read back."""
+    from scipy.optimize import elementwise
+
+    root = np.full(a.shape, np.nan)
+    if not todo.any():
+        return root
+    where = np.flatnonzero(todo)
+    base = a.copy()
+
+    def on_grid(x, idx):
+        x, idx = np.asarray(x, dtype=float), np.asarray(idx)
+        flat_x, flat_i = x.ravel(), np.broadcast_to(idx, x.shape).ravel()
+        out = np.empty(flat_x.shape)
+        pending = np.arange(flat_x.size)
+        while pending.size:  # each grid point at most once per evaluation
+            _, first = np.unique(flat_i[pending], return_index=True)
+            take = pending[first]
+            xf = base.copy()
+            xf.flat[flat_i[take]] = flat_x[take]
+            fx = xr.DataArray(f(xr.DataArray(xf, dims=grid.dims, coords=grid.coords)))
+            fx = fx.broadcast_like(grid).transpose(*grid.dims).values.astype(float)
+            out[take] = fx.flat[flat_i[take]]
+            pending = np.setdiff1d(pending, take, assume_unique=True)
+        return out.reshape(x.shape)
+
+    res = elementwise.find_root(on_grid, (a.flat[where], b.flat[where]), args=(where,),
+                                tolerances=dict(xatol=atol, xrtol=max(rtol, 4 * np.finfo(float).eps)),
+                                maxiter=max_iter)
+    root.flat[where] = np.where(res.success, res.x, np.nan)
+    return root
 
 
 def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: float = 1e-6, **params) -> xr.Dataset:
@@ -419,10 +489,10 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
     units = p.units if p is not None else ""
     name = f"breakeven_{param.replace('.', '_')}"
     ds = xr.Dataset({
-        name: root.assign_attrs(units=units, long_name=f"{param} at which target energy per token = reference"),
-        "bracketed": bracketed.assign_attrs(units="bool", long_name=f"a crossing lies in [{lo}, {hi}]"),
+        name: root.assign_attrs(cf.attrs(units, f"{param} at which target energy per token = reference")),
+        "bracketed": bracketed.assign_attrs(units="1", long_name=f"a crossing lies in [{lo}, {hi}]"),
         "cheaper_above": (above.broadcast_like(root) & bracketed).assign_attrs(
-            units="bool", long_name=f"the target is no costlier for {param} above the break-even value"),
+            units="1", long_name=f"the target is no costlier for {param} above the break-even value"),
     })
     ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
     ds.attrs.update(title=f"dse break-even {param}", parameter=param, lo=lo, hi=hi, rtol=rtol,

@@ -4,7 +4,7 @@
     dse-breakeven study=paper-fig45-mixtral reference.placement=ddr grid.batch=[1,16,256]
     dse-breakeven study=paper-fig6-maverick reference.study=paper-fig6-llama3 +grid.top_k=[1,2,4]
 
-The target is the composed config (conf/breakeven.yaml extends conf/config.yaml); its grid is shared with the
+The target is the composed config (dse/conf/breakeven.yaml extends dse/conf/config.yaml); its grid is shared with the
 reference (less a Flash sweep, which the closed form replaces, and the placement). The dataset is written
 atomically to Hydra's run directory (``output``, default breakeven.nc).
 """
@@ -107,6 +107,14 @@ def _app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    from .cliutil import check_argv, fail
+    from .sweep import grid_override
+
+    try:
+        check_argv(sys.argv[1:], "breakeven")
+    except DseError as err:
+        fail("dse-breakeven", err)
+    sys.argv = [sys.argv[0], *map(grid_override, sys.argv[1:])]  # grid.X=... may add a grid entry
     _app()
 
 

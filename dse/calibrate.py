@@ -1,6 +1,6 @@
 """dse-calibrate: measure a GPU's board-level energy per bit and per FLOP, and write a GPU preset from it.
 
-Method (MODEL.md section 9): NVML's total-energy counter (mJ, whole board) is read at the start and end of
+Method (docs/model.md section 9): NVML's total-energy counter (mJ, whole board) is read at the start and end of
 windows of at least 10 s. Idle power is measured first, after the CUDA context is up (clocks raised); each
 activity's *dynamic* energy is its window energy minus idle power x window time, divided by the bits moved or
 FLOPs done. Activities: HBM read stream (sum of a bf16 tensor), device-to-device copy (read + write counted),
@@ -36,9 +36,9 @@ TARGET_STEP_S = 0.1          # iterations are launched in batches of ~0.1 s betw
 IDLE_TICK_S = 0.1
 METHOD = ("NVML total-energy counter (nvmlDeviceGetTotalEnergyConsumption) over {w:g} s windows; "
           "dynamic = window energy - idle power x window time (idle measured with a CUDA context up)")
-#: Probe result keys (the layout of shared/reference/h200_energy_probe_*.json).
+#: Probe result keys (the layout of reference/h200_energy_probe_*.json).
 READ, COPY, H2D, GEMM = "hbm_read_sum", "hbm_copy_rw", "h2d_pinned", "gemm_bf16"
-CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
+CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent / "conf"))
 
 
 # ----------------------------------------------------------------------------------- measurement arithmetic
@@ -156,7 +156,7 @@ class NvmlSource:
         out = {"gpu": _text(n.nvmlDeviceGetName(h)), "driver": _text(n.nvmlSystemGetDriverVersion()),
                "power_limit_W": n.nvmlDeviceGetEnforcedPowerLimit(h) / 1e3,
                "memory_total_bytes": int(n.nvmlDeviceGetMemoryInfo(h).total)}
-        try:  # identifies the board: boards of one model differ (MODEL.md s.9 vs this repo's reference/)
+        try:  # identifies the board: boards of one model differ (docs/model.md s.9 vs this repo's reference/)
             out["uuid"] = _text(n.nvmlDeviceGetUUID(h))
         except Exception:  # noqa: BLE001
             pass
@@ -416,7 +416,7 @@ def _where(probe: dict, label: str) -> str:
 
 def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: float | None = None,
                label: str = "dse-calibrate") -> dict:
-    """A GPU preset (conf/gpu schema) from a probe. Capacity and price come from ``base`` (a preset)
+    """A GPU preset (dse/conf/gpu schema) from a probe. Capacity and price come from ``base`` (a preset)
     or NVML's memory total / ``price_usd``: a power measurement gives neither."""
     d = derived(probe)
     where = _where(probe, label)
@@ -485,7 +485,7 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
 
 
 def link_preset(probe: dict, name: str, label: str = "dse-calibrate") -> dict:
-    """An offload-link preset (conf/link schema) from the pinned host -> device copy.
+    """An offload-link preset (dse/conf/link schema) from the pinned host -> device copy.
 
     The GPU side of that copy pays the link and the HBM write; dse charges the HBM write separately
     (``hbm_write_pj_per_bit``), so the link gets the rest. Link + HBM write = the measured GPU-side figure.
@@ -510,7 +510,7 @@ def link_preset(probe: dict, name: str, label: str = "dse-calibrate") -> dict:
 
 
 def load_gpu_preset(name_or_path: str) -> dict:
-    """A GPU preset by name (conf/gpu/<name>.yaml) or by path, read as plain YAML (no Hydra needed)."""
+    """A GPU preset by name (dse/conf/gpu/<name>.yaml) or by path, read as plain YAML (no Hydra needed)."""
     import yaml
 
     path = Path(name_or_path)

@@ -1,6 +1,6 @@
-"""Paper constants versus board-level measured constants: how the paper's conclusions move (MODEL.md s.8-9).
+"""Paper constants versus board-level measured constants: how the paper's conclusions move (docs/model.md s.8-9).
 
-The paper's systems and workloads (conf/study/paper-*) are kept; only the GPU's constants change, in
+The paper's systems and workloads (dse/conf/study/paper-*) are kept; only the GPU's constants change, in
 cumulative steps from the paper's DRAM-only / MAC-only figures (GPU preset ``h100-sxm``) to the board-level
 figures measured with NVML on an H200 (``h200-measured``, from reference/h200_energy_probe_2026-11-28.json):
 
@@ -9,7 +9,7 @@ figures measured with NVML on an H200 (``h200-measured``, from reference/h200_en
 
 plus ``calibrated``: this repository's own dse-calibrate run (``h200-calibrated``), to show the spread of
 board-level measurements. Per scenario it reports energy per token, the offload share, the SSD/HBM and DDR/HBM
-energy ratios, and break-even Flash read energies from the closed form of MODEL.md section 5:
+energy ratios, and break-even Flash read energies from the closed form of docs/model.md section 5:
 ``e* = (E_reference - E_flash(e=0)) / bits read from Flash`` (energies per step on both sides).
 """
 from __future__ import annotations
@@ -60,11 +60,11 @@ def _concat(parts: list[xr.Dataset], labels: list[str]) -> xr.Dataset:
 def breakeven(e_reference, e_flash_zero, flash_bits) -> xr.DataArray:
     """Closed-form break-even Flash read energy (pJ/bit); not positive means Flash never breaks even."""
     e = (e_reference - e_flash_zero) / flash_bits / 1e-12
-    return e.assign_attrs(units="pJ/bit", long_name="break-even Flash read energy (MODEL.md s.5)")
+    return e.assign_attrs(units="pJ/bit", long_name="break-even Flash read energy (docs/model.md s.5)")
 
 
 def flash_free(step_energy, offload_read_energy):
-    """E_flash(e=0): step energy is affine in the Flash read energy (MODEL.md s.5), so setting it to zero
+    """E_flash(e=0): step energy is affine in the Flash read energy (docs/model.md s.5), so setting it to zero
     removes exactly the offload-read component (latency does not depend on pJ/bit)."""
     return step_energy - offload_read_energy
 

@@ -1,4 +1,4 @@
-"""Capacity: what the placement holds in each tier, whether it fits, and what it costs (MODEL.md section 7).
+"""Capacity: what the placement holds in each tier, whether it fits, and what it costs (docs/model.md section 7).
 
 Cost convention (one formula, no double count of HBM):
 
@@ -31,6 +31,7 @@ VARIABLES = {  # name: (units, long_name)
     "offload_capacity_bytes": ("B", "capacity of the offload tier's devices, all GPUs (0 for placement hbm)"),
     "hbm_fill": ("1", "HBM bytes held / HBM capacity (above 1: does not fit)"),
     "offload_fill": ("1", "offload-tier bytes held / its capacity (above 1: does not fit)"),
+    "fits": ("1", "weights, KV cache and offloaded experts fit: hbm_fill <= 1 and offload_fill <= 1"),
 }
 
 
@@ -38,6 +39,11 @@ def _field(ns, name: str, where: str):
     if not hasattr(ns, name):
         raise DseError(f"{where}.{name} is missing: the capacity cost model needs it in every {where} preset")
     return getattr(ns, name)
+
+
+def fits(hbm_fill, offload_fill):
+    """Whether a configuration fits (docs/model.md s.7): HBM (weights + KV cache) and the offload tier within capacity."""
+    return (np.asarray(hbm_fill) <= 1.0) & (np.asarray(offload_fill) <= 1.0)
 
 
 def capacity(g, tier, n_gpus, hbm_bytes, tier_bytes) -> dict:
@@ -52,10 +58,13 @@ def capacity(g, tier, n_gpus, hbm_bytes, tier_bytes) -> dict:
         "hbm": hbm_bytes / GB * hbm_usd_per_gb,
         "offload": tier_bytes / GB * tier.usd_per_gb,
     }
+    hbm_fill = hbm_bytes / hbm_capacity
+    offload_fill = tier_bytes / np.maximum(offload_capacity, 1e-30)  # 0 when nothing is offloaded
     return dict(
         cost=cost,
         hbm_capacity_bytes=hbm_capacity,
         offload_capacity_bytes=offload_capacity,
-        hbm_fill=hbm_bytes / hbm_capacity,
-        offload_fill=tier_bytes / np.maximum(offload_capacity, 1e-30),  # 0 when nothing is offloaded
+        hbm_fill=hbm_fill,
+        offload_fill=offload_fill,
+        fits=fits(hbm_fill, offload_fill),
     )

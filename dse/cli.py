@@ -1,12 +1,17 @@
 """``dse``: the Hydra app. ``dse study=paper-fig45-mixtral`` prints a table and writes result.nc in the run dir.
 
 Scalar settings are dotted config overrides (``workload.batch=8``, ``system.gpu.idle_w=90``); dimensions go in the
-``grid`` section (``grid.batch=[1,8,64]``, ``grid.flash_read_pj_per_bit=[10,100]``). ``dse -m model=a,b ...`` runs
-one job per combination and merges their results at the end (:mod:`dse.collect`). The grid is evaluated and written
-chunk by chunk (:mod:`dse.sweep`): NetCDF, or Zarr for large grids.
+``grid`` section (``grid.batch=[1,8,64]``, ``grid.flash_read_pj_per_bit=[10,100]``, ``grid.system.gpu.idle_w=[90,
+100]``). ``dse -m model=a,b ...`` runs one job per combination and merges their results at the end
+(:mod:`dse.collect`). The grid is evaluated and written chunk by chunk (:mod:`dse.sweep`): NetCDF, or Zarr for
+large grids; ``output.format=csv`` also writes a tidy long table. ``dse list models|systems|...`` lists presets.
+
+Everything the run reports goes through :mod:`logging` (logger ``dse``), so Hydra's ``<job>.log`` in the run
+directory keeps the run's story; ``verbosity=debug|info|warning|error`` sets how much of it is shown.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -14,10 +19,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from .cliutil import check_argv, fail, set_verbosity
 from .config import CONF_DIR
 from .params import DseError
 
 TABLE_MAX_POINTS = 20_000  # larger results are summarised by their path only (query them with dse.open_results)
+CSV_MAX_ROWS = 10_000_000  # a CSV beyond this is refused before evaluating (use NetCDF / Zarr and dse.open_results)
+log = logging.getLogger("dse")
 
 
 def write_netcdf(ds, path: Path) -> Path:
@@ -29,19 +37,75 @@ def write_netcdf(ds, path: Path) -> Path:
     return path
 
 
-def run(cfg: DictConfig, run_dir: Path) -> Path:
+def _stacked(grid) -> dict:
+    return {name: dim for name, (dim, _) in grid.stacks.items()}
+
+
+def csv_rows(grid, names) -> int:
+    """Rows of the tidy table of ``names`` on ``grid``: one per grid point of each variable (and part)."""
+    import math
+
+    return sum(math.prod(grid.sizes[d] for d in grid.layout[n][0]) * (len(grid.stacks[n][1]) if n in grid.stacks
+                                                                       else 1) for n in names)
+
+
+def write_csv(ds, path: Path) -> Path:
+    """A tidy long table: one row per (grid point, variable[, component / cost part]), with units.
+
+    Columns: the dataset's dimensions (blank where a variable does not depend on one), ``variable``, ``part``
+    (the component or cost part of a stacked variable, else blank), ``value``, ``units``."""
+    import pandas as pd
+
+    dims = [d for d in ds.dims if d not in ("component", "cost_part")]
+    frames = []
+    for name, da in ds.data_vars.items():
+        part = next((d for d in da.dims if d in ("component", "cost_part")), None)
+        frame = da.to_dataframe(name="value").reset_index() if da.dims else pd.DataFrame({"value": [da.item()]})
+        frame = frame.rename(columns={part: "part"}) if part else frame.assign(part="")
+        frame = frame.assign(variable=name, units=da.attrs.get("units", ""))
+        present = [d for d in dims if d in frame.columns]
+        frame = frame.astype({d: object for d in present})  # integer labels stay integers beside blanks
+        frames.append(frame[present + ["variable", "part", "value", "units"]])
+    table = pd.concat(frames, ignore_index=True)[[*dims, "variable", "part", "value", "units"]]
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
     from .report import energy_table
     from .results import open_results
+    from .sweep import plan
     from .sweep import run as sweep
 
-    out = sweep(OmegaConf.to_container(cfg, resolve=True), run_dir)
+    c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    set_verbosity(c.pop("verbosity", "info"))
+    want_csv = (c.get("output") or {}).get("format") == "csv"
+    if want_csv:
+        c["output"] = {**c["output"], "format": "netcdf"}
+    grid, _, names, fmt, _ = plan(c, run_dir)
+    if want_csv and csv_rows(grid, names) > CSV_MAX_ROWS:
+        raise DseError(f"output.format=csv: {csv_rows(grid, names):,} rows, over {CSV_MAX_ROWS:,}; "
+                       "use output.format=netcdf or zarr (or output.variables=[...] to write fewer variables)")
+    log.info("grid: %s = %s points; writing %s", " x ".join(f"{d} {n}" for d, n in grid.sizes.items()) or "one point",
+             f"{grid.points:,}", fmt)
+    out = sweep(c, run_dir)
     ds = open_results(out)
-    print(f"dse {ds.attrs['dse_version']}: model {ds.attrs['model']}, system {ds.attrs['system']}"
-          f"{', study ' + ds.attrs['study'] if ds.attrs.get('study') else ''}  (energy in J per generated token)")
+    log.info(f"dse {ds.attrs['dse_version']}: model {ds.attrs['model']}, system {ds.attrs['system']}"
+             f"{', study ' + ds.attrs['study'] if ds.attrs.get('study') else ''}  (energy in J per generated token)")
     needed = {"energy", "energy_per_token", "step_energy", "step_latency", "offload_share"}
     if needed <= set(ds.data_vars) and ds["energy_per_token"].size <= TABLE_MAX_POINTS:
-        print(energy_table(ds))
-    print(f"dataset: {out}")
+        log.info(energy_table(ds))
+    elif "fits" in ds:
+        n_out = int((~ds["fits"].astype(bool)).sum())
+        if n_out:
+            log.warning("%s of %s grid points do not fit their capacity (variable fits)", f"{n_out:,}",
+                        f"{ds['fits'].size:,}")
+    log.info(f"dataset: {out}")
+    if want_csv:
+        log.info(f"table: {write_csv(ds.load(), Path(out).with_suffix('.csv'))}")
     return out
 
 
@@ -52,31 +116,39 @@ def _app(cfg: DictConfig) -> None:
     try:
         run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except DseError as err:
-        print(f"dse: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        fail("dse", err)
 
 
-def _check_argv(argv: list[str]) -> None:
-    """Unknown presets fail in one line before Hydra composes anything."""
-    from .config import check_preset
+def list_presets(argv: list[str]) -> int:
+    """``dse list [models|systems|gpus|tiers|links|accountings|studies|searches]``."""
+    from .catalog import PLURAL, describe
 
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        key = key.lstrip("+~")
-        if key in ("model", "system", "study", "accounting") and value:
-            for v in value.split(","):
-                check_preset(key, v)
+    if len(argv) > 1 or (argv and argv[0] not in PLURAL):
+        from .params import did_you_mean
+
+        what = argv[0] if argv else ""
+        raise DseError(f"dse list {' '.join(argv)}: unknown list{did_you_mean(what, PLURAL)}; "
+                       f"allowed {', '.join(PLURAL)}")
+    for plural in argv or PLURAL:
+        rows = describe(PLURAL[plural])
+        width = max(len(r.name) for r in rows)
+        print(f"{plural} ({PLURAL[plural]}=NAME):")
+        for r in rows:
+            print(f"  {r.name:<{width}}  [{r.grade}]  {r.description}")
+    return 0
 
 
 def main() -> None:
     from .sweep import grid_override
 
+    argv = sys.argv[1:]
     try:
-        _check_argv(sys.argv[1:])
+        if argv[:1] == ["list"]:
+            sys.exit(list_presets(argv[1:]))
+        check_argv(argv, "config")
     except DseError as err:
-        print(f"dse: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *map(grid_override, sys.argv[1:])]  # grid.X=... may add a grid entry
+        fail("dse", err)
+    sys.argv = [sys.argv[0], *map(grid_override, argv)]  # grid.X=... may add a grid entry
     _app()
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
+from . import cf
 from .params import PARAMS, DseError
 from .results import open_results
 
@@ -125,7 +126,7 @@ def merge(sweep_dir) -> xr.Dataset:
         raise DseError(f"{sweep_dir}: {len(js)} jobs ran the same overrides; nothing to merge along")
     for d, k in zip(dims, swept):
         p = PARAMS.get(d)
-        merged[d].attrs.update(units=p.units if p else "", long_name=p.doc if p else f"multirun choice {k}")
+        merged[d].attrs.update(cf.attrs(p.units if p else "", p.doc if p else f"multirun choice {k}"))
     merged = merged.assign_attrs(_provenance(js, {j.dir: ds.attrs for j, ds in zip(js, opened.values())},
                                              swept, dims, merged.attrs))
     merged.set_close(lambda: [ds.close() for ds in opened.values()])
@@ -208,13 +209,15 @@ except ImportError:  # pragma: no cover - hydra is a dependency
 
 
 class CollectOnMultirunEnd(Callback):
-    """Hydra callback (conf/hydra/callbacks/collect.yaml): merge a multirun's results when it ends."""
+    """Hydra callback (dse/conf/hydra/callbacks/collect.yaml): merge a multirun's results when it ends."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         out = config.get("output") or {}
         try:
-            path = collect(sweep_dir, fmt=out.get("format", "auto"), zarr_above_gb=out.get("zarr_above_gb", 2.0),
+            fmt = out.get("format", "auto")
+            fmt = "auto" if fmt == "csv" else fmt   # each job wrote its own CSV; the merge is a dataset
+            path = collect(sweep_dir, fmt=fmt, zarr_above_gb=out.get("zarr_above_gb", 2.0),
                            progress=bool(config.get("progress", True)))
         except DseError as err:
             print(f"dse-collect: {err}", file=sys.stderr)

@@ -1,6 +1,6 @@
-"""Presets and configs: compose Hydra configs from conf/, list presets, turn a preset into plain numbers.
+"""Presets and configs: compose Hydra configs from dse/conf/, list presets, turn a preset into plain numbers.
 
-The YAML presets in conf/ are the single source of physical defaults (each with its provenance). This module
+The YAML presets in dse/conf/ are the single source of physical defaults (each with its provenance). This module
 composes them with Hydra (inside a running Hydra app it reuses the app's loader) and returns plain dicts.
 """
 from __future__ import annotations
@@ -12,21 +12,22 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .params import DseError
+from .params import DseError, did_you_mean
 
-CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
+CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent / "conf"))
 GROUPS = ("model", "system", "gpu", "link", "tier", "accounting", "study")
 
 
 def presets(group: str) -> list[str]:
-    """Names of the presets in conf/<group>/."""
+    """Names of the presets in dse/conf/<group>/."""
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
 def check_preset(group: str, name: str) -> None:
     known = presets(group)
     if name not in known:
-        raise DseError(f"unknown {group} preset {name!r}: known {group} presets are {', '.join(known)}")
+        raise DseError(f"unknown {group} preset {name!r}{did_you_mean(name, known)}: known {group} presets are "
+                       f"{', '.join(known)}")
 
 
 def _compose(overrides: tuple[str, ...]):
@@ -72,25 +73,49 @@ def preset(group: str, name: str) -> dict:
     raise DseError(f"presets of group {group!r} cannot be a dimension: use model, system, gpu or link")
 
 
+def _missing(tree: dict, path: str, at: int) -> DseError:
+    """A one-line error for the unknown key ``path`` (its part ``at`` is missing), with the closest known key."""
+    parts = path.split(".")
+    node = tree
+    for part in parts[:at]:
+        node = node[part]
+    prefix = ".".join(parts[:at])
+    known = [f"{prefix}.{k}" if prefix else str(k) for k in node] if isinstance(node, dict) else []
+    where = f"; known keys of {prefix or 'the config'}: {', '.join(sorted(known))}" if known and len(known) <= 40 else ""
+    return DseError(f"unknown config key {path!r}{did_you_mean(path, known)}{where}")
+
+
 def get_path(tree: dict, path: str):
     node = tree
-    for part in path.split("."):
+    for i, part in enumerate(path.split(".")):
         if not isinstance(node, dict) or part not in node:
-            raise DseError(f"unknown config key {path!r}")
+            raise _missing(tree, path, i)
         node = node[part]
     return node
 
 
 def set_path(tree: dict, path: str, value) -> None:
     parts = path.split(".")
+    get_path(tree, path)
     node = tree
     for part in parts[:-1]:
-        if not isinstance(node, dict) or part not in node:
-            raise DseError(f"unknown config key {path!r}")
         node = node[part]
-    if not isinstance(node, dict) or parts[-1] not in node:
-        raise DseError(f"unknown config key {path!r}")
     node[parts[-1]] = value
+
+
+def flat_grid(grid: dict | None) -> dict:
+    """A ``grid:`` section with nested entries flattened to dotted names: ``{system: {gpu: {idle_w: [..]}}}`` (what
+    Hydra makes of ``grid.system.gpu.idle_w=[..]``) -> ``{"system.gpu.idle_w": [..]}``. A range
+    (``{start, stop, num[, log]}``) is a value, not a section."""
+    out = {}
+    for name, value in (grid or {}).items():
+        is_range = isinstance(value, dict) and {"start", "stop", "num"} & set(value) and set(value) <= {
+            "start", "stop", "num", "log"}
+        if isinstance(value, dict) and value and not is_range:
+            out.update({f"{name}.{k}": v for k, v in flat_grid(value).items()})
+        else:
+            out[name] = value
+    return out
 
 
 def to_yaml(tree: dict) -> str:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from . import capacity, config, expert_load, kernel, routing, specs
+from . import capacity, cf, config, expert_load, kernel, routing, specs
 from .grid import Grid
 from .params import PARAMS, DseError, check_values, lookup
 
@@ -363,7 +363,7 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan) -> dict:
         "offload_is_flash": tier.is_flash,
         "capacity_cost_usd": _sum_in_order(cost),
         "capacity_cost": cost,
-        **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill")},
+        **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill", "fits")},
     }
 
 
@@ -398,13 +398,14 @@ def _split(study_grid: dict, params: dict):
 
 def evaluate(study: str | None = None, *, model=None, system=None, accounting: str | None = None,
              chunks: dict | None = None, cfg: dict | None = None, **params) -> xr.Dataset:
-    """Energy, latency and capacity of one decode step over a grid of parameters.
+    """Energy, latency and capacity of one decode step over a grid of parameters (equations: docs/model.md).
 
-    ``study`` names a preset in conf/study (model, system, workload and its grid). ``model`` / ``system``
+    ``dse.evaluate`` is this function with its parameters spelt out (``help(dse.evaluate)``: units and ranges).
+    ``study`` names a preset in dse/conf/study (model, system, workload and its grid). ``model`` / ``system``
     are preset names (a list makes a dimension). Other keyword parameters are canonical short names (see
     :data:`dse.params.PARAMS`) or dotted config paths; a list, tuple, range or array becomes a dimension
     with those coordinates. ``chunks`` maps dimension names to dask chunk sizes (lazy evaluation: one dask
-    task per block of the grid). ``accounting`` names a preset in conf/accounting (``paper``, the default, or
+    task per block of the grid). ``accounting`` names a preset in dse/conf/accounting (``paper``, the default, or
     ``refined``). ``cfg`` is an already composed root config (the CLI passes Hydra's).
     """
     return resolve(study, model=model, system=system, accounting=accounting, cfg=cfg, **params).dataset(chunks)
@@ -430,7 +431,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         base = config.compose(study=study, overrides=(f"accounting={accounting}",) if accounting else ())
     else:
         base = json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else config.OmegaConf.to_container(cfg, resolve=True)
-    scalars, dims = _split(base.get("grid") or {}, params)
+    scalars, dims = _split(config.flat_grid(base.get("grid")), params)
 
     tree = {k: specs.validated(k, base[k]) for k in ("model", "system", "workload", "accounting")}
     for name in ("model", "system"):
@@ -507,8 +508,9 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
     gpu, link = s.pop("gpu"), s.pop("offload_link")
 
     plan = _routing_plan(_ns(m), _ns(s), _ns(w), freqs)
-    coord_attrs = {name: dict(units=PARAMS[name].units if name in PARAMS else "",
-                              long_name=PARAMS[name].doc if name in PARAMS else name) for name in dims}
+    coord_attrs = {name: cf.attrs(PARAMS[name].units if name in PARAMS else "",
+                                  PARAMS[name].doc if name in PARAMS else name) for name in dims}
+    coord_attrs.update(cf.STACK_COORDS)
 
     settings = {k: (v.values.tolist() if isinstance(v, xr.DataArray) else v) for k, v in {**scalars, **dims}.items()}
     if frequencies is not None:
@@ -535,9 +537,10 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         count_lm_head=int(bool(acct["count_lm_head"])),
         prefetch_overlap=acct["prefetch_overlap"],
         mimic_tool=int(bool(acct["mimic_tool"])),
-        conventions="energy in J, time in s, bytes in B; see MODEL.md",
+        conventions="energy in J, time in s, bytes in B; the equations: docs/model.md",
+        Conventions=cf.CONVENTIONS,
     )
     return _with_tables(Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),
-                {name: np.asarray(values) for name, values in dims.items()}, variables=VARIABLES,
+                {name: np.asarray(values) for name, values in dims.items()}, variables=cf.variables(VARIABLES),
                 stacks={"energy": ("component", kernel.COMPONENTS), "capacity_cost": ("cost_part", capacity.COST_PARTS)},
                 coord_attrs=coord_attrs, attrs=attrs), plan)

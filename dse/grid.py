@@ -237,7 +237,8 @@ class Grid:
         names = list(names or self.variables)
         data = self.block(self.box(), names) if chunks is None else self._dask(self.chunking(chunks), names)
         coords = {d: xr.Variable(d, v, self.coord_attrs.get(d, {})) for d, v in self.coords.items()}
-        coords.update({dim: (dim, list(labels)) for dim, labels in self.stacks.values()})
+        coords.update({dim: xr.Variable(dim, list(labels), self.coord_attrs.get(dim, {}))
+                       for dim, labels in self.stacks.values()})
         ds = xr.Dataset(coords=coords, attrs=dict(self.attrs))
         for name in names:
             units, long_name = self.variables[name]

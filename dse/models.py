@@ -1,6 +1,6 @@
-"""Model specs from Hugging Face ``config.json`` files (MODEL.md section 2).
+"""Model specs from Hugging Face ``config.json`` files (docs/model.md section 2).
 
-``from_hf_config(path)`` returns a model dict in dse's schema (the same fields as conf/model/*.yaml), ready
+``from_hf_config(path)`` returns a model dict in dse's schema (the same fields as dse/conf/model/*.yaml), ready
 for ``dse.evaluate(model=...)`` or to be written as a preset with :func:`to_preset_yaml`.
 """
 from __future__ import annotations
@@ -103,7 +103,7 @@ def from_hf_config(path, name: str | None = None) -> dict:
 
 
 def to_preset_yaml(model: dict) -> str:
-    """A conf/model/<name>.yaml preset for a parsed model."""
+    """A dse/conf/model/<name>.yaml preset for a parsed model."""
     from omegaconf import OmegaConf
 
     return OmegaConf.to_yaml(OmegaConf.create(model))

@@ -17,6 +17,19 @@ class DseError(ValueError):
     """Bad input: the message is one line naming the offending key and what is allowed."""
 
 
+def did_you_mean(name: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to a misspelt ``name``, or an empty string."""
+    import difflib
+
+    known = [str(k) for k in known]
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+    if not close and "." in str(name):  # a dotted path: match its last part alone too
+        last = str(name).rsplit(".", 1)[1]
+        close = [k for k in known if k.rsplit(".", 1)[-1] in difflib.get_close_matches(last, [
+            k.rsplit(".", 1)[-1] for k in known], n=1, cutoff=0.6)][:1]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 @dataclass(frozen=True)
 class Param:
     path: str                 # dotted config path ("model.top_k"); "flash" expands to every Flash tier
@@ -26,7 +39,7 @@ class Param:
     hi: float = INF
     integer: bool = False
     choices: tuple = field(default_factory=tuple)   # categorical values (empty = numeric)
-    preset_group: str | None = None                  # a preset name from conf/<group>/
+    preset_group: str | None = None                  # a preset name from dse/conf/<group>/
 
     @property
     def categorical(self) -> bool:
@@ -89,7 +102,8 @@ def lookup(name: str) -> tuple[str, Param | None]:
         return PARAMS[name].path, PARAMS[name]
     if "." in name:
         return name, _BY_PATH.get(name)
-    raise DseError(f"unknown parameter {name!r}: use a dotted config path or one of {', '.join(sorted(PARAMS))}")
+    raise DseError(f"unknown parameter {name!r}{did_you_mean(name, PARAMS)}: use a dotted config path or one of "
+                   f"{', '.join(sorted(PARAMS))}")
 
 
 def check_values(name: str, values, param: Param | None) -> None:
@@ -117,3 +131,29 @@ def check_values(name: str, values, param: Param | None) -> None:
             raise DseError(f"{name}={v} out of range: allowed [{lo}, {hi}]")
         if integer and float(v) != int(v):
             raise DseError(f"{name}={v} must be an integer in [{lo}, {hi}]")
+
+
+def _range(p: Param) -> str:
+    if p.preset_group:
+        return f"a {p.preset_group} preset name (dse list {p.preset_group}s)"
+    if p.choices == ("tier",):
+        return "hbm, or a key of system.tiers (ddr, ssd, hbf, cxl, lpddr)"
+    if p.choices:
+        return "one of " + ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in p.choices)
+
+    def num(x):
+        return "inf" if x == INF else ("-inf" if x == -INF else f"{x:g}")
+    kind = "integer" if p.integer else "number"
+    return f"{kind} in [{num(p.lo)}, {num(p.hi)}]"
+
+
+def parameters_doc(indent: str = "    ") -> str:
+    """The parameter list of :func:`dse.evaluate`, generated from :data:`PARAMS`: name, units, allowed range,
+    meaning and the config leaf it sets."""
+    lines = []
+    for name, p in PARAMS.items():
+        units = f" [{p.units}]" if p.units and p.units not in ("1", "bool") else ""
+        lines.append(f"{indent}{name}{units} : {_range(p)}")
+        target = "``read_pj_per_bit`` of every Flash tier" if p.path.startswith("flash.") else f"``{p.path}``"
+        lines.append(f"{indent}    {p.doc[0].upper() + p.doc[1:]} (sets {target}).")
+    return "\n".join(lines)

@@ -2,7 +2,7 @@
 
     ds = dse.open_results("multirun/paper-fig45/merged.nc")
     ratio_to(ds.energy_per_token, "placement", "hbm")          # each placement relative to HBM
-    best(ds.energy_per_token, "placement")                      # the cheapest placement and its energy
+    best(ds, "placement")                                       # the cheapest placement that fits, and its energy
     crossing(ratio, "flash_read_pj_per_bit", 1.0)               # where SSD offloading breaks even
 
 Every helper takes and returns xarray objects, keeps the other dimensions, and stays lazy on dask-backed data.
@@ -41,10 +41,23 @@ def ratio_to(data, dim: str = "placement", reference="hbm"):
     return data / data.sel({dim: reference}, drop=True)
 
 
-def best(data: xr.DataArray, dim: str, minimize: bool = True) -> xr.Dataset:
+def best(data, dim: str, minimize: bool = True, *, variable: str = "energy_per_token", fits=None,
+         include_unfit: bool = False) -> xr.Dataset:
     """The best choice along ``dim`` at every point of the other dimensions: ``value`` (the min, or max) and
-    ``choice`` (its coordinate label along ``dim``). Points where every value is NaN get NaN / no choice."""
+    ``choice`` (its coordinate label along ``dim``). Points where every value is NaN get NaN / no choice.
+
+    ``data`` is a DataArray, or a dse Dataset whose ``variable`` is compared. Configurations that do not fit their
+    capacity are skipped by default: the Dataset's own ``fits`` variable, or ``fits=`` given with a DataArray
+    (``best(ds.energy_per_token, "placement", fits=ds.fits)``); ``include_unfit=True`` compares everything."""
+    if isinstance(data, xr.Dataset):
+        if variable not in data:
+            raise DseError(f"best: no variable {variable!r} in the dataset: variables are {sorted(data.data_vars)}")
+        if fits is None and "fits" in data:
+            fits = data["fits"]
+        data = data[variable]
     _check_dim(data, dim)
+    if fits is not None and not include_unfit:
+        data = data.where(fits.astype(bool))
     value = data.min(dim) if minimize else data.max(dim)
     choice = data.idxmin(dim) if minimize else data.idxmax(dim)
     return xr.Dataset({"value": value, "choice": choice})

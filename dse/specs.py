@@ -1,6 +1,6 @@
 """Typed specs: the schema of every preset and config section (Hydra/OmegaConf structured configs).
 
-Presets in conf/ are YAML; each section is merged into its dataclass here, so a misspelt key or a value of the
+Presets in dse/conf/ are YAML; each section is merged into its dataclass here, so a misspelt key or a value of the
 wrong type fails with one line naming it before any work. Ranges are checked in :mod:`dse.params`.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .params import DseError
 
 @dataclass
 class ModelSpec:
-    """A transformer with (optionally) MoE layers; fields follow Hugging Face config.json (MODEL.md s.2)."""
+    """A transformer with (optionally) MoE layers; fields follow Hugging Face config.json (docs/model.md s.2)."""
     name: str = "model"
     attention: str = "gqa"            # gqa | mla
     n_layers: int = 1

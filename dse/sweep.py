@@ -29,7 +29,7 @@ import yaml
 from . import config
 from .params import DseError
 
-#: The sweep's settings and their defaults (conf/config.yaml documents them; the CLI passes them in ``cfg``).
+#: The sweep's settings and their defaults (dse/conf/config.yaml documents them; the CLI passes them in ``cfg``).
 DEFAULTS = {
     "dask": {"address": None, "local_cluster": False, "n_workers": None, "chunk_mb": 2.0},
     "output": {"format": "auto", "zarr_above_gb": 2.0, "path": None, "variables": None},
@@ -100,7 +100,7 @@ def _positive(key: str, value) -> None:
 def grid_size_bound(grid_section: dict) -> int:
     """Points of a ``grid:`` section counted before expanding it (a range counts ``num``): an upper bound."""
     size = 1
-    for name, value in (grid_section or {}).items():
+    for name, value in config.flat_grid(grid_section).items():
         if isinstance(value, dict):
             num = value.get("num")
             if isinstance(num, (int, float)) and not isinstance(num, bool) and num > 1:
@@ -198,7 +198,7 @@ class Layout:
         for d, v in g.coords.items():
             ds.coords[d] = xr.Variable(d, v.astype(object) if v.dtype.kind == "U" else v, g.coord_attrs.get(d, {}))
         for dim, labels in g.stacks.values():
-            ds.coords[dim] = xr.Variable(dim, np.asarray(labels, dtype=object))
+            ds.coords[dim] = xr.Variable(dim, np.asarray(labels, dtype=object), g.coord_attrs.get(dim, {}))
         for name in self.names:
             chunks = self.chunks(name)
             units, long_name = g.variables[name]
@@ -218,14 +218,37 @@ def connect(s: Settings):
             raise DseError(f"dask.address={s.address}: no dask scheduler reachable ({err.strerror or err})") from None
         from distributed import Client
 
-        return Client(f"tcp://{host}:{port}", timeout="10s")
+        _quiet_dask()
+        return _announce(Client(f"tcp://{host}:{port}", timeout="10s"))
     if s.local_cluster:
         from distributed import Client, LocalCluster
 
+        _quiet_dask()
+
         cluster = LocalCluster(n_workers=s.n_workers or os.cpu_count(), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        return Client(cluster)
+                               dashboard_address=":0")   # a free port
+        return _announce(Client(cluster))
     return None
+
+
+def _quiet_dask() -> None:
+    """dask distributed logs every cluster event at INFO: keep it to warnings unless dse runs at debug level."""
+    import logging
+
+    if logging.getLogger("dse").getEffectiveLevel() > logging.DEBUG:
+        for name in ("distributed", "distributed.http.proxy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _announce(client):
+    """Log where to watch the computation: the dask dashboard of the distributed cluster."""
+    import importlib.util
+    import logging
+
+    link = getattr(client, "dashboard_link", None)
+    plots = "" if importlib.util.find_spec("bokeh") else " (pip install bokeh for its plots)"
+    logging.getLogger("dse").info("dask dashboard: %s%s", link or "none (the scheduler serves no dashboard)", plots)
+    return client
 
 
 def _close(client) -> None:

@@ -1,7 +1,7 @@
 """Break-even Flash read energy (dse.break_even) and the dse-breakeven CLI.
 
 Expected numbers come from a second route each time: evaluating the engine at e* or at two Flash energies
-(secant), hand formulas from MODEL.md section 5 with the preset constants, or the paper's statement.
+(secant), hand formulas from docs/model.md section 5 with the preset constants, or the paper's statement.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import dse
+from approx import assert_close
 from dse import config
 from dse.break_even import REASONS, bisect, breakeven, breakeven_param, energy_ratio
 from dse.params import DseError
@@ -107,7 +108,7 @@ def test_paper_conclusion_maverick_vs_llama3(maverick):
     """Kyung et al. (Fig. 6): Maverick on SSD reaches parity with Llama-3-70B in HBM at batch 3 only after Flash
     read energy falls roughly an order of magnitude (still inside their sweep down to 0.1 x today), and not at
     all within that sweep at batch 4."""
-    today = 102.4  # the paper's M.2 NVMe read energy (MODEL.md s.8)
+    today = 102.4  # the paper's M.2 NVMe read energy (docs/model.md s.8)
     assert float(maverick.today_flash_read_pj_per_bit) == today
     assert maverick.attrs["today_flash_read_pj_per_bit"] == today
     e = maverick.breakeven_flash_read_pj_per_bit.sel
@@ -120,7 +121,7 @@ def test_paper_conclusion_maverick_vs_llama3(maverick):
 
 def test_own_hbm_baseline_by_hand():
     """Mixtral on SSD vs its experts in HBM, same system: E_ssd(0) - E_hbm = Flash bits x HBM write (4.2 pJ/bit;
-    the paper charges no link energy) + static power (4 x (70 W GPU + 57 W DDR)) x the longer step (MODEL.md s.5,
+    the paper charges no link energy) + static power (4 x (70 W GPU + 57 W DDR)) x the longer step (docs/model.md s.5,
     s.8). So e* = -4.2 pJ/bit - 508 W x dt / bits: negative, never breaks even, the longer step dominating."""
     batches = [1, 64, 1024]
     be = breakeven({"study": MIX, "placement": "ssd"}, {"study": MIX, "placement": "hbm"}, batch=batches)
@@ -163,7 +164,8 @@ def test_dask_and_determinism():
     xr.testing.assert_allclose(a.drop_vars("reason"), b.drop_vars("reason"), rtol=1e-12)
     assert (a.reason == b.reason).all()
     c = breakeven({"study": MIX, "placement": "ssd"}, {"study": MIX, "placement": "ddr"}, batch=[1, 4, 16, 64])
-    assert a.identical(c)
+    assert_close(a.drop_vars("reason"), c.drop_vars("reason"))
+    assert (a.reason == c.reason).all()
 
 
 def test_datasets_as_inputs_and_reference_only_dimensions(maverick):

@@ -145,7 +145,7 @@ def test_what_it_takes_lines_and_bars():
         line = _gids(ax.lines, "estar|")[f"estar|{label}"]
         np.testing.assert_allclose(line.get_ydata(), be.breakeven_flash_read_pj_per_bit, rtol=1e-12)
     bars = _gids(bx.patches, "excess|")
-    # by hand (MODEL.md s.5/s.8): per Flash bit, the staged copy's HBM write costs 4.2 pJ and the longer step
+    # by hand (docs/model.md s.5/s.8): per Flash bit, the staged copy's HBM write costs 4.2 pJ and the longer step
     # 4 x (70 + 57) W x dt / bits; nothing else differs from the HBM baseline
     d = dse.evaluate(MIX, batch=[1, 16])
     dt = d.step_latency.sel(placement="ssd") - d.step_latency.sel(placement="hbm")

@@ -133,7 +133,7 @@ def test_schema_matches_the_core_gpu_presets(probe):
 def test_reference_probe_arithmetic_reproduces_the_reference():
     """Our arithmetic, applied to the reference's raw iterations / seconds / joules, gives the reference's
     own derived numbers (computed by a different script): 8 GiB per read or copy iteration (read + write
-    counted), 2 GiB per host -> device copy, 2 x 8192^3 FLOPs per GEMM (MODEL.md section 9)."""
+    counted), 2 GiB per host -> device copy, 2 x 8192^3 FLOPs per GEMM (docs/model.md section 9)."""
     ref = json.loads(REFERENCE.read_text())
     idle = ref["idle_W"]
     per_iter = {cal.READ: ("bit", 8 * GIB * 8), cal.COPY: ("bit", 8 * GIB * 8), cal.H2D: ("bit", 2 * GIB * 8),
@@ -155,11 +155,11 @@ def test_reference_probe_arithmetic_reproduces_the_reference():
 
 
 def test_reference_probe_reproduces_the_shipped_presets():
-    """Converting the reference JSON yields conf/gpu/h200-measured.yaml (to its printed digits) and the
+    """Converting the reference JSON yields dse/conf/gpu/h200-measured.yaml (to its printed digits) and the
     shipped host -> device link. By hand: write = 2 x 15.0144 - 17.1559 = 12.873 pJ/bit; link = 28.619
     (GPU side of the pinned copy) - 12.873 = 15.746 pJ/bit."""
     ref = json.loads(REFERENCE.read_text())
-    shipped = yaml.safe_load((ROOT / "conf/gpu/h200-measured.yaml").read_text())
+    shipped = yaml.safe_load((ROOT / "dse/conf/gpu/h200-measured.yaml").read_text())
     g = cal.gpu_preset(ref, "h200-measured", base=cal.load_gpu_preset("h200-sxm"))
     expected = {"peak_tflops": 655.1, "hbm_bw_gbps": 4170.7, "idle_w": 122.5, "hbm_read_pj_per_bit": 17.16,
                 "hbm_write_pj_per_bit": 12.87, "flop_pj": 0.869, "l2_pj_per_bit": 0.0, "l1_pj_per_bit": 0.0,
@@ -169,7 +169,7 @@ def test_reference_probe_reproduces_the_shipped_presets():
         assert g[key] == pytest.approx(value, rel=5e-4, abs=1e-12), key
     for key in expected:
         assert shipped["provenance"][key]["evidence"] == g["provenance"][key]["evidence"], key
-    link = yaml.safe_load((ROOT / "conf/link/h200-measured-h2d.yaml").read_text())
+    link = yaml.safe_load((ROOT / "dse/conf/link/h200-measured-h2d.yaml").read_text())
     assert link["pj_per_bit"] == pytest.approx(15.75) and link["bw_gbps"] == pytest.approx(55.5)
     assert cal.link_preset(ref, "h200-measured-h2d") | {"provenance": None} == link | {"provenance": None}
     # staged offload over the measured link: link + HBM write = the measured GPU-side 28.62 pJ/bit

@@ -1,4 +1,4 @@
-"""The paper-vs-measured-constants study: numbers for one configuration derived by hand from MODEL.md."""
+"""The paper-vs-measured-constants study: numbers for one configuration derived by hand from docs/model.md."""
 from __future__ import annotations
 
 import importlib.util

@@ -1,4 +1,4 @@
-"""Capacity cost and limits (MODEL.md section 7) against hand-computed numbers."""
+"""Capacity cost and limits (docs/model.md section 7) against hand-computed numbers."""
 import numpy as np
 import pytest
 

@@ -7,33 +7,42 @@ import xarray as xr
 
 import dse
 from dse import engine
+from approx import assert_close
 from engine_cases import CASES, evaluate
 
 REFERENCE = __import__("pathlib").Path(__file__).parent / "data" / "engine_reference.nc"
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_engine_reproduces_the_reference_bit_for_bit(name):
+def test_engine_reproduces_the_reference(name):
     """Every variable, coordinate and attribute as the c6fcc0b engine computed them (xarray path, saved before
-    the rework); only git_commit may differ."""
+    the rework), floats to a relative 1e-12 (the last bit depends on the CPU's SIMD code path); only git_commit
+    may differ."""
     ref = xr.load_dataset(REFERENCE, group=name, engine="h5netcdf")
     new = evaluate(name)
     new = new[list(ref.data_vars)]  # variables added since (e.g. capacity cost) are checked elsewhere
     new = new.drop_vars([c for c in new.coords if c not in ref.coords])
-    for key in ("git_commit", "config_yaml", "config_digest"):  # presets gain fields (e.g. prices) over time
+    for key in ("git_commit", "config_yaml", "config_digest", "conventions"):  # presets gain fields over time
         ref.attrs.pop(key)
         assert new.attrs.pop(key)
-    xr.testing.assert_identical(new, ref)
+    for obj_new, obj_ref in [(new, ref)] + [(new[v], ref[v]) for v in ref.variables]:
+        for key in set(obj_new.attrs) - set(obj_ref.attrs):  # attributes added since (CF Conventions, ...)
+            del obj_new.attrs[key]
+        if obj_new is not new:  # units / long names became CF / UDUNITS (tests/test_cf.py); numbers must not move
+            for key in ("units", "long_name"):
+                obj_new.attrs.pop(key, None)
+                obj_ref.attrs.pop(key, None)
+    assert_close(new, ref)
 
 
 @pytest.mark.parametrize("name", ["flash_grid", "zipf_cache", "models_systems", "gpu_link_ep"])
-def test_any_chunking_gives_identical_numbers(name):
+def test_any_chunking_gives_the_same_numbers(name):
     whole = evaluate(name)
     dims = [d for d in whole.dims if d != "component"]
     for chunks in ({d: 2 for d in dims}, {d: 1 if i % 2 else 3 for i, d in enumerate(dims)}):
         lazy = dse.evaluate(**CASES[name], chunks=chunks)
         assert lazy.energy.chunks is not None
-        xr.testing.assert_identical(lazy.compute(), whole)
+        assert_close(lazy.compute(), whole)
 
 
 def test_blocks_are_slices_of_the_whole_grid():
@@ -51,12 +60,12 @@ def test_blocks_are_slices_of_the_whole_grid():
             expect = whole[name]
             for axis, d in enumerate(dims):
                 expect = np.take(expect, np.arange(grid.sizes[d])[index[d]], axis=axis)
-            np.testing.assert_array_equal(values, expect)
+            assert_close(values, expect)
 
 
 def test_dependencies_follow_the_physics_even_on_single_valued_dimensions():
     """A dimension of one value is kept exactly where a variable depends on it: Flash read energy enters the
-    energy only; FLOPs depend on neither where experts live nor Flash energy (MODEL.md s.3, s.5)."""
+    energy only; FLOPs depend on neither where experts live nor Flash energy (docs/model.md s.3, s.5)."""
     ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", placement=["ssd"], flash_read_pj_per_bit=[50.0],
                       batch=[1, 4])
     assert set(ds.energy_per_token.dims) == {"placement", "flash_read_pj_per_bit", "batch"}

@@ -78,7 +78,7 @@ def test_mixtral_batch1_hbm_latency_by_hand(mixtral):
 def test_uniform_distinct_experts_by_hand():
     assert routing.touched_uniform(2, 2, 8) == pytest.approx(8 * (1 - 0.75**2))  # 3.5
     # DeepSeek-V2-Lite (E=64, k=6) at B=8: 64 (1 - (58/64)^8) = 64 (1 - e^(8 ln 0.90625)) = 34.88;
-    # replayed traces touched 32.8 (MODEL.md s.10)
+    # replayed traces touched 32.8 (docs/model.md s.10)
     u = routing.touched_uniform(8, 6, 64)
     assert u == pytest.approx(34.88, abs=0.01)
     assert 32.8 / u == pytest.approx(0.94, abs=0.01)

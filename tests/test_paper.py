@@ -1,4 +1,4 @@
-"""The paper's headlines (Kyung, Yun, Ahn, IEEE CAL 2025; MODEL.md section 8) come out of the paper studies."""
+"""The paper's headlines (Kyung, Yun, Ahn, IEEE CAL 2025; docs/model.md section 8) come out of the paper studies."""
 import numpy as np
 import pytest
 

@@ -43,7 +43,7 @@ def test_crossing_interpolates_between_grid_values():
 
 
 def test_crossing_finds_the_closed_form_flash_break_even():
-    """Energy is affine in Flash read energy (MODEL.md s.5): e* = (E_ref - E_flash(e=0)) / Flash bits per token,
+    """Energy is affine in Flash read energy (docs/model.md s.5): e* = (E_ref - E_flash(e=0)) / Flash bits per token,
     so two grid values bracket it exactly. Maverick on SSD against Llama-3-70B in HBM (the paper's Fig. 6)."""
     mav = dse.evaluate("paper-fig6-maverick", flash_read_pj_per_bit=[0.0, 400.0])
     ref = dse.evaluate("paper-fig6-llama3").energy_per_token

@@ -165,12 +165,22 @@ def test_two_processes_share_one_study(tmp_path, storage):
                                f"hydra.run.dir={tmp_path}/run{seed}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for seed in (1, 2)]
+    outputs = []
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
+        outputs.append((out, err))
     from dse.search.study import open_storage
 
     study = optuna.load_study(study_name="mixtral-small", storage=open_storage(url, tmp_path))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(study.trials) == len(complete) == 60
-    assert all(len(t.constraints) == 3 for t in complete)
+    assert all(len(t.constraints) == 3 + 1 for t in complete)   # the preset's three, and fits
+    assert study.metric_names == ["energy_per_token", "capacity_cost_usd"]   # named in optuna-dashboard
+    for p, (out, _) in zip(procs, outputs):
+        front = out.split("front (")[1].splitlines()
+        assert front[1].split() == ["GPU", "GPUs", "tier", "HBM", "cache", "batch", "J/token", "capacity", "$",
+                                    "latency", "s"]
+        n = int(front[0].split()[0])
+        costs = [float(line.split()[-2].replace(",", "")) for line in front[2:2 + n]]
+        assert costs == sorted(costs)                                     # cheapest first

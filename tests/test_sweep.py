@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 
 import dse
+from approx import assert_close
 from dse import config, engine, sweep
 from dse.params import DseError
 from dse.results import open_results
@@ -51,7 +52,7 @@ def test_round_trip_keeps_values_units_and_provenance(tmp_path, fmt):
     assert ds.energy.chunks is not None                                         # lazy
     expect = evaluated(cfg)
     for name, var in expect.data_vars.items():
-        np.testing.assert_array_equal(ds[name].transpose(*var.dims).values, var.values)
+        assert_close(ds[name].transpose(*var.dims).values, var.values)
         assert ds[name].attrs["units"] == var.attrs["units"] and ds[name].attrs["long_name"]
     for c in ("placement", "batch", "flash_read_pj_per_bit", "top_k", "component"):
         assert list(ds[c].values) == list(expect[c].values)
@@ -117,7 +118,7 @@ def test_interrupted_zarr_sweep_resumes_to_the_same_dataset(tmp_path, monkeypatc
     monkeypatch.setattr(sweep, "evaluate_piece", original)
     sweep.run(cfg, b)                                                           # uninterrupted
     resumed, straight = open_results(a / "result.zarr").load(), open_results(b / "result.zarr").load()
-    xr.testing.assert_identical(resumed, straight)
+    assert_close(resumed, straight)
     evaluated_pieces.clear()
     monkeypatch.setattr(sweep, "evaluate_piece", lambda g, p: evaluated_pieces.append(p.key) or original(g, p))
     sweep.run(cfg, a)                                                           # complete: nothing to redo
@@ -136,7 +137,7 @@ def test_distributed_local_cluster_matches_threaded(tmp_path):
         out.mkdir()
         cfg = cfg_for(output={"format": "zarr"}, dask={"chunk_mb": 0.002, **dask_cfg})
         results[name] = strip_run_attrs(open_results(sweep.run(cfg, out)).load())
-    xr.testing.assert_identical(results["cluster"], results["threads"])
+    assert_close(results["cluster"], results["threads"])
 
 
 def test_progress_bar_only_when_asked(tmp_path, monkeypatch, capfd):

@@ -5,7 +5,9 @@ Bad input prints one line to stderr and exits with status 2, before any trial ru
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,27 +19,32 @@ from ..params import DseError
 
 @hydra.main(config_path=str(CONF_DIR), config_name="search_config", version_base=None)
 def _app(cfg: DictConfig) -> None:
+    import xarray as xr
+
+    from ..cliutil import fail, set_verbosity
+    from .report import front_table
     from .run import run
 
+    log = logging.getLogger("dse")
     run_dir = HydraConfig.get().runtime.output_dir
     try:
-        summary = run(OmegaConf.to_container(cfg, resolve=True), run_dir)
+        c = OmegaConf.to_container(cfg, resolve=True)
+        set_verbosity(c.pop("verbosity", "info"))
+        summary = run(c, run_dir)
     except DseError as e:
-        print(f"dse-search: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    print(json.dumps(summary, indent=1, default=str))
+        fail("dse-search", e)
+    with xr.open_dataset(Path(run_dir) / "pareto.nc", engine="h5netcdf") as pareto:
+        log.info(front_table(pareto.load()))
+    log.info(json.dumps(summary, indent=1, default=str))
 
 
 def main() -> None:
-    from ..config import check_preset
+    from ..cliutil import check_argv, fail
 
-    try:   # a missing preset would otherwise surface as Hydra's multi-line composition error
-        for arg in sys.argv[1:]:
-            if arg.startswith("search="):
-                check_preset("search", arg.split("=", 1)[1])
+    try:   # a misspelt key or preset would otherwise surface as Hydra's multi-line composition error
+        check_argv(sys.argv[1:], "search_config")
     except DseError as e:
-        print(f"dse-search: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail("dse-search", e)
     _app()
 
 

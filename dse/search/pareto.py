@@ -1,10 +1,9 @@
-"""Pareto fronts and hypervolume (all objectives minimized).
-
-``nondominated`` and the 2-objective ``hypervolume`` are plain numpy; 3 or more objectives go through
-Optuna's WFG implementation (``optuna._hypervolume``, private), wrapped here behind this one function.
+"""Pareto fronts and hypervolume (all objectives minimized), through moocore (maintained, tested C code for any
+number of objectives: https://multi-objective.github.io/moocore/python/).
 """
 from __future__ import annotations
 
+import moocore
 import numpy as np
 
 
@@ -14,35 +13,9 @@ def nondominated(F: np.ndarray) -> np.ndarray:
     Equal rows do not dominate each other, so duplicates of a front point are all kept.
     """
     F = np.asarray(F, dtype=float)
-    n = len(F)
-    if n == 0:
+    if len(F) == 0:
         return np.zeros(0, dtype=bool)
-    if F.shape[1] == 2:  # sort by f0 then f1; a row is dominated iff an earlier distinct row has f1 <= its f1
-        order = np.lexsort((F[:, 1], F[:, 0]))
-        f0, f1 = F[order, 0], F[order, 1]
-        best = np.minimum.accumulate(f1)
-        prev_best = np.concatenate([[np.inf], best[:-1]])
-        keep = f1 < prev_best
-        # rows equal to the row that set the running best are not dominated by it
-        same = np.zeros(n, dtype=bool)
-        same[1:] = (f0[1:] == f0[:-1]) & (f1[1:] == f1[:-1])
-        for i in range(1, n):
-            if same[i] and keep[i - 1]:
-                keep[i] = True
-        mask = np.zeros(n, dtype=bool)
-        mask[order] = keep
-        return mask
-    order = np.lexsort(F.T[::-1])
-    front: list[int] = []
-    for i in order:
-        if front:
-            P = F[front]
-            if np.any(np.all(P <= F[i], axis=1) & np.any(P < F[i], axis=1)):
-                continue
-        front.append(i)
-    mask = np.zeros(n, dtype=bool)
-    mask[front] = True
-    return mask
+    return np.asarray(moocore.is_nondominated(F, maximise=False, keep_weakly=True), dtype=bool)
 
 
 def hypervolume(F: np.ndarray, ref) -> float:
@@ -52,14 +25,7 @@ def hypervolume(F: np.ndarray, ref) -> float:
     F = F[np.all(F < ref, axis=1)] if len(F) else F.reshape(0, len(ref))
     if len(F) == 0:
         return 0.0
-    F = np.unique(F[nondominated(F)], axis=0)
-    if F.shape[1] == 2:
-        F = F[np.argsort(F[:, 0])]           # f1 then decreases along the front
-        widths = np.diff(np.append(F[:, 0], ref[0]))
-        return float(np.sum(widths * (ref[1] - F[:, 1])))
-    from optuna._hypervolume import compute_hypervolume
-
-    return float(compute_hypervolume(F, ref, assume_pareto=True))
+    return float(moocore.hypervolume(F, ref=ref))
 
 
 class Normalizer:

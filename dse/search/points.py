@@ -78,7 +78,9 @@ def metrics(ds: xr.Dataset, space: Space, dims: list[str]) -> tuple[np.ndarray, 
     """Objectives (n x k) and relative constraint violations (n x c, <= 0 feasible), flattened over ``dims``.
 
     A violation is (value - max) / |max| or (min - value) / |min| (the larger; the bound itself if it is 0),
-    so that constraints in different units add up comparably in the samplers' penalty.
+    so that constraints in different units add up comparably in the samplers' penalty. A last column ``fits``
+    (max(hbm_fill, offload_fill) - 1) makes every configuration that does not fit its capacity infeasible, whatever
+    the search's own constraints.
     """
     template = sum(xr.zeros_like(ds[v], dtype=float) for v in [*space.objectives, *space.constraints])
     template = template.transpose(*[d for d in dims if d in template.dims], ...)
@@ -97,6 +99,10 @@ def metrics(ds: xr.Dataset, space: Space, dims: list[str]) -> tuple[np.ndarray, 
         over = (v - hi) / (abs(hi) if hi not in (0.0, math.inf) else 1.0) if hi < math.inf else np.full_like(v, -np.inf)
         under = (lo - v) / (abs(lo) if lo not in (0.0, -math.inf) else 1.0) if lo > -math.inf else np.full_like(v, -np.inf)
         cols.append(np.maximum(over, under))
+    names = list(space.constraints)
+    if "hbm_fill" in ds and "offload_fill" in ds:  # always: a configuration that does not fit is infeasible
+        cols.append(np.maximum(flat("hbm_fill"), flat("offload_fill")) - 1.0)
+        names.append("fits")
     C = np.column_stack(cols) if cols else np.zeros((len(F), 0))
     C = np.where(np.isfinite(C) | (C < 0), C, 1e12)
-    return F, C, list(space.constraints)
+    return F, C, names

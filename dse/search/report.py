@@ -39,7 +39,7 @@ def atomic_write(path: Path, write) -> None:
 def trials_dataset(base: dict, space: Space, numbers, params, F, C, norm: Normalizer | None) -> xr.Dataset:
     """Every completed trial re-evaluated in one call, with feasibility, Pareto membership and HV history."""
     ds = points.evaluate_trials(base, space, params).assign_coords(trial=numbers)
-    F_again, _, _ = points.metrics(ds, space, ["trial"])
+    F_again, _, names = points.metrics(ds, space, ["trial"])
     if not np.allclose(F_again, F, rtol=1e-9, atol=0):
         warnings.warn("re-evaluated objectives differ from the stored ones (was the study run with other code?)")
     feasible = np.all(C <= 0, axis=1)
@@ -48,7 +48,7 @@ def trials_dataset(base: dict, space: Space, numbers, params, F, C, norm: Normal
     ds["feasible"] = ("trial", feasible)
     ds["pareto"] = ("trial", pareto)
     ds["constraint_violation"] = (("trial", "constraint"), C)
-    ds = ds.assign_coords(constraint=list(space.constraints))
+    ds = ds.assign_coords(constraint=names if len(names) == C.shape[1] else list(space.constraints))
     ds["constraint_violation"].attrs.update(units="1", long_name="relative constraint violation (<= 0 satisfied)")
     ds["feasible"].attrs.update(long_name="all constraints satisfied")
     ds["pareto"].attrs.update(long_name="feasible and not dominated by another feasible trial")
@@ -173,3 +173,32 @@ def write(run_dir: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact:
     atomic_write(out["trials.csv"], lambda tmp: ds[flat].to_dataframe().to_csv(tmp))
     plot(out["pareto.png"], ds, space, mark, exact, title)
     return out
+
+
+FRONT_COLUMNS = {"gpu": "GPU", "n_gpus": "GPUs", "placement": "tier", "offload_path": "path",
+                 "hbm_cache_fraction": "HBM cache", "batch": "batch", "energy_per_token": "J/token",
+                 "capacity_cost_usd": "capacity $", "step_latency": "latency s"}
+
+
+def front_table(pareto, max_rows: int = 60) -> str:
+    """The feasible front as a text table, cheapest first: GPU, count, tier, path, cache, batch, J/token, capacity $."""
+    import pandas as pd
+
+    n = pareto.sizes.get("trial", 0)
+    if n == 0:
+        return "front: no feasible trial"
+    cols = {}
+    for name, label in FRONT_COLUMNS.items():
+        if name in pareto.variables and set(pareto[name].dims) <= {"trial"}:
+            values = pareto[name].values
+            cols[label] = [values.item()] * n if values.ndim == 0 else list(values)
+    df = pd.DataFrame(cols)
+    if "capacity $" in df:
+        df = df.sort_values("capacity $")
+    df = df.drop_duplicates().reset_index(drop=True)
+    fmt = {"capacity $": lambda v: f"{v:,.0f}", "J/token": lambda v: f"{v:.4g}", "latency s": lambda v: f"{v:.3g}",
+           "HBM cache": lambda v: f"{v:.3g}"}
+    text = df.head(max_rows).to_string(formatters={k: f for k, f in fmt.items() if k in df}, index=False)
+    more = f"\n... {len(df) - max_rows} more (pareto.nc)" if len(df) > max_rows else ""
+    return f"front ({len(df)} designs):\n{text}{more}"
+

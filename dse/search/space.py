@@ -156,7 +156,7 @@ def _flatten(tree: dict, leaf, prefix: str = "") -> dict:
 def parse(search: dict, base: dict) -> Space:
     """Check the ``search:`` section against the composed config ``base``; return the :class:`Space`."""
     if not isinstance(search, dict):
-        raise DseError("search: missing section (pick a preset: search=<name> from conf/search/)")
+        raise DseError("search: missing section (pick a preset: search=<name> from dse/conf/search/)")
     space = _flatten(search.get("space") or {}, lambda v: "type" in v)
     if not space:
         raise DseError("search.space: declare at least one variable")

@@ -139,6 +139,9 @@ def open_study(search: dict, space: Space, base: dict, run_dir: Path) -> Study:
                            f"objectives, this search {len(space.objectives)}")
     persistent = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
                                      directions=["minimize"] * len(space.objectives))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # experimental in some Optuna versions
+        persistent.set_metric_names(list(space.objectives))   # named objectives in optuna-dashboard
     persistent.set_user_attr(DIGEST_KEY, digest)
     persistent.set_user_attr("objectives", list(space.objectives))
     persistent.set_user_attr("constraints", {k: list(v) for k, v in space.constraints.items()})
@@ -234,6 +237,7 @@ def completed(study: Study, space: Space):
     numbers = np.array([t.number for t in trials], dtype=int)
     params = {n: [t.params[n] for t in trials] for n in space.distributions}
     F = np.array([t.values for t in trials], dtype=float).reshape(len(trials), len(space.objectives))
-    C = np.array([[t.constraints.get(c, 0.0) for c in space.constraints] for t in trials],
-                 dtype=float).reshape(len(trials), len(space.constraints))
+    names = [*space.constraints, "fits"]  # "fits": every configuration must fit its capacity (points.metrics)
+    C = np.array([[t.constraints.get(c, 0.0) for c in names] for t in trials],
+                 dtype=float).reshape(len(trials), len(names))
     return numbers, params, F, C

@@ -1,0 +1,20 @@
+"""Benchmarks count grid points only: the parts of stacked variables (component, cost_part) are not points."""
+import importlib.util
+from pathlib import Path
+
+import dse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_sweep_throughput_counts_grid_points():
+    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", placement=["hbm", "ssd"], batch=[1, 2, 4, 8, 16])
+    assert ds.sizes["component"] == 8 and ds.sizes["cost_part"] == 3   # present, and not counted below
+    assert _module("sweep_throughput").grid_points(ds) == 2 * 5
