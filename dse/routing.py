@@ -1,4 +1,4 @@
-"""How many distinct routed experts one decode step touches (MODEL.md section 3).
+"""How many distinct routed experts one decode step touches (docs/model.md s.3.1).
 
 Every function here is elementwise over its array arguments: numpy arrays, xarray DataArrays (numpy- or
 dask-backed) and dask arrays all work, because only ufuncs, arithmetic and Python loops over small integer
