@@ -22,11 +22,9 @@ TABLE_MAX_POINTS = 20_000  # larger results are summarised by their path only (q
 
 def write_netcdf(ds, path: Path) -> Path:
     """Write atomically: a temporary name in the same directory, then rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
-    return path
+    from .outputs import atomic_write
+
+    return atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def run(cfg: DictConfig, run_dir: Path) -> Path:
@@ -54,6 +52,9 @@ def _app(cfg: DictConfig) -> None:
     except DseError as err:
         print(f"dse: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("dse: interrupted; temporary files removed (a Zarr sweep resumes when re-run)", file=sys.stderr)
+        sys.exit(130)
 
 
 def _check_argv(argv: list[str]) -> None:

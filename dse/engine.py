@@ -321,7 +321,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
     """
     grid = resolve(study, model=model, system=system, accounting=accounting, cfg=cfg,
                    max_grid_points=max_grid_points, **params)
-    validate.check_chunks(chunks, grid.sizes)
+    validate.check_chunks(chunks, grid.sizes, [dim for dim, _ in grid.stacks.values()])
     if chunks is None:
         validate.check_memory(grid)
     return grid.dataset(chunks)

@@ -15,7 +15,7 @@ def energy_table(ds: xr.Dataset, max_rows: int = 80) -> str:
         (ds["step_latency"] * 1e3).rename("latency_ms"),
         ds["offload_share"],
     ], compat="override")
-    table = xr.broadcast(table)[0]
+    table = xr.broadcast(table)[0].load()   # small (the CLI prints at most a few thousand points): numpy
     frame: pd.DataFrame = table.to_dataframe() if table.dims else pd.DataFrame([table.to_pandas()])
     frame = frame[[v for v in table.data_vars]]
     text = frame.head(max_rows).to_string(float_format=lambda x: f"{x:.4g}")

@@ -373,13 +373,16 @@ def check_grid_size(points: float, limit: float) -> None:
                        "(raise max_grid_points or shrink the grid)")
 
 
-def check_chunks(chunks, sizes: dict) -> None:
-    """``chunks``: None, or {dimension: positive chunk size, -1 or None (whole)}."""
+def check_chunks(chunks, sizes: dict, other_dims=()) -> None:
+    """``chunks``: None, or {dimension: positive chunk size, -1 or None (whole)}; ``other_dims`` (e.g. the
+    ``component`` stack) may be named and are whole."""
     if chunks is None:
         return
     if not isinstance(chunks, dict):
         raise DseError(f"chunks={chunks!r}: allowed a dict {{dimension: chunk size}}")
     for d, c in chunks.items():
+        if d in other_dims:
+            continue
         if d not in sizes:
             raise DseError(f"chunks: unknown dimension {d!r}; the grid's dimensions are {list(sizes)}")
         if c is None or isinstance(c, tuple) and c and all(isinstance(x, int) and x > 0 for x in c) \
