@@ -65,7 +65,7 @@ def expand_values(name: str, value):
         start, stop, num = value["start"], value["stop"], value["num"]
         for k in ("start", "stop", "num"):
             if isinstance(value[k], bool) or not isinstance(value[k], (int, float)) or not np.isfinite(value[k]):
-                raise DseError(f"grid.{name}.{k}={value[k]!r} is not a finite number")
+                raise DseError(f"grid.{name}.{k}={value[k]!r} is not a number (allowed: a finite number)")
         if num < 1 or float(num) != int(num):
             raise DseError(f"grid.{name}.num={num}: a range needs an integer num >= 1")
         if value.get("log", False):

@@ -8,6 +8,8 @@ constraints, base config) and refuses to mix in trials of a different one.
 """
 from __future__ import annotations
 
+import os
+import re
 import time
 import uuid
 import warnings
@@ -28,21 +30,56 @@ DIGEST_KEY = "dse_digest"
 MAX_PROPOSALS = 5
 
 
+STORAGE_ENV = "DSE_SEARCH_STORAGE"
+
+
+def storage_url(url: str | None, run_dir: Path) -> str:
+    """``search.storage``, else the environment variable DSE_SEARCH_STORAGE (keeps a password out of Hydra's
+    logs and .hydra/*.yaml), else the SQLite file of the run directory."""
+    return url or os.environ.get(STORAGE_ENV) or f"sqlite:///{Path(run_dir).resolve() / 'study.db'}"
+
+
+def password(url: str | None) -> str | None:
+    """The password in a storage URL, if any."""
+    if not url or url.startswith("journal:"):
+        return None
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).password
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: look for user:password@
+        m = re.search(r"://[^/:@]*:([^@/]*)@", url)
+        return m.group(1) if m else None
+
+
+def mask(text: str, url: str | None) -> str:
+    """``text`` with the storage URL's password replaced by ***."""
+    secret = password(url)
+    text = str(text)
+    if secret:
+        text = text.replace(secret, "***")
+        from urllib.parse import quote
+
+        text = text.replace(quote(secret, safe=""), "***")
+    return re.sub(r"(://[^/:@\s]*:)[^@/\s]+@", r"\1***@", text)
+
+
 def open_storage(url: str | None, run_dir: Path):
-    """An Optuna storage for ``url`` (see module doc); any failure -> one-line DseError, before any trial."""
-    url = url or f"sqlite:///{Path(run_dir).resolve() / 'study.db'}"
+    """An Optuna storage for ``url`` (see module doc); any failure -> one-line DseError, before any trial.
+    Passwords never appear in messages."""
+    url = storage_url(url, run_dir)
     try:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
             path = Path(url[len("journal:"):]).expanduser()
             if not path.parent.is_dir():
-                raise DseError(f"search.storage={url!r}: directory {str(path.parent)!r} does not exist")
+                raise DseError(f"search.storage={mask(url, url)!r}: directory {str(path.parent)!r} does not exist")
             return JournalStorage(JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
             if not path.parent.is_dir():
-                raise DseError(f"search.storage={url!r}: directory {str(path.parent)!r} does not exist")
+                raise DseError(f"search.storage={mask(url, url)!r}: directory {str(path.parent)!r} does not exist")
             engine_kwargs = {"connect_args": {"timeout": 120}}     # wait for another process's write lock
         elif url.split(":", 1)[0].split("+")[0] in ("postgresql", "mysql"):
             engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
@@ -62,8 +99,8 @@ def open_storage(url: str | None, run_dir: Path):
     except DseError:
         raise
     except Exception as e:  # noqa: BLE001 - any driver / network / URL error becomes one line
-        reason = (str(e).strip().splitlines() or [""])[0][:200]
-        raise DseError(f"search.storage={url!r}: cannot open ({type(e).__name__}: {reason})") from None
+        reason = mask((str(e).strip().splitlines() or [""])[0][:200], url)
+        raise DseError(f"search.storage={mask(url, url)!r}: cannot open ({type(e).__name__}: {reason})") from None
 
 
 def make_sampler(name: str, seed: int, batch_size: int):
