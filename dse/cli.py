@@ -69,11 +69,47 @@ def _check_argv(argv: list[str]) -> None:
                 check_preset(key, v)
 
 
+def _jobs(argv: list[str]) -> list[list[str]]:
+    """The override lists of the jobs a multirun (``-m``) will run, as Hydra's basic sweeper expands them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = [a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except Exception as err:  # noqa: BLE001 - Hydra reports a bad override itself
+        del err
+        return []
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def _check_multirun(argv: list[str]) -> None:
+    """A multirun validates every job's values before the first job runs (nothing is written)."""
+    import tempfile
+
+    from . import config
+    from .sweep import plan
+
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return
+    jobs = _jobs(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, job in enumerate(jobs):
+            try:
+                cfg = config.compose(overrides=tuple(job))
+                plan(cfg, tmp)
+            except DseError as err:
+                raise DseError(f"job {i} of {len(jobs)} ({' '.join(job)}): {err}") from None
+            except Exception as err:  # noqa: BLE001 - a composition error: Hydra reports it when the job runs
+                del err
+
+
 def main() -> None:
     from .sweep import grid_override
 
     try:
         _check_argv(sys.argv[1:])
+        _check_multirun([grid_override(a) for a in sys.argv[1:]])
     except DseError as err:
         print(f"dse: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -4,7 +4,7 @@
   when complete; the temporary is removed on any failure, Ctrl-C included (a ``kill -9`` leaves it behind, under a
   ``.tmp`` name that :func:`dse.open_results` refuses and the next write to the same path removes).
 - :func:`check_owned`: never replace or delete anything dse did not write. NetCDF and Zarr outputs carry the
-  attribute :data:`MARK_ATTR` (and ``dse_version``); a Zarr store also holds the file :data:`MARKER_FILE`.
+  attribute :data:`MARK_ATTR` (and ``dse_version``), in the HDF5 root or the Zarr group's metadata.
   Anything else at an output path is refused in one line naming ``output.overwrite``.
 - :func:`lock`: one writer per output path (an ``flock`` on a hidden lock file beside it).
 - :func:`check_space`: free space and the file-size limit (``ulimit -f``) checked before writing.
@@ -83,11 +83,6 @@ def check_target(path: Path, fmt: str, key: str = "output.path", overwrite: bool
     if fmt == "zarr" and path.exists() and not path.is_dir():
         raise DseError(f"{key}={str(path)!r} is a file; a Zarr result is a directory")
     check_owned(path, key, overwrite, flag)
-
-
-def mark_store(path: Path) -> None:
-    """Mark a Zarr store directory as written by dse."""
-    (Path(path) / MARKER_FILE).write_text("written by dse; dse may replace this store\n")
 
 
 # ------------------------------------------------------------------------------------------------ space

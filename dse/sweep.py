@@ -382,7 +382,6 @@ def write_zarr(layout: Layout, path: Path, attrs: dict, **run) -> Path:
         try:
             layout.template({**attrs, "dse_run_digest": digest}).to_zarr(
                 str(partial), mode="w", compute=False, consolidated=False, encoding=encoding)
-            outputs.mark_store(partial)
             (partial / DONE_FILE).write_text("")
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
