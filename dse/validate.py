@@ -354,17 +354,17 @@ def grid_limit(value) -> float:
 
 def grid_size_bound(grid_section: dict) -> float:
     """Points of a grid counted before expanding it (a range counts ``num``; a list its length): an upper bound."""
-    size = 1.0
-    for value in (grid_section or {}).values():
+    size, shared = 1.0, {}
+    for name, value in (grid_section or {}).items():
         if isinstance(value, dict):
             num = value.get("num")
             if isinstance(num, (int, float)) and not isinstance(num, bool) and math.isfinite(num) and num > 1:
                 size *= float(num)   # anything else is refused, with its own message, when the grid is expanded
         elif isinstance(value, (list, tuple, range, np.ndarray)):
-            size *= max(len(value), 1)
-        elif hasattr(value, "sizes"):   # a DataArray of per-point values
-            size *= float(np.prod(list(value.sizes.values()))) if value.sizes else 1.0
-    return size
+            shared[name] = max(len(value), 1)
+        elif hasattr(value, "sizes"):   # a DataArray of per-point values: its dimensions count once
+            shared.update(value.sizes)
+    return size * float(np.prod([float(n) for n in shared.values()]))
 
 
 def check_grid_size(points: float, limit: float) -> None:
