@@ -174,3 +174,5 @@ def test_two_processes_share_one_study(tmp_path, storage):
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(study.trials) == len(complete) == 60
     assert all(len(t.constraints) == 3 for t in complete)
+    points = {tuple(sorted(t.params.items())) for t in complete}
+    assert len(points) == 60              # the workers' claims: no design point stored twice
