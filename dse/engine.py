@@ -284,10 +284,22 @@ def _as_da(v) -> xr.DataArray:
     return v if isinstance(v, xr.DataArray) else xr.DataArray(v)
 
 
+def _flat_grid(grid: dict, prefix: str = "") -> dict:
+    """Hydra nests ``grid.system.gpu.idle_w=[...]`` as {"system": {"gpu": {"idle_w": [...]}}}: back to dotted
+    names (a dict with start / stop / num is a range, a leaf)."""
+    out = {}
+    for k, v in grid.items():
+        if isinstance(v, dict) and v and not {"start", "stop", "num", "log"} & set(v):
+            out.update(_flat_grid(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def _split(study_grid: dict, params: dict):
     """Separate scalar settings from dimensions; expand ranges; validate every value."""
     scalars, dims = {}, {}
-    merged = {**{k: v for k, v in (study_grid or {}).items() if k not in params}, **params}
+    merged = {**{k: v for k, v in _flat_grid(study_grid or {}).items() if k not in params}, **params}
     for name, raw in merged.items():
         value = expand_values(name, raw)
         path, param = lookup(name)
@@ -349,7 +361,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
     else:
         base = json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else config.OmegaConf.to_container(cfg, resolve=True)
     limit = validate.grid_limit(base.get("max_grid_points") if max_grid_points is None else max_grid_points)
-    validate.check_grid_size(validate.grid_size_bound({**(base.get("grid") or {}), **params}), limit)
+    validate.check_grid_size(validate.grid_size_bound({**_flat_grid(base.get("grid") or {}), **params}), limit)
     scalars, dims = _split(base.get("grid") or {}, params)
 
     tree = {k: specs.validated(k, base[k]) for k in ("model", "system", "workload", "accounting")}

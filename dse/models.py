@@ -35,11 +35,8 @@ def _read(path: Path) -> dict:
     except OSError as err:
         raise DseError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
 
-    def no_constant(name):
-        raise DseError(f"{path}: {name} is not a number allowed in a config.json")
-
-    try:
-        raw = json.loads(text, parse_constant=no_constant)
+    try:   # NaN / Infinity literals parse to floats; a field dse reads refuses them, naming its key
+        raw = json.loads(text)
     except json.JSONDecodeError as err:
         raise DseError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
     except RecursionError:

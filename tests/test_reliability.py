@@ -135,7 +135,7 @@ HF = {"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "num_
 @pytest.mark.parametrize("content, words", [
     (b"\x00\x01\xff\xfe", ["not a UTF-8"]),
     (b'{"hidden_size": 1e400, "num_hidden_layers": 2, "num_attention_heads": 2}', ["hidden_size=inf"]),
-    (b'{"hidden_size": NaN, "num_hidden_layers": 2, "num_attention_heads": 2}', ["NaN"]),
+    (b'{"hidden_size": NaN, "num_hidden_layers": 2, "num_attention_heads": 2}', ["hidden_size=nan"]),
     (json.dumps({**HF, "kv_lora_rank": 8, "qk_nope_head_dim": None}).encode(), ["qk_nope_head_dim"]),
     (json.dumps({**HF, "num_hidden_layers": "4"}).encode(), ["num_hidden_layers='4'"]),
     (json.dumps({**HF, "num_local_experts": 8.7}).encode(), ["num_local_experts=8.7", "integer"]),
