@@ -257,7 +257,7 @@ def _outputs(m, g, s, link, tier, w, *, routing_plan) -> dict:
         "step_energy": total,
         "step_latency": out.latency,
         "copy_latency": out.copy_latency,
-        "offload_share": offload / total,
+        "offload_share": kernel.routing_share(offload, total),   # 0 (not NaN) when the step costs no energy
         "tokens_per_s": B / out.latency,
         "experts_touched": out.touched,
         "experts_fetched": out.fetched,

@@ -69,7 +69,7 @@ RULES: dict[str, Rule] = {
     # --- GPU
     "system.gpu.peak_tflops": Rule(1e-9, 1e9),
     "system.gpu.hbm_bw_gbps": Rule(1e-9, BW),
-    "system.gpu.hbm_capacity_gb": Rule(0, CAPACITY),
+    "system.gpu.hbm_capacity_gb": Rule(1e-9, CAPACITY),     # hbm_fill divides by it
     "system.gpu.idle_w": Rule(0, POWER),
     "system.gpu.hbm_read_pj_per_bit": Rule(0, ENERGY),
     "system.gpu.hbm_write_pj_per_bit": Rule(0, ENERGY),
