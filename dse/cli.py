@@ -7,7 +7,6 @@ chunk by chunk (:mod:`dse.sweep`): NetCDF, or Zarr for large grids.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

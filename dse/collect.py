@@ -14,8 +14,6 @@ import argparse
 import hashlib
 import itertools
 import json
-import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
