@@ -364,3 +364,27 @@ def test_multirun_validates_every_job_before_the_first(tmp_path):
             "progress=false", cwd=tmp_path)
     assert r.returncode == 2 and "job 1 of 2" in r.stderr and "hbm_cache_fraction" in r.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_ctrl_c_during_a_write_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """KeyboardInterrupt while the blocks are written (raised from the computation, as Ctrl-C would be)."""
+    from dse.cli import main
+
+    def interrupted(*a, **k):
+        assert list((tmp_path / "r").glob(".result.nc.*.tmp"))     # the temporary exists at that moment
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "compute", interrupted)
+    monkeypatch.setattr(sys, "argv", ["dse", "grid.batch=[1,8]", f"hydra.run.dir={tmp_path}/r", "progress=false"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted" in err[0]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".hydra", "cli.log"]
+
+
+def test_huge_expert_counts_are_refused_not_hung():
+    with pytest.raises(DseError) as err:
+        dse.evaluate(n_experts=10**12)
+    assert "n_experts" in one_line(err)
