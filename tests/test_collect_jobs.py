@@ -42,8 +42,19 @@ def job_of(d: Path, fraction: float, context: int) -> Path:
 
 
 def dse_collect(*args):
-    return subprocess.run([str(BIN / "dse-collect"), "--no-progress", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
+    """``dse-collect ARGS`` in this process (as the console script runs it): (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            collect.main(["--no-progress", *map(str, args)])
+        except SystemExit as e:
+            code = e.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_complete_multirun_merges(sweep_dir):

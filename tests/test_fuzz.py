@@ -1,7 +1,7 @@
 """Generated malformed inputs (hypothesis) across the API, the Hugging Face importer, the CLI and dse-search:
 each is a one-line DseError naming the key (exit code 2 for the CLI), with no traceback and nothing written.
 
-About 320 malformed inputs per run: API 200, HF import 80, CLI 25 (in-process, as the console script runs;
+About 310 malformed inputs per run: API 200, HF import 80, CLI 15 (in-process, as the console script runs;
 test_reliability runs the real console scripts), dse-search every one of its 18 listed cases.
 """
 import contextlib
@@ -135,7 +135,7 @@ def _hydra(v) -> str:
     return str(v)
 
 
-@settings(max_examples=25, **FAST)
+@settings(max_examples=15, **FAST)
 @given(bad=bad_setting(CLI_PATHS))
 def test_cli_malformed_settings(tmp_path_factory, bad):
     path, value = bad

@@ -350,12 +350,16 @@ def test_cli_without_grid_prints_its_table(tmp_path):
     assert "J_per_token" in r.stdout and (tmp_path / "r" / "result.nc").exists()
 
 
-def test_cli_bad_values_are_one_line_exit_2(tmp_path):
+def test_cli_bad_values_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    from dse.cli import main
+
     for args in (["model.first_dense=100", "grid.batch=[1,8]", "workload.placement=ssd"],
                  ["system.hop_latency_us=-5000"], ["grid.batch=[1,inf]"]):
-        r = cli(*args, f"hydra.run.dir={tmp_path}/r", "progress=false", cwd=tmp_path)
-        out = (r.stdout + r.stderr).strip().splitlines()
-        assert r.returncode == 2 and len(out) == 1 and "Traceback" not in r.stderr, r.stderr
+        monkeypatch.setattr(sys, "argv", ["dse", *args, f"hydra.run.dir={tmp_path}/r", "progress=false"])
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        out = capsys.readouterr()
+        assert exit_.value.code == 2 and len((out.out + out.err).strip().splitlines()) == 1, out
     assert not list(tmp_path.rglob("*.nc"))
 
 
@@ -388,3 +392,26 @@ def test_huge_expert_counts_are_refused_not_hung():
     with pytest.raises(DseError) as err:
         dse.evaluate(n_experts=10**12)
     assert "n_experts" in one_line(err)
+
+
+def test_storage_passwords_are_masked(tmp_path):
+    from dse.search.cli import scrub_secrets
+    from dse.search.study import open_storage
+
+    url = "postgresql+psycopg://alice:S3cret%2Fpw@127.0.0.1:1/dse"
+    with pytest.raises(DseError) as err:
+        open_storage(url, tmp_path)
+    assert "S3cret" not in one_line(err) and "alice:***@" in str(err.value)
+    hydra = tmp_path / ".hydra"
+    hydra.mkdir()
+    (hydra / "overrides.yaml").write_text(f"- search.storage={url}\n")
+    scrub_secrets(tmp_path, url)
+    assert "S3cret" not in (hydra / "overrides.yaml").read_text()
+
+
+def test_storage_url_from_the_environment(tmp_path, monkeypatch):
+    from dse.search.study import storage_url
+
+    monkeypatch.setenv("DSE_SEARCH_STORAGE", f"journal:{tmp_path}/j.log")
+    assert storage_url(None, tmp_path) == f"journal:{tmp_path}/j.log"
+    assert storage_url("sqlite:///x.db", tmp_path) == "sqlite:///x.db"       # an explicit setting wins
