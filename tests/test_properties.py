@@ -55,6 +55,7 @@ def test_distinct_experts_monotone_and_bounded(e, data, skew):
        placement=st.sampled_from([["hbm", "ddr", "ssd"], ["hbf", "cxl"]]),
        prefetch=st.booleans(), path=st.sampled_from(["staged", "direct"]))
 def test_components_sum_to_total_and_are_nonnegative(model, system, batch, placement, prefetch, path):
+    assume(not (model == "mixtral-8x7b" and system == "paper-32xh100"))   # EP32 > 8 experts: refused
     ds = dse.evaluate(model=model, system=system, batch=batch, placement=placement, prefetch=prefetch,
                       offload_path=path)
     assert np.all(ds.energy >= 0)
