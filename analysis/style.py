@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 COMPONENT_LABELS = {
     "hbm_weights": "HBM weight reads",
     "hbm_kv": "KV-cache reads",
+    "hbm_activations": "HBM activation reads + writes",
     "offload_read": "offload tier reads (DDR / Flash)",
     "offload_link": "offload link",
     "offload_hbm_write": "HBM write of staged copies",

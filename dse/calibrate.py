@@ -457,6 +457,14 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
     hbm_usd_per_gb = float(base.get("hbm_usd_per_gb", 0.0))
     prov["hbm_usd_per_gb"] = base_prov.get("hbm_usd_per_gb") or {
         "source": f"from {base.get('name') or 'no base preset'} (a measurement gives no price)", "evidence": "assumption"}
+    # cache geometry: a power probe does not measure it; take the base preset's (or the H100 values of the
+    # authors' tool, flagged as an assumption)
+    geometry = {"register_tile": 16, "l1_kib": 256.0, "l2_mib": 50.0}
+    for key, default in geometry.items():
+        geometry[key] = base.get(key, default)
+        prov[key] = base_prov.get(key) or {"source": f"{'from ' + base['name'] if key in base else 'H100 value'}"
+                                                     " (a power probe does not measure cache geometry)",
+                                           "evidence": "assumption"}
     return {
         "name": name,
         "peak_tflops": round(d["peak_tflops"], 1),
@@ -468,6 +476,7 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
         "flop_pj": _sig(d["flop_pj"]),
         "l2_pj_per_bit": 0.0,
         "l1_pj_per_bit": 0.0,
+        **geometry,
         "price_usd": price,
         "hbm_usd_per_gb": hbm_usd_per_gb,
         "provenance": prov,

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from . import capacity, config, kernel, routing, specs, validate
+from . import capacity, config, expert_load, kernel, routing, specs, validate
 from .grid import Grid
 from .params import PARAMS, DseError, check_values, lookup
 
@@ -36,7 +36,8 @@ VARIABLES = {  # name: (units, long_name)
     "experts_touched": ("experts", "expected distinct routed experts touched per MoE layer"),
     "experts_fetched": ("experts", "expected experts copied from the offload tier per MoE layer"),
     "busiest_gpu_experts": ("experts", "expected touched experts on the busiest expert-parallel GPU"),
-    "hbm_read_bytes": ("B", "weight and KV bytes read from HBM per step"),
+    "hbm_read_bytes": ("B", "weight and KV bytes read from HBM per step (tiled traffic)"),
+    "hbm_activation_bytes": ("B", "activation bytes read from and written to HBM per step"),
     "offload_read_bytes": ("B", "bytes read from the offload tier per step"),
     "offload_read_bits": ("bit", "bits read from the offload tier per step (the Flash traffic when on Flash)"),
     "flops": ("FLOP", "floating-point operations per step"),
@@ -178,6 +179,21 @@ def _tier_for(placement: str, tiers: dict) -> dict:
                 capacity_gb=t["capacity_gb"], usd_per_gb=t["usd_per_gb"])
 
 
+#: How offload copies overlap compute (docs/model.md, "Latency of a step").
+OVERLAPS = ("moe_layer", "step", "expert_stage")
+
+
+def _categorical(name: str, value, codes: dict):
+    """A categorical workload setting (a value, or a list making a dimension) -> its numeric code(s)."""
+    values = value if isinstance(value, list) else [value]
+    bad = [v for v in values if v not in codes]
+    if bad:
+        raise DseError(f"workload.{name}={bad[0]!r}: allowed {', '.join(codes)}")
+    if isinstance(value, list):
+        return xr.DataArray([codes[v] for v in value], dims=[name], coords={name: value})
+    return codes[value]
+
+
 def _values(x) -> np.ndarray:
     return np.asarray(x.values if isinstance(x, xr.DataArray) else x)
 
@@ -204,25 +220,35 @@ def _routing_plan(m, s, w, routing_frequencies) -> dict:
         mode = "uniform"
     else:
         mode = "zipf"
-    per_gpu = np.ceil(_values(E) / np.maximum(_values(s.ep), 1)) if np.ndim(_values(s.ep)) == 0 else None
-    if per_gpu is None:  # ep is a dimension
-        per_gpu = np.ceil(np.max(_values(E)) / np.min(_values(s.ep)))
-    m_max = int(np.max(per_gpu)) if np.any(_values(s.ep) > 1) else 0
-    return dict(mode=mode, freqs=freqs, n_max=int(np.max(_values(E))), m_max=m_max)
+    return dict(mode=mode, freqs=freqs, n_max=int(np.max(_values(E))))
 
 
-def _routing(m, s, w, mode, freqs, n_max, m_max):
+def _routing(m, s, w, mode, freqs, n_max):
     """Expected touched / uncached experts per MoE layer and the busiest EP GPU's touched experts."""
     B, k, E, f = w.batch, m.top_k, m.n_experts, w.hbm_cache_fraction
     if mode == "measured":
         touched, uncached = routing.touched_measured(B, freqs, cached=f * E)
+        busiest = expert_load.busiest(B, k, E, s.ep, lambda b, _k, _e: 1 - (1 - np.sort(freqs)[::-1]) ** b)
     elif mode == "uniform":
         touched = routing.touched_uniform(B, k, E)
         uncached = touched * (1 - f)
+        busiest = expert_load.busiest(B, k, E, s.ep)
     else:
         touched, uncached = routing.touched_zipf(B, k, E, w.routing_skew, n_max, cached=f * E)
-    busiest = routing.busiest_gpu_experts(touched, E, s.ep, m_max)
+        skews = np.broadcast_to(np.asarray(w.routing_skew, float), np.shape(w.routing_skew))
+        busiest = _zipf_busiest(B, k, E, s.ep, skews, n_max)
     return touched, uncached, busiest
+
+
+def _zipf_busiest(B, k, E, ep, skew, n_max):
+    """The busiest-GPU load under Zipf routing, one skew value at a time (skew is at most a short dimension)."""
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (B, k, E, ep, skew)))
+    out = np.zeros(shape)
+    skew_b = np.broadcast_to(skew, shape)
+    for value in np.unique(skew_b):
+        probs = lambda b, kk, e, v=value: 1 - (1 - np.array(routing._zipf_probabilities(kk, e, v, int(e)))) ** b
+        out = np.where(skew_b == value, expert_load.busiest(B, k, E, ep, probs), out)
+    return out
 
 
 def _sum_in_order(parts) -> np.ndarray:
@@ -257,12 +283,13 @@ def _outputs(m, g, s, link, tier, w, *, routing_plan) -> dict:
         "step_energy": total,
         "step_latency": out.latency,
         "copy_latency": out.copy_latency,
-        "offload_share": kernel.routing_share(offload, total),   # 0 (not NaN) when the step costs no energy
+        "offload_share": offload / np.maximum(total, 1e-300),   # 0 (not NaN) when the step costs no energy
         "tokens_per_s": B / out.latency,
         "experts_touched": out.touched,
         "experts_fetched": out.fetched,
         "busiest_gpu_experts": out.busiest,
         "hbm_read_bytes": out.hbm_weight_bytes + out.kv_bytes,
+        "hbm_activation_bytes": out.activation_bytes,
         "offload_read_bytes": out.offload_bytes,
         "offload_read_bits": out.offload_bits,
         "flops": out.flops,
@@ -396,7 +423,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         if name in PRESET_DIMS:
             continue
         path, _ = lookup(name)
-        if path in ("workload.placement", "workload.offload_path"):  # categorical: resolved below
+        if path in ("workload.placement", "workload.offload_path", "workload.attention_parallel"):  # resolved below
             tree["workload"][path.split(".")[1]] = value
             continue
         if isinstance(value, list):
@@ -418,21 +445,17 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
     w = dict(tree["workload"])
     freqs = w.pop("routing_frequencies", None)
     placement = w.pop("placement")
-    offload_path = w.pop("offload_path")
-    if isinstance(offload_path, str):
-        if offload_path not in ("staged", "direct"):
-            raise DseError(f"workload.offload_path={offload_path!r}: allowed staged, direct")
-        w["staged"] = 1.0 if offload_path == "staged" else 0.0
-    elif isinstance(offload_path, list):
-        w["staged"] = xr.DataArray([1.0 if p == "staged" else 0.0 for p in offload_path], dims=["offload_path"],
-                                   coords={"offload_path": offload_path})
-    else:
-        w["staged"] = offload_path
-    w["prefetch"] = _as_da(w["prefetch"]) * 1.0 if isinstance(w["prefetch"], (bool, xr.DataArray)) else float(w["prefetch"])
+    w["staged"] = _categorical("offload_path", w.pop("offload_path"), {"staged": 1.0, "direct": 0.0})
+    for flag in ("prefetch", "fused_attention"):
+        w[flag] = _as_da(w[flag]) * 1.0 if isinstance(w[flag], (bool, xr.DataArray)) else float(w[flag])
+    w["dp_attention"] = _categorical("attention_parallel", w.pop("attention_parallel"), {"tp": 0.0, "dp": 1.0})
     w["count_lm_head"] = 1.0 if acct["count_lm_head"] else 0.0
-    if acct["prefetch_overlap"] not in ("step", "moe_layer"):
-        raise DseError(f"accounting.prefetch_overlap={acct['prefetch_overlap']!r}: allowed step, moe_layer")
-    w["overlap_step"] = 1.0 if acct["prefetch_overlap"] == "step" else 0.0
+    w["mimic_tool"] = 1.0 if acct["mimic_tool"] else 0.0
+    overlap = acct["prefetch_overlap"]
+    if overlap not in OVERLAPS:
+        raise DseError(f"accounting.prefetch_overlap={overlap!r}: allowed {', '.join(OVERLAPS)}")
+    w["overlap_step"] = 1.0 if overlap == "step" else 0.0
+    w["overlap_stage"] = 1.0 if overlap == "expert_stage" else 0.0
 
     s = tree["system"]
     tiers = s.pop("tiers")
@@ -471,6 +494,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         topk_scaling=acct["topk_scaling"],
         count_lm_head=int(bool(acct["count_lm_head"])),
         prefetch_overlap=acct["prefetch_overlap"],
+        mimic_tool=int(bool(acct["mimic_tool"])),
         conventions="energy in J, time in s, bytes in B; see MODEL.md",
     )
     grid = Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),

@@ -1,10 +1,17 @@
-"""The decode-step energy and latency kernel (MODEL.md sections 2-6).
+"""The decode-step energy and latency kernel (docs/model.md).
 
-Pure, vectorized functions. Every argument may be a Python number, a numpy array, an xarray DataArray
-(numpy- or dask-backed) or a dask array; only ufuncs and arithmetic are used, so xarray broadcasts open
-(1-D per dimension) grids and low-dimensional terms are computed at low size.
+A decode step is a short table of operations per layer type -- attention projections, attention itself, the
+output projection, the router, shared experts, routed experts, the dense FFN, the LM head -- each a matrix
+product with its shape (m, k, n), the operand it streams (weights or KV cache), its replication over tensor-
+parallel ranks and how many of it one GPU runs (:func:`layer_ops`). One cost model (:class:`dse.gemm.Gemm`:
+roofline time, tiled HBM / L2 / L1 traffic) is applied to every operation; energy components and latency are
+sums over operations. This follows the paper authors' tool (LLMSimulator with the SSD-offloading patch), where
+a decoder layer is a list of modules each costed by ``LinearExecutionGPU`` and ``computeCacheTraffic``.
 
-Units inside the kernel: bytes, bits, FLOPs, seconds, joules. Inputs carry their units in their names
+Pure, vectorized functions: every argument may be a number or a numpy array (one axis per grid dimension,
+length 1 where it does not vary), so each term is computed at the size of the dimensions it depends on.
+
+Units inside the kernel: bytes, FLOPs, seconds, joules. Inputs carry their units in their names
 (``hbm_bw_gbps`` is GB/s = 1e9 B/s, ``*_pj_per_bit`` pJ per bit, ``*_w`` watts).
 """
 from __future__ import annotations
@@ -13,21 +20,23 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import routing
+from . import expert_load
+from .gemm import Gemm, Softmax
 
 PJ = 1e-12
 GB = 1e9
 BITS = 8.0
 
-#: Energy components of one step, in the order they are reported (MODEL.md section 5).
+#: Energy components of one step, in the order they are reported (docs/model.md, "Energy of a step").
 COMPONENTS = (
-    "hbm_weights",       # weight bits read from HBM x HBM read energy
-    "hbm_kv",            # KV-cache bits read from HBM x HBM read energy
+    "hbm_weights",       # weight bytes through HBM (tiled traffic) x HBM read energy
+    "hbm_kv",            # KV-cache bytes through HBM x HBM read energy
+    "hbm_activations",   # activations each unfused product reads and writes x HBM read / write energy
     "offload_read",      # offloaded bits x tier (DDR / Flash / ...) read energy
     "offload_link",      # offloaded bits x link (NVLink-C2C / PCIe) energy
     "offload_hbm_write", # staged copies: offloaded bits x HBM write energy
     "compute",           # FLOPs x pJ/FLOP
-    "onchip",            # bits through L2 and L1 x their pJ/bit
+    "onchip",            # bytes through L2 and L1 (tiling model) x their pJ/bit
     "background",        # static power x step latency
 )
 #: The components that are the cost of copying offloaded weights (``offload_share``).
@@ -42,176 +51,277 @@ def layer_counts(m):
     return n_moe, m.n_layers - n_moe
 
 
-def attention_params(m):
-    """Attention weight parameters per layer: GQA (Q, K, V, O) or MLA (low-rank q and kv, O)."""
-    gqa = m.hidden * m.head_dim * (2 * m.n_heads + 2 * m.n_kv_heads)
-    has_q_lora = (m.q_lora_rank > 0) * 1.0
-    qk_dim = m.head_dim + m.qk_rope_head_dim
-    q_proj = has_q_lora * (m.hidden * m.q_lora_rank + m.q_lora_rank * m.n_heads * qk_dim) + (
-        1 - has_q_lora
-    ) * (m.hidden * m.n_heads * qk_dim)
-    mla = (
-        q_proj
-        + m.hidden * (m.kv_lora_rank + m.qk_rope_head_dim)
-        + m.kv_lora_rank * m.n_heads * (m.head_dim + m.v_head_dim)
-        + m.n_heads * m.v_head_dim * m.hidden
-    )
-    return m.is_mla * mla + (1 - m.is_mla) * gqa
-
-
-def kv_values_read_per_token(m):
-    """KV values read per context token per layer: GQA 2 n_kv d_head; MLA latent twice + RoPE key."""
-    gqa = 2 * m.n_kv_heads * m.head_dim
-    mla = 2 * m.kv_lora_rank + m.qk_rope_head_dim
-    return m.is_mla * mla + (1 - m.is_mla) * gqa
-
-
-def kv_values_stored_per_token(m):
-    """KV values held per context token per layer: GQA 2 n_kv d_head; MLA latent + RoPE key."""
-    gqa = 2 * m.n_kv_heads * m.head_dim
-    mla = m.kv_lora_rank + m.qk_rope_head_dim
-    return m.is_mla * mla + (1 - m.is_mla) * gqa
-
-
-def attention_flops_per_context_token(m):
-    """FLOPs per (new token, context token) pair per layer: scores and context (softmax neglected).
-
-    GQA: 4 n_heads d_head. MLA (absorbed): 2 n_heads (kv_lora + rope) for scores + 2 n_heads kv_lora.
-    """
-    gqa = 4 * m.n_heads * m.head_dim
-    mla = 2 * m.n_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
-    return m.is_mla * mla + (1 - m.is_mla) * gqa
-
-
 def expert_params(m):
     """Parameters of one gated routed expert: gate, up and down = 3 hidden d_expert."""
     return 3 * m.hidden * m.d_expert
 
 
-def network(m, count_lm_head):
-    """Parameter counts of the network, per replica (everything but the routed experts)."""
+def kv_values_stored_per_token(m, kv_heads):
+    """KV values one GPU holds per context token per layer: GQA 2 kv_heads d_head; MLA latent + RoPE key."""
+    return m.is_mla * (m.kv_lora_rank + m.qk_rope_head_dim) + (1 - m.is_mla) * 2 * kv_heads * m.head_dim
+
+
+def parameter_counts(m, g):
+    """Parameters of the network from the operation table on one GPU (tp = dp = 1, one token): ``attention`` per
+    layer, ``dense`` (FFN) per dense layer, ``moe`` (router + shared experts) per MoE layer, ``expert`` per routed
+    expert, ``lm_head``, and ``total`` / ``active`` (without the embedding)."""
+    one = SimpleNamespace(tp=1, dp=1)
+    w = SimpleNamespace(batch=1.0, context_len=1.0, weight_bytes=1.0, act_bytes=1.0, kv_bytes=1.0,
+                        fused_attention=0.0, dp_attention=0.0)
+    ops = layer_ops(m, g, w, layout(m, one, w), rows=1.0)
+    weights = {k: sum(c.b_bytes for _, c, o in v if o == "weights") for k, v in ops.items()}
     n_moe, n_dense = layer_counts(m)
-    attn = attention_params(m)
-    dense_ffn = 3 * m.hidden * m.d_ffn
-    moe_common = m.hidden * m.n_experts + 3 * m.hidden * m.d_shared * m.n_shared  # router + shared experts
-    lm_head = count_lm_head * m.vocab * m.hidden
-    return SimpleNamespace(
-        n_moe=n_moe,
-        n_dense=n_dense,
-        attn=attn,
-        dense_ffn=dense_ffn,
-        moe_common=moe_common,
-        lm_head=lm_head,
-        expert=expert_params(m),
-        non_expert=m.n_layers * attn + n_dense * dense_ffn + n_moe * moe_common + lm_head,
+    non_expert = m.n_layers * weights["attention"] + n_dense * weights["dense"] + n_moe * weights["moe"] + weights[
+        "lm_head"]
+    return SimpleNamespace(**weights, n_moe=n_moe, n_dense=n_dense,
+                           total=non_expert + n_moe * m.n_experts * weights["experts"],
+                           active=non_expert + n_moe * m.top_k * weights["experts"])
+
+
+class Layout(SimpleNamespace):
+    """How one decode step's work is split over the GPUs (docs/model.md, "Parallelism").
+
+    ``group_tokens`` sequences per data-parallel (TP) group of ``tp`` GPUs. Attention either splits heads over the
+    group's ranks (``tp`` attention: every rank holds the group's tokens) or gives each GPU its own sequences with
+    all heads and a full copy of the attention weights (``dp`` attention). ``att_split`` is the head split (tp or
+    1), ``att_tokens`` the tokens one GPU's attention processes, ``heads`` / ``kv_heads`` the query / KV heads on
+    one GPU (GQA KV heads split down to one per rank: tp > n_kv_heads replicates them). Dense FFN, shared
+    experts and the LM head stay split over the TP group.
+    """
+
+
+def layout(m, s, w):
+    dpa = w.dp_attention
+    att_split = s.tp - dpa * (s.tp - 1)
+    group_tokens = w.batch / s.dp
+    return Layout(
+        tp=s.tp,
+        n_gpus=s.tp * s.dp,
+        group_tokens=group_tokens,
+        att_split=att_split,
+        att_tokens=group_tokens / (1 + dpa * (s.tp - 1)),
+        heads=m.n_heads / att_split,
+        kv_heads=np.maximum(m.n_kv_heads / att_split, 1.0),
     )
 
 
+# ------------------------------------------------------------------------------------- the operation table
+def layer_ops(m, g, w, lay, rows):
+    """The operations of one decode step on one GPU, by layer type.
+
+    Returns ``{"attention", "dense", "moe", "experts", "lm_head"}`` -> list of ``(name, cost, operand)``, operand
+    ``"weights"`` or ``"kv"`` (the streamed B operand). Everything but ``experts`` runs on every GPU; ``experts``
+    is one routed expert with ``rows`` tokens (its count over GPUs is the routing's business).
+    """
+    pw, pa, pk, fused = w.weight_bytes, w.act_bytes, w.kv_bytes, w.fused_attention
+    T, A, L, tp = lay.group_tokens, lay.att_tokens, w.context_len, lay.tp
+    H, Hkv, d = lay.heads, lay.kv_heads, m.head_dim
+
+    def op(name, mm, k, n, count=1.0, operand="weights", **kw):
+        return name, Gemm(mm, k, n, count=count, pa=pa, pw=pk if operand == "kv" else pw, g=g, **kw), operand
+
+    # GQA (AttentionGenExecutionGPU): per sequence and KV head, scores (G x d)(d x L) then context (G x L)(L x d),
+    # G query heads per KV head; K and V caches are the streamed operand. Unfused, the scores go through HBM.
+    G = H / Hkv
+    gqa = [
+        op("qkv", A, m.hidden, d * (H + 2 * Hkv)),
+        op("score", G, d, L, A * Hkv, "kv", c_out=1 - fused),
+        ("softmax", Softmax(A * H * L, pa=pa, fused=fused), "weights"),
+        op("context", G, L, d, A * Hkv, "kv", a_in=1 - fused),
+        op("o_proj", A, H * d, m.hidden),
+    ]
+    # MLA, absorbed (AbsorbMLAGenExecutionGPU): the down-projections (q_a, kv_a, RoPE key) are plain linears that
+    # every rank reads in full; per-head up-projections (W_UK absorbed into the query); scores against the shared
+    # latent and RoPE key, context from the latent: every rank reads its group's whole latent KV.
+    has_q_lora = (m.q_lora_rank > 0) * 1.0
+    q_in = has_q_lora * m.q_lora_rank + (1 - has_q_lora) * m.hidden
+    mla = [
+        op("q_down", A, m.hidden, m.q_lora_rank),
+        op("kv_down", A, m.hidden, m.kv_lora_rank),
+        op("k_rope", A, m.hidden, m.qk_rope_head_dim),
+        op("q_up", A, q_in, m.head_dim, H),
+        op("q_rope", A, q_in, m.qk_rope_head_dim, H),
+        op("k_up_absorbed", A, m.head_dim, m.kv_lora_rank, H),
+        op("score_latent", H, m.kv_lora_rank, L, A, "kv", c_out=1 - fused),
+        op("score_rope", H, m.qk_rope_head_dim, L, A, "kv", c_out=1 - fused),
+        ("softmax", Softmax(A * H * L, pa=pa, fused=fused), "weights"),
+        op("context_latent", H, L, m.kv_lora_rank, A, "kv", a_in=1 - fused),
+        op("v_up", A, m.kv_lora_rank, m.v_head_dim, H),
+        op("o_proj", A, H * m.v_head_dim, m.hidden),
+    ]
+    shared = m.n_shared * m.d_shared / tp
+
+    # a routed expert's product has as many rows as tokens routed to it: the expected register row tiles
+    reg_tiles = expert_load.expected_row_tiles(w.batch, m.top_k, m.n_experts, g.register_tile)
+
+    return dict(
+        attention=_blend(m.is_mla, mla, gqa),
+        dense=[op("ffn_gate_up", T, m.hidden, m.d_ffn / tp, 2.0), op("ffn_down", T, m.d_ffn / tp, m.hidden)],
+        moe=[op("router", T, m.hidden, m.n_experts),           # replicated: every GPU reads all of it
+             op("shared_gate_up", T, m.hidden, shared, 2.0), op("shared_down", T, shared, m.hidden)],
+        experts=[op("expert_gate_up", rows, m.hidden, m.d_expert, 2.0, register_row_tiles=reg_tiles),
+                 op("expert_down", rows, m.d_expert, m.hidden, register_row_tiles=reg_tiles)],
+        lm_head=[op("lm_head", T, m.hidden, m.vocab / tp)],
+    )
+
+
+def _blend(is_mla, mla, gqa):
+    """The attention table of the model's kind; where a model dimension mixes MLA and GQA, both tables weighted."""
+    if np.all(np.asarray(is_mla) == 1.0):
+        return mla
+    if np.all(np.asarray(is_mla) == 0.0):
+        return gqa
+    return [(n, _Weighted(c, is_mla), o) for n, c, o in mla] + [(n, _Weighted(c, 1 - is_mla), o) for n, c, o in gqa]
+
+
+class _Weighted:
+    """An operation's totals times a 0/1 weight."""
+
+    FIELDS = ("flops", "b_bytes", "a_bytes", "hbm_b_bytes", "hbm_a_read", "hbm_a_write", "l2_bytes", "l1_bytes")
+
+    def __init__(self, cost, weight):
+        for k in self.FIELDS:
+            setattr(self, k, getattr(cost, k) * weight)
+        self._cost, self._weight = cost, weight
+
+    def time(self, peak_flops, bw):
+        return self._cost.time(peak_flops, bw) * self._weight
+
+
+class _Totals:
+    """Sums over a list of operations: time at (peak, bw) and the traffic / FLOP fields, split by operand."""
+
+    def __init__(self, ops, peak_flops, bw):
+        costs = [c for _, c, _ in ops]
+        self.time = sum(c.time(peak_flops, bw) for c in costs)
+        for k in _Weighted.FIELDS:
+            setattr(self, k, sum(getattr(c, k) for c in costs))
+        self.weights = sum(c.b_bytes for _, c, o in ops if o == "weights")
+        self.hbm_weights = sum(c.hbm_b_bytes for _, c, o in ops if o == "weights")
+        self.hbm_kv = sum(c.hbm_b_bytes for _, c, o in ops if o == "kv")
+
+    def scaled(self, factor):
+        out = _Totals.__new__(_Totals)
+        for k, v in vars(self).items():
+            setattr(out, k, v * factor)
+        return out
+
+
+def _ring_allreduce(n, nbytes, hop, bw):
+    """Ring all-reduce over n GPUs: 2 (n - 1) steps of a hop and nbytes / n (the authors' AllReduce::forward)."""
+    return (n > 1) * 2.0 * (n - 1) * (hop + nbytes / n / bw)
+
+
 # ------------------------------------------------------------------------------------------ the step
-def _roofline(flops, nbytes, peak_flops, bw):
-    return np.maximum(flops / peak_flops, nbytes / bw)
-
-
 def decode_step(m, g, s, link, tier, w, touched, uncached, busiest):
     """One decode step: energy components (J), latency (s), traffic and capacity (bytes).
 
     ``m`` model, ``g`` GPU, ``s`` system layout, ``link`` offload link, ``tier`` the routed experts' tier
-    (``tier.offloaded`` is 0 for the HBM placement), ``w`` workload. ``touched`` / ``uncached`` are the
-    expected distinct experts per MoE layer (all, and those not cached in HBM) and ``busiest`` the expected
-    touched experts on the busiest expert-parallel GPU (see :mod:`dse.routing`).
+    (``tier.offloaded`` is 0 for the HBM placement), ``w`` workload and accounting switches. ``touched`` /
+    ``uncached`` are the expected distinct experts per MoE layer (all, and those not cached in HBM) and
+    ``busiest`` the expected touched experts on the busiest expert-parallel GPU (:mod:`dse.expert_load`).
     """
-    net = network(m, w.count_lm_head)
-    B, L = w.batch, w.context_len
-    wb = w.weight_bytes
-    n_gpus = s.tp * s.dp
-    tokens_per_replica = B / s.dp
+    lay = layout(m, s, w)
+    n_moe, n_dense = layer_counts(m)
+    B, wb, pa, tool = w.batch, w.weight_bytes, w.act_bytes, w.mimic_tool
     peak_flops = g.peak_tflops * 1e12
     hbm_bw = g.hbm_bw_gbps * GB
-    link_bw = link.bw_gbps * GB
-    # a copy runs at the slower of link and tier; a staged copy's HBM writes take at most half of HBM bandwidth
-    copy_bw = np.minimum(np.minimum(link_bw, tier.bw_gbps * tier.devices_per_gpu * GB), hbm_bw / 2)
+    # a copy runs at the slower of link and tier; a staged copy's HBM writes take at most half of HBM bandwidth,
+    # and while copies stream that bandwidth is gone for compute (the tool: HBM bw - offload bw, every op)
+    copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), hbm_bw / 2)
+    bw = hbm_bw - w.staged * tier.offloaded * copy_bw
 
-    # --- experts fetched from the offload tier (MODEL.md section 4)
-    fetched = uncached * tier.offloaded                      # per MoE layer
-    expert_bytes = net.expert * wb
-    offload_bytes = net.n_moe * fetched * expert_bytes       # per step, all GPUs
-    staged = w.staged
-    direct = 1 - staged
+    rows = np.where(touched > 0, B * m.top_k / np.maximum(touched, 1e-30), 0.0)
+    ops = layer_ops(m, g, w, lay, rows)
+    att, dense, moe, expert, lm = (_Totals(ops[k], peak_flops, bw)
+                                   for k in ("attention", "dense", "moe", "experts", "lm_head"))
+    lm = lm.scaled(w.count_lm_head)
 
-    # --- bytes read from HBM (MODEL.md section 3)
-    hbm_weight_bytes = s.dp * net.non_expert * wb + net.n_moe * (touched - direct * fetched) * expert_bytes
-    kv_bytes = B * L * kv_values_read_per_token(m) * w.kv_bytes * m.n_layers
-    flops = 2 * B * (net.non_expert + net.n_moe * m.top_k * net.expert) + B * L * (
-        attention_flops_per_context_token(m) * m.n_layers
-    )
+    # --- experts fetched from the offload tier (docs/model.md, "Offloaded experts")
+    fetched = uncached * tier.offloaded                       # per MoE layer
+    expert_bytes = expert_params(m) * wb
+    router_bytes = m.hidden * m.n_experts * wb
+    # the tool copies each GPU's router with the experts (its expert stage holds the gate): accounting=paper; the
+    # router goes where the experts go, so an HBM cache of a fraction of the experts keeps that share in HBM
+    router_offloaded = tool * tier.offloaded * (1 - w.hbm_cache_fraction)
+    router_copies = router_offloaded * lay.n_gpus
+    offload_bytes = n_moe * (fetched * expert_bytes + router_copies * router_bytes)
+    busiest_fetched = busiest * np.where(touched > 0, fetched / np.maximum(touched, 1e-30), 0.0)
+    t_copy = (busiest_fetched * expert_bytes + router_offloaded * router_bytes) / copy_bw  # per MoE layer
+    direct = 1 - w.staged
 
-    # --- latency (MODEL.md section 6); while staged copies stream, their HBM writes take bandwidth away
-    bw = hbm_bw - staged * tier.offloaded * copy_bw
-    t_attn = _roofline(
-        2 * tokens_per_replica * net.attn / s.tp + tokens_per_replica * L * attention_flops_per_context_token(m) / s.tp,
-        net.attn * wb / s.tp + tokens_per_replica * L * kv_values_read_per_token(m) * w.kv_bytes / s.tp,
-        peak_flops,
-        bw,
-    )
-    t_dense = _roofline(2 * tokens_per_replica * net.dense_ffn / s.tp, net.dense_ffn * wb / s.tp, peak_flops, bw)
-    t_moe_common = _roofline(
-        2 * tokens_per_replica * net.moe_common / s.tp, net.moe_common * wb / s.tp, peak_flops, bw
-    )
-    t_experts = _roofline(2 * B * m.top_k / s.ep * net.expert, busiest * expert_bytes, peak_flops, bw)
-    busiest_fetched = busiest * routing_share(fetched, touched)
-    t_copy = busiest_fetched * expert_bytes / copy_bw
-    # prefetch hides copy time behind compute: behind the layer's expert compute only (overlap_step = 0),
-    # or behind all of the step's compute (overlap_step = 1, the paper's accounting); never the energy.
-    t_routed_moe = w.prefetch * np.maximum(t_copy, t_experts) + (1 - w.prefetch) * (t_copy + t_experts)
-    t_routed = w.overlap_step * t_experts + (1 - w.overlap_step) * t_routed_moe
-    t_lm_head = _roofline(2 * tokens_per_replica * net.lm_head / s.tp, net.lm_head * wb / s.tp, peak_flops, bw)
+    # --- per-GPU operations x how many run in one step (docs/model.md, "What one decode step moves")
+    per_gpu = [(att, m.n_layers), (dense, n_dense), (moe, n_moe), (lm, 1.0)]
+    all_experts = expert.scaled(n_moe * touched)
 
-    # collectives: time only (MODEL.md section 8). Ring all-reduce after attention and after the FFN.
-    hop = s.hop_latency_us * 1e-6
-    nvlink_bw = s.nvlink_bw_gbps * GB
-    act_bytes = tokens_per_replica * m.hidden * 2.0
-    tp_ring = (s.tp > 1) * 2.0 * (s.tp - 1) * (hop + act_bytes / s.tp / nvlink_bw)
-    t_allreduce = 2 * tp_ring
-    # expert-parallel dispatch + combine; the share of peers in other nodes goes over the inter-node network
-    remote = np.clip((s.ep - s.gpus_per_node) / s.ep, 0.0, 1.0)
-    a2a_bytes = B * m.top_k * m.hidden * 2.0 / s.ep * (s.ep - 1) / s.ep
-    t_a2a = (s.ep > 1) * 2.0 * (
-        hop + a2a_bytes * ((1 - remote) / nvlink_bw + remote / (s.internode_bw_gbps * GB))
-    )
+    def step_sum(field):
+        return lay.n_gpus * sum(getattr(t, field) * n for t, n in per_gpu) + getattr(all_experts, field)
 
-    latency = (
-        m.n_layers * (t_attn + t_allreduce)
-        + net.n_dense * t_dense
-        + net.n_moe * (t_moe_common + t_routed + t_a2a)
-        + t_lm_head
-    )
-    copy_total = net.n_moe * t_copy
-    latency = w.overlap_step * (
-        w.prefetch * np.maximum(latency, copy_total) + (1 - w.prefetch) * (latency + copy_total)
-    ) + (1 - w.overlap_step) * latency
+    skipped = direct * n_moe * fetched * expert.hbm_weights       # direct path: fetched experts bypass HBM
+    hbm_weight_bytes = step_sum("hbm_weights") - skipped
+    kv_bytes = step_sum("hbm_kv")
+    act_read, act_write = step_sum("hbm_a_read"), step_sum("hbm_a_write")
+    flops = step_sum("flops")
 
-    # --- energy (MODEL.md section 5)
+    # --- latency (docs/model.md, "Latency of a step"): per-GPU operation times, collectives, the busiest GPU
+    hop, nvlink_bw = s.hop_latency_us * 1e-6, s.nvlink_bw_gbps * GB
+    act = lay.group_tokens * m.hidden * pa
+    allreduce = _ring_allreduce(lay.tp, act, hop, nvlink_bw)
+    # dp attention gathers the group's tokens for the TP-split FFN and scatters them back: half a ring each
+    ar_attention = allreduce * (1 - w.dp_attention / 2)
+    # MoE output: one all-reduce over the TP group; the tool also all-reduces the shared experts separately
+    ar_moe = allreduce * (1 + tool * (m.n_shared > 0))
+    # expert-parallel dispatch skips the GPUs of the token's own TP group (they hold it); combine returns to all
+    share = lay.group_tokens / lay.tp * m.top_k * m.hidden * pa
+    ep = np.maximum(s.ep, 1)
+    dispatch = share * np.clip((ep - lay.att_split) / ep, 0.0, 1.0)
+    combine = share * (ep - 1) / ep
+    spans_nodes = (s.ep > s.gpus_per_node) * 1.0
+    # peers in other nodes go over the inter-node network; the tool sends all of it there once EP spans nodes
+    remote = tool * spans_nodes + (1 - tool) * np.clip((ep - s.gpus_per_node) / ep, 0.0, 1.0)
+    per_byte = (1 - remote) / nvlink_bw + remote / (s.internode_bw_gbps * GB)
+    t_a2a = (s.ep > 1) * (hop * ((dispatch > 0) * 1.0 + (combine > 0)) + (dispatch + combine) * per_byte)
+
+    t_experts = busiest * expert.time                           # the busiest GPU's routed experts
+    t_dense_layers = n_dense * (att.time + ar_attention + dense.time + allreduce)
+    t_other = t_dense_layers + n_moe * (att.time + ar_attention + moe.time + ar_moe + t_a2a) + lm.time
+    prefetch = w.prefetch
+    # copies overlap only their own MoE layer's experts (refined) ...
+    t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts)
+    per_layer = t_other + n_moe * t_routed
+    # ... or the figure scripts' composition (accounting=paper): max(copy + dense-layer time, compute time)
+    compute = t_other + n_moe * t_experts
+    copy_total = n_moe * t_copy
+    whole_step = prefetch * np.maximum(compute, copy_total + t_dense_layers) + (1 - prefetch) * (compute + copy_total)
+    # ... or Fig. 6's: the MoE expert stage alone, where experts are offloaded
+    stage = n_moe * t_routed
+    expert_stage = np.where(tier.offloaded * stage > 0, stage, compute)
+    latency = w.overlap_step * whole_step + w.overlap_stage * expert_stage + (
+        1 - w.overlap_step - w.overlap_stage) * per_layer
+
+    # --- energy (docs/model.md, "Energy of a step")
     offload_bits = offload_bytes * BITS
-    static_w = n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu)
+    static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu)
+    onchip_bits = (step_sum("l2_bytes") * g.l2_pj_per_bit + step_sum("l1_bytes") * g.l1_pj_per_bit) * BITS
     energy = {
         "hbm_weights": hbm_weight_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
         "hbm_kv": kv_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
+        "hbm_activations": (act_read * g.hbm_read_pj_per_bit + act_write * g.hbm_write_pj_per_bit) * BITS * PJ,
         "offload_read": offload_bits * tier.read_pj_per_bit * PJ,
         "offload_link": offload_bits * link.pj_per_bit * PJ,
-        "offload_hbm_write": offload_bits * staged * g.hbm_write_pj_per_bit * PJ,
+        "offload_hbm_write": offload_bits * w.staged * g.hbm_write_pj_per_bit * PJ,
         "compute": flops * g.flop_pj * PJ,
-        "onchip": (hbm_weight_bytes + kv_bytes + direct * offload_bytes)
-        * BITS
-        * (g.l2_pj_per_bit + g.l1_pj_per_bit)
-        * PJ,
+        "onchip": onchip_bits * PJ,
         "background": static_w * latency,
     }
 
-    # --- capacity (MODEL.md section 7)
+    # --- capacity (docs/model.md, "Capacity")
     cached_experts = m.n_experts * (1 - tier.offloaded * (1 - w.hbm_cache_fraction))
-    kv_stored = B * L * kv_values_stored_per_token(m) * w.kv_bytes * m.n_layers
-    hbm_bytes = s.dp * net.non_expert * wb + net.n_moe * cached_experts * expert_bytes + kv_stored
-    tier_bytes = net.n_moe * (m.n_experts - cached_experts) * expert_bytes
+    weights_per_gpu = att.weights * m.n_layers + dense.weights * n_dense + moe.weights * n_moe + lm.weights
+    kv_stored = lay.n_gpus * lay.att_tokens * w.context_len * kv_values_stored_per_token(m, lay.kv_heads) * (
+        w.kv_bytes * m.n_layers)
+    hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored
+    tier_bytes = n_moe * (m.n_experts - cached_experts) * expert_bytes
 
     return SimpleNamespace(
         energy=energy,
@@ -220,6 +330,7 @@ def decode_step(m, g, s, link, tier, w, touched, uncached, busiest):
         flops=flops,
         hbm_weight_bytes=hbm_weight_bytes,
         kv_bytes=kv_bytes,
+        activation_bytes=act_read + act_write,
         offload_bytes=offload_bytes,
         offload_bits=offload_bits,
         hbm_bytes=hbm_bytes,
@@ -227,10 +338,5 @@ def decode_step(m, g, s, link, tier, w, touched, uncached, busiest):
         touched=touched,
         fetched=fetched,
         busiest=busiest,
-        n_gpus=n_gpus,
+        n_gpus=lay.n_gpus,
     )
-
-
-def routing_share(part, whole):
-    """part / whole, 0 where whole is 0."""
-    return part / np.maximum(whole, 1e-30)

@@ -43,6 +43,11 @@ PARAMS: dict[str, Param] = {
     "routing_skew": Param("workload.routing_skew", "1", "Zipf exponent of expert popularity", 0, 10),
     "prefetch": Param("workload.prefetch", "bool", "overlap copies with compute", choices=(False, True)),
     "offload_path": Param("workload.offload_path", "", "staged via HBM or direct", choices=("staged", "direct")),
+    "act_bytes": Param("workload.act_bytes", "B/value", "bytes per activation value", 0.0625, 8),
+    "fused_attention": Param("workload.fused_attention", "bool", "attention scores stay on chip (flash-style)",
+                             choices=(False, True)),
+    "attention_parallel": Param("workload.attention_parallel", "", "attention split: heads over TP ranks, or "
+                                "sequences over all GPUs", choices=("tp", "dp")),
     "top_k": Param("model.top_k", "experts", "experts picked per token", 0, INF, integer=True),
     "n_experts": Param("model.n_experts", "experts", "routed experts per MoE layer", 0, INF, integer=True),
     "d_expert": Param("model.d_expert", "1", "intermediate width of one expert", 0, INF, integer=True),
@@ -52,6 +57,10 @@ PARAMS: dict[str, Param] = {
     "hbm_write_pj_per_bit": Param("system.gpu.hbm_write_pj_per_bit", "pJ/bit", "HBM write energy", 0, INF),
     "flop_pj": Param("system.gpu.flop_pj", "pJ/FLOP", "compute energy per FLOP", 0, INF),
     "idle_w": Param("system.gpu.idle_w", "W", "GPU static power", 0, INF),
+    "register_tile": Param("system.gpu.register_tile", "values", "register tile edge (L1 traffic)", 1, 4096,
+                           integer=True),
+    "l1_kib": Param("system.gpu.l1_kib", "KiB", "L1 / shared memory per SM", 1, 1e6),
+    "l2_mib": Param("system.gpu.l2_mib", "MiB", "L2 cache size", 0.001, 1e6),
     "peak_tflops": Param("system.gpu.peak_tflops", "TFLOP/s", "GPU peak FLOP rate", 1e-9, INF),
     "hbm_bw_gbps": Param("system.gpu.hbm_bw_gbps", "GB/s", "HBM bandwidth per GPU", 1e-9, INF),
     "link_bw_gbps": Param("system.offload_link.bw_gbps", "GB/s", "offload link bandwidth per GPU", 1e-9, INF),
@@ -71,12 +80,15 @@ SUFFIX_RANGES = {"_pj_per_bit": (0, INF), "_pj": (0, INF), "_w": (0, INF), "_gbp
                  "_gb": (0, INF), "_usd": (0, INF), "_per_gb": (0, INF), "_tflops": (1e-9, INF)}
 
 
+_BY_PATH = {p.path: p for p in PARAMS.values()}
+
+
 def lookup(name: str) -> tuple[str, Param | None]:
     """Canonical name -> (path, Param); a dotted path -> (path, None)."""
     if name in PARAMS:
         return PARAMS[name].path, PARAMS[name]
     if "." in name:
-        return name, None
+        return name, _BY_PATH.get(name)
     raise DseError(f"unknown parameter {name!r}: use a dotted config path or one of {', '.join(sorted(PARAMS))}")
 
 

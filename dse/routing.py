@@ -56,25 +56,3 @@ def touched_measured(batch, frequencies, cached=0.0):
         touched = touched + t
         uncached = uncached + t * np.clip(i + 1.0 - cached, 0.0, 1.0)
     return touched, uncached
-
-
-def busiest_gpu_experts(touched, n_experts, ep, m_max):
-    """Expected touched experts on the busiest of ``ep`` expert-parallel GPUs (MODEL.md section 6).
-
-    Each GPU holds m = ceil(E / ep) experts; each expert is touched with probability q = U / E; per-GPU
-    counts are taken as independent Binomial(m, q), and E[max] = sum_{j=1..m} (1 - F(j-1)^ep). ``m_max``
-    bounds m over the whole grid (the loop length). With ep = 1 this returns ``touched`` exactly.
-    """
-    e = np.maximum(n_experts, 1)
-    m = np.ceil(e / ep)
-    q = np.clip(touched / e, 0.0, 1.0 - 1e-12)
-    ratio = q / (1.0 - q)
-    pmf = (1.0 - q) ** m
-    cdf = pmf
-    expected_max = 0.0
-    for j in range(1, int(m_max) + 1):
-        expected_max = expected_max + (1.0 - cdf**ep)
-        pmf = pmf * np.maximum(m - (j - 1), 0.0) / j * ratio
-        cdf = np.minimum(cdf + pmf, 1.0)
-    single = (ep <= 1) * 1.0
-    return expected_max * (1.0 - single) + touched * single

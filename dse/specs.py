@@ -56,6 +56,9 @@ class GPUSpec:
     flop_pj: float = 0.0
     l2_pj_per_bit: float = 0.0
     l1_pj_per_bit: float = 0.0
+    register_tile: int = 16           # register tile edge (values): L1 traffic of a product (docs/model.md)
+    l1_kib: float = 256.0             # L1 / shared memory per SM: the L1-resident tile must fit
+    l2_mib: float = 50.0              # L2 cache: the L2-resident tile must fit
     price_usd: float = 0.0
     hbm_usd_per_gb: float = 0.0
     provenance: Dict[str, Any] = field(default_factory=dict)
@@ -111,11 +114,15 @@ class WorkloadSpec:
     routing_frequencies: Optional[List[float]] = None
     prefetch: bool = True
     offload_path: str = "staged"
+    act_bytes: float = 2.0
+    fused_attention: bool = False
+    attention_parallel: str = "tp"
 
 
 @dataclass
 class AccountingSpec:
     count_lm_head: bool = False
+    mimic_tool: bool = False
     prefetch_overlap: str = "step"
     expert_scaling: str = "keep_expert_size"
     topk_scaling: str = "keep_expert_size"

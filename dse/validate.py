@@ -76,6 +76,9 @@ RULES: dict[str, Rule] = {
     "system.gpu.flop_pj": Rule(0, ENERGY),
     "system.gpu.l2_pj_per_bit": Rule(0, ENERGY),
     "system.gpu.l1_pj_per_bit": Rule(0, ENERGY),
+    "system.gpu.register_tile": _int(1, 4096),
+    "system.gpu.l1_kib": Rule(1, 1e6),
+    "system.gpu.l2_mib": Rule(0.001, 1e6),
     "system.gpu.price_usd": Rule(0, MONEY),
     "system.gpu.hbm_usd_per_gb": Rule(0, MONEY),
     # --- offload link
@@ -101,6 +104,7 @@ RULES: dict[str, Rule] = {
     "workload.context_len": _int(0),
     "workload.weight_bytes": Rule(0.0625, 8),
     "workload.kv_bytes": Rule(0.0625, 8),
+    "workload.act_bytes": Rule(0.0625, 8),
     "workload.hbm_cache_fraction": Rule(0, 1),
     "workload.routing_skew": Rule(0, 10),
 }
@@ -241,10 +245,12 @@ CROSS_RULES = (
           lambda v: ~_mla(v) | ((v["model.kv_lora_rank"] >= 1) & (v["model.v_head_dim"] >= 1)),
           "MLA attention needs model.kv_lora_rank >= 1 and model.v_head_dim >= 1 "
           "(got {model.kv_lora_rank} and {model.v_head_dim})"),
-    Cross(("model.n_heads", "system.tp"), lambda v: v["model.n_heads"] % v["system.tp"] == 0,
-          "system.tp={system.tp} does not divide model.n_heads={model.n_heads}: allowed a divisor of the heads"),
-    Cross(("model.n_kv_heads", "system.tp", "model.is_mla"),
-          lambda v: _mla(v) | (v["model.n_kv_heads"] % v["system.tp"] == 0)
+    Cross(("model.n_heads", "system.tp", "workload.dp_attention"),
+          lambda v: (v["workload.dp_attention"] == 1) | (v["model.n_heads"] % v["system.tp"] == 0),
+          "system.tp={system.tp} does not divide model.n_heads={model.n_heads}: allowed a divisor of the heads "
+          "(or workload.attention_parallel=dp)"),
+    Cross(("model.n_kv_heads", "system.tp", "model.is_mla", "workload.dp_attention"),
+          lambda v: _mla(v) | (v["workload.dp_attention"] == 1) | (v["model.n_kv_heads"] % v["system.tp"] == 0)
           | (v["system.tp"] % np.maximum(v["model.n_kv_heads"], 1) == 0),
           "system.tp={system.tp} and model.n_kv_heads={model.n_kv_heads}: tp must divide the KV heads, or be a "
           "multiple of them (each KV head replicated on tp / n_kv_heads GPUs)"),
@@ -280,10 +286,26 @@ def _show(x):
     return int(x) if isinstance(x, float) and x.is_integer() else x
 
 
+def _derived(tree: dict) -> dict:
+    """Numeric codes the cross-field rules read: workload.dp_attention from workload.attention_parallel."""
+    import xarray as xr
+
+    w = dict(tree.get("workload") or {})
+    ap = w.get("attention_parallel", "tp")
+    if isinstance(ap, list):
+        w["dp_attention"] = xr.DataArray([1.0 if a == "dp" else 0.0 for a in ap], dims=["attention_parallel"],
+                                         coords={"attention_parallel": ap})
+    elif isinstance(ap, str):
+        w["dp_attention"] = 1.0 if ap == "dp" else 0.0
+    else:
+        w["dp_attention"] = ap
+    return {**tree, "workload": w}
+
+
 def check_tree(tree: dict) -> None:
     """Every range rule and cross-field rule on a resolved input tree (model, system, workload)."""
     check_ranges(tree)
-    check_cross(tree)
+    check_cross(_derived(tree))
 
 
 def check_required_model(spec: dict, where: str = "model") -> None:

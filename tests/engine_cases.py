@@ -1,6 +1,6 @@
-"""Engine regression cases: dse.evaluate calls whose outputs were saved (tests/data/engine_reference.nc)
-by the engine as it was before the open-grid block evaluation (xarray arithmetic; main at 036431c);
-test_grid.py checks the current engine reproduces them bit for bit. Regenerate only on purpose (a deliberate
+"""Engine regression cases: dse.evaluate calls whose outputs were saved (tests/data/engine_reference.nc).
+Last regenerated on purpose with the operation-table kernel (issue 9: TP attention, tiling traffic, activations,
+exact busiest GPU); test_grid.py checks the engine reproduces them. Regenerate only on purpose (a deliberate
 change of the physics), with the engine whose numbers are the reference: python tests/engine_cases.py."""
 from __future__ import annotations
 

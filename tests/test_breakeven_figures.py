@@ -47,7 +47,7 @@ def test_energy_breakdown_heights(mixtral, tmp_path):
     _labelled(fig)
     ax = fig.axes[0]
     bars = {k: b for k, b in _gids(ax.patches, "").items() if k.count("|") == 2}
-    assert len(bars) == 3 * 8 * 3
+    assert len(bars) == 3 * 9 * 3                  # placements x components x batches
     hbm_total = mixtral.energy_per_token.sel(placement="hbm")
     for key, bar in bars.items():
         p, c, b = key.split("|")
@@ -91,8 +91,8 @@ def test_parity_lines_against_the_engine(maverick):
         np.testing.assert_allclose(line.get_ydata(), engine.sel(batch=b), rtol=1e-9)
     dots = _gids(ax.collections, "breakeven")["breakeven"].get_offsets()
     e = maverick.breakeven_flash_read_pj_per_bit
-    inside = e.where((e >= 10.24) & (e <= 102.4)).dropna("batch")     # batches 2 and 3 cross inside the sweep
-    assert list(inside.batch.values) == [2, 3]
+    inside = e.where((e >= 10.24) & (e <= 102.4)).dropna("batch")     # batches 1-3 cross inside (77, 33, 13)
+    assert list(inside.batch.values) == [1, 2, 3]
     np.testing.assert_allclose(np.sort(dots[:, 0]), np.sort(inside.values), rtol=1e-12)
     np.testing.assert_allclose(dots[:, 1], 1.0)
     assert any(ln.get_ydata()[0] == 1.0 and ln.get_linestyle() == "--" for ln in ax.lines)  # the parity line

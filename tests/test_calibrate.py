@@ -113,7 +113,7 @@ def test_probe_to_gpu_and_link_presets(probe):
     assert g["hbm_bw_gbps"] == pytest.approx(4000.0)
     assert g["hbm_capacity_gb"] == pytest.approx(80.0)            # NVML memory total, no --base
     assert (g["l2_pj_per_bit"], g["l1_pj_per_bit"]) == (0.0, 0.0)
-    numeric = [k for k, v in g.items() if isinstance(v, float)]
+    numeric = [k for k, v in g.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     assert set(g["provenance"]) == set(numeric)
     assert g["provenance"]["hbm_read_pj_per_bit"]["evidence"] == "measured"
     assert "Fake GPU" in g["provenance"]["flop_pj"]["source"] and "driver 1.0" in g["provenance"]["flop_pj"]["source"]
