@@ -417,6 +417,7 @@ def write_netcdf(layout: Layout, path: Path, attrs: dict, **run) -> Path:
             for name in layout.names:
                 v = ds[name]
                 var = f.create_variable(name, v.dims, v.dtype, chunks=tuple(c[0] for c in v.chunks) or None,
+                                        fletcher32=bool(v.dims),   # a checksum per chunk: corruption is an error
                                         fillvalue=np.nan if v.dtype.kind == "f" else None)
                 var.attrs.update(v.attrs)
             compute(layout.grid, layout.pieces(), evaluate_piece, _NetcdfWriter(layout, f), **run)

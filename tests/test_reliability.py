@@ -416,3 +416,20 @@ def test_storage_url_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("DSE_SEARCH_STORAGE", f"journal:{tmp_path}/j.log")
     assert storage_url(None, tmp_path) == f"journal:{tmp_path}/j.log"
     assert storage_url("sqlite:///x.db", tmp_path) == "sqlite:///x.db"       # an explicit setting wins
+
+
+def test_bit_flips_in_netcdf_data_are_errors_not_numbers(tmp_path):
+    """Every chunk of a NetCDF result carries a Fletcher-32 checksum: corrupted data fails to read."""
+    cfg = cfg_for(tmp_path)
+    cfg["grid"] = {"batch": list(range(1, 301)), "context_len": list(range(0, 4000, 40))}
+    out = sweep.run(cfg, tmp_path)
+    data = bytearray(out.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    bad = tmp_path / "flipped.nc"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(Exception) as err:
+        with open_results(bad) as ds:
+            for v in ds.data_vars.values():
+                v.values
+    assert isinstance(err.value, (OSError, DseError))
