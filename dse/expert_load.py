@@ -105,7 +105,8 @@ class _UniformChain:
             for x in range(self.step.shape[1]):
                 nxt[x:] += v[: self.E + 1 - x] * self.step[: self.E + 1 - x, x]
             self.laws.append(nxt)
-            if nxt[-1] >= _SATURATED:
+            # saturated, or a fixed point (the law stops changing: every later law is this one, exactly)
+            if nxt[-1] >= _SATURATED or np.array_equal(nxt, v):
                 self.saturated = True
                 return nxt
         return self.laws[b]
