@@ -97,6 +97,7 @@ def from_hf_config(path, name: str | None = None) -> dict:
         "first_dense": int(_first(cfg, "first_k_dense_replace", default=0) or 0),
         "moe_every": int(moe_every),
         "vocab": int(_first(cfg, "vocab_size", default=0)),
+        "max_context": int(_first(cfg, "max_position_embeddings", default=0) or 0),
         "tie_embeddings": bool(_first(cfg, "tie_word_embeddings", default=False)),
         "provenance": {"all": {"source": f"Hugging Face config.json ({path.name})", "evidence": "datasheet"}},
     }

@@ -49,6 +49,8 @@ VARIABLES = {  # name: (units, long_name)
     "tokens_per_s_per_gpu": ("tokens/s/GPU", "output tokens per second per GPU over whole requests "
                                              "(batch x output_len / request_latency / GPUs)"),
     "kv_written_bytes": ("B", "KV-cache bytes written per batch of requests (prompt + output)"),
+    "prefill_flops": ("FLOP", "floating-point operations of the batch's prefill"),
+    "prefill_offload_read_bytes": ("B", "bytes read from the offload tier by the batch's prefill (once per chunk)"),
     "flash_endurance_years": ("years", "years until the KV tier's rated program/erase cycles are used up at this "
                                        "write rate (inf where KV is not on Flash)"),
     "endurance_ok": ("1", "1 where the KV tier lasts at least service_life_years (always where KV is not on Flash)"),
@@ -171,7 +173,8 @@ def run(m, g, s, link, tier, w, tables, *, q, l0, dl, n, ndim):
     energy = {c: n * mean.energy[c] for c in kernel.COMPONENTS if c != "background"}
     energy["background"] = out0.static_w * latency
     return Run(latency=latency, first=out0.latency, last=latency_at(t_att(np.maximum(n - 1, 0))),
-               energy=energy, kv_written=n * out0.kv_write_bytes, out0=out0)
+               energy=energy, kv_written=n * out0.kv_write_bytes, flops=n * mean.flops,
+               offload_bytes=n * out0.offload_bytes, out0=out0)
 
 
 def request(m, g, s, link, tier, w, tables, ndim) -> dict:
@@ -211,6 +214,8 @@ def request(m, g, s, link, tier, w, tables, ndim) -> dict:
         "request_latency": request_latency,
         "tokens_per_s_per_gpu": B * O / request_latency / dec.out0.n_gpus,
         "kv_written_bytes": written,
+        "prefill_flops": pre_full.flops + pre_rest.flops,
+        "prefill_offload_read_bytes": pre_full.offload_bytes + pre_rest.offload_bytes,
         "flash_endurance_years": years,
         "endurance_ok": years >= getattr(w, "service_life_years", 0.0),
     }
