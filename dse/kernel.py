@@ -116,6 +116,7 @@ def layer_ops(m, g, w, lay, rows):
     is one routed expert with ``rows`` tokens (its count over GPUs is the routing's business).
     """
     pw, pa, pk, fused = w.weight_bytes, w.act_bytes, w.kv_bytes, w.fused_attention
+    traffic = not getattr(w, "latency_only", False)   # dse.serving's batch search needs times only
     T, A, L, tp = lay.group_tokens, lay.att_tokens, w.context_len, lay.tp
     H, Hkv, d = lay.heads, lay.kv_heads, m.head_dim
     # a prefill chunk (dse.serving) runs q tokens of each sequence: linear products take q A / q T rows, a sequence's
@@ -124,7 +125,8 @@ def layer_ops(m, g, w, lay, rows):
     Aq, Tq = A * q, T * q
 
     def op(name, mm, k, n, count=1.0, operand="weights", **kw):
-        return name, Gemm(mm, k, n, count=count, pa=pa, pw=pk if operand == "kv" else pw, g=g, **kw), operand
+        return name, Gemm(mm, k, n, count=count, pa=pa, pw=pk if operand == "kv" else pw, g=g, traffic=traffic,
+                          **kw), operand
 
     # GQA (AttentionGenExecutionGPU): per sequence and KV head, scores (G x d)(d x L) then context (G x L)(L x d),
     # G query heads per KV head; K and V caches are the streamed operand. Unfused, the scores go through HBM.
@@ -158,7 +160,7 @@ def layer_ops(m, g, w, lay, rows):
     shared = m.n_shared * m.d_shared / tp
 
     # a routed expert's product has as many rows as tokens routed to it: the expected register row tiles
-    reg_tiles = expert_load.expected_row_tiles(w.batch * q, m.top_k, m.n_experts, g.register_tile)
+    reg_tiles = expert_load.expected_row_tiles(w.batch * q, m.top_k, m.n_experts, g.register_tile) if traffic else None
 
     return dict(
         attention=_blend(m.is_mla, mla, gqa),

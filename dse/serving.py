@@ -273,12 +273,13 @@ def max_batch(study=None, *, tpot_slo_s=None, ttft_slo_s=None, batch_max: int = 
     inputs = {k: v for k, v in grid.whole().items() if k != "pre"}
     shape = tuple(grid.sizes[d] for d in grid.dims)
 
-    def at(batch):
-        w = _with(inputs["w"], batch=batch.astype(float))
+    def at(batch, energy=False):
+        """The request outputs at a batch per point; the search needs times only (no tiled traffic)."""
+        w = _with(inputs["w"], batch=batch.astype(float), latency_only=not energy)
         out = grid.compute(**{**inputs, "w": w})
-        return {k: np.broadcast_to(np.asarray(out[k]), shape) for k in (
-            "tpot", "ttft", "fits", "hbm_fill", "energy_per_output_token", "energy_per_request",
-            "tokens_per_s_per_gpu")}
+        names = ("tpot", "ttft", "fits", "hbm_fill") + (
+            ("energy_per_output_token", "energy_per_request", "tokens_per_s_per_gpu") if energy else ())
+        return {k: np.broadcast_to(np.asarray(out[k]), shape) for k in names}
 
     def ok(o):
         good = o["fits"].copy()
@@ -302,7 +303,7 @@ def max_batch(study=None, *, tpot_slo_s=None, ttft_slo_s=None, batch_max: int = 
         good = ok(at(mid))
         lo = np.where(active & good, mid, lo)
         hi = np.where(active & ~good, mid, hi)
-    best = at(np.maximum(lo, 1.0))
+    best = at(np.maximum(lo, 1.0), energy=True)
     # what stops the next batch: the first failing constraint at lo + 1 (memory first, then TPOT, then TTFT)
     o = at(np.minimum(lo + 1.0, float(batch_max)))
     code = np.where(~o["fits"], 3, 0)
@@ -313,7 +314,7 @@ def max_batch(study=None, *, tpot_slo_s=None, ttft_slo_s=None, batch_max: int = 
     code = np.where(lo >= batch_max, 4, code)
 
     coords = {d: grid.coords[d] for d in grid.dims}
-    data = {"max_batch": lo.astype(np.int64), "limited_by": np.asarray(LIMITS, dtype=object)[code].astype(str),
+    data = {"max_batch": lo.astype(np.int64), "limited_by": np.asarray(LIMITS)[code],
             "meets_slo": lo > 0, **{k: best[k] for k in ("energy_per_output_token", "energy_per_request",
                                                            "tokens_per_s_per_gpu", "tpot", "ttft")}}
     ds = xr.Dataset({k: (grid.dims, np.array(v)) for k, v in data.items()}, coords=coords,
