@@ -421,7 +421,7 @@ def _request_tables(m, g, s, w, plan) -> dict:
 def _apply_profile(tree: dict, scalars: dict, dims: dict) -> None:
     """``profile``: a request profile preset (dse/conf/profile) sets prompt_len and output_len unless they are given;
     a list of profiles is a dimension."""
-    names = dims.get("profile", scalars.get("profile"))
+    names = dims.get("profile", scalars.get("profile", tree["workload"].get("profile")))  # a config's workload.profile
     if names is None:
         return
     profiles = [config.preset("profile", p) for p in (names if isinstance(names, list) else [names])]
