@@ -246,3 +246,19 @@ def test_serving_study_script_writes_its_results(tmp_path):
     assert found[("mixtral-8x7b", "sharegpt", "ssd")] is None                  # ~2x HBM's energy per token
     paths = serving_slo.save(serving_slo.plot(ds), tmp_path, "serving_slo")
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_search_objectives_and_constraints_may_name_request_outputs():
+    from dse import config
+    from dse.search import space
+
+    base = config.compose()
+    search = dict(objectives=["energy_per_output_token", "capacity_cost_usd"],
+                  constraints={"tpot": {"max": 0.05}, "ttft": {"max": 2.0}},
+                  space={"placement": {"type": "categorical", "choices": ["hbm", "ssd"]},
+                         "batch": {"type": "categorical", "choices": [1, 64]}},
+                  fixed={"profile": "sharegpt", "system": "8xh200"})
+    parsed = space.parse(search, base)
+    assert parsed.objectives[0] == "energy_per_output_token" and parsed.constraints["tpot"] == (-np.inf, 0.05)
+    with pytest.raises(DseError, match="request variable"):
+        space.parse({**search, "fixed": {"system": "8xh200"}}, base)
