@@ -194,10 +194,11 @@ def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
     if kv_placement not in tiers:
         raise DseError(f"kv_placement={kv_placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
     t, n = tiers[kv_placement], tiers[kv_placement]["devices_per_gpu"]
-    if t["is_flash"] and not t.get("pe_cycles"):
-        raise DseError(f"system.tiers.{kv_placement}.pe_cycles is missing: a Flash tier holding KV needs its rated "
-                       "program/erase cycles (> 0)")
-    return dict(kv_offloaded=1.0, kv_read_pj_per_bit=t["read_pj_per_bit"], kv_write_pj_per_bit=t["write_pj_per_bit"],
+    if t["is_flash"] and (not t.get("pe_cycles") or t.get("write_pj_per_bit") is None):
+        raise DseError(f"system.tiers.{kv_placement}: a Flash tier holding KV needs pe_cycles (rated program/erase "
+                       "cycles, > 0) and write_pj_per_bit")
+    write = t["read_pj_per_bit"] if t.get("write_pj_per_bit") is None else t["write_pj_per_bit"]
+    return dict(kv_offloaded=1.0, kv_read_pj_per_bit=t["read_pj_per_bit"], kv_write_pj_per_bit=write,
                 kv_bw_gbps=t["bw_gbps"] * n, kv_capacity_gb=t["capacity_gb"] * n, kv_is_flash=t["is_flash"],
                 kv_pe_cycles=t.get("pe_cycles") or 0.0, kv_usd_per_gb=t["usd_per_gb"],
                 kv_idle_w_per_gpu=t["idle_w"] * n * (1 - t["always_on"]),

@@ -83,7 +83,8 @@ class TierSpec:
     idle_w: float = 0.0               # per device
     usd_per_gb: float = 0.0
     devices_per_gpu: int = 1
-    write_pj_per_bit: float = 0.0     # write energy (a KV cache on this tier: kv_placement)
+    write_pj_per_bit: Optional[float] = None  # write energy (a KV cache here: kv_placement); unset = the read energy
+                                              # (DRAM: write ~ read per bit; Flash presets set their own, sourced)
     pe_cycles: Optional[float] = None  # Flash: rated program/erase cycles (full-capacity writes) over the drive's life
     provenance: Dict[str, Any] = field(default_factory=dict)
 
