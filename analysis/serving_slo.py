@@ -68,6 +68,17 @@ def not_harmful_from(ds: xr.Dataset) -> dict:
     return out
 
 
+def kv_on_flash(model="mixtral-8x7b", profile="longbench", tpot=(0.05, 0.1, 0.2), system=SYSTEM) -> xr.Dataset:
+    """Experts in HBM, the KV cache in HBM, on HBF or on SSD: the largest batch per TPOT target, its energy per
+    output token and how long the Flash lasts at that batch's KV write rate."""
+    import dse
+
+    parts = [dse.max_batch(model=model, system=system, profile=profile, kv_placement=["hbm", "hbf", "ssd"],
+                           tpot_slo_s=float(t)) for t in tpot]
+    return xr.concat(parts, dim=xr.DataArray(np.asarray(tpot, float), dims="tpot_slo_s", name="tpot_slo_s"),
+                     coords="minimal", compat="override", combine_attrs="drop_conflicts")
+
+
 def plot(ds: xr.Dataset):
     """Max batch and energy per request versus TPOT target: one column per (model, profile), lines by placement."""
     cases = [(m, p) for m in ds.model.values for p in ds.profile.values
@@ -109,6 +120,14 @@ def main(argv=sys.argv) -> list:
         where = f"from a {t * 1e3:.0f} ms TPOT target on" if t is not None else "never in 20-1000 ms"
         what = f"within {WITHIN:.2f}x HBM's energy/token" if hbm else "serves it (HBM alone cannot hold the model)"
         print(f"{model:14s} {profile:20s} experts in {p:4s}: {what} {where}")
+    kv = kv_on_flash()
+    for t in kv.tpot_slo_s.values:
+        for p in kv.kv_placement.values:
+            d = kv.sel(tpot_slo_s=t, kv_placement=p)
+            years = float(d.flash_endurance_years)
+            life = "no Flash wear" if not np.isfinite(years) else f"Flash lasts {years:.2g} years"
+            print(f"KV in {p:3s} (mixtral-8x7b, longbench, experts in HBM) at {t * 1e3:.0f} ms TPOT: batch "
+                  f"{int(d.max_batch)} ({d.limited_by.item()}), {float(d.energy_per_output_token):.3f} J/token, {life}")
     paths = [nc, *save(plot(ds), out, "serving_slo")]
     print("\n".join(map(str, paths)))
     return paths

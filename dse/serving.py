@@ -227,11 +227,7 @@ MAX_BATCH_VARIABLES = {
     "max_batch": ("sequences", "largest batch meeting the TPOT and TTFT targets and fitting in memory (0: none)"),
     "limited_by": ("", "what stops a larger batch: tpot, ttft, memory, or batch_max (the search's upper end)"),
     "meets_slo": ("1", "1 where batch 1 already meets the targets (else max_batch is 0 and the values are batch 1's)"),
-    "energy_per_output_token": VARIABLES["energy_per_output_token"],
-    "energy_per_request": VARIABLES["energy_per_request"],
-    "tokens_per_s_per_gpu": VARIABLES["tokens_per_s_per_gpu"],
-    "tpot": VARIABLES["tpot"],
-    "ttft": VARIABLES["ttft"],
+    **VARIABLES,   # every request output, at that batch
 }
 
 
@@ -277,8 +273,7 @@ def max_batch(study=None, *, tpot_slo_s=None, ttft_slo_s=None, batch_max: int = 
         """The request outputs at a batch per point; the search needs times only (no tiled traffic)."""
         w = _with(inputs["w"], batch=batch.astype(float), latency_only=not energy)
         out = grid.compute(**{**inputs, "w": w})
-        names = ("tpot", "ttft", "fits", "hbm_fill") + (
-            ("energy_per_output_token", "energy_per_request", "tokens_per_s_per_gpu") if energy else ())
+        names = ("tpot", "ttft", "fits", "hbm_fill") + (tuple(VARIABLES) if energy else ())
         return {k: np.broadcast_to(np.asarray(out[k]), shape) for k in names}
 
     def ok(o):
@@ -315,8 +310,7 @@ def max_batch(study=None, *, tpot_slo_s=None, ttft_slo_s=None, batch_max: int = 
 
     coords = {d: grid.coords[d] for d in grid.dims}
     data = {"max_batch": lo.astype(np.int64), "limited_by": np.asarray(LIMITS)[code],
-            "meets_slo": lo > 0, **{k: best[k] for k in ("energy_per_output_token", "energy_per_request",
-                                                           "tokens_per_s_per_gpu", "tpot", "ttft")}}
+            "meets_slo": lo > 0, **{k: best[k] for k in VARIABLES}}
     ds = xr.Dataset({k: (grid.dims, np.array(v)) for k, v in data.items()}, coords=coords,
                     attrs={**grid.attrs, "title": "dse largest batch under latency targets",
                            "tpot_slo_s": tpot_slo_s if tpot_slo_s is not None else "none",
