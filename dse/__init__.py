@@ -93,6 +93,19 @@ def breakeven(*args, **kwargs):
 breakeven.__doc__ = "Break-even Flash read energy e* of a target against a reference on every grid point (dse.breakeven)."
 
 
+def max_batch(study=None, **kwargs):
+    """See :func:`dse.serving.max_batch`."""
+    from .serving import max_batch as _max_batch
+
+    kwargs = {k: v for k, v in kwargs.items() if v is not None or k in ("tpot_slo_s", "ttft_slo_s")}
+    return _max_batch(study, **kwargs)
+
+
+max_batch.__doc__ = ("The largest batch meeting TPOT / TTFT targets (tpot_slo_s, ttft_slo_s, seconds) and fitting in "
+                     "memory, per grid point, with what limits it and energy_per_output_token, tokens_per_s_per_gpu "
+                     "at it (dse.serving.max_batch).")
+
+
 def run_search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
     """Run a Pareto search (dse/conf/search/<preset>, Hydra-style ``overrides``) in ``run_dir``; see :mod:`dse.search`."""
     from .search import compose, run
@@ -100,4 +113,4 @@ def run_search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
     return run(compose(preset, list(overrides)), run_dir)
 
 
-__all__ = ["DseError", "evaluate", "breakeven", "open_results", "presets", "run_search", "__version__"]
+__all__ = ["DseError", "evaluate", "breakeven", "max_batch", "open_results", "presets", "run_search", "__version__"]

@@ -17,7 +17,8 @@ from .config import CONF_DIR, compose, presets as names
 
 #: ``dse list`` arguments -> preset groups.
 PLURAL = {"models": "model", "systems": "system", "gpus": "gpu", "tiers": "tier", "links": "link",
-          "accountings": "accounting", "studies": "study", "searches": "search"}
+          "accountings": "accounting", "studies": "study", "searches": "search",
+          "profiles": "profile"}
 #: Evidence grades, strongest first.
 GRADES = ("measured", "datasheet", "paper", "derived", "assumption")
 

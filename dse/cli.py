@@ -129,7 +129,7 @@ def list_presets(argv: list[str]) -> int:
     for plural in argv or PLURAL:
         rows = describe(PLURAL[plural])
         width = max(len(r.name) for r in rows)
-        print(f"{plural} ({PLURAL[plural]}=NAME):")
+        print(f"{plural} ({'workload.' if plural == 'profiles' else ''}{PLURAL[plural]}=NAME):")
         for r in rows:
             print(f"  {r.name:<{width}}  [{r.grade}]  {r.description}")
     return 0

@@ -68,7 +68,7 @@ def preset(group: str, name: str) -> dict:
     check_preset(group, name)
     if group in ("model", "system"):
         return validated(group, compose(**{group: name})[group])
-    if group in ("gpu", "link", "tier"):  # leaf presets: no defaults list
+    if group in ("gpu", "link", "tier", "profile"):  # leaf presets: no defaults list
         return validated(group, OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml")))
     raise DseError(f"presets of group {group!r} cannot be a dimension: use model, system, gpu or link")
 

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from . import capacity, cf, config, expert_load, kernel, routing, specs, validate
+from . import capacity, cf, config, expert_load, kernel, routing, serving, specs, validate
 from .grid import Grid
 from .params import PARAMS, DseError, check_values, lookup
 
@@ -47,6 +47,11 @@ VARIABLES = {  # name: (units, long_name)
     "n_gpus": ("GPUs", "GPUs in the system"),
     "offload_is_flash": ("1", "1 where the experts' offload tier is Flash (read energy = flash_read_pj_per_bit)"),
     **capacity.VARIABLES,
+}
+#: Variables of a KV cache on a tier (kv_placement other than hbm) and of requests (prompt_len / output_len given).
+KV_VARIABLES = {
+    "kv_tier_bytes": ("B", "KV-cache bytes held in the KV tier (kv_placement)"),
+    "kv_tier_fill": ("1", "KV tier bytes held (KV, plus experts when they share it) / its capacity"),
 }
 
 
@@ -170,14 +175,34 @@ def _set_leaf(tree: dict, name: str, path: str, value) -> None:
 def _tier_for(placement: str, tiers: dict) -> dict:
     if placement == "hbm":
         return dict(offloaded=0.0, read_pj_per_bit=0.0, bw_gbps=NO_TIER_BW_GBPS, devices_per_gpu=1,
-                    idle_w_per_gpu=0.0, is_flash=0.0, capacity_gb=0.0, usd_per_gb=0.0)
+                    idle_w_per_gpu=0.0, is_flash=0.0, capacity_gb=0.0, usd_per_gb=0.0, tier_id=0.0)
     if placement not in tiers:
         raise DseError(f"placement={placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
     t = tiers[placement]
     return dict(offloaded=1.0, read_pj_per_bit=t["read_pj_per_bit"], bw_gbps=t["bw_gbps"],
                 devices_per_gpu=t["devices_per_gpu"],
                 idle_w_per_gpu=t["idle_w"] * t["devices_per_gpu"] * (1 - t["always_on"]), is_flash=t["is_flash"],
-                capacity_gb=t["capacity_gb"], usd_per_gb=t["usd_per_gb"])
+                capacity_gb=t["capacity_gb"], usd_per_gb=t["usd_per_gb"], tier_id=1.0 + sorted(tiers).index(placement))
+
+
+def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
+    """The KV cache's tier (dse.serving, docs/model.md "KV cache on a tier") as workload fields."""
+    if kv_placement == "hbm":
+        return dict(kv_offloaded=0.0, kv_read_pj_per_bit=0.0, kv_write_pj_per_bit=0.0, kv_bw_gbps=NO_TIER_BW_GBPS,
+                    kv_capacity_gb=0.0, kv_is_flash=0.0, kv_pe_cycles=0.0, kv_usd_per_gb=0.0,
+                    kv_idle_w_per_gpu=0.0, kv_tier_id=0.0)
+    if kv_placement not in tiers:
+        raise DseError(f"kv_placement={kv_placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
+    t, n = tiers[kv_placement], tiers[kv_placement]["devices_per_gpu"]
+    if t["is_flash"] and (not t.get("pe_cycles") or t.get("write_pj_per_bit") is None):
+        raise DseError(f"system.tiers.{kv_placement}: a Flash tier holding KV needs pe_cycles (rated program/erase "
+                       "cycles, > 0) and write_pj_per_bit")
+    write = t["read_pj_per_bit"] if t.get("write_pj_per_bit") is None else t["write_pj_per_bit"]
+    return dict(kv_offloaded=1.0, kv_read_pj_per_bit=t["read_pj_per_bit"], kv_write_pj_per_bit=write,
+                kv_bw_gbps=t["bw_gbps"] * n, kv_capacity_gb=t["capacity_gb"] * n, kv_is_flash=t["is_flash"],
+                kv_pe_cycles=t.get("pe_cycles") or 0.0, kv_usd_per_gb=t["usd_per_gb"],
+                kv_idle_w_per_gpu=t["idle_w"] * n * (1 - t["always_on"]),
+                kv_tier_id=1.0 + sorted(tiers).index(kv_placement))
 
 
 #: How offload copies overlap compute (docs/model.md, "Latency of a step").
@@ -289,7 +314,7 @@ def _with_tables(grid: Grid, plan: dict) -> Grid:
     return grid.with_inputs(pre=grid.labelled(tables))
 
 
-def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan) -> dict:
+def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, kv=False) -> dict:
     """One block of the open grid (numpy arrays, one axis per grid dimension) -> the output variables.
 
     ``energy`` is the tuple of components, each over the dims it depends on (:class:`dse.grid.Grid` stacks them
@@ -304,7 +329,14 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan) -> dict:
     B = w.batch
     held = capacity.capacity(g, tier, out.n_gpus, out.hbm_bytes, out.tier_bytes)
     cost = tuple(held["cost"][p] for p in capacity.COST_PARTS)
-    return {
+    extra = {}
+    if kv:
+        cost, extra = _kv_capacity(tier, w, out, held, cost)
+    if request:
+        ndim = max((np.ndim(x) for ns in (m, g, s, link, tier, w) for x in vars(ns).values()), default=0)
+        extra.update(serving.request(m, g, s, link, tier, w, lambda wx: _request_tables(m, g, s, wx, routing_plan),
+                                     ndim))
+    return {**extra, **{
         "energy_per_token": total / B,
         "energy": energy,
         "step_energy": total,
@@ -327,7 +359,73 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan) -> dict:
         "capacity_cost_usd": _sum_in_order(cost),
         "capacity_cost": cost,
         **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill", "fits")},
-    }
+    }}
+
+
+def _kv_capacity(tier, w, out, held, cost):
+    """A KV cache on a tier: it must fit there (with the experts when they share the tier); its bytes are charged at
+    the tier's price (the ``offload`` cost part)."""
+    same = (tier.tier_id == w.kv_tier_id) * w.kv_offloaded
+    kv_capacity = out.n_gpus * w.kv_capacity_gb * capacity.GB
+    kv_fill = (out.kv_tier_bytes + same * out.tier_bytes) / np.maximum(kv_capacity, 1e-30)
+    held["offload_fill"] = held["offload_fill"] + same * out.kv_tier_bytes / np.maximum(
+        held["offload_capacity_bytes"], 1e-30)
+    held["fits"] = capacity.fits(held["hbm_fill"], held["offload_fill"]) & (kv_fill <= 1.0)
+    cost = cost[:2] + (cost[2] + out.kv_tier_bytes / capacity.GB * w.kv_usd_per_gb,)
+    return cost, {"kv_tier_bytes": out.kv_tier_bytes, "kv_tier_fill": kv_fill}
+
+
+def _request_tables(m, g, s, w, plan) -> dict:
+    """A step's tables for dse.serving: routing counts the step's tokens (sequences x query tokens each)."""
+    tokens = SimpleNamespace(**{**vars(w), "batch": w.batch * getattr(w, "query_len", 1.0)})
+    touched, uncached, busiest = _routing(m, s, tokens, **plan)
+    return kernel.step_tables(m, g, s, w, touched, uncached, busiest)
+
+
+def _apply_profile(tree: dict, scalars: dict, dims: dict) -> None:
+    """``profile``: a request profile preset (dse/conf/profile) sets prompt_len and output_len unless they are given;
+    a list of profiles is a dimension."""
+    names = dims.get("profile", scalars.get("profile", tree["workload"].get("profile")))  # a config's workload.profile
+    if names is None:
+        return
+    profiles = [config.preset("profile", p) for p in (names if isinstance(names, list) else [names])]
+    for key in ("prompt_len", "output_len"):
+        if key in scalars or key in dims:
+            continue
+        values = [p[key] for p in profiles]
+        tree["workload"][key] = (xr.DataArray(values, dims=["profile"], coords={"profile": names})
+                                 if isinstance(names, list) else values[0])
+
+
+def _request_fields(w: dict, model: dict, scalars: dict, dims: dict) -> bool:
+    """Requests (prompt_len and output_len given): checks, and the decode context of the step variables (the last
+    decode step, whose KV cache is the largest). Returns whether the study is one of requests."""
+    P, O, chunk = w.pop("prompt_len"), w.pop("output_len"), w.pop("prefill_chunk")
+    life = w.pop("service_life_years")
+    w.pop("profile", None)
+    if P is None and O is None:
+        if chunk is not None:
+            raise DseError("prefill_chunk needs prompt_len and output_len (requests)")
+        return False
+    if P is None or O is None:
+        raise DseError(f"{'prompt_len' if P is None else 'output_len'} is missing: prompt_len and output_len go "
+                       "together (requests), or neither is given (decode-only at context_len)")
+    if "context_len" in scalars or "context_len" in dims:
+        raise DseError("context_len is for decode-only studies: with prompt_len and output_len the context runs "
+                       "from prompt_len to prompt_len + output_len - 1")
+    total = _as_da(P) + _as_da(O)
+    limit = _as_da(model.get("max_context", 0) or 0)
+    over = (total > limit) & (limit > 0)
+    if bool(over.any()):
+        bad_p, bad_o, bad_l = (float(np.asarray(_as_da(x).broadcast_like(over).values)[np.asarray(over.values)].ravel()[0])
+                               for x in (P, O, limit))
+        raise DseError(f"prompt_len={bad_p:g} + output_len={bad_o:g} exceeds the model's max_context={bad_l:g}: "
+                       f"allowed prompt_len + output_len <= max_context")
+    w["prompt_len"], w["output_len"] = P, O
+    w["prefill_chunk"] = P if chunk is None else chunk
+    w["context_len"] = total - 1 if isinstance(total, xr.DataArray) and total.ndim else float(_values(total)) - 1
+    w["service_life_years"] = life
+    return True
 
 
 def _ns(d: dict) -> SimpleNamespace:
@@ -434,13 +532,16 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
     models = [_prepare_model(mv) for mv in models]
     tree["model"] = _stack(models, "model", dims["model"]) if "model" in dims else models[0]
 
+    _apply_profile(tree, scalars, dims)
+
     # --- numeric and workload settings onto their leaves (explicit settings win over presets)
     ref = {k: tree["model"][k] for k in ("n_experts", "top_k", "d_expert")}
     for name, value in list(scalars.items()) + [(n, v) for n, v in dims.items()]:
-        if name in PRESET_DIMS:
+        if name in PRESET_DIMS or name == "profile":
             continue
         path, _ = lookup(name)
-        if path in ("workload.placement", "workload.offload_path", "workload.attention_parallel"):  # resolved below
+        if path in ("workload.placement", "workload.offload_path", "workload.attention_parallel",
+                    "workload.kv_placement"):  # resolved below
             tree["workload"][path.split(".")[1]] = value
             continue
         if isinstance(value, list):
@@ -460,6 +561,8 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
 
     _check_tree(tree)
     w = dict(tree["workload"])
+    request = _request_fields(w, tree["model"], scalars, dims)
+    kv_placement = w.pop("kv_placement")
     freqs = w.pop("routing_frequencies", None)
     placement = w.pop("placement")
     w["staged"] = _categorical("offload_path", w.pop("offload_path"), {"staged": 1.0, "direct": 0.0})
@@ -482,6 +585,12 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         tier = _tier_for(placement, tiers)
     s["always_on_w_per_gpu"] = sum(t["always_on"] * t["idle_w"] * t["devices_per_gpu"] for t in tiers.values())
     gpu, link = s.pop("gpu"), s.pop("offload_link")
+    kv_mode = kv_placement != "hbm"
+    if kv_mode:  # KV cache on a tier: its constants as workload fields (a list of placements: a dimension)
+        if isinstance(kv_placement, list):
+            w.update(_stack([_kv_tier_for(p, tiers) for p in kv_placement], "kv_placement", kv_placement))
+        else:
+            w.update(_kv_tier_for(kv_placement, tiers))
 
     plan = _routing_plan(_ns(m), _ns(s), _ns(w), freqs)
     coord_attrs = {name: cf.attrs(PARAMS[name].units if name in PARAMS else "",
@@ -516,8 +625,10 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         conventions="energy in J, time in s, bytes in B; the equations: docs/model.md",
         Conventions=cf.CONVENTIONS,
     )
-    grid = Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),
-                {name: np.asarray(values) for name, values in dims.items()}, variables=cf.variables(VARIABLES),
+    variables = {**VARIABLES, **(KV_VARIABLES if kv_mode else {}), **(serving.VARIABLES if request else {})}
+    grid = Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w),
+                functools.partial(_outputs, routing_plan=plan, request=request, kv=kv_mode),
+                {name: np.asarray(values) for name, values in dims.items()}, variables=cf.variables(variables),
                 stacks={"energy": ("component", kernel.COMPONENTS), "capacity_cost": ("cost_part", capacity.COST_PARTS)},
                 coord_attrs=coord_attrs, attrs=attrs)
     validate.check_grid_size(grid.points, limit)

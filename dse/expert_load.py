@@ -111,7 +111,8 @@ class _UniformChain:
             for x in range(self.step.shape[1]):
                 nxt[x:] += v[: self.E + 1 - x] * self.step[: self.E + 1 - x, x]
             self.laws.append(nxt)
-            if nxt[-1] >= _SATURATED:
+            # saturated, or a fixed point (the law stops changing: every later law is this one, exactly)
+            if nxt[-1] >= _SATURATED or np.array_equal(nxt, v):
                 self.saturated = True
                 return nxt
         return self.laws[b]
@@ -184,6 +185,12 @@ def expected_row_tiles(batch, top_k, n_experts, tile):
     when the expected number of tiles exceeds ``_MANY_TILES`` the fractional part of X / tile is taken as
     uniform (E[ceil] = E[X] / tile + (tile - 1) / (2 tile)), which is accurate there.
     """
+    return per_distinct(_expected_row_tiles, batch, top_k, n_experts, tile)[0]
+
+
+def _expected_row_tiles(batch, top_k, n_experts, tile):
+    """:func:`expected_row_tiles` on 1-D arrays of distinct combinations (elementwise: each element's series stops
+    on its own terms)."""
     from scipy.special import bdtrc
 
     b = np.round(np.asarray(batch, float)).astype(np.int64)
@@ -205,7 +212,7 @@ def expected_row_tiles(batch, top_k, n_experts, tile):
         if not np.any(term > 0.0) or j > _MANY_TILES * 2 + 64:
             break
     approx = p_touched * ((t - 1.0) / (2.0 * t)) + mean / t
-    return np.where(many, approx, total) / np.maximum(p_touched, 1e-300)
+    return (np.where(many, approx, total) / np.maximum(p_touched, 1e-300),)
 
 
 _MANY_TILES = 256

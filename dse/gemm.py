@@ -72,6 +72,8 @@ def _l2_tiles_searched(m, n, k, pa, pw, l2_bytes, tm1, tn1):
     """The L2-resident tile when the whole product does not fit L2: multiples of the L1 tile (or the whole
     dimension); for a given tm2 the traffic falls with tn2, so only the largest tn2 that fits is tried."""
     tk2 = max(1.0, float(int(k / L2_K_SPLIT)))
+    if int(m / tm1) > _MANY_OPTIONS:  # a prefill's many rows: the same search, vectorized over the row edges
+        return _l2_tiles_vectorized(m, n, k, pa, pw, l2_bytes, tm1, tn1, tk2)
     tm_options = sorted({min(m, tm1 * i) for i in range(1, max(1, int(m / tm1)) + 1)} | {m})
     best, tm2, tn2 = float(_traffic(m, n, k, tm1, tn1, pa, pw)), tm1, tn1
     for tm in tm_options:
@@ -86,6 +88,30 @@ def _l2_tiles_searched(m, n, k, pa, pw, l2_bytes, tm1, tn1):
         if cost < best:
             best, tm2, tn2 = cost, tm, tn
     return tm2, tn2
+
+
+#: Above this many candidate row edges the L2 search runs vectorized (identical result: the first minimum).
+_MANY_OPTIONS = 64
+
+
+def _l2_tiles_vectorized(m, n, k, pa, pw, l2_bytes, tm1, tn1, tk2):
+    """:func:`_l2_tiles_searched` over all row edges at once: the first (smallest) row edge of least traffic, kept
+    only where it is strictly below the L1 tile's traffic -- what the loop's strict improvements pick."""
+    # a row edge fits only while the widest column tile it leaves room for is at least min(n, tn1) wide; that room
+    # falls with the row edge, so edges past this bound are never taken (the search below still checks each)
+    r = min(n, tn1)
+    bound = (l2_bytes - r * tk2 * pw) / (tk2 * pa + r * pa)
+    count = max(1, min(int(m / tm1), int(max(bound, 0.0) / tm1) + 2))
+    tm = np.unique(np.append(np.minimum(m, tm1 * np.arange(1, count + 1, dtype=float)), m))
+    room = (l2_bytes - tm * tk2 * pa) / (tk2 * pw + tm * pa)
+    tn = np.where(room >= n, n, np.floor(room / tn1) * tn1)
+    ok = (room >= n) | (tn >= tn1)
+    cost = np.where(ok, _traffic(m, n, k, tm, np.where(ok, tn, 1.0), pa, pw), np.inf)
+    best = float(_traffic(m, n, k, tm1, tn1, pa, pw))
+    i = int(np.argmin(cost))
+    if cost[i] < best:
+        return float(tm[i]), float(tn[i])
+    return tm1, tn1
 
 
 def _tile_search(m, n, k, pa, pw, l1_bytes, l2_bytes):
@@ -120,8 +146,15 @@ class Gemm:
     while the cache tiles are chosen for the m at hand (their re-reads are taken at the mean m).
     """
 
-    def __init__(self, m, k, n, *, count, pa, pw, g, a_in=1.0, c_out=1.0, register_row_tiles=None):
+    def __init__(self, m, k, n, *, count, pa, pw, g, a_in=1.0, c_out=1.0, register_row_tiles=None, traffic=True):
         l1, l2, reg = g.l1_kib * 1024.0, g.l2_mib * 1024.0 * 1024.0, g.register_tile
+        if not traffic:  # the roofline only (dse.serving's batch search): no tiles, no cache traffic
+            present = (k * n > 0) * 1.0
+            self.flops = 2.0 * m * k * n * count
+            self.b_bytes = k * n * pw * count
+            self.a_bytes = (m * k * a_in * present + m * n * c_out * present) * pa * count
+            self.hbm_b_bytes = self.hbm_a_read = self.hbm_a_write = self.l2_bytes = self.l1_bytes = 0.0
+            return
         tm1, tn1, tm2, tn2 = _tile_arrays(m, n, k, pa, pw, l1, l2)
         reg_rows = np.ceil(m / reg) if register_row_tiles is None else register_row_tiles
         weights = k * n * pw

@@ -24,6 +24,7 @@ from . import expert_load
 from .gemm import Gemm, Softmax
 
 PJ = 1e-12
+NO_KV_BW_GBPS = 1e30   # KV in HBM: no tier bandwidth limit
 GB = 1e9
 BITS = 8.0
 
@@ -102,6 +103,7 @@ def layout(m, s, w):
         att_tokens=group_tokens / (1 + dpa * (s.tp - 1)),
         heads=m.n_heads / att_split,
         kv_heads=np.maximum(m.n_kv_heads / att_split, 1.0),
+        query_len=getattr(w, "query_len", 1.0),   # tokens of each sequence in this step: 1 decoding, a chunk prefilling
     )
 
 
@@ -114,21 +116,27 @@ def layer_ops(m, g, w, lay, rows):
     is one routed expert with ``rows`` tokens (its count over GPUs is the routing's business).
     """
     pw, pa, pk, fused = w.weight_bytes, w.act_bytes, w.kv_bytes, w.fused_attention
+    traffic = not getattr(w, "latency_only", False)   # dse.serving's batch search needs times only
     T, A, L, tp = lay.group_tokens, lay.att_tokens, w.context_len, lay.tp
     H, Hkv, d = lay.heads, lay.kv_heads, m.head_dim
+    # a prefill chunk (dse.serving) runs q tokens of each sequence: linear products take q A / q T rows, a sequence's
+    # attention products q G rows against its (effective) context L; the LM head stays one row per sequence
+    q = lay.query_len
+    Aq, Tq = A * q, T * q
 
     def op(name, mm, k, n, count=1.0, operand="weights", **kw):
-        return name, Gemm(mm, k, n, count=count, pa=pa, pw=pk if operand == "kv" else pw, g=g, **kw), operand
+        return name, Gemm(mm, k, n, count=count, pa=pa, pw=pk if operand == "kv" else pw, g=g, traffic=traffic,
+                          **kw), operand
 
     # GQA (AttentionGenExecutionGPU): per sequence and KV head, scores (G x d)(d x L) then context (G x L)(L x d),
     # G query heads per KV head; K and V caches are the streamed operand. Unfused, the scores go through HBM.
     G = H / Hkv
     gqa = [
-        op("qkv", A, m.hidden, d * (H + 2 * Hkv)),
-        op("score", G, d, L, A * Hkv, "kv", c_out=1 - fused),
-        ("softmax", Softmax(A * H * L, pa=pa, fused=fused), "weights"),
-        op("context", G, L, d, A * Hkv, "kv", a_in=1 - fused),
-        op("o_proj", A, H * d, m.hidden),
+        op("qkv", Aq, m.hidden, d * (H + 2 * Hkv)),
+        op("score", G * q, d, L, A * Hkv, "kv", c_out=1 - fused),
+        ("softmax", Softmax(A * H * L * q, pa=pa, fused=fused), "weights"),
+        op("context", G * q, L, d, A * Hkv, "kv", a_in=1 - fused),
+        op("o_proj", Aq, H * d, m.hidden),
     ]
     # MLA, absorbed (AbsorbMLAGenExecutionGPU): the down-projections (q_a, kv_a, RoPE key) are plain linears that
     # every rank reads in full; per-head up-projections (W_UK absorbed into the query); scores against the shared
@@ -136,29 +144,29 @@ def layer_ops(m, g, w, lay, rows):
     has_q_lora = (m.q_lora_rank > 0) * 1.0
     q_in = has_q_lora * m.q_lora_rank + (1 - has_q_lora) * m.hidden
     mla = [
-        op("q_down", A, m.hidden, m.q_lora_rank),
-        op("kv_down", A, m.hidden, m.kv_lora_rank),
-        op("k_rope", A, m.hidden, m.qk_rope_head_dim),
-        op("q_up", A, q_in, m.head_dim, H),
-        op("q_rope", A, q_in, m.qk_rope_head_dim, H),
-        op("k_up_absorbed", A, m.head_dim, m.kv_lora_rank, H),
-        op("score_latent", H, m.kv_lora_rank, L, A, "kv", c_out=1 - fused),
-        op("score_rope", H, m.qk_rope_head_dim, L, A, "kv", c_out=1 - fused),
-        ("softmax", Softmax(A * H * L, pa=pa, fused=fused), "weights"),
-        op("context_latent", H, L, m.kv_lora_rank, A, "kv", a_in=1 - fused),
-        op("v_up", A, m.kv_lora_rank, m.v_head_dim, H),
-        op("o_proj", A, H * m.v_head_dim, m.hidden),
+        op("q_down", Aq, m.hidden, m.q_lora_rank),
+        op("kv_down", Aq, m.hidden, m.kv_lora_rank),
+        op("k_rope", Aq, m.hidden, m.qk_rope_head_dim),
+        op("q_up", Aq, q_in, m.head_dim, H),
+        op("q_rope", Aq, q_in, m.qk_rope_head_dim, H),
+        op("k_up_absorbed", Aq, m.head_dim, m.kv_lora_rank, H),
+        op("score_latent", H * q, m.kv_lora_rank, L, A, "kv", c_out=1 - fused),
+        op("score_rope", H * q, m.qk_rope_head_dim, L, A, "kv", c_out=1 - fused),
+        ("softmax", Softmax(A * H * L * q, pa=pa, fused=fused), "weights"),
+        op("context_latent", H * q, L, m.kv_lora_rank, A, "kv", a_in=1 - fused),
+        op("v_up", Aq, m.kv_lora_rank, m.v_head_dim, H),
+        op("o_proj", Aq, H * m.v_head_dim, m.hidden),
     ]
     shared = m.n_shared * m.d_shared / tp
 
     # a routed expert's product has as many rows as tokens routed to it: the expected register row tiles
-    reg_tiles = expert_load.expected_row_tiles(w.batch, m.top_k, m.n_experts, g.register_tile)
+    reg_tiles = expert_load.expected_row_tiles(w.batch * q, m.top_k, m.n_experts, g.register_tile) if traffic else None
 
     return dict(
         attention=_blend(m.is_mla, mla, gqa),
-        dense=[op("ffn_gate_up", T, m.hidden, m.d_ffn / tp, 2.0), op("ffn_down", T, m.d_ffn / tp, m.hidden)],
-        moe=[op("router", T, m.hidden, m.n_experts),           # replicated: every GPU reads all of it
-             op("shared_gate_up", T, m.hidden, shared, 2.0), op("shared_down", T, shared, m.hidden)],
+        dense=[op("ffn_gate_up", Tq, m.hidden, m.d_ffn / tp, 2.0), op("ffn_down", Tq, m.d_ffn / tp, m.hidden)],
+        moe=[op("router", Tq, m.hidden, m.n_experts),           # replicated: every GPU reads all of it
+             op("shared_gate_up", Tq, m.hidden, shared, 2.0), op("shared_down", Tq, shared, m.hidden)],
         experts=[op("expert_gate_up", rows, m.hidden, m.d_expert, 2.0, register_row_tiles=reg_tiles),
                  op("expert_down", rows, m.d_expert, m.hidden, register_row_tiles=reg_tiles)],
         lm_head=[op("lm_head", T, m.hidden, m.vocab / tp)],
@@ -192,21 +200,24 @@ def step_tables(m, g, s, w, touched, uncached, busiest):
     bytes (``ops``: their times need the bandwidth). It depends only on the network, the layout and the workload --
     a few short grid dimensions -- so :mod:`dse.engine` computes it once per grid and every block slices it."""
     lay = layout(m, s, w)
-    rows = np.where(touched > 0, w.batch * m.top_k / np.maximum(touched, 1e-30), 0.0)
+    rows = np.where(touched > 0, w.batch * lay.query_len * m.top_k / np.maximum(touched, 1e-30), 0.0)
     tables = {"touched": touched, "uncached": uncached, "busiest": busiest}
     for kind, table in layer_ops(m, g, w, lay, rows).items():
         t = {k: sum(getattr(c, k) for _, c, _ in table) for k in _SUMMED}
         t["weights"] = sum(c.b_bytes for _, c, o in table if o == "weights")
         t["hbm_weights"] = sum(c.hbm_b_bytes for _, c, o in table if o == "weights")
         t["hbm_kv"] = sum(c.hbm_b_bytes for _, c, o in table if o == "kv")
-        t["ops"] = {f"{i}": {"flops": c.flops, "bytes": c.b_bytes + c.a_bytes} for i, (_, c, _) in enumerate(table)}
+        t["ops"] = {f"{i}": {"flops": c.flops, "bytes": c.b_bytes + c.a_bytes, "kv": c.b_bytes if o == "kv" else 0.0}
+                    for i, (_, c, o) in enumerate(table)}
         tables[kind] = t
     return tables
 
 
-def _time(table, peak_flops, bw):
-    """A layer type's time: the sum of its operations' rooflines (each operation compute- or memory-bound alone)."""
-    return sum(np.maximum(op.flops / peak_flops, op.bytes / bw) for op in vars(table.ops).values())
+def _time(table, peak_flops, bw, kv_extra=0.0):
+    """A layer type's time: the sum of its operations' rooflines (each operation compute- or memory-bound alone).
+    ``kv_extra`` (s/B) is what a KV byte costs beyond an HBM byte when the KV cache lives on a slower tier."""
+    return sum(np.maximum(op.flops / peak_flops, op.bytes / bw + getattr(op, "kv", 0.0) * kv_extra)
+               for op in vars(table.ops).values())
 
 
 def _ring_allreduce(n, nbytes, hop, bw):
@@ -234,7 +245,12 @@ def decode_step(m, g, s, link, tier, w, t):
     copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), hbm_bw / 2)
     bw = hbm_bw - w.staged * tier.offloaded * copy_bw
     att, dense, moe, expert, lm = t.attention, t.dense, t.moe, t.experts, t.lm_head
-    t_att, t_dense, t_moe, t_expert = (_time(x, peak_flops, bw) for x in (att, dense, moe, expert))
+    # KV cache on a tier (w.kv_offloaded = 1, dse.serving): KV bytes stream over the link at the tier's bandwidth
+    kv_on = getattr(w, "kv_offloaded", 0.0)
+    kv_bw = np.minimum(link.bw_gbps * GB, getattr(w, "kv_bw_gbps", NO_KV_BW_GBPS) * GB)
+    kv_extra = kv_on * (1.0 / kv_bw - 1.0 / bw)
+    t_att = _time(att, peak_flops, bw, kv_extra)
+    t_dense, t_moe, t_expert = (_time(x, peak_flops, bw) for x in (dense, moe, expert))
     t_lm = _time(lm, peak_flops, bw) * w.count_lm_head
 
     # --- experts fetched from the offload tier (docs/model.md, "Offloaded experts")
@@ -264,14 +280,14 @@ def decode_step(m, g, s, link, tier, w, t):
 
     # --- latency (docs/model.md, "Latency of a step"): per-GPU operation times, collectives, the busiest GPU
     hop, nvlink_bw = s.hop_latency_us * 1e-6, s.nvlink_bw_gbps * GB
-    act = lay.group_tokens * m.hidden * pa
+    act = lay.group_tokens * lay.query_len * m.hidden * pa
     allreduce = _ring_allreduce(lay.tp, act, hop, nvlink_bw)
     # dp attention gathers the group's tokens for the TP-split FFN and scatters them back: half a ring each
     ar_attention = allreduce * (1 - w.dp_attention / 2)
     # MoE output: one all-reduce over the TP group; the tool also all-reduces the shared experts separately
     ar_moe = allreduce * (1 + tool * (m.n_shared > 0))
     # expert-parallel dispatch skips the GPUs of the token's own TP group (they hold it); combine returns to all
-    share = lay.group_tokens / lay.tp * m.top_k * m.hidden * pa
+    share = lay.group_tokens * lay.query_len / lay.tp * m.top_k * m.hidden * pa
     ep = np.maximum(s.ep, 1)
     dispatch = share * np.clip((ep - lay.att_split) / ep, 0.0, 1.0)
     combine = share * (ep - 1) / ep
@@ -299,12 +315,20 @@ def decode_step(m, g, s, link, tier, w, t):
         1 - w.overlap_step - w.overlap_stage) * per_layer
 
     # --- energy (docs/model.md, "Energy of a step")
+    kv_token_bytes = kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes * m.n_layers   # per token, one GPU
+    kv_write_bytes = lay.n_gpus * lay.att_tokens * lay.query_len * kv_token_bytes             # new KV this step
+    kv_read_pj = getattr(w, "kv_read_pj_per_bit", 0.0) + link.pj_per_bit
+    kv_write_pj = getattr(w, "kv_write_pj_per_bit", 0.0) + link.pj_per_bit
     offload_bits = offload_bytes * BITS
-    static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu)
+    # a KV tier that is neither always on nor the experts' tier adds its idle power
+    kv_idle = kv_on * getattr(w, "kv_idle_w_per_gpu", 0.0) * (getattr(tier, "tier_id", -1) != getattr(w, "kv_tier_id", -2))
+    static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle)
     onchip_bits = (step_sum("l2_bytes") * g.l2_pj_per_bit + step_sum("l1_bytes") * g.l1_pj_per_bit) * BITS
     energy = {
         "hbm_weights": hbm_weight_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
-        "hbm_kv": kv_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
+        # KV-cache traffic: read from HBM, or (KV on a tier) read from the tier plus the new KV written, over the link
+        "hbm_kv": kv_bytes * BITS * (g.hbm_read_pj_per_bit * (1 - kv_on) + kv_on * kv_read_pj) * PJ + kv_on * (
+            kv_write_bytes * BITS * kv_write_pj * PJ),
         "hbm_activations": (act_read * g.hbm_read_pj_per_bit + act_write * g.hbm_write_pj_per_bit) * BITS * PJ,
         "offload_read": offload_bits * tier.read_pj_per_bit * PJ,
         "offload_link": offload_bits * link.pj_per_bit * PJ,
@@ -320,7 +344,7 @@ def decode_step(m, g, s, link, tier, w, t):
                        + lm.weights * w.count_lm_head)
     kv_stored = lay.n_gpus * lay.att_tokens * w.context_len * kv_values_stored_per_token(m, lay.kv_heads) * (
         w.kv_bytes * m.n_layers)
-    hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored
+    hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored * (1 - kv_on)
     tier_bytes = n_moe * (m.n_experts - cached_experts) * expert_bytes
 
     return SimpleNamespace(
@@ -339,4 +363,13 @@ def decode_step(m, g, s, link, tier, w, t):
         fetched=fetched,
         busiest=busiest,
         n_gpus=lay.n_gpus,
+        kv_stored=kv_stored,
+        kv_tier_bytes=kv_stored * kv_on,
+        kv_write_bytes=kv_write_bytes,
+        static_w=static_w,
+        # the latency's composition (dse.serving sums it over steps whose attention context grows)
+        parts=SimpleNamespace(t_att=t_att, per_layer=per_layer, compute=compute, copy_total=copy_total,
+                              t_dense_layers=t_dense_layers, stage=stage, stage_on=tier.offloaded * stage > 0,
+                              prefetch=prefetch, n_dense=n_dense, n_moe=n_moe,
+                              rates=SimpleNamespace(peak_flops=peak_flops, bw=bw, kv_extra=kv_extra)),
     )

@@ -20,9 +20,25 @@ def per_distinct(fn, *arrays):
 
     ``fn`` receives one 1-D array per input (the distinct combinations) and returns a tuple of 1-D arrays.
     """
-    b = np.broadcast_arrays(*(np.asarray(a, float) for a in arrays))
-    shape = b[0].shape
-    flat = np.stack([x.ravel() for x in b], axis=1)
+    arrays = [np.asarray(a, float) for a in arrays]
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    # one integer code per combination: each input's distinct values coded on its own (small) shape, then mixed
+    # radix -- sorting integers, not rows of floats, when a grid-sized input (a per-point batch) is among them
+    code, radix = np.zeros((1,) * len(shape), np.int64), 1
+    for a in arrays:
+        values, inverse = np.unique(a, return_inverse=True)
+        if radix * len(values) >= 2 ** 62:
+            return _per_distinct_rows(fn, arrays, shape)
+        code = code + inverse.reshape(a.shape).astype(np.int64) * radix
+        radix *= len(values)
+    _, first, inverse = np.unique(np.broadcast_to(code, shape).ravel(), return_index=True, return_inverse=True)
+    outs = fn(*(np.broadcast_to(a, shape).ravel()[first] for a in arrays))
+    return tuple(np.asarray(o)[inverse.ravel()].reshape(shape) for o in outs)
+
+
+def _per_distinct_rows(fn, arrays, shape):
+    """:func:`per_distinct` by sorting rows of values (when the combinations overflow an integer code)."""
+    flat = np.stack([np.broadcast_to(x, shape).ravel() for x in arrays], axis=1)
     keys, inverse = np.unique(flat, axis=0, return_inverse=True)
     outs = fn(*keys.T)
     return tuple(np.asarray(o)[inverse.ravel()].reshape(shape) for o in outs)

@@ -129,6 +129,7 @@ def from_hf_config(path, name: str | None = None) -> dict:
         "first_dense": num("first_k_dense_replace", default=0),
         "moe_every": moe_every,
         "vocab": num("vocab_size", default=0),
+        "max_context": num("max_position_embeddings", default=0),
         "tie_embeddings": bool(_first(cfg, "tie_word_embeddings", default=False)),
         "provenance": {"all": {"source": f"Hugging Face config.json ({path.name})", "evidence": "datasheet"}},
     }

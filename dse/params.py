@@ -82,6 +82,17 @@ PARAMS: dict[str, Param] = {
     "tp": Param("system.tp", "GPUs", "tensor-parallel degree", 1, INF, integer=True),
     "dp": Param("system.dp", "GPUs", "data-parallel replicas", 1, INF, integer=True),
     "ep": Param("system.ep", "GPUs", "expert-parallel degree", 1, INF, integer=True),
+    "prompt_len": Param("workload.prompt_len", "tokens", "prompt tokens per request (with output_len: requests, "
+                        "dse.serving)", 1, INF, integer=True),
+    "output_len": Param("workload.output_len", "tokens", "output tokens per request (decode steps)", 1, INF,
+                        integer=True),
+    "prefill_chunk": Param("workload.prefill_chunk", "tokens", "prompt tokens of each request per prefill step "
+                           "(unset: the whole prompt)", 1, INF, integer=True),
+    "kv_placement": Param("workload.kv_placement", "", "tier holding the KV cache", choices=("tier",)),
+    "service_life_years": Param("workload.service_life_years", "years", "service life a Flash KV tier must last",
+                                0.001, 100),
+    "profile": Param("workload.profile", "", "request profile preset (prompt_len, output_len)",
+                     preset_group="profile"),
     "model": Param("model", "", "model preset", preset_group="model"),
     "system": Param("system", "", "system preset", preset_group="system"),
     "gpu": Param("system.gpu", "", "GPU preset", preset_group="gpu"),

@@ -40,6 +40,7 @@ class ModelSpec:
     first_dense: int = 0
     moe_every: int = 1
     vocab: int = 0
+    max_context: int = 0              # longest context (prompt + output) the model supports; 0 = not checked
     tie_embeddings: bool = False
     provenance: Dict[str, Any] = field(default_factory=dict)
 
@@ -82,6 +83,9 @@ class TierSpec:
     idle_w: float = 0.0               # per device
     usd_per_gb: float = 0.0
     devices_per_gpu: int = 1
+    write_pj_per_bit: Optional[float] = None  # write energy (a KV cache here: kv_placement); unset = the read energy
+                                              # (DRAM: write ~ read per bit; Flash presets set their own, sourced)
+    pe_cycles: Optional[float] = None  # Flash: rated program/erase cycles (full-capacity writes) over the drive's life
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,6 +121,13 @@ class WorkloadSpec:
     act_bytes: float = 2.0
     fused_attention: bool = False
     attention_parallel: str = "tp"
+    # requests (dse.serving): both unset = decode-only at context_len
+    prompt_len: Optional[int] = None
+    output_len: Optional[int] = None
+    prefill_chunk: Optional[int] = None   # prompt tokens of each request per prefill step; unset = the whole prompt
+    kv_placement: str = "hbm"             # hbm, or a key of system.tiers
+    service_life_years: float = 5.0       # the KV tier's Flash must last this long (see config.yaml)
+    profile: Optional[str] = None         # a request profile preset (dse/conf/profile)
 
 
 @dataclass
@@ -128,8 +139,18 @@ class AccountingSpec:
     topk_scaling: str = "keep_expert_size"
 
 
+@dataclass
+class ProfileSpec:
+    """A request profile: prompt and output lengths of a workload (dse/conf/profile)."""
+    name: str = "profile"
+    description: str = ""
+    prompt_len: int = 1
+    output_len: int = 1
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
 SCHEMAS = {"model": ModelSpec, "system": SystemSpec, "workload": WorkloadSpec, "accounting": AccountingSpec,
-           "gpu": GPUSpec, "link": LinkSpec, "tier": TierSpec}
+           "gpu": GPUSpec, "link": LinkSpec, "tier": TierSpec, "profile": ProfileSpec}
 
 
 def validated(section: str, values: dict) -> dict:

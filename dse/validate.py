@@ -66,6 +66,7 @@ RULES: dict[str, Rule] = {
     "model.first_dense": _int(0),
     "model.moe_every": _int(1),
     "model.vocab": _int(0),
+    "model.max_context": _int(0),                   # 0: not stated (no limit on prompt + output)
     # --- GPU
     "system.gpu.peak_tflops": Rule(1e-9, 1e9),
     "system.gpu.hbm_bw_gbps": Rule(1e-9, BW),
@@ -91,6 +92,8 @@ RULES: dict[str, Rule] = {
     "system.tiers.*.idle_w": Rule(0, POWER),
     "system.tiers.*.usd_per_gb": Rule(0, MONEY),
     "system.tiers.*.devices_per_gpu": _int(1, 1e6),
+    "system.tiers.*.write_pj_per_bit": Rule(0, ENERGY),   # optional: unset = the read energy
+    "system.tiers.*.pe_cycles": Rule(1, 1e9),             # optional (Flash): rated program/erase cycles
     # --- system layout and network
     "system.tp": _int(1, 1e6),
     "system.dp": _int(1, 1e6),
@@ -107,7 +110,14 @@ RULES: dict[str, Rule] = {
     "workload.act_bytes": Rule(0.0625, 8),
     "workload.hbm_cache_fraction": Rule(0, 1),
     "workload.routing_skew": Rule(0, 10),
+    "workload.prompt_len": _int(1),                 # optional (requests, dse.serving): unset = decode only
+    "workload.output_len": _int(1),
+    "workload.prefill_chunk": _int(1),
+    "workload.service_life_years": Rule(1e-6, 1e3),
 }
+#: Optional fields: null means "not set" (decode-only studies, a tier without a write energy of its own).
+OPTIONAL = {"system.tiers.*.write_pj_per_bit", "system.tiers.*.pe_cycles", "workload.prompt_len",
+            "workload.output_len", "workload.prefill_chunk"}
 
 #: Ranges of dotted paths not in RULES, by unit suffix (a last resort: every physical quantity is >= 0).
 SUFFIX_RULES = {"_pj_per_bit": Rule(0, ENERGY), "_pj": Rule(0, ENERGY), "_w": Rule(0, POWER),
@@ -197,6 +207,8 @@ def check_ranges(tree: dict) -> None:
     for pattern, rule in RULES.items():
         for path, value in _leaves(tree, pattern):
             if value is None:
+                if pattern in OPTIONAL:
+                    continue
                 raise DseError(f"{path} is missing (null): allowed {rule.allowed()}")
             check_leaf(path, value, rule)
 

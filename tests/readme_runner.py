@@ -35,6 +35,8 @@ LONG = {
     "python analysis/calibration_compare.py": "needs sweeps/calibration_compare.py's results first",
     "python -m analysis.paper_figures": "every paper figure",
     "python benchmarks/sweep_throughput.py": "a 10^9-point sweep",
+    "PYTHONPATH=. python benchmarks/max_batch.py": "10^5-point max_batch and a per-point loop (~30 s)",
+    "python -m analysis.serving_slo": "max_batch for 5 model x profile cases x 9 TPOT targets (~30 s)",
 }
 #: Commands that cannot run to completion here, with the reason; reported by both passes.
 NOT_RUN = {

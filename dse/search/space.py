@@ -18,12 +18,14 @@ import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from .. import config
-from ..engine import VARIABLES, expand_values
+from ..engine import KV_VARIABLES, VARIABLES, expand_values
+from ..serving import VARIABLES as REQUEST_VARIABLES
 from ..params import DseError, check_values, lookup
 
 KINDS = ("categorical", "int", "float")
 #: Variables with one value per design point (objectives and constraints can name these).
-POINT_VARIABLES = tuple(k for k in VARIABLES if k not in ("energy", "capacity_cost"))
+POINT_VARIABLES = tuple(k for k in {**VARIABLES, **KV_VARIABLES, **REQUEST_VARIABLES} if k not in ("energy",
+                                                                                           "capacity_cost"))
 SAMPLERS = ("nsga2", "tpe", "random")
 
 
@@ -192,6 +194,16 @@ def parse(search: dict, base: dict) -> Space:
         if lo > hi:
             raise DseError(f"{where}: min={lo} > max={hi}")
         constraints[name] = (float(lo), float(hi))
+
+    named = [v for v in [*objectives, *constraints] if v in REQUEST_VARIABLES]
+    requests = any(k in fixed or k in dists or base["workload"].get(k) is not None for k in ("prompt_len", "profile"))
+    if named and not requests:
+        raise DseError(f"search: {named[0]} is a request variable: fix prompt_len and output_len (or a profile) in "
+                       "search.fixed or search.space")
+    kv = "kv_placement" in fixed or "kv_placement" in dists or base["workload"].get("kv_placement", "hbm") != "hbm"
+    kv_named = [v for v in [*objectives, *constraints] if v in KV_VARIABLES]
+    if kv_named and not kv:
+        raise DseError(f"search: {kv_named[0]} needs kv_placement in search.fixed or search.space")
 
     derive_ep = ("tp" in dists or "dp" in dists) and "ep" not in dists and "ep" not in fixed
     layout = {k: fixed.get(k, base["system"][k]) for k in ("tp", "dp")}
