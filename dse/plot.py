@@ -514,6 +514,68 @@ def parity(be, flash_read_pj_per_bit=None, *, title: str | None = None, width="o
     return fig
 
 
+#: The classes of a break-even map: e* <= 0 (never), below the projected HBF, between HBF and today's SSD, above.
+MAP_CLASSES = (("never breaks even", NEVER_COLOR), ("needs Flash better than HBF", "#F2D0C4"),
+               ("HBF suffices", "#9ECAE1"), ("today's SSD suffices", "#3182BD"))
+
+
+def map_classes(e, today: float, hbf: float):
+    """0..3 per cell: never (e* NaN or <= 0), 0 < e* < HBF, HBF <= e* < today's SSD, e* >= today."""
+    e = np.asarray(e, float)
+    return np.where(~np.isfinite(e) | (e <= 0), 0, np.where(e < hbf, 1, np.where(e < today, 2, 3)))
+
+
+@styled
+def breakeven_map(be, x: str = "batch", y: str | None = None, *, title: str | None = None, width="one",
+                  ax=None, legend_: bool = True):
+    """e* over two grid dimensions, every cell labelled with its value ("never" where Flash never breaks even),
+    coloured by what it takes: never / better than projected HBF / HBF suffices / today's SSD suffices.
+    The mesh carries gid ``map|<title>``; its array is e* with never masked, row-major over (y, x)."""
+    import matplotlib.colors as mcolors
+    from matplotlib.patches import Patch
+
+    e = be.breakeven_flash_read_pj_per_bit.where(be.breaks_even)
+    dims = [d for d in e.dims if e.sizes[d] > 1]
+    y = y or next(d for d in dims if d != x)
+    e, fixed = _pick(e, (x, y))
+    e = e.transpose(y, x)
+    v = np.asarray(e.values, float)
+    today, hbf = _today(be), hbf_read_pj_per_bit()
+    cls = map_classes(v, today, hbf)
+    if ax is None:
+        fig, axes = figure(width, 2.9)
+        ax = axes[0, 0]
+    fig = ax.figure
+    ny, nx = v.shape
+    cmap = mcolors.ListedColormap([c for _, c in MAP_CLASSES])
+    ax.pcolormesh(np.arange(nx + 1) - 0.5, np.arange(ny + 1) - 0.5, cls, cmap=cmap, vmin=-0.5, vmax=3.5,
+                  edgecolors="w", linewidth=0.8)
+    mesh = ax.pcolormesh(np.arange(nx + 1) - 0.5, np.arange(ny + 1) - 0.5, np.ma.masked_invalid(v), alpha=0.0)
+    name = title or _be_title(be)
+    mesh.set_gid(f"map|{name}")
+    for j in range(ny):
+        for i in range(nx):
+            ax.text(i, j, "never" if cls[j, i] == 0 else plain(v[j, i]), ha="center", va="center",
+                    fontsize=MIN_FONT_PT, color="w" if cls[j, i] == 3 else "k")
+    ax.set_xticks(np.arange(nx), [str(t) for t in e[x].values])
+    ax.set_yticks(np.arange(ny), [str(t) for t in e[y].values])
+    ax.grid(False)
+    for s in ax.spines.values():
+        s.set_visible(False)
+    ax.tick_params(length=0)
+    ax.set_xlabel(label(x, e[x]))
+    ax.set_ylabel(label(y, e[y]))
+    note = _fixed_note(fixed)
+    ax.set_title(name + (f"\n{note}" if note else ""))
+    if legend_:
+        handles = [Patch(color=c, label=t) for t, c in MAP_CLASSES]
+        handles[2].set_label(f"HBF ({hbf:g} pJ/bit) suffices")
+        handles[3].set_label(f"today's SSD ({today:g} pJ/bit) suffices")
+        fig.legend(handles=handles, loc="outside lower center", ncol=1 if fig.get_figwidth() <= ONE_COLUMN + 0.01
+                   else 4, title="e* (pJ/bit) in each cell")
+    return fig
+
+
 def breakeven_view(be, *, title: str | None = None):
     """The view of a break-even result: Fig. 6 parity lines over batch (batch the only dimension), a map of e*
     (two dimensions), else e* versus its one dimension."""
@@ -523,7 +585,7 @@ def breakeven_view(be, *, title: str | None = None):
         return parity(be, title=title)
     if len(dims) >= 2:
         x, y = ("batch", next(d for d in dims if d != "batch")) if "batch" in dims else (dims[0], dims[1])
-        return heatmap(e.where(be.breaks_even), x, y, title=title or f"e*, {_be_title(be)}")
+        return breakeven_map(be, x, y, title=title)
     fig = lines(be, e.where(be.breaks_even).rename("breakeven_flash_read_pj_per_bit"), dims[0], hue=None,
                 title=title or _be_title(be))
     with style():
