@@ -906,6 +906,16 @@ def problems(fig, widths=(ONE_COLUMN, TWO_COLUMN)) -> list[str]:
         bb = t.get_window_extent(renderer)
         if bb.x0 < fb.x0 - 1 or bb.y0 < fb.y0 - 1 or bb.x1 > fb.x1 + 1 or bb.y1 > fb.y1 + 1:
             out.append(f"text {t.get_text()!r} is clipped by the figure's edge")
+    # titles and axis labels must not run into each other
+    frame = [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label,
+                                            ax.yaxis.label)]
+    frame += [fig._suptitle] if fig._suptitle is not None else []
+    frame = [t for t in frame if t.get_visible() and t.get_text().strip()]
+    boxes = [(t, t.get_window_extent(renderer)) for t in frame]
+    for i, (t, b) in enumerate(boxes):
+        for u, c in boxes[i + 1:]:
+            if b.overlaps(c):
+                out.append(f"text {t.get_text()!r} runs into {u.get_text()!r}")
     for ax in fig.axes:
         leg = ax.get_legend()
         if leg is None or not leg.get_visible():
