@@ -527,7 +527,7 @@ def map_classes(e, today: float, hbf: float):
 
 @styled
 def breakeven_map(be, x: str = "batch", y: str | None = None, *, title: str | None = None, width="one",
-                  ax=None, legend_: bool = True):
+                  ax=None, legend_: bool = True, never: str | None = None, note: str | None = None):
     """e* over two grid dimensions, every cell labelled with its value ("never" where Flash never breaks even),
     coloured by what it takes: never / better than projected HBF / HBF suffices / today's SSD suffices.
     The mesh carries gid ``map|<title>``; its array is e* with never masked, row-major over (y, x)."""
@@ -547,6 +547,8 @@ def breakeven_map(be, x: str = "batch", y: str | None = None, *, title: str | No
         ax = axes[0, 0]
     fig = ax.figure
     ny, nx = v.shape
+    cell_pt = ax.get_position().width * fig.get_figwidth() * 72 / max(nx, 1)
+    never = never if never is not None else ("never" if cell_pt > 34 else "\u2013")
     cmap = mcolors.ListedColormap([c for _, c in MAP_CLASSES])
     ax.pcolormesh(np.arange(nx + 1) - 0.5, np.arange(ny + 1) - 0.5, cls, cmap=cmap, vmin=-0.5, vmax=3.5,
                   edgecolors="w", linewidth=0.8)
@@ -555,7 +557,7 @@ def breakeven_map(be, x: str = "batch", y: str | None = None, *, title: str | No
     mesh.set_gid(f"map|{name}")
     for j in range(ny):
         for i in range(nx):
-            ax.text(i, j, "never" if cls[j, i] == 0 else plain(v[j, i]), ha="center", va="center",
+            ax.text(i, j, never if cls[j, i] == 0 else plain(v[j, i]), ha="center", va="center",
                     fontsize=MIN_FONT_PT, color="w" if cls[j, i] == 3 else "k")
     ax.set_xticks(np.arange(nx), [str(t) for t in e[x].values])
     ax.set_yticks(np.arange(ny), [str(t) for t in e[y].values])
@@ -565,14 +567,16 @@ def breakeven_map(be, x: str = "batch", y: str | None = None, *, title: str | No
     ax.tick_params(length=0)
     ax.set_xlabel(label(x, e[x]))
     ax.set_ylabel(label(y, e[y]))
-    note = _fixed_note(fixed)
-    ax.set_title(name + (f"\n{note}" if note else ""))
+    fixed_note = _fixed_note(fixed)
+    ax.set_title(name + (f"\n{fixed_note}" if fixed_note else ""))
     if legend_:
         handles = [Patch(color=c, label=t) for t, c in MAP_CLASSES]
+        if never != "never":
+            handles[0].set_label(f"{never}: never breaks even")
         handles[2].set_label(f"HBF ({hbf:g} pJ/bit) suffices")
         handles[3].set_label(f"today's SSD ({today:g} pJ/bit) suffices")
         fig.legend(handles=handles, loc="outside lower center", ncol=1 if fig.get_figwidth() <= ONE_COLUMN + 0.01
-                   else 4, title="e* (pJ/bit) in each cell")
+                   else 2, title="e* (pJ/bit) in each cell" + (f"\n{note}" if note else ""))
     return fig
 
 
@@ -879,6 +883,11 @@ def _data_boxes(ax, renderer):
     return boxes
 
 
+def _in_legend(t, fig) -> bool:
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    return any(t in leg.get_texts() or t is leg.get_title() for leg in legends)
+
+
 def problems(fig, widths=(ONE_COLUMN, TWO_COLUMN)) -> list[str]:
     """What a reviewer would reject in ``fig`` as saved at its own size: text under 8 pt, a label outside the
     figure (clipped), a legend over plotted data, a width other than one or two paper columns."""
@@ -906,12 +915,13 @@ def problems(fig, widths=(ONE_COLUMN, TWO_COLUMN)) -> list[str]:
         bb = t.get_window_extent(renderer)
         if bb.x0 < fb.x0 - 1 or bb.y0 < fb.y0 - 1 or bb.x1 > fb.x1 + 1 or bb.y1 > fb.y1 + 1:
             out.append(f"text {t.get_text()!r} is clipped by the figure's edge")
-    # titles and axis labels must not run into each other
-    frame = [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label,
-                                            ax.yaxis.label)]
-    frame += [fig._suptitle] if fig._suptitle is not None else []
-    frame = [t for t in frame if t.get_visible() and t.get_text().strip()]
+    # no text may run into another (titles, labels, ticks, annotations; legends lay out their own)
+    frame = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in hidden
+             and t.figure is not None and not _in_legend(t, fig)]
     boxes = [(t, t.get_window_extent(renderer)) for t in frame]
+    for leg in list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]:
+        lb = leg.get_window_extent(renderer)
+        out += [f"a legend covers text {t.get_text()!r}" for t, b in boxes if lb.overlaps(b)]
     for i, (t, b) in enumerate(boxes):
         for u, c in boxes[i + 1:]:
             if b.overlaps(c):
