@@ -146,7 +146,7 @@ def plain(v: float, _pos=None) -> str:
     """A plain number for a tick: 1, 20, 0.5, 2,000 (no 2x10^1)."""
     if v == 0 or not np.isfinite(v):
         return "0"
-    if abs(v) >= 1e4:
+    if abs(v) >= 1e3:
         return f"{v:,.0f}"
     return f"{v:.3g}"
 
