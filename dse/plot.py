@@ -917,7 +917,8 @@ def problems(fig, widths=(ONE_COLUMN, TWO_COLUMN)) -> list[str]:
             out.append(f"text {t.get_text()!r} is clipped by the figure's edge")
     # no text may run into another (titles, labels, ticks, annotations; legends lay out their own)
     frame = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in hidden
-             and t.figure is not None and not _in_legend(t, fig)]
+             and t.figure is not None and not _in_legend(t, fig)
+             and t.get_rotation() % 90 == 0]    # a slanted text's box is not its outline
     boxes = [(t, t.get_window_extent(renderer)) for t in frame]
     for leg in list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]:
         lb = leg.get_window_extent(renderer)
