@@ -68,7 +68,7 @@ def plot_fronts(fronts: dict, mark: dict | None, *, title: str | None = None, ma
                        label=f"paper, 32 x H100, {dplot.placement_label(pl)}" + ("" if ok.all() else " (misses limits)"))
     ax.set_yscale("log")
     xs = np.array([v[0] for v in labelled] + ([] if mark is None else list(mark["F"][:, 1] * scale)))
-    ax.set_xlim(0, float(np.nanmax(xs)) * 1.12)
+    ax.set_xlim(float(np.nanmin(xs)) * 0.85, float(np.nanmax(xs)) * 1.08)
     dplot.plain_ticks(ax, "x")
     dplot.plain_ticks(ax, "y")
     ax.set_xlabel(dplot.label("capacity_cost_usd") + ": GPUs less their HBM + bytes held x $/GB")

@@ -62,6 +62,7 @@ RC = {
     "axes.prop_cycle": matplotlib.cycler(color=["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
                                                 "#000000", "#F0E442"]),
     "axes.formatter.useoffset": False, "axes.formatter.limits": (-4, 6), "axes.autolimit_mode": "round_numbers",
+    "text.parse_math": False,    # "$k", "$/GB" are dollars, not mathtext
 }
 
 #: Display names and units for dse's variables and coordinates: name -> (label, unit shown, scale from dse units).
