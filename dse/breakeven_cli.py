@@ -104,7 +104,9 @@ def _app(cfg: DictConfig) -> None:
     print(table(ds))
     path = write_atomic(ds, Path(hc.runtime.output_dir) / out_name)
     print(f"wrote {path}")
-    if cfg.get("plot", True):
+    from .cliutil import figures_wanted
+
+    if figures_wanted(cfg.get("plot", True)):
         from .plot import write_next_to
 
         write_next_to(ds, path)

@@ -3,6 +3,7 @@
 placement in every figure; the view follows the grid's dimensions; every run leaves a figure next to its dataset."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -234,9 +235,29 @@ def test_write_next_to_is_atomic_and_skips_huge(mixtral, tmp_path, monkeypatch):
 
 
 def test_dse_run_writes_its_figure_unless_told_not_to(tmp_path):
+    env = {**os.environ, "DSE_PLOT": "1"}
     exe = [sys.executable, "-m", "dse"]
     base = ["study=paper-fig45-mixtral", "grid.batch=[1,16]", "progress=false"]
-    subprocess.run(exe + base + [f"hydra.run.dir={tmp_path / 'a'}"], check=True, capture_output=True)
+    subprocess.run(exe + base + [f"hydra.run.dir={tmp_path / 'a'}"], check=True, capture_output=True, env=env)
     assert (tmp_path / "a" / "result.png").stat().st_size > 10_000 and (tmp_path / "a" / "result.svg").is_file()
-    subprocess.run(exe + base + ["plot=false", f"hydra.run.dir={tmp_path / 'b'}"], check=True, capture_output=True)
+    subprocess.run(exe + base + ["plot=false", f"hydra.run.dir={tmp_path / 'b'}"], check=True, capture_output=True,
+                   env=env)
     assert (tmp_path / "b" / "result.nc").is_file() and not list((tmp_path / "b").glob("*.png"))
+
+
+
+def test_the_environment_switches_every_run_figure_off(monkeypatch):
+    from dse.cliutil import figures_wanted
+
+    monkeypatch.setenv("DSE_PLOT", "1")
+    assert figures_wanted(True) and not figures_wanted(False)
+    monkeypatch.setenv("DSE_PLOT", "0")
+    assert not figures_wanted(True)
+
+
+def test_dse_breakeven_run_writes_fig6(tmp_path):
+    env = {**os.environ, "DSE_PLOT": "1"}
+    subprocess.run([sys.executable, "-m", "dse.breakeven_cli", "study=paper-fig6-maverick",
+                    "reference.study=paper-fig6-llama3", f"hydra.run.dir={tmp_path}"], check=True, capture_output=True,
+                   env=env)
+    assert (tmp_path / "breakeven.png").stat().st_size > 10_000 and (tmp_path / "breakeven.svg").is_file()

@@ -118,7 +118,8 @@ def test_trial_batch_matches_single_evaluations(small_cfg):
 
 
 # ------------------------------------------------------------------ search quality, determinism, resume, sharing
-def test_small_space_reaches_exhaustive_front_deterministically(tmp_path):
+def test_small_space_reaches_exhaustive_front_deterministically(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSE_PLOT", "1")          # this test checks the front figure too
     runs = []
     for name in ("a", "b"):
         d = tmp_path / name

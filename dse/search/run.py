@@ -80,7 +80,9 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
     limits = ", ".join(limit_text(k, lo, hi) for k, (lo, hi) in space.constraints.items())
     title = f"{study.name}: {len(numbers)} trials ({int(feasible.sum())} feasible); {limits}"
     t0 = time.perf_counter()
-    outputs = report.write(run_dir, ds, space, mark, exact, title, figure=bool(cfg.get("plot", True)))
+    from ..cliutil import figures_wanted
+
+    outputs = report.write(run_dir, ds, space, mark, exact, title, figure=figures_wanted(cfg.get("plot", True)))
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}
     summary["write_s"] = time.perf_counter() - t0
     summary["pareto_size"] = int(ds["pareto"].sum())
