@@ -218,6 +218,21 @@ def _system_name(ds) -> str:
         return str(ds.attrs.get("system", ""))
 
 
+def _workload(ds, key: str, default):
+    """A scalar workload setting of a result (not a coordinate): from its resolved config."""
+    import json
+
+    import yaml
+
+    try:
+        settings = json.loads(ds.attrs.get("settings", "{}"))
+        if key in settings:
+            return settings[key]
+        return yaml.safe_load(ds.attrs.get("config_yaml", ""))["workload"][key]
+    except Exception:
+        return default
+
+
 def _title_of(ds) -> str:
     model, system = model_name(ds.attrs.get("model", "")), _system_name(ds)
     return f"{model} on {system}" if model and system else model or system
@@ -250,11 +265,14 @@ def breakdown(ds, *, normalize: str | None = "hbm", title: str | None = None, wi
     their largest share in the legend. Segments carry the gid ``placement|component|batch``; the letter over each
     bar names its placement.
     """
-    e = ds.energy / ds.batch if "batch" in ds.variables else ds.energy
+    if "batch" in ds.variables:
+        e = ds.energy / ds.batch
+    else:   # a scalar batch: per token = each component's share of the step times energy per token
+        e = ds.energy / ds.energy.sum("component") * ds.energy_per_token
     if "batch" not in e.dims:
-        e = e.expand_dims(batch=[int(ds.batch)] if "batch" in ds.variables else [1])
+        e = e.expand_dims(batch=[int(ds.batch) if "batch" in ds.variables else _workload(ds, "batch", 1)])
     if "placement" not in e.dims:
-        p = ds.placement.item() if "placement" in ds.variables else ds.attrs.get("placement", "hbm")
+        p = ds.placement.item() if "placement" in ds.variables else _workload(ds, "placement", "hbm")
         e = e.expand_dims(placement=[str(p)])
     e, fixed = _pick(e, ("batch", "placement", "component"))
     relative = normalize is not None and normalize in [str(p) for p in e.placement.values]
@@ -266,7 +284,7 @@ def breakdown(ds, *, normalize: str | None = "hbm", title: str | None = None, wi
     share = (e / total).max(["batch", "placement"])
     components = [str(c) for c in e.component.values if float(np.abs(e.sel(component=c)).max()) > 0]
     if ax is None:
-        fig, axes = figure(width, 2.9 if width == "two" else 2.6)
+        fig, axes = figure(width, 2.9 if width == "two" else 2.0 + 0.2 * len(components))
         ax = axes[0, 0]
     fig = ax.figure
     n = len(placements)
@@ -288,6 +306,7 @@ def breakdown(ds, *, normalize: str | None = "hbm", title: str | None = None, wi
             for xi, top in zip(x, bottom):
                 ax.text(xi, top, placement_label(p)[0], ha="center", va="bottom", fontsize=MIN_FONT_PT)
     ax.set_xticks(x0, [str(b) for b in batches])
+    ax.set_xlim(-0.6, len(batches) - 0.4)
     ax.grid(axis="x", visible=False)
     ax.set_xlabel("batch (sequences)")
     top = float(total.max())
@@ -347,10 +366,14 @@ def lines(ds, var: str = "energy_per_token", x: str | None = None, *, hue: str |
         batch_axis(ax, xs)
     else:
         ax.set_xlabel(label(x, ds[x] if x in ds.variables else None))
-        if np.issubdtype(np.asarray(xs).dtype, np.number) and np.all(np.asarray(xs) > 0) and \
-                np.asarray(xs).max() / np.asarray(xs).min() > 30:
+        xv = np.asarray(xs)
+        if np.issubdtype(xv.dtype, np.number) and np.all(xv > 0) and xv.max() / xv.min() > 30:
             ax.set_xscale("log")
-            plain_ticks(ax, "x")
+            ax.set_xlim(xv.min() / 1.25, xv.max() * 1.25)
+        plain_ticks(ax, "x")
+        if np.issubdtype(xv.dtype, np.number) and len(xv) <= (8 if ax.get_xscale() == "linear" else 4):
+            ax.set_xticks(xv, [plain(v) for v in xv])          # a tick at every value of a short sweep
+            ax.xaxis.set_minor_locator(mticker.NullLocator())
     y = np.asarray(da.values, float) * scale
     yy = y[np.isfinite(y) & (y > 0)]
     if reference is not None:
