@@ -522,8 +522,9 @@ def parity(be, flash_read_pj_per_bit=None, *, title: str | None = None, width="o
         ax.annotate(f"{xv:.3g}", (xv, 1.0), xytext=(0, 5), textcoords="offset points", rotation=90, ha="center",
                     va="bottom", fontsize=MIN_FONT_PT, bbox=dict(fc="w", ec="none", pad=0.5, alpha=0.85), zorder=6)
     ax.axvline(today, color=TODAY_COLOR, lw=0.9, ls=":")
-    ax.text(today, 0.02, f"today's SSD, {today:g} ", transform=ax.get_xaxis_transform(), ha="right", va="bottom",
-            rotation=90, fontsize=MIN_FONT_PT)
+    ax.annotate(f"today's SSD, {today:g}", (today, 0.03), xycoords=ax.get_xaxis_transform(), xytext=(-3, 0),
+                textcoords="offset points", ha="left", va="bottom", rotation=90, rotation_mode="anchor",
+                fontsize=MIN_FONT_PT, bbox=dict(fc="w", ec="none", pad=0.5, alpha=0.85))
     ax.set_xlim(flash.min(), flash.max())
     ylo = min(0.0, float(np.nanmin(r.values)))
     ax.set_ylim(ylo, float(np.nanmax(r.values)) * 1.05)
