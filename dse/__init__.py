@@ -6,11 +6,14 @@ import inspect
 from .params import DseError  # noqa: E402
 
 
-def evaluate(study=None, *, model=None, system=None, accounting=None, chunks=None, cfg=None, **settings):
+def evaluate(study=None, *, model=None, system=None, accounting=None, chunks=None, cfg=None, max_grid_points=None,
+             **settings):
     from .engine import evaluate as _evaluate
 
-    settings = {k: v for k, v in settings.items() if v is not None}  # None: keep the preset's value
-    return _evaluate(study, model=model, system=system, accounting=accounting, chunks=chunks, cfg=cfg, **settings)
+    # a canonical parameter left at None keeps the preset's value; a dotted path set to None is refused
+    settings = {k: v for k, v in settings.items() if v is not None or "." in k}
+    return _evaluate(study, model=model, system=system, accounting=accounting, chunks=chunks, cfg=cfg,
+                     max_grid_points=max_grid_points, **settings)
 
 
 def _evaluate_signature() -> inspect.Signature:
@@ -19,7 +22,8 @@ def _evaluate_signature() -> inspect.Signature:
 
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [inspect.Parameter("study", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
-    params += [inspect.Parameter(n, kw, default=None) for n in ("model", "system", "accounting", "chunks", "cfg")]
+    params += [inspect.Parameter(n, kw, default=None)
+               for n in ("model", "system", "accounting", "chunks", "cfg", "max_grid_points")]
     params += [inspect.Parameter(n, kw, default=None) for n in PARAMS if n not in ("model", "system")]
     params.append(inspect.Parameter("settings", inspect.Parameter.VAR_KEYWORD))
     return inspect.Signature(params)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import hydra
@@ -67,19 +66,15 @@ def table(ds: xr.Dataset) -> str:
 
 
 def write_atomic(ds: xr.Dataset, path: Path) -> Path:
-    """Write NetCDF to a temporary name in the same directory, then rename: no half-written file appears."""
+    """Write NetCDF to a temporary name in the same directory, then rename: no half-written file appears
+    (:func:`dse.outputs.atomic_write`). A file there that dse did not write is left alone (one-line error)."""
+    from .outputs import MARK_ATTR, atomic_write, check_owned
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    check_owned(path, "output", flag="another output= name")
+    ds = ds.assign_attrs({MARK_ATTR: "written by dse"})
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), key="output")
 
 
 def run(cfg: DictConfig | dict, study: str | None = None) -> xr.Dataset:
@@ -102,7 +97,11 @@ def _app(cfg: DictConfig) -> None:
         print(f"dse-breakeven: error: {err}", file=sys.stderr)
         sys.exit(2)
     print(table(ds))
-    path = write_atomic(ds, Path(hc.runtime.output_dir) / out_name)
+    try:
+        path = write_atomic(ds, Path(hc.runtime.output_dir) / out_name)
+    except DseError as err:
+        print(f"dse-breakeven: error: {err}", file=sys.stderr)
+        sys.exit(2)
     print(f"wrote {path}")
     from .cliutil import figures_wanted
 

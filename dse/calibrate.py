@@ -21,7 +21,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -523,16 +522,11 @@ def load_gpu_preset(name_or_path: str) -> dict:
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write to a temporary name in the same directory, then rename: no half-written file ever appears."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write to a temporary name in the same directory, then rename: no half-written file ever appears
+    (:func:`dse.outputs.atomic_write`)."""
+    from .outputs import atomic_write
+
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text), key=str(path))
 
 
 def to_yaml(preset: dict, header: str) -> str:

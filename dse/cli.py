@@ -12,7 +12,6 @@ directory keeps the run's story; ``verbosity=debug|info|warning|error`` sets how
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -30,11 +29,9 @@ log = logging.getLogger("dse")
 
 def write_netcdf(ds, path: Path) -> Path:
     """Write atomically: a temporary name in the same directory, then rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
-    return path
+    from .outputs import atomic_write
+
+    return atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def _stacked(grid) -> dict:
@@ -67,11 +64,9 @@ def write_csv(ds, path: Path) -> Path:
         frame = frame.astype({d: object for d in present})  # integer labels stay integers beside blanks
         frames.append(frame[present + ["variable", "part", "value", "units"]])
     table = pd.concat(frames, ignore_index=True)[[*dims, "variable", "part", "value", "units"]]
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    from .outputs import atomic_write
+
+    return atomic_write(Path(path), lambda tmp: table.to_csv(tmp, index=False))
 
 
 def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
@@ -121,6 +116,8 @@ def _app(cfg: DictConfig) -> None:
         run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except DseError as err:
         fail("dse", err)
+    except KeyboardInterrupt:
+        fail("dse", "interrupted; temporary files removed (a Zarr sweep resumes when re-run)", code=130)
 
 
 def list_presets(argv: list[str]) -> int:
@@ -142,6 +139,41 @@ def list_presets(argv: list[str]) -> int:
     return 0
 
 
+def _jobs(argv: list[str]) -> list[list[str]]:
+    """The override lists of the jobs a multirun (``-m``) will run, as Hydra's basic sweeper expands them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = [a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except Exception as err:  # noqa: BLE001 - Hydra reports a bad override itself
+        del err
+        return []
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def _check_multirun(argv: list[str]) -> None:
+    """A multirun validates every job's values before the first job runs (nothing is written)."""
+    import tempfile
+
+    from . import config
+    from .sweep import plan
+
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return
+    jobs = _jobs(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, job in enumerate(jobs):
+            try:
+                cfg = config.compose(overrides=tuple(job))
+                plan(cfg, tmp)
+            except DseError as err:
+                raise DseError(f"job {i} of {len(jobs)} ({' '.join(job)}): {err}") from None
+            except Exception as err:  # noqa: BLE001 - a composition error: Hydra reports it when the job runs
+                del err
+
+
 def main() -> None:
     from .sweep import grid_override
 
@@ -150,6 +182,7 @@ def main() -> None:
         if argv[:1] == ["list"]:
             sys.exit(list_presets(argv[1:]))
         check_argv(argv, "config")
+        _check_multirun([grid_override(a) for a in argv])
     except DseError as err:
         fail("dse", err)
     sys.argv = [sys.argv[0], *map(grid_override, argv)]  # grid.X=... may add a grid entry

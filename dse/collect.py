@@ -14,8 +14,6 @@ import argparse
 import hashlib
 import itertools
 import json
-import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +32,42 @@ RESULT_NAMES = ("result.nc", "result.zarr")
 
 @dataclass
 class Job:
-    dir: Path
-    result: Path
+    dir: Path | None     # None: a job Hydra planned that left no directory
+    result: Path | None  # None: a missing, failed or unreadable job (merged as NaN with --allow-missing)
     overrides: list[str]
     choices: dict        # override key -> value
+    problem: str = ""    # why the job has no result
+
+
+def _choices(lines: list[str], parser) -> dict:
+    choices = {}
+    for o in parser.parse_overrides(lines):
+        if o.key_or_group.startswith("hydra.") or o.key_or_group in ("output.path",):
+            continue
+        value = o.value()
+        choices[o.key_or_group] = value if isinstance(value, (str, int, float, bool)) else o.get_value_element_as_str()
+    return choices
+
+
+def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
+    """The override lists of every job Hydra's basic sweeper planned for this multirun (from multirun.yaml), in
+    job order; None when they cannot be known (no multirun.yaml, another sweeper)."""
+    f = Path(sweep_dir) / "multirun.yaml"
+    if not f.is_file():
+        return None
+    try:
+        h = yaml.safe_load(f.read_text())["hydra"]
+        sweeper = h.get("sweeper") or {}
+        if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            return None
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        args = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()] + list(h["overrides"]["task"])
+        batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), None)
+    except Exception as err:  # noqa: BLE001
+        raise DseError(f"{f}: cannot read the multirun's job list ({type(err).__name__})") from None
+    return [list(job) for batch in batches for job in batch]
 
 
 def _num(path: Path) -> tuple:
@@ -51,22 +81,62 @@ def jobs(sweep_dir: Path) -> list[Job]:
     """The finished jobs under a multirun directory, in the order they ran."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    return [j for j in all_jobs(sweep_dir) if j.result is not None]
+
+
+def all_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job directory under a multirun directory (result None where it has none), in the order they ran."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     parser = OverridesParser.create()
     found = []
     for ov in sorted(Path(sweep_dir).glob("**/.hydra/overrides.yaml")):
         d = ov.parent.parent
         result = next((d / n for n in RESULT_NAMES if (d / n).exists()), None)
-        if result is None:
-            continue
-        lines = yaml.safe_load(ov.read_text()) or []
-        choices = {}
-        for o in parser.parse_overrides(lines):
-            if o.key_or_group.startswith("hydra.") or o.key_or_group in ("output.path",):
-                continue
-            value = o.value()
-            choices[o.key_or_group] = value if isinstance(value, (str, int, float, bool)) else o.get_value_element_as_str()
-        found.append(Job(d, result, lines, choices))
+        try:
+            lines = yaml.safe_load(ov.read_text()) or []
+            choices = _choices(lines, parser)
+        except Exception as err:  # noqa: BLE001
+            raise DseError(f"{ov}: unreadable job overrides ({type(err).__name__})") from None
+        found.append(Job(d, result, lines, choices, "" if result else "no result file (the job failed?)"))
     return sorted(found, key=lambda j: _num(j.dir))
+
+
+def _describe(j: Job) -> str:
+    name = j.dir.name if j.dir is not None else "never ran"
+    return f"{name} ({' '.join(o for o in j.overrides if not o.startswith('hydra.'))}): {j.problem}"
+
+
+def check_jobs(sweep_dir: Path, allow_missing: bool = False) -> tuple[list[Job], list[Job]]:
+    """(jobs with a readable result, jobs without) checked against the job list Hydra recorded. Any job without
+    a result is a one-line error unless ``allow_missing``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    found = all_jobs(sweep_dir)
+    for j in found:
+        if j.result is not None:
+            try:
+                open_results(j.result).close()
+            except DseError as err:
+                j.result, j.problem = None, f"unreadable result ({str(err)[:120]})"
+    expected = expected_jobs(sweep_dir)
+    if expected is not None:
+        by_overrides = {tuple(j.overrides): j for j in found}
+        parser = OverridesParser.create()
+        ordered = []
+        for lines in expected:
+            j = by_overrides.get(tuple(lines))
+            if j is None:
+                j = Job(None, None, lines, _choices(lines, parser), "never ran (the multirun stopped?)")
+            ordered.append(j)
+        found = ordered
+    ok = [j for j in found if j.result is not None]
+    bad = [j for j in found if j.result is None]
+    if bad and not allow_missing:
+        shown = "; ".join(_describe(j) for j in bad[:4]) + (f"; and {len(bad) - 4} more" if len(bad) > 4 else "")
+        raise DseError(f"{sweep_dir}: {len(bad)} of {len(found)} jobs have no readable result: {shown}. "
+                       "Re-run them, or pass --allow-missing to merge them as NaN")
+    return ok, bad
 
 
 def dim_name(key: str) -> str:
@@ -78,18 +148,22 @@ def dim_name(key: str) -> str:
     return key
 
 
-def merge(sweep_dir) -> xr.Dataset:
-    """The jobs' datasets (opened lazily) concatenated along the swept choices, with the multirun's provenance."""
-    js = jobs(Path(sweep_dir))
+def merge(sweep_dir, allow_missing: bool = False) -> xr.Dataset:
+    """The jobs' datasets (opened lazily) concatenated along the swept choices, with the multirun's provenance.
+
+    Every job Hydra recorded (multirun.yaml) must have a readable result; with ``allow_missing`` the missing
+    ones are NaN and listed in the ``missing_jobs`` attribute."""
+    js, lost = check_jobs(Path(sweep_dir), allow_missing)
     if not js:
         raise DseError(f"{sweep_dir}: no job results (*/.hydra/overrides.yaml beside result.nc or result.zarr)")
-    keys = list(dict.fromkeys(k for j in js for k in j.choices))
-    for j in js:
+    everyone = js + lost
+    keys = list(dict.fromkeys(k for j in everyone for k in j.choices))
+    for j in everyone:
         missing = [k for k in keys if k not in j.choices]
         if missing:
             raise DseError(f"{j.dir}: override {missing[0]!r} is missing (the other jobs set it)")
-    swept = [k for k in keys if len({repr(j.choices[k]) for j in js}) > 1]
-    values = {k: list(dict.fromkeys(j.choices[k] for j in js)) for k in swept}
+    swept = [k for k in keys if len({repr(j.choices[k]) for j in everyone}) > 1]
+    values = {k: list(dict.fromkeys(j.choices[k] for j in everyone)) for k in swept}
     dims = [dim_name(k) for k in swept]
     if len(set(dims)) < len(dims):
         raise DseError(f"two swept overrides map to one dimension: {swept}")
@@ -99,13 +173,24 @@ def merge(sweep_dir) -> xr.Dataset:
         if combo in by_choice:
             raise DseError(f"{j.dir} and {by_choice[combo].dir} ran the same choices {dict(zip(dims, combo))}")
         by_choice[combo] = j
-    for combo in itertools.product(*(values[k] for k in swept)):
-        if combo not in by_choice:
-            raise DseError(f"{sweep_dir}: no result for {dict(zip(dims, combo))} (a job failed or is missing)")
+    absent = [combo for combo in itertools.product(*(values[k] for k in swept)) if combo not in by_choice]
+    if absent and not allow_missing:
+        raise DseError(f"{sweep_dir}: no result for {dict(zip(dims, absent[0]))} (a job failed or is missing); "
+                       "pass --allow-missing to merge it as NaN")
+    missing_records = [dict(zip(dims, map(str, (j.choices[k] for k in swept))), job=_describe(j)) for j in lost]
+    missing_records += [dict(zip(dims, map(str, combo)), job="no job") for combo in absent
+                        if not any(tuple(j.choices[k] for k in swept) == combo for j in lost)]
 
     opened = {j.dir: open_results(j.result) for j in js}
 
-    def load(j: Job) -> xr.Dataset:
+    def nan_like(ds: xr.Dataset) -> xr.Dataset:
+        return ds.map(lambda v: xr.full_like(v, np.nan, dtype=float) if v.dtype.kind in "iufb" else v,
+                      keep_attrs=True)
+
+    def load(j: Job | None, combo: tuple = ()) -> xr.Dataset:
+        if j is None or j.result is None:
+            ds = nan_like(opened[js[0].dir])
+            return ds.expand_dims({d: [v] for d, v in zip(dims, combo)})
         ds = opened[j.dir]
         clash = [d for d in dims if d in ds.dims or d in ds.coords]
         if clash:
@@ -114,7 +199,8 @@ def merge(sweep_dir) -> xr.Dataset:
 
     def nest(level: int, prefix: tuple):
         if level == len(swept):
-            return load(by_choice[prefix])
+            j = by_choice.get(prefix)
+            return load(j if j is not None and j.result is not None else None, prefix)
         return [nest(level + 1, prefix + (v,)) for v in values[swept[level]]]
 
     if swept:
@@ -129,6 +215,8 @@ def merge(sweep_dir) -> xr.Dataset:
         merged[d].attrs.update(cf.attrs(p.units if p else "", p.doc if p else f"multirun choice {k}"))
     merged = merged.assign_attrs(_provenance(js, {j.dir: ds.attrs for j, ds in zip(js, opened.values())},
                                              swept, dims, merged.attrs))
+    if missing_records:
+        merged.attrs["missing_jobs"] = json.dumps(missing_records)
     merged.set_close(lambda: [ds.close() for ds in opened.values()])
     return merged
 
@@ -156,13 +244,12 @@ def write(ds: xr.Dataset, path: Path, progress: bool = True) -> Path:
 
     from dask.diagnostics import ProgressBar
 
-    from .sweep import PROGRESS_DELAY_S, _replace
+    from . import outputs
+    from .sweep import PROGRESS_DELAY_S
 
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-    try:
+    ds = ds.assign_attrs({outputs.MARK_ATTR: "written by dse"})
+    with outputs.lock(path, "dse-collect"), outputs.atomic(path, "dse-collect") as tmp:
         with ProgressBar(minimum=PROGRESS_DELAY_S) if progress else nullcontext():
             if path.suffix == ".zarr":
                 ds = ds.unify_chunks()
@@ -178,18 +265,21 @@ def write(ds: xr.Dataset, path: Path, progress: bool = True) -> Path:
                 encoding = {n: {"chunksizes": tuple(max(c) for c in v.chunks)} for n, v in ds.data_vars.items()
                             if v.chunks and v.ndim}
                 ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
-        _replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     return path
 
 
-def collect(sweep_dir, output=None, fmt: str = "auto", zarr_above_gb: float = 2.0, progress: bool = True) -> Path:
-    """Merge a multirun directory's results and write ``merged.nc`` / ``merged.zarr`` there (or ``output``)."""
+def collect(sweep_dir, output=None, fmt: str = "auto", zarr_above_gb: float = 2.0, progress: bool = True,
+            allow_missing: bool = False, overwrite: bool = False) -> Path:
+    """Merge a multirun directory's results and write ``merged.nc`` / ``merged.zarr`` there (or ``output``).
+    Every job Hydra planned must have a readable result unless ``allow_missing`` (NaN, listed in an attribute);
+    a file at the output path that dse did not write is replaced only with ``overwrite``."""
+    from . import outputs
+
     if fmt not in ("auto", "netcdf", "zarr"):
         raise DseError(f"format={fmt!r}: allowed auto, netcdf, zarr")
-    ds = merge(sweep_dir)
+    if output is not None and Path(output).suffix not in (".nc", ".zarr"):
+        raise DseError(f"output {str(output)!r}: use a .nc or .zarr name")
+    ds = merge(sweep_dir, allow_missing)
     if output is None:
         big = fmt == "zarr" or (fmt == "auto" and ds.nbytes > zarr_above_gb * 1e9)
         output = Path(sweep_dir) / f"{MERGED_NAME}.{'zarr' if big else 'nc'}"
@@ -197,6 +287,10 @@ def collect(sweep_dir, output=None, fmt: str = "auto", zarr_above_gb: float = 2.
     if output.suffix not in (".nc", ".zarr"):
         raise DseError(f"output {str(output)!r}: use a .nc or .zarr name")
     try:
+        outputs.check_target(output, "zarr" if output.suffix == ".zarr" else "netcdf", "dse-collect output",
+                             overwrite, "--overwrite")
+        outputs.check_space(output, ds.nbytes if output.suffix == ".nc" else ds.nbytes / 4,
+                            key="dse-collect output")
         return write(ds, output, progress)
     finally:
         ds.close()
@@ -219,6 +313,9 @@ class CollectOnMultirunEnd(Callback):
             fmt = "auto" if fmt == "csv" else fmt   # each job wrote its own CSV; the merge is a dataset
             path = collect(sweep_dir, fmt=fmt, zarr_above_gb=out.get("zarr_above_gb", 2.0),
                            progress=bool(config.get("progress", True)))
+        except OSError as err:   # never a traceback at the end of a multirun
+            print(f"dse-collect: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", file=sys.stderr)
+            return
         except DseError as err:
             print(f"dse-collect: {err}", file=sys.stderr)
             return
@@ -232,14 +329,22 @@ def main(argv=None) -> None:
     ap.add_argument("-o", "--output", help="where to write (a .nc or .zarr path; default DIR/merged.nc)")
     ap.add_argument("--format", default="auto", choices=("auto", "netcdf", "zarr"))
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--allow-missing", action="store_true",
+                    help="merge even when jobs are missing, failed or unreadable: their values are NaN and they are "
+                         "listed in the merged dataset's missing_jobs attribute")
+    ap.add_argument("--overwrite", action="store_true", help="replace a file at the output path that dse did not write")
     a = ap.parse_args(argv)
     try:
         if not Path(a.dir).is_dir():
             raise DseError(f"{a.dir}: not a directory")
-        print(collect(a.dir, a.output, a.format, progress=not a.no_progress))
+        print(collect(a.dir, a.output, a.format, progress=not a.no_progress, allow_missing=a.allow_missing,
+                      overwrite=a.overwrite))
     except DseError as err:
         print(f"dse-collect: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("dse-collect: interrupted; temporary files removed", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from . import capacity, cf, config, expert_load, kernel, routing, specs
+from . import capacity, cf, config, expert_load, kernel, routing, specs, validate
 from .grid import Grid
 from .params import PARAMS, DseError, check_values, lookup
 
@@ -66,10 +66,10 @@ def expand_values(name: str, value):
             raise DseError(f"grid.{name}: a range needs start, stop and num (missing {sorted(missing)})")
         start, stop, num = value["start"], value["stop"], value["num"]
         for k in ("start", "stop", "num"):
-            if isinstance(value[k], bool) or not isinstance(value[k], (int, float)):
-                raise DseError(f"grid.{name}.{k}={value[k]!r} is not a number")
-        if int(num) < 1:
-            raise DseError(f"grid.{name}.num={num}: a range needs num >= 1")
+            if isinstance(value[k], bool) or not isinstance(value[k], (int, float)) or not np.isfinite(value[k]):
+                raise DseError(f"grid.{name}.{k}={value[k]!r} is not a number (allowed: a finite number)")
+        if num < 1 or float(num) != int(num):
+            raise DseError(f"grid.{name}.num={num}: a range needs an integer num >= 1")
         if value.get("log", False):
             if start <= 0 or stop <= 0:
                 raise DseError(f"grid.{name}: a log range needs start > 0 and stop > 0")
@@ -200,43 +200,9 @@ def _values(x) -> np.ndarray:
 
 
 def _check_tree(tree: dict) -> None:
-    """Cross-field checks on the resolved (possibly stacked) values; one-line errors."""
-    m, s, w = tree["model"], tree["system"], tree["workload"]
-    k, e = _values(m["top_k"]), _values(m["n_experts"])
-    if np.any(np.asarray(k)[..., None] > np.asarray(e).ravel()[None, ...]) if np.ndim(k) and np.ndim(e) else np.any(k > e):
-        raise DseError(f"top_k={k.max()} exceeds n_experts={e.min()}: allowed 0 <= top_k <= n_experts")
-    for key in ("n_layers", "hidden", "n_heads", "head_dim", "moe_every"):
-        if np.any(_values(m[key]) < 1):
-            raise DseError(f"model.{key} must be >= 1")
-    for key in ("tp", "dp", "ep"):
-        if np.any(_values(s[key]) < 1):
-            raise DseError(f"system.{key} must be >= 1")
-    if np.any((_as_da(s["ep"]) > _as_da(s["tp"]) * _as_da(s["dp"])).values):
-        raise DseError("system.ep exceeds the GPU count tp x dp")
-    for group, values in (("system.gpu", s["gpu"]), ("system.offload_link", s["offload_link"])):
-        for key, v in values.items():
-            check_values(f"{group}.{key}", _values(v).ravel().tolist(), None)
-    for tk, t in s["tiers"].items():
-        for key in ("read_pj_per_bit", "idle_w", "usd_per_gb", "capacity_gb"):
-            if key in t:
-                check_values(f"system.tiers.{tk}.{key}", _values(t[key]).ravel().tolist(), None)
-    f = _values(w["hbm_cache_fraction"])
-    if np.any((f < 0) | (f > 1)):
-        raise DseError(f"workload.hbm_cache_fraction={f.ravel()[0]} out of range: allowed [0, 1]")
-
-
-def _check_leaves(tree: dict, skip: set) -> None:
-    """Range checks of the config's own values (presets, CLI overrides) for every canonical parameter."""
-    for name, param in PARAMS.items():
-        if name in skip or param.categorical or param.path.startswith("flash."):
-            continue
-        try:
-            value = config.get_path(tree, param.path)
-        except DseError:
-            continue
-        if isinstance(value, xr.DataArray):
-            continue
-        check_values(param.path, value, param)
+    """Range and cross-field checks on the resolved (possibly stacked) values; one-line errors
+    (the rules are the tables of :mod:`dse.validate`)."""
+    validate.check_tree(tree)
 
 
 def _routing_plan(m, s, w, routing_frequencies) -> dict:
@@ -245,14 +211,11 @@ def _routing_plan(m, s, w, routing_frequencies) -> dict:
     k, E = m.top_k, m.n_experts
     freqs = None
     if routing_frequencies is not None:
-        freqs = np.asarray(routing_frequencies, dtype=float)
-        if freqs.ndim != 1 or np.any(freqs < 0) or np.any(freqs > 1):
-            raise DseError("workload.routing_frequencies must be a list of per-expert probabilities in [0, 1]")
-        if np.ndim(_values(E)) or int(_values(E)) != len(freqs):
-            raise DseError(f"workload.routing_frequencies has {len(freqs)} entries; model.n_experts is {_values(E)}")
+        if np.ndim(_values(E)):
+            raise DseError("workload.routing_frequencies: model.n_experts cannot be a dimension with measured routing")
         if np.ndim(_values(k)):
             raise DseError("workload.routing_frequencies: model.top_k cannot be a dimension with measured routing")
-        freqs = freqs * (float(_values(k)) / freqs.sum()) if freqs.sum() > 0 else freqs
+        freqs = validate.routing_probabilities(routing_frequencies, int(_values(k)), int(_values(E)))
         mode = "measured"
     elif np.ndim(_values(w.routing_skew)) == 0 and float(_values(w.routing_skew)) == 0.0:
         mode = "uniform"
@@ -347,7 +310,7 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan) -> dict:
         "step_energy": total,
         "step_latency": out.latency,
         "copy_latency": out.copy_latency,
-        "offload_share": offload / total,
+        "offload_share": offload / np.maximum(total, 1e-300),   # 0 (not NaN) when the step costs no energy
         "tokens_per_s": B / out.latency,
         "experts_touched": out.touched,
         "experts_fetched": out.fetched,
@@ -378,7 +341,7 @@ def _as_da(v) -> xr.DataArray:
 def _split(study_grid: dict, params: dict):
     """Separate scalar settings from dimensions; expand ranges; validate every value."""
     scalars, dims = {}, {}
-    merged = {**{k: v for k, v in (study_grid or {}).items() if k not in params}, **params}
+    merged = {**{k: v for k, v in config.flat_grid(study_grid).items() if k not in params}, **params}
     for name, raw in merged.items():
         value = expand_values(name, raw)
         path, param = lookup(name)
@@ -397,7 +360,8 @@ def _split(study_grid: dict, params: dict):
 
 
 def evaluate(study: str | None = None, *, model=None, system=None, accounting: str | None = None,
-             chunks: dict | None = None, cfg: dict | None = None, **params) -> xr.Dataset:
+             chunks: dict | None = None, cfg: dict | None = None, max_grid_points: float | None = None,
+             **params) -> xr.Dataset:
     """Energy, latency and capacity of one decode step over a grid of parameters (equations: docs/model.md).
 
     ``dse.evaluate`` is this function with its parameters spelt out (``help(dse.evaluate)``: units and ranges).
@@ -405,20 +369,28 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
     are preset names (a list makes a dimension). Other keyword parameters are canonical short names (see
     :data:`dse.params.PARAMS`) or dotted config paths; a list, tuple, range or array becomes a dimension
     with those coordinates. ``chunks`` maps dimension names to dask chunk sizes (lazy evaluation: one dask
-    task per block of the grid). ``accounting`` names a preset in dse/conf/accounting (``paper``, the default, or
-    ``refined``). ``cfg`` is an already composed root config (the CLI passes Hydra's).
+    task per block of the grid). ``accounting`` names a preset in dse/conf/accounting (``paper``, the default,
+    ``paper-fig6`` or ``refined``). ``cfg`` is an already composed root config (the CLI passes Hydra's).
+    ``max_grid_points`` (default: the config's, 1e10) refuses larger grids before anything is allocated; without
+    ``chunks`` the whole result must also fit in the memory available.
     """
-    return resolve(study, model=model, system=system, accounting=accounting, cfg=cfg, **params).dataset(chunks)
+    grid = resolve(study, model=model, system=system, accounting=accounting, cfg=cfg,
+                   max_grid_points=max_grid_points, **params)
+    validate.check_chunks(chunks, grid.sizes, [dim for dim, _ in grid.stacks.values()])
+    if chunks is None:
+        validate.check_memory(grid)
+    return grid.dataset(chunks)
 
 
 def resolve(study: str | None = None, *, model=None, system=None, accounting: str | None = None,
-            cfg: dict | None = None, **params) -> Grid:
+            cfg: dict | None = None, max_grid_points: float | None = None, **params) -> Grid:
     """Validate and resolve everything :func:`evaluate` needs without evaluating the grid: a :class:`Grid` (its
     dimensions, sizes, inputs and attributes) whose ``dataset(chunks)`` or ``block(box)`` evaluate it."""
     frequencies = params.pop("routing_frequencies", None)  # one vector, never a dimension
     model_spec = None
     if isinstance(model, dict):  # a parsed spec, e.g. dse.models.from_hf_config(path)
         model_spec, model = dict(model), None
+        validate.check_required_model(model_spec, f"model {model_spec.get('name', '')!r}".replace(" ''", ""))
     if model is not None:
         params["model"] = model
     if system is not None:
@@ -431,7 +403,10 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         base = config.compose(study=study, overrides=(f"accounting={accounting}",) if accounting else ())
     else:
         base = json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else config.OmegaConf.to_container(cfg, resolve=True)
-    scalars, dims = _split(config.flat_grid(base.get("grid")), params)
+    grid_spec = config.flat_grid(base.get("grid"))
+    limit = validate.grid_limit(base.get("max_grid_points") if max_grid_points is None else max_grid_points)
+    validate.check_grid_size(validate.grid_size_bound({**grid_spec, **params}), limit)
+    scalars, dims = _split(grid_spec, params)
 
     tree = {k: specs.validated(k, base[k]) for k in ("model", "system", "workload", "accounting")}
     for name in ("model", "system"):
@@ -440,7 +415,9 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
     if model_spec is not None:
         tree["model"] = specs.validated("model", model_spec)
     if frequencies is not None:
-        tree["workload"]["routing_frequencies"] = list(np.asarray(frequencies, dtype=float).ravel())
+        if isinstance(frequencies, (str, bytes, dict)) or np.ndim(frequencies) != 1:
+            raise DseError("workload.routing_frequencies: expected a flat list of per-expert frequencies")
+        tree["workload"]["routing_frequencies"] = [v.item() if hasattr(v, "item") else v for v in frequencies]
     provenance_tree = json.loads(json.dumps(tree, default=str))  # the resolved config, settings applied below
 
     # --- systems (with gpu / link presets inside), then models: stacked along their dimensions
@@ -482,7 +459,6 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         m["d_expert"] = m["d_expert"] * ref["top_k"] / np.maximum(m["top_k"], 1)
 
     _check_tree(tree)
-    _check_leaves(tree, skip=set(scalars) | set(dims))
     w = dict(tree["workload"])
     freqs = w.pop("routing_frequencies", None)
     placement = w.pop("placement")
@@ -540,7 +516,9 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         conventions="energy in J, time in s, bytes in B; the equations: docs/model.md",
         Conventions=cf.CONVENTIONS,
     )
-    return _with_tables(Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),
+    grid = Grid(dict(m=m, g=gpu, s=s, link=link, tier=tier, w=w), functools.partial(_outputs, routing_plan=plan),
                 {name: np.asarray(values) for name, values in dims.items()}, variables=cf.variables(VARIABLES),
                 stacks={"energy": ("component", kernel.COMPONENTS), "capacity_cost": ("cost_part", capacity.COST_PARTS)},
-                coord_attrs=coord_attrs, attrs=attrs), plan)
+                coord_attrs=coord_attrs, attrs=attrs)
+    validate.check_grid_size(grid.points, limit)
+    return _with_tables(grid, plan)

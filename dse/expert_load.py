@@ -26,6 +26,7 @@ cached, and looked up for whole grids.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 from scipy.special import gammaln
@@ -95,8 +96,13 @@ class _UniformChain:
         start[0] = 1.0
         self.laws = [start]
         self.saturated = E == 0 or k == 0
+        self.lock = threading.Lock()
 
     def law(self, b: int) -> np.ndarray:
+        with self.lock:  # one chain is shared by the threads evaluating a grid's blocks
+            return self._law(b)
+
+    def _law(self, b: int) -> np.ndarray:
         if self.saturated and b >= len(self.laws):
             return self.laws[-1]
         while len(self.laws) <= b:

@@ -117,20 +117,12 @@ def check_values(name: str, values, param: Param | None) -> None:
             if bad:
                 raise DseError(f"{name}={bad[0]!r} not allowed: choose from {list(param.choices)}")
         return
-    lo, hi, integer = -INF, INF, False
-    if param is not None:
-        lo, hi, integer = param.lo, param.hi, param.integer
-    else:
-        for suffix, rng in SUFFIX_RANGES.items():
-            if name.endswith(suffix):
-                lo, hi = rng
-    for v in vals:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise DseError(f"{name}={v!r} is not a number (allowed range [{lo}, {hi}])")
-        if not (lo <= v <= hi) or (isinstance(v, float) and math.isnan(v)):
-            raise DseError(f"{name}={v} out of range: allowed [{lo}, {hi}]")
-        if integer and float(v) != int(v):
-            raise DseError(f"{name}={v} must be an integer in [{lo}, {hi}]")
+    from .validate import Rule, check_leaf, rule_for  # the one table of allowed ranges
+
+    rule = rule_for(param.path if param is not None else name)
+    if rule is None and param is not None:
+        rule = Rule(param.lo, param.hi, param.integer)
+    check_leaf(name, vals, rule)
 
 
 def _range(p: Param) -> str:

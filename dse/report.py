@@ -22,7 +22,7 @@ def energy_table(ds: xr.Dataset, max_rows: int = 80) -> str:
     has_fits = "fits" in ds
     if has_fits:
         columns += [ds["hbm_fill"], ds["offload_fill"], ds["fits"]]
-    table = xr.broadcast(xr.merge(columns, compat="override"))[0]
+    table = xr.broadcast(xr.merge(columns, compat="override"))[0].load()   # small (the CLI prints a few thousand points)
     frame: pd.DataFrame = table.to_dataframe() if table.dims else pd.DataFrame([table.to_pandas()])
     frame = frame[[v for v in table.data_vars]]
     n_out = 0

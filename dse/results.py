@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .params import DseError
+from .outputs import MARK_ATTR
 from .sweep import DONE_FILE
 
 
@@ -28,9 +29,20 @@ def open_results(path, chunks=None) -> xr.Dataset:
         raise DseError(f"results path {str(p)!r} does not exist")
     if p.name.endswith(".partial") or (p.is_dir() and (p / DONE_FILE).exists()):
         raise DseError(f"{str(p)!r} is an unfinished sweep: re-run the same config to resume it")
-    if p.is_dir():
-        return xr.open_zarr(p, consolidated=False, chunks={} if chunks is None else chunks)
-    return xr.open_dataset(p, engine="h5netcdf", chunks={} if chunks is None else chunks)
+    if p.name.endswith((".tmp", ".old", ".lock")):
+        raise DseError(f"{str(p)!r} is a temporary file of an interrupted or running write, not a result")
+    try:
+        if p.is_dir():
+            ds = xr.open_zarr(p, consolidated=False, chunks={} if chunks is None else chunks)
+        else:
+            ds = xr.open_dataset(p, engine="h5netcdf", chunks={} if chunks is None else chunks)
+    except Exception as err:  # noqa: BLE001 - truncated, empty, text, bit-flipped: one line
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise DseError(f"{str(p)!r} is not a readable dse result ({type(err).__name__}: {reason})") from None
+    if "dse_version" not in ds.attrs and MARK_ATTR not in ds.attrs:
+        ds.close()
+        raise DseError(f"{str(p)!r} was not written by dse (no dse_version attribute)")
+    return ds
 
 
 def ratio_to(data, dim: str = "placement", reference="hbm"):

@@ -146,4 +146,8 @@ def _validated(section: str, values_json: str) -> dict:
         key = getattr(err, "full_key", None) or ""
         first = str(err).splitlines()[0]
         raise DseError(f"{section}{'.' + key if key else ''}: {first}") from None
+    if section == "model" and isinstance(values, dict):   # no silent placeholder for a field the physics needs
+        from .validate import check_required_model
+
+        check_required_model(values, f"model {values['name']!r}" if "name" in values else "model")
     return OmegaConf.to_container(merged, resolve=True)

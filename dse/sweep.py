@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import config
+from . import config, outputs
 from .params import DseError
 
 #: The sweep's settings and their defaults (dse/conf/config.yaml documents them; the CLI passes them in ``cfg``).
 DEFAULTS = {
     "dask": {"address": None, "local_cluster": False, "n_workers": None, "chunk_mb": 2.0},
-    "output": {"format": "auto", "zarr_above_gb": 2.0, "path": None, "variables": None},
+    "output": {"format": "auto", "zarr_above_gb": 2.0, "path": None, "variables": None, "overwrite": False},
     "progress": True,
     "max_grid_points": 1e10,
 }
@@ -53,6 +53,7 @@ class Settings:
     variables: list | None
     progress: bool
     max_grid_points: float
+    overwrite: bool = False
 
 
 def settings(cfg: dict) -> Settings:
@@ -83,13 +84,16 @@ def settings(cfg: dict) -> Settings:
     variables = o["variables"]
     if variables is not None and (isinstance(variables, str) or not list(variables)):
         raise DseError(f"output.variables={variables!r}: allowed null (all) or a non-empty list of names")
+    if not isinstance(o["overwrite"], bool):
+        raise DseError(f"output.overwrite={o['overwrite']!r}: allowed true or false")
     progress = cfg.get("progress", DEFAULTS["progress"])
     if not isinstance(progress, bool):
         raise DseError(f"progress={progress!r}: allowed true or false")
     limit = cfg.get("max_grid_points", DEFAULTS["max_grid_points"])
     _positive("max_grid_points", limit)
     return Settings(address, d["local_cluster"], n, float(d["chunk_mb"]), o["format"], float(o["zarr_above_gb"]),
-                    o["path"], list(variables) if variables is not None else None, progress, float(limit))
+                    o["path"], list(variables) if variables is not None else None, progress, float(limit),
+                    o["overwrite"])
 
 
 def _positive(key: str, value) -> None:
@@ -393,16 +397,27 @@ def write_zarr(layout: Layout, path: Path, attrs: dict, **run) -> Path:
         return path
     partial = path.with_name(path.name + ".partial")
     if partial.exists() and not (_stored_digest(partial) == digest and (partial / DONE_FILE).exists()):
+        if not outputs.is_dse_output(partial):     # checked before any work too (plan): never reached for others
+            raise DseError(f"output.path={str(path)!r}: {str(partial)!r} was not written by dse; refusing to remove it")
         shutil.rmtree(partial)                           # a stale partial of another config
     if not partial.exists():
         encoding = {n: {"compressors": [ZstdCodec(level=1)]} for n in layout.names}
-        layout.template({**attrs, "dse_run_digest": digest}).to_zarr(
-            str(partial), mode="w", compute=False, consolidated=False, encoding=encoding)
-        (partial / DONE_FILE).write_text("")
+        try:
+            layout.template({**attrs, "dse_run_digest": digest}).to_zarr(
+                str(partial), mode="w", compute=False, consolidated=False, encoding=encoding)
+            (partial / DONE_FILE).write_text("")
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     pieces = layout.pieces()
     done = _done(partial)
-    compute(layout.grid, [p for p in pieces if p.key not in done], _ZarrWriter(layout, partial), _Recorder(partial),
-            **run)
+    try:
+        compute(layout.grid, [p for p in pieces if p.key not in done], _ZarrWriter(layout, partial),
+                _Recorder(partial), **run)
+    except BaseException:
+        if not _done(partial):   # nothing to resume from: leave nothing behind
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     missing = {p.key for p in pieces} - _done(partial)
     if missing:
         raise DseError(f"output: {len(missing)} pieces of {partial} were not written; re-run to resume")
@@ -416,8 +431,7 @@ def write_netcdf(layout: Layout, path: Path, attrs: dict, **run) -> Path:
     import h5netcdf
 
     ds = layout.template({**attrs, "dse_run_digest": layout.digest("netcdf")})
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with outputs.atomic(path) as tmp:
         ds.drop_vars(layout.names).to_netcdf(tmp, engine="h5netcdf")   # coordinates and attributes
         with h5netcdf.File(tmp, "a") as f:
             for d in layout.grid.dims:
@@ -426,27 +440,14 @@ def write_netcdf(layout: Layout, path: Path, attrs: dict, **run) -> Path:
             for name in layout.names:
                 v = ds[name]
                 var = f.create_variable(name, v.dims, v.dtype, chunks=tuple(c[0] for c in v.chunks) or None,
+                                        fletcher32=bool(v.dims),   # a checksum per chunk: corruption is an error
                                         fillvalue=np.nan if v.dtype.kind == "f" else None)
                 var.attrs.update(v.attrs)
             compute(layout.grid, layout.pieces(), evaluate_piece, _NetcdfWriter(layout, f), **run)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
-def _replace(src: Path, dst: Path) -> None:
-    """Move a finished directory into place (an older result there is removed once the new one is in place)."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(dst.name + ".old")
-        if old.exists():
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+_replace = outputs.replace   # move a finished file or directory into place
 
 
 # ------------------------------------------------------------------------------------------------- run
@@ -470,8 +471,9 @@ def plan(cfg: dict, run_dir: Path | str = "."):
         raise DseError(f"output.path={str(path)!r}: use a .nc or .zarr name")
     if (path.suffix == ".zarr") != (fmt == "zarr"):
         raise DseError(f"output.path={str(path)!r} does not match output.format={fmt}")
-    if not path.parent.is_dir():
-        raise DseError(f"output.path={str(path)!r}: directory {str(path.parent)!r} does not exist")
+    outputs.check_target(path, fmt, overwrite=s.overwrite)        # nothing dse did not write is replaced
+    largest = nbytes if fmt == "netcdf" else s.chunk_mb * 2**20 * 8
+    outputs.check_space(path, nbytes if fmt == "netcdf" else nbytes / 4, largest)
     return grid, s, names, fmt, path
 
 
@@ -482,10 +484,17 @@ def run(cfg: dict, run_dir: Path | str = ".") -> Path:
     client = connect(s)
     try:
         run_yaml = yaml.safe_dump({k: v for k, v in cfg.items() if k != "hydra"}, sort_keys=False)
-        attrs = {"run_config_yaml": run_yaml, "run_config_digest": hashlib.sha256(run_yaml.encode()).hexdigest()}
+        attrs = {"run_config_yaml": run_yaml, "run_config_digest": hashlib.sha256(run_yaml.encode()).hexdigest(),
+                 outputs.MARK_ATTR: "written by dse"}
         write = write_zarr if fmt == "zarr" else write_netcdf
-        return write(Layout(grid, names, s.chunk_mb), path, attrs, client=client, n_workers=s.n_workers,
-                     progress=s.progress)
+        with outputs.lock(path):
+            if s.overwrite and (path.exists() or path.is_symlink()) and not outputs.is_dse_output(path):
+                outputs._remove(path)          # the user asked for it (output.overwrite=true)
+            try:
+                return write(Layout(grid, names, s.chunk_mb), path, attrs, client=client, n_workers=s.n_workers,
+                             progress=s.progress)
+            except OSError as err:
+                raise outputs.os_error(err, path) from None
     finally:
         _close(client)
 

@@ -185,3 +185,5 @@ def test_two_processes_share_one_study(tmp_path, storage):
         n = int(front[0].split()[0])
         costs = [float(line.split()[-2].replace(",", "")) for line in front[2:2 + n]]
         assert costs == sorted(costs)                                     # cheapest first
+    points = {tuple(sorted(t.params.items())) for t in complete}
+    assert len(points) == 60              # the workers' claims: no design point stored twice

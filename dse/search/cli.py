@@ -17,6 +17,24 @@ from ..config import CONF_DIR
 from ..params import DseError
 
 
+def scrub_secrets(run_dir, url) -> None:
+    """Replace a storage password in the files Hydra wrote for this run (.hydra/*.yaml, the job log) by ***."""
+    from pathlib import Path
+
+    from .study import mask, password
+
+    if not password(url):
+        return
+    for f in [*Path(run_dir).glob(".hydra/*.yaml"), *Path(run_dir).glob("*.log")]:
+        try:
+            text = f.read_text()
+            clean = mask(text, url)
+            if clean != text:
+                f.write_text(clean)
+        except OSError:
+            pass
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="search_config", version_base=None)
 def _app(cfg: DictConfig) -> None:
     import xarray as xr
@@ -27,15 +45,24 @@ def _app(cfg: DictConfig) -> None:
 
     log = logging.getLogger("dse")
     run_dir = HydraConfig.get().runtime.output_dir
+    url = OmegaConf.select(cfg, "search.storage", default=None)
+    scrub_secrets(run_dir, url)
     try:
         c = OmegaConf.to_container(cfg, resolve=True)
         set_verbosity(c.pop("verbosity", "info"))
         summary = run(c, run_dir)
     except DseError as e:
-        fail("dse-search", e)
+        from .study import mask
+
+        fail("dse-search", mask(str(e), url))
+    except KeyboardInterrupt:
+        fail("dse-search", "interrupted; every trial stored so far is complete (re-run to resume)", code=130)
     with xr.open_dataset(Path(run_dir) / "pareto.nc", engine="h5netcdf") as pareto:
         log.info(front_table(pareto.load()))
-    log.info(json.dumps(summary, indent=1, default=str))
+    from .study import mask
+
+    log.info(mask(json.dumps(summary, indent=1, default=str), url))
+    scrub_secrets(run_dir, url)   # the job log written during the run
 
 
 def main() -> None:

@@ -74,6 +74,44 @@ def evaluate_grid(base: dict, space: Space, values: dict[str, list], chunks: dic
     return ds
 
 
+#: Above this many combinations of the space's values, each variable's values are checked on their own.
+CHECK_COMBINATIONS = 100_000
+#: Int variables with at most this many values are checked at every value (else at low and high).
+CHECK_INT_VALUES = 64
+
+
+def check_question(base: dict, space: Space) -> None:
+    """Validate every value the search may try with the engine's checks (ranges, presets, tiers, cross-field
+    rules such as tp dividing the heads), without evaluating anything: one-line DseError before any storage.
+
+    Categorical values and small int ranges are checked at every value, floats and large int ranges at low and
+    high (the rules are monotone in them); combinations are checked together while they number at most
+    :data:`CHECK_COMBINATIONS`."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from ..engine import resolve
+
+    values = {}
+    for name, d in space.distributions.items():
+        if isinstance(d, CategoricalDistribution):
+            values[name] = list(d.choices)
+        elif isinstance(d, IntDistribution) and (d.high - d.low) // d.step + 1 <= CHECK_INT_VALUES:
+            values[name] = list(range(d.low, d.high + 1, d.step))
+        else:
+            values[name] = sorted({d.low, d.high})
+    n = math.prod(len(v) for v in values.values())
+    groups = [values] if n <= CHECK_COMBINATIONS else [
+        {k: (v if k == name else v[:1]) for k, v in values.items()} for name in values]
+    for group in groups:
+        kwargs = dict(space.fixed)
+        kwargs.update({name: list(vals) for name, vals in group.items()})
+        if space.derive_ep:
+            tp, dp = (xr.DataArray(np.asarray(group[k]), dims=[k], coords={k: group[k]}) if k in group
+                      else space.layout[k] for k in ("tp", "dp"))
+            kwargs["ep"] = tp * dp
+        resolve(cfg=base, max_grid_points=1e300, **kwargs)
+
+
 def metrics(ds: xr.Dataset, space: Space, dims: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Objectives (n x k) and relative constraint violations (n x c, <= 0 feasible), flattened over ``dims``.
 

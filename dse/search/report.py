@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,19 +16,11 @@ from .space import Space
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary name in the same directory, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Call ``write(tmp_path)`` on a temporary name in the same directory, then rename it into place
+    (:func:`dse.outputs.atomic_write`, the one helper every dse write goes through)."""
+    from ..outputs import atomic_write as _atomic_write
+
+    _atomic_write(Path(path), lambda tmp: write(str(tmp)), key="search output")
 
 
 def trials_dataset(base: dict, space: Space, numbers, params, F, C, norm: Normalizer | None) -> xr.Dataset:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..params import DseError
-from . import report, study as study_mod, validate
+from . import points, report, study as study_mod, validate
 from .pareto import Normalizer, nondominated
 from .space import check_run_settings, parse
 
@@ -41,6 +41,7 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DseError(f"run directory {str(run_dir)!r} does not exist")
+    points.check_question(base, space)    # every value the search may try, before any storage is touched
 
     study = study_mod.open_study(search, space, base, run_dir)       # storage errors: before any trial
     progress = bool(search.get("progress", True)) if progress is None else progress

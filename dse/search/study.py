@@ -8,6 +8,8 @@ constraints, base config) and refuses to mix in trials of a different one.
 """
 from __future__ import annotations
 
+import os
+import re
 import time
 import uuid
 import warnings
@@ -28,21 +30,56 @@ DIGEST_KEY = "dse_digest"
 MAX_PROPOSALS = 5
 
 
+STORAGE_ENV = "DSE_SEARCH_STORAGE"
+
+
+def storage_url(url: str | None, run_dir: Path) -> str:
+    """``search.storage``, else the environment variable DSE_SEARCH_STORAGE (keeps a password out of Hydra's
+    logs and .hydra/*.yaml), else the SQLite file of the run directory."""
+    return url or os.environ.get(STORAGE_ENV) or f"sqlite:///{Path(run_dir).resolve() / 'study.db'}"
+
+
+def password(url: str | None) -> str | None:
+    """The password in a storage URL, if any."""
+    if not url or url.startswith("journal:"):
+        return None
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).password
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: look for user:password@
+        m = re.search(r"://[^/:@]*:([^@/]*)@", url)
+        return m.group(1) if m else None
+
+
+def mask(text: str, url: str | None) -> str:
+    """``text`` with the storage URL's password replaced by ***."""
+    secret = password(url)
+    text = str(text)
+    if secret:
+        text = text.replace(secret, "***")
+        from urllib.parse import quote
+
+        text = text.replace(quote(secret, safe=""), "***")
+    return re.sub(r"(://[^/:@\s]*:)[^@/\s]+@", r"\1***@", text)
+
+
 def open_storage(url: str | None, run_dir: Path):
-    """An Optuna storage for ``url`` (see module doc); any failure -> one-line DseError, before any trial."""
-    url = url or f"sqlite:///{Path(run_dir).resolve() / 'study.db'}"
+    """An Optuna storage for ``url`` (see module doc); any failure -> one-line DseError, before any trial.
+    Passwords never appear in messages."""
+    url = storage_url(url, run_dir)
     try:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
             path = Path(url[len("journal:"):]).expanduser()
             if not path.parent.is_dir():
-                raise DseError(f"search.storage={url!r}: directory {str(path.parent)!r} does not exist")
+                raise DseError(f"search.storage={mask(url, url)!r}: directory {str(path.parent)!r} does not exist")
             return JournalStorage(JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
             if not path.parent.is_dir():
-                raise DseError(f"search.storage={url!r}: directory {str(path.parent)!r} does not exist")
+                raise DseError(f"search.storage={mask(url, url)!r}: directory {str(path.parent)!r} does not exist")
             engine_kwargs = {"connect_args": {"timeout": 120}}     # wait for another process's write lock
         elif url.split(":", 1)[0].split("+")[0] in ("postgresql", "mysql"):
             engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
@@ -62,8 +99,8 @@ def open_storage(url: str | None, run_dir: Path):
     except DseError:
         raise
     except Exception as e:  # noqa: BLE001 - any driver / network / URL error becomes one line
-        reason = (str(e).strip().splitlines() or [""])[0][:200]
-        raise DseError(f"search.storage={url!r}: cannot open ({type(e).__name__}: {reason})") from None
+        reason = mask((str(e).strip().splitlines() or [""])[0][:200], url)
+        raise DseError(f"search.storage={mask(url, url)!r}: cannot open ({type(e).__name__}: {reason})") from None
 
 
 def make_sampler(name: str, seed: int, batch_size: int):
@@ -78,6 +115,77 @@ def make_sampler(name: str, seed: int, batch_size: int):
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
                                               n_startup_trials=batch_size)
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+class Claims:
+    """Design points claimed by any worker of a study, so that no two workers evaluate and store the same point.
+
+    On an SQL storage (SQLite, PostgreSQL, MySQL) the claims are rows of a table ``dse_claims`` in the same
+    database, keyed by (study, point): an insert that finds the key already there loses the claim (the database's
+    primary key decides a race). On a journal storage they are lines of ``<journal>.claims``, appended under an
+    exclusive ``flock``. Other storages (in-memory) have one worker, whose own memory already deduplicates.
+
+    The exact guarantee: every trial stored is a point no worker had claimed before; a point is claimed once, so
+    it is evaluated and stored at most once across all workers. A worker killed mid-batch leaves its claimed
+    points unstored (they are not proposed again); every trial it did store is complete.
+    """
+
+    TABLE = "dse_claims"
+
+    def __init__(self, storage, study_name: str):
+        self.study, self.engine, self.path = study_name, None, None
+        engine, file_path, obj = None, None, storage
+        for _ in range(3):      # optuna wraps storages (_CachedStorage -> RDBStorage, JournalStorage -> backend)
+            engine = engine or getattr(obj, "engine", None)
+            file_path = file_path or getattr(obj, "_file_path", None)
+            obj = getattr(obj, "_backend", None)
+        if engine is not None:
+            from sqlalchemy import text
+
+            for attempt in range(8):
+                try:
+                    with engine.begin() as c:
+                        c.execute(text(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (study VARCHAR(512) NOT NULL, "
+                                       "point VARCHAR(64) NOT NULL, PRIMARY KEY (study, point))"))
+                    break
+                except Exception:  # noqa: BLE001 - two workers creating it at once: one wins, retry sees it
+                    if attempt == 7:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+            self.engine = engine
+        if engine is None and file_path:
+            self.path = Path(str(file_path) + ".claims")
+
+    @staticmethod
+    def point(params: dict) -> str:
+        import hashlib
+        import json
+
+        norm = {k: (round(v, 12) if isinstance(v, float) else v) for k, v in sorted(params.items())}
+        return hashlib.sha256(json.dumps(norm, sort_keys=True, default=str).encode()).hexdigest()
+
+    def claim(self, params: dict) -> bool:
+        """True when this call claimed the point (no worker had); False when another worker has it."""
+        key = self.point(params)
+        if self.engine is not None:
+            from sqlalchemy import text
+
+            with self.engine.begin() as c:
+                r = c.execute(text(f"INSERT INTO {self.TABLE} (study, point) VALUES (:s, :p) "
+                                   "ON CONFLICT DO NOTHING"), {"s": self.study, "p": key})
+                return r.rowcount == 1
+        if self.path is not None:
+            import fcntl
+
+            with open(self.path, "a+") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                f.seek(0)
+                if f"{self.study}\t{key}\n" in set(f.readlines()):
+                    return False
+                f.write(f"{self.study}\t{key}\n")
+                f.flush()
+                return True
+        return True
 
 
 class Study:
@@ -98,6 +206,7 @@ class Study:
         self.mirror = optuna.create_study(directions=persistent.directions, sampler=sampler)
         self.worker = uuid.uuid4().hex       # tags this process's trials (never enters any result)
         self._seen: set[int] = set()
+        self.claims = Claims(persistent._storage, self.name)
 
     def pull(self) -> int:
         new = []
@@ -177,7 +286,7 @@ def optimize(study: Study, space: Space, base: dict, n_trials: int, batch_size: 
     from tqdm.auto import tqdm
 
     memory = LocalSearch(space.distributions, seed)
-    done, t0, eval_s, n_local, n_random, n_dropped = 0, time.perf_counter(), 0.0, 0, 0, 0
+    done, t0, eval_s, n_local, n_random, n_dropped, stalled = 0, time.perf_counter(), 0.0, 0, 0, 0, 0
     with tqdm(total=n_trials, disable=not progress, desc=f"dse-search {study.name}", unit="trial") as bar:
         while done < n_trials:
             study.pull()
@@ -196,19 +305,27 @@ def optimize(study: Study, space: Space, base: dict, n_trials: int, batch_size: 
             while len(trials) < size and asked < MAX_PROPOSALS * size:
                 t = study.mirror.ask(space.distributions)
                 asked += 1
-                if memory.is_tried(t.params):
+                if memory.is_tried(t.params) or not study.claims.claim(t.params):
+                    memory.mark(t.params)          # tried here, or claimed by another worker
                     study.mirror.tell(t, state=TrialState.FAIL)
                     n_dropped += 1
                     continue
                 memory.mark(t.params)
                 trials.append(t)
             for p in memory.random_untried(size - len(trials)):   # the sampler only repeats itself
+                memory.mark(p)
+                if not study.claims.claim(p):
+                    n_dropped += 1
+                    continue
                 study.mirror.enqueue_trial(p, skip_if_exists=False)
                 t = study.mirror.ask(space.distributions)
-                memory.mark(t.params)
                 trials.append(t)
             if not trials:
+                if len(memory.tried) < (space.size() or float("inf")) and stalled < MAX_PROPOSALS:
+                    stalled += 1               # other workers claimed everything proposed: try again
+                    continue
                 break   # (nearly) every point has been tried
+            stalled = 0
             params = {name: [t.params[name] for t in trials] for name in space.distributions}
             t1 = time.perf_counter()
             ds = points.evaluate_trials(base, space, params)
