@@ -103,4 +103,6 @@ def set_verbosity(level: str | None) -> None:
 def figures_wanted(switch) -> bool:
     """Whether a run writes the figure of its result: its ``plot`` switch, unless the environment sets
     ``DSE_PLOT=0`` (off for every run at once; the test suite does, except where it tests the figures)."""
-    return bool(switch) and os.environ.get("DSE_PLOT", "1") != "0"
+    if not isinstance(switch, bool):
+        raise DseError(f"plot={switch!r}: allowed true or false")
+    return switch and os.environ.get("DSE_PLOT", "1") != "0"

@@ -19,8 +19,6 @@ data can be read back (tests compare them with dse's numbers).
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -830,21 +828,12 @@ def auto(ds, *, title: str | None = None):
 
 
 def _atomic(path: Path, write) -> Path:
-    """``write(tmp)`` to a temporary name in the same directory, then rename into place."""
+    """``write(tmp)`` to a temporary name beside ``path``, then rename into place (:mod:`dse.outputs`)."""
+    from .outputs import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, write, key="plot")
 
 
 def save(fig, out_dir, stem: str, formats=("png", "svg"), dpi: int = DPI, close: bool = True) -> list[Path]:

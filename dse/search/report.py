@@ -9,7 +9,6 @@ import numpy as np
 import xarray as xr
 
 from ..engine import evaluate
-from ..plot import PLACEMENT_COLORS, PLACEMENT_MARKERS as PAPER_MARKERS  # noqa: F401 (the project's colours)
 from . import points
 from .pareto import Normalizer, nondominated
 from .space import Space
