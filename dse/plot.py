@@ -746,7 +746,8 @@ def pareto(ds, objectives=("energy_per_token", "capacity_cost_usd"), *, mark: di
         bx = axes[0, 1]
         hv = np.asarray(ds["hypervolume"].values, float)
         ref = exact.get("hypervolume") if exact is not None else None
-        shown_hv = hv / ref if ref else hv
+        final = float(np.nanmax(hv)) if np.isfinite(hv).any() else None
+        shown_hv = hv / ref if ref else (hv / final if final else hv)     # <= 1: a fraction of a front's
         (h,) = bx.plot(np.arange(1, len(hv) + 1), shown_hv, color=PLACEMENT_COLORS["hbm"])
         h.set_gid("hypervolume")
         if ref:
@@ -754,7 +755,8 @@ def pareto(ds, objectives=("energy_per_token", "capacity_cost_usd"), *, mark: di
             bx.set_ylim(0, 1.05)
             bx.set_ylabel("hypervolume / exact front's")
         else:
-            bx.set_ylabel("hypervolume (normalized)")
+            bx.set_ylim(0, 1.05)
+            bx.set_ylabel("hypervolume / final front's")
         bx.set_xlim(0, len(hv))
         bx.set_xlabel("completed trials")
         bx.set_title("search progress")
