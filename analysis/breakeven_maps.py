@@ -1,5 +1,7 @@
-"""Maps of the break-even Flash read energy e* over two grid dimensions (batch x top-k, batch x n_experts),
-one panel per model, with today's SSD and the projected High-Bandwidth Flash read energies as contours.
+"""Maps of the break-even Flash read energy e* over two grid dimensions (batch x top-k, batch x n_experts), one
+panel per comparison, each cell labelled with e* and coloured by what it takes (never / better than the projected
+High-Bandwidth Flash / HBF suffices / today's SSD suffices). A comparison whose e* is the same everywhere (SSD
+against DDR: e* is DDR's read energy) is stated in one line instead of a flat panel.
 
     python -m analysis.breakeven_maps [out_dir]
 """
@@ -7,17 +9,11 @@ from __future__ import annotations
 
 import sys
 
-import matplotlib.colors as mcolors
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
-from analysis.parity import hbf_read_pj_per_bit, today_of
-from analysis.style import new_figure, out_dir_from_argv, save
-
-NEVER_COLOR = "0.82"
+from analysis.style import new_figure, out_dir_from_argv, save, style
+from dse import plot
 
 
 def breakeven_grid(be: xr.DataArray | xr.Dataset, x: str, y: str) -> xr.DataArray:
@@ -31,67 +27,46 @@ def breakeven_grid(be: xr.DataArray | xr.Dataset, x: str, y: str) -> xr.DataArra
 
 
 def plot_breakeven_maps(cases: dict, x: str = "batch", y: str = "top_k", *, title: str | None = None):
-    """One panel per case (label -> break-even Dataset): e* as colour (log scale; grey: never breaks even),
-    each cell annotated, contours at today's SSD and the projected HBF read energy. Meshes carry gid
-    ``map|<label>``; their arrays are e* with NaN masked, row-major over (y, x)."""
+    """One :func:`dse.plot.breakeven_map` panel per case (label -> break-even Dataset). A case whose e* is the
+    same in every cell carries no information as a map: it is said in one line under the panels instead.
+    Meshes carry gid ``map|<label>``; their arrays are e* with never masked, row-major over (y, x)."""
     grids = {label: breakeven_grid(be, x, y) for label, be in cases.items()}
-    positive = np.concatenate([g.values[np.isfinite(g.values)].ravel() for g in grids.values()] + [np.array([])])
-    hbf = hbf_read_pj_per_bit()
-    todays = {today_of(be) for be in cases.values()}
-    vmin = min([hbf / 3, *positive.tolist()]) if positive.size else hbf / 3
-    vmax = max([max(todays) * 1.5, *positive.tolist()])
-    norm = mcolors.LogNorm(vmin=vmin, vmax=vmax)
-    cmap = plt.get_cmap("viridis").with_extremes(bad=NEVER_COLOR)
-    fig, axes = new_figure(ncols=len(grids), width=4.6, height=4.2, layout="constrained")
-    mesh = None
-    for ax, (label, g) in zip(axes[0], grids.items()):
-        nx, ny = g.sizes[x], g.sizes[y]
-        values = np.ma.masked_invalid(g.values)
-        mesh = ax.pcolormesh(np.arange(nx + 1) - 0.5, np.arange(ny + 1) - 0.5, values, norm=norm, cmap=cmap)
-        mesh.set_gid(f"map|{label}")
-        filled = np.where(np.isfinite(g.values), g.values, vmin / 10)  # never breaks even: below every level
-        if nx > 1 and ny > 1:
-            levels = sorted({hbf, *todays})
-            ax.contour(np.arange(nx), np.arange(ny), filled, levels=levels, colors=["tab:purple", "tab:red"][:len(levels)],
-                       linewidths=1.6, linestyles=["--", "-"][:len(levels)])
-        for j in range(ny):
-            for i in range(nx):
-                v = g.values[j, i]
-                ax.text(i, j, "never" if not np.isfinite(v) else f"{v:.3g}", ha="center", va="center", fontsize=6,
-                        color="k" if not np.isfinite(v) or norm(v) > 0.5 else "w")
-        ax.set_xticks(np.arange(nx), [str(v) for v in g[x].values])
-        ax.set_yticks(np.arange(ny), [str(v) for v in g[y].values])
-        ax.set_xlabel(f"{x} ({g[x].attrs.get('units') or 'sequences' if x == 'batch' else g[x].attrs.get('units', '')})")
-        ax.set_ylabel(f"{y} ({g[y].attrs.get('units') or 'experts'})")
-        ax.set_title(label, fontsize=9)
-    cbar = fig.colorbar(mesh, ax=list(axes[0]), shrink=0.9, pad=0.02)
-    cbar.set_label("break-even Flash read energy e* (pJ/bit)")
-    for t in todays:
-        cbar.ax.axhline(t, color="tab:red", lw=2)
-    cbar.ax.axhline(hbf, color="tab:purple", lw=2, ls="--")
-    handles = [Line2D([], [], color="tab:red", lw=1.6, label=f"today's SSD ({', '.join(f'{t:g}' for t in sorted(todays))} pJ/bit)"),
-               Line2D([], [], color="tab:purple", lw=1.6, ls="--", label=f"projected HBF ({hbf:g} pJ/bit)"),
-               Patch(color=NEVER_COLOR, label="never breaks even (e* <= 0)")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8)
-    fig.suptitle(title or f"Break-even Flash read energy e* over {x} x {y}: Flash reads must cost <= e* to match the "
-                          "reference\n(left of / below the red contour: cheaper Flash than today's SSD is needed)",
-                 fontsize=10)
-    return fig
+    flat = {label: g for label, g in grids.items()
+            if np.isfinite(g.values).all() and np.ptp(g.values) <= 5e-3 * np.abs(g.values).max()}
+    shown = {label: be for label, be in cases.items() if label not in flat} or dict(cases)
+    flat = {k: v for k, v in flat.items() if k not in shown}
+    with style():
+        widths = [grids[label].sizes[x] + 1.2 for label in shown]     # equal cells; room for the y ticks
+        fig, axes = new_figure(ncols=len(shown), width="two" if len(shown) > 1 else "one",
+                               height=3.3 + 0.15 * len(flat), gridspec_kw={"width_ratios": widths})
+        note = "\n".join(f"{label}: e* = {float(g.mean()):.3g} pJ/bit in every cell (no map)"
+                         for label, g in flat.items())
+        for k, (ax, (label, be)) in enumerate(zip(axes[0], shown.items())):
+            plot.breakeven_map(be, x, y, title=label, ax=ax, legend_=k == 0, note=note or None)
+            if k:
+                ax.set_ylabel("")
+        if title:
+            fig.suptitle(title)
+    return plot.finish(fig)
 
 
-BATCHES = {"maverick": [1, 2, 3, 4, 8, 16], "mixtral": [1, 4, 16, 64, 256, 1024], "deepseek": [4, 16, 64, 256, 1024]}
+BATCHES = {"maverick": [1, 2, 3, 4, 8], "mixtral": [1, 16, 256, 1024], "deepseek": [4, 64, 256, 1024]}
+MIX, DS = "paper-fig45-mixtral", "paper-fig45-deepseek"
 #: label: (target, reference, the reference is the same model (architecture sweeps apply to both), batches,
 #: {map dimension: values})
 MAP_CASES = {
-    "Llama-4 Maverick on SSD vs Llama-3-70B in HBM": (
+    "Llama-4 Maverick on SSD\nvs Llama-3-70B in HBM": (
         {"study": "paper-fig6-maverick"}, {"study": "paper-fig6-llama3"}, False, BATCHES["maverick"],
         dict(top_k=[1, 2, 4, 8], n_experts=[16, 32, 64, 128, 256])),
-    "Mixtral-8x7B on SSD vs its experts in DDR": (
-        {"study": "paper-fig45-mixtral", "placement": "ssd"}, {"study": "paper-fig45-mixtral", "placement": "ddr"},
+    "Mixtral-8x7B: Flash\n(direct) vs HBM": (
+        {"study": MIX, "placement": "ssd", "offload_path": "direct"}, {"study": MIX, "placement": "hbm"},
         True, BATCHES["mixtral"], dict(top_k=[1, 2, 4, 8], n_experts=[8, 16, 32, 64])),
-    "DeepSeek-R1 on SSD vs its experts in DDR": (
-        {"study": "paper-fig45-deepseek", "placement": "ssd"}, {"study": "paper-fig45-deepseek", "placement": "ddr"},
+    "DeepSeek-R1: Flash\n(direct) vs HBM": (
+        {"study": DS, "placement": "ssd", "offload_path": "direct"}, {"study": DS, "placement": "hbm"},
         True, BATCHES["deepseek"], dict(top_k=[2, 4, 8, 16], n_experts=[64, 128, 256, 512])),
+    "Mixtral and DeepSeek-R1 on SSD vs their experts in DDR": (   # flat: e* is DDR's read energy (one line)
+        {"study": MIX, "placement": "ssd"}, {"study": MIX, "placement": "ddr"},
+        True, BATCHES["mixtral"], dict(top_k=[1, 2, 4, 8], n_experts=[8, 16, 32, 64])),
 }
 
 

@@ -12,18 +12,23 @@ import numpy as np
 import xarray as xr
 
 from analysis.parity import hbf_read_pj_per_bit, today_of
-from analysis.style import new_figure, out_dir_from_argv, save
+from analysis.style import HBF_COLOR, model_name, new_figure, out_dir_from_argv, plain, plain_ticks, save, styled
+from dse import plot
 from dse.break_even import FLASH, energy_ratio
 
 LINK = "link_bw_gbps"
 
 
+@styled
 def plot_breakeven_surface(be: xr.Dataset, flash_read_pj_per_bit=None, *, panel_dim: str = "batch",
                            link_marks: dict | None = None, title: str | None = None):
-    """Panels along ``panel_dim`` (e.g. batch): colour = target / reference energy per token over (Flash pJ/bit,
-    link GB/s), from the affine closed form; black line = e*(link) (gid ``breakeven|<dim>=<v>``, x = e*,
-    y = link bandwidth, only where Flash breaks even). Meshes carry gid ``surface|<dim>=<v>``; their arrays are
-    the ratio, row-major over (link, Flash). ``be`` needs a ``link_bw_gbps`` dimension."""
+    """Panels along ``panel_dim`` (e.g. batch), two paper columns wide: colour = target / reference energy per
+    token over (Flash pJ/bit, link GB/s), from the affine closed form (blue: Flash cheaper); black line =
+    e*(link) (gid ``breakeven|<dim>=<v>``, x = e*, y = link bandwidth, only where Flash breaks even); a panel
+    without a crossing says "never breaks even". Meshes carry gid ``surface|<dim>=<v>``; their arrays are the
+    ratio, row-major over (link, Flash). ``be`` needs a ``link_bw_gbps`` dimension."""
+    import matplotlib.patheffects as pe
+
     if LINK not in be.dims:
         raise ValueError(f"plot_breakeven_surface needs a break-even result with a {LINK} dimension")
     today = today_of(be)
@@ -39,33 +44,45 @@ def plot_breakeven_surface(be: xr.Dataset, flash_read_pj_per_bit=None, *, panel_
     norm = mcolors.LogNorm(vmin=10 ** -max(span, 0.05), vmax=10 ** max(span, 0.05))
     e_star = be.breakeven_flash_read_pj_per_bit.where(be.breaks_even)
     e_star = e_star.squeeze([d for d in e_star.dims if d not in (LINK, panel_dim) and e_star.sizes[d] == 1], drop=True)
-    fig, axes = new_figure(ncols=len(panels), width=4.4, height=4.2, layout="constrained", sharey=True)
+    fig, axes = new_figure(ncols=len(panels), width="two", height=2.9, sharey=True)
     hbf = hbf_read_pj_per_bit()
     link = ratio[LINK].values
     mesh = None
-    for ax, p in zip(axes[0], panels):
+    halo = [pe.withStroke(linewidth=2.6, foreground="w")]
+    for k, (ax, p) in enumerate(zip(axes[0], panels)):
         r = (ratio.sel({panel_dim: p}) if p is not None else ratio).transpose(LINK, FLASH)
         mesh = ax.pcolormesh(flash, link, r.values, norm=norm, cmap="RdBu_r", shading="nearest")
         mesh.set_gid(f"surface|{panel_dim}={p}")
         e = (e_star.sel({panel_dim: p}) if p is not None and panel_dim in e_star.dims else e_star).transpose(LINK)
-        (line,) = ax.plot(e.values, link, color="k", lw=2, marker=".", label="break-even e*(link)")
+        (line,) = ax.plot(e.values, link, color="k", lw=1.6, marker=".", ms=3, label="break-even e*(link)")
         line.set_gid(f"breakeven|{panel_dim}={p}")
-        ax.axvline(today, color="tab:red", lw=1.2, ls=":", label=f"today's SSD ({today:g} pJ/bit)")
-        ax.axvline(hbf, color="tab:purple", lw=1.2, ls="--", label=f"projected HBF ({hbf:g} pJ/bit)")
+        if not np.isfinite(e.values).any():
+            ax.text(0.72, 0.12, "never\nbreaks even", transform=ax.transAxes, ha="center", va="center", fontsize=8,
+                    path_effects=halo)
+        ax.axvline(today, color="k", lw=1.0, ls=":", path_effects=halo, label=f"today's SSD ({today:g} pJ/bit)")
+        ax.axvline(hbf, color=HBF_COLOR, lw=1.1, ls="--", path_effects=halo, label=f"projected HBF ({hbf:g} pJ/bit)")
         for name, bw in (link_marks or {}).items():
-            ax.axhline(bw, color="0.3", lw=0.8, ls="-.")
-            ax.text(flash.min(), bw, f" {name}", fontsize=7, va="bottom")
+            ax.axhline(bw, color="0.25", lw=0.7, ls="-.")
+            if k == 0:
+                ax.text(flash.min() * 1.1, bw, name, fontsize=8, va="bottom", path_effects=halo)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(flash.min(), flash.max())
-        ax.set_xlabel("Flash read energy (pJ/bit)")
-        ax.set_ylabel("offload link bandwidth per GPU (GB/s)")
-        ax.set_title(f"{panel_dim} = {p}" if p is not None else "", fontsize=9)
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    cbar = fig.colorbar(mesh, ax=list(axes[0]), shrink=0.9)
-    cbar.set_label("energy per token: target / reference (1; blue: Flash cheaper)")
+        ax.set_ylim(link.min(), link.max())
+        ax.grid(False)
+        ax.set_xlabel("Flash read (pJ/bit)")
+        plain_ticks(ax, "x")
+        plain_ticks(ax, "y")
+        ax.set_title(f"{panel_dim} {p}" if p is not None else "")
+    axes[0][0].set_ylabel("offload link per GPU (GB/s)")
+    cbar = fig.colorbar(mesh, ax=list(axes[0]), pad=0.02, aspect=30)
+    cbar.set_label("energy per token, target / reference")
+    cbar.ax.yaxis.set_major_formatter(plot.mticker.FuncFormatter(plain))
+    cbar.ax.yaxis.set_minor_formatter(plot.mticker.NullFormatter())
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3)
     tgt, ref = be.attrs.get("target_model", "target"), be.attrs.get("reference_model", "reference")
-    fig.suptitle(title or f"Break-even surface: {tgt} on Flash vs {ref}", fontsize=10)
+    fig.suptitle(title or f"Break-even surface: {model_name(tgt)} on Flash vs {model_name(ref)}")
     return fig
 
 
@@ -90,8 +107,7 @@ def surface_results() -> dict:
 LINK_MARKS = {"C2C gen 4": 450.0, "C2C gen 5": 900.0}
 TITLES = {
     "maverick_ssd_vs_llama3_hbm": "Llama-4 Maverick, experts on SSD (staged via HBM) vs Llama-3-70B in HBM, 8 x H100",
-    "mixtral_ssd_direct_vs_hbm": "What it would take: Mixtral-8x7B, experts on Flash streamed directly to the GPU "
-                                 "(no HBM staging) vs its experts in HBM, 4 x H100",
+    "mixtral_ssd_direct_vs_hbm": "Mixtral-8x7B, experts on Flash streamed directly to the GPU vs in HBM, 4 x H100",
 }
 
 

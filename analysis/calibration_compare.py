@@ -14,61 +14,74 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-SHOWN = {"paper": ("k", "paper constants (DRAM-only 4.2 pJ/bit, MAC-only)"),
-         "measured": ("C3", "board-level, H200 reference probe"),
-         "calibrated": ("C1", "board-level, this repo's dse-calibrate run")}
+from dse import plot  # noqa: E402
+
+#: constants -> (colour, marker, legend text): black / blue / green (Okabe-Ito), distinct in grey print too
+SHOWN = {"paper": ("#000000", "o", "paper constants (DRAM-only 4.2 pJ/bit, MAC-only)"),
+         "measured": ("#0072B2", "s", "board-level, H200 reference probe"),
+         "calibrated": ("#009E73", "^", "board-level, this repo's dse-calibrate run")}
 MODELS = {"mixtral": ("-", "Mixtral-8x7B"), "deepseek": ("--", "DeepSeek-R1")}
 
 
+@plot.styled
 def figure(results: dict[str, xr.Dataset]):
-    """Four panels: SSD/HBM energy ratio, SSD copy share, Fig. 6 break-even Flash energy, cumulative steps."""
-    fig, ax = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
+    """Four panels, two paper columns wide: SSD/HBM energy ratio, SSD copy share, Fig. 6 break-even Flash energy,
+    cumulative steps. Colour = set of constants, line style = model; one legend under the panels."""
+    fig, ax = plot.figure("two", 5.6, nrows=2, ncols=2)
     (a, b), (c, d) = ax
     for model, (ls, mlabel) in MODELS.items():
         ds = results[model]
-        for const, (color, _) in SHOWN.items():
+        for const, (color, marker, _) in SHOWN.items():
             sel = ds.sel(constants=const)
-            a.plot(sel.batch, sel.ssd_hbm_ratio, ls, color=color, label=f"{mlabel}, {const}")
-            b.plot(sel.batch, 100 * sel.offload_share.sel(placement="ssd"), ls, color=color,
-                   label=f"{mlabel}, {const}")
+            a.plot(sel.batch, sel.ssd_hbm_ratio, ls, color=color, marker=marker, ms=3, mfc="none" if ls == "--"
+                   else color)
+            b.plot(sel.batch, 100 * sel.offload_share.sel(placement="ssd"), ls, color=color, marker=marker, ms=3,
+                   mfc="none" if ls == "--" else color)
     for axis, ylabel, title in ((a, "energy per token, SSD / HBM", "(a) SSD offloading penalty"),
                                 (b, "SSD copy share of step energy (%)", "(b) share spent copying experts")):
-        axis.set_xscale("log", base=2)
-        axis.set_xlabel("batch")
+        plot.batch_axis(axis, results["mixtral"].batch.values)
         axis.set_ylabel(ylabel)
         axis.set_title(title)
-        axis.grid(alpha=0.3)
-    a.legend(fontsize=7)
+        plot.plain_ticks(axis, "y")
 
     f6 = results["fig6"]
-    for const, (color, label) in SHOWN.items():
+    for const, (color, marker, _) in SHOWN.items():
         e = f6.breakeven_flash_pj_per_bit.sel(constants=const)
-        c.plot(f6.batch, np.where(e > 0, e, np.nan), "o-", color=color, label=label)
+        c.plot(f6.batch, np.where(e > 0, e, np.nan), "-", color=color, marker=marker, ms=4)
     today = float(f6.attrs.get("flash_read_pj_per_bit_today", 102.4))
-    c.axhline(today, color="gray", ls=":", label=f"SSD today ({today:g} pJ/bit)")
+    c.axhline(today, color="0.4", ls=":", lw=1.0)
+    c.text(f6.batch.values[-1], today, f"today's SSD, {today:g}", ha="right", va="bottom", fontsize=8)
     c.set_yscale("log")
-    c.set_xticks(f6.batch.values)
-    c.set_xlabel("batch")
-    c.set_ylabel("break-even Flash read energy e* (pJ/bit)")
-    c.set_title("(c) Maverick, experts on Flash, vs Llama-3-70B in HBM")
-    c.grid(alpha=0.3, which="both")
-    c.legend(fontsize=7)
+    c.set_xticks(f6.batch.values, [str(v) for v in f6.batch.values])
+    c.set_xlabel("batch (sequences)")
+    c.set_ylabel("break-even e* (pJ/bit)")
+    c.set_title("(c) Maverick on Flash vs Llama-3-70B in HBM")
+    plot.plain_ticks(c, "y")
 
     labels = [str(x) for x in results["mixtral"].constants.values]
     x = np.arange(len(labels))
-    for i, (model, (_, mlabel)) in enumerate(MODELS.items()):
+    for i, (model, (ls, mlabel)) in enumerate(MODELS.items()):
         peak = results[model].ssd_hbm_ratio.max("batch")
-        bars = d.bar(x + (i - 0.5) * 0.38, peak, 0.38, label=mlabel)
-        d.bar_label(bars, fmt="%.1f", fontsize=7)
-    d.set_xticks(x, labels, rotation=20, fontsize=8)
+        bars = d.bar(x + (i - 0.5) * 0.38, peak, 0.38, color=["0.35", "0.75"][i], label=mlabel)
+        d.bar_label(bars, fmt="%.1f", fontsize=8, padding=1)
+    d.set_xticks(x, labels, rotation=30, ha="right", rotation_mode="anchor")
+    d.set_xlim(-0.6, len(labels) - 0.4)
+    d.grid(axis="x", visible=False)
+    d.set_ylim(0, float(max(results[m].ssd_hbm_ratio.max() for m in MODELS)) * 1.18)
     d.set_ylabel("peak SSD / HBM energy per token")
-    d.set_title("(d) cumulative steps: paper -> measured constants")
-    d.legend(fontsize=7)
-    fig.suptitle("How the paper's conclusions move from DRAM-only/MAC-only to board-level measured constants")
+    d.set_title("(d) cumulative steps: paper to measured")
+
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], color=col, marker=m, label=text) for col, m, text in SHOWN.values()]
+    handles += [Line2D([], [], color="k", ls=ls, label=name) for ls, name in MODELS.values()]
+    handles += [Patch(color=["0.35", "0.75"][i], label=f"{name} (d)") for i, (_, name) in enumerate(MODELS.values())]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3)
+    fig.suptitle("How the paper's conclusions move from DRAM-only / MAC-only to board-level measured constants")
     return fig
 
 
@@ -89,8 +102,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fig = figure(load_or_compute(Path(args.results)))
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"calibration_compare.{ext}", dpi=150)
+    plot.save(fig, out, "calibration_compare")
     print(f"written {out}/calibration_compare.png and .svg")
     return 0
 

@@ -35,7 +35,7 @@ def write_all(out_dir) -> list[Path]:
     for study, name in what_it_takes.STUDIES.items():
         fig = what_it_takes.plot_what_it_takes(
             what_it_takes.what_it_takes_results(study), what_it_takes.PAPER_CASE,
-            title=f"{name}: what it would take for experts on Flash to match the HBM baseline")
+            title=f"{name}: what it would take for experts on Flash to match HBM")
         paths += save(fig, out, f"what_it_takes_{study}")
     return paths
 

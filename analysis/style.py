@@ -1,47 +1,17 @@
-"""Shared figure style: the Agg backend, component colours and labels, PNG + SVG writing."""
+"""The analysis scripts' figure style: dse.plot's (paper column widths, >= 8 pt text, one colour per placement and
+component in every figure), re-exported here with the output-directory convention of the scripts."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-COMPONENT_LABELS = {
-    "hbm_weights": "HBM weight reads",
-    "hbm_kv": "KV-cache reads",
-    "hbm_activations": "HBM activation reads + writes",
-    "offload_read": "offload tier reads (DDR / Flash)",
-    "offload_link": "offload link",
-    "offload_hbm_write": "HBM write of staged copies",
-    "compute": "compute",
-    "onchip": "on-chip traffic (L2 + L1)",
-    "background": "background (static power x step)",
-}
-COMPONENT_COLORS = dict(zip(COMPONENT_LABELS, plt.get_cmap("tab10").colors))
-PLACEMENT_LABELS = {"hbm": "HBM", "ddr": "DDR", "ssd": "SSD", "hbf": "HBF", "cxl": "CXL", "lpddr": "LPDDR"}
+from dse.plot import (COMPONENT_COLORS, COMPONENT_LABELS, HBF_COLOR, ONE_COLUMN, PLACEMENT_COLORS,  # noqa: F401
+                      PLACEMENT_LABELS, PLACEMENT_MARKERS, TODAY_COLOR, TWO_COLUMN, batch_axis, figure, legend,
+                      model_name, plain, plain_ticks, problems, save, style, styled)
 
 
-def new_figure(ncols: int = 1, nrows: int = 1, width: float = 6.4, height: float = 4.4, **kw):
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw)
-    return fig, axes
-
-
-def save(fig, out_dir, stem: str) -> list[Path]:
-    """Write ``stem``.png and ``stem``.svg into ``out_dir`` (temporary name, then rename); return the paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt in ("png", "svg"):
-        path = out / f"{stem}.{fmt}"
-        tmp = out / f".{stem}.{fmt}.tmp"
-        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
-        paths.append(path)
-    plt.close(fig)
-    return paths
+def new_figure(ncols: int = 1, nrows: int = 1, width="two", height: float | None = None, **kw):
+    """A figure one or two paper columns wide (``width`` "one" / "two") with a 2-D array of axes."""
+    return figure(width, height, nrows=nrows, ncols=ncols, **kw)
 
 
 def out_dir_from_argv(argv, default: str = "results/figures") -> Path:

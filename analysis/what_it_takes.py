@@ -15,7 +15,8 @@ import numpy as np
 import xarray as xr
 
 from analysis.parity import hbf_read_pj_per_bit, today_of
-from analysis.style import COMPONENT_COLORS, COMPONENT_LABELS, new_figure, out_dir_from_argv, save
+from analysis.style import (COMPONENT_COLORS, COMPONENT_LABELS, HBF_COLOR, TODAY_COLOR, batch_axis, new_figure,
+                            out_dir_from_argv, plain_ticks, save, styled)
 from dse.break_even import PJ
 
 
@@ -28,32 +29,51 @@ def _squeeze(da: xr.DataArray, keep) -> xr.DataArray:
     return da.squeeze([d for d in da.dims if d not in keep and da.sizes[d] == 1], drop=True)
 
 
+SERIES = [("#000000", "o"), ("#0072B2", "s"), ("#009E73", "^"), ("#56B4E9", "D"), ("#E69F00", "v")]
+
+
+@styled
 def plot_what_it_takes(cases: dict, why: str, *, title: str | None = None):
-    """``cases``: label -> break-even Dataset over batch. Lines: e* versus batch (gid ``estar|<label>``).
+    """``cases``: label -> break-even Dataset over batch. Lines: e* versus batch (gid ``estar|<label>``); a line
+    identical to an earlier one is drawn dashed with open markers and its legend entry says so.
     Bars: :func:`excess_per_flash_bit` of ``cases[why]`` stacked by component (gid ``excess|<component>|<batch>``),
-    positive parts upward from 0 and negative parts downward."""
-    fig, axes = new_figure(ncols=2, width=6.0, height=4.6, layout="constrained")
+    positive parts upward from 0 and negative parts downward. The e* axis spans the data (where the story is);
+    today's SSD and the projected HBF read energies are marked, with an arrow when off the scale."""
+    fig, axes = new_figure(ncols=2, width="two", height=3.4, gridspec_kw={"width_ratios": [1.15, 1]})
     ax, bx = axes[0]
     today = max(today_of(be) for be in cases.values())
     hbf = hbf_read_pj_per_bit()
-    for label, be in cases.items():
+    drawn = {}
+    for (label, be), (color, marker) in zip(cases.items(), SERIES * 2):
         e = _squeeze(be.breakeven_flash_read_pj_per_bit, ("batch",))
-        (line,) = ax.plot(e.batch.values, e.values, marker="o", ms=3, label=label)
+        kw = dict(color=color, marker=marker, ms=4)
+        same = [k for k, v in drawn.items() if v.shape == e.shape and np.allclose(v, e.values, rtol=1e-6)]
+        text = label + (" (on the line above)" if same else "")
+        if same:
+            kw.update(ls=(0, (3, 2)), mfc="none", ms=6)
+        (line,) = ax.plot(e.batch.values, e.values, label=text, **kw)
         line.set_gid(f"estar|{label}")
-    ax.axhline(today, color="tab:red", ls=":", label=f"today's SSD ({today:g} pJ/bit)")
-    ax.axhline(hbf, color="tab:purple", ls="--", label=f"projected HBF ({hbf:g} pJ/bit)")
+        drawn[label] = e.values
+    values = np.concatenate([np.atleast_1d(v) for v in drawn.values()])
+    lo, hi = min(float(np.nanmin(values)), 0.0), max(float(np.nanmax(values)), hbf)
+    pad = 0.08 * (hi - lo)
+    ax.set_ylim(lo - pad, hi + 2.5 * pad)
+    ax.axhline(hbf, color=HBF_COLOR, ls="--", lw=1.0)
+    ax.text(1.0, hbf, f"projected HBF, {hbf:g} ", transform=ax.get_yaxis_transform(), ha="right", va="top",
+            fontsize=8, color="k")
+    if today > hi + 2.5 * pad:
+        ax.text(0.02, 0.98, f"\u2191 today's SSD, {today:g}, off the scale", transform=ax.transAxes, ha="left",
+                va="top", fontsize=8)
+    else:
+        ax.axhline(today, color=TODAY_COLOR, ls=":", lw=1.0, label=f"today's SSD ({today:g} pJ/bit)")
     ax.axhline(0.0, color="k", lw=0.8)
-    lows = [float(be.breakeven_flash_read_pj_per_bit.min()) for be in cases.values()]
-    ax.set_ylim(min(min(lows), 0.0) * 1.1 - 2.0, today * 1.15)
-    ax.axhspan(ax.get_ylim()[0], 0.0, color="0.85", alpha=0.6, lw=0, label="never breaks even (e* <= 0)")
-    ax.set_xscale("log", base=2)
+    ax.axhspan(ax.get_ylim()[0], 0.0, color="0.9", lw=0, zorder=0)
+    ax.text(0.98, 0.03, "never breaks even (e* <= 0)", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
     batches_all = sorted({int(b) for be in cases.values() for b in np.atleast_1d(be.batch.values)})
-    ax.set_xticks(batches_all, [str(b) for b in batches_all], fontsize=7)
-    ax.set_xlabel("batch (sequences per decode step)")
+    batch_axis(ax, batches_all)
     ax.set_ylabel("break-even Flash read energy e* (pJ/bit)")
-    ax.set_title("e*: Flash must read at <= e* to match the reference", fontsize=9)
-    ax.legend(fontsize=6.5, loc="upper left")
-    ax.grid(alpha=0.3)
+    ax.set_title("(a) Flash must read at <= e* (vs HBM unless noted)")
+    plain_ticks(ax, "y")
 
     ex = excess_per_flash_bit(cases[why]).transpose("component", "batch")
     batches = ex.batch.values
@@ -64,7 +84,7 @@ def plot_what_it_takes(cases: dict, why: str, *, title: str | None = None):
         if not np.any(np.abs(v) > 1e-9 * float(np.abs(ex).max())):
             continue  # no difference from the reference (rounding only)
         bottom = np.where(v >= 0, up, down)
-        bars = bx.bar(x, v, 0.8, bottom=bottom, color=COMPONENT_COLORS.get(c), label=COMPONENT_LABELS.get(c, c))
+        bars = bx.bar(x, v, 0.7, bottom=bottom, color=COMPONENT_COLORS.get(c), label=COMPONENT_LABELS.get(c, c))
         for bar, b in zip(bars, batches):
             bar.set_gid(f"excess|{c}|{b}")
         up, down = np.where(v >= 0, up + v, up), np.where(v < 0, down + v, down)
@@ -72,17 +92,20 @@ def plot_what_it_takes(cases: dict, why: str, *, title: str | None = None):
     pts = bx.scatter(x, total, color="k", zorder=5, s=14, label="total = -e*")
     pts.set_gid("excess_total")
     bx.axhline(0.0, color="k", lw=0.8)
-    bx.set_xticks(x, [str(b) for b in batches])
-    bx.set_xlabel("batch (sequences per decode step)")
-    bx.set_ylabel("excess at free Flash reads (pJ per Flash bit)")
-    bx.set_title(f"why never: {why}", fontsize=9)
-    bx.legend(fontsize=6.5, loc="upper right")
-    bx.grid(axis="y", alpha=0.3)
-    fig.suptitle(title or "What it would take for Flash to match the HBM baseline", fontsize=10)
+    bx.set_xticks(x, [str(b) for b in batches], rotation=90 if len(batches) > 6 else 0)
+    bx.set_xlim(-0.6, len(batches) - 0.4)
+    bx.grid(axis="x", visible=False)
+    bx.set_xlabel("batch (sequences)")
+    bx.set_ylabel("excess energy (pJ per Flash bit)")
+    bx.set_title("(b) why the paper's case never breaks even")
+    handles, labels = ax.get_legend_handles_labels()
+    h2, l2 = bx.get_legend_handles_labels()
+    fig.legend(handles + h2, labels + l2, loc="outside lower center", ncol=2)
+    fig.suptitle(title or "What it would take for Flash to match the HBM baseline")
     return fig
 
 
-PAPER_CASE = "SSD, staged via HBM, C2C gen 5 (paper) vs HBM"
+PAPER_CASE = "SSD, staged via HBM (paper)"
 
 
 def what_it_takes_results(study: str) -> dict:
@@ -94,12 +117,12 @@ def what_it_takes_results(study: str) -> dict:
     ssd = {"study": study, "placement": "ssd"}
     return {
         PAPER_CASE: breakeven(ssd, hbm),
-        "SSD, direct to GPU, C2C gen 5 vs HBM": breakeven({**ssd, "offload_path": "direct"}, hbm),
-        "Flash, direct, 2 x C2C gen 5 (1.8 TB/s) vs HBM": breakeven({**ssd, "offload_path": "direct"}, hbm,
-                                                                    link_bw_gbps=1800.0),
-        "Flash, direct, 4 x C2C gen 5 (3.6 TB/s) vs HBM": breakeven({**ssd, "offload_path": "direct"}, hbm,
-                                                                    link_bw_gbps=3600.0),
-        "SSD, staged (paper) vs DDR": breakeven(ssd, {"study": study, "placement": "ddr"}),
+        "SSD, direct to the GPU": breakeven({**ssd, "offload_path": "direct"}, hbm),
+        "Flash, direct, 1.8 TB/s link (2 x C2C gen 5)": breakeven({**ssd, "offload_path": "direct"}, hbm,
+                                                                  link_bw_gbps=1800.0),
+        "Flash, direct, 3.6 TB/s link (4 x C2C gen 5)": breakeven({**ssd, "offload_path": "direct"}, hbm,
+                                                                  link_bw_gbps=3600.0),
+        "SSD, staged (paper), vs experts in DDR": breakeven(ssd, {"study": study, "placement": "ddr"}),
     }
 
 
@@ -111,7 +134,7 @@ def main(argv=sys.argv) -> list:
     paths = []
     for study, name in STUDIES.items():
         fig = plot_what_it_takes(what_it_takes_results(study), PAPER_CASE,
-                                 title=f"{name}: what it would take for experts on Flash to match the HBM baseline")
+                                 title=f"{name}: what it would take for experts on Flash to match HBM")
         paths += save(fig, out, f"what_it_takes_{study}")
     print("\n".join(map(str, paths)))
     return paths

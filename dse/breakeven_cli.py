@@ -103,6 +103,12 @@ def _app(cfg: DictConfig) -> None:
         print(f"dse-breakeven: error: {err}", file=sys.stderr)
         sys.exit(2)
     print(f"wrote {path}")
+    from .cliutil import figures_wanted
+
+    if figures_wanted(cfg.get("plot", True)):
+        from .plot import write_next_to
+
+        write_next_to(ds, path)
 
 
 def main() -> None:

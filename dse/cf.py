@@ -32,6 +32,8 @@ def udunits(unit: str) -> str | None:
 def attrs(unit: str, long_name: str) -> dict:
     """CF attributes for a variable or coordinate in dse unit ``unit``."""
     readable = UNITS.get(unit, (None, None))[1]
+    if readable and readable.lower() in long_name.lower():
+        readable = None    # "sequences decoded per step" already says its unit: no "[sequences]" after it
     out = {"long_name": f"{long_name} [{readable}]" if readable else long_name}
     cf_unit = udunits(unit)
     if cf_unit is not None:

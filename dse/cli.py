@@ -18,7 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from .cliutil import check_argv, fail, set_verbosity
+from .cliutil import check_argv, fail, figures_wanted, set_verbosity
 from .config import CONF_DIR
 from .params import DseError
 
@@ -99,6 +99,10 @@ def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
             log.warning("%s of %s grid points do not fit their capacity (variable fits)", f"{n_out:,}",
                         f"{ds['fits'].size:,}")
     log.info(f"dataset: {out}")
+    if figures_wanted(c.get("plot", True)):
+        from .plot import write_next_to
+
+        write_next_to(ds, out, log=log)
     if want_csv:
         log.info(f"table: {write_csv(ds.load(), Path(out).with_suffix('.csv'))}")
     return out

@@ -5,6 +5,7 @@ verbosity switch, and one-line errors.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from .params import DseError
@@ -97,3 +98,11 @@ def set_verbosity(level: str | None) -> None:
     if level not in LEVELS:
         raise DseError(f"verbosity={level!r}: allowed {', '.join(LEVELS)}")
     logging.getLogger("dse").setLevel(level.upper())
+
+
+def figures_wanted(switch) -> bool:
+    """Whether a run writes the figure of its result: its ``plot`` switch, unless the environment sets
+    ``DSE_PLOT=0`` (off for every run at once; the test suite does, except where it tests the figures)."""
+    if not isinstance(switch, bool):
+        raise DseError(f"plot={switch!r}: allowed true or false")
+    return switch and os.environ.get("DSE_PLOT", "1") != "0"

@@ -118,7 +118,8 @@ def test_trial_batch_matches_single_evaluations(small_cfg):
 
 
 # ------------------------------------------------------------------ search quality, determinism, resume, sharing
-def test_small_space_reaches_exhaustive_front_deterministically(tmp_path):
+def test_small_space_reaches_exhaustive_front_deterministically(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSE_PLOT", "1")          # this test checks the front figure too
     runs = []
     for name in ("a", "b"):
         d = tmp_path / name
@@ -135,7 +136,7 @@ def test_small_space_reaches_exhaustive_front_deterministically(tmp_path):
         assert np.array_equal(t1[var].values, t2[var].values)
     v = json.loads((tmp_path / "a" / "validation.json").read_text())
     assert 0.95 <= v["hypervolume_ratio"] <= 1.0 + 1e-12
-    for f in ("trials.nc", "pareto.nc", "trials.csv", "pareto.png"):
+    for f in ("trials.nc", "pareto.nc", "trials.csv", "pareto.png", "pareto.svg"):
         assert (tmp_path / "a" / f).stat().st_size > 0
     pareto = xr.open_dataset(tmp_path / "a" / "pareto.nc")
     assert bool(pareto.feasible.all()) and pareto.sizes["trial"] == int(t1.pareto.sum())

@@ -13,10 +13,6 @@ from . import points
 from .pareto import Normalizer, nondominated
 from .space import Space
 
-PLACEMENT_COLORS = {"hbm": "tab:blue", "ddr": "tab:orange", "ssd": "tab:red", "hbf": "tab:purple",
-                    "cxl": "tab:green", "lpddr": "tab:brown"}
-PAPER_MARKERS = {"hbm": "o", "ddr": "s", "ssd": "^"}
-
 
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` on a temporary name in the same directory, then rename it into place
@@ -86,74 +82,17 @@ def marks(study: str, space: Space) -> dict | None:
                 system=ds.attrs.get("system", ""))
 
 
-def _label(ds: xr.Dataset, name: str) -> str:
-    units = ds[name].attrs.get("units", "")
-    return f"{name} [{units}]" if units else name
+def plot(path: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact: dict | None, title: str) -> list[Path]:
+    """The front figure (:func:`dse.plot.pareto`) as ``path`` (.png) and the same name .svg, atomically."""
+    from .. import plot as dplot
+
+    fig = dplot.pareto(ds, tuple(space.objectives[:2]), mark=mark, exact=exact, title=title)
+    return dplot.save(fig, Path(path).parent, Path(path).stem)
 
 
-def plot(path: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact: dict | None, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    yname, xname = space.objectives[0], space.objectives[1]
-    fig, (ax, ax_hv) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [2.2, 1]})
-    x, y = ds[xname].values, ds[yname].values
-    feas, par = ds["feasible"].values, ds["pareto"].values
-    ax.scatter(x[~feas], y[~feas], s=6, marker="x", color="0.82", lw=0.6, label="infeasible trial", zorder=1)
-    ax.scatter(x[feas & ~par], y[feas & ~par], s=8, color="0.55", lw=0, label="dominated feasible trial", zorder=2)
-    if exact is not None and len(exact["F"]):
-        E = exact["F"][np.argsort(exact["F"][:, 1])]
-        ax.step(E[:, 1], E[:, 0], where="post", ls="--", color="k", lw=1, label="exact front (exhaustive)", zorder=3)
-    front = np.flatnonzero(par)
-    front = front[np.argsort(x[front])]
-    ax.step(x[front], y[front], where="post", color="tab:gray", lw=1, zorder=3)
-    if "placement" in ds.coords:
-        pl = ds["placement"].values
-        for p in dict.fromkeys(pl[front]):
-            sel = front[pl[front] == p]
-            ax.scatter(x[sel], y[sel], s=28, color=PLACEMENT_COLORS.get(p, "k"), edgecolor="k", lw=0.4,
-                       label=f"Pareto: cold experts in {p}", zorder=4)
-    else:
-        ax.scatter(x[front], y[front], s=28, color="tab:red", edgecolor="k", lw=0.4, label="Pareto front", zorder=4)
-    if mark is not None:
-        for p, m in PAPER_MARKERS.items():
-            sel = [i for i, lab in enumerate(mark["labels"]) if lab.get("placement") == p]
-            if not sel:
-                continue
-            sel = np.array(sel)
-            fx, fy = mark["F"][sel, 1], mark["F"][sel, 0]
-            ok = mark["feasible"][sel]
-            ax.scatter(fx[ok], fy[ok], s=70, marker=m, facecolor=PLACEMENT_COLORS[p], edgecolor="k", lw=1.2,
-                       label=f"paper: {p} ({mark['system']}), meets constraints", zorder=5)
-            ax.scatter(fx[~ok], fy[~ok], s=70, marker=m, facecolor="none", edgecolor=PLACEMENT_COLORS[p], lw=1.2,
-                       label=f"paper: {p}, violates constraints", zorder=5)
-    for axis, v in (("x", x), ("y", y)):
-        v = v[np.isfinite(v) & (v > 0)]
-        if len(v) and v.max() / v.min() > 20:
-            getattr(ax, f"set_{axis}scale")("log")
-    ax.set_xlabel(_label(ds, xname))
-    ax.set_ylabel(_label(ds, yname))
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    if "hypervolume" in ds:
-        ax_hv.plot(np.arange(1, ds.sizes["trial"] + 1), ds["hypervolume"].values, color="tab:blue")
-        if exact is not None:
-            ax_hv.axhline(exact["hypervolume"], color="k", ls="--", lw=1, label="exact front")
-            ax_hv.legend(fontsize=8)
-        ax_hv.set_xlabel("completed trials")
-        ax_hv.set_ylabel("normalized hypervolume")
-        ax_hv.set_title("hypervolume history", fontsize=10)
-        ax_hv.grid(True, alpha=0.3)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=130, format="png"))
-    plt.close(fig)
-
-
-def write(run_dir: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact: dict | None, title: str) -> dict:
-    """trials.nc, pareto.nc, trials.csv and pareto.png in ``run_dir``; returns their paths."""
+def write(run_dir: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact: dict | None, title: str,
+          figure: bool = True) -> dict:
+    """trials.nc, pareto.nc, trials.csv and (``figure``) pareto.png + .svg in ``run_dir``; returns their paths."""
     run_dir = Path(run_dir)
     out = {k: run_dir / k for k in ("trials.nc", "pareto.nc", "trials.csv", "pareto.png")}
     atomic_write(out["trials.nc"], lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
@@ -161,7 +100,11 @@ def write(run_dir: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact:
     atomic_write(out["pareto.nc"], lambda tmp: pareto.to_netcdf(tmp, engine="h5netcdf"))
     flat = [v for v in ds.data_vars if ds[v].dims == ("trial",)]
     atomic_write(out["trials.csv"], lambda tmp: ds[flat].to_dataframe().to_csv(tmp))
-    plot(out["pareto.png"], ds, space, mark, exact, title)
+    if figure:
+        plot(out["pareto.png"], ds, space, mark, exact, title)
+        out["pareto.svg"] = run_dir / "pareto.svg"
+    else:
+        del out["pareto.png"]
     return out
 
 

@@ -76,11 +76,15 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
         norm = Normalizer(F[feasible][nondominated(F[feasible])])
     ds = report.trials_dataset(base, space, numbers, params, F, C, norm)
     mark = report.marks(search["mark_study"], space) if search.get("mark_study") else None
-    limits = ", ".join(f"{k} <= {hi:g}" if hi < float("inf") else f"{k} >= {lo:g}"
-                       for k, (lo, hi) in space.constraints.items())
+    from ..plot import limit_text
+
+    limits = ", ".join(limit_text(k, lo, hi) for k, (lo, hi) in space.constraints.items())
     title = f"{study.name}: {len(numbers)} trials ({int(feasible.sum())} feasible); {limits}"
     t0 = time.perf_counter()
-    summary["outputs"] = {k: str(v) for k, v in report.write(run_dir, ds, space, mark, exact, title).items()}
+    from ..cliutil import figures_wanted
+
+    outputs = report.write(run_dir, ds, space, mark, exact, title, figure=figures_wanted(cfg.get("plot", True)))
+    summary["outputs"] = {k: str(v) for k, v in outputs.items()}
     summary["write_s"] = time.perf_counter() - t0
     summary["pareto_size"] = int(ds["pareto"].sum())
     return summary
