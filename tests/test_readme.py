@@ -12,7 +12,7 @@ def test_readme_examples_run_as_written(tmp_path):
     messages = []
     r = readme_runner.run(fast=True, workdir=tmp_path, log=messages.append)
     assert not r["failed"], "\n".join(f"{what}: {why}" for what, why in r["failed"])
-    assert sum(w.startswith("python block") for w in r["ran"]) == 6
+    assert sum(w.startswith("python block") for w in r["ran"]) == 7
     assert any(c.startswith("dse model=deepseek-r1 system=paper-4xh100") for c in r["ran"])
     # only commands that cannot complete on a machine without a GPU or as a server are not run
     assert {c.split()[0] for c, _ in r["not_run"]} <= {"dse-calibrate", "optuna-dashboard", "pip"}
