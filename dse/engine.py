@@ -205,7 +205,7 @@ def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
                 kv_tier_id=1.0 + sorted(tiers).index(kv_placement))
 
 
-#: How offload copies overlap compute (docs/model.md, "Latency of a step").
+#: How offload copies overlap compute (docs/model.md s.6.4).
 OVERLAPS = ("moe_layer", "step", "expert_stage")
 
 

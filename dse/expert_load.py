@@ -1,4 +1,4 @@
-"""How many touched experts the busiest expert-parallel GPU holds (docs/model.md, "The busiest GPU").
+"""How many touched experts the busiest expert-parallel GPU holds (docs/model.md s.3.5).
 
 With expert parallelism the ``E`` routed experts of a MoE layer are split over ``ep`` GPUs (groups of
 ``ceil(E/ep)`` or ``floor(E/ep)`` experts) and the layer waits for the GPU holding the most touched experts.

@@ -1,6 +1,6 @@
 """One matrix product on one GPU: roofline time and the bytes it moves through HBM, L2 and L1.
 
-docs/model.md, "One cost model per operation". A product C[m, n] = A[m, k] B[k, n] (A the activations, B the
+docs/model.md s.3.2. A product C[m, n] = A[m, k] B[k, n] (A the activations, B the
 weights or the KV cache) is computed tile by tile. Through a memory level whose tiles one level down are
 ``t_m x t_n``, it moves
 

@@ -28,7 +28,7 @@ NO_KV_BW_GBPS = 1e30   # KV in HBM: no tier bandwidth limit
 GB = 1e9
 BITS = 8.0
 
-#: Energy components of one step, in the order they are reported (docs/model.md, "Energy of a step").
+#: Energy components of one step, in the order they are reported (docs/model.md s.5).
 COMPONENTS = (
     "hbm_weights",       # weight bytes through HBM (tiled traffic) x HBM read energy
     "hbm_kv",            # KV-cache bytes through HBM x HBM read energy
@@ -80,7 +80,7 @@ def parameter_counts(m, g):
 
 
 class Layout(SimpleNamespace):
-    """How one decode step's work is split over the GPUs (docs/model.md, "Parallelism").
+    """How one decode step's work is split over the GPUs (docs/model.md s.2, "Parallelism").
 
     ``group_tokens`` sequences per data-parallel (TP) group of ``tp`` GPUs. Attention either splits heads over the
     group's ranks (``tp`` attention: every rank holds the group's tokens) or gives each GPU its own sequences with
@@ -216,7 +216,7 @@ def step_tables(m, g, s, w, touched, uncached, busiest):
 def _time(table, peak_flops, bw, kv_extra=0.0):
     """A layer type's time: the sum of its operations' rooflines (each operation compute- or memory-bound alone).
     ``kv_extra`` (s/B) is what a KV byte costs beyond an HBM byte when the KV cache lives on a slower tier."""
-    return sum(np.maximum(op.flops / peak_flops, op.bytes / bw + getattr(op, "kv", 0.0) * kv_extra)
+    return sum(np.maximum(op.flops / peak_flops, op.bytes / bw + op.kv * kv_extra)
                for op in vars(table.ops).values())
 
 
@@ -253,7 +253,7 @@ def decode_step(m, g, s, link, tier, w, t):
     t_dense, t_moe, t_expert = (_time(x, peak_flops, bw) for x in (dense, moe, expert))
     t_lm = _time(lm, peak_flops, bw) * w.count_lm_head
 
-    # --- experts fetched from the offload tier (docs/model.md, "Offloaded experts")
+    # --- experts fetched from the offload tier (docs/model.md s.4)
     fetched = uncached * tier.offloaded                       # per MoE layer
     expert_bytes = expert_params(m) * wb
     router_bytes = m.hidden * m.n_experts * wb
@@ -266,7 +266,7 @@ def decode_step(m, g, s, link, tier, w, t):
     t_copy = (busiest_fetched * expert_bytes + router_offloaded * router_bytes) / copy_bw  # per MoE layer
     direct = 1 - w.staged
 
-    # --- per-GPU operations x how many run in one step (docs/model.md, "What one decode step moves")
+    # --- per-GPU operations x how many run in one step (docs/model.md s.3)
     per_gpu = [(att, m.n_layers), (dense, n_dense), (moe, n_moe), (lm, w.count_lm_head)]
 
     def step_sum(field):
@@ -278,7 +278,7 @@ def decode_step(m, g, s, link, tier, w, t):
     act_read, act_write = step_sum("hbm_a_read"), step_sum("hbm_a_write")
     flops = step_sum("flops")
 
-    # --- latency (docs/model.md, "Latency of a step"): per-GPU operation times, collectives, the busiest GPU
+    # --- latency (docs/model.md s.6): per-GPU operation times, collectives, the busiest GPU
     hop, nvlink_bw = s.hop_latency_us * 1e-6, s.nvlink_bw_gbps * GB
     act = lay.group_tokens * lay.query_len * m.hidden * pa
     allreduce = _ring_allreduce(lay.tp, act, hop, nvlink_bw)
@@ -314,7 +314,7 @@ def decode_step(m, g, s, link, tier, w, t):
     latency = w.overlap_step * whole_step + w.overlap_stage * expert_stage + (
         1 - w.overlap_step - w.overlap_stage) * per_layer
 
-    # --- energy (docs/model.md, "Energy of a step")
+    # --- energy (docs/model.md s.5)
     kv_token_bytes = kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes * m.n_layers   # per token, one GPU
     kv_write_bytes = lay.n_gpus * lay.att_tokens * lay.query_len * kv_token_bytes             # new KV this step
     kv_read_pj = getattr(w, "kv_read_pj_per_bit", 0.0) + link.pj_per_bit
@@ -338,12 +338,11 @@ def decode_step(m, g, s, link, tier, w, t):
         "background": static_w * latency,
     }
 
-    # --- capacity (docs/model.md, "Capacity")
+    # --- capacity (docs/model.md s.7)
     cached_experts = m.n_experts * (1 - tier.offloaded * (1 - w.hbm_cache_fraction))
     weights_per_gpu = (att.weights * m.n_layers + dense.weights * n_dense + moe.weights * n_moe
                        + lm.weights * w.count_lm_head)
-    kv_stored = lay.n_gpus * lay.att_tokens * w.context_len * kv_values_stored_per_token(m, lay.kv_heads) * (
-        w.kv_bytes * m.n_layers)
+    kv_stored = lay.n_gpus * lay.att_tokens * w.context_len * kv_token_bytes
     hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored * (1 - kv_on)
     tier_bytes = n_moe * (m.n_experts - cached_experts) * expert_bytes
 
