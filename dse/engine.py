@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from . import capacity, cf, config, expert_load, kernel, routing, serving, specs, validate
+from . import capacity, cf, config, expert_load, hierarchy, kernel, routing, serving, specs, validate
 from .grid import Grid
 from .params import PARAMS, DseError, check_values, lookup
 
@@ -35,15 +35,18 @@ VARIABLES = {  # name: (units, long_name)
     "offload_share": ("1", "fraction of step energy spent copying offloaded weights (tier read + link + HBM write)"),
     "tokens_per_s": ("tokens/s", "generated tokens per second (batch / step latency)"),
     "experts_touched": ("experts", "expected distinct routed experts touched per MoE layer"),
-    "experts_fetched": ("experts", "expected experts copied from the offload tier per MoE layer"),
+    "experts_fetched": ("experts", "expected experts copied from the offload tiers (warm and cold) per MoE layer"),
     "busiest_gpu_experts": ("experts", "expected touched experts on the busiest expert-parallel GPU"),
     "hbm_read_bytes": ("B", "weight and KV bytes read from HBM per step (tiled traffic)"),
     "hbm_activation_bytes": ("B", "activation bytes read from and written to HBM per step"),
-    "offload_read_bytes": ("B", "bytes read from the offload tier per step"),
-    "offload_read_bits": ("bit", "bits read from the offload tier per step (the Flash traffic when on Flash)"),
+    "offload_read_bytes": ("B", "bytes read from the offload (cold) tier per step"),
+    "offload_read_bits": ("bit", "bits read from the offload (cold) tier per step (the Flash traffic when on Flash)"),
+    "warm_read_bits": ("bit", "bits read from the warm tier per step (docs/model.md s.12)"),
+    "experts_fetched_warm": ("experts", "expected experts copied from the warm tier per MoE layer"),
+    "warm_tier_bytes": ("B", "expert bytes held in the warm tier"),
     "flops": ("FLOP", "floating-point operations per step"),
     "hbm_bytes": ("B", "bytes held in HBM (weights + KV cache), all GPUs"),
-    "offload_tier_bytes": ("B", "expert bytes held in the offload tier"),
+    "offload_tier_bytes": ("B", "expert bytes held in the offload (cold) tier"),
     "n_gpus": ("GPUs", "GPUs in the system"),
     "offload_is_flash": ("1", "1 where the experts' offload tier is Flash (read energy = flash_read_pj_per_bit)"),
     **capacity.VARIABLES,
@@ -205,6 +208,32 @@ def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
                 kv_tier_id=1.0 + sorted(tiers).index(kv_placement))
 
 
+def _warm_tier_for(w: dict, placement, tiers: dict) -> dict:
+    """The warm tier (docs/model.md s.12.1) as workload fields: its read energy, bandwidth, idle power, capacity,
+    price and link (``warm_link``: shared with the offload link, or a link preset of its own)."""
+    name, link = w.pop("warm_tier"), w.pop("warm_link")
+    placements = placement if isinstance(placement, list) else [placement]
+    if isinstance(name, list) or isinstance(link, list):
+        raise DseError("warm_tier / warm_link: one value each (not a dimension)")
+    if name is None:
+        if np.any(_values(w["warm_fraction"]) > 0):
+            raise DseError("warm_fraction > 0 needs warm_tier: allowed a key of system.tiers "
+                           f"({', '.join(sorted(tiers))}) other than placement")
+        return dict(warm_read_pj_per_bit=0.0, warm_bw_gbps=NO_TIER_BW_GBPS, warm_idle_w_per_gpu=0.0,
+                    warm_capacity_gb=0.0, warm_usd_per_gb=0.0, warm_link_shared=1.0, warm_link_bw_gbps=NO_TIER_BW_GBPS,
+                    warm_link_pj_per_bit=0.0)
+    if name not in tiers:
+        raise DseError(f"warm_tier={name!r} is not a tier of the system: allowed {', '.join(sorted(tiers))}")
+    if name in placements:
+        raise DseError(f"warm_tier={name!r} equals placement: the warm tier must differ from the cold tier")
+    t, n = tiers[name], tiers[name]["devices_per_gpu"]
+    own = config.preset("link", link) if link != "shared" else dict(bw_gbps=NO_TIER_BW_GBPS, pj_per_bit=0.0)
+    return dict(warm_read_pj_per_bit=t["read_pj_per_bit"], warm_bw_gbps=t["bw_gbps"] * n,
+                warm_idle_w_per_gpu=t["idle_w"] * n * (1 - t["always_on"]), warm_capacity_gb=t["capacity_gb"] * n,
+                warm_usd_per_gb=t["usd_per_gb"], warm_link_shared=1.0 if link == "shared" else 0.0,
+                warm_link_bw_gbps=own["bw_gbps"], warm_link_pj_per_bit=own["pj_per_bit"])
+
+
 #: How offload copies overlap compute (docs/model.md s.6.4).
 OVERLAPS = ("moe_layer", "step", "expert_stage")
 
@@ -246,11 +275,35 @@ def _routing_plan(m, s, w, routing_frequencies) -> dict:
         mode = "uniform"
     else:
         mode = "zipf"
-    return dict(mode=mode, freqs=freqs, n_max=int(np.max(_values(E))))
+    hier = any(np.any(_values(x) > 0) for x in (w.warm_fraction, w.dynamic_cache_experts))
+    return dict(mode=mode, freqs=freqs, n_max=int(np.max(_values(E))), hierarchy=hier)
 
 
-def _routing(m, s, w, mode, freqs, n_max):
-    """Expected touched / uncached experts per MoE layer and the busiest EP GPU's touched experts."""
+def _routing(m, s, w, mode, freqs, n_max, hierarchy=False):
+    """Expected touched / uncached experts per MoE layer, the busiest EP GPU's touched experts and, with a warm tier
+    or a dynamic cache, the experts fetched from the warm tier (docs/model.md s.12)."""
+    touched, uncached, busiest = _routing_flat(m, s, w, mode, freqs, n_max)
+    if not hierarchy:
+        return touched, uncached, busiest, 0.0
+    warm, cold = _hierarchy_fetches(m, w, mode, freqs, n_max)
+    return touched, warm + cold, busiest, warm
+
+
+def _hierarchy_fetches(m, w, mode, freqs, n_max):
+    """Experts fetched per MoE layer from the warm and the cold tier (:func:`dse.hierarchy.fetches`)."""
+    k, E = m.top_k, m.n_experts
+    hot, warm = w.hbm_cache_fraction * E, w.warm_fraction * E
+    if mode == "uniform":
+        classes = hierarchy.uniform_classes(k, E, hot, warm)
+    else:
+        probs = np.sort(freqs)[::-1] if mode == "measured" else routing._zipf_probabilities(k, E, w.routing_skew, n_max)
+        classes = hierarchy.classes_by_rank(probs, hot, warm)
+    slots = hierarchy.dynamic_slots(w.dynamic_cache_experts, E, hot)
+    return hierarchy.fetches(classes, w.batch, w.expert_reuse, slots)
+
+
+def _routing_flat(m, s, w, mode, freqs, n_max):
+    """Today's routing: touched and uncached experts (static HBM cache only), busiest GPU."""
     B, k, E, f = w.batch, m.top_k, m.n_experts, w.hbm_cache_fraction
     if mode == "measured":
         touched, uncached = routing.touched_measured(B, freqs, cached=f * E)
@@ -291,14 +344,15 @@ def _sum_in_order(parts) -> np.ndarray:
 
 def _tables(m, g, s, w, routing_plan) -> dict:
     """The step's low-dimensional tables (:func:`dse.kernel.step_tables`) with the routing's expected experts."""
-    touched, uncached, busiest = _routing(m, s, w, **routing_plan)
-    return kernel.step_tables(m, g, s, w, touched, uncached, busiest)
+    touched, uncached, busiest, warm = _routing(m, s, w, **routing_plan)
+    return kernel.step_tables(m, g, s, w, touched, uncached, busiest, warm)
 
 
 #: The inputs the step's tables depend on (the rest -- rates, bandwidths, energies, tiers -- they do not).
 TABLE_INPUTS = {"g": ("register_tile", "l1_kib", "l2_mib"), "s": ("tp", "dp", "ep"),
                 "w": ("batch", "context_len", "weight_bytes", "act_bytes", "kv_bytes", "fused_attention",
-                      "dp_attention", "hbm_cache_fraction", "routing_skew")}
+                      "dp_attention", "hbm_cache_fraction", "routing_skew", "warm_fraction", "expert_reuse",
+                      "dynamic_cache_experts")}
 #: Largest table (grid points along the dimensions the tables depend on) computed once for a whole grid.
 TABLE_POINTS_MAX = 250_000
 
@@ -327,7 +381,7 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
     total = _sum_in_order(energy)
     offload = _sum_in_order([out.energy[c] for c in kernel.OFFLOAD_COMPONENTS])
     B = w.batch
-    held = capacity.capacity(g, tier, out.n_gpus, out.hbm_bytes, out.tier_bytes)
+    held = capacity.capacity(g, tier, out.n_gpus, out.hbm_bytes, out.tier_bytes, hierarchy.warm_capacity(w, out))
     cost = tuple(held["cost"][p] for p in capacity.COST_PARTS)
     extra = {}
     if kv:
@@ -351,6 +405,9 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
         "hbm_activation_bytes": out.activation_bytes,
         "offload_read_bytes": out.offload_bytes,
         "offload_read_bits": out.offload_bits,
+        "warm_read_bits": out.warm_bits,
+        "experts_fetched_warm": out.warm_fetched,
+        "warm_tier_bytes": out.warm_tier_bytes,
         "flops": out.flops,
         "hbm_bytes": out.hbm_bytes,
         "offload_tier_bytes": out.tier_bytes,
@@ -358,7 +415,8 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
         "offload_is_flash": tier.is_flash,
         "capacity_cost_usd": _sum_in_order(cost),
         "capacity_cost": cost,
-        **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill", "fits")},
+        **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill",
+                                "warm_fill", "fits")},
     }}
 
 
@@ -370,16 +428,16 @@ def _kv_capacity(tier, w, out, held, cost):
     kv_fill = (out.kv_tier_bytes + same * out.tier_bytes) / np.maximum(kv_capacity, 1e-30)
     held["offload_fill"] = held["offload_fill"] + same * out.kv_tier_bytes / np.maximum(
         held["offload_capacity_bytes"], 1e-30)
-    held["fits"] = capacity.fits(held["hbm_fill"], held["offload_fill"]) & (kv_fill <= 1.0)
-    cost = cost[:2] + (cost[2] + out.kv_tier_bytes / capacity.GB * w.kv_usd_per_gb,)
+    held["fits"] = capacity.fits(held["hbm_fill"], held["offload_fill"], held["warm_fill"]) & (kv_fill <= 1.0)
+    cost = cost[:2] + (cost[2] + out.kv_tier_bytes / capacity.GB * w.kv_usd_per_gb,) + cost[3:]
     return cost, {"kv_tier_bytes": out.kv_tier_bytes, "kv_tier_fill": kv_fill}
 
 
 def _request_tables(m, g, s, w, plan) -> dict:
     """A step's tables for dse.serving: routing counts the step's tokens (sequences x query tokens each)."""
     tokens = SimpleNamespace(**{**vars(w), "batch": w.batch * getattr(w, "query_len", 1.0)})
-    touched, uncached, busiest = _routing(m, s, tokens, **plan)
-    return kernel.step_tables(m, g, s, w, touched, uncached, busiest)
+    touched, uncached, busiest, warm = _routing(m, s, tokens, **plan)
+    return kernel.step_tables(m, g, s, w, touched, uncached, busiest, warm)
 
 
 def _apply_profile(tree: dict, scalars: dict, dims: dict) -> None:
@@ -583,6 +641,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
         tier = _stack([_tier_for(p, tiers) for p in placement], "placement", placement)
     else:
         tier = _tier_for(placement, tiers)
+    w.update(_warm_tier_for(w, placement, tiers))
     s["always_on_w_per_gpu"] = sum(t["always_on"] * t["idle_w"] * t["devices_per_gpu"] for t in tiers.values())
     gpu, link = s.pop("gpu"), s.pop("offload_link")
     kv_mode = kv_placement != "hbm"

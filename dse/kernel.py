@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import expert_load
+from . import expert_load, hierarchy
 from .gemm import Gemm, Softmax
 
 PJ = 1e-12
@@ -35,13 +35,15 @@ COMPONENTS = (
     "hbm_activations",   # activations each unfused product reads and writes x HBM read / write energy
     "offload_read",      # offloaded bits x tier (DDR / Flash / ...) read energy
     "offload_link",      # offloaded bits x link (NVLink-C2C / PCIe) energy
-    "offload_hbm_write", # staged copies: offloaded bits x HBM write energy
+    "offload_hbm_write", # staged copies: offloaded bits (cold and warm tier) x HBM write energy
+    "warm_read",         # bits fetched from the warm tier x its read energy (docs/model.md s.12)
+    "warm_link",         # bits fetched from the warm tier x its link's energy
     "compute",           # FLOPs x pJ/FLOP
     "onchip",            # bytes through L2 and L1 (tiling model) x their pJ/bit
     "background",        # static power x step latency
 )
 #: The components that are the cost of copying offloaded weights (``offload_share``).
-OFFLOAD_COMPONENTS = ("offload_read", "offload_link", "offload_hbm_write")
+OFFLOAD_COMPONENTS = ("offload_read", "offload_link", "offload_hbm_write", "warm_read", "warm_link")
 
 
 # --------------------------------------------------------------------------------------------- the network
@@ -194,14 +196,14 @@ class _Weighted:
 _SUMMED = ("flops", "b_bytes", "a_bytes", "hbm_b_bytes", "hbm_a_read", "hbm_a_write", "l2_bytes", "l1_bytes")
 
 
-def step_tables(m, g, s, w, touched, uncached, busiest):
+def step_tables(m, g, s, w, touched, uncached, busiest, warm=0.0):
     """The part of a step that does not depend on rates, bandwidths or energies, per layer type: the summed traffic
     and FLOPs of its operations, its weight bytes split by streamed operand, and each operation's FLOPs and roofline
     bytes (``ops``: their times need the bandwidth). It depends only on the network, the layout and the workload --
     a few short grid dimensions -- so :mod:`dse.engine` computes it once per grid and every block slices it."""
     lay = layout(m, s, w)
     rows = np.where(touched > 0, w.batch * lay.query_len * m.top_k / np.maximum(touched, 1e-30), 0.0)
-    tables = {"touched": touched, "uncached": uncached, "busiest": busiest}
+    tables = {"touched": touched, "uncached": uncached, "busiest": busiest, "warm": warm}
     for kind, table in layer_ops(m, g, w, lay, rows).items():
         t = {k: sum(getattr(c, k) for _, c, _ in table) for k in _SUMMED}
         t["weights"] = sum(c.b_bytes for _, c, o in table if o == "weights")
@@ -261,9 +263,12 @@ def decode_step(m, g, s, link, tier, w, t):
     # router goes where the experts go, so an HBM cache of a fraction of the experts keeps that share in HBM
     router_offloaded = tool * tier.offloaded * (1 - w.hbm_cache_fraction)
     router_copies = router_offloaded * lay.n_gpus
-    offload_bytes = n_moe * (fetched * expert_bytes + router_copies * router_bytes)
-    busiest_fetched = busiest * np.where(touched > 0, fetched / np.maximum(touched, 1e-30), 0.0)
-    t_copy = (busiest_fetched * expert_bytes + router_offloaded * router_bytes) / copy_bw  # per MoE layer
+    # by tier, with mispredicted prefetches (docs/model.md s.12.4); the offload tier is the cold one
+    split = hierarchy.offload(fetched, t.warm * tier.offloaded, touched, busiest, w, link, tier, SimpleNamespace(
+        expert_bytes=expert_bytes, router_bytes=router_bytes, router_offloaded=router_offloaded, hbm_bw=hbm_bw))
+    offload_bytes = n_moe * (split.cold * expert_bytes + router_copies * router_bytes)
+    warm_bits = n_moe * split.warm * expert_bytes * BITS
+    t_copy, t_miss = split.t_copy, split.t_miss                  # per MoE layer
     direct = 1 - w.staged
 
     # --- per-GPU operations x how many run in one step (docs/model.md s.3)
@@ -302,12 +307,13 @@ def decode_step(m, g, s, link, tier, w, t):
     t_other = t_dense_layers + n_moe * (t_att + ar_attention + t_moe + ar_moe + t_a2a) + t_lm
     prefetch = w.prefetch
     # copies overlap only their own MoE layer's experts (refined) ...
-    t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts)
+    t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts) + t_miss
     per_layer = t_other + n_moe * t_routed
     # ... or the figure scripts' composition (accounting=paper): max(copy + dense-layer time, compute time)
     compute = t_other + n_moe * t_experts
     copy_total = n_moe * t_copy
-    whole_step = prefetch * np.maximum(compute, copy_total + t_dense_layers) + (1 - prefetch) * (compute + copy_total)
+    whole_step = prefetch * np.maximum(compute, copy_total + t_dense_layers) + (1 - prefetch) * (
+        compute + copy_total) + n_moe * t_miss
     # ... or Fig. 6's: the MoE expert stage alone, where experts are offloaded
     stage = n_moe * t_routed
     expert_stage = np.where(tier.offloaded * stage > 0, stage, compute)
@@ -322,7 +328,8 @@ def decode_step(m, g, s, link, tier, w, t):
     offload_bits = offload_bytes * BITS
     # a KV tier that is neither always on nor the experts' tier adds its idle power
     kv_idle = kv_on * getattr(w, "kv_idle_w_per_gpu", 0.0) * (getattr(tier, "tier_id", -1) != getattr(w, "kv_tier_id", -2))
-    static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle)
+    static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle
+                             + hierarchy.warm_idle_w(w, tier))
     onchip_bits = (step_sum("l2_bytes") * g.l2_pj_per_bit + step_sum("l1_bytes") * g.l1_pj_per_bit) * BITS
     energy = {
         "hbm_weights": hbm_weight_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
@@ -332,7 +339,8 @@ def decode_step(m, g, s, link, tier, w, t):
         "hbm_activations": (act_read * g.hbm_read_pj_per_bit + act_write * g.hbm_write_pj_per_bit) * BITS * PJ,
         "offload_read": offload_bits * tier.read_pj_per_bit * PJ,
         "offload_link": offload_bits * link.pj_per_bit * PJ,
-        "offload_hbm_write": offload_bits * w.staged * g.hbm_write_pj_per_bit * PJ,
+        "offload_hbm_write": (offload_bits + warm_bits) * w.staged * g.hbm_write_pj_per_bit * PJ,
+        **hierarchy.warm_energy(warm_bits, w, link),
         "compute": flops * g.flop_pj * PJ,
         "onchip": onchip_bits * PJ,
         "background": static_w * latency,
@@ -343,19 +351,24 @@ def decode_step(m, g, s, link, tier, w, t):
     weights_per_gpu = (att.weights * m.n_layers + dense.weights * n_dense + moe.weights * n_moe
                        + lm.weights * w.count_lm_head)
     kv_stored = lay.n_gpus * lay.att_tokens * w.context_len * kv_token_bytes
-    hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored * (1 - kv_on)
-    tier_bytes = n_moe * (m.n_experts - cached_experts) * expert_bytes
+    warm_held, dynamic_held = hierarchy.held(m, w, tier, n_moe, expert_bytes)
+    hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored * (1 - kv_on) + (
+        dynamic_held)
+    tier_bytes = n_moe * (m.n_experts - cached_experts) * expert_bytes - warm_held
 
     return SimpleNamespace(
         energy=energy,
         latency=latency,
-        copy_latency=copy_total,
+        copy_latency=copy_total + n_moe * t_miss,
         flops=flops,
         hbm_weight_bytes=hbm_weight_bytes,
         kv_bytes=kv_bytes,
         activation_bytes=act_read + act_write,
         offload_bytes=offload_bytes,
         offload_bits=offload_bits,
+        warm_bits=warm_bits,
+        warm_tier_bytes=warm_held,
+        warm_fetched=t.warm * tier.offloaded,
         hbm_bytes=hbm_bytes,
         tier_bytes=tier_bytes,
         touched=touched,
