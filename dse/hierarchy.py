@@ -78,12 +78,40 @@ def missed(p, batch, reuse, tau):
     return (1.0 - r) * (z0 - z1) + r * (z1 - z2)
 
 
+#: Classes are stacked along a leading axis (one numpy call for all) up to this many elements, else looped over.
+STACK_MAX = 4_000_000
+
+
+def _stacked(classes, *others):
+    """``[(p, warm, cold)]`` -> one ``(p, warm, cold)`` of arrays with a leading class axis (broadcast with the
+    ``others`` too), when small enough (None otherwise): the sums over classes become one reduction."""
+    arrays = [np.asarray(x, float) for cls in classes for x in cls] + [np.asarray(x, float) for x in others]
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    if len(classes) * max(int(np.prod(shape)), 1) > STACK_MAX:
+        return None
+    return tuple(np.stack([np.broadcast_to(np.asarray(cls[j], float), shape) for cls in classes]) for j in range(3))
+
+
+def _over_classes(classes, term, *others):
+    """``sum_c term(p_c, warm_c, cold_c)``, stacked or looped (``others``: the other arrays ``term`` reads)."""
+    stacked = _stacked(classes, *others) if len(classes) > 1 else None
+    if stacked is None:
+        return sum(term(p, w, c) for p, w, c in classes)
+    p, w, c = stacked
+    return term(p, w, c).sum(axis=0)
+
+
 def lru_horizon(classes, batch, reuse, slots):
     """The LRU cache's characteristic time ``tau`` (steps): ``sum_c (warm_c + cold_c) resident_c(tau) = slots``,
     solved by bisection on ``log(1 + tau)`` for every grid point at once; 0 without slots, ``TAU_MAX`` where
     every expert that can be touched fits."""
+    stacked = _stacked(classes, batch, reuse, slots) if len(classes) > 1 else None
+    if stacked is not None:
+        classes = [stacked]                    # one class of arrays: the class axis is summed below
+
     def occupied(tau):
-        return sum((w + c) * resident(p, batch, reuse, tau) for p, w, c in classes)
+        total = sum((w + c) * resident(p, batch, reuse, tau) for p, w, c in classes)
+        return total.sum(axis=0) if stacked is not None else total
 
     slots = np.asarray(slots, float)
     shape = np.broadcast_shapes(np.shape(occupied(0.0)), slots.shape)
@@ -101,8 +129,8 @@ def fetches(classes, batch, reuse, slots):
     """Expected experts fetched per MoE layer and step from the warm and from the cold tier (s.12.2):
     ``sum_c warm_c missed_c(tau)`` and ``sum_c cold_c missed_c(tau)``, ``tau`` the LRU horizon."""
     tau = lru_horizon(classes, batch, reuse, slots) if np.any(np.asarray(slots) > 0) else 0.0
-    warm = sum(w * missed(p, batch, reuse, tau) for p, w, _ in classes)
-    cold = sum(c * missed(p, batch, reuse, tau) for p, _, c in classes)
+    warm = _over_classes(classes, lambda p, w, c: w * missed(p, batch, reuse, tau), batch, reuse, tau)
+    cold = _over_classes(classes, lambda p, w, c: c * missed(p, batch, reuse, tau), batch, reuse, tau)
     return warm, cold
 
 

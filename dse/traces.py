@@ -47,31 +47,31 @@ def zipf_probabilities(n_experts, top_k, skew):
     return np.array(_zipf_probabilities(top_k, n_experts, skew, int(n_experts)), float)
 
 
-def sample_sets(p, n, rng):
-    """``n`` sets of ``k = sum(p)`` distinct experts with inclusion probabilities ``p`` -> int array (n, k)."""
+def sample_sets(p, shape, rng):
+    """Sets of ``k = sum(p)`` distinct experts with inclusion probabilities ``p`` -> int array (*shape, k), where
+    ``shape = (steps, n)``: each step orders the experts at random and draws its ``n`` sets systematically."""
     p = np.asarray(p, float)
-    k = int(round(p.sum()))
-    order = rng.permutation(len(p))
-    cum = np.concatenate([[0.0], np.cumsum(p[order])])
-    cum *= k / cum[-1]
-    points = rng.random((n, 1)) + np.arange(k)[None, :]
-    slot = np.clip(np.searchsorted(cum, points, side="right") - 1, 0, len(p) - 1)
-    return order[slot]
+    k, E = int(round(p.sum())), len(p)
+    steps, n = shape
+    order = np.argsort(rng.random((steps, E)), axis=1)
+    cum = np.cumsum(p[order], axis=1)
+    cum *= k / cum[:, -1:]
+    # one sorted axis: step t's cumulative sums and points shifted by (k + 1) t
+    shift = (k + 1.0) * np.arange(steps)[:, None]
+    points = rng.random((steps, n, 1)) + np.arange(k)[None, None, :] + shift[:, :, None]
+    slot = np.searchsorted((cum + shift).ravel(), points.reshape(steps, -1).ravel(), side="right")
+    slot = np.clip(slot.reshape(steps, n, k) - E * np.arange(steps)[:, None, None], 0, E - 1)
+    return np.take_along_axis(order, slot.reshape(steps, n * k), axis=1).reshape(steps, n, k)
 
 
 def generate(p, batch, steps, reuse, seed=0):
     """One MoE layer's routing trace: int array (steps, batch, top_k) of expert ids (the process above)."""
     rng = np.random.default_rng(seed)
-    k = int(round(float(np.sum(p))))
-    sets = np.empty((steps, batch, k), dtype=np.int64)
-    current = sample_sets(p, batch, rng)
-    for t in range(steps):
-        fresh = rng.random(batch) >= reuse if t else np.ones(batch, bool)
-        if fresh.any():
-            current = current.copy()
-            current[fresh] = sample_sets(p, int(fresh.sum()), rng)
-        sets[t] = current
-    return sets
+    draws = sample_sets(p, (steps, batch), rng)
+    fresh = rng.random((steps, batch)) >= reuse
+    fresh[0] = True
+    last = np.maximum.accumulate(np.where(fresh, np.arange(steps)[:, None], 0), axis=0)   # latest fresh draw
+    return draws[last, np.arange(batch)[None, :]]
 
 
 def touched(sets, n_experts):
