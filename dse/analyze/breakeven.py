@@ -174,7 +174,7 @@ def _on_grid(ref: xr.Dataset, tgt: xr.Dataset) -> xr.Dataset:
                 raise DseError(f"reference is not on the target's grid: {dim} = {b.tolist()} "
                                f"but the target has {dim} = {a.tolist()}")
             ref = ref.assign_coords({dim: tgt[dim].values})
-    return ref.rename({d: f"reference_{d}" for d in ref.dims if d not in tgt.dims and d != "component"})
+    return cf.relabel_dims(ref, {d: f"reference_{d}" for d in ref.dims if d not in tgt.dims and d != "component"})
 
 
 # -------------------------------------------------------------------------------------------- closed form
@@ -316,7 +316,7 @@ def energy_ratio(be: xr.Dataset, flash_read_pj_per_bit) -> xr.DataArray:
                      attrs={"units": "pJ/bit", "long_name": "Flash read energy"})
     e = e.assign_coords({FLASH: e.values})
     ratio = (be.target_energy_per_token_at_zero + be.flash_read_bits_per_token * e * PJ) / be.reference_energy_per_token
-    return ratio.rename("energy_ratio").assign_attrs(units="1", long_name="target / reference energy per token")
+    return cf.named(ratio, "energy_ratio").assign_attrs(units="1", long_name="target / reference energy per token")
 
 
 # ---------------------------------------------------------------------------------------- root finding
@@ -468,7 +468,7 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
         if fixed is not None:
             return fixed
         if isinstance(x, xr.DataArray) and not is_target:
-            x = x.rename({d: d[len("reference_"):] for d in x.dims if d.startswith("reference_")})
+            x = cf.relabel_dims(x, {d: d[len("reference_"):] for d in x.dims if d.startswith("reference_")})
         return _evaluate(spec, params, name, target=False, extra={param: x})
 
     def g(x):

@@ -29,6 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from dse.run.cf import named  # noqa: E402
+
 ONE_COLUMN = 3.5      # in: one column of an IEEE two-column paper (CAL, ISCA)
 TWO_COLUMN = 7.16     # in: the full text width
 MIN_FONT_PT = 8.0     # smallest text at the saved (print) size
@@ -611,7 +613,7 @@ def breakeven_view(be, *, title: str | None = None):
     if len(dims) >= 2:
         x, y = ("batch", next(d for d in dims if d != "batch")) if "batch" in dims else (dims[0], dims[1])
         return breakeven_map(be, x, y, title=title)
-    fig = lines(be, e.where(be.breaks_even).rename("breakeven_flash_read_pj_per_bit"), dims[0], hue=None,
+    fig = lines(be, named(e.where(be.breaks_even), "breakeven_flash_read_pj_per_bit"), dims[0], hue=None,
                 title=title or _be_title(be))
     with style():
         ax = fig.axes[0]

@@ -155,14 +155,6 @@ def load_gpu_preset(name_or_path: str) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write to a temporary name in the same directory, then rename: no half-written file ever appears
-    (:func:`dse.run.io.atomic_write`)."""
-    from dse.run.io import atomic_write
-
-    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text), key=str(path))
-
-
 def to_yaml(preset: dict, header: str) -> str:
     import yaml
 
