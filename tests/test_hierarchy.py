@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import dse
-from dse import config, hierarchy
-from dse.params import DseError
+from dse.model import config, hierarchy
+from dse.model.params import DseError
 
 from approx import assert_close
 

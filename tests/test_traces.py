@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from dse import hierarchy, traces
-from dse.params import DseError
+from dse import traces
+from dse.model import hierarchy
+from dse.model.params import DseError
 
 STEPS, WARMUP = 4000, 300
 

@@ -1,0 +1,41 @@
+"""Readable text tables of a result dataset."""
+from __future__ import annotations
+
+import pandas as pd
+import xarray as xr
+
+from dse.run.cf import named
+
+
+def energy_table(ds: xr.Dataset, max_rows: int = 80) -> str:
+    """Energy per token (J) and its breakdown by component, step latency and offload share, per grid point.
+
+    Rows whose configuration does not fit (``fits`` false: HBM or the offload tier over capacity) are marked
+    ``NO`` in the ``fits`` column, with the fills beside, and counted below the table."""
+    ds = ds.load()  # a table is small (the CLI prints one only below TABLE_MAX_POINTS)
+    batch = ds["step_energy"] / ds["energy_per_token"]
+    parts = (ds["energy"] / batch).to_dataset(dim="component")
+    columns = [
+        named(ds["energy_per_token"], "J_per_token"),
+        parts,
+        named(ds["step_latency"] * 1e3, "latency_ms"),
+        ds["offload_share"],
+    ]
+    has_fits = "fits" in ds
+    if has_fits:
+        columns += [ds["hbm_fill"], ds["offload_fill"], ds["fits"]]
+    table = xr.broadcast(xr.merge(columns, compat="override"))[0].load()   # small (the CLI prints a few thousand points)
+    frame: pd.DataFrame = table.to_dataframe() if table.dims else pd.DataFrame([table.to_pandas()])
+    frame = frame[[v for v in table.data_vars]]
+    n_out = 0
+    if has_fits:
+        fits = frame["fits"].astype(bool)
+        n_out = int((~fits).sum())
+        frame["fits"] = fits.map({True: "yes", False: "NO"})
+    text = frame.head(max_rows).to_string(float_format=lambda x: f"{x:.4g}")
+    if len(frame) > max_rows:
+        text += f"\n... {len(frame) - max_rows} more rows (all of them are in the dataset)"
+    if n_out:
+        text += (f"\n{n_out} of {len(frame)} rows do not fit (fits = NO: hbm_fill or offload_fill above 1); "
+                 "their energies are not achievable as configured")
+    return text
