@@ -137,3 +137,20 @@ def test_bad_hierarchy_input_is_one_line(kw, key):
         dse.evaluate(model="deepseek-r1", system="8xh200", placement="ssd", **kw)
     msg = str(err.value)
     assert key in msg and "\n" not in msg
+
+
+def test_hierarchy_search_space_runs(tmp_path):
+    """dse-search over the hierarchy (cold tier, HBM and DDR fractions, dynamic cache, batch) validates every value
+    up front and records the hierarchy's variables with each trial; warm_fill counts in feasibility."""
+    import xarray as xr
+
+    from dse.search import compose, run
+
+    cfg = compose("deepseek-r1-hierarchy", ["search.n_trials=40", "search.batch_size=20", "search.progress=false",
+                                            f"search.storage=journal:{tmp_path}/journal.log"])
+    summary = run(cfg, tmp_path)
+    assert summary["trials_in_study"] == 40
+    trials = xr.open_dataset(tmp_path / "trials.nc")
+    for name in ("warm_fraction", "dynamic_cache_experts", "hbm_cache_fraction", "placement"):
+        assert name in trials
+    assert len(set(trials["warm_fraction"].values.tolist())) > 1
