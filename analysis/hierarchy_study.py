@@ -25,7 +25,7 @@ MODELS = {"deepseek-r1": ((8, 2), (8, 1), "h200-sxm"), "qwen3-235b-a22b": ((4, 1
 COLD = {"SSD 102.4 pJ/bit": "ssd", "HBF 6.1 pJ/bit": "hbf"}
 BATCHES = [1, 16, 64]
 HBM_FRACTIONS = [0.25, 0.5, 0.75]
-WARM_FRACTIONS = [0.0, 0.125, 0.25]
+WARM_FRACTIONS = [0.0, 0.125, 0.2]            # HBM + DDR share <= 0.95: Flash always holds experts
 SKEWS = [0.0, 0.6, 1.2]
 REUSES = [0.0, 0.3, 0.6]
 SCENARIOS = ((0.0, 0.0), (0.6, 0.3), (1.2, 0.6))      # (skew, reuse): none, moderate, strong
