@@ -22,6 +22,8 @@ which makes ``Z_i`` linear between integer ``tau``). :mod:`dse.traces` simulates
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 #: Characteristic time (steps) standing in for "every expert ever touched stays resident".
@@ -168,8 +170,6 @@ NEUTRAL = dict(warm_fraction=0.0, expert_reuse=0.0, dynamic_cache_experts=0.0, p
 
 def settings(w):
     """The hierarchy fields of a workload namespace, neutral where absent."""
-    from types import SimpleNamespace
-
     return SimpleNamespace(**{k: getattr(w, k, v) for k, v in NEUTRAL.items()})
 
 
@@ -178,8 +178,6 @@ def offload(fetched, warm, touched, busiest, w, link, tier, sizes):
     the warm tier. ``sizes``: expert_bytes, router_bytes, router_offloaded (the busiest GPU's router copy) and
     hbm_bw (B/s). Returns warm / cold experts fetched with the wrong prefetches (``x (1 + overfetch)``), the busiest
     GPU's copy time ``t_copy`` (overlappable) and ``t_miss`` (the demand fetches of mispredicted experts, exposed)."""
-    from types import SimpleNamespace
-
     h = settings(w)
     over = prefetch_overfetch(w.prefetch, h.prefetch_accuracy)
     cold = fetched - warm

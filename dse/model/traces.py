@@ -144,7 +144,7 @@ class Trace:
 
     def frequencies(self, layer=None):
         """Per-expert pick probabilities (share of tokens picking each expert; they sum to top_k)."""
-        sets = np.concatenate([s.reshape(-1, self.top_k) for l, s in self.layers.items() if layer in (None, l)])
+        sets = np.concatenate([x.reshape(-1, self.top_k) for key, x in self.layers.items() if layer in (None, key)])
         return np.bincount(sets.ravel(), minlength=self.n_experts) / len(sets)
 
     def reuse(self, layer=None):
@@ -152,7 +152,7 @@ class Trace:
         ``o = reuse + (1 - reuse) S``, ``S = sum p_i^2 / k``, so ``reuse = (o - S) / (1 - S)``."""
         p = self.frequencies(layer)
         s = float(np.sum(p ** 2) / self.top_k)
-        overlaps = [_overlap(x) for l, x in self.layers.items() if layer in (None, l) and len(x) > 1]
+        overlaps = [_overlap(x) for key, x in self.layers.items() if layer in (None, key) and len(x) > 1]
         if not overlaps:
             raise DseError("trace: the reuse estimate needs at least two steps")
         return float(np.clip((np.mean(overlaps) - s) / max(1.0 - s, 1e-12), 0.0, 1.0))
@@ -171,7 +171,7 @@ def write(path, layers: dict, n_experts: int):
     k = next(iter(layers.values())).shape[2]
     lines = ["# dse expert trace v1", f"# n_experts={n_experts} top_k={k}"]
     for layer, sets in layers.items():
-        for (t, b), ids in np.ndenumerate(sets[..., 0]):
+        for t, b in np.ndindex(*sets.shape[:2]):
             lines.append(" ".join(map(str, (t, b, layer, *sets[t, b]))))
     return write_text(Path(path), "\n".join(lines) + "\n", "trace")
 
