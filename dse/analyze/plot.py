@@ -86,6 +86,10 @@ DISPLAY = {
     "n_experts": ("routed experts per layer", "", 1.0),
     "context_len": ("context length", "tokens", 1.0),
     "hbm_cache_fraction": ("experts cached in HBM", "%", 100.0),
+    "warm_fraction": ("experts in the warm tier", "%", 100.0),
+    "expert_reuse": ("expert reuse between steps", "", 1.0),
+    "dynamic_cache_experts": ("LRU expert cache", "experts per layer", 1.0),
+    "prefetch_accuracy": ("prefetch accuracy", "%", 100.0),
     "placement": ("expert placement", "", 1.0),
     "n_gpus": ("GPUs", "", 1.0),
 }
@@ -656,6 +660,11 @@ def design_label(ds, i: int) -> str:
         c = v("hbm_cache_fraction")
         if str(p) != "hbm" and c:
             parts.append(f"{100 * c:.3g}%")
+        warm, slots = v("warm_fraction"), v("dynamic_cache_experts")
+        if str(p) != "hbm" and warm:
+            parts.append(f"+{100 * warm:.3g}% warm")
+        if str(p) != "hbm" and slots:
+            parts.append(f"LRU {int(slots)}")
         path = v("offload_path")
         if str(p) != "hbm" and path == "direct":
             parts.append("direct")

@@ -180,6 +180,7 @@ def offload(fetched, warm, touched, busiest, w, link, tier, sizes):
     GPU's copy time ``t_copy`` (overlappable) and ``t_miss`` (the demand fetches of mispredicted experts, exposed)."""
     h = settings(w)
     over = prefetch_overfetch(w.prefetch, h.prefetch_accuracy)
+    over = over if np.any(over) else 0.0       # neutral: no prefetch dimension enters the fetched bits
     cold = fetched - warm
     busiest_cold = busiest * np.where(touched > 0, cold / np.maximum(touched, 1e-30), 0.0)
     busiest_warm = busiest * np.where(touched > 0, warm / np.maximum(touched, 1e-30), 0.0)
