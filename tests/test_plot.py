@@ -233,7 +233,7 @@ def test_write_next_to_is_atomic_and_skips_huge(mixtral, tmp_path, monkeypatch):
     assert [p.name for p in paths] == ["result.png", "result.svg"]
     assert paths[0].stat().st_size > 10_000 and paths[1].read_text().lstrip().startswith(("<?xml", "<svg"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png", "result.svg"]     # no temporary left
-    monkeypatch.setattr(plot, "MAX_AUTO_POINTS", 3)
+    monkeypatch.setattr(plot.output, "MAX_AUTO_POINTS", 3)
     assert plot.write_next_to(mixtral, tmp_path / "big.nc") == []
 
 
