@@ -54,21 +54,46 @@ def pareto(ds, objectives=("energy_per_token", "capacity_cost_usd"), *, mark: di
     with its configuration, dominated and infeasible trials muted, the paper's fixed scenarios (``mark``) and the
     exact front (``exact``, dashed); a right panel with the hypervolume history normalised to the exact front
     (<= 1) when it is known. Front points carry gid ``front``; the normalised history ``hypervolume``."""
+    import textwrap
+
     yname, xname = objectives[0], objectives[1]
     has_hv = "hypervolume" in ds
     fig, axes = figure("two", 3.6, ncols=2 if has_hv else 1,
                        gridspec_kw={"width_ratios": [2.4, 1]} if has_hv else None)
     ax = axes[0, 0]
-    _, _, xs_ = display(xname)
-    _, _, ys_ = display(yname)
-    x, y = ds[xname].values * xs_, ds[yname].values * ys_
+    scale = (display(xname)[2], display(yname)[2])
+    x, y = ds[xname].values * scale[0], ds[yname].values * scale[1]
+    front = _trials(ax, ds, x, y, exact, scale)
+    if mark is not None:
+        _marks(ax, mark, scale)
+    for axis, v in (("x", x), ("y", y)):
+        v = v[np.isfinite(v) & (v > 0)]
+        if len(v) and v.max() / v.min() > 20:
+            getattr(ax, f"set_{axis}scale")("log")
+    ax.set_xlabel(label(xname, ds[xname]))
+    ax.set_ylabel(label(yname, ds[yname]))
+    if front.size:
+        _zoom(ax, x[front], y[front], mark, scale)
+    plain_ticks(ax, "x")
+    plain_ticks(ax, "y")
+    label_points(ax, [(x[i], y[i], design_label(ds, int(i))) for i in front], max_labels)
+    fig.suptitle(textwrap.fill(title or "energy per token vs capacity cost", 110))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, markerscale=1.0)
+    if has_hv:
+        _hypervolume_panel(axes[0, 1], ds, exact)
+    return fig
+
+
+def _trials(ax, ds, x, y, exact, scale):
+    """Infeasible and dominated trials muted, the exact front dashed, the search's front coloured by placement;
+    returns the front's trial indices in order of x."""
     feas, par = ds["feasible"].values.astype(bool), ds["pareto"].values.astype(bool)
     ax.scatter(x[~feas], y[~feas], s=4, marker="x", color="0.85", lw=0.5, label="infeasible", zorder=1)
     ax.scatter(x[feas & ~par], y[feas & ~par], s=5, color="0.65", lw=0, label="dominated", zorder=2)
     if exact is not None and len(exact["F"]):
         E = exact["F"][np.argsort(exact["F"][:, 1])]
-        ax.step(E[:, 1] * xs_, E[:, 0] * ys_, where="post", ls="--", color="k", lw=0.8, label="exact front",
-                zorder=3)
+        ax.step(E[:, 1] * scale[0], E[:, 0] * scale[1], where="post", ls="--", color="k", lw=0.8,
+                label="exact front", zorder=3)
     front = np.flatnonzero(par)
     front = front[np.argsort(x[front])]
     ax.step(x[front], y[front], where="post", color="0.3", lw=0.9, zorder=3)
@@ -80,74 +105,53 @@ def pareto(ds, objectives=("energy_per_token", "capacity_cost_usd"), *, mark: di
                        marker=PLACEMENT_MARKERS.get(str(p), "o"), label=f"front: {placement_label(p)}", zorder=5)
     pts = ax.scatter(x[front], y[front], s=0, zorder=0)
     pts.set_gid("front")
-    if mark is not None:
-        for p, m in PLACEMENT_MARKERS.items():
-            sel = np.array([i for i, lab in enumerate(mark["labels"]) if lab.get("placement") == p], dtype=int)
-            if not sel.size:
-                continue
-            fx, fy, ok = mark["F"][sel, 1] * xs_, mark["F"][sel, 0] * ys_, mark["feasible"][sel]
-            paper = mark.get("system_label") or "paper"
-            ax.scatter(fx, fy, s=70, marker="*", facecolor=np.where(ok, PLACEMENT_COLORS[p], "none").tolist(),
-                       edgecolor="k" if ok.all() else PLACEMENT_COLORS[p], lw=0.7, zorder=4,
-                       label=f"{paper}: {placement_label(p)}" + ("" if ok.all() else " (open: misses limits)"))
-    for axis, v in (("x", x), ("y", y)):
-        v = v[np.isfinite(v) & (v > 0)]
-        if len(v) and v.max() / v.min() > 20:
-            getattr(ax, f"set_{axis}scale")("log")
-    # zoom on the front: the feasible trials' spread, not the infeasible outliers
-    fx, fy = x[feas], y[feas]
-    if fx.size:
-        for axis, v in (("x", fx), ("y", fy)):
-            lo, hi = np.nanmin(v), np.nanmax(v)
-            if getattr(ax, f"get_{axis}scale")() == "log":
-                getattr(ax, f"set_{axis}lim")(lo / 1.25, hi * 1.25)
-            else:
-                pad = 0.06 * (hi - lo or hi or 1)
-                getattr(ax, f"set_{axis}lim")(lo - pad, hi + pad)
-    plain_ticks(ax, "x")
-    plain_ticks(ax, "y")
-    ax.set_xlabel(label(xname, ds[xname]))
-    ax.set_ylabel(label(yname, ds[yname]))
-    # zoom on the front (the question), with room for its labels; muted trials may run off the axes
-    if front.size:
-        for axis, v in (("x", x[front]), ("y", y[front])):
-            lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
-            if mark is not None:
-                mv = (mark["F"][:, 1] * xs_) if axis == "x" else (mark["F"][:, 0] * ys_)
-                lo, hi = min(lo, float(np.nanmin(mv))), max(hi, float(np.nanmax(mv)))
-            if getattr(ax, f"get_{axis}scale")() == "log" and lo > 0:
-                getattr(ax, f"set_{axis}lim")(lo / 1.3, hi * (2.2 if axis == "x" else 1.3))
-            else:
-                span = hi - lo or abs(hi) or 1.0
-                getattr(ax, f"set_{axis}lim")(lo - 0.05 * span, hi + (0.45 if axis == "x" else 0.08) * span)
-    plain_ticks(ax, "x")
-    plain_ticks(ax, "y")
-    label_points(ax, [(x[i], y[i], design_label(ds, int(i))) for i in front], max_labels)
-    import textwrap
+    return front
 
-    fig.suptitle(textwrap.fill(title or "energy per token vs capacity cost", 110))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, markerscale=1.0)
-    if has_hv:
-        bx = axes[0, 1]
-        hv = np.asarray(ds["hypervolume"].values, float)
-        ref = exact.get("hypervolume") if exact is not None else None
-        final = float(np.nanmax(hv)) if np.isfinite(hv).any() else None
-        shown_hv = hv / ref if ref else (hv / final if final else hv)     # <= 1: a fraction of a front's
-        (h,) = bx.plot(np.arange(1, len(hv) + 1), shown_hv, color=PLACEMENT_COLORS["hbm"])
-        h.set_gid("hypervolume")
-        if ref:
-            bx.axhline(1.0, color="k", ls="--", lw=0.8)
-            bx.set_ylim(0, 1.05)
-            bx.set_ylabel("hypervolume / exact front's")
+
+def _marks(ax, mark: dict, scale):
+    """The paper's fixed scenarios as stars (open where they miss the limits)."""
+    for p in PLACEMENT_MARKERS:
+        sel = np.array([i for i, lab in enumerate(mark["labels"]) if lab.get("placement") == p], dtype=int)
+        if not sel.size:
+            continue
+        fx, fy, ok = mark["F"][sel, 1] * scale[0], mark["F"][sel, 0] * scale[1], mark["feasible"][sel]
+        paper = mark.get("system_label") or "paper"
+        ax.scatter(fx, fy, s=70, marker="*", facecolor=np.where(ok, PLACEMENT_COLORS[p], "none").tolist(),
+                   edgecolor="k" if ok.all() else PLACEMENT_COLORS[p], lw=0.7, zorder=4,
+                   label=f"{paper}: {placement_label(p)}" + ("" if ok.all() else " (open: misses limits)"))
+
+
+def _zoom(ax, fx, fy, mark, scale):
+    """Zoom on the front (the question) and the marks, with room for the front's labels; muted trials may run off
+    the axes."""
+    for axis, v in (("x", fx), ("y", fy)):
+        lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+        if mark is not None:
+            mv = (mark["F"][:, 1] * scale[0]) if axis == "x" else (mark["F"][:, 0] * scale[1])
+            lo, hi = min(lo, float(np.nanmin(mv))), max(hi, float(np.nanmax(mv)))
+        if getattr(ax, f"get_{axis}scale")() == "log" and lo > 0:
+            getattr(ax, f"set_{axis}lim")(lo / 1.3, hi * (2.2 if axis == "x" else 1.3))
         else:
-            bx.set_ylim(0, 1.05)
-            bx.set_ylabel("hypervolume / final front's")
-        bx.set_xlim(0, len(hv))
-        bx.set_xlabel("completed trials")
-        bx.set_title("search progress")
-        plain_ticks(bx, "x")
-    return fig
+            span = hi - lo or abs(hi) or 1.0
+            getattr(ax, f"set_{axis}lim")(lo - 0.05 * span, hi + (0.45 if axis == "x" else 0.08) * span)
 
+
+def _hypervolume_panel(bx, ds, exact):
+    """The hypervolume history, normalised to the exact front's (or to the final front's when it is not known)."""
+    hv = np.asarray(ds["hypervolume"].values, float)
+    ref = exact.get("hypervolume") if exact is not None else None
+    final = float(np.nanmax(hv)) if np.isfinite(hv).any() else None
+    shown_hv = hv / ref if ref else (hv / final if final else hv)     # <= 1: a fraction of a front's
+    (h,) = bx.plot(np.arange(1, len(hv) + 1), shown_hv, color=PLACEMENT_COLORS["hbm"])
+    h.set_gid("hypervolume")
+    if ref:
+        bx.axhline(1.0, color="k", ls="--", lw=0.8)
+    bx.set_ylim(0, 1.05)
+    bx.set_ylabel("hypervolume / exact front's" if ref else "hypervolume / final front's")
+    bx.set_xlim(0, len(hv))
+    bx.set_xlabel("completed trials")
+    bx.set_title("search progress")
+    plain_ticks(bx, "x")
 
 def label_points(ax, pts, max_labels: int = 12):
     """Annotate (x, y, text) points, skipping points that sit on an already labelled one, each label placed at

@@ -23,16 +23,7 @@ def breakdown(ds, *, normalize: str | None = "hbm", title: str | None = None, wi
     their largest share in the legend. Segments carry the gid ``placement|component|batch``; the letter over each
     bar names its placement.
     """
-    if "batch" in ds.variables:
-        e = ds.energy / ds.batch
-    else:   # a scalar batch: per token = each component's share of the step times energy per token
-        e = ds.energy / ds.energy.sum("component") * ds.energy_per_token
-    if "batch" not in e.dims:
-        e = e.expand_dims(batch=[int(ds.batch) if "batch" in ds.variables else _workload(ds, "batch", 1)])
-    if "placement" not in e.dims:
-        p = ds.placement.item() if "placement" in ds.variables else _workload(ds, "placement", "hbm")
-        e = e.expand_dims(placement=[str(p)])
-    e, fixed = _pick(e, ("batch", "placement", "component"))
+    e, fixed = _pick(_energy_per_token_by_component(ds), ("batch", "placement", "component"))
     relative = normalize is not None and normalize in [str(p) for p in e.placement.values]
     if relative:
         e = e / e.sel(placement=normalize).sum("component")
@@ -45,6 +36,44 @@ def breakdown(ds, *, normalize: str | None = "hbm", title: str | None = None, wi
         fig, axes = figure(width, 2.9 if width == "two" else 2.0 + 0.2 * len(components))
         ax = axes[0, 0]
     fig = ax.figure
+    n = len(placements)
+    _stacked_bars(ax, e, placements, batches, components, share)
+    ax.set_xticks(np.arange(len(batches)), [str(b) for b in batches])
+    ax.set_xlim(-0.6, len(batches) - 0.4)
+    ax.grid(axis="x", visible=False)
+    ax.set_xlabel("batch (sequences)")
+    top = float(total.max())
+    ax.set_ylim(0, top * 1.12)
+    if relative:
+        ax.set_ylabel(f"energy per token / {placement_label(normalize)}")
+    else:
+        ax.set_ylabel("energy per token (J)")
+        plain_ticks(ax, "y")
+    letters = ", ".join(f"{placement_label(p)[0]}: {placement_label(p)}" for p in placements) if n > 1 else \
+        f"experts in {placement_label(placements[0])}"
+    note = _fixed_note(fixed)
+    ax.set_title(title or f"{_title_of(ds)} ({letters}{'; ' + note if note else ''})")
+    legend(ax, title="energy component")
+    return fig
+
+
+def _energy_per_token_by_component(ds):
+    """Energy per token by component, with batch and placement as dimensions (of length 1 where fixed)."""
+    if "batch" in ds.variables:
+        e = ds.energy / ds.batch
+    else:   # a scalar batch: per token = each component's share of the step times energy per token
+        e = ds.energy / ds.energy.sum("component") * ds.energy_per_token
+    if "batch" not in e.dims:
+        e = e.expand_dims(batch=[int(ds.batch) if "batch" in ds.variables else _workload(ds, "batch", 1)])
+    if "placement" not in e.dims:
+        p = ds.placement.item() if "placement" in ds.variables else _workload(ds, "placement", "hbm")
+        e = e.expand_dims(placement=[str(p)])
+    return e
+
+
+def _stacked_bars(ax, e, placements, batches, components, share):
+    """For each batch one bar per placement, stacked by component (gid ``placement|component|batch``), the
+    placement's letter over it; a component too thin to see carries its largest share in the legend."""
     n = len(placements)
     w = 0.84 / n
     x0 = np.arange(len(batches))
@@ -63,23 +92,6 @@ def breakdown(ds, *, normalize: str | None = "hbm", title: str | None = None, wi
         if n > 1:
             for xi, top in zip(x, bottom):
                 ax.text(xi, top, placement_label(p)[0], ha="center", va="bottom", fontsize=MIN_FONT_PT)
-    ax.set_xticks(x0, [str(b) for b in batches])
-    ax.set_xlim(-0.6, len(batches) - 0.4)
-    ax.grid(axis="x", visible=False)
-    ax.set_xlabel("batch (sequences)")
-    top = float(total.max())
-    ax.set_ylim(0, top * 1.12)
-    if relative:
-        ax.set_ylabel(f"energy per token / {placement_label(normalize)}")
-    else:
-        ax.set_ylabel("energy per token (J)")
-        plain_ticks(ax, "y")
-    letters = ", ".join(f"{placement_label(p)[0]}: {placement_label(p)}" for p in placements) if n > 1 else \
-        f"experts in {placement_label(placements[0])}"
-    note = _fixed_note(fixed)
-    ax.set_title(title or f"{_title_of(ds)} ({letters}{'; ' + note if note else ''})")
-    legend(ax, title="energy component")
-    return fig
 
 
 @styled
@@ -120,18 +132,7 @@ def lines(ds, var: str = "energy_per_token", x: str | None = None, *, hue: str |
         drawn[h] = y
         (line,) = ax.plot(xs, y, label=text, zorder=3 + (len(huev) - i) * 0.01, **kw)
         line.set_gid(f"{name}|{h}" if hue else str(name))
-    if x == "batch":
-        batch_axis(ax, xs)
-    else:
-        ax.set_xlabel(label(x, ds[x] if x in ds.variables else None))
-        xv = np.asarray(xs)
-        if np.issubdtype(xv.dtype, np.number) and np.all(xv > 0) and xv.max() / xv.min() > 30:
-            ax.set_xscale("log")
-            ax.set_xlim(xv.min() / 1.25, xv.max() * 1.25)
-        plain_ticks(ax, "x")
-        if np.issubdtype(xv.dtype, np.number) and len(xv) <= (8 if ax.get_xscale() == "linear" else 4):
-            ax.set_xticks(xv, [plain(v) for v in xv])          # a tick at every value of a short sweep
-            ax.xaxis.set_minor_locator(mticker.NullLocator())
+    _x_axis(ax, ds, x, xs)
     y = np.asarray(da.values, float) * scale
     yy = y[np.isfinite(y) & (y > 0)]
     if reference is not None:
@@ -147,6 +148,23 @@ def lines(ds, var: str = "energy_per_token", x: str | None = None, *, hue: str |
     if hue or reference is not None:
         legend(ax)
     return fig
+
+
+def _x_axis(ax, ds, x: str, xs):
+    """Batch as plain powers of two; another swept value labelled, log-scaled over a wide range, a tick at every
+    value of a short sweep."""
+    if x == "batch":
+        batch_axis(ax, xs)
+        return
+    ax.set_xlabel(label(x, ds[x] if x in ds.variables else None))
+    xv = np.asarray(xs)
+    if np.issubdtype(xv.dtype, np.number) and np.all(xv > 0) and xv.max() / xv.min() > 30:
+        ax.set_xscale("log")
+        ax.set_xlim(xv.min() / 1.25, xv.max() * 1.25)
+    plain_ticks(ax, "x")
+    if np.issubdtype(xv.dtype, np.number) and len(xv) <= (8 if ax.get_xscale() == "linear" else 4):
+        ax.set_xticks(xv, [plain(v) for v in xv])
+        ax.xaxis.set_minor_locator(mticker.NullLocator())
 
 
 def ratio(ds, var: str = "energy_per_token", reference: str = "hbm", x: str | None = None, **kw):
