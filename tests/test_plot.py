@@ -241,7 +241,7 @@ def test_dse_run_writes_its_figure_unless_told_not_to(tmp_path, monkeypatch):
     env = {**os.environ, "DSE_PLOT": "1"}
     exe = [sys.executable, "-m", "dse"]
     base = ["study=paper-fig45-mixtral", "grid.batch=[1,16]", "progress=false"]
-    subprocess.run(exe + base + [f"hydra.run.dir={tmp_path / 'a'}"], check=True, capture_output=True, env=env)
+    subprocess.run(exe + base + [f"hydra.run.dir={tmp_path / 'a'}"], check=True, capture_output=True, env=env, timeout=600)
     assert (tmp_path / "a" / "result.png").stat().st_size > 10_000 and (tmp_path / "a" / "result.svg").is_file()
     from dse.cli import main as cli
     from dse.model import config
@@ -267,5 +267,5 @@ def test_dse_breakeven_run_writes_fig6(tmp_path):
     env = {**os.environ, "DSE_PLOT": "1"}
     subprocess.run([sys.executable, "-m", "dse.cli.breakeven", "study=paper-fig6-maverick",
                     "reference.study=paper-fig6-llama3", f"hydra.run.dir={tmp_path}"], check=True, capture_output=True,
-                   env=env)
+                   env=env, timeout=600)
     assert (tmp_path / "breakeven.png").stat().st_size > 10_000 and (tmp_path / "breakeven.svg").is_file()
