@@ -122,7 +122,7 @@ def _evaluate(spec, params: dict, side: str, *, target: bool, extra: dict | None
     return evaluate(spec.get("study"), cfg=cfg, **kwargs, **merged)
 
 
-def _batch(ds: xr.Dataset) -> xr.DataArray:
+def _tokens_per_step(ds: xr.Dataset) -> xr.DataArray:
     """Tokens generated per step (= batch) on the dataset's grid."""
     return ds.tokens_per_s * ds.step_latency
 
@@ -226,7 +226,7 @@ def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None, *, incl
             raise DseError(f"target: {FLASH} is a dimension of the target Dataset; breakeven solves for it: "
                            "evaluate the target at today's Flash energy or give today_pj_per_bit")
         tgt = tgt.isel({FLASH: 0}, drop=True)  # E(0) and the slope do not depend on it (checked below)
-    bt, br = _batch(tgt), _batch(ref)
+    bt, br = _tokens_per_step(tgt), _tokens_per_step(ref)
     bits = tgt.offload_read_bits / bt
     comp_t = tgt.energy / bt
     comp_t = xr.where(comp_t.component == "offload_read", 0.0, comp_t)  # Flash reads free: E_target(0)

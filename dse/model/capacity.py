@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dse.model.params import DseError
 
 GB = 1e9
 #: Parts of the capacity cost, in the order reported along dimension ``cost_part``.
@@ -35,12 +34,6 @@ VARIABLES = {  # name: (units, long_name)
 }
 
 
-def _field(ns, name: str, where: str):
-    if not hasattr(ns, name):
-        raise DseError(f"{where}.{name} is missing: the capacity cost model needs it in every {where} preset")
-    return getattr(ns, name)
-
-
 def fits(hbm_fill, offload_fill):
     """Whether a configuration fits (docs/model.md s.7): HBM (weights + KV cache) and the offload tier within capacity."""
     return (np.asarray(hbm_fill) <= 1.0) & (np.asarray(offload_fill) <= 1.0)
@@ -48,9 +41,9 @@ def fits(hbm_fill, offload_fill):
 
 def capacity(g, tier, n_gpus, hbm_bytes, tier_bytes) -> dict:
     """Capacity limits, fill ratios and cost parts for bytes held in HBM and in the offload tier."""
-    hbm_capacity_gb = _field(g, "hbm_capacity_gb", "system.gpu")
-    hbm_usd_per_gb = _field(g, "hbm_usd_per_gb", "system.gpu")
-    gpu_less_hbm = np.maximum(_field(g, "price_usd", "system.gpu") - hbm_capacity_gb * hbm_usd_per_gb, 0.0)
+    hbm_capacity_gb = g.hbm_capacity_gb
+    hbm_usd_per_gb = g.hbm_usd_per_gb
+    gpu_less_hbm = np.maximum(g.price_usd - hbm_capacity_gb * hbm_usd_per_gb, 0.0)
     hbm_capacity = n_gpus * hbm_capacity_gb * GB
     offload_capacity = n_gpus * tier.devices_per_gpu * tier.capacity_gb * GB
     cost = {
