@@ -47,6 +47,7 @@ NO_FLASH_REASON = "no Flash traffic"
 UNFIT_REASON = "does not fit"                 # target or reference over capacity (fits false): skipped
 SPEC_KEYS = ("study", "model", "system", "cfg", "chunks")
 
+# A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
     "breakeven_flash_read_pj_per_bit": ("pJ/bit", "break-even Flash read energy e* (target energy = reference)"),
     "breaks_even": ("bool", "Flash breaks even at some positive read energy (e* > 0)"),

@@ -23,6 +23,7 @@ GB = 1e9
 #: Parts of the capacity cost, in the order reported along dimension ``cost_part``.
 COST_PARTS = ("gpus", "hbm", "offload")
 
+# A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
     "capacity_cost_usd": ("USD", "capacity cost: GPUs less their HBM + bytes held in each tier x $/GB"),
     "capacity_cost": ("USD", "capacity cost by part (GPUs less their HBM, HBM bytes, offload-tier bytes)"),
