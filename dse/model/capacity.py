@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dse.model.params import DseError
 
 GB = 1e9
 #: Parts of the capacity cost, in the order reported along dimension ``cost_part``.
 COST_PARTS = ("gpus", "hbm", "offload", "warm")
 
+# A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
     "capacity_cost_usd": ("USD", "capacity cost: GPUs less their HBM + bytes held in each tier x $/GB"),
     "capacity_cost": ("USD", "capacity cost by part (GPUs less their HBM, HBM bytes, offload-tier bytes, warm-tier "
@@ -38,12 +38,6 @@ VARIABLES = {  # name: (units, long_name)
 }
 
 
-def _field(ns, name: str, where: str):
-    if not hasattr(ns, name):
-        raise DseError(f"{where}.{name} is missing: the capacity cost model needs it in every {where} preset")
-    return getattr(ns, name)
-
-
 def fits(hbm_fill, offload_fill, warm_fill=0.0):
     """Whether a configuration fits (docs/model.md s.7): HBM (weights + KV cache), the offload tier and the warm
     tier within capacity."""
@@ -54,9 +48,9 @@ def capacity(g, tier, n_gpus, hbm_bytes, tier_bytes, warm=None) -> dict:
     """Capacity limits, fill ratios and cost parts for bytes held in HBM, in the offload tier and (``warm``: bytes
     held, capacity GB per GPU, USD per GB) in the warm tier."""
     warm_bytes, warm_gb, warm_usd = (0.0, 0.0, 0.0) if warm is None else warm
-    hbm_capacity_gb = _field(g, "hbm_capacity_gb", "system.gpu")
-    hbm_usd_per_gb = _field(g, "hbm_usd_per_gb", "system.gpu")
-    gpu_less_hbm = np.maximum(_field(g, "price_usd", "system.gpu") - hbm_capacity_gb * hbm_usd_per_gb, 0.0)
+    hbm_capacity_gb = g.hbm_capacity_gb
+    hbm_usd_per_gb = g.hbm_usd_per_gb
+    gpu_less_hbm = np.maximum(g.price_usd - hbm_capacity_gb * hbm_usd_per_gb, 0.0)
     hbm_capacity = n_gpus * hbm_capacity_gb * GB
     offload_capacity = n_gpus * tier.devices_per_gpu * tier.capacity_gb * GB
     cost = {

@@ -41,7 +41,7 @@ def pick_probabilities(weights, top_k):
 
 
 def zipf_probabilities(n_experts, top_k, skew):
-    """Zipf(skew) pick probabilities over ranks ``0 .. E-1`` (:func:`dse.routing._zipf_probabilities`)."""
+    """Zipf(skew) pick probabilities over ranks ``0 .. E-1`` (:func:`dse.model.routing._zipf_probabilities`)."""
     from .routing import _zipf_probabilities
 
     return np.array(_zipf_probabilities(top_k, n_experts, skew, int(n_experts)), float)
