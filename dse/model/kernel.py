@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from dse.model import expert_load
+from dse.model import expert_load, hierarchy
 from dse.model.gemm import Gemm, Softmax
 
 PJ = 1e-12
@@ -36,13 +36,15 @@ COMPONENTS = (
     "hbm_activations",   # activations each unfused product reads and writes x HBM read / write energy
     "offload_read",      # offloaded bits x tier (DDR / Flash / ...) read energy
     "offload_link",      # offloaded bits x link (NVLink-C2C / PCIe) energy
-    "offload_hbm_write", # staged copies: offloaded bits x HBM write energy
+    "offload_hbm_write", # staged copies: offloaded bits (cold and warm tier) x HBM write energy
+    "warm_read",         # bits fetched from the warm tier x its read energy (docs/model.md s.12)
+    "warm_link",         # bits fetched from the warm tier x its link's energy
     "compute",           # FLOPs x pJ/FLOP
     "onchip",            # bytes through L2 and L1 (tiling model) x their pJ/bit
     "background",        # static power x step latency
 )
 #: The components that are the cost of copying offloaded weights (``offload_share``).
-OFFLOAD_COMPONENTS = ("offload_read", "offload_link", "offload_hbm_write")
+OFFLOAD_COMPONENTS = ("offload_read", "offload_link", "offload_hbm_write", "warm_read", "warm_link")
 
 
 # --------------------------------------------------------------------------------------------- the network
@@ -205,14 +207,14 @@ class _Weighted:
 _SUMMED = ("flops", "b_bytes", "a_bytes", "hbm_b_bytes", "hbm_a_read", "hbm_a_write", "l2_bytes", "l1_bytes")
 
 
-def step_tables(m, g, s, w, touched, uncached, busiest):
+def step_tables(m, g, s, w, touched, uncached, busiest, warm=0.0):
     """The part of a step that does not depend on rates, bandwidths or energies, per layer type: the summed traffic
     and FLOPs of its operations, its weight bytes split by streamed operand, and each operation's FLOPs and roofline
     bytes (``ops``: their times need the bandwidth). It depends only on the network, the layout and the workload --
     a few short grid dimensions -- so :mod:`dse.run.engine` computes it once per grid and every block slices it."""
     lay = layout(m, s, w)
     rows = np.where(touched > 0, w.batch * lay.query_len * m.top_k / np.maximum(touched, 1e-30), 0.0)
-    tables = {"touched": touched, "uncached": uncached, "busiest": busiest}
+    tables = {"touched": touched, "uncached": uncached, "busiest": busiest, "warm": warm}
     for kind, table in layer_ops(m, g, w, lay, rows).items():
         t = {k: sum(getattr(c, k) for _, c, _ in table) for k in _SUMMED}
         t["weights"] = sum(c.b_bytes for _, c, o in table if o == "weights")
@@ -251,18 +253,18 @@ def decode_step(m, g, s, link, tier, w, t):
     lay = layout(m, s, w)
     n_moe, n_dense = layer_counts(m)
     r = _rates(g, link, tier, w)
-    f = _fetches(m, tier, w, t, lay, n_moe, r.copy_bw)
+    f = _fetches(m, link, tier, w, t, lay, n_moe, g.hbm_bw_gbps * GB)
     x = _traffic(m, w, t, lay, n_moe, n_dense, f.fetched)
-    lat = _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f.t_copy)
-    e = _energy(m, g, s, link, tier, w, lay, r, f.offload_bytes, x, lat.latency)
+    lat = _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f.t_copy, f.t_miss)
+    e = _energy(m, g, s, link, tier, w, lay, r, f, x, lat.latency)
     cap = _capacity(m, tier, w, t, lay, n_moe, n_dense, r.kv_on)
     return SimpleNamespace(
-        energy=e.components, latency=lat.latency, copy_latency=lat.parts.copy_total, flops=x.flops,
+        energy=e.components, latency=lat.latency, copy_latency=lat.parts.copy_total + n_moe * f.t_miss, flops=x.flops,
         hbm_weight_bytes=x.hbm_weight_bytes, kv_bytes=x.kv_bytes, activation_bytes=x.act_read + x.act_write,
         offload_bytes=f.offload_bytes, offload_bits=f.offload_bytes * BITS, hbm_bytes=cap.hbm_bytes,
         tier_bytes=cap.tier_bytes, touched=t.touched, fetched=f.fetched, busiest=t.busiest, n_gpus=lay.n_gpus,
         kv_stored=cap.kv_stored, kv_tier_bytes=cap.kv_stored * r.kv_on, kv_write_bytes=e.kv_write_bytes,
-        static_w=e.static_w,
+        static_w=e.static_w, warm_bits=f.warm_bits, warm_fetched=f.warm_fetched, warm_tier_bytes=cap.warm_held,
         parts=lat.parts,   # the latency's composition (dse.model.requests sums it over steps whose context grows)
     )
 
@@ -282,19 +284,22 @@ def _rates(g, link, tier, w):
                            kv_extra=kv_on * (1.0 / kv_bw - 1.0 / bw))
 
 
-def _fetches(m, tier, w, t, lay, n_moe, copy_bw):
-    """Experts fetched from the offload tier (docs/model.md s.4): bytes per step, and the busiest GPU's copy time
-    per MoE layer."""
+def _fetches(m, link, tier, w, t, lay, n_moe, hbm_bw):
+    """Experts fetched from the offload tiers (docs/model.md s.4, s.12.4): bytes per step from the cold (offload)
+    tier, bits from the warm tier, and the busiest GPU's copy time per MoE layer (``t_miss``: mispredicted
+    prefetches fetched on demand)."""
     fetched = t.uncached * tier.offloaded                       # per MoE layer
     expert_bytes = expert_params(m) * w.weight_bytes
     router_bytes = m.hidden * m.n_experts * w.weight_bytes
     # the tool copies each GPU's router with the experts (its expert stage holds the gate): accounting=paper; the
     # router goes where the experts go, so an HBM cache of a fraction of the experts keeps that share in HBM
     router_offloaded = w.mimic_tool * tier.offloaded * (1 - w.hbm_cache_fraction)
-    offload_bytes = n_moe * (fetched * expert_bytes + router_offloaded * lay.n_gpus * router_bytes)
-    busiest_fetched = t.busiest * np.where(t.touched > 0, fetched / np.maximum(t.touched, 1e-30), 0.0)
-    t_copy = (busiest_fetched * expert_bytes + router_offloaded * router_bytes) / copy_bw
-    return SimpleNamespace(fetched=fetched, offload_bytes=offload_bytes, t_copy=t_copy)
+    warm = getattr(t, "warm", 0.0) * tier.offloaded
+    split = hierarchy.offload(fetched, warm, t.touched, t.busiest, w, link, tier, SimpleNamespace(
+        expert_bytes=expert_bytes, router_bytes=router_bytes, router_offloaded=router_offloaded, hbm_bw=hbm_bw))
+    offload_bytes = n_moe * (split.cold * expert_bytes + router_offloaded * lay.n_gpus * router_bytes)
+    return SimpleNamespace(fetched=fetched, offload_bytes=offload_bytes, t_copy=split.t_copy, t_miss=split.t_miss,
+                           warm_fetched=warm, warm_bits=n_moe * split.warm * expert_bytes * BITS)
 
 
 def _traffic(m, w, t, lay, n_moe, n_dense, fetched):
@@ -332,7 +337,7 @@ def _collectives(m, s, w, lay):
     return SimpleNamespace(allreduce=allreduce, ar_attention=ar_attention, ar_moe=ar_moe, t_a2a=t_a2a)
 
 
-def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, t_copy):
+def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, t_copy, t_miss=0.0):
     """The step latency (s.6): per-GPU operation times, collectives, the busiest GPU's experts and the copies,
     composed as the accounting says (per MoE layer, the figure scripts' whole step, or Fig. 6's expert stage)."""
     c = _collectives(m, s, w, lay)
@@ -344,18 +349,20 @@ def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, t_copy):
     t_other = t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm
     prefetch = w.prefetch
     # copies overlap only their own MoE layer's experts (refined) ...
-    t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts)
+    t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts) + t_miss
     per_layer = t_other + n_moe * t_routed
     # ... or the figure scripts' composition (accounting=paper): max(copy + dense-layer time, compute time)
     compute = t_other + n_moe * t_experts
     copy_total = n_moe * t_copy
-    whole_step = prefetch * np.maximum(compute, copy_total + t_dense_layers) + (1 - prefetch) * (compute + copy_total)
+    whole_step = prefetch * np.maximum(compute, copy_total + t_dense_layers) + (1 - prefetch) * (
+        compute + copy_total) + n_moe * t_miss
     # ... or Fig. 6's: the MoE expert stage alone, where experts are offloaded
     stage = n_moe * t_routed
     expert_stage = np.where(tier.offloaded * stage > 0, stage, compute)
     latency = w.overlap_step * whole_step + w.overlap_stage * expert_stage + (
         1 - w.overlap_step - w.overlap_stage) * per_layer
     parts = SimpleNamespace(t_att=t_att, per_layer=per_layer, compute=compute, copy_total=copy_total,
+                            copy_miss=n_moe * t_miss,   # mispredicted prefetches, fetched on demand (s.12.3)
                             t_dense_layers=t_dense_layers, stage=stage, stage_on=tier.offloaded * stage > 0,
                             prefetch=prefetch, n_dense=n_dense, n_moe=n_moe,
                             rates=SimpleNamespace(peak_flops=r.peak_flops, bw=r.bw, kv_extra=r.kv_extra))
@@ -367,17 +374,18 @@ def _kv_token_bytes(m, w, lay):
     return kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes * m.n_layers
 
 
-def _energy(m, g, s, link, tier, w, lay, r, offload_bytes, x, latency):
-    """The step's energy by component (s.5), J."""
+def _energy(m, g, s, link, tier, w, lay, r, f, x, latency):
+    """The step's energy by component (s.5, s.12.4), J."""
     kv_on = r.kv_on
     kv_write_bytes = lay.n_gpus * lay.att_tokens * lay.query_len * _kv_token_bytes(m, w, lay)   # new KV this step
     kv_read_pj = getattr(w, "kv_read_pj_per_bit", 0.0) + link.pj_per_bit
     kv_write_pj = getattr(w, "kv_write_pj_per_bit", 0.0) + link.pj_per_bit
-    offload_bits = offload_bytes * BITS
+    offload_bits = f.offload_bytes * BITS
     # a KV tier that is neither always on nor the experts' tier adds its idle power
     other_tier = getattr(tier, "tier_id", -1) != getattr(w, "kv_tier_id", -2)
     kv_idle = kv_on * getattr(w, "kv_idle_w_per_gpu", 0.0) * other_tier
-    static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle)
+    static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle
+                             + hierarchy.warm_idle_w(w, tier))
     components = {
         "hbm_weights": x.hbm_weight_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
         # KV-cache traffic: read from HBM, or (KV on a tier) read from the tier plus the new KV written, over the link
@@ -386,7 +394,8 @@ def _energy(m, g, s, link, tier, w, lay, r, offload_bytes, x, latency):
         "hbm_activations": (x.act_read * g.hbm_read_pj_per_bit + x.act_write * g.hbm_write_pj_per_bit) * BITS * PJ,
         "offload_read": offload_bits * tier.read_pj_per_bit * PJ,
         "offload_link": offload_bits * link.pj_per_bit * PJ,
-        "offload_hbm_write": offload_bits * w.staged * g.hbm_write_pj_per_bit * PJ,
+        "offload_hbm_write": (offload_bits + f.warm_bits) * w.staged * g.hbm_write_pj_per_bit * PJ,
+        **hierarchy.warm_energy(f.warm_bits, w, link),
         "compute": x.flops * g.flop_pj * PJ,
         "onchip": (x.l2_bytes * g.l2_pj_per_bit + x.l1_bytes * g.l1_pj_per_bit) * BITS * PJ,
         "background": static_w * latency,
@@ -401,6 +410,8 @@ def _capacity(m, tier, w, t, lay, n_moe, n_dense, kv_on):
     weights_per_gpu = (t.attention.weights * m.n_layers + t.dense.weights * n_dense + t.moe.weights * n_moe
                        + t.lm_head.weights * w.count_lm_head)
     kv_stored = lay.n_gpus * lay.att_tokens * w.context_len * _kv_token_bytes(m, w, lay)
-    hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored * (1 - kv_on)
-    return SimpleNamespace(hbm_bytes=hbm_bytes, kv_stored=kv_stored,
-                           tier_bytes=n_moe * (m.n_experts - cached_experts) * expert_bytes)
+    warm_held, dynamic_held = hierarchy.held(m, w, tier, n_moe, expert_bytes)      # s.12.6
+    hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored * (1 - kv_on) + (
+        dynamic_held)
+    return SimpleNamespace(hbm_bytes=hbm_bytes, kv_stored=kv_stored, warm_held=warm_held,
+                           tier_bytes=n_moe * (m.n_experts - cached_experts) * expert_bytes - warm_held)

@@ -54,6 +54,18 @@ PARAMS: dict[str, Param] = {
     "placement": Param("workload.placement", "", "tier holding the routed experts", choices=("tier",)),
     "hbm_cache_fraction": Param("workload.hbm_cache_fraction", "1", "hottest experts kept in HBM", 0, 1),
     "routing_skew": Param("workload.routing_skew", "1", "Zipf exponent of expert popularity", 0, 10),
+    "warm_tier": Param("workload.warm_tier", "", "warm tier holding the next-hottest experts (null: none)",
+                       choices=("tier",)),
+    "warm_fraction": Param("workload.warm_fraction", "1", "experts (next after the HBM cache) held in the warm tier",
+                           0, 1),
+    "warm_link": Param("workload.warm_link", "", "the warm tier's link: shared (the offload link) or a link preset",
+                       choices=("link",)),
+    "expert_reuse": Param("workload.expert_reuse", "1", "probability a sequence keeps its previous step's experts",
+                          0, 1),
+    "dynamic_cache_experts": Param("workload.dynamic_cache_experts", "experts", "LRU HBM cache slots per MoE layer "
+                                   "beyond the static hot set", 0, INF, integer=True),
+    "prefetch_accuracy": Param("workload.prefetch_accuracy", "1", "share of prefetched experts predicted correctly",
+                               0, 1),
     "prefetch": Param("workload.prefetch", "bool", "overlap copies with compute", choices=(False, True)),
     "offload_path": Param("workload.offload_path", "", "staged via HBM or direct", choices=("staged", "direct")),
     "act_bytes": Param("workload.act_bytes", "B/value", "bytes per activation value", 0.0625, 8),
@@ -123,7 +135,7 @@ def check_values(name: str, values, param: Param | None) -> None:
     if not vals:
         raise DseError(f"{name}: empty list of values")
     if param is not None and param.categorical:
-        if param.choices and param.choices != ("tier",):
+        if param.choices and param.choices not in (("tier",), ("link",)):
             bad = [v for v in vals if v not in param.choices]
             if bad:
                 raise DseError(f"{name}={bad[0]!r} not allowed: choose from {list(param.choices)}")
@@ -141,6 +153,8 @@ def _range(p: Param) -> str:
         return f"a {p.preset_group} preset name (dse list {p.preset_group}s)"
     if p.choices == ("tier",):
         return "hbm, or a key of system.tiers (ddr, ssd, hbf, cxl, lpddr)"
+    if p.choices == ("link",):
+        return "shared, or a link preset (dse list links)"
     if p.choices:
         return "one of " + ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in p.choices)
 

@@ -152,7 +152,7 @@ def _summed_latency(m, w, parts, lines, n):
         d = T - T0
         compute = parts.compute + n_layers * d
         dense_side = parts.copy_total + parts.t_dense_layers + parts.n_dense * d
-        whole = pf * np.maximum(compute, dense_side) + (1 - pf) * (compute + parts.copy_total)
+        whole = pf * np.maximum(compute, dense_side) + (1 - pf) * (compute + parts.copy_total) + parts.copy_miss
         stage = np.where(parts.stage_on, parts.stage, compute)
         return os_ * whole + ost * stage + (1 - os_ - ost) * (parts.per_layer + n_layers * d)
 
@@ -171,7 +171,7 @@ def _summed_latency(m, w, parts, lines, n):
         hi = np.where(active & above, mid, hi)
         lo = np.where(active & ~above, mid + 1, lo)
     sum_gap = (n - lo) * gap0 + parts.n_moe * (ST - t_sum(lo))
-    sum_whole = pf * (sum_dense_side + sum_gap) + (1 - pf) * (sum_compute + n * parts.copy_total)
+    sum_whole = pf * (sum_dense_side + sum_gap) + (1 - pf) * (sum_compute + n * parts.copy_total) + n * parts.copy_miss
     sum_stage = np.where(parts.stage_on, n * parts.stage, sum_compute)
     return os_ * sum_whole + ost * sum_stage + (1 - os_ - ost) * sum_per_layer, latency_at, t_att
 

@@ -121,6 +121,13 @@ class WorkloadSpec:
     hbm_cache_fraction: float = 0.0
     routing_skew: float = 0.0
     routing_frequencies: Optional[List[float]] = None
+    # memory hierarchy (docs/model.md s.12): warm tier, dynamic expert cache, temporal reuse, prefetch accuracy
+    warm_tier: Optional[str] = None       # a key of system.tiers holding the next-hottest experts; null = none
+    warm_fraction: float = 0.0            # share of experts (after the HBM cache's) held in the warm tier
+    warm_link: str = "shared"             # the warm tier's link: shared (the offload link) or a link preset
+    expert_reuse: float = 0.0             # probability a sequence keeps its previous step's experts
+    dynamic_cache_experts: int = 0        # LRU HBM cache slots per MoE layer beyond the static hot set
+    prefetch_accuracy: float = 1.0        # share of prefetched experts predicted correctly
     prefetch: bool = True
     offload_path: str = "staged"
     act_bytes: float = 2.0

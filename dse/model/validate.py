@@ -111,6 +111,10 @@ RULES: dict[str, Rule] = {
     "workload.act_bytes": Rule(0.0625, 8),
     "workload.hbm_cache_fraction": Rule(0, 1),
     "workload.routing_skew": Rule(0, 10),
+    "workload.warm_fraction": Rule(0, 1),
+    "workload.expert_reuse": Rule(0, 1),
+    "workload.dynamic_cache_experts": _int(0, MAX_EXPERTS),
+    "workload.prefetch_accuracy": Rule(0, 1),
     "workload.prompt_len": _int(1),                 # optional (requests, dse.model.requests): unset = decode only
     "workload.output_len": _int(1),
     "workload.prefill_chunk": _int(1),
@@ -269,6 +273,10 @@ CROSS_RULES = (
           "multiple of them (each KV head replicated on tp / n_kv_heads GPUs)"),
     Cross(("system.ep", "system.tp", "system.dp"), lambda v: v["system.ep"] <= v["system.tp"] * v["system.dp"],
           "system.ep={system.ep} exceeds the GPU count tp x dp = {system.tp} x {system.dp}"),
+    Cross(("workload.hbm_cache_fraction", "workload.warm_fraction"),
+          lambda v: v["workload.hbm_cache_fraction"] + v["workload.warm_fraction"] <= 1.0 + 1e-12,
+          "hbm_cache_fraction={workload.hbm_cache_fraction} + warm_fraction={workload.warm_fraction} exceeds 1: "
+          "allowed hbm_cache_fraction + warm_fraction <= 1"),
     Cross(("system.ep", "model.n_experts"), lambda v: (v["model.n_experts"] == 0) | (v["system.ep"] <= v["model.n_experts"]),
           "system.ep={system.ep} exceeds model.n_experts={model.n_experts}: allowed ep <= n_experts"),
 )

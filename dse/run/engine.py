@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from dse.model import capacity, config, expert_load, kernel, namespace, requests, routing, validate
+from dse.model import capacity, config, expert_load, hierarchy, kernel, namespace, requests, routing, validate
 from dse.run import cf, inputs
 from dse.run.grid import Grid
 
@@ -29,15 +29,18 @@ VARIABLES = {  # name: (units, long_name)
     "offload_share": ("1", "fraction of step energy spent copying offloaded weights (tier read + link + HBM write)"),
     "tokens_per_s": ("tokens/s", "generated tokens per second (batch / step latency)"),
     "experts_touched": ("experts", "expected distinct routed experts touched per MoE layer"),
-    "experts_fetched": ("experts", "expected experts copied from the offload tier per MoE layer"),
+    "experts_fetched": ("experts", "expected experts copied from the offload tiers (warm and cold) per MoE layer"),
     "busiest_gpu_experts": ("experts", "expected touched experts on the busiest expert-parallel GPU"),
     "hbm_read_bytes": ("B", "weight and KV bytes read from HBM per step (tiled traffic)"),
     "hbm_activation_bytes": ("B", "activation bytes read from and written to HBM per step"),
-    "offload_read_bytes": ("B", "bytes read from the offload tier per step"),
-    "offload_read_bits": ("bit", "bits read from the offload tier per step (the Flash traffic when on Flash)"),
+    "offload_read_bytes": ("B", "bytes read from the offload (cold) tier per step"),
+    "offload_read_bits": ("bit", "bits read from the offload (cold) tier per step (the Flash traffic when on Flash)"),
+    "warm_read_bits": ("bit", "bits read from the warm tier per step (docs/model.md s.12)"),
+    "experts_fetched_warm": ("experts", "expected experts copied from the warm tier per MoE layer"),
+    "warm_tier_bytes": ("B", "expert bytes held in the warm tier"),
     "flops": ("FLOP", "floating-point operations per step"),
     "hbm_bytes": ("B", "bytes held in HBM (weights + KV cache), all GPUs"),
-    "offload_tier_bytes": ("B", "expert bytes held in the offload tier"),
+    "offload_tier_bytes": ("B", "expert bytes held in the offload (cold) tier"),
     "n_gpus": ("GPUs", "GPUs in the system"),
     "offload_is_flash": ("1", "1 where the experts' offload tier is Flash (read energy = flash_read_pj_per_bit)"),
     **capacity.VARIABLES,
@@ -49,8 +52,31 @@ KV_VARIABLES = {
 }
 
 
-def _routing(m, s, w, mode, freqs, n_max):
-    """Expected touched / uncached experts per MoE layer and the busiest EP GPU's touched experts."""
+def _routing(m, s, w, mode, freqs, n_max, hierarchy=False):
+    """Expected touched / uncached experts per MoE layer, the busiest EP GPU's touched experts and, with a warm tier
+    or a dynamic cache, the experts fetched from the warm tier (docs/model.md s.12)."""
+    touched, uncached, busiest = _routing_flat(m, s, w, mode, freqs, n_max)
+    if not hierarchy:
+        return touched, uncached, busiest, 0.0
+    warm, cold = _hierarchy_fetches(m, w, mode, freqs, n_max)
+    return touched, warm + cold, busiest, warm
+
+
+def _hierarchy_fetches(m, w, mode, freqs, n_max):
+    """Experts fetched per MoE layer from the warm and the cold tier (:func:`dse.model.hierarchy.fetches`)."""
+    k, E = m.top_k, m.n_experts
+    hot, warm = w.hbm_cache_fraction * E, w.warm_fraction * E
+    if mode == "uniform":
+        classes = hierarchy.uniform_classes(k, E, hot, warm)
+    else:
+        probs = np.sort(freqs)[::-1] if mode == "measured" else routing._zipf_probabilities(k, E, w.routing_skew, n_max)
+        classes = hierarchy.classes_by_rank(probs, hot, warm)
+    slots = hierarchy.dynamic_slots(w.dynamic_cache_experts, E, hot)
+    return hierarchy.fetches(classes, w.batch, w.expert_reuse, slots)
+
+
+def _routing_flat(m, s, w, mode, freqs, n_max):
+    """Today's routing: touched and uncached experts (static HBM cache only), busiest GPU."""
     B, k, E, f = w.batch, m.top_k, m.n_experts, w.hbm_cache_fraction
     if mode == "measured":
         touched, uncached = routing.touched_measured(B, freqs, cached=f * E)
@@ -91,14 +117,15 @@ def _sum_in_order(parts) -> np.ndarray:
 
 def _tables(m, g, s, w, routing_plan) -> dict:
     """The step's low-dimensional tables (:func:`dse.model.kernel.step_tables`) with the routing's expected experts."""
-    touched, uncached, busiest = _routing(m, s, w, **routing_plan)
-    return kernel.step_tables(m, g, s, w, touched, uncached, busiest)
+    touched, uncached, busiest, warm = _routing(m, s, w, **routing_plan)
+    return kernel.step_tables(m, g, s, w, touched, uncached, busiest, warm)
 
 
 #: The inputs the step's tables depend on (the rest -- rates, bandwidths, energies, tiers -- they do not).
 TABLE_INPUTS = {"g": ("register_tile", "l1_kib", "l2_mib"), "s": ("tp", "dp", "ep"),
                 "w": ("batch", "context_len", "weight_bytes", "act_bytes", "kv_bytes", "fused_attention",
-                      "dp_attention", "hbm_cache_fraction", "routing_skew")}
+                      "dp_attention", "hbm_cache_fraction", "routing_skew", "warm_fraction", "expert_reuse",
+                      "dynamic_cache_experts")}
 #: Largest table (grid points along the dimensions the tables depend on) computed once for a whole grid.
 TABLE_POINTS_MAX = 250_000
 
@@ -127,7 +154,7 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
     total = _sum_in_order(energy)
     offload = _sum_in_order([out.energy[c] for c in kernel.OFFLOAD_COMPONENTS])
     B = w.batch
-    held = capacity.capacity(g, tier, out.n_gpus, out.hbm_bytes, out.tier_bytes)
+    held = capacity.capacity(g, tier, out.n_gpus, out.hbm_bytes, out.tier_bytes, hierarchy.warm_capacity(w, out))
     cost = tuple(held["cost"][p] for p in capacity.COST_PARTS)
     extra = {}
     if kv:
@@ -151,6 +178,9 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
         "hbm_activation_bytes": out.activation_bytes,
         "offload_read_bytes": out.offload_bytes,
         "offload_read_bits": out.offload_bits,
+        "warm_read_bits": out.warm_bits,
+        "experts_fetched_warm": out.warm_fetched,
+        "warm_tier_bytes": out.warm_tier_bytes,
         "flops": out.flops,
         "hbm_bytes": out.hbm_bytes,
         "offload_tier_bytes": out.tier_bytes,
@@ -158,7 +188,8 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
         "offload_is_flash": tier.is_flash,
         "capacity_cost_usd": _sum_in_order(cost),
         "capacity_cost": cost,
-        **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill", "fits")},
+        **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill",
+                                "warm_fill", "fits")},
     }}
 
 
@@ -170,16 +201,16 @@ def _kv_capacity(tier, w, out, held, cost):
     kv_fill = (out.kv_tier_bytes + same * out.tier_bytes) / np.maximum(kv_capacity, 1e-30)
     held["offload_fill"] = held["offload_fill"] + same * out.kv_tier_bytes / np.maximum(
         held["offload_capacity_bytes"], 1e-30)
-    held["fits"] = capacity.fits(held["hbm_fill"], held["offload_fill"]) & (kv_fill <= 1.0)
-    cost = cost[:2] + (cost[2] + out.kv_tier_bytes / capacity.GB * w.kv_usd_per_gb,)
+    held["fits"] = capacity.fits(held["hbm_fill"], held["offload_fill"], held["warm_fill"]) & (kv_fill <= 1.0)
+    cost = cost[:2] + (cost[2] + out.kv_tier_bytes / capacity.GB * w.kv_usd_per_gb,) + cost[3:]
     return cost, {"kv_tier_bytes": out.kv_tier_bytes, "kv_tier_fill": kv_fill}
 
 
 def _request_tables(m, g, s, w, plan) -> dict:
     """A step's tables for dse.model.requests: routing counts the step's tokens (sequences x query tokens each)."""
     tokens = SimpleNamespace(**{**vars(w), "batch": w.batch * getattr(w, "query_len", 1.0)})
-    touched, uncached, busiest = _routing(m, s, tokens, **plan)
-    return kernel.step_tables(m, g, s, w, touched, uncached, busiest)
+    touched, uncached, busiest, warm = _routing(m, s, tokens, **plan)
+    return kernel.step_tables(m, g, s, w, touched, uncached, busiest, warm)
 
 
 def evaluate(study: str | None = None, *, model=None, system=None, accounting: str | None = None,

@@ -177,6 +177,30 @@ def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
                 kv_tier_id=1.0 + sorted(tiers).index(kv_placement))
 
 
+def _warm_tier_for(w: dict, placement, tiers: dict) -> dict:
+    """The warm tier (docs/model.md s.12.1) as workload fields: its read energy, bandwidth, idle power, capacity,
+    price and link (``warm_link``: shared with the offload link, or a link preset of its own)."""
+    name, link = w.pop("warm_tier"), w.pop("warm_link")
+    placements = placement if isinstance(placement, list) else [placement]
+    if isinstance(name, list) or isinstance(link, list):
+        raise DseError("warm_tier / warm_link: one value each (not a dimension)")
+    if name is None:
+        if np.any(_values(w["warm_fraction"]) > 0):
+            raise DseError("warm_fraction > 0 needs warm_tier: allowed a key of system.tiers "
+                           f"({', '.join(sorted(tiers))}) other than placement")
+        return {}                                  # the kernel's neutral values (dse.model.hierarchy.NEUTRAL)
+    if name not in tiers:
+        raise DseError(f"warm_tier={name!r} is not a tier of the system: allowed {', '.join(sorted(tiers))}")
+    if name in placements:
+        raise DseError(f"warm_tier={name!r} equals placement: the warm tier must differ from the cold tier")
+    t, n = tiers[name], tiers[name]["devices_per_gpu"]
+    own = config.preset("link", link) if link != "shared" else dict(bw_gbps=NO_TIER_BW_GBPS, pj_per_bit=0.0)
+    return dict(warm_read_pj_per_bit=t["read_pj_per_bit"], warm_bw_gbps=t["bw_gbps"] * n,
+                warm_idle_w_per_gpu=t["idle_w"] * n * (1 - t["always_on"]), warm_capacity_gb=t["capacity_gb"] * n,
+                warm_usd_per_gb=t["usd_per_gb"], warm_link_shared=1.0 if link == "shared" else 0.0,
+                warm_link_bw_gbps=own["bw_gbps"], warm_link_pj_per_bit=own["pj_per_bit"])
+
+
 def _categorical(name: str, value, codes: dict):
     """A categorical workload setting (a value, or a list making a dimension) -> its numeric code(s)."""
     values = value if isinstance(value, list) else [value]
@@ -208,7 +232,8 @@ def routing_plan(m, s, w, routing_frequencies) -> dict:
         mode = "uniform"
     else:
         mode = "zipf"
-    return dict(mode=mode, freqs=freqs, n_max=int(np.max(_values(E))))
+    hierarchy = any(np.any(_values(x) > 0) for x in (w.warm_fraction, w.dynamic_cache_experts))   # s.12
+    return dict(mode=mode, freqs=freqs, n_max=int(np.max(_values(E))), hierarchy=hierarchy)
 
 
 
@@ -400,6 +425,7 @@ def hardware(tree: dict, wl: SimpleNamespace) -> SimpleNamespace:
         tier = _stack([_tier_for(p, tiers) for p in placement], "placement", placement)
     else:
         tier = _tier_for(placement, tiers)
+    wl.w.update(_warm_tier_for(wl.w, placement, tiers))
     s["always_on_w_per_gpu"] = sum(t["always_on"] * t["idle_w"] * t["devices_per_gpu"] for t in tiers.values())
     gpu, link = s.pop("gpu"), s.pop("offload_link")
     kv_mode = kv_placement != "hbm"

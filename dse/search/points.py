@@ -117,7 +117,7 @@ def metrics(ds: xr.Dataset, space: Space, dims: list[str]) -> tuple[np.ndarray, 
 
     A violation is (value - max) / |max| or (min - value) / |min| (the larger; the bound itself if it is 0),
     so that constraints in different units add up comparably in the samplers' penalty. A last column ``fits``
-    (max(hbm_fill, offload_fill) - 1) makes every configuration that does not fit its capacity infeasible, whatever
+    (max(hbm_fill, offload_fill, warm_fill) - 1) makes every configuration that does not fit its capacity infeasible, whatever
     the search's own constraints.
     """
     template = sum(xr.zeros_like(ds[v], dtype=float) for v in [*space.objectives, *space.constraints])
@@ -139,7 +139,8 @@ def metrics(ds: xr.Dataset, space: Space, dims: list[str]) -> tuple[np.ndarray, 
         cols.append(np.maximum(over, under))
     names = list(space.constraints)
     if "hbm_fill" in ds and "offload_fill" in ds:  # always: a configuration that does not fit is infeasible
-        cols.append(np.maximum(flat("hbm_fill"), flat("offload_fill")) - 1.0)
+        fill = np.maximum(flat("hbm_fill"), flat("offload_fill"))
+        cols.append((np.maximum(fill, flat("warm_fill")) if "warm_fill" in ds else fill) - 1.0)
         names.append("fits")
     C = np.column_stack(cols) if cols else np.zeros((len(F), 0))
     C = np.where(np.isfinite(C) | (C < 0), C, 1e12)

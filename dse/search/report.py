@@ -104,7 +104,8 @@ def write(run_dir: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact:
 
 
 FRONT_COLUMNS = {"gpu": "GPU", "n_gpus": "GPUs", "placement": "tier", "offload_path": "path",
-                 "hbm_cache_fraction": "HBM cache", "batch": "batch", "energy_per_token": "J/token",
+                 "hbm_cache_fraction": "HBM cache", "warm_fraction": "warm", "dynamic_cache_experts": "LRU",
+                 "batch": "batch", "energy_per_token": "J/token",
                  "capacity_cost_usd": "capacity $", "step_latency": "latency s"}
 
 

@@ -38,6 +38,11 @@ def design_label(ds, i: int) -> str:
         c = v("hbm_cache_fraction")
         if str(p) != "hbm" and c:
             parts.append(f"{100 * c:.3g}%")
+        warm, slots = v("warm_fraction"), v("dynamic_cache_experts")
+        if str(p) != "hbm" and warm:
+            parts.append(f"+{100 * warm:.3g}% warm")
+        if str(p) != "hbm" and slots:
+            parts.append(f"LRU {int(slots)}")
         path = v("offload_path")
         if str(p) != "hbm" and path == "direct":
             parts.append("direct")

@@ -24,13 +24,16 @@ PLACEMENT_COLORS = {"hbm": "#0072B2", "ddr": "#E69F00", "ssd": "#D55E00", "hbf":
                     "lpddr": "#56B4E9"}
 PLACEMENT_MARKERS = {"hbm": "o", "ddr": "s", "ssd": "^", "hbf": "D", "cxl": "v", "lpddr": "P"}
 PLACEMENT_LABELS = {"hbm": "HBM", "ddr": "DDR", "ssd": "SSD", "hbf": "HBF", "cxl": "CXL", "lpddr": "LPDDR"}
-#: Paul Tol's muted palette (colour-blind safe, 9 colours): one per energy component (dse.model.kernel.COMPONENTS order).
+#: Paul Tol's muted palette (colour-blind safe, 10 colours, and Tol's light blue): one per energy component
+#: (dse.model.kernel.COMPONENTS order).
 COMPONENT_COLORS = {"hbm_weights": "#332288", "hbm_kv": "#88CCEE", "hbm_activations": "#44AA99",
                     "offload_read": "#CC6677", "offload_link": "#DDCC77", "offload_hbm_write": "#882255",
+                    "warm_read": "#AA4499", "warm_link": "#6699CC",
                     "compute": "#117733", "onchip": "#999933", "background": "#BBBBBB"}
 COMPONENT_LABELS = {"hbm_weights": "HBM weight reads", "hbm_kv": "KV-cache reads",
                     "hbm_activations": "HBM activations", "offload_read": "offload-tier reads",
                     "offload_link": "offload link", "offload_hbm_write": "HBM write of copies",
+                    "warm_read": "warm-tier reads", "warm_link": "warm-tier link",
                     "compute": "compute", "onchip": "on-chip (L2 + L1)", "background": "static power"}
 #: Reference lines shared by the break-even figures.
 TODAY_COLOR, HBF_COLOR, NEVER_COLOR = "#000000", "#CC79A7", "0.85"
@@ -67,6 +70,10 @@ DISPLAY = {
     "n_experts": ("routed experts per layer", "", 1.0),
     "context_len": ("context length", "tokens", 1.0),
     "hbm_cache_fraction": ("experts cached in HBM", "%", 100.0),
+    "warm_fraction": ("experts in the warm tier", "%", 100.0),
+    "expert_reuse": ("expert reuse between steps", "", 1.0),
+    "dynamic_cache_experts": ("LRU expert cache", "experts per layer", 1.0),
+    "prefetch_accuracy": ("prefetch accuracy", "%", 100.0),
     "placement": ("expert placement", "", 1.0),
     "n_gpus": ("GPUs", "", 1.0),
 }
