@@ -8,19 +8,30 @@ overhead beyond numpy's. A *block* is a box of the grid (one slice per dimension
 kernel on numpy arrays. A chunked Dataset is one dask task per block; each output variable takes its chunk from
 the block with index 0 along the dimensions it does not depend on. Blocks only slice inputs, and every loop bound
 is fixed for the whole grid, so any chunking gives bit-identical numbers.
+
+A kernel may split its work in two (``combine``): ``compute`` gives the *parts* -- open arrays, each over the few
+dimensions it depends on -- and ``combine(parts, name)`` the few variables that span many dimensions (sums of
+parts). When the parts of the whole grid are small (:data:`WHOLE_PARTS_MAX` values), they are computed once and
+every block only slices them and combines what is asked of it: the work that does not depend on a block's
+dimensions is done once, and a block's work is a few long numpy loops that release the GIL (docs/model.md s.8).
 """
 from __future__ import annotations
 
 import functools
 import itertools
 import math
+import threading
 import uuid
 from types import SimpleNamespace
 
 import numpy as np
 import xarray as xr
 
+from .malloc import reuse_freed_memory
 from .params import DseError
+
+#: Largest total of part values (float64 each: 32 MiB) computed once for the whole grid and sliced by every block.
+WHOLE_PARTS_MAX = 4_000_000
 
 
 def _tree_map(tree, fn):
@@ -63,6 +74,16 @@ def _own_axes(a, keep: tuple) -> np.ndarray:
     return a.reshape([n for n, k in zip(a.shape, keep) if k])
 
 
+def _cut_part(part, box: tuple, order: tuple | None):
+    """A whole-grid part (an open array, a number, or a tuple of them) on a box, its axes in ``order``."""
+    if isinstance(part, tuple):
+        return tuple(_cut_part(p, box, order) for p in part)
+    if not isinstance(part, np.ndarray) or part.ndim != len(box):
+        return part
+    a = _Open(part, tuple(n > 1 for n in part.shape)).cut(box)
+    return a if order is None else np.transpose(a, order)
+
+
 def _length(index, size: int) -> int:
     return len(range(size)[index]) if isinstance(index, slice) else len(index)
 
@@ -76,8 +97,10 @@ class Grid:
     """
 
     def __init__(self, inputs: dict, compute, coords: dict, *, variables: dict, stacks: dict,
-                 coord_attrs: dict | None = None, attrs: dict | None = None):
+                 coord_attrs: dict | None = None, attrs: dict | None = None, combine=None, combined=None):
         self.compute, self.variables, self.stacks = compute, variables, stacks
+        self.combine, self.combined = combine, dict(combined or {})   # name -> the parts it combines
+        self._lock, self._parts = threading.Lock(), None
         self.coord_attrs, self.attrs = coord_attrs or {}, attrs or {}
         self._inputs, self._given_coords = inputs, coords
         self.sizes = {d: len(v) for d, v in coords.items()}
@@ -125,7 +148,15 @@ class Grid:
     def with_inputs(self, **extra) -> "Grid":
         """The same grid with more inputs for ``compute``."""
         return Grid({**self._inputs, **extra}, self.compute, self._given_coords, variables=self.variables,
-                    stacks=self.stacks, coord_attrs=self.coord_attrs, attrs=self.attrs)
+                    stacks=self.stacks, coord_attrs=self.coord_attrs, attrs=self.attrs, combine=self.combine,
+                    combined=self.combined)
+
+    def __getstate__(self):   # shipped to dask workers without its lock and whole-grid parts (they recompute them)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_parts")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock, self._parts = threading.Lock(), None
 
     def _to_open(self, leaf):
         if not isinstance(leaf, xr.DataArray):
@@ -145,9 +176,29 @@ class Grid:
         """Number of grid points (product of the dimension sizes)."""
         return math.prod(self.sizes.values())
 
-    def _evaluate(self, box: tuple, order: tuple | None = None) -> dict:
-        """Raw kernel outputs on one box (a slice or index list per grid dimension), computed with the grid's
-        axes in ``order`` (a permutation; default: the grid's own order)."""
+    def _evaluate(self, box: tuple, order: tuple | None = None, names=None) -> dict:
+        """Raw kernel outputs (parts) on one box (a slice or index list per grid dimension), with the grid's
+        axes in ``order`` (a permutation; default: the grid's own order): sliced from the whole grid's parts when
+        they are small (only the parts of ``names`` when given), else computed on the box."""
+        whole = self._whole_parts()
+        if whole is None:
+            return self._compute_box(box, order)
+        keys = whole if names is None else {k for n in names for k in self.combined.get(n, (n,))}
+        return {k: _cut_part(whole[k], box, order) for k in keys}
+
+    def _whole_parts(self) -> dict | None:
+        """The parts over the whole grid, computed once (thread-safe) when they hold few values, else None."""
+        if self._parts is None and self.combine is not None and self.part_values <= WHOLE_PARTS_MAX:
+            with self._lock:
+                if self._parts is None:
+                    self._parts = self._compute_box(self.box())
+        return self._parts
+
+    def value(self, out: dict, name: str):
+        """A variable from a block's parts: the part itself, or combined from the parts."""
+        return self.combine(out, name) if name in self.combined else out[name]
+
+    def _compute_box(self, box: tuple, order: tuple | None = None) -> dict:
         def cut(a):
             if not isinstance(a, _Open):
                 return a
@@ -163,14 +214,27 @@ class Grid:
 
         Numpy broadcasting is structural, so an output has length 2 exactly along the dimensions it depends on
         (dimensions of size 1 are probed with their one value twice)."""
-        out = self._evaluate(tuple([0, 1] if self.sizes[d] > 1 else [0, 0] for d in self.dims))
+        out = self._compute_box(tuple([0, 1] if self.sizes[d] > 1 else [0, 0] for d in self.dims))
+        self._probe_values = sum(self._points(np.shape(p)) for v in out.values()
+                                 for p in (v if isinstance(v, tuple) else (v,)))
         layout = {}
         for name in self.variables:
-            parts = out[name] if name in self.stacks else (out[name],)
+            value = self.value(out, name)
+            parts = value if name in self.stacks else (value,)
             shape = np.broadcast_shapes(*(np.shape(p) for p in parts))
             shape = shape if len(shape) == len(self.dims) else (1,) * len(self.dims)
             layout[name] = (tuple(d for d, n in zip(self.dims, shape) if n == 2), np.result_type(*parts))
         return layout
+
+    def _points(self, probe_shape: tuple) -> int:
+        """Values of an output over the whole grid from its shape on the 2-point probe."""
+        return math.prod(self.sizes[d] for d, n in zip(self.dims, probe_shape) if n == 2) if probe_shape else 1
+
+    @property
+    def part_values(self) -> int:
+        """Values the kernel's parts hold over the whole grid (what computing them once would keep in memory)."""
+        self.layout  # noqa: B018 - the probe counts them
+        return self._probe_values
 
     # ------------------------------------------------------------------------------------------- blocks
     def box(self, index: dict | None = None) -> tuple:
@@ -184,6 +248,7 @@ class Grid:
         The kernel runs with the box's longest dimensions innermost (numpy's inner loops then run long; the same
         numbers in any order); the arrays returned are views in the grid's order."""
         box = box if isinstance(box, tuple) else self.box(box)
+        reuse_freed_memory()
         order = self._order(box)
         return self._take(self._evaluate(box, order), box, names or list(self.variables), order)
 
@@ -203,17 +268,14 @@ class Grid:
             shape = tuple(lengths[d] for d in inner)
             back = [inner.index(d) for d in dims]                      # -> the grid's order
             if name in self.stacks:  # written part by part (contiguous), shown with the stacked dim last
-                parts = out[name]
+                parts = self.value(out, name)
                 data = np.empty((len(parts),) + shape, dtype)
                 for i, part in enumerate(parts):
                     data[i] = _own_axes(part, keep)
                 result[name] = np.transpose(data, [1 + i for i in back] + [0])
             else:
-                result[name] = np.transpose(np.broadcast_to(_own_axes(out[name], keep), shape), back)
+                result[name] = np.transpose(np.broadcast_to(_own_axes(self.value(out, name), keep), shape), back)
         return result
-
-    def _take_block(self, out: dict, box: tuple, name: str) -> np.ndarray:
-        return self._take(out, box, [name], self._order(box))[name]
 
     # ------------------------------------------------------------------------------------------- datasets
     def chunking(self, chunks: dict | None) -> dict[str, tuple[int, ...]]:
@@ -252,14 +314,17 @@ class Grid:
                 for idx in itertools.product(*(range(len(chunking[d])) for d in self.dims))]
 
     def _dask(self, chunking: dict, names) -> dict:
+        """One task per block (its parts) and one per variable chunk (taken, or combined, from its block's parts).
+        The grid is one key of the graph, so a distributed scheduler ships it once per worker."""
         import dask.array as da
         from dask.highlevelgraph import HighLevelGraph
 
         token = uuid.uuid4().hex
-        block_name = f"dse-block-{token}"
+        grid_key, block_name = f"dse-grid-{token}", f"dse-block-{token}"
         boxes = dict(self.blocks(chunking))
-        layers = {block_name: {(block_name, *idx): (self._evaluate, box, self._order(box))
-                               for idx, box in boxes.items()}}
+        sliced = self.combine is not None and self.part_values <= WHOLE_PARTS_MAX   # blocks slice the whole's parts
+        blocks = {} if sliced else {(block_name, *idx): (_block, grid_key, box, self._order(box))
+                                    for idx, box in boxes.items()}
         arrays = {}
         for name in names:
             dims, dtype = self.layout[name]
@@ -269,8 +334,29 @@ class Grid:
             for vidx in itertools.product(*(range(len(chunking[d])) for d in dims)):
                 at = dict(zip(dims, vidx))
                 idx = tuple(at.get(d, 0) for d in self.dims)
-                layer[(var, *vidx) + (0,) * len(stacked)] = (self._take_block, (block_name, *idx), boxes[idx], name)
-            graph = HighLevelGraph({block_name: layers[block_name], var: layer}, {block_name: set(), var: {block_name}})
+                key = (var, *vidx) + (0,) * len(stacked)
+                layer[key] = ((_sliced_chunk, grid_key, boxes[idx], name) if sliced else
+                              (_take_block, grid_key, (block_name, *idx), boxes[idx], name))
+            layers = {grid_key: {grid_key: self}, var: layer, **({block_name: blocks} if blocks else {})}
+            deps = {grid_key: set(), var: {grid_key} | ({block_name} if blocks else set()),
+                    **({block_name: {grid_key}} if blocks else {})}
+            graph = HighLevelGraph(layers, deps)
             chunks = tuple(chunking[d] for d in dims) + tuple((n,) for n in stacked)
             arrays[name] = da.Array(graph, var, chunks, dtype=dtype, meta=np.empty((0,) * len(chunks), dtype))
         return arrays
+
+
+def _block(grid: Grid, box: tuple, order: tuple) -> dict:
+    reuse_freed_memory()   # on whichever process runs the block (dask workers too)
+    return grid._evaluate(box, order)
+
+
+def _sliced_chunk(grid: Grid, box: tuple, name: str) -> np.ndarray:
+    """A variable's chunk from the whole grid's parts: slice what it needs, combine, take (one task)."""
+    reuse_freed_memory()
+    order = grid._order(box)
+    return grid._take(grid._evaluate(box, order, [name]), box, [name], order)[name]
+
+
+def _take_block(grid: Grid, out: dict, box: tuple, name: str) -> np.ndarray:
+    return grid._take(out, box, [name], grid._order(box))[name]
