@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from analysis.style import new_figure, out_dir_from_argv, save, style
-from dse import plot
+from dse.analyze import plot
 
 
 def breakeven_grid(be: xr.DataArray | xr.Dataset, x: str, y: str) -> xr.DataArray:
@@ -72,7 +72,7 @@ MAP_CASES = {
 
 def map_results(which: str, cases: dict = MAP_CASES) -> dict:
     """Break-even results for the maps over batch x ``which`` ('top_k' or 'n_experts')."""
-    from dse.break_even import breakeven
+    from dse.analyze.breakeven import breakeven
 
     out = {}
     for label, (target, reference, same_model, batches, sweeps) in cases.items():

@@ -13,8 +13,8 @@ import xarray as xr
 
 from analysis.parity import hbf_read_pj_per_bit, today_of
 from analysis.style import HBF_COLOR, model_name, new_figure, out_dir_from_argv, plain, plain_ticks, save, styled
-from dse import plot
-from dse.break_even import FLASH, energy_ratio
+from dse.analyze import plot
+from dse.analyze.breakeven import FLASH, energy_ratio
 
 LINK = "link_bw_gbps"
 
@@ -89,7 +89,7 @@ def plot_breakeven_surface(be: xr.Dataset, flash_read_pj_per_bit=None, *, panel_
 def surface_results() -> dict:
     """The two surfaces of the demo: Maverick on SSD vs Llama-3-70B (staged copies, the paper's path), and
     Mixtral on SSD streamed directly to the GPU (no HBM staging) vs Mixtral in HBM ("what it would take")."""
-    from dse.break_even import breakeven
+    from dse.analyze.breakeven import breakeven
 
     return {
         "maverick_ssd_vs_llama3_hbm": breakeven(

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from dse import plot  # noqa: E402
+from dse.analyze import plot  # noqa: E402
 
 #: constants -> (colour, marker, legend text): black / blue / green (Okabe-Ito), distinct in grey print too
 SHOWN = {"paper": ("#000000", "o", "paper constants (DRAM-only 4.2 pJ/bit, MAC-only)"),
@@ -89,7 +89,7 @@ def load_or_compute(directory: Path) -> dict[str, xr.Dataset]:
     names = ("mixtral", "deepseek", "fig6")
     if all((directory / f"{n}.nc").is_file() for n in names):
         return {n: xr.load_dataset(directory / f"{n}.nc", engine="h5netcdf") for n in names}
-    from dse import calibration_compare as cc
+    from dse.analyze import calibration_compare as cc
 
     return cc.compare()
 

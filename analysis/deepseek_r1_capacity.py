@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from dse import plot as dplot  # noqa: E402
+from dse.analyze import plot as dplot  # noqa: E402
 from dse.search import compose, report, run  # noqa: E402
 from dse.search.space import parse  # noqa: E402
 from dse.search.run import _base  # noqa: E402

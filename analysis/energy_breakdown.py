@@ -9,7 +9,7 @@ import sys
 import xarray as xr
 
 from analysis.style import out_dir_from_argv, save
-from dse import plot
+from dse.analyze import plot
 
 
 def per_token_components(ds: xr.Dataset, normalize: str | None = "hbm") -> xr.DataArray:

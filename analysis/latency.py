@@ -9,7 +9,7 @@ import sys
 import xarray as xr
 
 from analysis.style import out_dir_from_argv, save
-from dse import plot
+from dse.analyze import plot
 
 
 def plot_latency(ds: xr.Dataset, *, title: str | None = None):

@@ -15,7 +15,7 @@ from analysis.style import out_dir_from_argv, save
 def write_all(out_dir) -> list[Path]:
     """Evaluate the paper's setups and write every figure as PNG and SVG into ``out_dir``; return the paths."""
     import dse
-    from dse.break_even import breakeven
+    from dse.analyze.breakeven import breakeven
 
     out = Path(out_dir)
     paths: list[Path] = []

@@ -9,8 +9,8 @@ import sys
 import xarray as xr
 
 from analysis.style import out_dir_from_argv, save
-from dse import plot
-from dse.plot import hbf_read_pj_per_bit  # noqa: F401 (used by the other scripts)
+from dse.analyze import plot
+from dse.analyze.plot import hbf_read_pj_per_bit  # noqa: F401 (used by the other scripts)
 
 
 def today_of(be: xr.Dataset) -> float:
@@ -25,7 +25,7 @@ def plot_parity(be: xr.Dataset, flash_read_pj_per_bit=None, *, title: str | None
 
 
 def main(argv=sys.argv) -> list:
-    from dse.break_even import breakeven
+    from dse.analyze.breakeven import breakeven
 
     be = breakeven({"study": "paper-fig6-maverick"}, {"study": "paper-fig6-llama3"})
     paths = save(plot_parity(be), out_dir_from_argv(argv), "parity_maverick_ssd_vs_llama3_hbm")

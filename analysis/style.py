@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dse.plot import (COMPONENT_COLORS, COMPONENT_LABELS, HBF_COLOR, ONE_COLUMN, PLACEMENT_COLORS,  # noqa: F401
+from dse.analyze.plot import (COMPONENT_COLORS, COMPONENT_LABELS, HBF_COLOR, ONE_COLUMN, PLACEMENT_COLORS,  # noqa: F401
                       PLACEMENT_LABELS, PLACEMENT_MARKERS, TODAY_COLOR, TWO_COLUMN, batch_axis, figure, legend,
                       model_name, plain, plain_ticks, problems, save, style, styled)
 

@@ -17,7 +17,7 @@ import xarray as xr
 from analysis.parity import hbf_read_pj_per_bit, today_of
 from analysis.style import (COMPONENT_COLORS, COMPONENT_LABELS, HBF_COLOR, TODAY_COLOR, batch_axis, new_figure,
                             out_dir_from_argv, plain_ticks, save, styled)
-from dse.break_even import PJ
+from dse.analyze.breakeven import PJ
 
 
 def excess_per_flash_bit(be: xr.Dataset) -> xr.DataArray:
@@ -111,7 +111,7 @@ PAPER_CASE = "SSD, staged via HBM (paper)"
 def what_it_takes_results(study: str) -> dict:
     """Break-even results for one paper study (Mixtral or DeepSeek-R1): Flash target variants against the
     model's own HBM baseline, and against its DDR offload."""
-    from dse.break_even import breakeven
+    from dse.analyze.breakeven import breakeven
 
     hbm = {"study": study, "placement": "hbm"}
     ssd = {"study": study, "placement": "ssd"}

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dse import engine, sweep  # noqa: E402
+from dse.run import engine, sweep  # noqa: E402
 
 # The design space: Flash pJ/bit x HBM pJ/bit x batch x top-k x experts x context x link bandwidth.
 GRID = {

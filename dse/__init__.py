@@ -1,14 +1,26 @@
-"""dse: energy per token and capacity cost of placing MoE expert weights in HBM, DRAM or Flash."""
+"""dse: energy per token and capacity cost of placing MoE expert weights in HBM, DRAM or Flash.
+
+The package is laid out by what each part does:
+
+- ``dse.model``     the physics: specs and presets, routing, the decode-step operation table, capacity
+- ``dse.run``       parameters -> grid -> datasets: resolve, the grid engine, sweeps, collect, results, file I/O
+- ``dse.analyze``   break-even, serving limits, the paper-versus-measured comparison, figures
+- ``dse.search``    Pareto search over parameter spaces
+- ``dse.calibrate`` constants measured on a GPU, written as presets
+- ``dse.cli``       the command-line entry points (one error wrapper)
+
+The public API is this module's functions; ``dse.plot`` and ``dse.results`` name the figure and query modules.
+"""
 __version__ = "0.1.0"
 
 import inspect
 
-from .params import DseError  # noqa: E402
+from .model.params import DseError  # noqa: E402
 
 
 def evaluate(study=None, *, model=None, system=None, accounting=None, chunks=None, cfg=None, max_grid_points=None,
              **settings):
-    from .engine import evaluate as _evaluate
+    from .run.engine import evaluate as _evaluate
 
     # a canonical parameter left at None keeps the preset's value; a dotted path set to None is refused
     settings = {k: v for k, v in settings.items() if v is not None or "." in k}
@@ -18,7 +30,7 @@ def evaluate(study=None, *, model=None, system=None, accounting=None, chunks=Non
 
 def _evaluate_signature() -> inspect.Signature:
     """evaluate(study=None, *, model, system, accounting, chunks, cfg, <every canonical parameter>, **settings)."""
-    from .params import PARAMS
+    from .model.params import PARAMS
 
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [inspect.Parameter("study", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
@@ -30,7 +42,7 @@ def _evaluate_signature() -> inspect.Signature:
 
 
 def _evaluate_doc() -> str:
-    from .params import parameters_doc
+    from .model.params import parameters_doc
 
     return f"""Energy, latency and capacity of one decode step over a grid of parameters, as an xarray Dataset.
 
@@ -40,7 +52,7 @@ def _evaluate_doc() -> str:
 
     study : a study preset (``dse list studies``): model, system, workload and its grid, e.g. "paper-fig45-mixtral"
     model, system : preset names (a list makes a dimension); ``model`` may also be a dict from
-        ``dse.models.from_hf_config(path)``
+        ``dse.from_hf_config(path)``
     accounting : "paper" (the default: the paper's accounting) or "refined" (LM head counted, copies overlap only
         their own MoE layer); see docs/model.md s.6.4
     chunks : {{dimension: chunk size}} for a lazy, dask-backed result (one task per block of the grid)
@@ -68,14 +80,14 @@ def presets(group: str | None = None):
     """The shipped presets with a one-line description and the provenance grade of their numbers:
     ``{group: [Preset, ...]}`` for every group, or one group's list (model, system, gpu, tier, link, accounting,
     study, search). The command line equivalent is ``dse list``."""
-    from .catalog import presets as _presets
+    from .model.catalog import presets as _presets
 
     return _presets(group)
 
 
 def open_results(*args, **kwargs):
     """See :func:`dse.results.open_results`."""
-    from .results import open_results as _open_results
+    from .run.results import open_results as _open_results
 
     return _open_results(*args, **kwargs)
 
@@ -84,8 +96,8 @@ open_results.__doc__ = "Open a dse NetCDF file or Zarr store lazily (dse.results
 
 
 def breakeven(*args, **kwargs):
-    """See :func:`dse.break_even.breakeven`."""
-    from .break_even import breakeven as _breakeven
+    """See :func:`dse.analyze.breakeven.breakeven`."""
+    from .analyze.breakeven import breakeven as _breakeven
 
     return _breakeven(*args, **kwargs)
 
@@ -94,8 +106,8 @@ breakeven.__doc__ = "Break-even Flash read energy e* of a target against a refer
 
 
 def max_batch(study=None, **kwargs):
-    """See :func:`dse.serving.max_batch`."""
-    from .serving import max_batch as _max_batch
+    """See :func:`dse.analyze.serving.max_batch`."""
+    from .analyze.serving import max_batch as _max_batch
 
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k in ("tpot_slo_s", "ttft_slo_s")}
     return _max_batch(study, **kwargs)
@@ -103,7 +115,7 @@ def max_batch(study=None, **kwargs):
 
 max_batch.__doc__ = ("The largest batch meeting TPOT / TTFT targets (tpot_slo_s, ttft_slo_s, seconds) and fitting in "
                      "memory, per grid point, with what limits it and energy_per_output_token, tokens_per_s_per_gpu "
-                     "at it (dse.serving.max_batch).")
+                     "at it (dse.analyze.serving.max_batch).")
 
 
 def run_search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
@@ -113,4 +125,22 @@ def run_search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
     return run(compose(preset, list(overrides)), run_dir)
 
 
-__all__ = ["DseError", "evaluate", "breakeven", "max_batch", "open_results", "presets", "run_search", "__version__"]
+def from_hf_config(path):
+    """A model dict in dse's schema from a Hugging Face ``config.json`` (file or directory); see dse.model.hf."""
+    from .model.hf import from_hf_config as _from_hf_config
+
+    return _from_hf_config(path)
+
+
+_MODULES = {"plot": "dse.analyze.plot", "results": "dse.run.results"}
+
+
+def __getattr__(name):  # dse.plot, dse.results: loaded on first use
+    if name in _MODULES:
+        import importlib
+
+        return importlib.import_module(_MODULES[name])
+    raise AttributeError(f"module 'dse' has no attribute {name!r}")
+
+
+__all__ = ["DseError", "evaluate", "breakeven", "max_batch", "open_results", "presets", "run_search", "from_hf_config", "plot", "results", "__version__"]

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from dse import DseError
-from dse import calibration_compare as cc
+from dse.analyze import calibration_compare as cc
 
 
 def write(results: dict, out: Path) -> None:

@@ -45,7 +45,7 @@ NOT_RUN = {
     "pip install": "installs packages into the environment",
 }
 #: Commands expected to fail here, with the one-line error they must print.
-EXPECTED_ERROR = {"dse-calibrate --base": "dse-calibrate: "}
+EXPECTED_ERROR = {"dse-calibrate --base": "dse-calibrate: error: "}
 
 
 def blocks(text: str) -> list[tuple[str, str]]:

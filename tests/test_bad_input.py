@@ -9,7 +9,7 @@ import pytest
 
 import dse
 from dse import DseError
-from dse.models import from_hf_config
+from dse.model.hf import from_hf_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +74,7 @@ def test_malformed_config_json(tmp_path):
 
 def _cli(*args, cwd):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "dse.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "dse.cli.main", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -89,7 +89,7 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
 
 
 def test_schema_rejects_misspelt_keys_and_wrong_types():
-    from dse.specs import validated
+    from dse.model.specs import validated
 
     with pytest.raises(DseError) as err:
         validated("model", {"hiden": 4096})
@@ -100,7 +100,7 @@ def test_schema_rejects_misspelt_keys_and_wrong_types():
 
 
 def test_every_preset_matches_its_schema_and_has_provenance():
-    from dse import config
+    from dse.model import config
 
     for group in ("model", "system", "gpu", "link", "tier"):
         for name in config.presets(group):

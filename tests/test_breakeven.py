@@ -1,4 +1,4 @@
-"""Break-even Flash read energy (dse.break_even) and the dse-breakeven CLI.
+"""Break-even Flash read energy (dse.analyze.breakeven) and the dse-breakeven CLI.
 
 Expected numbers come from a second route each time: evaluating the engine at e* or at two Flash energies
 (secant), hand formulas from docs/model.md section 5 with the preset constants, or the paper's statement.
@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 import dse
 from approx import assert_close
-from dse import config
-from dse.break_even import REASONS, bisect, breakeven, breakeven_param, energy_ratio
-from dse.params import DseError
+from dse.model import config
+from dse.analyze.breakeven import REASONS, bisect, breakeven, breakeven_param, energy_ratio
+from dse.model.params import DseError
 
 ROOT = Path(__file__).resolve().parent.parent
 MAV, L3 = {"study": "paper-fig6-maverick"}, {"study": "paper-fig6-llama3"}
@@ -282,7 +282,7 @@ def test_breakeven_link_bandwidth_and_cache_fraction():
 # ------------------------------------------------------------------------------------------------ CLI
 def _cli(tmp_path, *args):
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    return subprocess.run([sys.executable, "-m", "dse.breakeven_cli", *args, f"hydra.run.dir={tmp_path}"],
+    return subprocess.run([sys.executable, "-m", "dse.cli.breakeven", *args, f"hydra.run.dir={tmp_path}"],
                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
 
 

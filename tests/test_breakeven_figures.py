@@ -13,8 +13,8 @@ import pytest  # noqa: E402
 import dse  # noqa: E402
 from analysis import breakeven_maps, breakeven_surface, energy_breakdown, latency, parity, what_it_takes  # noqa: E402
 from analysis.style import save  # noqa: E402
-from dse.plot import problems  # noqa: E402
-from dse.break_even import breakeven  # noqa: E402
+from dse.analyze.plot import problems  # noqa: E402
+from dse.analyze.breakeven import breakeven  # noqa: E402
 
 MIX = "paper-fig45-mixtral"
 MAV, L3 = {"study": "paper-fig6-maverick"}, {"study": "paper-fig6-llama3"}

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dse import calibrate as cal
-from dse.params import DseError
+import dse.calibrate as keys
+from dse.calibrate import backends, measure, nvml, presets
+from dse.calibrate.probe import calibrate
+from dse.cli import calibrate as cli_cal
+from dse.model.params import DseError
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "h200_energy_probe_2026-11-28.json"
@@ -55,7 +58,7 @@ class FakeBackend:
     def workload(self, key, nbytes, gemm_n):
         unit, units, dt, watts = self.activities[key]
         self.seen.append(key)
-        return cal.Workload(key, f"fake {key}", unit, units, lambda: self.board.advance(dt, watts))
+        return backends.Workload(key, f"fake {key}", unit, units, lambda: self.board.advance(dt, watts))
 
 
 # Scripted board, numbers chosen so every expectation is derivable by hand:
@@ -67,19 +70,27 @@ class FakeBackend:
 #              -> link share = 30 - 13 = 17 pJ/bit
 #   GEMM     : 1.3e12 FLOP per 2 ms = 650 TFLOP/s at 750 W -> 650/6.5e14 = 1.0 pJ/FLOP dynamic
 ACTIVITIES = {
-    cal.READ: ("bit", 6.4e10, 0.002, 644.0),
-    cal.COPY: ("bit", 6.4e10, 0.002, 580.0),
-    cal.H2D: ("bit", 4.4e10, 0.1, 113.2),
-    cal.GEMM: ("flop", 1.3e12, 0.002, 750.0),
+    keys.READ: ("bit", 6.4e10, 0.002, 644.0),
+    keys.COPY: ("bit", 6.4e10, 0.002, 580.0),
+    keys.H2D: ("bit", 4.4e10, 0.1, 113.2),
+    keys.GEMM: ("flop", 1.3e12, 0.002, 750.0),
 }
+
+
+def exit_status(run) -> int:
+    """The exit status of a command-line entry point that exits (SystemExit) or returns."""
+    try:
+        return run()
+    except SystemExit as e:
+        return e.code
 
 
 @pytest.fixture(scope="module")
 def probe():
     board = FakeBoard(idle_w=100.0)
     backend = FakeBackend(board, ACTIVITIES)
-    p = cal.calibrate(board, backend, window_s=12.0)
-    assert backend.seen == [cal.READ, cal.COPY, cal.H2D, cal.GEMM]
+    p = calibrate(board, backend, window_s=12.0)
+    assert backend.seen == [keys.READ, keys.COPY, keys.H2D, keys.GEMM]
     return p
 
 
@@ -87,24 +98,24 @@ def test_measurement_arithmetic_through_a_scripted_source(probe):
     r = probe["results"]
     assert probe["idle_W"] == pytest.approx(100.0, rel=1e-9)
     assert probe["idle_after_W"] == pytest.approx(100.0, rel=1e-9)
-    assert r[cal.READ]["GBps"] == pytest.approx(4000.0, rel=1e-9)
-    assert r[cal.READ]["avg_W"] == pytest.approx(644.0, rel=1e-9)
-    assert r[cal.READ]["dyn_pJ_per_bit"] == pytest.approx(17.0, rel=1e-9)
-    assert r[cal.READ]["total_pJ_per_bit"] == pytest.approx(20.125, rel=1e-9)
-    assert r[cal.COPY]["dyn_pJ_per_bit"] == pytest.approx(15.0, rel=1e-9)
-    assert r[cal.H2D]["GBps"] == pytest.approx(55.0, rel=1e-9)
-    assert r[cal.H2D]["dyn_pJ_per_bit_gpu_side"] == pytest.approx(30.0, rel=1e-9)
-    assert r[cal.GEMM]["TFLOPs"] == pytest.approx(650.0, rel=1e-9)
-    assert r[cal.GEMM]["dyn_pJ_per_flop"] == pytest.approx(1.0, rel=1e-9)
-    assert r[cal.GEMM]["total_pJ_per_flop"] == pytest.approx(750 / 650, rel=1e-9)
+    assert r[keys.READ]["GBps"] == pytest.approx(4000.0, rel=1e-9)
+    assert r[keys.READ]["avg_W"] == pytest.approx(644.0, rel=1e-9)
+    assert r[keys.READ]["dyn_pJ_per_bit"] == pytest.approx(17.0, rel=1e-9)
+    assert r[keys.READ]["total_pJ_per_bit"] == pytest.approx(20.125, rel=1e-9)
+    assert r[keys.COPY]["dyn_pJ_per_bit"] == pytest.approx(15.0, rel=1e-9)
+    assert r[keys.H2D]["GBps"] == pytest.approx(55.0, rel=1e-9)
+    assert r[keys.H2D]["dyn_pJ_per_bit_gpu_side"] == pytest.approx(30.0, rel=1e-9)
+    assert r[keys.GEMM]["TFLOPs"] == pytest.approx(650.0, rel=1e-9)
+    assert r[keys.GEMM]["dyn_pJ_per_flop"] == pytest.approx(1.0, rel=1e-9)
+    assert r[keys.GEMM]["total_pJ_per_flop"] == pytest.approx(750 / 650, rel=1e-9)
     for key in r:  # every window lasts at least the requested 12 s, and not much longer (one launch batch)
         assert 12.0 <= r[key]["seconds"] <= 12.0 + 0.1 + 0.1 + 1e-9
     # launch batches of ~0.1 s: 0.1 / 2 ms = 50 (or 51, floating point) iterations between synchronisations
-    assert r[cal.READ]["iters"] % 50 == 0 or r[cal.READ]["iters"] % 51 == 0
+    assert r[keys.READ]["iters"] % 50 == 0 or r[keys.READ]["iters"] % 51 == 0
 
 
 def test_probe_to_gpu_and_link_presets(probe):
-    g = cal.gpu_preset(probe, "fake-calibrated", price_usd=1000.0)
+    g = presets.gpu_preset(probe, "fake-calibrated", price_usd=1000.0)
     assert g["hbm_read_pj_per_bit"] == pytest.approx(17.0)
     assert g["hbm_write_pj_per_bit"] == pytest.approx(13.0)      # 2 x 15 - 17
     assert g["flop_pj"] == pytest.approx(1.0)
@@ -117,14 +128,14 @@ def test_probe_to_gpu_and_link_presets(probe):
     assert set(g["provenance"]) == set(numeric)
     assert g["provenance"]["hbm_read_pj_per_bit"]["evidence"] == "measured"
     assert "Fake GPU" in g["provenance"]["flop_pj"]["source"] and "driver 1.0" in g["provenance"]["flop_pj"]["source"]
-    link = cal.link_preset(probe, "fake-h2d")
+    link = presets.link_preset(probe, "fake-h2d")
     assert link["bw_gbps"] == pytest.approx(55.0)
     assert link["pj_per_bit"] == pytest.approx(17.0)               # 30 - 13
 
 
 def test_schema_matches_the_core_gpu_presets(probe):
-    g = cal.gpu_preset(probe, "x", base=cal.load_gpu_preset("h100-sxm"))
-    h100 = cal.load_gpu_preset("h100-sxm")
+    g = presets.gpu_preset(probe, "x", base=presets.load_gpu_preset("h100-sxm"))
+    h100 = presets.load_gpu_preset("h100-sxm")
     assert list(g) == list(h100)
     assert g["price_usd"] == h100["price_usd"] and g["hbm_capacity_gb"] == h100["hbm_capacity_gb"]
     assert g["provenance"]["price_usd"] == h100["provenance"]["price_usd"]
@@ -136,11 +147,11 @@ def test_reference_probe_arithmetic_reproduces_the_reference():
     counted), 2 GiB per host -> device copy, 2 x 8192^3 FLOPs per GEMM (docs/model.md section 9)."""
     ref = json.loads(REFERENCE.read_text())
     idle = ref["idle_W"]
-    per_iter = {cal.READ: ("bit", 8 * GIB * 8), cal.COPY: ("bit", 8 * GIB * 8), cal.H2D: ("bit", 2 * GIB * 8),
-                cal.GEMM: ("flop", 2 * 8192**3)}
+    per_iter = {keys.READ: ("bit", 8 * GIB * 8), keys.COPY: ("bit", 8 * GIB * 8), keys.H2D: ("bit", 2 * GIB * 8),
+                keys.GEMM: ("flop", 2 * 8192**3)}
     for key, (unit, units) in per_iter.items():
         raw = ref["results"][key]
-        s = cal.summarize(cal.Window(raw["iters"], raw["seconds"], raw["joules"]), idle, units, unit)
+        s = measure.summarize(measure.Window(raw["iters"], raw["seconds"], raw["joules"]), idle, units, unit)
         assert s["avg_W"] == pytest.approx(raw["avg_W"], rel=1e-9)
         if unit == "bit":
             assert s["GBps"] == pytest.approx(raw["GBps"], rel=1e-9)
@@ -150,7 +161,7 @@ def test_reference_probe_arithmetic_reproduces_the_reference():
             assert s["TFLOPs"] == pytest.approx(raw["TFLOPs"], rel=1e-9)
             assert s["dyn_pJ_per_flop"] == pytest.approx(raw["dyn_pJ_per_flop"], rel=1e-9)
     # by hand, HBM read: (8347.586 J - 122.549 W x 12.0115 s) / (5832 x 8 GiB x 8 bit) = 6875.6 J / 4.0077e14 bit
-    s = cal.summarize(cal.Window(5832, 12.011468643, 8347.586), idle, 8 * GIB * 8, "bit")
+    s = measure.summarize(measure.Window(5832, 12.011468643, 8347.586), idle, 8 * GIB * 8, "bit")
     assert s["dyn_pJ_per_bit"] == pytest.approx(17.156, abs=5e-4)
 
 
@@ -160,7 +171,7 @@ def test_reference_probe_reproduces_the_shipped_presets():
     (GPU side of the pinned copy) - 12.873 = 15.746 pJ/bit."""
     ref = json.loads(REFERENCE.read_text())
     shipped = yaml.safe_load((ROOT / "dse/conf/gpu/h200-measured.yaml").read_text())
-    g = cal.gpu_preset(ref, "h200-measured", base=cal.load_gpu_preset("h200-sxm"))
+    g = presets.gpu_preset(ref, "h200-measured", base=presets.load_gpu_preset("h200-sxm"))
     expected = {"peak_tflops": 655.1, "hbm_bw_gbps": 4170.7, "idle_w": 122.5, "hbm_read_pj_per_bit": 17.16,
                 "hbm_write_pj_per_bit": 12.87, "flop_pj": 0.869, "l2_pj_per_bit": 0.0, "l1_pj_per_bit": 0.0,
                 "hbm_capacity_gb": 141.0}
@@ -171,14 +182,14 @@ def test_reference_probe_reproduces_the_shipped_presets():
         assert shipped["provenance"][key]["evidence"] == g["provenance"][key]["evidence"], key
     link = yaml.safe_load((ROOT / "dse/conf/link/h200-measured-h2d.yaml").read_text())
     assert link["pj_per_bit"] == pytest.approx(15.75) and link["bw_gbps"] == pytest.approx(55.5)
-    assert cal.link_preset(ref, "h200-measured-h2d") | {"provenance": None} == link | {"provenance": None}
+    assert presets.link_preset(ref, "h200-measured-h2d") | {"provenance": None} == link | {"provenance": None}
     # staged offload over the measured link: link + HBM write = the measured GPU-side 28.62 pJ/bit
     assert link["pj_per_bit"] + shipped["hbm_write_pj_per_bit"] == pytest.approx(28.62, abs=0.01)
 
 
 def test_cli_converts_a_probe_atomically(tmp_path):
     out, link = tmp_path / "g.yaml", tmp_path / "l.yaml"
-    rc = cal.main(["--from-json", str(REFERENCE), "--base", "h200-sxm", "--name", "h200-x",
+    rc = cli_cal.main(["--from-json", str(REFERENCE), "--base", "h200-sxm", "--name", "h200-x",
                    "--out", str(out), "--link-out", str(link)])
     assert rc == 0
     g = yaml.safe_load(out.read_text())
@@ -196,8 +207,8 @@ def test_cli_converts_a_probe_atomically(tmp_path):
     (["--base", "h200-sxm", "--name", "Bad Name"], "--name='Bad Name'"),
 ])
 def test_bad_input_one_line_before_any_work(args, words, capsys, monkeypatch):
-    monkeypatch.setattr(cal, "NvmlSource", lambda *a, **k: pytest.fail("work started before input checks"))
-    assert cal.main(args) == 2
+    monkeypatch.setattr(cli_cal, "NvmlSource", lambda *a, **k: pytest.fail("work started before input checks"))
+    assert exit_status(lambda: cli_cal.main(args)) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err
 
@@ -265,7 +276,7 @@ class FakeNvml(types.ModuleType):
 def test_nvml_source_reads_only(monkeypatch):
     fake = FakeNvml()
     monkeypatch.setitem(sys.modules, "pynvml", fake)
-    src = cal.NvmlSource(0)
+    src = nvml.NvmlSource(0)
     src.match_pci("00000000:2c:00.0")          # torch's formatting, lower case: follows CUDA's GPU
     assert src.handle == "h1"
     assert src.read_energy_mj() == 1_012_345.0
@@ -279,20 +290,20 @@ def test_nvml_source_reads_only(monkeypatch):
 
 def test_no_gpu_one_line_errors(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(fail_init=True))
-    assert cal.main(["--base", "h200-sxm"]) == 2
+    assert exit_status(lambda: cli_cal.main(["--base", "h200-sxm"])) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "NVML could not start (Driver Not Loaded)" in err
     # NVML fine but neither torch nor cupy importable
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml())
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
-    assert cal.main(["--base", "h200-sxm"]) == 2
+    assert exit_status(lambda: cli_cal.main(["--base", "h200-sxm"])) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "neither torch nor cupy" in err
 
 
 def test_without_nvml_the_cli_exits_with_one_line_and_no_hydra(tmp_path):
     code = ("import sys; sys.modules['pynvml'] = None\n"
-            "from dse.calibrate import main\n"
+            "from dse.cli.calibrate import main\n"
             "rc = main(['--base', 'h200-sxm', '--out', sys.argv[1]])\n"
             "heavy = [m for m in ('hydra', 'omegaconf', 'xarray', 'torch') if m in sys.modules]\n"
             "assert not heavy, heavy\n"
@@ -301,15 +312,15 @@ def test_without_nvml_the_cli_exits_with_one_line_and_no_hydra(tmp_path):
     p = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, cwd=ROOT,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert p.returncode == 2, p.stderr
-    assert p.stderr.count("\n") == 1 and p.stderr.startswith("dse-calibrate: NVML is not available")
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("dse-calibrate: error: NVML is not available")
     assert "Traceback" not in p.stderr and not out.exists()
 
 
 def test_noisy_measurement_is_refused():
     ref = json.loads(REFERENCE.read_text())
-    ref["results"][cal.COPY]["dyn_pJ_per_bit"] = 8.0        # copy cheaper than half a read: write < 0
+    ref["results"][keys.COPY]["dyn_pJ_per_bit"] = 8.0        # copy cheaper than half a read: write < 0
     with pytest.raises(DseError, match="hbm_write_pj_per_bit=-1.156 is negative"):
-        cal.derived(ref)
+        presets.derived(ref)
 
 
 def test_cli_measures_through_the_seam(tmp_path, monkeypatch, capsys):
@@ -317,15 +328,15 @@ def test_cli_measures_through_the_seam(tmp_path, monkeypatch, capsys):
     board = FakeBoard(idle_w=100.0)
     board.match_pci = lambda bus_id: None
     board.close = lambda: None
-    monkeypatch.setattr(cal, "NvmlSource", lambda index: board)
-    monkeypatch.setattr(cal, "default_backend", lambda index: FakeBackend(board, ACTIVITIES))
+    monkeypatch.setattr(cli_cal, "NvmlSource", lambda index: board)
+    monkeypatch.setattr(cli_cal, "default_backend", lambda index: FakeBackend(board, ACTIVITIES))
     out, probe_json = tmp_path / "g.yaml", tmp_path / "p.json"
-    assert cal.main(["--window-s", "10", "--price-usd", "5", "--out", str(out), "--json", str(probe_json)]) == 0
+    assert cli_cal.main(["--window-s", "10", "--price-usd", "5", "--out", str(out), "--json", str(probe_json)]) == 0
     g = yaml.safe_load(out.read_text())
     assert g["name"] == "fake-gpu-calibrated"
     assert g["hbm_write_pj_per_bit"] == pytest.approx(13.0) and g["price_usd"] == 5.0
     probe = json.loads(probe_json.read_text())
     assert probe["window_s"] == 10.0 and probe["gpu"] == "Fake GPU" and probe["backend"] == "fake 1"
-    assert probe["results"][cal.GEMM]["seconds"] >= 10.0
+    assert probe["results"][keys.GEMM]["seconds"] >= 10.0
     err = capsys.readouterr().err
     assert "idle (CUDA context up): 100.0 W" in err and "gemm_bf16: 650.0 TFLOP/s" in err

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import dse
-from dse import calibration_compare as cc
+from dse.analyze import calibration_compare as cc
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Hydra multiruns merged into one dataset (dse.collect, the multirun-end callback, dse-collect)."""
+"""Hydra multiruns merged into one dataset (dse.run.collect, the multirun-end callback, dse-collect)."""
 import os
 import subprocess
 import sys
@@ -11,9 +11,11 @@ import yaml
 
 import dse
 from approx import assert_close
-from dse import collect, config, sweep
-from dse.params import DseError
-from dse.results import open_results, ratio_to
+from dse.cli import collect as collect_cli
+from dse.run import collect, sweep
+from dse.model import config
+from dse.model.params import DseError
+from dse.run.results import open_results, ratio_to
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -23,7 +25,7 @@ def test_multirun_end_to_end_merges_the_swept_choices(tmp_path, capsys):
     """`dse -m model=a,b grid.batch=[1,16] grid.placement=[hbm,ssd]`: two jobs, merged automatically at the end
     with model as a new dimension, each job's numbers as a single run gives them."""
     sweep_dir = tmp_path / "mr"
-    r = subprocess.run([sys.executable, "-m", "dse.cli", "-m", "model=mixtral-8x7b,deepseek-r1", "system=8xh200",
+    r = subprocess.run([sys.executable, "-m", "dse.cli.main", "-m", "model=mixtral-8x7b,deepseek-r1", "system=8xh200",
                         "grid.batch=[1,16]", "grid.placement=[hbm,ssd]", "progress=false",
                         f"hydra.sweep.dir={sweep_dir}"], env=ENV, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -42,7 +44,7 @@ def test_multirun_end_to_end_merges_the_swept_choices(tmp_path, capsys):
     assert len(merged.attrs["config_digest"]) == 64
     # the dse-collect command gives the same dataset
     out = tmp_path / "again.nc"
-    collect.main([str(sweep_dir), "-o", str(out), "--no-progress"])
+    collect_cli.main([str(sweep_dir), "-o", str(out), "--no-progress"])
     assert capsys.readouterr().out.strip() == str(out)
     assert_close(open_results(out).load(), merged.load())
 
@@ -61,7 +63,7 @@ def test_a_grid_value_swept_across_jobs_becomes_a_dimension(tmp_path):
 
 
 def fake_multirun(root: Path, jobs: list[tuple[list[str], dict]]):
-    """Job directories as Hydra lays them out (N/.hydra/overrides.yaml), each run by dse.sweep.run."""
+    """Job directories as Hydra lays them out (N/.hydra/overrides.yaml), each run by dse.run.sweep.run."""
     for num, (overrides, cfg) in enumerate(jobs):
         d = root / str(num)
         (d / ".hydra").mkdir(parents=True)
@@ -114,7 +116,7 @@ def test_an_incomplete_multirun_names_the_missing_choice(tmp_path):
 
 
 def test_collect_of_an_empty_directory_is_a_one_line_error(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "dse.collect", str(tmp_path)], env=ENV, cwd=ROOT, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "dse.cli.collect", str(tmp_path)], env=ENV, cwd=ROOT, capture_output=True,
                        text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no job results" in r.stderr
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dse import DseError, collect
-from dse.results import open_results
+from dse.cli import collect as collect_cli
+from dse import DseError
+from dse.run import collect
+from dse.run.results import open_results
 
 BIN = Path(sys.executable).parent
 
@@ -51,7 +53,7 @@ def dse_collect(*args):
     code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            collect.main(["--no-progress", *map(str, args)])
+            collect_cli.main(["--no-progress", *map(str, args)])
         except SystemExit as e:
             code = e.code
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

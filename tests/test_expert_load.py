@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from dse import expert_load
+from dse.model import expert_load
 
 
 def _enumerate(n_experts, top_k, ep, batch):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import dse
-from dse.gemm import Gemm
-from dse.params import DseError
+from dse.model.gemm import Gemm
+from dse.model.params import DseError
 
 H100 = SimpleNamespace(register_tile=16, l1_kib=256.0, l2_mib=50.0)
 L = 1024
@@ -99,7 +99,7 @@ def test_expected_register_tiles_of_random_expert_rows():
     # 16 for X <= 256 and 17 just above: E = 16 + P(256 < X <= 272) + ... ~ 16.47, not ceil(256 / 16) = 16
     from scipy.stats import binom
 
-    from dse import expert_load
+    from dse.model import expert_load
 
     x = np.arange(1, 1025)
     p = binom.pmf(x, 1024, 0.25)
@@ -179,7 +179,7 @@ def test_fidelity_settings_validated_in_one_line(kw, key):
 
 def test_tile_search_equals_brute_force_over_every_candidate_pair():
     # L2 traffic is the least traffic over all (tm, tn) L1 tile candidates that fit 256 KiB (k-slice 32): try all
-    from dse import gemm
+    from dse.model import gemm
 
     cands = gemm.L1_TILE_CANDIDATES
     rng = np.random.default_rng(3)
@@ -193,7 +193,7 @@ def test_tile_search_equals_brute_force_over_every_candidate_pair():
 
 
 def test_tables_once_per_grid_or_per_block_give_the_same_numbers(monkeypatch):
-    from dse import engine
+    from dse.run import engine
 
     kw = dict(model="deepseek-r1", system="8xh200", placement=["hbm", "ssd"], batch=[1, 8, 300],
               top_k=[2, 8], context_len=[512, 4096], routing_skew=[0.0, 1.0])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dse
-from dse.results import best
+from dse.run.results import best
 
 ROOT = Path(__file__).resolve().parent.parent
 H100_GB = 80e9          # NVIDIA H100 SXM datasheet

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dse
-from dse import DseError, validate
-from dse.models import from_hf_config
+from dse import DseError
+from dse.model import validate
+from dse.model.hf import from_hf_config
 
 FAST = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 TIER = "ssd"
@@ -40,7 +41,7 @@ def _bad_values(rule: validate.Rule):
 def _in_default_config(path: str) -> bool:
     """Keys the default config spells out (Hydra refuses to override others without a +; a misspelt-key
     message is the CLI's own business)."""
-    from dse import config
+    from dse.model import config
 
     node = config.compose(system="paper-4xh100")
     for part in path.split("."):
@@ -107,7 +108,7 @@ def test_hf_malformed_fields(tmp_path_factory, key, bad):
 
 # ------------------------------------------------------------------------------------------ CLI (in-process)
 def _cli(args: list[str], run_dir: Path) -> tuple[int, str]:
-    from dse.cli import main
+    from dse.cli.main import main
 
     argv, sys.argv = sys.argv, ["dse", *args, f"hydra.run.dir={run_dir}", "progress=false"]
     err = io.StringIO()

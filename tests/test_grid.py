@@ -1,4 +1,4 @@
-"""Open-grid block evaluation (dse.grid, engine.resolve): same numbers as the engine before it, for any chunking."""
+"""Open-grid block evaluation (dse.run.grid, engine.resolve): same numbers as the engine before it, for any chunking."""
 import itertools
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 import dse
-from dse import engine
+from dse.run import engine
 from approx import assert_close
 from engine_cases import CASES, evaluate
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dse
-from dse import routing
+from dse.model import routing
 
 MIXTRAL_EXPERT_BYTES = 3 * 4096 * 14336 * 2            # 352,321,536 B = 352.3 MB
 MIXTRAL_ROUTER_BYTES = 4096 * 8 * 2
@@ -110,7 +110,8 @@ def test_cache_fraction_removes_hot_experts_from_the_fetch():
 def test_parameter_counts_match_published_totals(name, total_b, active_b):
     from types import SimpleNamespace
 
-    from dse import config, engine, kernel
+    from dse.model import config, kernel
+    from dse.run import engine
 
     m = SimpleNamespace(**engine._prepare_model(config.preset("model", name)))
     g = SimpleNamespace(**config.preset("gpu", "h100-sxm"))
@@ -123,7 +124,8 @@ def test_parameter_counts_match_published_totals(name, total_b, active_b):
 def test_deepseek_mla_attention_by_hand():
     from types import SimpleNamespace
 
-    from dse import config, engine, kernel
+    from dse.model import config, kernel
+    from dse.run import engine
 
     m = SimpleNamespace(**engine._prepare_model(config.preset("model", "deepseek-r1")))
     g = SimpleNamespace(**config.preset("gpu", "h100-sxm"))

@@ -8,8 +8,8 @@ import pytest
 import xarray as xr
 
 import dse
-from dse import config
-from dse.models import FIELDS, from_hf_config
+from dse.model import config
+from dse.model.hf import FIELDS, from_hf_config
 
 ROOT = Path(__file__).resolve().parent.parent
 HF = ROOT / "tests" / "data" / "hf"
@@ -39,7 +39,7 @@ def test_model_dimension_stacks_presets():
 
 def test_cli_prints_a_table_and_writes_netcdf(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "dse.cli", "study=paper-fig45-mixtral", "hydra.run.dir=run"],
+    r = subprocess.run([sys.executable, "-m", "dse.cli.main", "study=paper-fig45-mixtral", "hydra.run.dir=run"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
     assert "J_per_token" in r.stdout and "offload_share" in r.stdout

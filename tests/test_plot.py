@@ -18,8 +18,8 @@ import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
 import dse  # noqa: E402
-from dse import plot  # noqa: E402
-from dse.break_even import breakeven  # noqa: E402
+from dse.analyze import plot  # noqa: E402
+from dse.analyze.breakeven import breakeven  # noqa: E402
 
 MIX = "paper-fig45-mixtral"
 
@@ -243,7 +243,8 @@ def test_dse_run_writes_its_figure_unless_told_not_to(tmp_path, monkeypatch):
     base = ["study=paper-fig45-mixtral", "grid.batch=[1,16]", "progress=false"]
     subprocess.run(exe + base + [f"hydra.run.dir={tmp_path / 'a'}"], check=True, capture_output=True, env=env)
     assert (tmp_path / "a" / "result.png").stat().st_size > 10_000 and (tmp_path / "a" / "result.svg").is_file()
-    from dse import cli, config
+    from dse.cli import main as cli
+    from dse.model import config
 
     monkeypatch.setenv("DSE_PLOT", "1")
     (tmp_path / "b").mkdir()                                  # plot=false, in process (what the CLI calls)
@@ -254,7 +255,7 @@ def test_dse_run_writes_its_figure_unless_told_not_to(tmp_path, monkeypatch):
 
 
 def test_the_environment_switches_every_run_figure_off(monkeypatch):
-    from dse.cliutil import figures_wanted
+    from dse.cli.common import figures_wanted
 
     monkeypatch.setenv("DSE_PLOT", "1")
     assert figures_wanted(True) and not figures_wanted(False)
@@ -264,7 +265,7 @@ def test_the_environment_switches_every_run_figure_off(monkeypatch):
 
 def test_dse_breakeven_run_writes_fig6(tmp_path):
     env = {**os.environ, "DSE_PLOT": "1"}
-    subprocess.run([sys.executable, "-m", "dse.breakeven_cli", "study=paper-fig6-maverick",
+    subprocess.run([sys.executable, "-m", "dse.cli.breakeven", "study=paper-fig6-maverick",
                     "reference.study=paper-fig6-llama3", f"hydra.run.dir={tmp_path}"], check=True, capture_output=True,
                    env=env)
     assert (tmp_path / "breakeven.png").stat().st_size > 10_000 and (tmp_path / "breakeven.svg").is_file()

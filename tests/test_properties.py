@@ -4,7 +4,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import dse
-from dse import expert_load, routing
+from dse.model import expert_load, routing
 
 MODELS = ["mixtral-8x7b", "deepseek-r1", "qwen3-235b-a22b", "gpt-oss-120b", "llama4-maverick"]
 SYSTEMS = ["paper-4xh100", "paper-32xh100", "8xh200", "8xb200"]

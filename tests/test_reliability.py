@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 import dse
-from dse import DseError, outputs, specs, sweep, validate
-from dse.models import from_hf_config
-from dse.results import open_results
+from dse import DseError
+from dse.run import io as outputs, sweep
+from dse.model import specs, validate
+from dse.model.hf import from_hf_config
+from dse.run.results import open_results
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -76,7 +78,7 @@ def test_first_dense_up_to_n_layers_is_a_dense_model():
 
 
 def test_every_numeric_schema_field_has_a_rule():
-    """Adding a model / system field is one line in dse.validate.RULES: this test names a field without one."""
+    """Adding a model / system field is one line in dse.model.validate.RULES: this test names a field without one."""
     def numeric(cls):
         return [f.name for f in dataclasses.fields(cls) if f.type in ("int", "float")]
 
@@ -192,7 +194,7 @@ def test_bad_chunks(chunks):
 
 # ------------------------------------------------------------------------------------------ outputs
 def cfg_for(tmp_path, **output):
-    from dse import config
+    from dse.model import config
 
     cfg = config.compose()
     cfg["grid"] = {"batch": [1, 8]}
@@ -352,7 +354,7 @@ def test_cli_without_grid_prints_its_table(tmp_path):
 
 
 def test_cli_bad_values_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
-    from dse.cli import main
+    from dse.cli.main import main
 
     for args in (["model.first_dense=100", "grid.batch=[1,8]", "workload.placement=ssd"],
                  ["system.hop_latency_us=-5000"], ["grid.batch=[1,inf]"]):
@@ -373,7 +375,7 @@ def test_multirun_validates_every_job_before_the_first(tmp_path):
 
 def test_ctrl_c_during_a_write_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
     """KeyboardInterrupt while the blocks are written (raised from the computation, as Ctrl-C would be)."""
-    from dse.cli import main
+    from dse.cli.main import main
 
     def interrupted(*a, **k):
         assert list((tmp_path / "r").glob(".result.nc.*.tmp"))     # the temporary exists at that moment
@@ -396,7 +398,7 @@ def test_huge_expert_counts_are_refused_not_hung():
 
 
 def test_storage_passwords_are_masked(tmp_path):
-    from dse.search.cli import scrub_secrets
+    from dse.cli.search import scrub_secrets
     from dse.search.study import open_storage
 
     url = "postgresql+psycopg://alice:S3cret%2Fpw@127.0.0.1:1/dse"

@@ -4,8 +4,8 @@ import pytest
 import xarray as xr
 
 import dse
-from dse.params import DseError
-from dse.results import best, crossing, open_results, ratio_to
+from dse.model.params import DseError
+from dse.run.results import best, crossing, open_results, ratio_to
 
 
 def table():

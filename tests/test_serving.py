@@ -1,11 +1,11 @@
-"""Requests (dse.serving): prefill by hand, the decode sum against the explicit loop over steps, max_batch against a
+"""Requests (dse.model.requests, dse.analyze.serving): prefill by hand, the decode sum against the explicit loop over steps, max_batch against a
 brute-force scan, a KV tier at HBM constants, Flash endurance by hand, bad input."""
 import numpy as np
 import pytest
 
 import dse
-from dse import serving
-from dse.params import DseError
+from dse.model import requests as serving
+from dse.model.params import DseError
 
 # a small MoE on one GPU (tp = dp = ep = 1): every quantity below is derived from these numbers by hand
 TINY = dict(name="tiny", attention="gqa", n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ffn=0,
@@ -90,7 +90,7 @@ def test_the_decode_latency_changes_regime_inside_a_case():
 
 def test_prefill_equals_its_chunk_steps_one_by_one():
     """The prefill's closed-form sums over chunks equal its chunk steps run one at a time (n = 1: no sums)."""
-    from dse import engine
+    from dse.run import engine
 
     B, P, c = 8, 1000, 96           # 10 chunks of 96 and one of 40
     grid = engine.resolve(model="mixtral-8x7b", system="8xh200", batch=B, prompt_len=P, output_len=4,
@@ -164,7 +164,7 @@ def test_max_batch_memory_limit_and_profiles():
 
 # ------------------------------------------------------------------------------------------------- KV on a tier
 def test_kv_tier_at_hbm_constants_reproduces_hbm():
-    from dse import config
+    from dse.model import config
 
     h200 = config.preset("gpu", "h200-sxm")
     g = dict(model="mixtral-8x7b", system="8xh200", batch=[1, 32], prompt_len=500, output_len=50, placement="hbm",
@@ -249,7 +249,7 @@ def test_serving_study_script_writes_its_results(tmp_path):
 
 
 def test_search_objectives_and_constraints_may_name_request_outputs():
-    from dse import config
+    from dse.model import config
     from dse.search import space
 
     base = config.compose()

@@ -1,4 +1,4 @@
-"""dse.sweep: chunked evaluation written to NetCDF / Zarr, resume, distributed, bad input."""
+"""dse.run.sweep: chunked evaluation written to NetCDF / Zarr, resume, distributed, bad input."""
 import json
 import math
 import os
@@ -12,9 +12,10 @@ import xarray as xr
 
 import dse
 from approx import assert_close
-from dse import config, engine, sweep
-from dse.params import DseError
-from dse.results import open_results
+from dse.model import config
+from dse.run import engine, sweep
+from dse.model.params import DseError
+from dse.run.results import open_results
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -86,7 +87,7 @@ def test_chunks_follow_the_target_and_keep_cheap_dimensions_whole():
 
 SCRIPT_KILLED = """
 import json, os, sys
-from dse import sweep
+from dse.run import sweep
 seen = []
 record = sweep._Recorder.__call__
 def crash_after_three(self, piece, result):
@@ -187,7 +188,7 @@ def test_bad_input_is_one_line_naming_the_key_before_any_file(tmp_path, change, 
 
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "dse.cli", "grid.flash_energy=[1,2]", f"hydra.run.dir={tmp_path}"],
+    r = subprocess.run([sys.executable, "-m", "dse.cli.main", "grid.flash_energy=[1,2]", f"hydra.run.dir={tmp_path}"],
                        env=ENV, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "flash_energy" in r.stderr and "Traceback" not in r.stderr

@@ -13,7 +13,7 @@ def compose(preset: str = "deepseek-r1-capacity", overrides: tuple[str, ...] | l
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from ..config import CONF_DIR, check_preset
+    from dse.model.config import CONF_DIR, check_preset
 
     check_preset("search", preset)
     ov = [f"search={preset}", *overrides]

@@ -13,8 +13,8 @@ import math
 import numpy as np
 import xarray as xr
 
-from ..engine import evaluate
-from ..params import PARAMS
+from dse.run.engine import evaluate
+from dse.model.params import PARAMS
 from .space import Space
 
 
@@ -89,7 +89,7 @@ def check_question(base: dict, space: Space) -> None:
     :data:`CHECK_COMBINATIONS`."""
     from optuna.distributions import CategoricalDistribution, IntDistribution
 
-    from ..engine import resolve
+    from dse.run.engine import resolve
 
     values = {}
     for name, d in space.distributions.items():

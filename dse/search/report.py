@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..engine import evaluate
-from . import points
+from dse.run.engine import evaluate
+from dse.search import points
 from .pareto import Normalizer, nondominated
 from .space import Space
 
 
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` on a temporary name in the same directory, then rename it into place
-    (:func:`dse.outputs.atomic_write`, the one helper every dse write goes through)."""
-    from ..outputs import atomic_write as _atomic_write
+    (:func:`dse.run.io.atomic_write`, the one helper every dse write goes through)."""
+    from dse.run.io import atomic_write as _atomic_write
 
     _atomic_write(Path(path), lambda tmp: write(str(tmp)), key="search output")
 
@@ -84,7 +84,7 @@ def marks(study: str, space: Space) -> dict | None:
 
 def plot(path: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact: dict | None, title: str) -> list[Path]:
     """The front figure (:func:`dse.plot.pareto`) as ``path`` (.png) and the same name .svg, atomically."""
-    from .. import plot as dplot
+    from dse.analyze import plot as dplot
 
     fig = dplot.pareto(ds, tuple(space.objectives[:2]), mark=mark, exact=exact, title=title)
     return dplot.save(fig, Path(path).parent, Path(path).stem)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..params import DseError
-from . import points, report, study as study_mod, validate
+from dse.model.params import DseError
+from dse.search import points, report, study as study_mod, validate
 from .pareto import Normalizer, nondominated
 from .space import check_run_settings, parse
 
@@ -29,7 +29,7 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
     space = parse(search, base)
     check_run_settings(search)
     if search.get("mark_study") is not None:
-        from ..config import check_preset
+        from dse.model.config import check_preset
 
         check_preset("study", search["mark_study"])
     if search.get("validate"):
@@ -76,12 +76,12 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
         norm = Normalizer(F[feasible][nondominated(F[feasible])])
     ds = report.trials_dataset(base, space, numbers, params, F, C, norm)
     mark = report.marks(search["mark_study"], space) if search.get("mark_study") else None
-    from ..plot import limit_text
+    from dse.analyze.plot import limit_text
 
     limits = ", ".join(limit_text(k, lo, hi) for k, (lo, hi) in space.constraints.items())
     title = f"{study.name}: {len(numbers)} trials ({int(feasible.sum())} feasible); {limits}"
     t0 = time.perf_counter()
-    from ..cliutil import figures_wanted
+    from dse.cli.common import figures_wanted
 
     outputs = report.write(run_dir, ds, space, mark, exact, title, figure=figures_wanted(cfg.get("plot", True)))
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}

@@ -1,6 +1,6 @@
 """The ``search:`` config section: design space, fixed settings, objectives and constraints, checked up front.
 
-Every problem is a one-line :class:`~dse.params.DseError` raised before a study is opened or a trial runs.
+Every problem is a one-line :class:`~dse.model.params.DseError` raised before a study is opened or a trial runs.
 
 Space entries are keyed by a dse parameter (``placement``, ``batch``, ``hbm_cache_fraction``, ``tp``, ``dp``,
 ...) or a dotted config path (``system.tiers.ssd.read_pj_per_bit``, also accepted nested). The GPU count is tp x dp; when the space
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from .. import config
-from ..engine import KV_VARIABLES, VARIABLES, expand_values
-from ..serving import VARIABLES as REQUEST_VARIABLES
-from ..params import DseError, check_values, lookup
+from dse.model import config
+from dse.run.engine import KV_VARIABLES, VARIABLES, expand_values
+from dse.analyze.serving import VARIABLES as REQUEST_VARIABLES
+from dse.model.params import DseError, check_values, lookup
 
 KINDS = ("categorical", "int", "float")
 #: Variables with one value per design point (objectives and constraints can name these).

@@ -19,8 +19,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from ..params import DseError
-from . import points
+from dse.model.params import DseError
+from dse.search import points
 from .local import LocalSearch
 from .offspring import OrdinalOffspring
 from .pareto import nondominated

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from ..params import DseError
-from . import points
+from dse.model.params import DseError
+from dse.search import points
 from .pareto import Normalizer, nondominated
 from .space import Space
 

@@ -1,0 +1,118 @@
+"""``dse-breakeven``: the break-even Flash read energy of a study against a reference, as a table and a NetCDF file.
+
+    dse-breakeven study=paper-fig6-maverick reference.study=paper-fig6-llama3
+    dse-breakeven study=paper-fig45-mixtral reference.placement=ddr grid.batch=[1,16,256]
+    dse-breakeven study=paper-fig6-maverick reference.study=paper-fig6-llama3 +grid.top_k=[1,2,4]
+
+The target is the composed config (dse/conf/breakeven.yaml extends dse/conf/config.yaml); its grid is shared with the
+reference (less a Flash sweep, which the closed form replaces, and the placement). The dataset is written
+atomically to Hydra's run directory (``output``, default breakeven.nc).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import hydra
+import xarray as xr
+from omegaconf import DictConfig, OmegaConf
+
+from dse.model import config
+from dse.analyze.breakeven import FLASH, breakeven
+from dse.model.params import DseError, lookup
+
+ROOT_SECTIONS = ("model", "system", "workload", "accounting", "grid")
+
+
+def specs(cfg: dict, study: str | None = None) -> tuple[dict, dict]:
+    """(target, reference) dicts for :func:`dse.analyze.breakeven.breakeven` from the composed breakeven config."""
+    root = {k: copy.deepcopy(cfg[k]) for k in ROOT_SECTIONS}
+    r = cfg.get("reference") or {}
+    unknown = set(r) - {"study", "placement", "params"}
+    if unknown:
+        raise DseError(f"reference.{sorted(unknown)[0]}: unknown key; allowed reference.study, .placement, .params")
+    # shared: the target's grid less the Flash sweep and the placement; another model keeps its own architecture
+    shared = {k: v for k, v in (root["grid"] or {}).items() if k not in (FLASH, "placement")
+              and not (r.get("study") and lookup(k)[0].startswith("model."))}
+    if r.get("study"):
+        config.check_preset("study", r["study"])
+        ref_cfg = config.compose(study=r["study"])
+    else:
+        ref_cfg = copy.deepcopy(root)
+    reference = {"study": r.get("study") or study, "cfg": ref_cfg, **shared}
+    if r.get("placement"):
+        reference["placement"] = r["placement"]
+    reference.update(r.get("params") or {})
+    return {"study": study, "cfg": root}, reference
+
+
+def table(ds: xr.Dataset) -> str:
+    """A readable table of the break-even result, one row per grid point."""
+    cols = ["breakeven_flash_read_pj_per_bit", "breaks_even", "improvement_needed", "reason"]
+    dims = [d for d in ds[cols[0]].dims]
+    df = xr.Dataset({c: ds[c] for c in cols}).to_dataframe()[cols] if dims else None
+    today = ds.attrs.get("today_flash_read_pj_per_bit")
+    head = (f"break-even Flash read energy: target {ds.attrs.get('target_model')} ({ds.attrs.get('target_settings')}) "
+            f"vs reference {ds.attrs.get('reference_model')} ({ds.attrs.get('reference_settings')}); "
+            f"today {today} pJ/bit")
+    if df is None:
+        body = "\n".join(f"{c}: {ds[c].item()}" for c in cols)
+    else:
+        df.columns = ["e* [pJ/bit]", "breaks even", "improvement x", "reason (never breaks even)"]
+        body = df.to_string(float_format=lambda v: f"{v:.4g}")
+    return head + "\n" + body
+
+
+def write_atomic(ds: xr.Dataset, path: Path) -> Path:
+    """Write NetCDF to a temporary name in the same directory, then rename: no half-written file appears
+    (:func:`dse.run.io.atomic_write`). A file there that dse did not write is left alone (one-line error)."""
+    from dse.run.io import MARK_ATTR, atomic_write, check_owned
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    check_owned(path, "output", flag="another output= name")
+    ds = ds.assign_attrs({MARK_ATTR: "written by dse"})
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), key="output")
+
+
+def run(cfg: DictConfig | dict, study: str | None = None) -> xr.Dataset:
+    c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    target, reference = specs(c, study)
+    return breakeven(target, reference, today_pj_per_bit=c.get("today_pj_per_bit"))
+
+
+@hydra.main(config_path=str(config.CONF_DIR), config_name="breakeven", version_base=None)
+def _app(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from dse.cli.common import errors, figures_wanted
+
+    hc = HydraConfig.get()
+    with errors("dse-breakeven"):
+        out_name = str(cfg.get("output") or "breakeven.nc")
+        if os.sep in out_name or not out_name.endswith(".nc"):
+            raise DseError(f"output={out_name!r}: give a file name ending in .nc (written in Hydra's run dir)")
+        ds = run(cfg, hc.runtime.choices.get("study"))
+        print(table(ds))
+        path = write_atomic(ds, Path(hc.runtime.output_dir) / out_name)
+    print(f"wrote {path}")
+    if figures_wanted(cfg.get("plot", True)):
+        from dse.analyze.plot import write_next_to
+
+        write_next_to(ds, path)
+
+
+def main() -> None:
+    from dse.cli.common import check_argv, errors
+    from dse.run.sweep import grid_override
+
+    with errors("dse-breakeven"):
+        check_argv(sys.argv[1:], "breakeven")
+    sys.argv = [sys.argv[0], *map(grid_override, sys.argv[1:])]  # grid.X=... may add a grid entry
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""What the command-line entry points share: one-line errors (:func:`errors`, used by every command), checking a
+Hydra app's command line before Hydra composes anything (so that a misspelt key, preset or grid parameter is one
+line with a suggestion), and the logging verbosity switch.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+
+from dse.model.params import DseError
+
+#: Preset groups selectable as ``group=name`` on the command line.
+PRESET_KEYS = ("model", "system", "study", "accounting", "search")
+#: Hydra's own flags that take the next argument as their value.
+FLAGS_WITH_VALUE = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--experimental-rerun",
+                    "--info", "-i")
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def fail(prog: str, err: Exception, code: int = 2) -> None:
+    """Print ``prog: error: message`` (one line) to stderr and exit."""
+    logging.getLogger("dse").debug("error: %s", err)
+    print(f"{prog}: error: {err}", file=sys.stderr)
+    sys.exit(code)
+
+
+@contextlib.contextmanager
+def errors(prog: str, interrupted: str = "interrupted; temporary files removed", scrub=str):
+    """Run a command's work: a :class:`DseError` becomes one line and exit status 2, Ctrl-C one line and 130.
+    ``scrub`` filters the message (``dse-search`` masks storage passwords)."""
+    try:
+        yield
+    except DseError as err:
+        fail(prog, scrub(str(err)))
+    except KeyboardInterrupt:
+        fail(prog, interrupted, code=130)
+
+
+def _single(value: str) -> bool:
+    """A plain value, not a Hydra sweep (``a,b``, ``range(...)``, ``choice(...)``, ``glob(...)``)."""
+    return "," not in value and "(" not in value
+
+
+def check_argv(argv: list[str], config_name: str = "config") -> None:
+    """Check presets, config keys and grid parameters of ``key=value`` overrides against the composed config.
+
+    Raises a one-line :class:`DseError` naming the key and the closest known one. Overrides Hydra handles itself
+    (``hydra.*``, ``+key`` / ``++key`` additions, ``~key`` deletions, ``group/sub=...``) are left to Hydra; with
+    ``--config-dir`` / ``--config-name`` only presets are checked (the primary config is then another one)."""
+    from dse.model import config
+    from dse.model.params import lookup
+
+    custom = any(a in ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp")
+                 or a.startswith(("--config-dir=", "--config-name=", "--config-path=")) for a in argv)
+    choices, keys, skip = [], [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg.startswith("-"):
+            skip = arg in FLAGS_WITH_VALUE
+            continue
+        if "=" not in arg:
+            continue
+        key, _, value = arg.partition("=")
+        bare = key.lstrip("+~")
+        if bare in PRESET_KEYS:
+            if value and not value.startswith("null"):
+                for v in value.split(","):
+                    config.check_preset(bare, v)
+                if _single(value):
+                    choices.append(f"{bare}={value}")
+            continue
+        if key.startswith(("+", "~")) or bare.startswith("hydra") or "/" in bare:
+            continue
+        keys.append(bare)
+    grid_keys = [k for k in keys if k.startswith("grid.")]
+    for key in grid_keys:
+        name = key[len("grid."):]
+        if "." not in name:
+            lookup(name)  # a canonical parameter (or a one-line error with a suggestion)
+    if custom:
+        return
+    tree = _compose(config_name, tuple(choices))
+    for key in keys:
+        if key.startswith("grid."):
+            name = key[len("grid."):]
+            if "." in name and not name.startswith("flash."):
+                config.get_path(tree, name)  # a dotted grid parameter must name a config leaf
+            continue
+        config.get_path(tree, key)
+
+
+def _compose(config_name: str, overrides: tuple[str, ...]) -> dict:
+    """The primary config ``config_name`` composed with the preset choices, as a plain dict (unresolved)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from dse.model.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name=config_name, overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=False)
+
+
+def set_verbosity(level: str | None) -> None:
+    """``verbosity=debug|info|warning|error``: the level of dse's loggers (console and Hydra's <job>.log)."""
+    level = str(level or "info").lower()
+    if level not in LEVELS:
+        raise DseError(f"verbosity={level!r}: allowed {', '.join(LEVELS)}")
+    logging.getLogger("dse").setLevel(level.upper())
+
+
+def figures_wanted(switch) -> bool:
+    """Whether a run writes the figure of its result: its ``plot`` switch, unless the environment sets
+    ``DSE_PLOT=0`` (off for every run at once; the test suite does, except where it tests the figures)."""
+    if not isinstance(switch, bool):
+        raise DseError(f"plot={switch!r}: allowed true or false")
+    return switch and os.environ.get("DSE_PLOT", "1") != "0"

@@ -1,0 +1,187 @@
+"""``dse``: the Hydra app. ``dse study=paper-fig45-mixtral`` prints a table and writes result.nc in the run dir.
+
+Scalar settings are dotted config overrides (``workload.batch=8``, ``system.gpu.idle_w=90``); dimensions go in the
+``grid`` section (``grid.batch=[1,8,64]``, ``grid.flash_read_pj_per_bit=[10,100]``, ``grid.system.gpu.idle_w=[90,
+100]``). ``dse -m model=a,b ...`` runs one job per combination and merges their results at the end
+(:mod:`dse.run.collect`). The grid is evaluated and written chunk by chunk (:mod:`dse.run.sweep`): NetCDF, or Zarr for
+large grids; ``output.format=csv`` also writes a tidy long table. ``dse list models|systems|...`` lists presets.
+
+Everything the run reports goes through :mod:`logging` (logger ``dse``), so Hydra's ``<job>.log`` in the run
+directory keeps the run's story; ``verbosity=debug|info|warning|error`` sets how much of it is shown.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from dse.cli.common import check_argv, errors, figures_wanted, set_verbosity
+from dse.model.config import CONF_DIR
+from dse.model.params import DseError
+
+TABLE_MAX_POINTS = 20_000  # larger results are summarised by their path only (query them with dse.open_results)
+CSV_MAX_ROWS = 10_000_000  # a CSV beyond this is refused before evaluating (use NetCDF / Zarr and dse.open_results)
+log = logging.getLogger("dse")
+
+
+def write_netcdf(ds, path: Path) -> Path:
+    """Write atomically: a temporary name in the same directory, then rename."""
+    from dse.run.io import atomic_write
+
+    return atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+
+
+def _stacked(grid) -> dict:
+    return {name: dim for name, (dim, _) in grid.stacks.items()}
+
+
+def csv_rows(grid, names) -> int:
+    """Rows of the tidy table of ``names`` on ``grid``: one per grid point of each variable (and part)."""
+    import math
+
+    return sum(math.prod(grid.sizes[d] for d in grid.layout[n][0]) * (len(grid.stacks[n][1]) if n in grid.stacks
+                                                                       else 1) for n in names)
+
+
+def write_csv(ds, path: Path) -> Path:
+    """A tidy long table: one row per (grid point, variable[, component / cost part]), with units.
+
+    Columns: the dataset's dimensions (blank where a variable does not depend on one), ``variable``, ``part``
+    (the component or cost part of a stacked variable, else blank), ``value``, ``units``."""
+    import pandas as pd
+
+    dims = [d for d in ds.dims if d not in ("component", "cost_part")]
+    frames = []
+    for name, da in ds.data_vars.items():
+        part = next((d for d in da.dims if d in ("component", "cost_part")), None)
+        frame = da.to_dataframe(name="value").reset_index() if da.dims else pd.DataFrame({"value": [da.item()]})
+        frame = frame.rename(columns={part: "part"}) if part else frame.assign(part="")
+        frame = frame.assign(variable=name, units=da.attrs.get("units", ""))
+        present = [d for d in dims if d in frame.columns]
+        frame = frame.astype({d: object for d in present})  # integer labels stay integers beside blanks
+        frames.append(frame[present + ["variable", "part", "value", "units"]])
+    table = pd.concat(frames, ignore_index=True)[[*dims, "variable", "part", "value", "units"]]
+    from dse.run.io import atomic_write
+
+    return atomic_write(Path(path), lambda tmp: table.to_csv(tmp, index=False))
+
+
+def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
+    from dse.run.report import energy_table
+    from dse.run.results import open_results
+    from dse.run.sweep import plan
+    from dse.run.sweep import run as sweep
+
+    c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    set_verbosity(c.pop("verbosity", "info"))
+    want_csv = (c.get("output") or {}).get("format") == "csv"
+    if want_csv:
+        c["output"] = {**c["output"], "format": "netcdf"}
+    grid, _, names, fmt, _ = plan(c, run_dir)
+    if want_csv and csv_rows(grid, names) > CSV_MAX_ROWS:
+        raise DseError(f"output.format=csv: {csv_rows(grid, names):,} rows, over {CSV_MAX_ROWS:,}; "
+                       "use output.format=netcdf or zarr (or output.variables=[...] to write fewer variables)")
+    log.info("grid: %s = %s points; writing %s", " x ".join(f"{d} {n}" for d, n in grid.sizes.items()) or "one point",
+             f"{grid.points:,}", fmt)
+    out = sweep(c, run_dir)
+    ds = open_results(out)
+    log.info(f"dse {ds.attrs['dse_version']}: model {ds.attrs['model']}, system {ds.attrs['system']}"
+             f"{', study ' + ds.attrs['study'] if ds.attrs.get('study') else ''}  (energy in J per generated token)")
+    needed = {"energy", "energy_per_token", "step_energy", "step_latency", "offload_share"}
+    if needed <= set(ds.data_vars) and ds["energy_per_token"].size <= TABLE_MAX_POINTS:
+        log.info(energy_table(ds))
+    elif "fits" in ds:
+        n_out = int((~ds["fits"].astype(bool)).sum())
+        if n_out:
+            log.warning("%s of %s grid points do not fit their capacity (variable fits)", f"{n_out:,}",
+                        f"{ds['fits'].size:,}")
+    log.info(f"dataset: {out}")
+    if figures_wanted(c.get("plot", True)):
+        from dse.analyze.plot import write_next_to
+
+        write_next_to(ds, out, log=log)
+    if want_csv:
+        log.info(f"table: {write_csv(ds.load(), Path(out).with_suffix('.csv'))}")
+    return out
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
+def _app(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    with errors("dse", "interrupted; temporary files removed (a Zarr sweep resumes when re-run)"):
+        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def list_presets(argv: list[str]) -> int:
+    """``dse list [models|systems|gpus|tiers|links|accountings|studies|searches]``."""
+    from dse.model.catalog import PLURAL, describe
+
+    if len(argv) > 1 or (argv and argv[0] not in PLURAL):
+        from dse.model.params import did_you_mean
+
+        what = argv[0] if argv else ""
+        raise DseError(f"dse list {' '.join(argv)}: unknown list{did_you_mean(what, PLURAL)}; "
+                       f"allowed {', '.join(PLURAL)}")
+    for plural in argv or PLURAL:
+        rows = describe(PLURAL[plural])
+        width = max(len(r.name) for r in rows)
+        print(f"{plural} ({'workload.' if plural == 'profiles' else ''}{PLURAL[plural]}=NAME):")
+        for r in rows:
+            print(f"  {r.name:<{width}}  [{r.grade}]  {r.description}")
+    return 0
+
+
+def _jobs(argv: list[str]) -> list[list[str]]:
+    """The override lists of the jobs a multirun (``-m``) will run, as Hydra's basic sweeper expands them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = [a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except Exception as err:  # noqa: BLE001 - Hydra reports a bad override itself
+        del err
+        return []
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def _check_multirun(argv: list[str]) -> None:
+    """A multirun validates every job's values before the first job runs (nothing is written)."""
+    import tempfile
+
+    from dse.model import config
+    from dse.run.sweep import plan
+
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return
+    jobs = _jobs(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, job in enumerate(jobs):
+            try:
+                cfg = config.compose(overrides=tuple(job))
+                plan(cfg, tmp)
+            except DseError as err:
+                raise DseError(f"job {i} of {len(jobs)} ({' '.join(job)}): {err}") from None
+            except Exception as err:  # noqa: BLE001 - a composition error: Hydra reports it when the job runs
+                del err
+
+
+def main() -> None:
+    from dse.run.sweep import grid_override
+
+    argv = sys.argv[1:]
+    with errors("dse"):
+        if argv[:1] == ["list"]:
+            sys.exit(list_presets(argv[1:]))
+        check_argv(argv, "config")
+        _check_multirun([grid_override(a) for a in argv])
+    sys.argv = [sys.argv[0], *map(grid_override, argv)]  # grid.X=... may add a grid entry
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Presets and configs: compose Hydra configs from dse/conf/, list presets, turn a preset into plain numbers.
+
+The YAML presets in dse/conf/ are the single source of physical defaults (each with its provenance). This module
+composes them with Hydra (inside a running Hydra app it reuses the app's loader) and returns plain dicts.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+
+from omegaconf import OmegaConf
+
+from dse.model import CONF_DIR  # noqa: F401 (dse.model.config.CONF_DIR is where callers look)
+from dse.model.params import DseError, did_you_mean
+
+GROUPS = ("model", "system", "gpu", "link", "tier", "accounting", "study")
+
+
+def presets(group: str) -> list[str]:
+    """Names of the presets in dse/conf/<group>/."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def check_preset(group: str, name: str) -> None:
+    known = presets(group)
+    if name not in known:
+        raise DseError(f"unknown {group} preset {name!r}{did_you_mean(name, known)}: known {group} presets are "
+                       f"{', '.join(known)}")
+
+
+def _compose(overrides: tuple[str, ...]):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name="config", overrides=list(overrides))
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@functools.lru_cache(maxsize=256)
+def _compose_cached(overrides: tuple[str, ...]) -> dict:
+    return OmegaConf.to_container(_compose(overrides), resolve=True)
+
+
+def compose(study: str | None = None, model: str | None = None, system: str | None = None,
+            overrides: tuple[str, ...] = ()) -> dict:
+    """The composed root config as a plain dict (a fresh copy)."""
+    ov = []
+    if study is not None:
+        check_preset("study", study)
+        ov.append(f"study={study}")
+    if model is not None:
+        check_preset("model", model)
+        ov.append(f"model={model}")
+    if system is not None:
+        check_preset("system", system)
+        ov.append(f"system={system}")
+    return copy.deepcopy(_compose_cached(tuple(ov) + tuple(overrides)))
+
+
+def preset(group: str, name: str) -> dict:
+    """One preset of a group as a plain dict, checked against its schema (:mod:`dse.model.specs`)."""
+    from dse.model.specs import validated
+
+    check_preset(group, name)
+    if group in ("model", "system"):
+        return validated(group, compose(**{group: name})[group])
+    if group in ("gpu", "link", "tier", "profile"):  # leaf presets: no defaults list
+        return validated(group, OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml")))
+    raise DseError(f"presets of group {group!r} cannot be a dimension: use model, system, gpu or link")
+
+
+def _missing(tree: dict, path: str, at: int) -> DseError:
+    """A one-line error for the unknown key ``path`` (its part ``at`` is missing), with the closest known key."""
+    parts = path.split(".")
+    node = tree
+    for part in parts[:at]:
+        node = node[part]
+    prefix = ".".join(parts[:at])
+    known = [f"{prefix}.{k}" if prefix else str(k) for k in node] if isinstance(node, dict) else []
+    where = f"; known keys of {prefix or 'the config'}: {', '.join(sorted(known))}" if known and len(known) <= 40 else ""
+    return DseError(f"unknown config key {path!r}{did_you_mean(path, known)}{where}")
+
+
+def get_path(tree: dict, path: str):
+    node = tree
+    for i, part in enumerate(path.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            raise _missing(tree, path, i)
+        node = node[part]
+    return node
+
+
+def set_path(tree: dict, path: str, value) -> None:
+    parts = path.split(".")
+    get_path(tree, path)
+    node = tree
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def flat_grid(grid: dict | None) -> dict:
+    """A ``grid:`` section with nested entries flattened to dotted names: ``{system: {gpu: {idle_w: [..]}}}`` (what
+    Hydra makes of ``grid.system.gpu.idle_w=[..]``) -> ``{"system.gpu.idle_w": [..]}``. A range
+    (``{start, stop, num[, log]}``) is a value, not a section."""
+    out = {}
+    for name, value in (grid or {}).items():
+        is_range = isinstance(value, dict) and {"start", "stop", "num"} & set(value) and set(value) <= {
+            "start", "stop", "num", "log"}
+        if isinstance(value, dict) and value and not is_range:
+            out.update({f"{name}.{k}": v for k, v in flat_grid(value).items()})
+        else:
+            out[name] = value
+    return out
+
+
+def to_yaml(tree: dict) -> str:
+    import yaml
+
+    return yaml.dump(tree, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)

@@ -1,0 +1,374 @@
+"""The decode-step energy and latency kernel (docs/model.md).
+
+A decode step is a short table of operations per layer type -- attention projections, attention itself, the
+output projection, the router, shared experts, routed experts, the dense FFN, the LM head -- each a matrix
+product with its shape (m, k, n), the operand it streams (weights or KV cache), its replication over tensor-
+parallel ranks and how many of it one GPU runs (:func:`layer_ops`). One cost model (:class:`dse.model.gemm.Gemm`:
+roofline time, tiled HBM / L2 / L1 traffic) is applied to every operation; energy components and latency are
+sums over operations. This follows the paper authors' tool (LLMSimulator with the SSD-offloading patch), where
+a decoder layer is a list of modules each costed by ``LinearExecutionGPU`` and ``computeCacheTraffic``.
+
+Pure, vectorized functions: every argument may be a number or a numpy array (one axis per grid dimension,
+length 1 where it does not vary), so each term is computed at the size of the dimensions it depends on.
+
+Units inside the kernel: bytes, FLOPs, seconds, joules. Inputs carry their units in their names
+(``hbm_bw_gbps`` is GB/s = 1e9 B/s, ``*_pj_per_bit`` pJ per bit, ``*_w`` watts).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from dse.model import expert_load
+from dse.model.gemm import Gemm, Softmax
+
+PJ = 1e-12
+NO_KV_BW_GBPS = 1e30   # KV in HBM: no tier bandwidth limit
+GB = 1e9
+BITS = 8.0
+
+#: Energy components of one step, in the order they are reported (docs/model.md s.5).
+COMPONENTS = (
+    "hbm_weights",       # weight bytes through HBM (tiled traffic) x HBM read energy
+    "hbm_kv",            # KV-cache bytes through HBM x HBM read energy
+    "hbm_activations",   # activations each unfused product reads and writes x HBM read / write energy
+    "offload_read",      # offloaded bits x tier (DDR / Flash / ...) read energy
+    "offload_link",      # offloaded bits x link (NVLink-C2C / PCIe) energy
+    "offload_hbm_write", # staged copies: offloaded bits x HBM write energy
+    "compute",           # FLOPs x pJ/FLOP
+    "onchip",            # bytes through L2 and L1 (tiling model) x their pJ/bit
+    "background",        # static power x step latency
+)
+#: The components that are the cost of copying offloaded weights (``offload_share``).
+OFFLOAD_COMPONENTS = ("offload_read", "offload_link", "offload_hbm_write")
+
+
+# --------------------------------------------------------------------------------------------- the network
+def layer_counts(m):
+    """(MoE layers, dense layers). MoE layers start after ``first_dense`` and recur every ``moe_every``."""
+    has_moe = (m.n_experts > 0) * 1.0
+    n_moe = np.floor((m.n_layers - m.first_dense) / m.moe_every) * has_moe
+    return n_moe, m.n_layers - n_moe
+
+
+def expert_params(m):
+    """Parameters of one gated routed expert: gate, up and down = 3 hidden d_expert."""
+    return 3 * m.hidden * m.d_expert
+
+
+def kv_values_stored_per_token(m, kv_heads):
+    """KV values one GPU holds per context token per layer: GQA 2 kv_heads d_head; MLA latent + RoPE key."""
+    return m.is_mla * (m.kv_lora_rank + m.qk_rope_head_dim) + (1 - m.is_mla) * 2 * kv_heads * m.head_dim
+
+
+def parameter_counts(m, g):
+    """Parameters of the network from the operation table on one GPU (tp = dp = 1, one token): ``attention`` per
+    layer, ``dense`` (FFN) per dense layer, ``moe`` (router + shared experts) per MoE layer, ``expert`` per routed
+    expert, ``lm_head``, and ``total`` / ``active`` (without the embedding)."""
+    one = SimpleNamespace(tp=1, dp=1)
+    w = SimpleNamespace(batch=1.0, context_len=1.0, weight_bytes=1.0, act_bytes=1.0, kv_bytes=1.0,
+                        fused_attention=0.0, dp_attention=0.0)
+    ops = layer_ops(m, g, w, layout(m, one, w), rows=1.0)
+    weights = {k: sum(c.b_bytes for _, c, o in v if o == "weights") for k, v in ops.items()}
+    n_moe, n_dense = layer_counts(m)
+    non_expert = m.n_layers * weights["attention"] + n_dense * weights["dense"] + n_moe * weights["moe"] + weights[
+        "lm_head"]
+    return SimpleNamespace(**weights, n_moe=n_moe, n_dense=n_dense,
+                           total=non_expert + n_moe * m.n_experts * weights["experts"],
+                           active=non_expert + n_moe * m.top_k * weights["experts"])
+
+
+class Layout(SimpleNamespace):
+    """How one decode step's work is split over the GPUs (docs/model.md s.2, "Parallelism").
+
+    ``group_tokens`` sequences per data-parallel (TP) group of ``tp`` GPUs. Attention either splits heads over the
+    group's ranks (``tp`` attention: every rank holds the group's tokens) or gives each GPU its own sequences with
+    all heads and a full copy of the attention weights (``dp`` attention). ``att_split`` is the head split (tp or
+    1), ``att_tokens`` the tokens one GPU's attention processes, ``heads`` / ``kv_heads`` the query / KV heads on
+    one GPU (GQA KV heads split down to one per rank: tp > n_kv_heads replicates them). Dense FFN, shared
+    experts and the LM head stay split over the TP group.
+    """
+
+
+def layout(m, s, w):
+    dpa = w.dp_attention
+    att_split = s.tp - dpa * (s.tp - 1)
+    group_tokens = w.batch / s.dp
+    return Layout(
+        tp=s.tp,
+        n_gpus=s.tp * s.dp,
+        group_tokens=group_tokens,
+        att_split=att_split,
+        att_tokens=group_tokens / (1 + dpa * (s.tp - 1)),
+        heads=m.n_heads / att_split,
+        kv_heads=np.maximum(m.n_kv_heads / att_split, 1.0),
+        query_len=getattr(w, "query_len", 1.0),   # tokens of each sequence in this step: 1 decoding, a chunk prefilling
+    )
+
+
+# ------------------------------------------------------------------------------------- the operation table
+def layer_ops(m, g, w, lay, rows):
+    """The operations of one decode step on one GPU, by layer type.
+
+    Returns ``{"attention", "dense", "moe", "experts", "lm_head"}`` -> list of ``(name, cost, operand)``, operand
+    ``"weights"`` or ``"kv"`` (the streamed B operand). Everything but ``experts`` runs on every GPU; ``experts``
+    is one routed expert with ``rows`` tokens (its count over GPUs is the routing's business).
+    """
+    pw, pa, pk, fused = w.weight_bytes, w.act_bytes, w.kv_bytes, w.fused_attention
+    traffic = not getattr(w, "latency_only", False)   # dse.model.requests's batch search needs times only
+    T, A, L, tp = lay.group_tokens, lay.att_tokens, w.context_len, lay.tp
+    H, Hkv, d = lay.heads, lay.kv_heads, m.head_dim
+    # a prefill chunk (dse.model.requests) runs q tokens of each sequence: linear products take q A / q T rows, a sequence's
+    # attention products q G rows against its (effective) context L; the LM head stays one row per sequence
+    q = lay.query_len
+    Aq, Tq = A * q, T * q
+
+    def op(name, mm, k, n, count=1.0, operand="weights", **kw):
+        return name, Gemm(mm, k, n, count=count, pa=pa, pw=pk if operand == "kv" else pw, g=g, traffic=traffic,
+                          **kw), operand
+
+    # GQA (AttentionGenExecutionGPU): per sequence and KV head, scores (G x d)(d x L) then context (G x L)(L x d),
+    # G query heads per KV head; K and V caches are the streamed operand. Unfused, the scores go through HBM.
+    G = H / Hkv
+    gqa = [
+        op("qkv", Aq, m.hidden, d * (H + 2 * Hkv)),
+        op("score", G * q, d, L, A * Hkv, "kv", c_out=1 - fused),
+        ("softmax", Softmax(A * H * L * q, pa=pa, fused=fused), "weights"),
+        op("context", G * q, L, d, A * Hkv, "kv", a_in=1 - fused),
+        op("o_proj", Aq, H * d, m.hidden),
+    ]
+    # MLA, absorbed (AbsorbMLAGenExecutionGPU): the down-projections (q_a, kv_a, RoPE key) are plain linears that
+    # every rank reads in full; per-head up-projections (W_UK absorbed into the query); scores against the shared
+    # latent and RoPE key, context from the latent: every rank reads its group's whole latent KV.
+    has_q_lora = (m.q_lora_rank > 0) * 1.0
+    q_in = has_q_lora * m.q_lora_rank + (1 - has_q_lora) * m.hidden
+    mla = [
+        op("q_down", Aq, m.hidden, m.q_lora_rank),
+        op("kv_down", Aq, m.hidden, m.kv_lora_rank),
+        op("k_rope", Aq, m.hidden, m.qk_rope_head_dim),
+        op("q_up", Aq, q_in, m.head_dim, H),
+        op("q_rope", Aq, q_in, m.qk_rope_head_dim, H),
+        op("k_up_absorbed", Aq, m.head_dim, m.kv_lora_rank, H),
+        op("score_latent", H * q, m.kv_lora_rank, L, A, "kv", c_out=1 - fused),
+        op("score_rope", H * q, m.qk_rope_head_dim, L, A, "kv", c_out=1 - fused),
+        ("softmax", Softmax(A * H * L * q, pa=pa, fused=fused), "weights"),
+        op("context_latent", H * q, L, m.kv_lora_rank, A, "kv", a_in=1 - fused),
+        op("v_up", Aq, m.kv_lora_rank, m.v_head_dim, H),
+        op("o_proj", Aq, H * m.v_head_dim, m.hidden),
+    ]
+    shared = m.n_shared * m.d_shared / tp
+
+    # a routed expert's product has as many rows as tokens routed to it: the expected register row tiles
+    reg_tiles = expert_load.expected_row_tiles(w.batch * q, m.top_k, m.n_experts, g.register_tile) if traffic else None
+
+    return dict(
+        attention=_blend(m.is_mla, mla, gqa),
+        dense=[op("ffn_gate_up", Tq, m.hidden, m.d_ffn / tp, 2.0), op("ffn_down", Tq, m.d_ffn / tp, m.hidden)],
+        moe=[op("router", Tq, m.hidden, m.n_experts),           # replicated: every GPU reads all of it
+             op("shared_gate_up", Tq, m.hidden, shared, 2.0), op("shared_down", Tq, shared, m.hidden)],
+        experts=[op("expert_gate_up", rows, m.hidden, m.d_expert, 2.0, register_row_tiles=reg_tiles),
+                 op("expert_down", rows, m.d_expert, m.hidden, register_row_tiles=reg_tiles)],
+        lm_head=[op("lm_head", T, m.hidden, m.vocab / tp)],
+    )
+
+
+def _blend(is_mla, mla, gqa):
+    """The attention table of the model's kind; where a model dimension mixes MLA and GQA, both tables weighted."""
+    if np.all(np.asarray(is_mla) == 1.0):
+        return mla
+    if np.all(np.asarray(is_mla) == 0.0):
+        return gqa
+    return [(n, _Weighted(c, is_mla), o) for n, c, o in mla] + [(n, _Weighted(c, 1 - is_mla), o) for n, c, o in gqa]
+
+
+class _Weighted:
+    """An operation's totals times a 0/1 weight."""
+
+    def __init__(self, cost, weight):
+        for k in _SUMMED:
+            setattr(self, k, getattr(cost, k) * weight)
+
+
+#: Per-operation quantities summed over a layer type's operations.
+_SUMMED = ("flops", "b_bytes", "a_bytes", "hbm_b_bytes", "hbm_a_read", "hbm_a_write", "l2_bytes", "l1_bytes")
+
+
+def step_tables(m, g, s, w, touched, uncached, busiest):
+    """The part of a step that does not depend on rates, bandwidths or energies, per layer type: the summed traffic
+    and FLOPs of its operations, its weight bytes split by streamed operand, and each operation's FLOPs and roofline
+    bytes (``ops``: their times need the bandwidth). It depends only on the network, the layout and the workload --
+    a few short grid dimensions -- so :mod:`dse.run.engine` computes it once per grid and every block slices it."""
+    lay = layout(m, s, w)
+    rows = np.where(touched > 0, w.batch * lay.query_len * m.top_k / np.maximum(touched, 1e-30), 0.0)
+    tables = {"touched": touched, "uncached": uncached, "busiest": busiest}
+    for kind, table in layer_ops(m, g, w, lay, rows).items():
+        t = {k: sum(getattr(c, k) for _, c, _ in table) for k in _SUMMED}
+        t["weights"] = sum(c.b_bytes for _, c, o in table if o == "weights")
+        t["hbm_weights"] = sum(c.hbm_b_bytes for _, c, o in table if o == "weights")
+        t["hbm_kv"] = sum(c.hbm_b_bytes for _, c, o in table if o == "kv")
+        t["ops"] = {f"{i}": {"flops": c.flops, "bytes": c.b_bytes + c.a_bytes, "kv": c.b_bytes if o == "kv" else 0.0}
+                    for i, (_, c, o) in enumerate(table)}
+        tables[kind] = t
+    return tables
+
+
+def _time(table, peak_flops, bw, kv_extra=0.0):
+    """A layer type's time: the sum of its operations' rooflines (each operation compute- or memory-bound alone).
+    ``kv_extra`` (s/B) is what a KV byte costs beyond an HBM byte when the KV cache lives on a slower tier."""
+    return sum(np.maximum(op.flops / peak_flops, op.bytes / bw + op.kv * kv_extra)
+               for op in vars(table.ops).values())
+
+
+def _ring_allreduce(n, nbytes, hop, bw):
+    """Ring all-reduce over n GPUs: 2 (n - 1) steps of a hop and nbytes / n (the authors' AllReduce::forward)."""
+    return (n > 1) * 2.0 * (n - 1) * (hop + nbytes / n / bw)
+
+
+# ------------------------------------------------------------------------------------------ the step
+def decode_step(m, g, s, link, tier, w, t):
+    """One decode step: energy components (J), latency (s), traffic and capacity (bytes).
+
+    ``m`` model, ``g`` GPU, ``s`` system layout, ``link`` offload link, ``tier`` the routed experts' tier
+    (``tier.offloaded`` is 0 for the HBM placement), ``w`` workload and accounting switches, ``t`` the step's
+    tables (:func:`step_tables`): per layer type traffic and operations, and the expected distinct experts per MoE
+    layer (``touched``, ``uncached``: not cached in HBM) and on the busiest expert-parallel GPU (``busiest``).
+    """
+    lay = layout(m, s, w)
+    n_moe, n_dense = layer_counts(m)
+    touched, uncached, busiest = t.touched, t.uncached, t.busiest
+    wb, pa, tool = w.weight_bytes, w.act_bytes, w.mimic_tool
+    peak_flops = g.peak_tflops * 1e12
+    hbm_bw = g.hbm_bw_gbps * GB
+    # a copy runs at the slower of link and tier; a staged copy's HBM writes take at most half of HBM bandwidth,
+    # and while copies stream that bandwidth is gone for compute (the tool: HBM bw - offload bw, every op)
+    copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), hbm_bw / 2)
+    bw = hbm_bw - w.staged * tier.offloaded * copy_bw
+    att, dense, moe, expert, lm = t.attention, t.dense, t.moe, t.experts, t.lm_head
+    # KV cache on a tier (w.kv_offloaded = 1, dse.model.requests): KV bytes stream over the link at the tier's bandwidth
+    kv_on = getattr(w, "kv_offloaded", 0.0)
+    kv_bw = np.minimum(link.bw_gbps * GB, getattr(w, "kv_bw_gbps", NO_KV_BW_GBPS) * GB)
+    kv_extra = kv_on * (1.0 / kv_bw - 1.0 / bw)
+    t_att = _time(att, peak_flops, bw, kv_extra)
+    t_dense, t_moe, t_expert = (_time(x, peak_flops, bw) for x in (dense, moe, expert))
+    t_lm = _time(lm, peak_flops, bw) * w.count_lm_head
+
+    # --- experts fetched from the offload tier (docs/model.md s.4)
+    fetched = uncached * tier.offloaded                       # per MoE layer
+    expert_bytes = expert_params(m) * wb
+    router_bytes = m.hidden * m.n_experts * wb
+    # the tool copies each GPU's router with the experts (its expert stage holds the gate): accounting=paper; the
+    # router goes where the experts go, so an HBM cache of a fraction of the experts keeps that share in HBM
+    router_offloaded = tool * tier.offloaded * (1 - w.hbm_cache_fraction)
+    router_copies = router_offloaded * lay.n_gpus
+    offload_bytes = n_moe * (fetched * expert_bytes + router_copies * router_bytes)
+    busiest_fetched = busiest * np.where(touched > 0, fetched / np.maximum(touched, 1e-30), 0.0)
+    t_copy = (busiest_fetched * expert_bytes + router_offloaded * router_bytes) / copy_bw  # per MoE layer
+    direct = 1 - w.staged
+
+    # --- per-GPU operations x how many run in one step (docs/model.md s.3)
+    per_gpu = [(att, m.n_layers), (dense, n_dense), (moe, n_moe), (lm, w.count_lm_head)]
+
+    def step_sum(field):
+        return lay.n_gpus * sum(getattr(x, field) * n for x, n in per_gpu) + getattr(expert, field) * n_moe * touched
+
+    skipped = direct * n_moe * fetched * expert.hbm_weights       # direct path: fetched experts bypass HBM
+    hbm_weight_bytes = step_sum("hbm_weights") - skipped
+    kv_bytes = step_sum("hbm_kv")
+    act_read, act_write = step_sum("hbm_a_read"), step_sum("hbm_a_write")
+    flops = step_sum("flops")
+
+    # --- latency (docs/model.md s.6): per-GPU operation times, collectives, the busiest GPU
+    hop, nvlink_bw = s.hop_latency_us * 1e-6, s.nvlink_bw_gbps * GB
+    act = lay.group_tokens * lay.query_len * m.hidden * pa
+    allreduce = _ring_allreduce(lay.tp, act, hop, nvlink_bw)
+    # dp attention gathers the group's tokens for the TP-split FFN and scatters them back: half a ring each
+    ar_attention = allreduce * (1 - w.dp_attention / 2)
+    # MoE output: one all-reduce over the TP group; the tool also all-reduces the shared experts separately
+    ar_moe = allreduce * (1 + tool * (m.n_shared > 0))
+    # expert-parallel dispatch skips the GPUs of the token's own TP group (they hold it); combine returns to all
+    share = lay.group_tokens * lay.query_len / lay.tp * m.top_k * m.hidden * pa
+    ep = np.maximum(s.ep, 1)
+    dispatch = share * np.clip((ep - lay.att_split) / ep, 0.0, 1.0)
+    combine = share * (ep - 1) / ep
+    spans_nodes = (s.ep > s.gpus_per_node) * 1.0
+    # peers in other nodes go over the inter-node network; the tool sends all of it there once EP spans nodes
+    remote = tool * spans_nodes + (1 - tool) * np.clip((ep - s.gpus_per_node) / ep, 0.0, 1.0)
+    per_byte = (1 - remote) / nvlink_bw + remote / (s.internode_bw_gbps * GB)
+    t_a2a = (s.ep > 1) * (hop * ((dispatch > 0) * 1.0 + (combine > 0)) + (dispatch + combine) * per_byte)
+
+    t_experts = busiest * t_expert                              # the busiest GPU's routed experts
+    t_dense_layers = n_dense * (t_att + ar_attention + t_dense + allreduce)
+    t_other = t_dense_layers + n_moe * (t_att + ar_attention + t_moe + ar_moe + t_a2a) + t_lm
+    prefetch = w.prefetch
+    # copies overlap only their own MoE layer's experts (refined) ...
+    t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts)
+    per_layer = t_other + n_moe * t_routed
+    # ... or the figure scripts' composition (accounting=paper): max(copy + dense-layer time, compute time)
+    compute = t_other + n_moe * t_experts
+    copy_total = n_moe * t_copy
+    whole_step = prefetch * np.maximum(compute, copy_total + t_dense_layers) + (1 - prefetch) * (compute + copy_total)
+    # ... or Fig. 6's: the MoE expert stage alone, where experts are offloaded
+    stage = n_moe * t_routed
+    expert_stage = np.where(tier.offloaded * stage > 0, stage, compute)
+    latency = w.overlap_step * whole_step + w.overlap_stage * expert_stage + (
+        1 - w.overlap_step - w.overlap_stage) * per_layer
+
+    # --- energy (docs/model.md s.5)
+    kv_token_bytes = kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes * m.n_layers   # per token, one GPU
+    kv_write_bytes = lay.n_gpus * lay.att_tokens * lay.query_len * kv_token_bytes             # new KV this step
+    kv_read_pj = getattr(w, "kv_read_pj_per_bit", 0.0) + link.pj_per_bit
+    kv_write_pj = getattr(w, "kv_write_pj_per_bit", 0.0) + link.pj_per_bit
+    offload_bits = offload_bytes * BITS
+    # a KV tier that is neither always on nor the experts' tier adds its idle power
+    kv_idle = kv_on * getattr(w, "kv_idle_w_per_gpu", 0.0) * (getattr(tier, "tier_id", -1) != getattr(w, "kv_tier_id", -2))
+    static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle)
+    onchip_bits = (step_sum("l2_bytes") * g.l2_pj_per_bit + step_sum("l1_bytes") * g.l1_pj_per_bit) * BITS
+    energy = {
+        "hbm_weights": hbm_weight_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
+        # KV-cache traffic: read from HBM, or (KV on a tier) read from the tier plus the new KV written, over the link
+        "hbm_kv": kv_bytes * BITS * (g.hbm_read_pj_per_bit * (1 - kv_on) + kv_on * kv_read_pj) * PJ + kv_on * (
+            kv_write_bytes * BITS * kv_write_pj * PJ),
+        "hbm_activations": (act_read * g.hbm_read_pj_per_bit + act_write * g.hbm_write_pj_per_bit) * BITS * PJ,
+        "offload_read": offload_bits * tier.read_pj_per_bit * PJ,
+        "offload_link": offload_bits * link.pj_per_bit * PJ,
+        "offload_hbm_write": offload_bits * w.staged * g.hbm_write_pj_per_bit * PJ,
+        "compute": flops * g.flop_pj * PJ,
+        "onchip": onchip_bits * PJ,
+        "background": static_w * latency,
+    }
+
+    # --- capacity (docs/model.md s.7)
+    cached_experts = m.n_experts * (1 - tier.offloaded * (1 - w.hbm_cache_fraction))
+    weights_per_gpu = (att.weights * m.n_layers + dense.weights * n_dense + moe.weights * n_moe
+                       + lm.weights * w.count_lm_head)
+    kv_stored = lay.n_gpus * lay.att_tokens * w.context_len * kv_token_bytes
+    hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored * (1 - kv_on)
+    tier_bytes = n_moe * (m.n_experts - cached_experts) * expert_bytes
+
+    return SimpleNamespace(
+        energy=energy,
+        latency=latency,
+        copy_latency=copy_total,
+        flops=flops,
+        hbm_weight_bytes=hbm_weight_bytes,
+        kv_bytes=kv_bytes,
+        activation_bytes=act_read + act_write,
+        offload_bytes=offload_bytes,
+        offload_bits=offload_bits,
+        hbm_bytes=hbm_bytes,
+        tier_bytes=tier_bytes,
+        touched=touched,
+        fetched=fetched,
+        busiest=busiest,
+        n_gpus=lay.n_gpus,
+        kv_stored=kv_stored,
+        kv_tier_bytes=kv_stored * kv_on,
+        kv_write_bytes=kv_write_bytes,
+        static_w=static_w,
+        # the latency's composition (dse.model.requests sums it over steps whose attention context grows)
+        parts=SimpleNamespace(t_att=t_att, per_layer=per_layer, compute=compute, copy_total=copy_total,
+                              t_dense_layers=t_dense_layers, stage=stage, stage_on=tier.offloaded * stage > 0,
+                              prefetch=prefetch, n_dense=n_dense, n_moe=n_moe,
+                              rates=SimpleNamespace(peak_flops=peak_flops, bw=bw, kv_extra=kv_extra)),
+    )

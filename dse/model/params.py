@@ -1,0 +1,162 @@
+"""Canonical parameter names: the short names users sweep, the config leaves they set, units and ranges.
+
+A user may also name any numeric config leaf by its dotted path (``system.gpu.idle_w``). Ranges are checked
+before any work starts; an error names the key and the allowed range in one line.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+INF = math.inf
+
+
+class DseError(ValueError):
+    """Bad input: the message is one line naming the offending key and what is allowed."""
+
+
+def did_you_mean(name: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to a misspelt ``name``, or an empty string."""
+    import difflib
+
+    known = [str(k) for k in known]
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+    if not close and "." in str(name):  # a dotted path: match its last part alone too
+        last = str(name).rsplit(".", 1)[1]
+        close = [k for k in known if k.rsplit(".", 1)[-1] in difflib.get_close_matches(last, [
+            k.rsplit(".", 1)[-1] for k in known], n=1, cutoff=0.6)][:1]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclass(frozen=True)
+class Param:
+    path: str                 # dotted config path ("model.top_k"); "flash" expands to every Flash tier
+    units: str
+    doc: str
+    lo: float = -INF
+    hi: float = INF
+    integer: bool = False
+    choices: tuple = field(default_factory=tuple)   # categorical values (empty = numeric)
+    preset_group: str | None = None                  # a preset name from dse/conf/<group>/
+
+    @property
+    def categorical(self) -> bool:
+        return bool(self.choices) or self.preset_group is not None
+
+
+PARAMS: dict[str, Param] = {
+    "batch": Param("workload.batch", "sequences", "sequences decoded per step", 1, INF, integer=True),
+    "context_len": Param("workload.context_len", "tokens", "context tokens per sequence", 0, INF, integer=True),
+    "weight_bytes": Param("workload.weight_bytes", "B/param", "bytes per weight parameter", 0.0625, 8),
+    "kv_bytes": Param("workload.kv_bytes", "B/value", "bytes per KV-cache value", 0.0625, 8),
+    "placement": Param("workload.placement", "", "tier holding the routed experts", choices=("tier",)),
+    "hbm_cache_fraction": Param("workload.hbm_cache_fraction", "1", "hottest experts kept in HBM", 0, 1),
+    "routing_skew": Param("workload.routing_skew", "1", "Zipf exponent of expert popularity", 0, 10),
+    "prefetch": Param("workload.prefetch", "bool", "overlap copies with compute", choices=(False, True)),
+    "offload_path": Param("workload.offload_path", "", "staged via HBM or direct", choices=("staged", "direct")),
+    "act_bytes": Param("workload.act_bytes", "B/value", "bytes per activation value", 0.0625, 8),
+    "fused_attention": Param("workload.fused_attention", "bool", "attention scores stay on chip (flash-style)",
+                             choices=(False, True)),
+    "attention_parallel": Param("workload.attention_parallel", "", "attention split: heads over TP ranks, or "
+                                "sequences over all GPUs", choices=("tp", "dp")),
+    "top_k": Param("model.top_k", "experts", "experts picked per token", 0, INF, integer=True),
+    "n_experts": Param("model.n_experts", "experts", "routed experts per MoE layer", 0, INF, integer=True),
+    "d_expert": Param("model.d_expert", "1", "intermediate width of one expert", 0, INF, integer=True),
+    "flash_read_pj_per_bit": Param("flash.read_pj_per_bit", "pJ/bit", "Flash tier read energy", 0, INF),
+    "ddr_read_pj_per_bit": Param("system.tiers.ddr.read_pj_per_bit", "pJ/bit", "DDR read energy", 0, INF),
+    "hbm_read_pj_per_bit": Param("system.gpu.hbm_read_pj_per_bit", "pJ/bit", "HBM read energy", 0, INF),
+    "hbm_write_pj_per_bit": Param("system.gpu.hbm_write_pj_per_bit", "pJ/bit", "HBM write energy", 0, INF),
+    "flop_pj": Param("system.gpu.flop_pj", "pJ/FLOP", "compute energy per FLOP", 0, INF),
+    "idle_w": Param("system.gpu.idle_w", "W", "GPU static power", 0, INF),
+    "register_tile": Param("system.gpu.register_tile", "values", "register tile edge (L1 traffic)", 1, 4096,
+                           integer=True),
+    "l1_kib": Param("system.gpu.l1_kib", "KiB", "L1 / shared memory per SM", 1, 1e6),
+    "l2_mib": Param("system.gpu.l2_mib", "MiB", "L2 cache size", 0.001, 1e6),
+    "peak_tflops": Param("system.gpu.peak_tflops", "TFLOP/s", "GPU peak FLOP rate", 1e-9, INF),
+    "hbm_bw_gbps": Param("system.gpu.hbm_bw_gbps", "GB/s", "HBM bandwidth per GPU", 1e-9, INF),
+    "link_bw_gbps": Param("system.offload_link.bw_gbps", "GB/s", "offload link bandwidth per GPU", 1e-9, INF),
+    "link_pj_per_bit": Param("system.offload_link.pj_per_bit", "pJ/bit", "offload link energy", 0, INF),
+    "ssd_per_gpu": Param("system.tiers.ssd.devices_per_gpu", "drives", "SSDs per GPU", 1, INF, integer=True),
+    "tp": Param("system.tp", "GPUs", "tensor-parallel degree", 1, INF, integer=True),
+    "dp": Param("system.dp", "GPUs", "data-parallel replicas", 1, INF, integer=True),
+    "ep": Param("system.ep", "GPUs", "expert-parallel degree", 1, INF, integer=True),
+    "prompt_len": Param("workload.prompt_len", "tokens", "prompt tokens per request (with output_len: requests, "
+                        "dse.model.requests)", 1, INF, integer=True),
+    "output_len": Param("workload.output_len", "tokens", "output tokens per request (decode steps)", 1, INF,
+                        integer=True),
+    "prefill_chunk": Param("workload.prefill_chunk", "tokens", "prompt tokens of each request per prefill step "
+                           "(unset: the whole prompt)", 1, INF, integer=True),
+    "kv_placement": Param("workload.kv_placement", "", "tier holding the KV cache", choices=("tier",)),
+    "service_life_years": Param("workload.service_life_years", "years", "service life a Flash KV tier must last",
+                                0.001, 100),
+    "profile": Param("workload.profile", "", "request profile preset (prompt_len, output_len)",
+                     preset_group="profile"),
+    "model": Param("model", "", "model preset", preset_group="model"),
+    "system": Param("system", "", "system preset", preset_group="system"),
+    "gpu": Param("system.gpu", "", "GPU preset", preset_group="gpu"),
+    "link": Param("system.offload_link", "", "offload link preset", preset_group="link"),
+}
+
+#: Ranges for dotted paths by their unit suffix (every physical quantity is non-negative).
+SUFFIX_RANGES = {"_pj_per_bit": (0, INF), "_pj": (0, INF), "_w": (0, INF), "_gbps": (1e-9, INF),
+                 "_gb": (0, INF), "_usd": (0, INF), "_per_gb": (0, INF), "_tflops": (1e-9, INF)}
+
+
+_BY_PATH = {p.path: p for p in PARAMS.values()}
+
+
+def lookup(name: str) -> tuple[str, Param | None]:
+    """Canonical name -> (path, Param); a dotted path -> (path, None)."""
+    if name in PARAMS:
+        return PARAMS[name].path, PARAMS[name]
+    if "." in name:
+        return name, _BY_PATH.get(name)
+    raise DseError(f"unknown parameter {name!r}{did_you_mean(name, PARAMS)}: use a dotted config path or one of "
+                   f"{', '.join(sorted(PARAMS))}")
+
+
+def check_values(name: str, values, param: Param | None) -> None:
+    """Range/type checks for one parameter's values (scalar or list); raises DseError, one line."""
+    vals = list(values) if isinstance(values, (list, tuple, np.ndarray)) else [values]
+    if not vals:
+        raise DseError(f"{name}: empty list of values")
+    if param is not None and param.categorical:
+        if param.choices and param.choices != ("tier",):
+            bad = [v for v in vals if v not in param.choices]
+            if bad:
+                raise DseError(f"{name}={bad[0]!r} not allowed: choose from {list(param.choices)}")
+        return
+    from dse.model.validate import Rule, check_leaf, rule_for  # the one table of allowed ranges
+
+    rule = rule_for(param.path if param is not None else name)
+    if rule is None and param is not None:
+        rule = Rule(param.lo, param.hi, param.integer)
+    check_leaf(name, vals, rule)
+
+
+def _range(p: Param) -> str:
+    if p.preset_group:
+        return f"a {p.preset_group} preset name (dse list {p.preset_group}s)"
+    if p.choices == ("tier",):
+        return "hbm, or a key of system.tiers (ddr, ssd, hbf, cxl, lpddr)"
+    if p.choices:
+        return "one of " + ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in p.choices)
+
+    def num(x):
+        return "inf" if x == INF else ("-inf" if x == -INF else f"{x:g}")
+    kind = "integer" if p.integer else "number"
+    return f"{kind} in [{num(p.lo)}, {num(p.hi)}]"
+
+
+def parameters_doc(indent: str = "    ") -> str:
+    """The parameter list of :func:`dse.evaluate`, generated from :data:`PARAMS`: name, units, allowed range,
+    meaning and the config leaf it sets."""
+    lines = []
+    for name, p in PARAMS.items():
+        units = f" [{p.units}]" if p.units and p.units not in ("1", "bool") else ""
+        lines.append(f"{indent}{name}{units} : {_range(p)}")
+        target = "``read_pj_per_bit`` of every Flash tier" if p.path.startswith("flash.") else f"``{p.path}``"
+        lines.append(f"{indent}    {p.doc[0].upper() + p.doc[1:]} (sets {target}).")
+    return "\n".join(lines)

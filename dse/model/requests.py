@@ -1,0 +1,224 @@
+"""Requests: prefill and decode over the whole output, from the decode step's own operation table (docs/model.md,
+"Requests").
+
+A batch of ``B`` requests, each a prompt of ``P`` tokens and an output of ``O`` tokens:
+
+* **Prefill** runs the prompts in lockstep chunks of ``c`` tokens of each prompt (``prefill_chunk``; the whole
+  prompt when unset): a chunk step is the decode step's table with ``q = c`` query tokens per sequence (linear
+  products ``q B`` rows, experts touched at ``q B`` tokens and fetched from the offload tier once per chunk, KV of the
+  chunk written where KV lives) and attention over the prompt so far: chunk ``k`` (tokens ``kc .. kc + c - 1``)
+  attends with the causal mask over ``kc + (c + 1) / 2`` keys on average, which gives the quadratic term's FLOPs
+  ``G d sum_i (kc + i)`` exactly. No LM head: the first output token comes from the first decode step.
+* **Decode** produces the ``O`` output tokens, step ``j`` (0 .. O-1) attending over ``P + j`` tokens.
+
+Both are *runs* of steps whose only varying input is the attention context ``L_j = L_0 + j dL``. Per step, every
+attention operation's FLOPs and bytes are affine in ``L`` (no ceilings: the roofline uses each operand once), so the
+attention time ``T(j) = sum_op max(F0 + F1 j, B0 + B1 j)`` sums in closed form per operation (split where its
+roofline changes regime), and the step latency is ``a T + b + c max(0, d T + e)`` with ``T`` non-decreasing (the
+step composition of :func:`dse.model.kernel.decode_step`): the ``max`` changes side once, found by a vectorized binary
+search over ``j``. Traffic (with its tile ceilings) is summed exactly over an explicit step axis, once per distinct
+shape: the attention operations whose traffic depends on ``L`` (the KV-streaming products and the softmax) are
+proportional to the sequences one GPU attends to, so their increments are summed at one sequence per GPU and scaled.
+Energies are linear in traffic, so the run's energy is ``N`` steps at the mean table plus static power x the summed
+latency. ``tests/test_serving.py`` checks every sum against the explicit loop over steps.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from dse.model import kernel
+
+SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
+#: Attention-table fields summed over a run (the traffic and FLOPs of :func:`dse.model.kernel.step_tables`).
+_FIELDS = kernel._SUMMED + ("weights", "hbm_weights", "hbm_kv")
+#: Steps of a run evaluated at once on the explicit step axis (bounds memory on long outputs).
+STEP_BLOCK = 128
+
+VARIABLES = {  # name: (units, long_name)
+    "prefill_energy": ("J", "energy of one request's share of the batch's prefill"),
+    "decode_energy": ("J", "energy of one request's share of the batch's decode steps"),
+    "energy_per_request": ("J", "energy per request: prefill + decode (the batch's energy / batch)"),
+    "energy_per_output_token": ("J", "energy per output token, prefill included (energy_per_request / output_len)"),
+    "ttft": ("s", "time to first token: the batch's prefill + the first decode step"),
+    "tpot": ("s", "time per output token: mean decode-step latency over the output"),
+    "tpot_max": ("s", "latency of the last decode step (the longest context)"),
+    "prefill_latency": ("s", "time of the batch's prefill (all chunk steps)"),
+    "request_latency": ("s", "prefill + every decode step: one request from prompt to last token"),
+    "tokens_per_s_per_gpu": ("tokens/s/GPU", "output tokens per second per GPU over whole requests "
+                                             "(batch x output_len / request_latency / GPUs)"),
+    "kv_written_bytes": ("B", "KV-cache bytes written per batch of requests (prompt + output)"),
+    "prefill_flops": ("FLOP", "floating-point operations of the batch's prefill"),
+    "prefill_offload_read_bytes": ("B", "bytes read from the offload tier by the batch's prefill (once per chunk)"),
+    "flash_endurance_years": ("years", "years until the KV tier's rated program/erase cycles are used up at this "
+                                       "write rate (inf where KV is not on Flash)"),
+    "endurance_ok": ("1", "1 where the KV tier lasts at least service_life_years (always where KV is not on Flash)"),
+}
+
+
+def _with(ns, **changes) -> SimpleNamespace:
+    return SimpleNamespace(**{**vars(ns), **changes})
+
+
+def _ns(d):
+    return SimpleNamespace(**{k: _ns(v) if isinstance(v, dict) else v for k, v in d.items()}) if isinstance(d, dict) else d
+
+
+def _aff(x0, x1, p, q):
+    """sum_{j=p}^{q-1} (x0 + x1 j)."""
+    return (q - p) * x0 + x1 * (q * (q - 1.0) - p * (p - 1.0)) / 2.0
+
+
+def prefix_max(f0, f1, b0, b1, n):
+    """sum_{j=0}^{n-1} max(f0 + f1 j, b0 + b1 j), exactly, elementwise (n >= 0 integer-valued)."""
+    d, e = f0 - b0, f1 - b1
+    safe = np.where(e != 0, e, 1.0)
+    x = np.where(e != 0, -d / safe, 0.0)           # the two lines cross at j = x
+    up = np.clip(np.ceil(x), 0, n)                 # e > 0: f wins from ceil(x) on
+    down = np.clip(np.floor(x) + 1, 0, n)          # e < 0: f wins up to floor(x)
+    flat = np.where(d >= 0, n, 0.0)                # e = 0: one side everywhere
+    k = np.where(e > 0, up, np.where(e < 0, down, flat))
+    f_first = _aff(f0, f1, 0.0, k) + _aff(b0, b1, k, n)
+    b_first = _aff(b0, b1, 0.0, k) + _aff(f0, f1, k, n)
+    return np.where(e > 0, b_first, f_first)
+
+
+class Run(SimpleNamespace):
+    """``n`` steps of one kind (sums over them): ``latency`` (s), ``first`` / ``last`` step latency, ``energy``
+    (J, by component), ``kv_written`` (B), ``out0`` the first step's :func:`dse.model.kernel.decode_step`."""
+
+
+def run(m, g, s, link, tier, w, tables, *, q, l0, dl, n, ndim):
+    """Sum ``n`` steps with ``q`` query tokens per sequence whose attention context is ``l0 + j dl``, j < n.
+
+    ``tables(w)`` gives a step's tables (routing included) for a workload namespace; ``ndim`` is the grid's
+    number of axes (the step axis goes in front of them)."""
+    n = np.asarray(n, float)
+    w0 = _with(w, query_len=q, context_len=l0)
+    t0 = _ns(tables(w0))
+    out0 = kernel.decode_step(m, g, s, link, tier, w0, t0)
+    parts = out0.parts
+    att_tokens = kernel.layout(m, s, w0).att_tokens
+
+    # --- the attention table's increments over the run, at one sequence per attention GPU, then scaled
+    unit = _with(w0, batch=s.dp * (1 + w.dp_attention * (s.tp - 1)))
+    zero = 0.0
+
+    def unit_att(context):
+        return kernel.step_tables(m, g, s, _with(unit, context_len=context), zero, zero, zero)["attention"]
+
+    base = unit_att(l0)
+    n_max = int(np.max(n)) if np.size(n) else 0
+    sums = {f: 0.0 for f in _FIELDS}
+    for start in range(1, max(n_max, 1), STEP_BLOCK):     # j = 0 adds nothing
+        j = np.arange(start, min(start + STEP_BLOCK, n_max)).reshape((-1,) + (1,) * ndim).astype(float)
+        att = unit_att(l0 + dl * j)
+        inside = j < n
+        for f in _FIELDS:
+            sums[f] = sums[f] + np.sum(np.where(inside, att[f] - base[f], 0.0), axis=0)
+    second = unit_att(l0 + dl)            # per-operation slopes of FLOPs and bytes (exactly affine in L)
+
+    # --- latency: closed form over j (module docstring)
+    r = parts.rates
+    ops0, ops_b, ops_2 = vars(t0.attention.ops), base["ops"], second["ops"]
+    lines = []
+    for key, op in ops0.items():
+        df = (ops_2[key]["flops"] - ops_b[key]["flops"]) * att_tokens
+        db = (ops_2[key]["bytes"] - ops_b[key]["bytes"]) * att_tokens
+        dkv = (ops_2[key]["kv"] - ops_b[key]["kv"]) * att_tokens
+        lines.append((op.flops / r.peak_flops, df / r.peak_flops,
+                      op.bytes / r.bw + op.kv * r.kv_extra, db / r.bw + dkv * r.kv_extra))
+
+    def t_att(j):
+        return sum(np.maximum(f0 + f1 * j, b0 + b1 * j) for f0, f1, b0, b1 in lines)
+
+    def t_sum(k):
+        return sum(prefix_max(f0, f1, b0, b1, k) for f0, f1, b0, b1 in lines)
+
+    T0, n_layers = parts.t_att, m.n_layers
+    os_, ost = w.overlap_step, w.overlap_stage
+    pf = parts.prefetch
+
+    def latency_at(T):
+        d = T - T0
+        compute = parts.compute + n_layers * d
+        dense_side = parts.copy_total + parts.t_dense_layers + parts.n_dense * d
+        whole = pf * np.maximum(compute, dense_side) + (1 - pf) * (compute + parts.copy_total)
+        stage = np.where(parts.stage_on, parts.stage, compute)
+        return os_ * whole + ost * stage + (1 - os_ - ost) * (parts.per_layer + n_layers * d)
+
+    ST = t_sum(n)
+    sum_compute = n * (parts.compute - n_layers * T0) + n_layers * ST
+    sum_per_layer = n * (parts.per_layer - n_layers * T0) + n_layers * ST
+    sum_dense_side = n * (parts.copy_total + parts.t_dense_layers - parts.n_dense * T0) + parts.n_dense * ST
+    gap0 = parts.compute - parts.copy_total - parts.t_dense_layers - parts.n_moe * T0   # compute - dense side - n_moe T
+    # first j with compute > dense side (the gap grows with j): binary search, every point its own bracket
+    lo, hi = np.zeros_like(ST), np.broadcast_to(n, np.shape(ST)).astype(float)
+    for _ in range(int(np.ceil(np.log2(n_max + 1))) + 1):
+        mid = np.floor((lo + hi) / 2)
+        above = gap0 + parts.n_moe * t_att(mid) > 0
+        active = lo < hi
+        hi = np.where(active & above, mid, hi)
+        lo = np.where(active & ~above, mid + 1, lo)
+    sum_gap = (n - lo) * gap0 + parts.n_moe * (ST - t_sum(lo))
+    sum_whole = pf * (sum_dense_side + sum_gap) + (1 - pf) * (sum_compute + n * parts.copy_total)
+    sum_stage = np.where(parts.stage_on, n * parts.stage, sum_compute)
+    latency = os_ * sum_whole + ost * sum_stage + (1 - os_ - ost) * sum_per_layer
+
+    # --- energy: n steps at the mean table (traffic is additive) + static power x the summed latency
+    scale = att_tokens / np.maximum(n, 1.0)
+    mean_att = _with(t0.attention, **{f: getattr(t0.attention, f) + sums[f] * scale for f in _FIELDS})
+    mean = kernel.decode_step(m, g, s, link, tier, w0, _with(t0, attention=mean_att))
+    energy = {c: n * mean.energy[c] for c in kernel.COMPONENTS if c != "background"}
+    energy["background"] = out0.static_w * latency
+    return Run(latency=latency, first=out0.latency, last=latency_at(t_att(np.maximum(n - 1, 0))),
+               energy=energy, kv_written=n * out0.kv_write_bytes, flops=n * mean.flops,
+               offload_bytes=n * out0.offload_bytes, out0=out0)
+
+
+def request(m, g, s, link, tier, w, tables, ndim) -> dict:
+    """The request outputs (:data:`VARIABLES`) of a batch ``w.batch`` of requests (module docstring)."""
+    B, P, O = w.batch, w.prompt_len, w.output_len
+    c = np.minimum(w.prefill_chunk, P)
+    full = np.floor(P / c)
+    rest = P - full * c
+    nolm = _with(w, count_lm_head=0.0)
+    pre_full = run(m, g, s, link, tier, nolm, tables, q=c, l0=(c + 1) / 2, dl=c, n=full, ndim=ndim)
+    r = np.where(rest > 0, rest, c)
+    pre_rest = run(m, g, s, link, tier, nolm, tables, q=r, l0=full * c + (r + 1) / 2, dl=1.0, n=(rest > 0) * 1.0,
+                   ndim=ndim)
+    dec = run(m, g, s, link, tier, w, tables, q=1.0, l0=P, dl=1.0, n=O, ndim=ndim)
+
+    prefill_energy = sum(pre_full.energy[k] + pre_rest.energy[k] for k in kernel.COMPONENTS)
+    decode_energy = sum(dec.energy[k] for k in kernel.COMPONENTS)
+    prefill_latency = pre_full.latency + pre_rest.latency
+    request_latency = prefill_latency + dec.latency
+    per_request = (prefill_energy + decode_energy) / B
+    written = pre_full.kv_written + pre_rest.kv_written + dec.kv_written
+    # Flash wear of a KV tier: bytes written per second x lifetime / capacity = program/erase cycles used
+    kv_on_flash = getattr(w, "kv_offloaded", 0.0) * getattr(w, "kv_is_flash", 0.0)
+    capacity = dec.out0.n_gpus * getattr(w, "kv_capacity_gb", 0.0) * kernel.GB
+    rate = written / request_latency
+    cycles = getattr(w, "kv_pe_cycles", 0.0)
+    years = np.where(kv_on_flash > 0, cycles * capacity / np.maximum(rate, 1e-300) / SECONDS_PER_YEAR, np.inf)
+    return {
+        "prefill_energy": prefill_energy / B,
+        "decode_energy": decode_energy / B,
+        "energy_per_request": per_request,
+        "energy_per_output_token": per_request / O,
+        "ttft": prefill_latency + dec.first,
+        "tpot": dec.latency / O,
+        "tpot_max": dec.last,
+        "prefill_latency": prefill_latency,
+        "request_latency": request_latency,
+        "tokens_per_s_per_gpu": B * O / request_latency / dec.out0.n_gpus,
+        "kv_written_bytes": written,
+        "prefill_flops": pre_full.flops + pre_rest.flops,
+        "prefill_offload_read_bytes": pre_full.offload_bytes + pre_rest.offload_bytes,
+        "flash_endurance_years": years,
+        "endurance_ok": years >= getattr(w, "service_life_years", 0.0),
+    }
+
+
+# ------------------------------------------------------------------------------------------- the largest batch

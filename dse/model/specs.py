@@ -1,0 +1,174 @@
+"""Typed specs: the schema of every preset and config section (Hydra/OmegaConf structured configs).
+
+Presets in dse/conf/ are YAML; each section is merged into its dataclass here, so a misspelt key or a value of the
+wrong type fails with one line naming it before any work. Ranges are checked in :mod:`dse.model.params`.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from dse.model.params import DseError
+
+
+@dataclass
+class ModelSpec:
+    """A transformer with (optionally) MoE layers; fields follow Hugging Face config.json (docs/model.md s.2)."""
+    name: str = "model"
+    attention: str = "gqa"            # gqa | mla
+    n_layers: int = 1
+    hidden: int = 1
+    n_heads: int = 1
+    n_kv_heads: int = 0
+    head_dim: int = 1                 # GQA head dim; MLA qk_nope_head_dim
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    d_ffn: int = 0                    # dense FFN width
+    d_expert: float = 0               # routed expert width (float: fine-grained scaling may make it fractional)
+    n_experts: int = 0
+    top_k: int = 0
+    n_shared: int = 0
+    d_shared: int = 0
+    first_dense: int = 0
+    moe_every: int = 1
+    vocab: int = 0
+    max_context: int = 0              # longest context (prompt + output) the model supports; 0 = not checked
+    tie_embeddings: bool = False
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GPUSpec:
+    name: str = "gpu"
+    peak_tflops: float = 1.0
+    hbm_bw_gbps: float = 1.0
+    hbm_capacity_gb: float = 0.0
+    idle_w: float = 0.0
+    hbm_read_pj_per_bit: float = 0.0
+    hbm_write_pj_per_bit: float = 0.0
+    flop_pj: float = 0.0
+    l2_pj_per_bit: float = 0.0
+    l1_pj_per_bit: float = 0.0
+    register_tile: int = 16           # register tile edge (values): L1 traffic of a product (docs/model.md)
+    l1_kib: float = 256.0             # L1 / shared memory per SM: the L1-resident tile must fit
+    l2_mib: float = 50.0              # L2 cache: the L2-resident tile must fit
+    price_usd: float = 0.0
+    hbm_usd_per_gb: float = 0.0
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LinkSpec:
+    name: str = "link"
+    bw_gbps: float = 1.0
+    pj_per_bit: float = 0.0
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TierSpec:
+    name: str = "tier"
+    kind: str = "memory"              # memory | flash
+    read_pj_per_bit: float = 0.0
+    bw_gbps: float = float("inf")     # per device; .inf = keeps up with the link
+    capacity_gb: float = 0.0          # per device
+    idle_w: float = 0.0               # per device
+    usd_per_gb: float = 0.0
+    devices_per_gpu: int = 1
+    write_pj_per_bit: Optional[float] = None  # write energy (a KV cache here: kv_placement); unset = the read energy
+                                              # (DRAM: write ~ read per bit; Flash presets set their own, sourced)
+    pe_cycles: Optional[float] = None  # Flash: rated program/erase cycles (full-capacity writes) over the drive's life
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SystemSpec:
+    name: str = "system"
+    gpu: GPUSpec = field(default_factory=GPUSpec)
+    offload_link: LinkSpec = field(default_factory=LinkSpec)
+    tiers: Dict[str, TierSpec] = field(default_factory=dict)
+    tp: int = 1
+    dp: int = 1
+    ep: int = 1
+    gpus_per_node: int = 8
+    nvlink_bw_gbps: float = 450.0
+    hop_latency_us: float = 0.8
+    internode_bw_gbps: float = 50.0
+    always_on: List[str] = field(default_factory=list)
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorkloadSpec:
+    batch: int = 1
+    context_len: int = 1024
+    weight_bytes: float = 2.0
+    kv_bytes: float = 2.0
+    placement: str = "hbm"
+    hbm_cache_fraction: float = 0.0
+    routing_skew: float = 0.0
+    routing_frequencies: Optional[List[float]] = None
+    prefetch: bool = True
+    offload_path: str = "staged"
+    act_bytes: float = 2.0
+    fused_attention: bool = False
+    attention_parallel: str = "tp"
+    # requests (dse.model.requests): both unset = decode-only at context_len
+    prompt_len: Optional[int] = None
+    output_len: Optional[int] = None
+    prefill_chunk: Optional[int] = None   # prompt tokens of each request per prefill step; unset = the whole prompt
+    kv_placement: str = "hbm"             # hbm, or a key of system.tiers
+    service_life_years: float = 5.0       # the KV tier's Flash must last this long (see config.yaml)
+    profile: Optional[str] = None         # a request profile preset (dse/conf/profile)
+
+
+@dataclass
+class AccountingSpec:
+    count_lm_head: bool = False
+    mimic_tool: bool = False
+    prefetch_overlap: str = "step"
+    expert_scaling: str = "keep_expert_size"
+    topk_scaling: str = "keep_expert_size"
+
+
+@dataclass
+class ProfileSpec:
+    """A request profile: prompt and output lengths of a workload (dse/conf/profile)."""
+    name: str = "profile"
+    description: str = ""
+    prompt_len: int = 1
+    output_len: int = 1
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+SCHEMAS = {"model": ModelSpec, "system": SystemSpec, "workload": WorkloadSpec, "accounting": AccountingSpec,
+           "gpu": GPUSpec, "link": LinkSpec, "tier": TierSpec, "profile": ProfileSpec}
+
+
+def validated(section: str, values: dict) -> dict:
+    """Merge a plain section into its schema: unknown keys and wrong types fail in one line."""
+    return copy.deepcopy(_validated(section, json.dumps(values, sort_keys=True, default=str)))
+
+
+@functools.lru_cache(maxsize=512)
+def _validated(section: str, values_json: str) -> dict:
+    values = json.loads(values_json)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SCHEMAS[section]), values)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or ""
+        first = str(err).splitlines()[0]
+        raise DseError(f"{section}{'.' + key if key else ''}: {first}") from None
+    if section == "model" and isinstance(values, dict):   # no silent placeholder for a field the physics needs
+        from dse.model.validate import check_required_model
+
+        check_required_model(values, f"model {values['name']!r}" if "name" in values else "model")
+    return OmegaConf.to_container(merged, resolve=True)

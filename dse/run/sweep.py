@@ -1,0 +1,506 @@
+"""Sweeps at scale: one run evaluates its whole grid block by block with dask and writes NetCDF or Zarr.
+
+``run(cfg, run_dir)`` is what the ``dse`` CLI calls with Hydra's composed config. Everything is validated
+before any output file is created (grid parameters and ranges, the grid-size limit, the sweep settings, the
+dask scheduler). The grid is cut into blocks (:mod:`dse.run.grid`) sized from a target chunk size; each block is one
+dask task (threaded scheduler by default, or a distributed scheduler) that evaluates the kernel on the block with
+numpy and writes it. Zarr is written block by block, so memory stays bounded whatever the grid size; the blocks
+written are recorded, and an interrupted sweep re-run with the same config (and output path) resumes and gives
+exactly the dataset an uninterrupted run would. Every file is written under a temporary name and renamed when
+complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import shutil
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dse.model import config
+from dse.run import io as outputs
+from dse.model.params import DseError
+
+#: The sweep's settings and their defaults (dse/conf/config.yaml documents them; the CLI passes them in ``cfg``).
+DEFAULTS = {
+    "dask": {"address": None, "local_cluster": False, "n_workers": None, "chunk_mb": 2.0},
+    "output": {"format": "auto", "zarr_above_gb": 2.0, "path": None, "variables": None, "overwrite": False},
+    "progress": True,
+    "max_grid_points": 1e10,
+}
+RESULT_NAME = "result"
+DONE_FILE = "dse-done-blocks.txt"   # inside a partial Zarr store: the pieces already written, one per line
+PROGRESS_DELAY_S = 2.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    address: str | None
+    local_cluster: bool
+    n_workers: int | None
+    chunk_mb: float
+    format: str
+    zarr_above_gb: float
+    path: str | None
+    variables: list | None
+    progress: bool
+    max_grid_points: float
+    overwrite: bool = False
+
+
+def settings(cfg: dict) -> Settings:
+    """The sweep settings of a config, checked; a one-line DseError names any bad key."""
+    d = {**DEFAULTS["dask"], **(cfg.get("dask") or {})}
+    o = {**DEFAULTS["output"], **(cfg.get("output") or {})}
+    for section, given, known in (("dask", cfg.get("dask") or {}, DEFAULTS["dask"]),
+                                  ("output", cfg.get("output") or {}, DEFAULTS["output"])):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise DseError(f"{section}.{unknown[0]}: unknown setting; allowed {', '.join(sorted(known))}")
+    address = d["address"]
+    if address is not None:
+        host, _, port = str(address).removeprefix("tcp://").rpartition(":")
+        if not host or not port.isdigit():
+            raise DseError(f"dask.address={address!r}: expected HOST:PORT")
+    if not isinstance(d["local_cluster"], bool):
+        raise DseError(f"dask.local_cluster={d['local_cluster']!r}: allowed true or false")
+    if d["local_cluster"] and address is not None:
+        raise DseError("dask.local_cluster=true and dask.address are exclusive: give one")
+    n = d["n_workers"]
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise DseError(f"dask.n_workers={n!r}: allowed an integer >= 1 (or null: one per core)")
+    _positive("dask.chunk_mb", d["chunk_mb"])
+    if o["format"] not in ("auto", "netcdf", "zarr"):
+        raise DseError(f"output.format={o['format']!r}: allowed auto, netcdf, zarr")
+    _positive("output.zarr_above_gb", o["zarr_above_gb"])
+    variables = o["variables"]
+    if variables is not None and (isinstance(variables, str) or not list(variables)):
+        raise DseError(f"output.variables={variables!r}: allowed null (all) or a non-empty list of names")
+    if not isinstance(o["overwrite"], bool):
+        raise DseError(f"output.overwrite={o['overwrite']!r}: allowed true or false")
+    progress = cfg.get("progress", DEFAULTS["progress"])
+    if not isinstance(progress, bool):
+        raise DseError(f"progress={progress!r}: allowed true or false")
+    limit = cfg.get("max_grid_points", DEFAULTS["max_grid_points"])
+    _positive("max_grid_points", limit)
+    return Settings(address, d["local_cluster"], n, float(d["chunk_mb"]), o["format"], float(o["zarr_above_gb"]),
+                    o["path"], list(variables) if variables is not None else None, progress, float(limit),
+                    o["overwrite"])
+
+
+def _positive(key: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
+        raise DseError(f"{key}={value!r}: allowed a finite number > 0")
+
+
+def grid_size_bound(grid_section: dict) -> int:
+    """Points of a ``grid:`` section counted before expanding it (a range counts ``num``): an upper bound."""
+    size = 1
+    for name, value in config.flat_grid(grid_section).items():
+        if isinstance(value, dict):
+            num = value.get("num")
+            if isinstance(num, (int, float)) and not isinstance(num, bool) and num > 1:
+                size *= int(num)      # anything else is refused, with its own message, when the grid is expanded
+        elif isinstance(value, (list, tuple)):
+            size *= max(len(value), 1)
+    return size
+
+
+def check_size(points: int, limit: float) -> None:
+    if points > limit:
+        raise DseError(f"max_grid_points: the grid has {points:.3g} points, over the limit {limit:.3g} "
+                       "(raise max_grid_points or shrink the grid)")
+
+
+# ------------------------------------------------------------------------------------------------- layout
+def choose_chunks(grid, chunk_mb: float) -> dict[str, int]:
+    """Chunk sizes whose full-size float64 chunk is about ``chunk_mb`` MiB.
+
+    Dimensions few variables depend on (a Flash pJ/bit, say) are kept whole first: within a block everything that
+    does not depend on them is computed once, so splitting them would repeat that work in every block.
+    """
+    room = max(1, int(chunk_mb * 2**20 // 8))
+    deps = {d: sum(d in grid.layout[v][0] for v in grid.variables) for d in grid.dims}
+    chunks = {}
+    for d in sorted(grid.dims, key=lambda d: (deps[d], -grid.dims.index(d))):
+        chunks[d] = max(1, min(grid.sizes[d], room))
+        room = max(1, room // chunks[d])
+    return {d: chunks[d] for d in grid.dims}
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One unit of work: evaluate the grid on ``box`` and write the variables ``names`` of it."""
+
+    key: str
+    box: tuple
+    names: tuple
+
+
+class Layout:
+    """How a run's variables are chunked and which pieces of work write them.
+
+    A variable that fits in one chunk is written whole, by a piece whose box is whole along the variable's dims
+    and one point along the others (so it is evaluated once, at its own size). The others are chunked like the
+    grid's blocks; each block writes the chunks of the variables it owns: those for which it is the first block
+    along every dimension the variable does not depend on.
+    """
+
+    def __init__(self, grid, names: list, chunk_mb: float):
+        self.grid, self.names = grid, list(names)
+        self.chunking = grid.chunking(choose_chunks(grid, chunk_mb))
+        room = max(1, int(chunk_mb * 2**20 // 8))
+        self.whole = [n for n in names if math.prod(grid.sizes[d] for d in grid.layout[n][0]) <= room]
+        self.chunked = [n for n in names if n not in self.whole]
+
+    def chunks(self, name: str) -> tuple[tuple[int, ...], ...]:
+        dims = self.grid.layout[name][0]
+        own = tuple((self.grid.sizes[d],) if name in self.whole else self.chunking[d] for d in dims)
+        return own + (((len(self.grid.stacks[name][1]),),) if name in self.grid.stacks else ())
+
+    def pieces(self) -> list[Piece]:
+        g = self.grid
+        out = []
+        for dims in dict.fromkeys(g.layout[n][0] for n in self.whole):
+            box = tuple(slice(None) if d in dims else slice(0, 1) for d in g.dims)
+            out.append(Piece("w " + " ".join(dims), box, tuple(n for n in self.whole if g.layout[n][0] == dims)))
+        if self.chunked:
+            for idx, box in g.blocks(self.chunking):
+                owned = tuple(n for n in self.chunked
+                              if all(i == 0 for d, i in zip(g.dims, idx) if d not in g.layout[n][0]))
+                if owned:
+                    out.append(Piece("b " + " ".join(map(str, idx)), box, owned))
+        return out
+
+    def region(self, name: str, box: tuple) -> tuple:
+        dims = self.grid.layout[name][0]
+        return tuple(b for d, b in zip(self.grid.dims, box) if d in dims) + ((slice(None),) if name in self.grid.stacks
+                                                                             else ())
+
+    def digest(self, fmt: str) -> str:
+        """What a finished or partial output must match to be reused: the evaluation, the code, the layout."""
+        a = self.grid.attrs
+        key = json.dumps([a.get("config_digest"), a.get("dse_version"), a.get("git_commit"), a.get("settings"),
+                          {n: self.chunks(n) for n in self.names}, fmt])
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def template(self, attrs: dict):
+        """The output as a Dataset of unevaluated zeros: coordinates, dims, chunks, dtypes and attributes."""
+        import dask.array as da
+        import xarray as xr
+
+        g = self.grid
+        ds = xr.Dataset(attrs={**g.attrs, **attrs})
+        for d, v in g.coords.items():
+            ds.coords[d] = xr.Variable(d, v.astype(object) if v.dtype.kind == "U" else v, g.coord_attrs.get(d, {}))
+        for dim, labels in g.stacks.values():
+            ds.coords[dim] = xr.Variable(dim, np.asarray(labels, dtype=object), g.coord_attrs.get(dim, {}))
+        for name in self.names:
+            chunks = self.chunks(name)
+            units, long_name = g.variables[name]
+            ds[name] = xr.Variable(g.dims_of(name), da.zeros(tuple(map(sum, chunks)), g.layout[name][1], chunks=chunks),
+                                   dict(units=units, long_name=long_name))
+        return ds
+
+
+# ------------------------------------------------------------------------------------------------- dask
+def connect(s: Settings):
+    """A distributed Client for ``dask.address`` or ``dask.local_cluster``, else None (threaded scheduler)."""
+    if s.address is not None:
+        host, _, port = str(s.address).removeprefix("tcp://").rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=3).close()
+        except OSError as err:
+            raise DseError(f"dask.address={s.address}: no dask scheduler reachable ({err.strerror or err})") from None
+        from distributed import Client
+
+        _quiet_dask()
+        return _announce(Client(f"tcp://{host}:{port}", timeout="10s"))
+    if s.local_cluster:
+        from distributed import Client, LocalCluster
+
+        _quiet_dask()
+
+        cluster = LocalCluster(n_workers=s.n_workers or os.cpu_count(), threads_per_worker=1, processes=True,
+                               dashboard_address=":0")   # a free port
+        return _announce(Client(cluster))
+    return None
+
+
+def _quiet_dask() -> None:
+    """dask distributed logs every cluster event at INFO: keep it to warnings unless dse runs at debug level."""
+    import logging
+
+    if logging.getLogger("dse").getEffectiveLevel() > logging.DEBUG:
+        for name in ("distributed", "distributed.http.proxy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _announce(client):
+    """Log where to watch the computation: the dask dashboard of the distributed cluster."""
+    import importlib.util
+    import logging
+
+    link = getattr(client, "dashboard_link", None)
+    plots = "" if importlib.util.find_spec("bokeh") else " (pip install bokeh for its plots)"
+    logging.getLogger("dse").info("dask dashboard: %s%s", link or "none (the scheduler serves no dashboard)", plots)
+    return client
+
+
+def _close(client) -> None:
+    if client is not None:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="pt", unit_scale=True, delay=PROGRESS_DELAY_S, disable=not enabled,
+                file=sys.stderr, desc="dse sweep", dynamic_ncols=True)
+
+
+def compute(grid, pieces: list, task, sink=None, *, client=None, n_workers=None, progress=True) -> None:
+    """Run ``task(grid, piece)`` for every piece as one dask computation, with a progress bar (shown once it
+    runs for more than a couple of seconds); ``sink(piece, result)`` takes each result in this process.
+
+    Threaded scheduler (the sink then runs in the worker thread, so it must be thread-safe) unless ``client`` (a
+    distributed Client) is given; then a few pieces per worker are in flight at a time. Either way memory holds
+    only the pieces in flight.
+    """
+    import dask
+
+    points = {p.key: math.prod(len(range(grid.sizes[d])[b]) for d, b in zip(grid.dims, p.box)) for p in pieces}
+    with _bar(sum(points.values()), progress) as bar:
+        if client is not None:
+            from distributed import as_completed
+
+            g = client.scatter(grid, broadcast=True)
+            todo = iter(pieces)
+            running = {}
+            done = as_completed()
+
+            def submit(n):
+                for piece in itertools.islice(todo, n):
+                    future = client.submit(task, g, piece, pure=False)
+                    running[future] = piece
+                    done.add(future)
+
+            submit(2 * max(1, len(client.scheduler_info().get("workers", {}))))
+            for future in done:
+                piece = running.pop(future)
+                result = future.result()
+                if sink is not None:
+                    sink(piece, result)
+                bar.update(points[piece.key])
+                submit(1)
+            return
+        from dask.callbacks import Callback
+
+        def run_one(grid, piece):
+            result = task(grid, piece)
+            if sink is not None:
+                sink(piece, result)
+
+        tasks = [dask.delayed(run_one, pure=False)(grid, piece) for piece in pieces]
+        sizes = {t.key: points[p.key] for t, p in zip(tasks, pieces)}
+
+        class _Tick(Callback):
+            def _posttask(self, key, result, dsk, state, worker_id):
+                if key in sizes:
+                    bar.update(sizes[key])
+
+        with _Tick():
+            dask.compute(*tasks, scheduler="threads", num_workers=n_workers)
+
+
+def evaluate_piece(grid, piece: Piece) -> dict:
+    return grid.block(piece.box, list(piece.names))
+
+
+# ------------------------------------------------------------------------------------------------- writers
+class _ZarrWriter:
+    """Task: evaluate a piece and write it into the (partial) Zarr store, on whichever worker runs it."""
+
+    def __init__(self, layout: Layout, path: Path):
+        self.layout, self.path, self._group = layout, path, None
+
+    def __getstate__(self):
+        return {"layout": self.layout, "path": self.path}
+
+    def __setstate__(self, state):
+        self.__init__(state["layout"], state["path"])
+
+    def __call__(self, grid, piece: Piece):
+        import zarr
+
+        if self._group is None:
+            self._group = zarr.open_group(str(self.path), mode="r+")
+        for name, data in evaluate_piece(grid, piece).items():
+            self._group[name][self.layout.region(name, piece.box)] = data
+
+
+class _Recorder:
+    """Sink: record a written piece in the partial store's done file (a line per piece)."""
+
+    def __init__(self, path: Path):
+        self.path, self._lock = path / DONE_FILE, threading.Lock()
+
+    def __call__(self, piece: Piece, result):
+        with self._lock, open(self.path, "a") as f:
+            f.write(piece.key + "\n")
+
+
+class _NetcdfWriter:
+    """Sink: write a piece's arrays into the open NetCDF file (HDF5 takes one writer at a time)."""
+
+    def __init__(self, layout: Layout, file):
+        self.layout, self.file, self._lock = layout, file, threading.Lock()
+
+    def __call__(self, piece: Piece, data: dict):
+        with self._lock:
+            for name, values in data.items():
+                self.file.variables[name][self.layout.region(name, piece.box)] = values
+
+
+def _done(path: Path) -> set[str]:
+    """Pieces recorded as written; a line torn by an interruption (no newline yet) does not count."""
+    return set((path / DONE_FILE).read_text().split("\n")[:-1])
+
+
+def _stored_digest(path: Path) -> str | None:
+    import zarr
+
+    try:
+        return zarr.open_group(str(path), mode="r").attrs.get("dse_run_digest")
+    except Exception:  # noqa: BLE001 - an unreadable store is not ours to resume
+        return None
+
+
+def write_zarr(layout: Layout, path: Path, attrs: dict, **run) -> Path:
+    """Write piece by piece into ``<path>.partial``, recording each piece; resume a partial store of the same run;
+    rename to ``path`` when every piece is in. A finished store of the same run is left as it is."""
+    from zarr.codecs import ZstdCodec
+
+    digest = layout.digest("zarr")
+    if path.exists() and _stored_digest(path) == digest:
+        return path
+    partial = path.with_name(path.name + ".partial")
+    if partial.exists() and not (_stored_digest(partial) == digest and (partial / DONE_FILE).exists()):
+        if not outputs.is_dse_output(partial):     # checked before any work too (plan): never reached for others
+            raise DseError(f"output.path={str(path)!r}: {str(partial)!r} was not written by dse; refusing to remove it")
+        shutil.rmtree(partial)                           # a stale partial of another config
+    if not partial.exists():
+        encoding = {n: {"compressors": [ZstdCodec(level=1)]} for n in layout.names}
+        try:
+            layout.template({**attrs, "dse_run_digest": digest}).to_zarr(
+                str(partial), mode="w", compute=False, consolidated=False, encoding=encoding)
+            (partial / DONE_FILE).write_text("")
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    pieces = layout.pieces()
+    done = _done(partial)
+    try:
+        compute(layout.grid, [p for p in pieces if p.key not in done], _ZarrWriter(layout, partial),
+                _Recorder(partial), **run)
+    except BaseException:
+        if not _done(partial):   # nothing to resume from: leave nothing behind
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    missing = {p.key for p in pieces} - _done(partial)
+    if missing:
+        raise DseError(f"output: {len(missing)} pieces of {partial} were not written; re-run to resume")
+    (partial / DONE_FILE).unlink()
+    _replace(partial, path)
+    return path
+
+
+def write_netcdf(layout: Layout, path: Path, attrs: dict, **run) -> Path:
+    """Write piece by piece into ``<path>.tmp`` (evaluated on the workers, written here), then rename."""
+    import h5netcdf
+
+    ds = layout.template({**attrs, "dse_run_digest": layout.digest("netcdf")})
+    with outputs.atomic(path) as tmp:
+        ds.drop_vars(layout.names).to_netcdf(tmp, engine="h5netcdf")   # coordinates and attributes
+        with h5netcdf.File(tmp, "a") as f:
+            for d in layout.grid.dims:
+                if d not in f.dimensions:
+                    f.dimensions[d] = layout.grid.sizes[d]
+            for name in layout.names:
+                v = ds[name]
+                var = f.create_variable(name, v.dims, v.dtype, chunks=tuple(c[0] for c in v.chunks) or None,
+                                        fletcher32=bool(v.dims),   # a checksum per chunk: corruption is an error
+                                        fillvalue=np.nan if v.dtype.kind == "f" else None)
+                var.attrs.update(v.attrs)
+            compute(layout.grid, layout.pieces(), evaluate_piece, _NetcdfWriter(layout, f), **run)
+    return path
+
+
+_replace = outputs.replace   # move a finished file or directory into place
+
+
+# ------------------------------------------------------------------------------------------------- run
+def plan(cfg: dict, run_dir: Path | str = "."):
+    """Validate a config for a sweep (nothing is written): (grid, settings, variable names, format, path)."""
+    from dse.run import engine
+
+    s = settings(cfg)
+    check_size(grid_size_bound(cfg.get("grid") or {}), s.max_grid_points)
+    grid = engine.resolve(cfg=cfg)
+    check_size(grid.points, s.max_grid_points)
+    names = s.variables or list(grid.variables)
+    unknown = [n for n in names if n not in grid.variables]
+    if unknown:
+        raise DseError(f"output.variables: unknown variable {unknown[0]!r}; known: {', '.join(grid.variables)}")
+    nbytes = sum(math.prod(grid.sizes[d] for d in grid.layout[n][0]) * (8 if n in grid.stacks else 1) * 8
+                 for n in names)
+    fmt = s.format if s.format != "auto" else ("zarr" if nbytes > s.zarr_above_gb * 1e9 else "netcdf")
+    path = Path(s.path) if s.path else Path(run_dir) / f"{RESULT_NAME}.{'zarr' if fmt == 'zarr' else 'nc'}"
+    if path.suffix not in (".nc", ".zarr"):
+        raise DseError(f"output.path={str(path)!r}: use a .nc or .zarr name")
+    if (path.suffix == ".zarr") != (fmt == "zarr"):
+        raise DseError(f"output.path={str(path)!r} does not match output.format={fmt}")
+    outputs.check_target(path, fmt, overwrite=s.overwrite)        # nothing dse did not write is replaced
+    largest = nbytes if fmt == "netcdf" else s.chunk_mb * 2**20 * 8
+    outputs.check_space(path, nbytes if fmt == "netcdf" else nbytes / 4, largest)
+    return grid, s, names, fmt, path
+
+
+def run(cfg: dict, run_dir: Path | str = ".") -> Path:
+    """Evaluate the config's whole grid and write it; returns the path written (``result.nc`` or ``result.zarr``
+    in ``run_dir`` unless ``output.path`` is set). Bad input raises a one-line DseError before any file exists."""
+    grid, s, names, fmt, path = plan(cfg, run_dir)
+    client = connect(s)
+    try:
+        run_yaml = yaml.safe_dump({k: v for k, v in cfg.items() if k != "hydra"}, sort_keys=False)
+        attrs = {"run_config_yaml": run_yaml, "run_config_digest": hashlib.sha256(run_yaml.encode()).hexdigest(),
+                 outputs.MARK_ATTR: "written by dse"}
+        write = write_zarr if fmt == "zarr" else write_netcdf
+        with outputs.lock(path):
+            if s.overwrite and (path.exists() or path.is_symlink()) and not outputs.is_dse_output(path):
+                outputs._remove(path)          # the user asked for it (output.overwrite=true)
+            try:
+                return write(Layout(grid, names, s.chunk_mb), path, attrs, client=client, n_workers=s.n_workers,
+                             progress=s.progress)
+            except OSError as err:
+                raise outputs.os_error(err, path) from None
+    finally:
+        _close(client)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def grid_override(arg: str) -> str:
+    """``grid.NAME=...`` -> ``++grid.NAME=...``: a grid entry may be set whether or not the config has it."""
+    return f"++{arg}" if arg.startswith("grid.") and "=" in arg else arg
