@@ -111,9 +111,9 @@ def test_parameter_counts_match_published_totals(name, total_b, active_b):
     from types import SimpleNamespace
 
     from dse.model import config, kernel
-    from dse.run import engine
+    from dse.run import inputs
 
-    m = SimpleNamespace(**engine._prepare_model(config.preset("model", name)))
+    m = SimpleNamespace(**inputs.prepare_model(config.preset("model", name)))
     g = SimpleNamespace(**config.preset("gpu", "h100-sxm"))
     counts = kernel.parameter_counts(m, g)                   # the weights of the operation table, tp = 1
     embedding = m.vocab * m.hidden
@@ -125,9 +125,9 @@ def test_deepseek_mla_attention_by_hand():
     from types import SimpleNamespace
 
     from dse.model import config, kernel
-    from dse.run import engine
+    from dse.run import inputs
 
-    m = SimpleNamespace(**engine._prepare_model(config.preset("model", "deepseek-r1")))
+    m = SimpleNamespace(**inputs.prepare_model(config.preset("model", "deepseek-r1")))
     g = SimpleNamespace(**config.preset("gpu", "h100-sxm"))
     # q_a, q_b (nope + rope per head), kv_a with the RoPE key, W_UK and W_UV per head, o
     by_hand = 7168 * 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 * 128 * 256 + 128 * 128 * 7168

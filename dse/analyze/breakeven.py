@@ -292,7 +292,7 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, inclu
     ds = closed_form(tgt, ref, today_pj_per_bit, include_unfit=include_unfit)
     today = ds.today_flash_read_pj_per_bit
     from dse import __version__
-    from dse.run.engine import _git_commit
+    from dse.run.inputs import git_commit
 
     ds.attrs.update(
         title="dse break-even Flash read energy",
@@ -300,7 +300,7 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, inclu
         today_flash_read_pj_per_bit=(float(today) if today.ndim == 0 else json.dumps(
             {str(k): v for k, v in today.to_series().to_dict().items()}, default=str)),
         **_side_attrs(tgt, "target"), **_side_attrs(ref, "reference"),
-        dse_version=__version__, git_commit=_git_commit(),
+        dse_version=__version__, git_commit=git_commit(),
         conventions="energy in J per generated token, Flash energy in pJ/bit; see docs/model.md section 5",
         Conventions=cf.CONVENTIONS,
     )

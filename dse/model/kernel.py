@@ -233,73 +233,104 @@ def decode_step(m, g, s, link, tier, w, t):
     (``tier.offloaded`` is 0 for the HBM placement), ``w`` workload and accounting switches, ``t`` the step's
     tables (:func:`step_tables`): per layer type traffic and operations, and the expected distinct experts per MoE
     layer (``touched``, ``uncached``: not cached in HBM) and on the busiest expert-parallel GPU (``busiest``).
+
+    A pipeline of stages, each one section of docs/model.md: the rates the operations see, the experts fetched
+    (s.4), the step's traffic (s.3), its latency (s.6), energy (s.5) and capacity (s.7).
     """
     lay = layout(m, s, w)
     n_moe, n_dense = layer_counts(m)
-    touched, uncached, busiest = t.touched, t.uncached, t.busiest
-    wb, pa, tool = w.weight_bytes, w.act_bytes, w.mimic_tool
-    peak_flops = g.peak_tflops * 1e12
+    r = _rates(g, link, tier, w)
+    f = _fetches(m, tier, w, t, lay, n_moe, r.copy_bw)
+    x = _traffic(m, w, t, lay, n_moe, n_dense, f.fetched)
+    lat = _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f.t_copy)
+    e = _energy(m, g, s, link, tier, w, lay, r, f.offload_bytes, x, lat.latency)
+    cap = _capacity(m, tier, w, t, lay, n_moe, n_dense, r.kv_on)
+    return SimpleNamespace(
+        energy=e.components, latency=lat.latency, copy_latency=lat.parts.copy_total, flops=x.flops,
+        hbm_weight_bytes=x.hbm_weight_bytes, kv_bytes=x.kv_bytes, activation_bytes=x.act_read + x.act_write,
+        offload_bytes=f.offload_bytes, offload_bits=f.offload_bytes * BITS, hbm_bytes=cap.hbm_bytes,
+        tier_bytes=cap.tier_bytes, touched=t.touched, fetched=f.fetched, busiest=t.busiest, n_gpus=lay.n_gpus,
+        kv_stored=cap.kv_stored, kv_tier_bytes=cap.kv_stored * r.kv_on, kv_write_bytes=e.kv_write_bytes,
+        static_w=e.static_w,
+        parts=lat.parts,   # the latency's composition (dse.model.requests sums it over steps whose context grows)
+    )
+
+
+def _rates(g, link, tier, w):
+    """Peak FLOP rate and the bandwidths the operations see (B/s); ``kv_extra`` (s/B) is what a KV byte costs
+    beyond an HBM byte when the KV cache lives on a tier."""
     hbm_bw = g.hbm_bw_gbps * GB
     # a copy runs at the slower of link and tier; a staged copy's HBM writes take at most half of HBM bandwidth,
     # and while copies stream that bandwidth is gone for compute (the tool: HBM bw - offload bw, every op)
     copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), hbm_bw / 2)
     bw = hbm_bw - w.staged * tier.offloaded * copy_bw
-    att, dense, moe, expert, lm = t.attention, t.dense, t.moe, t.experts, t.lm_head
-    # KV cache on a tier (w.kv_offloaded = 1, dse.model.requests): KV bytes stream over the link at the tier's bandwidth
+    # KV cache on a tier (w.kv_offloaded = 1, dse.model.requests): KV bytes stream over the link at the tier's speed
     kv_on = getattr(w, "kv_offloaded", 0.0)
     kv_bw = np.minimum(link.bw_gbps * GB, getattr(w, "kv_bw_gbps", NO_KV_BW_GBPS) * GB)
-    kv_extra = kv_on * (1.0 / kv_bw - 1.0 / bw)
-    t_att = _time(att, peak_flops, bw, kv_extra)
-    t_dense, t_moe, t_expert = (_time(x, peak_flops, bw) for x in (dense, moe, expert))
-    t_lm = _time(lm, peak_flops, bw) * w.count_lm_head
+    return SimpleNamespace(peak_flops=g.peak_tflops * 1e12, copy_bw=copy_bw, bw=bw, kv_on=kv_on,
+                           kv_extra=kv_on * (1.0 / kv_bw - 1.0 / bw))
 
-    # --- experts fetched from the offload tier (docs/model.md s.4)
-    fetched = uncached * tier.offloaded                       # per MoE layer
-    expert_bytes = expert_params(m) * wb
-    router_bytes = m.hidden * m.n_experts * wb
+
+def _fetches(m, tier, w, t, lay, n_moe, copy_bw):
+    """Experts fetched from the offload tier (docs/model.md s.4): bytes per step, and the busiest GPU's copy time
+    per MoE layer."""
+    fetched = t.uncached * tier.offloaded                       # per MoE layer
+    expert_bytes = expert_params(m) * w.weight_bytes
+    router_bytes = m.hidden * m.n_experts * w.weight_bytes
     # the tool copies each GPU's router with the experts (its expert stage holds the gate): accounting=paper; the
     # router goes where the experts go, so an HBM cache of a fraction of the experts keeps that share in HBM
-    router_offloaded = tool * tier.offloaded * (1 - w.hbm_cache_fraction)
-    router_copies = router_offloaded * lay.n_gpus
-    offload_bytes = n_moe * (fetched * expert_bytes + router_copies * router_bytes)
-    busiest_fetched = busiest * np.where(touched > 0, fetched / np.maximum(touched, 1e-30), 0.0)
-    t_copy = (busiest_fetched * expert_bytes + router_offloaded * router_bytes) / copy_bw  # per MoE layer
-    direct = 1 - w.staged
+    router_offloaded = w.mimic_tool * tier.offloaded * (1 - w.hbm_cache_fraction)
+    offload_bytes = n_moe * (fetched * expert_bytes + router_offloaded * lay.n_gpus * router_bytes)
+    busiest_fetched = t.busiest * np.where(t.touched > 0, fetched / np.maximum(t.touched, 1e-30), 0.0)
+    t_copy = (busiest_fetched * expert_bytes + router_offloaded * router_bytes) / copy_bw
+    return SimpleNamespace(fetched=fetched, offload_bytes=offload_bytes, t_copy=t_copy)
 
-    # --- per-GPU operations x how many run in one step (docs/model.md s.3)
-    per_gpu = [(att, m.n_layers), (dense, n_dense), (moe, n_moe), (lm, w.count_lm_head)]
+
+def _traffic(m, w, t, lay, n_moe, n_dense, fetched):
+    """The step's FLOPs and HBM traffic: per-GPU operations x how many run, plus the touched experts (s.3)."""
+    per_gpu = ((t.attention, m.n_layers), (t.dense, n_dense), (t.moe, n_moe), (t.lm_head, w.count_lm_head))
 
     def step_sum(field):
-        return lay.n_gpus * sum(getattr(x, field) * n for x, n in per_gpu) + getattr(expert, field) * n_moe * touched
+        per_gpu_sum = sum(getattr(x, field) * n for x, n in per_gpu)
+        return lay.n_gpus * per_gpu_sum + getattr(t.experts, field) * n_moe * t.touched
 
-    skipped = direct * n_moe * fetched * expert.hbm_weights       # direct path: fetched experts bypass HBM
-    hbm_weight_bytes = step_sum("hbm_weights") - skipped
-    kv_bytes = step_sum("hbm_kv")
-    act_read, act_write = step_sum("hbm_a_read"), step_sum("hbm_a_write")
-    flops = step_sum("flops")
+    skipped = (1 - w.staged) * n_moe * fetched * t.experts.hbm_weights   # direct path: fetched experts bypass HBM
+    return SimpleNamespace(hbm_weight_bytes=step_sum("hbm_weights") - skipped, kv_bytes=step_sum("hbm_kv"),
+                           act_read=step_sum("hbm_a_read"), act_write=step_sum("hbm_a_write"),
+                           flops=step_sum("flops"), l2_bytes=step_sum("l2_bytes"), l1_bytes=step_sum("l1_bytes"))
 
-    # --- latency (docs/model.md s.6): per-GPU operation times, collectives, the busiest GPU
+
+def _collectives(m, s, w, lay):
+    """Per-layer collective times (s.6): the TP all-reduces and the expert-parallel all-to-all."""
     hop, nvlink_bw = s.hop_latency_us * 1e-6, s.nvlink_bw_gbps * GB
-    act = lay.group_tokens * lay.query_len * m.hidden * pa
-    allreduce = _ring_allreduce(lay.tp, act, hop, nvlink_bw)
+    allreduce = _ring_allreduce(lay.tp, lay.group_tokens * lay.query_len * m.hidden * w.act_bytes, hop, nvlink_bw)
     # dp attention gathers the group's tokens for the TP-split FFN and scatters them back: half a ring each
     ar_attention = allreduce * (1 - w.dp_attention / 2)
     # MoE output: one all-reduce over the TP group; the tool also all-reduces the shared experts separately
-    ar_moe = allreduce * (1 + tool * (m.n_shared > 0))
+    ar_moe = allreduce * (1 + w.mimic_tool * (m.n_shared > 0))
     # expert-parallel dispatch skips the GPUs of the token's own TP group (they hold it); combine returns to all
-    share = lay.group_tokens * lay.query_len / lay.tp * m.top_k * m.hidden * pa
+    share = lay.group_tokens * lay.query_len / lay.tp * m.top_k * m.hidden * w.act_bytes
     ep = np.maximum(s.ep, 1)
     dispatch = share * np.clip((ep - lay.att_split) / ep, 0.0, 1.0)
     combine = share * (ep - 1) / ep
-    spans_nodes = (s.ep > s.gpus_per_node) * 1.0
     # peers in other nodes go over the inter-node network; the tool sends all of it there once EP spans nodes
-    remote = tool * spans_nodes + (1 - tool) * np.clip((ep - s.gpus_per_node) / ep, 0.0, 1.0)
+    remote = w.mimic_tool * (s.ep > s.gpus_per_node) + (1 - w.mimic_tool) * np.clip(
+        (ep - s.gpus_per_node) / ep, 0.0, 1.0)
     per_byte = (1 - remote) / nvlink_bw + remote / (s.internode_bw_gbps * GB)
     t_a2a = (s.ep > 1) * (hop * ((dispatch > 0) * 1.0 + (combine > 0)) + (dispatch + combine) * per_byte)
+    return SimpleNamespace(allreduce=allreduce, ar_attention=ar_attention, ar_moe=ar_moe, t_a2a=t_a2a)
 
-    t_experts = busiest * t_expert                              # the busiest GPU's routed experts
-    t_dense_layers = n_dense * (t_att + ar_attention + t_dense + allreduce)
-    t_other = t_dense_layers + n_moe * (t_att + ar_attention + t_moe + ar_moe + t_a2a) + t_lm
+
+def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, t_copy):
+    """The step latency (s.6): per-GPU operation times, collectives, the busiest GPU's experts and the copies,
+    composed as the accounting says (per MoE layer, the figure scripts' whole step, or Fig. 6's expert stage)."""
+    c = _collectives(m, s, w, lay)
+    t_att = _time(t.attention, r.peak_flops, r.bw, r.kv_extra)
+    t_dense, t_moe, t_expert = (_time(x, r.peak_flops, r.bw) for x in (t.dense, t.moe, t.experts))
+    t_lm = _time(t.lm_head, r.peak_flops, r.bw) * w.count_lm_head
+    t_experts = t.busiest * t_expert                              # the busiest GPU's routed experts
+    t_dense_layers = n_dense * (t_att + c.ar_attention + t_dense + c.allreduce)
+    t_other = t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm
     prefetch = w.prefetch
     # copies overlap only their own MoE layer's experts (refined) ...
     t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts)
@@ -313,62 +344,52 @@ def decode_step(m, g, s, link, tier, w, t):
     expert_stage = np.where(tier.offloaded * stage > 0, stage, compute)
     latency = w.overlap_step * whole_step + w.overlap_stage * expert_stage + (
         1 - w.overlap_step - w.overlap_stage) * per_layer
+    parts = SimpleNamespace(t_att=t_att, per_layer=per_layer, compute=compute, copy_total=copy_total,
+                            t_dense_layers=t_dense_layers, stage=stage, stage_on=tier.offloaded * stage > 0,
+                            prefetch=prefetch, n_dense=n_dense, n_moe=n_moe,
+                            rates=SimpleNamespace(peak_flops=r.peak_flops, bw=r.bw, kv_extra=r.kv_extra))
+    return SimpleNamespace(latency=latency, parts=parts)
 
-    # --- energy (docs/model.md s.5)
-    kv_token_bytes = kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes * m.n_layers   # per token, one GPU
-    kv_write_bytes = lay.n_gpus * lay.att_tokens * lay.query_len * kv_token_bytes             # new KV this step
+
+def _kv_token_bytes(m, w, lay):
+    """KV bytes one token stores on one GPU, over all layers."""
+    return kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes * m.n_layers
+
+
+def _energy(m, g, s, link, tier, w, lay, r, offload_bytes, x, latency):
+    """The step's energy by component (s.5), J."""
+    kv_on = r.kv_on
+    kv_write_bytes = lay.n_gpus * lay.att_tokens * lay.query_len * _kv_token_bytes(m, w, lay)   # new KV this step
     kv_read_pj = getattr(w, "kv_read_pj_per_bit", 0.0) + link.pj_per_bit
     kv_write_pj = getattr(w, "kv_write_pj_per_bit", 0.0) + link.pj_per_bit
     offload_bits = offload_bytes * BITS
     # a KV tier that is neither always on nor the experts' tier adds its idle power
-    kv_idle = kv_on * getattr(w, "kv_idle_w_per_gpu", 0.0) * (getattr(tier, "tier_id", -1) != getattr(w, "kv_tier_id", -2))
+    other_tier = getattr(tier, "tier_id", -1) != getattr(w, "kv_tier_id", -2)
+    kv_idle = kv_on * getattr(w, "kv_idle_w_per_gpu", 0.0) * other_tier
     static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle)
-    onchip_bits = (step_sum("l2_bytes") * g.l2_pj_per_bit + step_sum("l1_bytes") * g.l1_pj_per_bit) * BITS
-    energy = {
-        "hbm_weights": hbm_weight_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
+    components = {
+        "hbm_weights": x.hbm_weight_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
         # KV-cache traffic: read from HBM, or (KV on a tier) read from the tier plus the new KV written, over the link
-        "hbm_kv": kv_bytes * BITS * (g.hbm_read_pj_per_bit * (1 - kv_on) + kv_on * kv_read_pj) * PJ + kv_on * (
+        "hbm_kv": x.kv_bytes * BITS * (g.hbm_read_pj_per_bit * (1 - kv_on) + kv_on * kv_read_pj) * PJ + kv_on * (
             kv_write_bytes * BITS * kv_write_pj * PJ),
-        "hbm_activations": (act_read * g.hbm_read_pj_per_bit + act_write * g.hbm_write_pj_per_bit) * BITS * PJ,
+        "hbm_activations": (x.act_read * g.hbm_read_pj_per_bit + x.act_write * g.hbm_write_pj_per_bit) * BITS * PJ,
         "offload_read": offload_bits * tier.read_pj_per_bit * PJ,
         "offload_link": offload_bits * link.pj_per_bit * PJ,
         "offload_hbm_write": offload_bits * w.staged * g.hbm_write_pj_per_bit * PJ,
-        "compute": flops * g.flop_pj * PJ,
-        "onchip": onchip_bits * PJ,
+        "compute": x.flops * g.flop_pj * PJ,
+        "onchip": (x.l2_bytes * g.l2_pj_per_bit + x.l1_bytes * g.l1_pj_per_bit) * BITS * PJ,
         "background": static_w * latency,
     }
+    return SimpleNamespace(components=components, kv_write_bytes=kv_write_bytes, static_w=static_w)
 
-    # --- capacity (docs/model.md s.7)
+
+def _capacity(m, tier, w, t, lay, n_moe, n_dense, kv_on):
+    """What HBM and the offload tier hold (s.7), bytes."""
+    expert_bytes = expert_params(m) * w.weight_bytes
     cached_experts = m.n_experts * (1 - tier.offloaded * (1 - w.hbm_cache_fraction))
-    weights_per_gpu = (att.weights * m.n_layers + dense.weights * n_dense + moe.weights * n_moe
-                       + lm.weights * w.count_lm_head)
-    kv_stored = lay.n_gpus * lay.att_tokens * w.context_len * kv_token_bytes
+    weights_per_gpu = (t.attention.weights * m.n_layers + t.dense.weights * n_dense + t.moe.weights * n_moe
+                       + t.lm_head.weights * w.count_lm_head)
+    kv_stored = lay.n_gpus * lay.att_tokens * w.context_len * _kv_token_bytes(m, w, lay)
     hbm_bytes = lay.n_gpus * weights_per_gpu + n_moe * cached_experts * expert_bytes + kv_stored * (1 - kv_on)
-    tier_bytes = n_moe * (m.n_experts - cached_experts) * expert_bytes
-
-    return SimpleNamespace(
-        energy=energy,
-        latency=latency,
-        copy_latency=copy_total,
-        flops=flops,
-        hbm_weight_bytes=hbm_weight_bytes,
-        kv_bytes=kv_bytes,
-        activation_bytes=act_read + act_write,
-        offload_bytes=offload_bytes,
-        offload_bits=offload_bits,
-        hbm_bytes=hbm_bytes,
-        tier_bytes=tier_bytes,
-        touched=touched,
-        fetched=fetched,
-        busiest=busiest,
-        n_gpus=lay.n_gpus,
-        kv_stored=kv_stored,
-        kv_tier_bytes=kv_stored * kv_on,
-        kv_write_bytes=kv_write_bytes,
-        static_w=static_w,
-        # the latency's composition (dse.model.requests sums it over steps whose attention context grows)
-        parts=SimpleNamespace(t_att=t_att, per_layer=per_layer, compute=compute, copy_total=copy_total,
-                              t_dense_layers=t_dense_layers, stage=stage, stage_on=tier.offloaded * stage > 0,
-                              prefetch=prefetch, n_dense=n_dense, n_moe=n_moe,
-                              rates=SimpleNamespace(peak_flops=peak_flops, bw=bw, kv_extra=kv_extra)),
-    )
+    return SimpleNamespace(hbm_bytes=hbm_bytes, kv_stored=kv_stored,
+                           tier_bytes=n_moe * (m.n_experts - cached_experts) * expert_bytes)

@@ -314,8 +314,24 @@ def _derived(tree: dict) -> dict:
     return {**tree, "workload": w}
 
 
+#: The accounting's named choices (docs/model.md s.6.4 and s.2).
+ACCOUNTING_CHOICES = {
+    "prefetch_overlap": ("moe_layer", "step", "expert_stage"),
+    "expert_scaling": ("keep_expert_size", "keep_total_params"),
+    "topk_scaling": ("keep_expert_size", "keep_active_params"),
+}
+
+
+def check_accounting(acct: dict) -> None:
+    for key, allowed in ACCOUNTING_CHOICES.items():
+        if acct.get(key) not in allowed:
+            raise DseError(f"accounting.{key}={acct.get(key)!r}: allowed {', '.join(allowed)}")
+
+
 def check_tree(tree: dict) -> None:
-    """Every range rule and cross-field rule on a resolved input tree (model, system, workload)."""
+    """Every range rule and cross-field rule on a resolved input tree (model, system, workload, accounting)."""
+    if "accounting" in tree:
+        check_accounting(tree["accounting"])
     check_ranges(tree)
     check_cross(_derived(tree))
 

@@ -18,7 +18,8 @@ import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from dse.model import config
-from dse.run.engine import KV_VARIABLES, VARIABLES, expand_values
+from dse.run.engine import KV_VARIABLES, VARIABLES
+from dse.run.inputs import expand_values
 from dse.analyze.serving import VARIABLES as REQUEST_VARIABLES
 from dse.model.params import DseError, check_values, lookup
 

@@ -1,0 +1,445 @@
+"""Parameters and presets -> the grid's inputs: the steps of :func:`dse.run.engine.resolve`.
+
+The call's arguments and the composed config become validated sections (model, system, workload, accounting);
+categorical presets (model, system, gpu, link, placement) are stacked leaf by leaf along their own dimension,
+numeric settings land on their config leaves (a list as a 1-D coordinate), and categorical workload settings become
+numeric codes the kernel multiplies by. Nothing here evaluates the grid.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import xarray as xr
+
+from dse.model import config, specs, validate
+from dse.model.params import PARAMS, DseError, check_values, lookup
+from dse.run import cf
+
+NO_TIER_BW_GBPS = 1e30          # stands in for "unlimited" (YAML .inf), keeps 0 * inf out of the kernel
+MODEL_DEFAULTS = dict(q_lora_rank=0, kv_lora_rank=0, qk_rope_head_dim=0, v_head_dim=0, n_shared=0,
+                      d_shared=0, first_dense=0, moe_every=1, vocab=0, n_kv_heads=0)
+#: Parameters naming presets that are stacked leaf by leaf (a list makes a dimension); not config leaves.
+PRESET_PARAMS = frozenset(("system", "gpu", "link", "model", "profile"))
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except Exception:  # noqa: BLE001 - provenance is best effort
+        return "unknown"
+
+
+def expand_values(name: str, value):
+    """A grid entry: list/tuple/array/range, or {start, stop, num, log} -> list; a scalar -> itself."""
+    if isinstance(value, dict):
+        missing = {"start", "stop", "num"} - set(value)
+        if missing:
+            raise DseError(f"grid.{name}: a range needs start, stop and num (missing {sorted(missing)})")
+        start, stop, num = value["start"], value["stop"], value["num"]
+        for k in ("start", "stop", "num"):
+            if isinstance(value[k], bool) or not isinstance(value[k], (int, float)) or not np.isfinite(value[k]):
+                raise DseError(f"grid.{name}.{k}={value[k]!r} is not a number (allowed: a finite number)")
+        if num < 1 or float(num) != int(num):
+            raise DseError(f"grid.{name}.num={num}: a range needs an integer num >= 1")
+        if value.get("log", False):
+            if start <= 0 or stop <= 0:
+                raise DseError(f"grid.{name}: a log range needs start > 0 and stop > 0")
+            vals = np.geomspace(start, stop, int(num))
+        else:
+            vals = np.linspace(start, stop, int(num))
+        param = PARAMS.get(name)
+        if param is not None and param.integer:
+            vals = np.unique(np.round(vals).astype(int))
+        return vals.tolist()
+    if isinstance(value, (list, tuple, range, np.ndarray)):
+        vals = list(np.asarray(value).tolist()) if isinstance(value, np.ndarray) else list(value)
+        if not vals:
+            raise DseError(f"grid.{name}: empty list of values")
+        return vals
+    return value
+
+
+def _stack(trees: list, dim: str, coords: list):
+    """Stack same-shaped dict trees leaf by leaf along a new dimension (equal scalars stay scalars)."""
+    first = trees[0]
+    if isinstance(first, dict):
+        keys = set(first)
+        for t in trees[1:]:
+            if not isinstance(t, dict) or set(t) != keys:
+                raise DseError(f"{dim}: the presets differ in structure ({sorted(keys ^ set(t))}); "
+                               "they cannot share a dimension")
+        return {k: _stack([t[k] for t in trees], dim, coords) for k in first}
+    if all(not isinstance(t, xr.DataArray) for t in trees) and all(t == first for t in trees):
+        return first
+    return xr.concat([t if isinstance(t, xr.DataArray) else xr.DataArray(t) for t in trees],
+                     dim=xr.DataArray(coords, dims=[dim], name=dim), coords="minimal", compat="override")
+
+
+
+def prepare_model(m: dict) -> dict:
+    m = {**MODEL_DEFAULTS, **m}
+    attention = m.pop("attention", "gqa")
+    if attention not in ("gqa", "mla"):
+        raise DseError(f"model.attention={attention!r}: allowed gqa or mla")
+    m["is_mla"] = 1.0 if attention == "mla" else 0.0
+    for k in ("name", "provenance", "tie_embeddings", "description"):
+        m.pop(k, None)
+    return m
+
+
+def _prepare_system(s: dict) -> dict:
+    s = dict(s)
+    always_on = set(s.pop("always_on", []) or [])
+    unknown = always_on - set(s["tiers"])
+    if unknown:
+        raise DseError(f"system.always_on: unknown tier {sorted(unknown)[0]!r}; tiers are {sorted(s['tiers'])}")
+    tiers = {}
+    for key, t in s["tiers"].items():
+        t = dict(t)
+        kind = t.pop("kind", "memory")
+        if kind not in ("memory", "flash"):
+            raise DseError(f"system.tiers.{key}.kind={kind!r}: allowed memory or flash")
+        t["is_flash"] = 1.0 if kind == "flash" else 0.0
+        t["always_on"] = 1.0 if key in always_on else 0.0
+        t.setdefault("devices_per_gpu", 1)
+        bw = t.get("bw_gbps", float("inf"))
+        t["bw_gbps"] = NO_TIER_BW_GBPS if bw is None or bw == float("inf") else bw
+        for k in ("name", "provenance"):
+            t.pop(k, None)
+        tiers[key] = t
+    s["tiers"] = tiers
+    for k in ("name", "provenance"):
+        s.pop(k, None)
+    for part in ("gpu", "offload_link"):
+        if isinstance(s.get(part), dict):
+            s[part] = {k: v for k, v in s[part].items() if k not in ("name", "provenance")}
+    return s
+
+
+def _data_array(name: str, values: list):
+    values = np.asarray(values)
+    return xr.DataArray(values, dims=[name], coords={name: values})
+
+
+def _flash_tiers(tiers: dict) -> list[str]:
+    return [k for k, t in tiers.items() if np.all(np.asarray(t["is_flash"]) == 1.0)]
+
+
+def _set_leaf(tree: dict, name: str, path: str, value) -> None:
+    if path == "flash.read_pj_per_bit":
+        keys = _flash_tiers(tree["system"]["tiers"])
+        if not keys:
+            raise DseError(f"{name}: the system has no Flash tier")
+        for k in keys:
+            tree["system"]["tiers"][k]["read_pj_per_bit"] = value
+        return
+    current = config.get_path(tree, path)
+    if isinstance(current, dict):
+        raise DseError(f"{name}: {path!r} is a section, not a value")
+    config.set_path(tree, path, value)
+
+
+def _tier_for(placement: str, tiers: dict) -> dict:
+    if placement == "hbm":
+        return dict(offloaded=0.0, read_pj_per_bit=0.0, bw_gbps=NO_TIER_BW_GBPS, devices_per_gpu=1,
+                    idle_w_per_gpu=0.0, is_flash=0.0, capacity_gb=0.0, usd_per_gb=0.0, tier_id=0.0)
+    if placement not in tiers:
+        raise DseError(f"placement={placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
+    t = tiers[placement]
+    return dict(offloaded=1.0, read_pj_per_bit=t["read_pj_per_bit"], bw_gbps=t["bw_gbps"],
+                devices_per_gpu=t["devices_per_gpu"],
+                idle_w_per_gpu=t["idle_w"] * t["devices_per_gpu"] * (1 - t["always_on"]), is_flash=t["is_flash"],
+                capacity_gb=t["capacity_gb"], usd_per_gb=t["usd_per_gb"], tier_id=1.0 + sorted(tiers).index(placement))
+
+
+def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
+    """The KV cache's tier (dse.model.requests, docs/model.md "KV cache on a tier") as workload fields."""
+    if kv_placement == "hbm":
+        return dict(kv_offloaded=0.0, kv_read_pj_per_bit=0.0, kv_write_pj_per_bit=0.0, kv_bw_gbps=NO_TIER_BW_GBPS,
+                    kv_capacity_gb=0.0, kv_is_flash=0.0, kv_pe_cycles=0.0, kv_usd_per_gb=0.0,
+                    kv_idle_w_per_gpu=0.0, kv_tier_id=0.0)
+    if kv_placement not in tiers:
+        raise DseError(f"kv_placement={kv_placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
+    t, n = tiers[kv_placement], tiers[kv_placement]["devices_per_gpu"]
+    if t["is_flash"] and (not t.get("pe_cycles") or t.get("write_pj_per_bit") is None):
+        raise DseError(f"system.tiers.{kv_placement}: a Flash tier holding KV needs pe_cycles (rated program/erase "
+                       "cycles, > 0) and write_pj_per_bit")
+    write = t["read_pj_per_bit"] if t.get("write_pj_per_bit") is None else t["write_pj_per_bit"]
+    return dict(kv_offloaded=1.0, kv_read_pj_per_bit=t["read_pj_per_bit"], kv_write_pj_per_bit=write,
+                kv_bw_gbps=t["bw_gbps"] * n, kv_capacity_gb=t["capacity_gb"] * n, kv_is_flash=t["is_flash"],
+                kv_pe_cycles=t.get("pe_cycles") or 0.0, kv_usd_per_gb=t["usd_per_gb"],
+                kv_idle_w_per_gpu=t["idle_w"] * n * (1 - t["always_on"]),
+                kv_tier_id=1.0 + sorted(tiers).index(kv_placement))
+
+
+def _categorical(name: str, value, codes: dict):
+    """A categorical workload setting (a value, or a list making a dimension) -> its numeric code(s)."""
+    values = value if isinstance(value, list) else [value]
+    bad = [v for v in values if v not in codes]
+    if bad:
+        raise DseError(f"workload.{name}={bad[0]!r}: allowed {', '.join(codes)}")
+    if isinstance(value, list):
+        return xr.DataArray([codes[v] for v in value], dims=[name], coords={name: value})
+    return codes[value]
+
+
+def _values(x) -> np.ndarray:
+    return np.asarray(x.values if isinstance(x, xr.DataArray) else x)
+
+
+def routing_plan(m, s, w, routing_frequencies) -> dict:
+    """How expected experts are counted over the whole grid: the mode and the loop bounds (so that every block
+    of a chunked grid runs the same loops and gives the same numbers)."""
+    k, E = m.top_k, m.n_experts
+    freqs = None
+    if routing_frequencies is not None:
+        if np.ndim(_values(E)):
+            raise DseError("workload.routing_frequencies: model.n_experts cannot be a dimension with measured routing")
+        if np.ndim(_values(k)):
+            raise DseError("workload.routing_frequencies: model.top_k cannot be a dimension with measured routing")
+        freqs = validate.routing_probabilities(routing_frequencies, int(_values(k)), int(_values(E)))
+        mode = "measured"
+    elif np.ndim(_values(w.routing_skew)) == 0 and float(_values(w.routing_skew)) == 0.0:
+        mode = "uniform"
+    else:
+        mode = "zipf"
+    return dict(mode=mode, freqs=freqs, n_max=int(np.max(_values(E))))
+
+
+
+def apply_profile(tree: dict, scalars: dict, dims: dict) -> None:
+    """``profile``: a request profile preset (dse/conf/profile) sets prompt_len and output_len unless they are given;
+    a list of profiles is a dimension."""
+    names = dims.get("profile", scalars.get("profile", tree["workload"].get("profile")))  # a config's workload.profile
+    if names is None:
+        return
+    profiles = [config.preset("profile", p) for p in (names if isinstance(names, list) else [names])]
+    for key in ("prompt_len", "output_len"):
+        if key in scalars or key in dims:
+            continue
+        values = [p[key] for p in profiles]
+        tree["workload"][key] = (xr.DataArray(values, dims=["profile"], coords={"profile": names})
+                                 if isinstance(names, list) else values[0])
+
+
+def _request_fields(w: dict, model: dict, scalars: dict, dims: dict) -> bool:
+    """Requests (prompt_len and output_len given): checks, and the decode context of the step variables (the last
+    decode step, whose KV cache is the largest). Returns whether the study is one of requests."""
+    P, O, chunk = w.pop("prompt_len"), w.pop("output_len"), w.pop("prefill_chunk")
+    life = w.pop("service_life_years")
+    w.pop("profile", None)
+    if P is None and O is None:
+        if chunk is not None:
+            raise DseError("prefill_chunk needs prompt_len and output_len (requests)")
+        return False
+    if P is None or O is None:
+        raise DseError(f"{'prompt_len' if P is None else 'output_len'} is missing: prompt_len and output_len go "
+                       "together (requests), or neither is given (decode-only at context_len)")
+    if "context_len" in scalars or "context_len" in dims:
+        raise DseError("context_len is for decode-only studies: with prompt_len and output_len the context runs "
+                       "from prompt_len to prompt_len + output_len - 1")
+    total = _as_da(P) + _as_da(O)
+    limit = _as_da(model.get("max_context", 0) or 0)
+    over = (total > limit) & (limit > 0)
+    if bool(over.any()):
+        bad_p, bad_o, bad_l = (float(np.asarray(_as_da(x).broadcast_like(over).values)[np.asarray(over.values)].ravel()[0])
+                               for x in (P, O, limit))
+        raise DseError(f"prompt_len={bad_p:g} + output_len={bad_o:g} exceeds the model's max_context={bad_l:g}: "
+                       f"allowed prompt_len + output_len <= max_context")
+    w["prompt_len"], w["output_len"] = P, O
+    w["prefill_chunk"] = P if chunk is None else chunk
+    w["context_len"] = total - 1 if isinstance(total, xr.DataArray) and total.ndim else float(_values(total)) - 1
+    w["service_life_years"] = life
+    return True
+
+
+
+def _as_da(v) -> xr.DataArray:
+    return v if isinstance(v, xr.DataArray) else xr.DataArray(v)
+
+
+def split(study_grid: dict, params: dict):
+    """Separate scalar settings from dimensions; expand ranges; validate every value."""
+    scalars, dims = {}, {}
+    merged = {**{k: v for k, v in config.flat_grid(study_grid).items() if k not in params}, **params}
+    for name, raw in merged.items():
+        value = expand_values(name, raw)
+        path, param = lookup(name)
+        if isinstance(value, xr.DataArray):  # one value per point of other dimensions (dse.breakeven's solver)
+            if param is not None and param.categorical:
+                raise DseError(f"{name}: only a numeric parameter can take an array of values")
+            check_values(name, value.values.ravel().tolist(), param)
+            scalars[name] = value
+            continue
+        check_values(name, value, param)
+        if param is not None and param.preset_group:
+            for v in value if isinstance(value, list) else [value]:
+                config.check_preset(param.preset_group, v)
+        (dims if isinstance(value, list) else scalars)[name] = value
+    return scalars, dims
+
+
+
+
+# ----------------------------------------------------------------------------------- the steps of resolve
+def arguments(model, system, params: dict) -> SimpleNamespace:
+    """The call's arguments: measured routing frequencies (one vector, never a dimension), a parsed model spec
+    (``dse.from_hf_config``), and the parameters with model / system preset names among them."""
+    params = dict(params)
+    frequencies = params.pop("routing_frequencies", None)
+    model_spec = None
+    if isinstance(model, dict):  # a parsed spec, e.g. dse.from_hf_config(path)
+        model_spec, model = dict(model), None
+        validate.check_required_model(model_spec, f"model {model_spec.get('name', '')!r}".replace(" ''", ""))
+    params.update({k: v for k, v in (("model", model), ("system", system)) if v is not None})
+    return SimpleNamespace(params=params, frequencies=frequencies, model_spec=model_spec)
+
+
+def base_config(study, accounting, cfg) -> dict:
+    """The composed root config: the study and accounting presets over dse/conf/config.yaml, or a given config."""
+    if cfg is not None:
+        return json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else config.OmegaConf.to_container(cfg, resolve=True)
+    if study is not None:
+        config.check_preset("study", study)
+    if accounting is not None:
+        config.check_preset("accounting", accounting)
+    return config.compose(study=study, overrides=(f"accounting={accounting}",) if accounting else ())
+
+
+def grid_limit(base: dict, params: dict, max_grid_points) -> float:
+    """The largest grid allowed; a grid whose size bound exceeds it is refused before anything is allocated."""
+    limit = validate.grid_limit(base.get("max_grid_points") if max_grid_points is None else max_grid_points)
+    validate.check_grid_size(validate.grid_size_bound({**config.flat_grid(base.get("grid")), **params}), limit)
+    return limit
+
+
+def preset_tree(base: dict, scalars: dict, args: SimpleNamespace) -> dict:
+    """The model, system, workload and accounting sections, validated, with scalar model / system presets."""
+    tree = {k: specs.validated(k, base[k]) for k in ("model", "system", "workload", "accounting")}
+    for name in ("model", "system"):
+        if name in scalars:
+            tree[name] = config.preset(name, scalars[name])
+    if args.model_spec is not None:
+        tree["model"] = specs.validated("model", args.model_spec)
+    if args.frequencies is not None:
+        f = args.frequencies
+        if isinstance(f, (str, bytes, dict)) or np.ndim(f) != 1:
+            raise DseError("workload.routing_frequencies: expected a flat list of per-expert frequencies")
+        tree["workload"]["routing_frequencies"] = [v.item() if hasattr(v, "item") else v for v in f]
+    return tree
+
+
+def stack_presets(tree: dict, scalars: dict, dims: dict) -> None:
+    """Systems (with their GPU and link presets inside), then models: stacked along their dimensions."""
+    sys_variants = [config.preset("system", v) for v in dims["system"]] if "system" in dims else [tree["system"]]
+    for name, part in (("gpu", "gpu"), ("link", "offload_link")):
+        for sv in sys_variants:
+            if name in scalars:
+                sv[part] = config.preset(name, scalars[name])
+            elif name in dims:
+                sv[part] = _stack([config.preset(name, v) for v in dims[name]], name, dims[name])
+    sys_variants = [_prepare_system(sv) for sv in sys_variants]
+    tree["system"] = _stack(sys_variants, "system", dims["system"]) if "system" in dims else sys_variants[0]
+    models = [config.preset("model", v) for v in dims["model"]] if "model" in dims else [tree["model"]]
+    models = [prepare_model(mv) for mv in models]
+    tree["model"] = _stack(models, "model", dims["model"]) if "model" in dims else models[0]
+
+
+#: Workload settings resolved to numeric codes later (by :func:`workload`), kept as given until then.
+CATEGORICAL = ("workload.placement", "workload.offload_path", "workload.attention_parallel", "workload.kv_placement")
+
+
+def apply_settings(tree: dict, scalars: dict, dims: dict) -> None:
+    """Numeric and workload settings onto their leaves (explicit settings win over presets); then the
+    accounting's scaling rules for swept expert counts."""
+    ref = {k: tree["model"][k] for k in ("n_experts", "top_k", "d_expert")}
+    for name, value in list(scalars.items()) + list(dims.items()):
+        if name in PRESET_PARAMS:
+            continue
+        path, _ = lookup(name)
+        if path in CATEGORICAL:
+            tree["workload"][path.split(".")[1]] = value
+        else:
+            _set_leaf(tree, name, path, _data_array(name, value) if isinstance(value, list) else value)
+    acct, m = tree["accounting"], tree["model"]
+    d_expert_given = "d_expert" in scalars or "d_expert" in dims
+    if acct["expert_scaling"] == "keep_total_params" and not d_expert_given:
+        m["d_expert"] = ref["d_expert"] * ref["n_experts"] / np.maximum(m["n_experts"], 1)
+    if acct["topk_scaling"] == "keep_active_params" and not d_expert_given:
+        m["d_expert"] = m["d_expert"] * ref["top_k"] / np.maximum(m["top_k"], 1)
+
+
+def workload(tree: dict, scalars: dict, dims: dict) -> SimpleNamespace:
+    """The workload's numeric fields: categorical settings as codes, the accounting's switches, requests."""
+    w, acct = dict(tree["workload"]), tree["accounting"]
+    request = _request_fields(w, tree["model"], scalars, dims)
+    kv_placement, freqs, placement = w.pop("kv_placement"), w.pop("routing_frequencies", None), w.pop("placement")
+    w["staged"] = _categorical("offload_path", w.pop("offload_path"), {"staged": 1.0, "direct": 0.0})
+    for flag in ("prefetch", "fused_attention"):
+        w[flag] = _as_da(w[flag]) * 1.0 if isinstance(w[flag], (bool, xr.DataArray)) else float(w[flag])
+    w["dp_attention"] = _categorical("attention_parallel", w.pop("attention_parallel"), {"tp": 0.0, "dp": 1.0})
+    w["count_lm_head"] = 1.0 if acct["count_lm_head"] else 0.0
+    w["mimic_tool"] = 1.0 if acct["mimic_tool"] else 0.0
+    w["overlap_step"] = 1.0 if acct["prefetch_overlap"] == "step" else 0.0
+    w["overlap_stage"] = 1.0 if acct["prefetch_overlap"] == "expert_stage" else 0.0
+    return SimpleNamespace(w=w, request=request, kv_placement=kv_placement, freqs=freqs, placement=placement)
+
+
+def hardware(tree: dict, wl: SimpleNamespace) -> SimpleNamespace:
+    """The system's GPU, offload link and the experts' tier (a list of placements: a dimension); a KV cache on a
+    tier adds that tier's constants to the workload."""
+    s = tree["system"]
+    tiers = s.pop("tiers")
+    placement, kv_placement = wl.placement, wl.kv_placement
+    if isinstance(placement, list):
+        tier = _stack([_tier_for(p, tiers) for p in placement], "placement", placement)
+    else:
+        tier = _tier_for(placement, tiers)
+    s["always_on_w_per_gpu"] = sum(t["always_on"] * t["idle_w"] * t["devices_per_gpu"] for t in tiers.values())
+    gpu, link = s.pop("gpu"), s.pop("offload_link")
+    kv_mode = kv_placement != "hbm"
+    if kv_mode:
+        kv = ([_kv_tier_for(p, tiers) for p in kv_placement] if isinstance(kv_placement, list)
+              else _kv_tier_for(kv_placement, tiers))
+        wl.w.update(_stack(kv, "kv_placement", kv_placement) if isinstance(kv, list) else kv)
+    return SimpleNamespace(s=s, gpu=gpu, link=link, tier=tier, kv_mode=kv_mode)
+
+
+def coord_attrs(dims: dict) -> dict:
+    """Units and long names of the grid's coordinates (CF)."""
+    out = {name: cf.attrs(PARAMS[name].units if name in PARAMS else "", PARAMS[name].doc if name in PARAMS else name)
+           for name in dims}
+    out.update(cf.STACK_COORDS)
+    return out
+
+
+def provenance(study, base: dict, scalars: dict, dims: dict, args, tree: dict, resolved: dict, plan: dict) -> dict:
+    """The dataset's attributes: the resolved config (with every preset's provenance), the settings, their digest,
+    the code version and the accounting."""
+    from dse import __version__
+
+    settings = {k: (v.values.tolist() if isinstance(v, xr.DataArray) else v) for k, v in {**scalars, **dims}.items()}
+    if args.frequencies is not None:
+        settings["routing_frequencies"] = tree["workload"]["routing_frequencies"]
+    if args.model_spec is not None:
+        settings["model"] = args.model_spec
+    config_yaml = config.to_yaml(resolved)
+    digest = hashlib.sha256((config_yaml + json.dumps(settings, sort_keys=True, default=str)).encode()).hexdigest()
+    acct = tree["accounting"]
+    model = args.model_spec.get("name", "") if args.model_spec else scalars.get("model", base["model"].get("name", ""))
+    return dict(
+        title="dse decode-step energy / latency / capacity", study=study or "", model=str(model),
+        system=str(scalars.get("system", base["system"].get("name", ""))),
+        settings=json.dumps(settings, default=str), config_yaml=config_yaml, config_digest=digest,
+        dse_version=__version__, git_commit=git_commit(), routing=plan["mode"],
+        expert_scaling=acct["expert_scaling"], topk_scaling=acct["topk_scaling"],
+        count_lm_head=int(bool(acct["count_lm_head"])), prefetch_overlap=acct["prefetch_overlap"],
+        mimic_tool=int(bool(acct["mimic_tool"])),
+        conventions="energy in J, time in s, bytes in B; the equations: docs/model.md", Conventions=cf.CONVENTIONS,
+    )
