@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dse.model.params import DseError
-from dse.search import points, report, study as study_mod, validate
+from dse.search import exhaustive, points, report, study as study_mod, validate
 from .pareto import Normalizer, nondominated
 from .space import check_run_settings, parse
 
@@ -28,6 +28,7 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
     base = _base(cfg)
     space = parse(search, base)
     check_run_settings(search)
+    exhaustive.check(search)
     if search.get("mark_study") is not None:
         from dse.model.config import check_preset
 
@@ -42,6 +43,9 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
     if not run_dir.is_dir():
         raise DseError(f"run directory {str(run_dir)!r} does not exist")
     points.check_question(base, space)    # every value the search may try, before any storage is touched
+    method, why = exhaustive.choose(search, space, base)
+    if method == "exhaustive":
+        return exhaustive.run_exhaustive(cfg, base, space, run_dir, why)
 
     study = study_mod.open_study(search, space, base, run_dir)       # storage errors: before any trial
     progress = bool(search.get("progress", True)) if progress is None else progress
@@ -55,7 +59,8 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
         raise DseError("search: the study has no completed trial (search.n_trials=0 on a new study?)")
     feasible = np.all(C <= 0, axis=1)
     exact = None
-    summary = dict(study=study.name, trials_in_study=len(numbers), feasible=int(feasible.sum()), **stats)
+    summary = dict(method="optuna", **why, study=study.name, trials_in_study=len(numbers),
+                   feasible=int(feasible.sum()), **stats)
     if search.get("validate"):
         exact = validate.exact_front(base, space, int(search.get("max_enumerate", 2_000_000)))
         result = validate.compare(F[feasible], exact["F"])
