@@ -90,11 +90,12 @@ def _sum_in_order(parts) -> np.ndarray:
     return total
 
 
-def _sum_smallest_first(parts) -> np.ndarray:
-    """The sum of the parts, the ones over the fewest grid points added first (stable otherwise): a block's full-size
-    array is then written by one addition, not one per component (docs/model.md s.8). It differs from the sum in
-    order by rounding only (a few units in the last place)."""
-    return _sum_in_order(sorted(parts, key=np.size))
+def _sum_smallest_first(parts, points) -> np.ndarray:
+    """The sum of the parts, those over the fewest grid points (``points``, counted over the whole grid) added first,
+    in their order otherwise: a block's full-size array is then written by one addition, not one per component
+    (docs/model.md s.8). The order is the grid's, the same in every block (any chunking gives the same numbers);
+    it differs from the sum in reporting order by rounding only (a few units in the last place)."""
+    return _sum_in_order([parts[i] for i in sorted(range(len(parts)), key=lambda i: points[i])])
 
 
 def _tables(m, g, s, w, routing_plan) -> dict:
@@ -171,20 +172,22 @@ COMBINED = {"step_energy": ("energy",), "energy_per_token": ("energy", "batch"),
 _OFFLOAD = [kernel.COMPONENTS.index(c) for c in kernel.OFFLOAD_COMPONENTS]
 
 
-def _combine(out: dict, name: str):
-    """A variable of :data:`COMBINED` from a block's parts (:func:`_outputs`); the step energy is added up once per
-    block and kept with its parts (two threads adding it at once get the same numbers)."""
+def _combine(out: dict, name: str, points: dict):
+    """A variable of :data:`COMBINED` from a block's parts (:func:`_outputs`); ``points``: each part's point count
+    over the whole grid. The step energy is added up once per block and kept with its parts (two threads adding it
+    at once get the same numbers)."""
+    energy = points["energy"]
     if name == "capacity_cost_usd":
-        return _sum_smallest_first(out["capacity_cost"])
+        return _sum_smallest_first(out["capacity_cost"], points["capacity_cost"])
     total = out.get("step_energy")
     if total is None:
-        total = out["step_energy"] = _sum_smallest_first(out["energy"])
+        total = out["step_energy"] = _sum_smallest_first(out["energy"], energy)
     if name == "step_energy":
         return total
     if name == "energy_per_token":
         return total / out["batch"]
     if name == "offload_share":  # 0 (not NaN) when the step costs no energy
-        offload = _sum_smallest_first([out["energy"][i] for i in _OFFLOAD])
+        offload = _sum_smallest_first([out["energy"][i] for i in _OFFLOAD], [energy[i] for i in _OFFLOAD])
         floor = np.maximum(total, 1e-300)
         if isinstance(floor, np.ndarray) and floor.shape == np.broadcast_shapes(floor.shape, np.shape(offload)):
             return np.divide(offload, floor, out=floor)   # in place: one full-size array, not two

@@ -10,8 +10,9 @@ the block with index 0 along the dimensions it does not depend on. Blocks only s
 is fixed for the whole grid, so any chunking gives bit-identical numbers.
 
 A kernel may split its work in two (``combine``): ``compute`` gives the *parts* -- open arrays, each over the few
-dimensions it depends on -- and ``combine(parts, name)`` the few variables that span many dimensions (sums of
-parts). When the parts of the whole grid are small (:data:`WHOLE_PARTS_MAX` values), they are computed once and
+dimensions it depends on -- and ``combine(parts, name, part_points)`` the few variables that span many dimensions
+(sums of parts; ``part_points``: each part's point count over the whole grid, so that sums can run in an order
+that is the same for every block). When the parts of the whole grid are small (:data:`WHOLE_PARTS_MAX` values), they are computed once and
 every block only slices them and combines what is asked of it: the work that does not depend on a block's
 dimensions is done once, and a block's work is a few long numpy loops that release the GIL (docs/model.md s.8).
 """
@@ -196,7 +197,11 @@ class Grid:
 
     def value(self, out: dict, name: str):
         """A variable from a block's parts: the part itself, or combined from the parts."""
-        return self.combine(out, name) if name in self.combined else out[name]
+        if name not in self.combined:
+            return out[name]
+        if "part_points" not in self.__dict__:
+            self.layout  # noqa: B018 - the probe counts the parts' points
+        return self.combine(out, name, self.part_points)
 
     def _compute_box(self, box: tuple, order: tuple | None = None) -> dict:
         def cut(a):
@@ -215,8 +220,9 @@ class Grid:
         Numpy broadcasting is structural, so an output has length 2 exactly along the dimensions it depends on
         (dimensions of size 1 are probed with their one value twice)."""
         out = self._compute_box(tuple([0, 1] if self.sizes[d] > 1 else [0, 0] for d in self.dims))
-        self._probe_values = sum(self._points(np.shape(p)) for v in out.values()
-                                 for p in (v if isinstance(v, tuple) else (v,)))
+        self.part_points = {k: tuple(self._points(np.shape(p)) for p in v) if isinstance(v, tuple) else
+                            self._points(np.shape(v)) for k, v in out.items()}
+        self._probe_values = sum(sum(n) if isinstance(n, tuple) else n for n in self.part_points.values())
         layout = {}
         for name in self.variables:
             value = self.value(out, name)
