@@ -121,8 +121,10 @@ def grid_points(ds) -> int:
     return math.prod(n for d, n in ds.sizes.items() if d not in STACK_DIMS)
 
 
-def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> None:
-    """A sweep of about ``points`` points through the CLI in a child process; wall time and peak RSS."""
+def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str, compressor: str = "zstd",
+               quiet: bool = False) -> tuple[float, float, float]:
+    """A sweep of about ``points`` points through the CLI in a child process: (real grid points/s, peak RSS bytes,
+    bytes on disk)."""
     num_batch = max(1, round(points / 500_000))     # the other dimensions give 5 x 10^5 points
     overrides = [
         "model=deepseek-r1", "system=8xh200", "workload.placement=ssd",
@@ -130,13 +132,14 @@ def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> No
         "+grid.hbm_read_pj_per_bit=[3.0,4.2,6.0,10.0,14.0]", f"+grid.batch={{start:1,stop:{num_batch},num:{num_batch}}}",
         "+grid.top_k=[1,2,4,8,16]", "+grid.n_experts=[32,64,128,256]", "+grid.context_len=[1024,4096,16384,65536,131072]",
         "+grid.link_bw_gbps=[32.0,64.0,128.0,256.0,450.0,900.0,1800.0,3600.0,7200.0,14400.0]",
-        "output.format=zarr", f"dask.chunk_mb={chunk_mb}",
+        "output.format=zarr", f"dask.chunk_mb={chunk_mb}", f"output.compressor={compressor}",
     ]
     if variables:
         overrides.append(f"output.variables=[{variables}]")
     out = Path(tempfile.mkdtemp(prefix="dse-bench-", dir=os.environ.get("DSE_BENCH_DIR")))
     cmd = [sys.executable, "-m", "dse", *overrides, f"hydra.run.dir={out}", "progress=false"]
-    print("\n" + " ".join(cmd[1:]))
+    if not quiet:
+        print("\n" + " ".join(cmd[1:]))
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t = time.perf_counter()
     child = subprocess.Popen(cmd, env=env, cwd=ROOT)
@@ -156,12 +159,25 @@ def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> No
     ds = xr.open_zarr(out / "result.zarr", consolidated=False)
     npts = grid_points(ds)
     on_disk = sum(f.stat().st_size for f in (out / "result.zarr").rglob("*") if f.is_file())
-    print(f"{npts:,} points to Zarr ({', '.join(ds.data_vars)}): wall {wall:.1f} s ({npts / wall:.3g} points/s), "
-          f"peak RSS {rss / 2**30:.2f} GiB, {on_disk / 1e9:.2f} GB on disk")
+    if not quiet:
+        print(f"{npts:,} points to Zarr ({', '.join(ds.data_vars)}): wall {wall:.1f} s ({npts / wall:.3g} real grid "
+              f"points/s; target >= 5e7), peak RSS {rss / 2**30:.2f} GiB (target < 1), {on_disk / 1e9:.2f} GB on disk; "
+              f"load average {os.getloadavg()[0]:.2f}")
     if keep:
         print(f"kept {out}")
     else:
         shutil.rmtree(out)
+    return npts / wall, rss, on_disk
+
+
+def zarr_choices(points: float, variables: str) -> None:
+    """The compressor and chunk-size choices, each a whole CLI sweep of ``points`` points (wall time includes
+    the process start, the same for all)."""
+    print(f"\nZarr choices, {points:.0e} points each (compressor, chunk MiB: points/s, peak RSS, on disk):")
+    for compressor in ("zstd", "lz4", "none"):
+        for chunk_mb in (2.0, 8.0):
+            rate, rss, disk = zarr_sweep(points, chunk_mb, False, variables, compressor, quiet=True)
+            print(f"  {compressor:5s} {chunk_mb:4.0f}: {rate:.3g} points/s, {rss / 2**30:.2f} GiB, {disk / 1e9:.2f} GB")
 
 
 if __name__ == "__main__":
@@ -174,8 +190,12 @@ if __name__ == "__main__":
                     help="comma-separated variables the Zarr sweep writes ('' = all: ~88 bytes per point)")
     ap.add_argument("--threads", type=int, default=2, help="dask threads (the ratio's numerator)")
     ap.add_argument("--no-zarr", action="store_true")
+    ap.add_argument("--choices-points", type=float, default=1e8, help="points of each compressor / chunk trial "
+                    "(0: skip the trials)")
     ap.add_argument("--keep", action="store_true", help="keep the Zarr output")
     a = ap.parse_args()
     throughput(a.repeats, a.loop_points, a.chunk_mb, a.threads)
     if not a.no_zarr:
+        if a.choices_points:
+            zarr_choices(a.choices_points, a.zarr_variables)
         zarr_sweep(a.zarr_points, a.chunk_mb, a.keep, a.zarr_variables)
