@@ -61,34 +61,39 @@ def question(grid, objectives, constraints) -> Question:
     return Question(tuple(objectives), bounds, "fits" in grid.variables)
 
 
-def _flat(grid, data: dict, name: str, shape: tuple) -> np.ndarray:
-    """A block's variable (over its own dims) broadcast over the block's dims and flattened in C order."""
+def _open(grid, data: dict, name: str) -> np.ndarray:
+    """A block's variable (over its own dims) with a length-1 axis for each block dim it does not depend on."""
     dims = grid.layout[name][0]
-    a = np.asarray(data[name]).reshape([n if d in dims else 1 for d, n in zip(grid.dims, shape)])
-    return np.broadcast_to(a, shape).ravel()
+    a = np.asarray(data[name])
+    return a.reshape([a.shape[dims.index(d)] if d in dims else 1 for d in grid.dims])
+
+
+def _at(a: np.ndarray, where: tuple) -> np.ndarray:
+    """An open array's values at block positions ``where`` (index arrays), gathered without broadcasting it."""
+    return a[tuple(w if n > 1 else 0 for w, n in zip(where, a.shape))] if a.ndim else np.full(len(where[0]), a)
 
 
 def block_front(grid, box, q: Question):
     """One block's feasible non-dominated points: (objectives n x k, constrained values n x c, flat grid index,
-    feasible points counted)."""
+    feasible points counted). Feasibility is computed on the variables' own dims and broadcast into one mask;
+    objectives are taken at the feasible points only, constrained values at the front's."""
     box = tuple(box)
     data = grid.block(box, q.names)
     shape = tuple(len(range(grid.sizes[d])[b]) for d, b in zip(grid.dims, box))
-    feasible = np.ones(math.prod(shape), dtype=bool)
+    feasible = np.ones(shape, dtype=bool)
     for name, (lo, hi) in q.constraints.items():
-        v = _flat(grid, data, name, shape)
+        v = _open(grid, data, name)
         feasible &= (v >= lo) & (v <= hi)
     if q.fits:
-        feasible &= _flat(grid, data, "fits", shape).astype(bool)
+        feasible &= _open(grid, data, "fits").astype(bool)
     idx = np.flatnonzero(feasible)
-    F = np.column_stack([_flat(grid, data, o, shape)[idx] for o in q.objectives]).astype(float)
-    keep = nondominated(F)
-    idx = idx[keep]
-    V = np.column_stack([_flat(grid, data, c, shape)[idx] for c in q.constraints] or [np.zeros((len(idx), 0))])
-    local = np.unravel_index(idx, shape)
-    where = tuple(b.start + i for b, i in zip(box, local))
-    flat = np.ravel_multi_index(where, tuple(grid.sizes[d] for d in grid.dims)) if grid.dims else idx
-    return F[keep], V.astype(float), np.asarray(flat, dtype=np.int64), int(feasible.sum())
+    F = np.column_stack([np.broadcast_to(_open(grid, data, o), shape)[feasible] for o in q.objectives]).astype(float)
+    keep = nondominated(F) if len(F) else np.zeros(0, dtype=bool)
+    where = np.unravel_index(idx[keep], shape)
+    V = np.column_stack([_at(_open(grid, data, c), where) for c in q.constraints] or [np.zeros((len(where[0]), 0))])
+    at = tuple(b.start + w for b, w in zip(box, where))
+    flat = np.ravel_multi_index(at, tuple(grid.sizes[d] for d in grid.dims)) if grid.dims else np.zeros(len(F), int)
+    return F[keep], V.astype(float), np.asarray(flat, dtype=np.int64), int(np.count_nonzero(feasible))
 
 
 def merge(*fronts):
