@@ -93,7 +93,7 @@ def _sum_in_order(parts) -> np.ndarray:
 def _sum_smallest_first(parts, points) -> np.ndarray:
     """The sum of the parts, those over the fewest grid points (``points``, counted over the whole grid) added first,
     in their order otherwise: a block's full-size array is then written by one addition, not one per component
-    (docs/model.md s.8). The order is the grid's, the same in every block (any chunking gives the same numbers);
+    (docs/scale.md). The order is the grid's, the same in every block (any chunking gives the same numbers);
     it differs from the sum in reporting order by rounding only (a few units in the last place)."""
     return _sum_in_order([parts[i] for i in sorted(range(len(parts)), key=lambda i: points[i])])
 

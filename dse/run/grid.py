@@ -14,7 +14,7 @@ dimensions it depends on -- and ``combine(parts, name, part_points)`` the few va
 (sums of parts; ``part_points``: each part's point count over the whole grid, so that sums can run in an order
 that is the same for every block). When the parts of the whole grid are small (:data:`WHOLE_PARTS_MAX` values), they are computed once and
 every block only slices them and combines what is asked of it: the work that does not depend on a block's
-dimensions is done once, and a block's work is a few long numpy loops that release the GIL (docs/model.md s.8).
+dimensions is done once, and a block's work is a few long numpy loops that release the GIL (docs/scale.md).
 """
 from __future__ import annotations
 
