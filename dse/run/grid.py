@@ -320,34 +320,51 @@ class Grid:
                 for idx in itertools.product(*(range(len(chunking[d])) for d in self.dims))]
 
     def _dask(self, chunking: dict, names) -> dict:
-        """One task per block (its parts) and one per variable chunk (taken, or combined, from its block's parts).
-        The grid is one key of the graph, so a distributed scheduler ships it once per worker."""
+        """Dask arrays of the variables: where blocks slice the whole grid's parts, one blockwise task per variable
+        chunk (so that dask fuses it with what follows, a reduction's chunk step say); else one task per block (its
+        parts) and one per variable chunk taken from it. The grid is one key of the graph, so a distributed
+        scheduler ships it once per worker."""
+        import dask
+
+        token = uuid.uuid4().hex
+        grid = dask.delayed(self, name=f"dse-grid-{token}")
+        if self.combine is not None and self.part_values <= WHOLE_PARTS_MAX:
+            return {name: self._blockwise(grid, chunking, name, token) for name in names}
+        return self._per_block(grid, chunking, names, token)
+
+    def _var_chunks(self, chunking: dict, name: str) -> tuple:
+        dims = self.layout[name][0]
+        stacked = ((len(self.stacks[name][1]),),) if name in self.stacks else ()
+        return tuple(chunking[d] for d in dims) + stacked
+
+    def _blockwise(self, grid, chunking: dict, name: str, token: str):
+        import dask.array as da
+
+        dtype, chunks = self.layout[name][1], self._var_chunks(chunking, name)
+        starts = {d: np.cumsum((0,) + c).tolist() for d, c in chunking.items()}
+        return da.map_blocks(_chunk_at, grid, name=f"{name}-{token}", dtype=dtype, chunks=chunks,
+                             meta=np.empty((0,) * len(chunks), dtype), variable=name, starts=starts)
+
+    def _per_block(self, grid, chunking: dict, names, token: str) -> dict:
         import dask.array as da
         from dask.highlevelgraph import HighLevelGraph
 
-        token = uuid.uuid4().hex
-        grid_key, block_name = f"dse-grid-{token}", f"dse-block-{token}"
+        grid_key, block_name = grid.key, f"dse-block-{token}"
         boxes = dict(self.blocks(chunking))
-        sliced = self.combine is not None and self.part_values <= WHOLE_PARTS_MAX   # blocks slice the whole's parts
-        blocks = {} if sliced else {(block_name, *idx): (_block, grid_key, box, self._order(box))
-                                    for idx, box in boxes.items()}
+        blocks = {(block_name, *idx): (_block, grid_key, box, self._order(box)) for idx, box in boxes.items()}
         arrays = {}
         for name in names:
             dims, dtype = self.layout[name]
-            stacked = (len(self.stacks[name][1]),) if name in self.stacks else ()
+            n_stacked = int(name in self.stacks)
             var = f"{name}-{token}"
             layer = {}
             for vidx in itertools.product(*(range(len(chunking[d])) for d in dims)):
                 at = dict(zip(dims, vidx))
                 idx = tuple(at.get(d, 0) for d in self.dims)
-                key = (var, *vidx) + (0,) * len(stacked)
-                layer[key] = ((_sliced_chunk, grid_key, boxes[idx], name) if sliced else
-                              (_take_block, grid_key, (block_name, *idx), boxes[idx], name))
-            layers = {grid_key: {grid_key: self}, var: layer, **({block_name: blocks} if blocks else {})}
-            deps = {grid_key: set(), var: {grid_key} | ({block_name} if blocks else set()),
-                    **({block_name: {grid_key}} if blocks else {})}
-            graph = HighLevelGraph(layers, deps)
-            chunks = tuple(chunking[d] for d in dims) + tuple((n,) for n in stacked)
+                layer[(var, *vidx) + (0,) * n_stacked] = (_take_block, grid_key, (block_name, *idx), boxes[idx], name)
+            graph = HighLevelGraph({grid_key: {grid_key: self}, block_name: blocks, var: layer},
+                                   {grid_key: set(), block_name: {grid_key}, var: {block_name, grid_key}})
+            chunks = self._var_chunks(chunking, name)
             arrays[name] = da.Array(graph, var, chunks, dtype=dtype, meta=np.empty((0,) * len(chunks), dtype))
         return arrays
 
@@ -357,11 +374,14 @@ def _block(grid: Grid, box: tuple, order: tuple) -> dict:
     return grid._evaluate(box, order)
 
 
-def _sliced_chunk(grid: Grid, box: tuple, name: str) -> np.ndarray:
-    """A variable's chunk from the whole grid's parts: slice what it needs, combine, take (one task)."""
+def _chunk_at(grid: Grid, *, variable: str, starts: dict, block_id: tuple) -> np.ndarray:
+    """A variable's chunk (``block_id`` along its own dims) from the whole grid's parts: slice what it needs,
+    combine, take. Along the dims the variable does not depend on, the grid's first block is used."""
     reuse_freed_memory()
+    at = dict(zip(grid.layout[variable][0], block_id))
+    box = tuple(slice(starts[d][at.get(d, 0)], starts[d][at.get(d, 0) + 1]) for d in grid.dims)
     order = grid._order(box)
-    return grid._take(grid._evaluate(box, order, [name]), box, [name], order)[name]
+    return grid._take(grid._evaluate(box, order, [variable]), box, [variable], order)[variable]
 
 
 def _take_block(grid: Grid, out: dict, box: tuple, name: str) -> np.ndarray:
