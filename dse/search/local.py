@@ -46,7 +46,8 @@ def _moves(value, d: BaseDistribution) -> list:
                     for s in (-1, 1)] + [d.low, d.high]
         else:
             cand = [value + s * (d.high - d.low) / n for n in (16, 128) for s in (-1, 1)] + [d.low, d.high]
-        cand = [min(max(v, d.low), d.high) for v in cand if d.low - 1e-9 * abs(d.low) <= v <= d.high + 1e-9 * abs(d.high)]
+        slack = 1e-9 * max(abs(d.low), abs(d.high))
+        cand = [min(max(v, d.low), d.high) for v in cand if d.low - slack <= v <= d.high + slack]
         return sorted({v for v in cand if v != value})
     return []
 

@@ -19,14 +19,9 @@ def _base(cfg: dict) -> dict:
     return base
 
 
-def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
-    """Run the search described by ``cfg`` (a composed search config, as a dict) in ``run_dir``.
-
-    Returns a summary (trials, wall time, front size, output paths, and the validation result if asked).
-    """
-    search = cfg.get("search")
-    base = _base(cfg)
-    space = parse(search, base)
+def _check(search: dict, base: dict, space, run_dir: Path) -> Path:
+    """Every check of a search before any work: settings, method, marks, validation size, run directory, and every
+    value the search may try (before any storage is touched)."""
     check_run_settings(search)
     exhaustive.check(search)
     if search.get("mark_study") is not None:
@@ -39,10 +34,21 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
         if space.size() > int(search.get("max_enumerate", 2_000_000)):
             raise DseError(f"search.validate: the space has {space.size()} points; "
                            f"search.max_enumerate={search.get('max_enumerate')}")
-    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DseError(f"run directory {str(run_dir)!r} does not exist")
-    points.check_question(base, space)    # every value the search may try, before any storage is touched
+    points.check_question(base, space)
+    return run_dir
+
+
+def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
+    """Run the search described by ``cfg`` (a composed search config, as a dict) in ``run_dir``.
+
+    Returns a summary (trials, wall time, front size, output paths, and the validation result if asked).
+    """
+    search = cfg.get("search")
+    base = _base(cfg)
+    space = parse(search, base)
+    run_dir = _check(search, base, space, Path(run_dir))
     method, why = exhaustive.choose(search, space, base)
     if method == "exhaustive":
         return exhaustive.run_exhaustive(cfg, base, space, run_dir, why)
