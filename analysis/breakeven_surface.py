@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 import matplotlib.colors as mcolors
+import matplotlib.ticker as mticker
 import numpy as np
 import xarray as xr
 
@@ -77,8 +78,8 @@ def plot_breakeven_surface(be: xr.Dataset, flash_read_pj_per_bit=None, *, panel_
     axes[0][0].set_ylabel("offload link per GPU (GB/s)")
     cbar = fig.colorbar(mesh, ax=list(axes[0]), pad=0.02, aspect=30)
     cbar.set_label("energy per token, target / reference")
-    cbar.ax.yaxis.set_major_formatter(plot.mticker.FuncFormatter(plain))
-    cbar.ax.yaxis.set_minor_formatter(plot.mticker.NullFormatter())
+    cbar.ax.yaxis.set_major_formatter(mticker.FuncFormatter(plain))
+    cbar.ax.yaxis.set_minor_formatter(mticker.NullFormatter())
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=3)
     tgt, ref = be.attrs.get("target_model", "target"), be.attrs.get("reference_model", "reference")

@@ -73,7 +73,7 @@ def plot_fronts(fronts: dict, mark: dict | None, *, title: str | None = None, ma
     dplot.plain_ticks(ax, "y")
     ax.set_xlabel(dplot.label("capacity_cost_usd") + ": GPUs less their HBM + bytes held x $/GB")
     ax.set_ylabel("energy per token (J)")
-    dplot._label_points(ax, labelled, max_labels)
+    dplot.label_points(ax, labelled, max_labels)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2)
     ax.set_title(title or "DeepSeek-R1 (paper constants), latency <= 50 ms per token, HBM fill <= 90%")
     return fig

@@ -15,7 +15,7 @@ from dse.analyze.plot import hbf_read_pj_per_bit  # noqa: F401 (used by the othe
 
 def today_of(be: xr.Dataset) -> float:
     """Today's Flash read energy of a break-even result (one value across its grid)."""
-    return plot._today(be)
+    return plot.today_of(be)
 
 
 def plot_parity(be: xr.Dataset, flash_read_pj_per_bit=None, *, title: str | None = None):

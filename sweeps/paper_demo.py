@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the analysis/ scripts live beside dse/
 
 import dse
-from dse.cli.main import write_netcdf
+from dse.run.io import write_netcdf
 from dse.run.report import energy_table
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "paper"

@@ -76,7 +76,7 @@ def _matches(cmd: str, table: dict) -> str | None:
 
 def scratch_copy(dest: Path) -> Path:
     """The working tree as git sees it; the project's .venv linked in (so `make` finds it installed)."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True)
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, timeout=60)
     if listed.returncode != 0:  # not a git checkout (e.g. this runner's own scratch copy): all but outputs
         shutil.copytree(ROOT, dest, symlinks=True, ignore=shutil.ignore_patterns(
             ".venv", "outputs", "multirun", "results", "*.egg-info", "build", "__pycache__", ".hypothesis",

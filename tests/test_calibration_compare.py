@@ -139,7 +139,27 @@ def test_figure_draws(results, tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     fig = mod.figure(results)
-    assert len(fig.axes) == 4
+    a, b, c, d = fig.axes[:4]
+    # the panels show the study's numbers: (a) SSD / HBM ratio and (b) copy share per model and constants, in
+    # the order drawn; (c) e* per constants; (d) each model's peak ratio as a bar
+    want_a, want_b = [], []
+    for model in mod.MODELS:
+        for const in mod.SHOWN:
+            sel = results[model].sel(constants=const)
+            want_a.append(sel.ssd_hbm_ratio.values)
+            want_b.append(100 * sel.offload_share.sel(placement="ssd").values)
+    for ax, want in ((a, want_a), (b, want_b)):
+        got = [line.get_ydata() for line in ax.get_lines()]
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(np.asarray(g, float), w, rtol=1e-12)
+    e = [np.asarray(line.get_ydata(), float) for line in c.get_lines()[:len(mod.SHOWN)]]
+    for g, const in zip(e, mod.SHOWN):
+        np.testing.assert_allclose(g, results["fig6"].breakeven_flash_pj_per_bit.sel(constants=const).values,
+                                   rtol=1e-12)
+    heights = sorted(p.get_height() for p in d.patches)
+    peaks = sorted(float(v) for m in mod.MODELS for v in results[m].ssd_hbm_ratio.max("batch").values)
+    np.testing.assert_allclose(heights, peaks, rtol=1e-12)
     fig.savefig(tmp_path / "f.png", dpi=40)
     assert (tmp_path / "f.png").stat().st_size > 1000
     assert np.isfinite(results["fig6"].breakeven_flash_pj_per_bit).all()

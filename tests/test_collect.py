@@ -27,7 +27,7 @@ def test_multirun_end_to_end_merges_the_swept_choices(tmp_path, capsys):
     sweep_dir = tmp_path / "mr"
     r = subprocess.run([sys.executable, "-m", "dse.cli.main", "-m", "model=mixtral-8x7b,deepseek-r1", "system=8xh200",
                         "grid.batch=[1,16]", "grid.placement=[hbm,ssd]", "progress=false",
-                        f"hydra.sweep.dir={sweep_dir}"], env=ENV, cwd=ROOT, capture_output=True, text=True)
+                        f"hydra.sweep.dir={sweep_dir}"], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     merged = open_results(sweep_dir / "merged.nc")
     assert merged.energy_per_token.dims == ("model", "batch", "placement")
@@ -117,7 +117,7 @@ def test_an_incomplete_multirun_names_the_missing_choice(tmp_path):
 
 def test_collect_of_an_empty_directory_is_a_one_line_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dse.cli.collect", str(tmp_path)], env=ENV, cwd=ROOT, capture_output=True,
-                       text=True)
+                       text=True, timeout=600)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no job results" in r.stderr
 
 

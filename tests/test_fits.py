@@ -67,6 +67,6 @@ def test_breakeven_skips_points_that_do_not_fit():
 def test_the_cli_table_marks_rows_that_do_not_fit(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dse", "model=deepseek-r1", "system=paper-4xh100",
                         "workload.placement=hbm", f"hydra.run.dir={tmp_path}", "progress=false"],
-                       cwd=ROOT, capture_output=True, text=True)
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "fits" in r.stdout and " NO" in r.stdout and "1 of 1 rows do not fit" in r.stdout

@@ -9,7 +9,8 @@ import xarray as xr
 
 import dse
 from dse.model import config
-from dse.model.hf import FIELDS, from_hf_config
+from dse.model.hf import from_hf_config
+from dse.model.specs import MODEL_FIELDS as FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 HF = ROOT / "tests" / "data" / "hf"

@@ -233,7 +233,7 @@ def test_write_next_to_is_atomic_and_skips_huge(mixtral, tmp_path, monkeypatch):
     assert [p.name for p in paths] == ["result.png", "result.svg"]
     assert paths[0].stat().st_size > 10_000 and paths[1].read_text().lstrip().startswith(("<?xml", "<svg"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png", "result.svg"]     # no temporary left
-    monkeypatch.setattr(plot, "MAX_AUTO_POINTS", 3)
+    monkeypatch.setattr(plot.output, "MAX_AUTO_POINTS", 3)
     assert plot.write_next_to(mixtral, tmp_path / "big.nc") == []
 
 
@@ -241,7 +241,7 @@ def test_dse_run_writes_its_figure_unless_told_not_to(tmp_path, monkeypatch):
     env = {**os.environ, "DSE_PLOT": "1"}
     exe = [sys.executable, "-m", "dse"]
     base = ["study=paper-fig45-mixtral", "grid.batch=[1,16]", "progress=false"]
-    subprocess.run(exe + base + [f"hydra.run.dir={tmp_path / 'a'}"], check=True, capture_output=True, env=env)
+    subprocess.run(exe + base + [f"hydra.run.dir={tmp_path / 'a'}"], check=True, capture_output=True, env=env, timeout=600)
     assert (tmp_path / "a" / "result.png").stat().st_size > 10_000 and (tmp_path / "a" / "result.svg").is_file()
     from dse.cli import main as cli
     from dse.model import config
@@ -267,5 +267,5 @@ def test_dse_breakeven_run_writes_fig6(tmp_path):
     env = {**os.environ, "DSE_PLOT": "1"}
     subprocess.run([sys.executable, "-m", "dse.cli.breakeven", "study=paper-fig6-maverick",
                     "reference.study=paper-fig6-llama3", f"hydra.run.dir={tmp_path}"], check=True, capture_output=True,
-                   env=env)
+                   env=env, timeout=600)
     assert (tmp_path / "breakeven.png").stat().st_size > 10_000 and (tmp_path / "breakeven.svg").is_file()

@@ -290,7 +290,7 @@ def test_free_space_and_file_size_limit_checked_before_writing(tmp_path, monkeyp
 def test_file_size_limit_is_one_line(tmp_path):
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY));"
             "sys.argv = ['dse', 'grid.batch={start:1,stop:500,num:500}', 'grid.context_len={start:0,stop:1000,num:100}',"
-            f"'hydra.run.dir={tmp_path}/r', 'progress=false']; from dse.cli import main; main()")
+            f"'hydra.run.dir={tmp_path}/r', 'progress=false']; from dse.cli.main import main; main()")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "ulimit -f" in r.stderr and "Traceback" not in r.stderr
     assert not list((tmp_path / "r").glob("*.nc*")) and not list((tmp_path / "r").glob(".*.tmp"))

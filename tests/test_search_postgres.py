@@ -44,12 +44,18 @@ def postgres():
 
     d = Path(tempfile.mkdtemp(prefix="dse-pg-"))    # not under pytest's 0700 directory: the server user needs it
     os.chmod(d, 0o777)
-    data, port = d / "data", _free_port()
+    data = d / "data"
     subprocess.run(_as_server_user([INITDB, "-D", str(data), "-U", "dse", "--auth=trust", "-E", "UTF8"]),
                    check=True, capture_output=True, timeout=120, cwd=d)
-    subprocess.run(_as_server_user([PG_CTL, "-D", str(data), "-l", str(d / "server.log"), "-w", "-t", "60", "-o",
-                                    f"-p {port} -k {d} -c listen_addresses=127.0.0.1", "start"]),
-                   check=True, capture_output=True, timeout=120, cwd=d)
+    for attempt in range(5):   # a free port can be taken between the probe and the server's bind: try another
+        port = _free_port()
+        started = subprocess.run(_as_server_user([PG_CTL, "-D", str(data), "-l", str(d / "server.log"), "-w", "-t",
+                                                  "60", "-o", f"-p {port} -k {d} -c listen_addresses=127.0.0.1",
+                                                  "start"]), capture_output=True, timeout=120, cwd=d)
+        if started.returncode == 0:
+            break
+    else:
+        pytest.fail(f"PostgreSQL did not start: {started.stderr.decode(errors='replace')[-300:]}")
     try:
         for _ in range(50):
             try:

@@ -104,7 +104,7 @@ def test_interrupted_zarr_sweep_resumes_to_the_same_dataset(tmp_path, monkeypatc
     cfg = cfg_for(output={"format": "zarr"})
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
-    killed = subprocess.run([sys.executable, "-c", SCRIPT_KILLED, json.dumps(cfg), str(a)], env=ENV, cwd=ROOT)
+    killed = subprocess.run([sys.executable, "-c", SCRIPT_KILLED, json.dumps(cfg), str(a)], env=ENV, cwd=ROOT, timeout=600)
     assert killed.returncode == 17
     assert not (a / "result.zarr").exists() and (a / "result.zarr.partial").is_dir()
     with pytest.raises(DseError, match="unfinished sweep"):
@@ -149,12 +149,15 @@ def test_progress_bar_only_when_asked(tmp_path, monkeypatch, capfd):
     assert "dse sweep" not in capfd.readouterr().err
 
 
-def _free_port():
+@pytest.fixture
+def refused_port():
+    """A port nothing listens on, held bound (not listening) for the test so that no other process can take it:
+    a connection to it is refused."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 BAD = [
@@ -177,9 +180,9 @@ BAD = [
 
 
 @pytest.mark.parametrize("change,message", BAD, ids=[m.split(":")[0][:30] for _, m in BAD])
-def test_bad_input_is_one_line_naming_the_key_before_any_file(tmp_path, change, message):
+def test_bad_input_is_one_line_naming_the_key_before_any_file(tmp_path, change, message, refused_port):
     cfg = cfg_for({"batch": [1, 2]})
-    port = str(_free_port())
+    port = str(refused_port)
     for k, v in json.loads(json.dumps(change).replace("PORT", port)).items():
         cfg[k] = v
     with pytest.raises(DseError) as err:
@@ -190,7 +193,7 @@ def test_bad_input_is_one_line_naming_the_key_before_any_file(tmp_path, change, 
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dse.cli.main", "grid.flash_energy=[1,2]", f"hydra.run.dir={tmp_path}"],
-                       env=ENV, cwd=ROOT, capture_output=True, text=True)
+                       env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "flash_energy" in r.stderr and "Traceback" not in r.stderr
     assert not any(p.suffix in (".nc", ".zarr") for p in tmp_path.iterdir())

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 def _source_copy(dest: Path) -> Path:
     """The working tree as git sees it (tracked and untracked-but-not-ignored files), without build outputs."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True)
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, timeout=900)
     if listed.returncode != 0:  # not a git checkout (an sdist): copy everything but the usual outputs
         shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".venv", "outputs", "multirun", "results",
                                                                    "*.egg-info", "build", "__pycache__"))
@@ -43,21 +43,21 @@ def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
     src = _source_copy(tmp / "src")
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                            "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True)
+                            "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp / "dist").glob("dse-*.whl")
     env_dir = tmp / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+                             capture_output=True, text=True, check=True, timeout=900).stdout.strip()
     if os.environ.get("DSE_WHEEL_TEST_FULL"):
         subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "-r",
-                        str(ROOT / "requirements.txt")], check=True)
+                        str(ROOT / "requirements.txt")], check=True, timeout=900)
     else:
         Path(purelib, "dse-test-borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     inst = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                           str(wheel)], capture_output=True, text=True)
+                           str(wheel)], capture_output=True, text=True, timeout=900)
     assert inst.returncode == 0, inst.stderr
     elsewhere = tmp / "elsewhere"
     elsewhere.mkdir()

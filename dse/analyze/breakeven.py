@@ -174,7 +174,7 @@ def _on_grid(ref: xr.Dataset, tgt: xr.Dataset) -> xr.Dataset:
                 raise DseError(f"reference is not on the target's grid: {dim} = {b.tolist()} "
                                f"but the target has {dim} = {a.tolist()}")
             ref = ref.assign_coords({dim: tgt[dim].values})
-    return ref.rename({d: f"reference_{d}" for d in ref.dims if d not in tgt.dims and d != "component"})
+    return cf.relabel_dims(ref, {d: f"reference_{d}" for d in ref.dims if d not in tgt.dims and d != "component"})
 
 
 # -------------------------------------------------------------------------------------------- closed form
@@ -316,7 +316,7 @@ def energy_ratio(be: xr.Dataset, flash_read_pj_per_bit) -> xr.DataArray:
                      attrs={"units": "pJ/bit", "long_name": "Flash read energy"})
     e = e.assign_coords({FLASH: e.values})
     ratio = (be.target_energy_per_token_at_zero + be.flash_read_bits_per_token * e * PJ) / be.reference_energy_per_token
-    return ratio.rename("energy_ratio").assign_attrs(units="1", long_name="target / reference energy per token")
+    return cf.named(ratio, "energy_ratio").assign_attrs(units="1", long_name="target / reference energy per token")
 
 
 # ---------------------------------------------------------------------------------------- root finding
@@ -423,15 +423,9 @@ def _find_root(f, grid: xr.DataArray, a: np.ndarray, b: np.ndarray, todo: np.nda
     return root
 
 
-def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: float = 1e-6, **params) -> xr.Dataset:
-    """Break-even value of a numeric parameter (link bandwidth, HBM cache fraction, batch, ...) by bisection.
-
-    Finds, on every grid point, the value ``x`` of ``param`` in ``[lo, hi]`` where the target's energy per token
-    equals the reference's; ``param`` is applied to each side given as a dict (a Dataset side stays fixed).
-    ``lo`` / ``hi`` default to the parameter's allowed range where finite. Integer parameters (batch) give the
-    integer at the crossing where the target is no costlier. Variables: ``breakeven_<param>``, ``bracketed``
-    (false: no crossing in [lo, hi]) and ``cheaper_above`` (the target is no costlier above the crossing).
-    """
+def _param_bounds(param: str, lo, hi, target, reference, params: dict):
+    """The parameter's schema entry and its bracket (default: its allowed range where finite), checked; the sides
+    may not sweep it."""
     _, p = lookup(param)
     if p is not None and p.categorical:
         raise DseError(f"{param}: break-even by bisection needs a numeric parameter")
@@ -444,7 +438,6 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
         raise DseError(f"breakeven_param({param!r}): lo={lo} must be below hi={hi}")
     if p is not None and not (p.lo <= lo and hi <= p.hi):
         raise DseError(f"{param}: [{lo}, {hi}] out of range: allowed [{p.lo}, {p.hi}]")
-    integer = bool(p is not None and p.integer)
     _check_spec(target, "target")
     _check_spec(reference, "reference")
     for side, spec in (("target", target), ("reference", reference)):
@@ -452,13 +445,19 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
             raise DseError(f"{side}.{param} is a grid dimension: break-even solves for it; remove it from the grid")
     if isinstance(target, xr.Dataset) and isinstance(reference, xr.Dataset):
         raise DseError("target and reference are both evaluated Datasets: nothing to vary; pass a dict")
+    return p, lo, hi
+
+
+def _relative_gap(target, reference, param: str, lo, hi, params: dict):
+    """g(x) = E_target / E_reference - 1 at ``param`` = x (0 within rounding), with f(hi) remembered; a side given
+    as a Dataset, or a reference the parameter does not touch (bit for bit at lo and hi), is evaluated once."""
     if isinstance(target, dict):  # also drop the parameter from a study's grid
         target = {**target, "cfg": _drop_grid(_base_config(target), param)}
     if isinstance(reference, dict):
         reference = {**reference, "cfg": _drop_grid(_base_config(reference), param)}
     ref_fixed = reference if isinstance(reference, xr.Dataset) else None
     tgt_fixed = target if isinstance(target, xr.Dataset) else None
-    if ref_fixed is None:  # a reference the parameter does not touch (bit for bit at lo and hi) is evaluated once
+    if ref_fixed is None:
         r_lo = _evaluate(reference, params, "reference", target=False, extra={param: lo})
         r_hi = _evaluate(reference, params, "reference", target=False, extra={param: hi})
         if r_lo.energy_per_token.identical(r_hi.energy_per_token):
@@ -468,7 +467,7 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
         if fixed is not None:
             return fixed
         if isinstance(x, xr.DataArray) and not is_target:
-            x = x.rename({d: d[len("reference_"):] for d in x.dims if d.startswith("reference_")})
+            x = cf.relabel_dims(x, {d: d[len("reference_"):] for d in x.dims if d.startswith("reference_")})
         return _evaluate(spec, params, name, target=False, extra={param: x})
 
     def g(x):
@@ -484,9 +483,23 @@ def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: fl
             at_hi.setdefault("v", g(x))
             return at_hi["v"]
         return g(x)
+    return g_cached
 
-    root, bracketed = bisect(g_cached, lo, hi, integer=integer, rtol=0.0 if integer else rtol, points=7)
-    above = g_cached(hi) <= 0
+
+def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: float = 1e-6, **params) -> xr.Dataset:
+    """Break-even value of a numeric parameter (link bandwidth, HBM cache fraction, batch, ...) by bisection.
+
+    Finds, on every grid point, the value ``x`` of ``param`` in ``[lo, hi]`` where the target's energy per token
+    equals the reference's; ``param`` is applied to each side given as a dict (a Dataset side stays fixed).
+    ``lo`` / ``hi`` default to the parameter's allowed range where finite. Integer parameters (batch) give the
+    integer at the crossing where the target is no costlier. Variables: ``breakeven_<param>``, ``bracketed``
+    (false: no crossing in [lo, hi]) and ``cheaper_above`` (the target is no costlier above the crossing).
+    """
+    p, lo, hi = _param_bounds(param, lo, hi, target, reference, params)
+    integer = bool(p is not None and p.integer)
+    g = _relative_gap(target, reference, param, lo, hi, params)
+    root, bracketed = bisect(g, lo, hi, integer=integer, rtol=0.0 if integer else rtol, points=7)
+    above = g(hi) <= 0
     units = p.units if p is not None else ""
     name = f"breakeven_{param.replace('.', '_')}"
     ds = xr.Dataset({

@@ -17,13 +17,74 @@ MAX_BATCH_VARIABLES = {
 
 
 def _check_slo(name, value):
-
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
             0 < value < np.inf):
         raise DseError(f"{name}={value!r} out of range: allowed a number of seconds in (0, inf)")
     return float(value)
+
+
+def _checked(tpot_slo_s, ttft_slo_s, batch_max, params: dict):
+    """The targets and the search's upper end, checked before any work; the grid parameters without batch."""
+    slo = _check_slo("tpot_slo_s", tpot_slo_s), _check_slo("ttft_slo_s", ttft_slo_s)
+    if isinstance(batch_max, bool) or not isinstance(batch_max, (int, np.integer)) or batch_max < 1:
+        raise DseError(f"batch_max={batch_max!r} out of range: allowed an integer in [1, inf)")
+    if params.get("batch") is not None:
+        raise DseError("batch: max_batch searches the batch itself; leave batch out")
+    return slo, {k: v for k, v in params.items() if v is not None and k != "batch"}
+
+
+class _Search:
+    """The grid's request outputs at a batch per point, and whether they meet the targets."""
+
+    def __init__(self, grid, tpot_slo_s, ttft_slo_s):
+        self.grid, self.tpot, self.ttft = grid, tpot_slo_s, ttft_slo_s
+        self.inputs = {k: v for k, v in grid.whole().items() if k != "pre"}
+        self.shape = tuple(grid.sizes[d] for d in grid.dims)
+
+    def at(self, batch, energy=False) -> dict:
+        """The outputs at ``batch`` (one value per point); the search needs times only (no tiled traffic)."""
+        w = _with(self.inputs["w"], batch=batch.astype(float), latency_only=not energy)
+        out = self.grid.compute(**{**self.inputs, "w": w})
+        names = ("tpot", "ttft", "fits", "hbm_fill") + (tuple(VARIABLES) if energy else ())
+        return {k: np.broadcast_to(np.asarray(out[k]), self.shape) for k in names}
+
+    def ok(self, o: dict):
+        good = o["fits"].copy()
+        if self.tpot is not None:
+            good &= o["tpot"] <= self.tpot
+        if self.ttft is not None:
+            good &= o["ttft"] <= self.ttft
+        return good
+
+    def largest(self, batch_max: int):
+        """Integer bisection on every point at once; the upper end first narrowed by memory (HBM fill is affine in
+        the batch: weights + KV per sequence)."""
+        one, two = self.at(np.ones(self.shape)), self.at(np.full(self.shape, 2.0))
+        per_seq = two["hbm_fill"] - one["hbm_fill"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mem = np.where(per_seq > 0, np.floor((1.0 - one["hbm_fill"]) / per_seq) + 1.0, float(batch_max))
+        hi = np.clip(np.nan_to_num(mem, nan=float(batch_max), posinf=float(batch_max)) + 2.0, 1.0, float(batch_max))
+        lo = np.where(self.ok(one), 1.0, 0.0)                # largest batch known to pass
+        hi = np.where(lo > 0, hi + 1.0, 1.0)                 # smallest batch known (or taken) to fail
+        while np.any(hi - lo > 1):
+            active = hi - lo > 1
+            mid = np.where(active, np.floor((lo + hi) / 2), np.maximum(lo, 1.0))
+            good = self.ok(self.at(mid))
+            lo = np.where(active & good, mid, lo)
+            hi = np.where(active & ~good, mid, hi)
+        return lo
+
+    def limit(self, lo, batch_max: int):
+        """What stops the next batch: the first failing constraint at lo + 1 (memory, then TPOT, then TTFT)."""
+        o = self.at(np.minimum(lo + 1.0, float(batch_max)))
+        code = np.where(~o["fits"], 3, 0)
+        if self.tpot is not None:
+            code = np.where((code == 0) & (o["tpot"] > self.tpot), 1, code)
+        if self.ttft is not None:
+            code = np.where((code == 0) & (o["ttft"] > self.ttft), 2, code)
+        return np.asarray(LIMITS)[np.where(lo >= batch_max, 4, code)]
 
 
 def max_batch(study=None, *, tpot_slo_s=None, ttft_slo_s=None, batch_max: int = 65536, model=None, system=None,
@@ -40,62 +101,17 @@ def max_batch(study=None, *, tpot_slo_s=None, ttft_slo_s=None, batch_max: int = 
 
     from dse.run import cf, engine
 
-
-    tpot_slo_s, ttft_slo_s = _check_slo("tpot_slo_s", tpot_slo_s), _check_slo("ttft_slo_s", ttft_slo_s)
-    if isinstance(batch_max, bool) or not isinstance(batch_max, (int, np.integer)) or batch_max < 1:
-        raise DseError(f"batch_max={batch_max!r} out of range: allowed an integer in [1, inf)")
-    if params.get("batch") is not None:
-        raise DseError("batch: max_batch searches the batch itself; leave batch out")
-    params = {k: v for k, v in params.items() if v is not None and k != "batch"}
+    (tpot_slo_s, ttft_slo_s), params = _checked(tpot_slo_s, ttft_slo_s, batch_max, params)
     grid = engine.resolve(study, model=model, system=system, accounting=accounting, cfg=cfg, batch=1, **params)
     if "ttft" not in grid.variables:
         raise DseError("max_batch needs requests: give prompt_len and output_len (or a profile)")
-    inputs = {k: v for k, v in grid.whole().items() if k != "pre"}
-    shape = tuple(grid.sizes[d] for d in grid.dims)
-
-    def at(batch, energy=False):
-        """The request outputs at a batch per point; the search needs times only (no tiled traffic)."""
-        w = _with(inputs["w"], batch=batch.astype(float), latency_only=not energy)
-        out = grid.compute(**{**inputs, "w": w})
-        names = ("tpot", "ttft", "fits", "hbm_fill") + (tuple(VARIABLES) if energy else ())
-        return {k: np.broadcast_to(np.asarray(out[k]), shape) for k in names}
-
-    def ok(o):
-        good = o["fits"].copy()
-        if tpot_slo_s is not None:
-            good &= o["tpot"] <= tpot_slo_s
-        if ttft_slo_s is not None:
-            good &= o["ttft"] <= ttft_slo_s
-        return good
-
-    # the upper end: HBM fill is affine in the batch (weights + KV per sequence), so memory bounds it in one step
-    one, two = at(np.ones(shape)), at(np.full(shape, 2.0))
-    per_seq = two["hbm_fill"] - one["hbm_fill"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mem = np.where(per_seq > 0, np.floor((1.0 - one["hbm_fill"]) / per_seq) + 1.0, float(batch_max))
-    hi = np.clip(np.nan_to_num(mem, nan=float(batch_max), posinf=float(batch_max)) + 2.0, 1.0, float(batch_max))
-    lo = np.where(ok(one), 1.0, 0.0)                     # largest batch known to pass
-    hi = np.where(lo > 0, hi + 1.0, 1.0)                 # smallest batch known (or taken) to fail
-    while np.any(hi - lo > 1):
-        active = hi - lo > 1
-        mid = np.where(active, np.floor((lo + hi) / 2), np.maximum(lo, 1.0))
-        good = ok(at(mid))
-        lo = np.where(active & good, mid, lo)
-        hi = np.where(active & ~good, mid, hi)
-    best = at(np.maximum(lo, 1.0), energy=True)
-    # what stops the next batch: the first failing constraint at lo + 1 (memory first, then TPOT, then TTFT)
-    o = at(np.minimum(lo + 1.0, float(batch_max)))
-    code = np.where(~o["fits"], 3, 0)
-    if tpot_slo_s is not None:
-        code = np.where((code == 0) & (o["tpot"] > tpot_slo_s), 1, code)
-    if ttft_slo_s is not None:
-        code = np.where((code == 0) & (o["ttft"] > ttft_slo_s), 2, code)
-    code = np.where(lo >= batch_max, 4, code)
-
-    coords = {d: grid.coords[d] for d in grid.dims}
-    data = {"max_batch": lo.astype(np.int64), "limited_by": np.asarray(LIMITS)[code],
+    search = _Search(grid, tpot_slo_s, ttft_slo_s)
+    lo = search.largest(batch_max)
+    best = search.at(np.maximum(lo, 1.0), energy=True)
+    data = {"max_batch": lo.astype(np.int64), "limited_by": search.limit(lo, batch_max),
             "meets_slo": lo > 0, **{k: best[k] for k in VARIABLES}}
-    ds = xr.Dataset({k: (grid.dims, np.array(v)) for k, v in data.items()}, coords=coords,
+    ds = xr.Dataset({k: (grid.dims, np.array(v)) for k, v in data.items()},
+                    coords={d: grid.coords[d] for d in grid.dims},
                     attrs={**grid.attrs, "title": "dse largest batch under latency targets",
                            "tpot_slo_s": tpot_slo_s if tpot_slo_s is not None else "none",
                            "ttft_slo_s": ttft_slo_s if ttft_slo_s is not None else "none", "batch_max": batch_max})

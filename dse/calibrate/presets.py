@@ -70,6 +70,28 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
         "price_usd": None,
     }
     base = base or {}
+    capacity, price, hbm_usd_per_gb, geometry = _from_base(probe, base, price_usd, prov, src)
+    return {
+        "name": name,
+        "peak_tflops": round(d["peak_tflops"], 1),
+        "hbm_bw_gbps": round(d["hbm_bw_gbps"], 1),
+        "hbm_capacity_gb": capacity,
+        "idle_w": round(d["idle_w"], 1),
+        "hbm_read_pj_per_bit": _sig(d["hbm_read_pj_per_bit"]),
+        "hbm_write_pj_per_bit": _sig(d["hbm_write_pj_per_bit"]),
+        "flop_pj": _sig(d["flop_pj"]),
+        "l2_pj_per_bit": 0.0,
+        "l1_pj_per_bit": 0.0,
+        **geometry,
+        "price_usd": price,
+        "hbm_usd_per_gb": hbm_usd_per_gb,
+        "provenance": prov,
+    }
+
+
+def _from_base(probe: dict, base: dict, price_usd, prov: dict, src):
+    """What a power probe cannot measure -- HBM capacity (unless NVML reports it), price, HBM $/GB and cache
+    geometry -- from the base preset (or --price-usd), each with its provenance written into ``prov``."""
     base_prov = base.get("provenance", {}) or {}
     if "hbm_capacity_gb" in base:
         capacity = float(base["hbm_capacity_gb"])
@@ -88,7 +110,6 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
         prov["price_usd"] = base_prov.get("price_usd") or {"source": f"from {base.get('name')}", "evidence": "assumption"}
     else:
         raise DseError("price_usd: a measurement gives no price; pass --price-usd or --base (a GPU preset)")
-    hbm_usd_per_gb = float(base.get("hbm_usd_per_gb", 0.0))
     prov["hbm_usd_per_gb"] = base_prov.get("hbm_usd_per_gb") or {
         "source": f"from {base.get('name') or 'no base preset'} (a measurement gives no price)", "evidence": "assumption"}
     # cache geometry: a power probe does not measure it; take the base preset's (or the H100 values of the
@@ -99,22 +120,7 @@ def gpu_preset(probe: dict, name: str, base: dict | None = None, price_usd: floa
         prov[key] = base_prov.get(key) or {"source": f"{'from ' + base['name'] if key in base else 'H100 value'}"
                                                      " (a power probe does not measure cache geometry)",
                                            "evidence": "assumption"}
-    return {
-        "name": name,
-        "peak_tflops": round(d["peak_tflops"], 1),
-        "hbm_bw_gbps": round(d["hbm_bw_gbps"], 1),
-        "hbm_capacity_gb": capacity,
-        "idle_w": round(d["idle_w"], 1),
-        "hbm_read_pj_per_bit": _sig(d["hbm_read_pj_per_bit"]),
-        "hbm_write_pj_per_bit": _sig(d["hbm_write_pj_per_bit"]),
-        "flop_pj": _sig(d["flop_pj"]),
-        "l2_pj_per_bit": 0.0,
-        "l1_pj_per_bit": 0.0,
-        **geometry,
-        "price_usd": price,
-        "hbm_usd_per_gb": hbm_usd_per_gb,
-        "provenance": prov,
-    }
+    return capacity, price, float(base.get("hbm_usd_per_gb", 0.0)), geometry
 
 
 def link_preset(probe: dict, name: str, label: str = "dse-calibrate") -> dict:
@@ -153,14 +159,6 @@ def load_gpu_preset(name_or_path: str) -> dict:
         known = sorted(p.stem for p in (CONF_DIR / "gpu").glob("*.yaml"))
         raise DseError(f"--base={name_or_path!r} not found: give a YAML path or one of {', '.join(known)}")
     return yaml.safe_load(path.read_text())
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write to a temporary name in the same directory, then rename: no half-written file ever appears
-    (:func:`dse.run.io.atomic_write`)."""
-    from dse.run.io import atomic_write
-
-    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text), key=str(path))
 
 
 def to_yaml(preset: dict, header: str) -> str:

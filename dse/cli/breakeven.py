@@ -65,16 +65,15 @@ def table(ds: xr.Dataset) -> str:
     return head + "\n" + body
 
 
-def write_atomic(ds: xr.Dataset, path: Path) -> Path:
-    """Write NetCDF to a temporary name in the same directory, then rename: no half-written file appears
-    (:func:`dse.run.io.atomic_write`). A file there that dse did not write is left alone (one-line error)."""
-    from dse.run.io import MARK_ATTR, atomic_write, check_owned
+def write(ds: xr.Dataset, path: Path) -> Path:
+    """The break-even dataset as NetCDF, written atomically; a file there that dse did not write is left alone
+    (one-line error)."""
+    from dse.run.io import MARK_ATTR, check_owned, write_netcdf
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     check_owned(path, "output", flag="another output= name")
-    ds = ds.assign_attrs({MARK_ATTR: "written by dse"})
-    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), key="output")
+    return write_netcdf(ds.assign_attrs({MARK_ATTR: "written by dse"}), path, key="output")
 
 
 def run(cfg: DictConfig | dict, study: str | None = None) -> xr.Dataset:
@@ -96,7 +95,7 @@ def _app(cfg: DictConfig) -> None:
             raise DseError(f"output={out_name!r}: give a file name ending in .nc (written in Hydra's run dir)")
         ds = run(cfg, hc.runtime.choices.get("study"))
         print(table(ds))
-        path = write_atomic(ds, Path(hc.runtime.output_dir) / out_name)
+        path = write(ds, Path(hc.runtime.output_dir) / out_name)
     print(f"wrote {path}")
     if figures_wanted(cfg.get("plot", True)):
         from dse.analyze.plot import write_next_to

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from dse.calibrate.backends import default_backend
 from dse.calibrate.nvml import NvmlSource
-from dse.calibrate.presets import gpu_preset, header, link_preset, load_gpu_preset, to_yaml, write_atomic
+from dse.calibrate.presets import gpu_preset, header, link_preset, load_gpu_preset, to_yaml
 from dse.calibrate.probe import calibrate, check_window
 from dse.cli.common import errors
+from dse.run.io import write_text
 from dse.model.params import DseError
 
 def _slug(s: str) -> str:
@@ -69,7 +70,7 @@ def _probe(args, log) -> tuple[dict, str]:
     finally:
         source.close()
     if args.json:  # raw data first: it survives a failed conversion
-        write_atomic(args.json, json.dumps(probe, indent=1) + "\n")
+        write_text(args.json, json.dumps(probe, indent=1) + "\n", "--json")
     return probe, "dse-calibrate"
 
 
@@ -84,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         link_text = (to_yaml(link_preset(probe, f"{name}-h2d", label), header(probe, label, "Host -> device link"))
                      if args.link_out else None)
         if args.out:
-            write_atomic(args.out, text)
+            write_text(args.out, text, "--out")
         else:
             sys.stdout.write(text)
         if link_text is not None:
-            write_atomic(args.link_out, link_text)
+            write_text(args.link_out, link_text, "--link-out")
     return 0
 
 

@@ -27,13 +27,6 @@ CSV_MAX_ROWS = 10_000_000  # a CSV beyond this is refused before evaluating (use
 log = logging.getLogger("dse")
 
 
-def write_netcdf(ds, path: Path) -> Path:
-    """Write atomically: a temporary name in the same directory, then rename."""
-    from dse.run.io import atomic_write
-
-    return atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
-
-
 def _stacked(grid) -> dict:
     return {name: dim for name, (dim, _) in grid.stacks.items()}
 
@@ -58,7 +51,7 @@ def write_csv(ds, path: Path) -> Path:
     for name, da in ds.data_vars.items():
         part = next((d for d in da.dims if d in ("component", "cost_part")), None)
         frame = da.to_dataframe(name="value").reset_index() if da.dims else pd.DataFrame({"value": [da.item()]})
-        frame = frame.rename(columns={part: "part"}) if part else frame.assign(part="")
+        frame = frame.assign(part=frame.pop(part)) if part else frame.assign(part="")
         frame = frame.assign(variable=name, units=da.attrs.get("units", ""))
         present = [d for d in dims if d in frame.columns]
         frame = frame.astype({d: object for d in present})  # integer labels stay integers beside blanks

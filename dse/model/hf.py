@@ -1,7 +1,7 @@
 """Model specs from Hugging Face ``config.json`` files (docs/model.md section 2).
 
-``from_hf_config(path)`` returns a model dict in dse's schema (the same fields as dse/conf/model/*.yaml), ready
-for ``dse.evaluate(model=...)`` or to be written as a preset with :func:`to_preset_yaml`.
+``from_hf_config(path)`` returns a model dict in dse's schema (:data:`dse.model.specs.MODEL_FIELDS`, the fields
+of dse/conf/model/*.yaml), ready for ``dse.evaluate(model=...)``.
 """
 from __future__ import annotations
 
@@ -10,18 +10,6 @@ import math
 from pathlib import Path
 
 from dse.model.params import DseError
-
-FIELDS = ("attention", "n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "q_lora_rank", "kv_lora_rank",
-          "qk_rope_head_dim", "v_head_dim", "d_ffn", "d_expert", "n_experts", "top_k", "n_shared", "d_shared",
-          "first_dense", "moe_every", "vocab", "tie_embeddings")
-
-
-def _first(cfg: dict, *keys, default=None):
-    for k in keys:
-        if k in cfg and cfg[k] is not None:
-            return cfg[k]
-    return default
-
 
 def _read(path: Path) -> dict:
     if path.is_dir():
@@ -46,18 +34,10 @@ def _read(path: Path) -> dict:
     return raw
 
 
-def from_hf_config(path, name: str | None = None) -> dict:
-    """Parse a Hugging Face config.json (Mixtral, DeepSeek-V2/V3/R1, Kimi-K2, Llama-3/4, Qwen2/3-MoE, gpt-oss).
-
-    Every number read must be finite and non-negative, counts integral; the result is checked by the same range
-    and cross-field rules as any model (:mod:`dse.model.validate`). Errors are one line naming the config key.
-    """
-    path = Path(path)
-    raw = _read(path)
-    cfg = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw  # Llama-4 nests it
-
+def _reader(cfg: dict, path: Path):
+    """``num(*keys, default, integer, required)``: the first of ``keys`` that is set (not null), a finite non-negative
+    number (an integer for counts); a bad value is one line naming its config key."""
     def num(*keys, default=None, integer=True, required=False):
-        """The first of ``keys`` that is set (not null): a finite non-negative number (an integer for counts)."""
         for k in keys:
             if k in cfg and cfg[k] is not None:
                 v = cfg[k]
@@ -70,34 +50,41 @@ def from_hf_config(path, name: str | None = None) -> dict:
         if required:
             raise DseError(f"{path}: missing {keys[0]!r}")
         return default
+    return num
 
-    hidden = num("hidden_size", required=True)
-    n_layers = num("num_hidden_layers", required=True)
+
+def _attention(num, path: Path) -> dict:
+    """The attention fields: GQA (heads, KV heads, head dim) or MLA (LoRA ranks, RoPE and value head dims)."""
+    hidden, n_layers = num("hidden_size", required=True), num("num_hidden_layers", required=True)
     n_heads = num("num_attention_heads", required=True)
     if hidden < 1 or n_layers < 1 or n_heads < 1:
         raise DseError(f"{path}: hidden_size, num_hidden_layers and num_attention_heads must be >= 1")
-    n_kv = num("num_key_value_heads", default=n_heads)
     mla = num("kv_lora_rank") is not None
-    if mla:
-        head_dim = num("qk_nope_head_dim", required=True)
-    else:
-        head_dim = num("head_dim", default=hidden // n_heads)
+    return {
+        "attention": "mla" if mla else "gqa", "n_layers": n_layers, "hidden": hidden, "n_heads": n_heads,
+        "n_kv_heads": n_heads if mla else num("num_key_value_heads", default=n_heads),
+        "head_dim": num("qk_nope_head_dim", required=True) if mla else num("head_dim", default=hidden // n_heads),
+        "q_lora_rank": num("q_lora_rank", default=0), "kv_lora_rank": num("kv_lora_rank", default=0),
+        "qk_rope_head_dim": num("qk_rope_head_dim", default=0), "v_head_dim": num("v_head_dim", default=0),
+    }
+
+
+def _ffn(num, model_type: str, path: Path) -> dict:
+    """The FFN fields: dense width, routed experts (count, top-k, width), shared experts, MoE layer pattern."""
     n_experts = num("n_routed_experts", "num_local_experts", "num_experts", default=0)
     top_k = num("num_experts_per_tok", "experts_per_token", "moe_topk", default=0)
     if n_experts and top_k > n_experts:
         raise DseError(f"{path}: num_experts_per_tok={top_k} exceeds the {n_experts} routed experts")
     if n_experts and not top_k:
         raise DseError(f"{path}: missing 'num_experts_per_tok' for a model with {n_experts} experts")
-    model_type = str(raw.get("model_type", cfg.get("model_type", "")))
     intermediate = num("intermediate_size", default=0)
-    if n_experts:
-        if "llama4" in model_type:
-            d_expert, d_ffn = intermediate, num("intermediate_size_mlp", default=intermediate)
-        else:
-            d_expert = num("moe_intermediate_size", default=intermediate)
-            d_ffn = intermediate
-    else:
+    llama4 = "llama4" in model_type
+    if not n_experts:
         d_expert, d_ffn = 0, intermediate
+    elif llama4:
+        d_expert, d_ffn = intermediate, num("intermediate_size_mlp", default=intermediate)
+    else:
+        d_expert, d_ffn = num("moe_intermediate_size", default=intermediate), intermediate
     if n_experts and not d_expert:
         raise DseError(f"{path}: missing 'moe_intermediate_size' / 'intermediate_size' for the experts")
     n_shared = num("n_shared_experts", "num_shared_experts", default=0)
@@ -105,32 +92,30 @@ def from_hf_config(path, name: str | None = None) -> dict:
     shared_width = num("shared_expert_intermediate_size", default=0)
     if shared_width:  # Qwen2-MoE: one shared expert of its own width
         n_shared, d_shared = 1, shared_width
-    if "llama4" in model_type and n_experts:
+    if llama4 and n_experts:
         n_shared, d_shared = 1, d_expert
-    moe_every = num("interleave_moe_layer_step", "moe_layer_freq", "decoder_sparse_step", default=1) or 1
+    return {"d_ffn": d_ffn, "d_expert": d_expert, "n_experts": n_experts, "top_k": top_k, "n_shared": n_shared,
+            "d_shared": d_shared, "first_dense": num("first_k_dense_replace", default=0),
+            "moe_every": num("interleave_moe_layer_step", "moe_layer_freq", "decoder_sparse_step", default=1) or 1}
+
+
+def from_hf_config(path, name: str | None = None) -> dict:
+    """Parse a Hugging Face config.json (Mixtral, DeepSeek-V2/V3/R1, Kimi-K2, Llama-3/4, Qwen2/3-MoE, gpt-oss).
+
+    Every number read must be finite and non-negative, counts integral; the result is checked by the same range
+    and cross-field rules as any model (:mod:`dse.model.validate`). Errors are one line naming the config key.
+    """
+    path = Path(path)
+    raw = _read(path)
+    cfg = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw  # Llama-4 nests it
+    num = _reader(cfg, path)
+    model_type = str(raw.get("model_type", cfg.get("model_type", "")))
     model = {
         "name": name or str(raw.get("_name_or_path") or path.parent.name or path.stem),
-        "attention": "mla" if mla else "gqa",
-        "n_layers": n_layers,
-        "hidden": hidden,
-        "n_heads": n_heads,
-        "n_kv_heads": n_heads if mla else n_kv,
-        "head_dim": head_dim,
-        "q_lora_rank": num("q_lora_rank", default=0),
-        "kv_lora_rank": num("kv_lora_rank", default=0),
-        "qk_rope_head_dim": num("qk_rope_head_dim", default=0),
-        "v_head_dim": num("v_head_dim", default=0),
-        "d_ffn": d_ffn,
-        "d_expert": d_expert,
-        "n_experts": n_experts,
-        "top_k": top_k,
-        "n_shared": n_shared,
-        "d_shared": d_shared,
-        "first_dense": num("first_k_dense_replace", default=0),
-        "moe_every": moe_every,
+        **_attention(num, path),
+        **_ffn(num, model_type, path),
         "vocab": num("vocab_size", default=0),
         "max_context": num("max_position_embeddings", default=0),
-        "tie_embeddings": bool(_first(cfg, "tie_word_embeddings", default=False)),
         "provenance": {"all": {"source": f"Hugging Face config.json ({path.name})", "evidence": "datasheet"}},
     }
     try:
@@ -148,10 +133,3 @@ def check_model(model: dict) -> None:
     m["is_mla"] = 1.0 if m.get("attention") == "mla" else 0.0
     validate.check_ranges({"model": m})
     validate.check_cross({"model": m})
-
-
-def to_preset_yaml(model: dict) -> str:
-    """A dse/conf/model/<name>.yaml preset for a parsed model."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_yaml(OmegaConf.create(model))

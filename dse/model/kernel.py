@@ -115,35 +115,59 @@ def layer_ops(m, g, w, lay, rows):
     ``"weights"`` or ``"kv"`` (the streamed B operand). Everything but ``experts`` runs on every GPU; ``experts``
     is one routed expert with ``rows`` tokens (its count over GPUs is the routing's business).
     """
-    pw, pa, pk, fused = w.weight_bytes, w.act_bytes, w.kv_bytes, w.fused_attention
+    pw, pa, pk = w.weight_bytes, w.act_bytes, w.kv_bytes
     traffic = not getattr(w, "latency_only", False)   # dse.model.requests's batch search needs times only
-    T, A, L, tp = lay.group_tokens, lay.att_tokens, w.context_len, lay.tp
-    H, Hkv, d = lay.heads, lay.kv_heads, m.head_dim
-    # a prefill chunk (dse.model.requests) runs q tokens of each sequence: linear products take q A / q T rows, a sequence's
-    # attention products q G rows against its (effective) context L; the LM head stays one row per sequence
+    T, tp = lay.group_tokens, lay.tp
+    # a prefill chunk (dse.model.requests) runs q tokens of each sequence: linear products take q A / q T rows, a
+    # sequence's attention products q G rows against its (effective) context L; the LM head stays one row per sequence
     q = lay.query_len
-    Aq, Tq = A * q, T * q
+    Tq = T * q
 
     def op(name, mm, k, n, count=1.0, operand="weights", **kw):
         return name, Gemm(mm, k, n, count=count, pa=pa, pw=pk if operand == "kv" else pw, g=g, traffic=traffic,
                           **kw), operand
 
-    # GQA (AttentionGenExecutionGPU): per sequence and KV head, scores (G x d)(d x L) then context (G x L)(L x d),
-    # G query heads per KV head; K and V caches are the streamed operand. Unfused, the scores go through HBM.
-    G = H / Hkv
-    gqa = [
-        op("qkv", Aq, m.hidden, d * (H + 2 * Hkv)),
+    attention = _blend(m.is_mla, _mla_ops(m, w, lay, op), _gqa_ops(m, w, lay, op))
+    shared = m.n_shared * m.d_shared / tp
+
+    # a routed expert's product has as many rows as tokens routed to it: the expected register row tiles
+    reg_tiles = expert_load.expected_row_tiles(w.batch * q, m.top_k, m.n_experts, g.register_tile) if traffic else None
+
+    return dict(
+        attention=attention,
+        dense=[op("ffn_gate_up", Tq, m.hidden, m.d_ffn / tp, 2.0), op("ffn_down", Tq, m.d_ffn / tp, m.hidden)],
+        moe=[op("router", Tq, m.hidden, m.n_experts),           # replicated: every GPU reads all of it
+             op("shared_gate_up", Tq, m.hidden, shared, 2.0), op("shared_down", Tq, shared, m.hidden)],
+        experts=[op("expert_gate_up", rows, m.hidden, m.d_expert, 2.0, register_row_tiles=reg_tiles),
+                 op("expert_down", rows, m.d_expert, m.hidden, register_row_tiles=reg_tiles)],
+        lm_head=[op("lm_head", T, m.hidden, m.vocab / tp)],
+    )
+
+
+def _gqa_ops(m, w, lay, op):
+    """GQA attention (the tool's AttentionGenExecutionGPU): per sequence and KV head, scores (G x d)(d x L) then
+    context (G x L)(L x d), G query heads per KV head; K and V caches are the streamed operand. Unfused, the scores
+    go through HBM."""
+    H, Hkv, d, q, fused = lay.heads, lay.kv_heads, m.head_dim, lay.query_len, w.fused_attention
+    A, L, G = lay.att_tokens, w.context_len, lay.heads / lay.kv_heads
+    return [
+        op("qkv", A * q, m.hidden, d * (H + 2 * Hkv)),
         op("score", G * q, d, L, A * Hkv, "kv", c_out=1 - fused),
-        ("softmax", Softmax(A * H * L * q, pa=pa, fused=fused), "weights"),
+        ("softmax", Softmax(A * H * L * q, pa=w.act_bytes, fused=fused), "weights"),
         op("context", G * q, L, d, A * Hkv, "kv", a_in=1 - fused),
-        op("o_proj", Aq, H * d, m.hidden),
+        op("o_proj", A * q, H * d, m.hidden),
     ]
-    # MLA, absorbed (AbsorbMLAGenExecutionGPU): the down-projections (q_a, kv_a, RoPE key) are plain linears that
-    # every rank reads in full; per-head up-projections (W_UK absorbed into the query); scores against the shared
-    # latent and RoPE key, context from the latent: every rank reads its group's whole latent KV.
+
+
+def _mla_ops(m, w, lay, op):
+    """MLA, absorbed (the tool's AbsorbMLAGenExecutionGPU): the down-projections (q_a, kv_a, RoPE key) are plain
+    linears that every rank reads in full; per-head up-projections (W_UK absorbed into the query); scores against
+    the shared latent and RoPE key, context from the latent: every rank reads its group's whole latent KV."""
+    H, q, fused, A, L = lay.heads, lay.query_len, w.fused_attention, lay.att_tokens, w.context_len
+    Aq = A * q
     has_q_lora = (m.q_lora_rank > 0) * 1.0
     q_in = has_q_lora * m.q_lora_rank + (1 - has_q_lora) * m.hidden
-    mla = [
+    return [
         op("q_down", Aq, m.hidden, m.q_lora_rank),
         op("kv_down", Aq, m.hidden, m.kv_lora_rank),
         op("k_rope", Aq, m.hidden, m.qk_rope_head_dim),
@@ -152,25 +176,11 @@ def layer_ops(m, g, w, lay, rows):
         op("k_up_absorbed", Aq, m.head_dim, m.kv_lora_rank, H),
         op("score_latent", H * q, m.kv_lora_rank, L, A, "kv", c_out=1 - fused),
         op("score_rope", H * q, m.qk_rope_head_dim, L, A, "kv", c_out=1 - fused),
-        ("softmax", Softmax(A * H * L * q, pa=pa, fused=fused), "weights"),
+        ("softmax", Softmax(A * H * L * q, pa=w.act_bytes, fused=fused), "weights"),
         op("context_latent", H * q, L, m.kv_lora_rank, A, "kv", a_in=1 - fused),
         op("v_up", Aq, m.kv_lora_rank, m.v_head_dim, H),
         op("o_proj", Aq, H * m.v_head_dim, m.hidden),
     ]
-    shared = m.n_shared * m.d_shared / tp
-
-    # a routed expert's product has as many rows as tokens routed to it: the expected register row tiles
-    reg_tiles = expert_load.expected_row_tiles(w.batch * q, m.top_k, m.n_experts, g.register_tile) if traffic else None
-
-    return dict(
-        attention=_blend(m.is_mla, mla, gqa),
-        dense=[op("ffn_gate_up", Tq, m.hidden, m.d_ffn / tp, 2.0), op("ffn_down", Tq, m.d_ffn / tp, m.hidden)],
-        moe=[op("router", Tq, m.hidden, m.n_experts),           # replicated: every GPU reads all of it
-             op("shared_gate_up", Tq, m.hidden, shared, 2.0), op("shared_down", Tq, shared, m.hidden)],
-        experts=[op("expert_gate_up", rows, m.hidden, m.d_expert, 2.0, register_row_tiles=reg_tiles),
-                 op("expert_down", rows, m.d_expert, m.hidden, register_row_tiles=reg_tiles)],
-        lm_head=[op("lm_head", T, m.hidden, m.vocab / tp)],
-    )
 
 
 def _blend(is_mla, mla, gqa):

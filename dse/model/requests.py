@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from dse.model import kernel
+from dse.model import kernel, namespace
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
 #: Attention-table fields summed over a run (the traffic and FLOPs of :func:`dse.model.kernel.step_tables`).
@@ -59,10 +59,6 @@ VARIABLES = {  # name: (units, long_name)
 
 def _with(ns, **changes) -> SimpleNamespace:
     return SimpleNamespace(**{**vars(ns), **changes})
-
-
-def _ns(d):
-    return SimpleNamespace(**{k: _ns(v) if isinstance(v, dict) else v for k, v in d.items()}) if isinstance(d, dict) else d
 
 
 def _aff(x0, x1, p, q):
@@ -96,17 +92,30 @@ def run(m, g, s, link, tier, w, tables, *, q, l0, dl, n, ndim):
     number of axes (the step axis goes in front of them)."""
     n = np.asarray(n, float)
     w0 = _with(w, query_len=q, context_len=l0)
-    t0 = _ns(tables(w0))
+    t0 = namespace(tables(w0))
     out0 = kernel.decode_step(m, g, s, link, tier, w0, t0)
-    parts = out0.parts
     att_tokens = kernel.layout(m, s, w0).att_tokens
+    sums, lines = _attention_over_run(m, g, s, w, w0, t0, out0.parts.rates, att_tokens, l0, dl, n, ndim)
+    latency, latency_at, t_att = _summed_latency(m, w, out0.parts, lines, n)
+    # energy: n steps at the mean table (traffic is additive) + static power x the summed latency
+    scale = att_tokens / np.maximum(n, 1.0)
+    mean_att = _with(t0.attention, **{f: getattr(t0.attention, f) + sums[f] * scale for f in _FIELDS})
+    mean = kernel.decode_step(m, g, s, link, tier, w0, _with(t0, attention=mean_att))
+    energy = {c: n * mean.energy[c] for c in kernel.COMPONENTS if c != "background"}
+    energy["background"] = out0.static_w * latency
+    return Run(latency=latency, first=out0.latency, last=latency_at(t_att(np.maximum(n - 1, 0))),
+               energy=energy, kv_written=n * out0.kv_write_bytes, flops=n * mean.flops,
+               offload_bytes=n * out0.offload_bytes, out0=out0)
 
-    # --- the attention table's increments over the run, at one sequence per attention GPU, then scaled
+
+def _attention_over_run(m, g, s, w, w0, t0, rates, att_tokens, l0, dl, n, ndim):
+    """The attention table's traffic increments summed over the run (at one sequence per attention GPU; the
+    caller scales them), and each attention operation's roofline as two lines in j: (FLOP time at j = 0, its
+    slope, byte time at j = 0, its slope) -- FLOPs and bytes are exactly affine in the context."""
     unit = _with(w0, batch=s.dp * (1 + w.dp_attention * (s.tp - 1)))
-    zero = 0.0
 
     def unit_att(context):
-        return kernel.step_tables(m, g, s, _with(unit, context_len=context), zero, zero, zero)["attention"]
+        return kernel.step_tables(m, g, s, _with(unit, context_len=context), 0.0, 0.0, 0.0)["attention"]
 
     base = unit_att(l0)
     n_max = int(np.max(n)) if np.size(n) else 0
@@ -117,28 +126,26 @@ def run(m, g, s, link, tier, w, tables, *, q, l0, dl, n, ndim):
         inside = j < n
         for f in _FIELDS:
             sums[f] = sums[f] + np.sum(np.where(inside, att[f] - base[f], 0.0), axis=0)
-    second = unit_att(l0 + dl)            # per-operation slopes of FLOPs and bytes (exactly affine in L)
-
-    # --- latency: closed form over j (module docstring)
-    r = parts.rates
-    ops0, ops_b, ops_2 = vars(t0.attention.ops), base["ops"], second["ops"]
+    ops_b, ops_2 = base["ops"], unit_att(l0 + dl)["ops"]   # per-operation slopes from the second step
     lines = []
-    for key, op in ops0.items():
-        df = (ops_2[key]["flops"] - ops_b[key]["flops"]) * att_tokens
-        db = (ops_2[key]["bytes"] - ops_b[key]["bytes"]) * att_tokens
-        dkv = (ops_2[key]["kv"] - ops_b[key]["kv"]) * att_tokens
-        lines.append((op.flops / r.peak_flops, df / r.peak_flops,
-                      op.bytes / r.bw + op.kv * r.kv_extra, db / r.bw + dkv * r.kv_extra))
+    for key, op in vars(t0.attention.ops).items():
+        df, db, dkv = ((ops_2[key][x] - ops_b[key][x]) * att_tokens for x in ("flops", "bytes", "kv"))
+        lines.append((op.flops / rates.peak_flops, df / rates.peak_flops,
+                      op.bytes / rates.bw + op.kv * rates.kv_extra, db / rates.bw + dkv * rates.kv_extra))
+    return sums, lines
 
+
+def _summed_latency(m, w, parts, lines, n):
+    """The run's summed step latency in closed form over j (module docstring), the latency of a step as a function
+    of its attention time, and the attention time of step j."""
     def t_att(j):
         return sum(np.maximum(f0 + f1 * j, b0 + b1 * j) for f0, f1, b0, b1 in lines)
 
     def t_sum(k):
         return sum(prefix_max(f0, f1, b0, b1, k) for f0, f1, b0, b1 in lines)
 
-    T0, n_layers = parts.t_att, m.n_layers
+    T0, n_layers, pf = parts.t_att, m.n_layers, parts.prefetch
     os_, ost = w.overlap_step, w.overlap_stage
-    pf = parts.prefetch
 
     def latency_at(T):
         d = T - T0
@@ -154,6 +161,7 @@ def run(m, g, s, link, tier, w, tables, *, q, l0, dl, n, ndim):
     sum_dense_side = n * (parts.copy_total + parts.t_dense_layers - parts.n_dense * T0) + parts.n_dense * ST
     gap0 = parts.compute - parts.copy_total - parts.t_dense_layers - parts.n_moe * T0   # compute - dense side - n_moe T
     # first j with compute > dense side (the gap grows with j): binary search, every point its own bracket
+    n_max = int(np.max(n)) if np.size(n) else 0
     lo, hi = np.zeros_like(ST), np.broadcast_to(n, np.shape(ST)).astype(float)
     for _ in range(int(np.ceil(np.log2(n_max + 1))) + 1):
         mid = np.floor((lo + hi) / 2)
@@ -164,17 +172,7 @@ def run(m, g, s, link, tier, w, tables, *, q, l0, dl, n, ndim):
     sum_gap = (n - lo) * gap0 + parts.n_moe * (ST - t_sum(lo))
     sum_whole = pf * (sum_dense_side + sum_gap) + (1 - pf) * (sum_compute + n * parts.copy_total)
     sum_stage = np.where(parts.stage_on, n * parts.stage, sum_compute)
-    latency = os_ * sum_whole + ost * sum_stage + (1 - os_ - ost) * sum_per_layer
-
-    # --- energy: n steps at the mean table (traffic is additive) + static power x the summed latency
-    scale = att_tokens / np.maximum(n, 1.0)
-    mean_att = _with(t0.attention, **{f: getattr(t0.attention, f) + sums[f] * scale for f in _FIELDS})
-    mean = kernel.decode_step(m, g, s, link, tier, w0, _with(t0, attention=mean_att))
-    energy = {c: n * mean.energy[c] for c in kernel.COMPONENTS if c != "background"}
-    energy["background"] = out0.static_w * latency
-    return Run(latency=latency, first=out0.latency, last=latency_at(t_att(np.maximum(n - 1, 0))),
-               energy=energy, kv_written=n * out0.kv_write_bytes, flops=n * mean.flops,
-               offload_bytes=n * out0.offload_bytes, out0=out0)
+    return os_ * sum_whole + ost * sum_stage + (1 - os_ - ost) * sum_per_layer, latency_at, t_att
 
 
 def request(m, g, s, link, tier, w, tables, ndim) -> dict:

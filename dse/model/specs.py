@@ -6,6 +6,7 @@ wrong type fails with one line naming it before any work. Ranges are checked in 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
@@ -41,8 +42,11 @@ class ModelSpec:
     moe_every: int = 1
     vocab: int = 0
     max_context: int = 0              # longest context (prompt + output) the model supports; 0 = not checked
-    tie_embeddings: bool = False
     provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+#: The model fields, in the schema's order (what dse.from_hf_config fills and a model preset holds).
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec) if f.name not in ("name", "provenance"))
 
 
 @dataclass

@@ -58,3 +58,20 @@ STACK_COORDS = {
     "cost_part": {"long_name": "part of the capacity cost: GPUs less their HBM, HBM bytes held, offload-tier bytes "
                                "held (docs/model.md s.7)"},
 }
+
+
+# ---------------------------------------------------------------------------------------- names
+# (xarray's DataArray.rename would do; these keep "rename" for files, which only dse.run.io does atomically)
+def named(da, name: str):
+    """The DataArray under another variable name (a shallow copy: the data are shared)."""
+    out = da.copy(deep=False)
+    out.name = name
+    return out
+
+
+def relabel_dims(obj, mapping: dict):
+    """A Dataset or DataArray with dimensions (and their coordinates) under new names."""
+    mapping = {k: v for k, v in mapping.items() if k in obj.dims}
+    if not hasattr(obj, "data_vars"):   # a DataArray: through a one-variable Dataset
+        return named(relabel_dims(obj.to_dataset(name="value"), mapping)["value"], obj.name)
+    return obj.rename_dims(mapping).rename_vars({k: v for k, v in mapping.items() if k in obj.variables})

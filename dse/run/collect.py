@@ -145,49 +145,41 @@ def dim_name(key: str) -> str:
     return key
 
 
-def merge(sweep_dir, allow_missing: bool = False) -> xr.Dataset:
-    """The jobs' datasets (opened lazily) concatenated along the swept choices, with the multirun's provenance.
-
-    Every job Hydra recorded (multirun.yaml) must have a readable result; with ``allow_missing`` the missing
-    ones are NaN and listed in the ``missing_jobs`` attribute."""
-    js, lost = check_jobs(Path(sweep_dir), allow_missing)
-    if not js:
-        raise DseError(f"{sweep_dir}: no job results (*/.hydra/overrides.yaml beside result.nc or result.zarr)")
-    everyone = js + lost
-    keys = list(dict.fromkeys(k for j in everyone for k in j.choices))
-    for j in everyone:
+def _swept(jobs: list) -> tuple[list, dict, list]:
+    """The override keys whose values differ between jobs, their values in the order the jobs ran, and the
+    dimension names they become."""
+    keys = list(dict.fromkeys(k for j in jobs for k in j.choices))
+    for j in jobs:
         missing = [k for k in keys if k not in j.choices]
         if missing:
             raise DseError(f"{j.dir}: override {missing[0]!r} is missing (the other jobs set it)")
-    swept = [k for k in keys if len({repr(j.choices[k]) for j in everyone}) > 1]
-    values = {k: list(dict.fromkeys(j.choices[k] for j in everyone)) for k in swept}
+    swept = [k for k in keys if len({repr(j.choices[k]) for j in jobs}) > 1]
     dims = [dim_name(k) for k in swept]
     if len(set(dims)) < len(dims):
         raise DseError(f"two swept overrides map to one dimension: {swept}")
-    by_choice = {}
+    return swept, {k: list(dict.fromkeys(j.choices[k] for j in jobs)) for k in swept}, dims
+
+
+def _by_choice(js: list, swept: list, dims: list) -> dict:
+    """{choices: job}; two jobs with the same choices are refused."""
+    out = {}
     for j in js:
         combo = tuple(j.choices[k] for k in swept)
-        if combo in by_choice:
-            raise DseError(f"{j.dir} and {by_choice[combo].dir} ran the same choices {dict(zip(dims, combo))}")
-        by_choice[combo] = j
-    absent = [combo for combo in itertools.product(*(values[k] for k in swept)) if combo not in by_choice]
-    if absent and not allow_missing:
-        raise DseError(f"{sweep_dir}: no result for {dict(zip(dims, absent[0]))} (a job failed or is missing); "
-                       "pass --allow-missing to merge it as NaN")
-    missing_records = [dict(zip(dims, map(str, (j.choices[k] for k in swept))), job=_describe(j)) for j in lost]
-    missing_records += [dict(zip(dims, map(str, combo)), job="no job") for combo in absent
-                        if not any(tuple(j.choices[k] for k in swept) == combo for j in lost)]
+        if combo in out:
+            raise DseError(f"{j.dir} and {out[combo].dir} ran the same choices {dict(zip(dims, combo))}")
+        out[combo] = j
+    return out
 
-    opened = {j.dir: open_results(j.result) for j in js}
 
-    def nan_like(ds: xr.Dataset) -> xr.Dataset:
-        return ds.map(lambda v: xr.full_like(v, np.nan, dtype=float) if v.dtype.kind in "iufb" else v,
-                      keep_attrs=True)
+def _nan_like(ds: xr.Dataset) -> xr.Dataset:
+    return ds.map(lambda v: xr.full_like(v, np.nan, dtype=float) if v.dtype.kind in "iufb" else v, keep_attrs=True)
 
-    def load(j: Job | None, combo: tuple = ()) -> xr.Dataset:
+
+def _combine(js: list, opened: dict, by_choice: dict, swept: list, values: dict, dims: list, where) -> xr.Dataset:
+    """The jobs' datasets nested along the swept dimensions (a missing combination is NaN) and combined."""
+    def load(j, combo: tuple = ()) -> xr.Dataset:
         if j is None or j.result is None:
-            ds = nan_like(opened[js[0].dir])
-            return ds.expand_dims({d: [v] for d, v in zip(dims, combo)})
+            return _nan_like(opened[js[0].dir]).expand_dims({d: [v] for d, v in zip(dims, combo)})
         ds = opened[j.dir]
         clash = [d for d in dims if d in ds.dims or d in ds.coords]
         if clash:
@@ -196,17 +188,36 @@ def merge(sweep_dir, allow_missing: bool = False) -> xr.Dataset:
 
     def nest(level: int, prefix: tuple):
         if level == len(swept):
-            j = by_choice.get(prefix)
-            return load(j if j is not None and j.result is not None else None, prefix)
+            return load(by_choice.get(prefix), prefix)
         return [nest(level + 1, prefix + (v,)) for v in values[swept[level]]]
 
     if swept:
-        merged = xr.combine_nested(nest(0, ()), concat_dim=dims, join="outer", combine_attrs="drop_conflicts",
-                                   data_vars="all", coords="different", compat="equals")
-    elif len(js) == 1:
-        merged = load(js[0])
-    else:
-        raise DseError(f"{sweep_dir}: {len(js)} jobs ran the same overrides; nothing to merge along")
+        return xr.combine_nested(nest(0, ()), concat_dim=dims, join="outer", combine_attrs="drop_conflicts",
+                                 data_vars="all", coords="different", compat="equals")
+    if len(js) == 1:
+        return load(js[0])
+    raise DseError(f"{where}: {len(js)} jobs ran the same overrides; nothing to merge along")
+
+
+def merge(sweep_dir, allow_missing: bool = False) -> xr.Dataset:
+    """The jobs' datasets (opened lazily) concatenated along the swept choices, with the multirun's provenance.
+
+    Every job Hydra recorded (multirun.yaml) must have a readable result; with ``allow_missing`` the missing
+    ones are NaN and listed in the ``missing_jobs`` attribute."""
+    js, lost = check_jobs(Path(sweep_dir), allow_missing)
+    if not js:
+        raise DseError(f"{sweep_dir}: no job results (*/.hydra/overrides.yaml beside result.nc or result.zarr)")
+    swept, values, dims = _swept(js + lost)
+    by_choice = _by_choice(js, swept, dims)
+    absent = [combo for combo in itertools.product(*(values[k] for k in swept)) if combo not in by_choice]
+    if absent and not allow_missing:
+        raise DseError(f"{sweep_dir}: no result for {dict(zip(dims, absent[0]))} (a job failed or is missing); "
+                       "pass --allow-missing to merge it as NaN")
+    missing_records = [dict(zip(dims, map(str, (j.choices[k] for k in swept))), job=_describe(j)) for j in lost]
+    missing_records += [dict(zip(dims, map(str, combo)), job="no job") for combo in absent
+                        if not any(tuple(j.choices[k] for k in swept) == combo for j in lost)]
+    opened = {j.dir: open_results(j.result) for j in js}
+    merged = _combine(js, opened, by_choice, swept, values, dims, sweep_dir)
     for d, k in zip(dims, swept):
         p = PARAMS.get(d)
         merged[d].attrs.update(cf.attrs(p.units if p else "", p.doc if p else f"multirun choice {k}"))

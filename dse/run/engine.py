@@ -15,10 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from dse.model import capacity, config, expert_load, kernel, routing, validate
-from dse.run import cf
-from dse.model import requests
-from dse.run import inputs
+from dse.model import capacity, config, expert_load, kernel, namespace, requests, routing, validate
+from dse.run import cf, inputs
 from dse.run.grid import Grid
 
 VARIABLES = {  # name: (units, long_name)
@@ -131,7 +129,7 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
     along ``component`` when the variable is asked for); step energy adds them in order.
     """
     if pre is None:  # the grid's tables were too large to compute once: this block's share of them
-        pre = _ns(_tables(m, g, s, w, routing_plan))
+        pre = namespace(_tables(m, g, s, w, routing_plan))
     out = kernel.decode_step(m, g, s, link, tier, w, pre)
     B = w.batch
     held = capacity.capacity(g, tier, out.n_gpus, out.hbm_bytes, out.tier_bytes)
@@ -215,10 +213,6 @@ def _request_tables(m, g, s, w, plan) -> dict:
     return kernel.step_tables(m, g, s, w, touched, uncached, busiest)
 
 
-def _ns(d: dict) -> SimpleNamespace:
-    return SimpleNamespace(**{k: _ns(v) if isinstance(v, dict) else v for k, v in d.items()})
-
-
 def evaluate(study: str | None = None, *, model=None, system=None, accounting: str | None = None,
              chunks: dict | None = None, cfg: dict | None = None, max_grid_points: float | None = None,
              **params) -> xr.Dataset:
@@ -260,7 +254,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
     wl = inputs.workload(tree, scalars, dims)
     hw = inputs.hardware(tree, wl)
     m = tree["model"]
-    plan = inputs.routing_plan(_ns(m), _ns(hw.s), _ns(wl.w), wl.freqs)
+    plan = inputs.routing_plan(namespace(m), namespace(hw.s), namespace(wl.w), wl.freqs)
     variables = {**VARIABLES, **(KV_VARIABLES if hw.kv_mode else {}), **(requests.VARIABLES if wl.request else {})}
     grid = Grid(dict(m=m, g=hw.gpu, s=hw.s, link=hw.link, tier=hw.tier, w=wl.w),
                 functools.partial(_outputs, routing_plan=plan, request=wl.request, kv=hw.kv_mode),

@@ -23,11 +23,11 @@ import itertools
 import math
 import threading
 import uuid
-from types import SimpleNamespace
 
 import numpy as np
 import xarray as xr
 
+from dse.model import namespace
 from dse.model.params import DseError
 from dse.run.malloc import reuse_freed_memory
 
@@ -45,10 +45,6 @@ def _leaves(tree):
             yield from _leaves(v)
     else:
         yield tree
-
-
-def _ns(tree):
-    return SimpleNamespace(**{k: _ns(v) if isinstance(v, dict) else v for k, v in tree.items()})
 
 
 class _Open:
@@ -121,7 +117,7 @@ class Grid:
     def whole(self) -> dict:
         """The inputs over the whole grid as namespaces of open arrays (what ``compute`` gets for one block)."""
         tree = _tree_map(self._open, lambda a: a.array if isinstance(a, _Open) else a)
-        return {k: _ns(v) if isinstance(v, dict) else v for k, v in tree.items()}
+        return {k: namespace(v) if isinstance(v, dict) else v for k, v in tree.items()}
 
     def input_dims(self, selection: dict) -> tuple[str, ...]:
         """The grid dimensions along which the selected inputs vary: ``{input: None (all its leaves) or field
@@ -211,7 +207,7 @@ class Grid:
             return a if order is None else np.ascontiguousarray(np.transpose(a, order))
 
         inputs = _tree_map(self._open, cut)
-        return self.compute(**{k: _ns(v) if isinstance(v, dict) else v for k, v in inputs.items()})
+        return self.compute(**{k: namespace(v) if isinstance(v, dict) else v for k, v in inputs.items()})
 
     @functools.cached_property
     def layout(self) -> dict:

@@ -21,8 +21,6 @@ from dse.model.params import PARAMS, DseError, check_values, lookup
 from dse.run import cf
 
 NO_TIER_BW_GBPS = 1e30          # stands in for "unlimited" (YAML .inf), keeps 0 * inf out of the kernel
-MODEL_DEFAULTS = dict(q_lora_rank=0, kv_lora_rank=0, qk_rope_head_dim=0, v_head_dim=0, n_shared=0,
-                      d_shared=0, first_dense=0, moe_every=1, vocab=0, n_kv_heads=0)
 #: Parameters naming presets that are stacked leaf by leaf (a list makes a dimension); not config leaves.
 PRESET_PARAMS = frozenset(("system", "gpu", "link", "model", "profile"))
 
@@ -83,12 +81,12 @@ def _stack(trees: list, dim: str, coords: list):
 
 
 def prepare_model(m: dict) -> dict:
-    m = {**MODEL_DEFAULTS, **m}
+    m = dict(m)   # validated: every field of dse.model.specs.ModelSpec is there
     attention = m.pop("attention", "gqa")
     if attention not in ("gqa", "mla"):
         raise DseError(f"model.attention={attention!r}: allowed gqa or mla")
     m["is_mla"] = 1.0 if attention == "mla" else 0.0
-    for k in ("name", "provenance", "tie_embeddings", "description"):
+    for k in ("name", "provenance"):
         m.pop(k, None)
     return m
 

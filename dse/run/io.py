@@ -1,6 +1,6 @@
 """Output safety: every file or store dse writes goes through here.
 
-- :func:`atomic` / :func:`atomic_write`: write under a temporary name in the same directory and rename into place
+- :func:`atomic` / :func:`atomic_write` (:func:`write_text`, :func:`write_netcdf`): write under a temporary name in the same directory and rename into place
   when complete; the temporary is removed on any failure, Ctrl-C included (a ``kill -9`` leaves it behind, under a
   ``.tmp`` name that :func:`dse.open_results` refuses and the next write to the same path removes).
 - :func:`check_owned`: never replace or delete anything dse did not write. NetCDF and Zarr outputs carry the
@@ -192,6 +192,16 @@ def atomic_write(path: Path, write, key: str = "output.path") -> Path:
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
     return Path(path)
+
+
+def write_text(path: Path, text: str, key: str = "output.path") -> Path:
+    """A text file, written atomically."""
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text), key)
+
+
+def write_netcdf(ds, path: Path, key: str = "output.path") -> Path:
+    """A dataset as NetCDF-4 (h5netcdf), written atomically."""
+    return atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), key)
 
 
 # ------------------------------------------------------------------------------------------------ lock

@@ -4,6 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import xarray as xr
 
+from dse.run.cf import named
+
 
 def energy_table(ds: xr.Dataset, max_rows: int = 80) -> str:
     """Energy per token (J) and its breakdown by component, step latency and offload share, per grid point.
@@ -14,9 +16,9 @@ def energy_table(ds: xr.Dataset, max_rows: int = 80) -> str:
     batch = ds["step_energy"] / ds["energy_per_token"]
     parts = (ds["energy"] / batch).to_dataset(dim="component")
     columns = [
-        ds["energy_per_token"].rename("J_per_token"),
+        named(ds["energy_per_token"], "J_per_token"),
         parts,
-        (ds["step_latency"] * 1e3).rename("latency_ms"),
+        named(ds["step_latency"] * 1e3, "latency_ms"),
         ds["offload_share"],
     ]
     has_fits = "fits" in ds

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from dse.model.params import DseError
+from dse.run.cf import named
 from dse.run.io import MARK_ATTR
 from dse.run.sweep import DONE_FILE
 
@@ -97,7 +98,7 @@ def crossing(data: xr.DataArray, dim: str, threshold: float) -> xr.DataArray:
     at = xr.where(y0 == 0, x0, xr.where(y0 * y1 < 0, inner, np.nan))
     last = xr.where(y.isel({dim: -1}) == 0, x.isel({dim: -1}), np.nan)       # touching at the last grid value
     found = xr.concat([at, last.expand_dims({dim: [at.sizes[dim]]})], dim=dim).min(dim)
-    return found.rename(f"{data.name or 'value'}_crossing").assign_attrs(
+    return named(found, f"{data.name or 'value'}_crossing").assign_attrs(
         units=data[dim].attrs.get("units", ""), long_name=f"{dim} where {data.name or 'the value'} = {threshold}")
 
 

@@ -8,18 +8,13 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from dse.run import io
 from dse.run.engine import evaluate
 from dse.search import points
 from .pareto import Normalizer, nondominated
 from .space import Space
 
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary name in the same directory, then rename it into place
-    (:func:`dse.run.io.atomic_write`, the one helper every dse write goes through)."""
-    from dse.run.io import atomic_write as _atomic_write
-
-    _atomic_write(Path(path), lambda tmp: write(str(tmp)), key="search output")
+KEY = "search output"
 
 
 def trials_dataset(base: dict, space: Space, numbers, params, F, C, norm: Normalizer | None) -> xr.Dataset:
@@ -95,11 +90,11 @@ def write(run_dir: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact:
     """trials.nc, pareto.nc, trials.csv and (``figure``) pareto.png + .svg in ``run_dir``; returns their paths."""
     run_dir = Path(run_dir)
     out = {k: run_dir / k for k in ("trials.nc", "pareto.nc", "trials.csv", "pareto.png")}
-    atomic_write(out["trials.nc"], lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+    io.write_netcdf(ds, out["trials.nc"], KEY)
     pareto = ds.isel(trial=np.flatnonzero(ds["pareto"].values))
-    atomic_write(out["pareto.nc"], lambda tmp: pareto.to_netcdf(tmp, engine="h5netcdf"))
+    io.write_netcdf(pareto, out["pareto.nc"], KEY)
     flat = [v for v in ds.data_vars if ds[v].dims == ("trial",)]
-    atomic_write(out["trials.csv"], lambda tmp: ds[flat].to_dataframe().to_csv(tmp))
+    io.atomic_write(out["trials.csv"], lambda tmp: ds[flat].to_dataframe().to_csv(tmp), KEY)
     if figure:
         plot(out["pareto.png"], ds, space, mark, exact, title)
         out["pareto.svg"] = run_dir / "pareto.svg"

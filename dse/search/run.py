@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dse.model.params import DseError
+from dse.run import io
 from dse.search import exhaustive, points, report, study as study_mod, validate
 from .pareto import Normalizer, nondominated
 from .space import check_run_settings, parse
@@ -77,8 +78,7 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
                       trials=len(numbers), objectives=space.objectives,
                       exact_front=[dict(p, **dict(zip(space.objectives, f.tolist())))
                                    for p, f in zip(exact["params"], exact["F"])])
-        report.atomic_write(run_dir / "validation.json",
-                            lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1, default=str)))
+        io.write_text(run_dir / "validation.json", json.dumps(result, indent=1, default=str), report.KEY)
         summary["validation"] = {k: v for k, v in result.items() if k != "exact_front"}
     norm = None
     if exact is not None and len(exact["F"]):

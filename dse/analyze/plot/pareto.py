@@ -1,0 +1,188 @@
+"""The Pareto front of a search's trials, with the designs on it labelled (dse.plot)."""
+from __future__ import annotations
+
+import numpy as np
+
+from dse.analyze.plot.style import (MIN_FONT_PT, PLACEMENT_COLORS, PLACEMENT_MARKERS, display, figure, label,
+                                    placement_label, plain, plain_ticks, styled)
+
+
+# ---------------------------------------------------------------- Pareto front
+
+
+def limit_text(name: str, lo: float, hi: float) -> str:
+    """A constraint in words and display units: step_latency <= 0.05 -> "latency per output token <= 50 ms"."""
+    text, unit, scale = display(name)
+    sep = "" if unit in ("%", "") else " "
+    if hi < float("inf"):
+        return f"{text} <= {plain(hi * scale)}{sep}{unit}"
+    return f"{text} >= {plain(lo * scale)}{sep}{unit}"
+
+
+def design_label(ds, i: int) -> str:
+    """A front point's configuration: ``8xB200 ddr 12.5% B=64``."""
+    def v(name):
+        if name not in ds.variables:
+            return None
+        a = ds[name]
+        return a.values[i].item() if "trial" in a.dims else a.values.item()
+
+    parts = []
+    n, gpu = v("n_gpus"), v("gpu")
+    if gpu is not None:
+        g = str(gpu).replace("-sxm", "").upper()
+        parts.append(f"{int(n)}x{g}" if n is not None else g)
+    p = v("placement")
+    if p is not None:
+        parts.append(str(p))
+        c = v("hbm_cache_fraction")
+        if str(p) != "hbm" and c:
+            parts.append(f"{100 * c:.3g}%")
+        path = v("offload_path")
+        if str(p) != "hbm" and path == "direct":
+            parts.append("direct")
+    b = v("batch")
+    if b is not None:
+        parts.append(f"B={int(b)}")
+    return " ".join(parts)
+
+
+@styled
+def pareto(ds, objectives=("energy_per_token", "capacity_cost_usd"), *, mark: dict | None = None,
+           exact: dict | None = None, title: str | None = None, max_labels: int = 12):
+    """A search's trials: energy per token versus capacity cost, the front coloured by placement and labelled
+    with its configuration, dominated and infeasible trials muted, the paper's fixed scenarios (``mark``) and the
+    exact front (``exact``, dashed); a right panel with the hypervolume history normalised to the exact front
+    (<= 1) when it is known. Front points carry gid ``front``; the normalised history ``hypervolume``."""
+    import textwrap
+
+    yname, xname = objectives[0], objectives[1]
+    has_hv = "hypervolume" in ds
+    fig, axes = figure("two", 3.6, ncols=2 if has_hv else 1,
+                       gridspec_kw={"width_ratios": [2.4, 1]} if has_hv else None)
+    ax = axes[0, 0]
+    scale = (display(xname)[2], display(yname)[2])
+    x, y = ds[xname].values * scale[0], ds[yname].values * scale[1]
+    front = _trials(ax, ds, x, y, exact, scale)
+    if mark is not None:
+        _marks(ax, mark, scale)
+    for axis, v in (("x", x), ("y", y)):
+        v = v[np.isfinite(v) & (v > 0)]
+        if len(v) and v.max() / v.min() > 20:
+            getattr(ax, f"set_{axis}scale")("log")
+    ax.set_xlabel(label(xname, ds[xname]))
+    ax.set_ylabel(label(yname, ds[yname]))
+    if front.size:
+        _zoom(ax, x[front], y[front], mark, scale)
+    plain_ticks(ax, "x")
+    plain_ticks(ax, "y")
+    label_points(ax, [(x[i], y[i], design_label(ds, int(i))) for i in front], max_labels)
+    fig.suptitle(textwrap.fill(title or "energy per token vs capacity cost", 110))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, markerscale=1.0)
+    if has_hv:
+        _hypervolume_panel(axes[0, 1], ds, exact)
+    return fig
+
+
+def _trials(ax, ds, x, y, exact, scale):
+    """Infeasible and dominated trials muted, the exact front dashed, the search's front coloured by placement;
+    returns the front's trial indices in order of x."""
+    feas, par = ds["feasible"].values.astype(bool), ds["pareto"].values.astype(bool)
+    ax.scatter(x[~feas], y[~feas], s=4, marker="x", color="0.85", lw=0.5, label="infeasible", zorder=1)
+    ax.scatter(x[feas & ~par], y[feas & ~par], s=5, color="0.65", lw=0, label="dominated", zorder=2)
+    if exact is not None and len(exact["F"]):
+        E = exact["F"][np.argsort(exact["F"][:, 1])]
+        ax.step(E[:, 1] * scale[0], E[:, 0] * scale[1], where="post", ls="--", color="k", lw=0.8,
+                label="exact front", zorder=3)
+    front = np.flatnonzero(par)
+    front = front[np.argsort(x[front])]
+    ax.step(x[front], y[front], where="post", color="0.3", lw=0.9, zorder=3)
+    pl = ds["placement"].values if "placement" in ds.variables and ds["placement"].dims == ("trial",) else None
+    if pl is not None:
+        for p in dict.fromkeys(pl[front]):
+            sel = front[pl[front] == p]
+            ax.scatter(x[sel], y[sel], s=22, color=PLACEMENT_COLORS.get(str(p), "k"), edgecolor="k", lw=0.4,
+                       marker=PLACEMENT_MARKERS.get(str(p), "o"), label=f"front: {placement_label(p)}", zorder=5)
+    pts = ax.scatter(x[front], y[front], s=0, zorder=0)
+    pts.set_gid("front")
+    return front
+
+
+def _marks(ax, mark: dict, scale):
+    """The paper's fixed scenarios as stars (open where they miss the limits)."""
+    for p in PLACEMENT_MARKERS:
+        sel = np.array([i for i, lab in enumerate(mark["labels"]) if lab.get("placement") == p], dtype=int)
+        if not sel.size:
+            continue
+        fx, fy, ok = mark["F"][sel, 1] * scale[0], mark["F"][sel, 0] * scale[1], mark["feasible"][sel]
+        paper = mark.get("system_label") or "paper"
+        ax.scatter(fx, fy, s=70, marker="*", facecolor=np.where(ok, PLACEMENT_COLORS[p], "none").tolist(),
+                   edgecolor="k" if ok.all() else PLACEMENT_COLORS[p], lw=0.7, zorder=4,
+                   label=f"{paper}: {placement_label(p)}" + ("" if ok.all() else " (open: misses limits)"))
+
+
+def _zoom(ax, fx, fy, mark, scale):
+    """Zoom on the front (the question) and the marks, with room for the front's labels; muted trials may run off
+    the axes."""
+    for axis, v in (("x", fx), ("y", fy)):
+        lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+        if mark is not None:
+            mv = (mark["F"][:, 1] * scale[0]) if axis == "x" else (mark["F"][:, 0] * scale[1])
+            lo, hi = min(lo, float(np.nanmin(mv))), max(hi, float(np.nanmax(mv)))
+        if getattr(ax, f"get_{axis}scale")() == "log" and lo > 0:
+            getattr(ax, f"set_{axis}lim")(lo / 1.3, hi * (2.2 if axis == "x" else 1.3))
+        else:
+            span = hi - lo or abs(hi) or 1.0
+            getattr(ax, f"set_{axis}lim")(lo - 0.05 * span, hi + (0.45 if axis == "x" else 0.08) * span)
+
+
+def _hypervolume_panel(bx, ds, exact):
+    """The hypervolume history, normalised to the exact front's (or to the final front's when it is not known)."""
+    hv = np.asarray(ds["hypervolume"].values, float)
+    ref = exact.get("hypervolume") if exact is not None else None
+    final = float(np.nanmax(hv)) if np.isfinite(hv).any() else None
+    shown_hv = hv / ref if ref else (hv / final if final else hv)     # <= 1: a fraction of a front's
+    (h,) = bx.plot(np.arange(1, len(hv) + 1), shown_hv, color=PLACEMENT_COLORS["hbm"])
+    h.set_gid("hypervolume")
+    if ref:
+        bx.axhline(1.0, color="k", ls="--", lw=0.8)
+    bx.set_ylim(0, 1.05)
+    bx.set_ylabel("hypervolume / exact front's" if ref else "hypervolume / final front's")
+    bx.set_xlim(0, len(hv))
+    bx.set_xlabel("completed trials")
+    bx.set_title("search progress")
+    plain_ticks(bx, "x")
+
+def label_points(ax, pts, max_labels: int = 12):
+    """Annotate (x, y, text) points, skipping points that sit on an already labelled one, each label placed at
+    the first of a few offsets where it overlaps no other label and stays inside the axes (gid ``front_label``)."""
+    fig = ax.figure
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    abox = ax.get_window_extent(r)
+    disp = [ax.transData.transform((px, py)) for px, py, _ in pts]
+    keep = []
+    for k, d in enumerate(disp):
+        if all(np.hypot(*(d - disp[j])) > 6 for j in keep) and np.all(np.isfinite(d)):
+            keep.append(k)
+    if len(keep) > max_labels:
+        keep = [keep[int(round(i))] for i in np.linspace(0, len(keep) - 1, max_labels)]
+    marks = [(disp[k] - 4, disp[k] + 4) for k in keep]
+    placed = []
+    offsets = [(6, -3, "left"), (6, 5, "left"), (6, -11, "left"), (-6, -3, "right"), (-6, 5, "right"),
+               (-6, -11, "right"), (6, 13, "left"), (6, -19, "left")]
+    for k in keep:
+        px, py, text = pts[k]
+        for dx, dy, ha in offsets:
+            t = ax.annotate(text, (px, py), xytext=(dx, dy), textcoords="offset points", ha=ha, va="bottom",
+                            fontsize=MIN_FONT_PT, color="0.15", zorder=6,
+                            bbox=dict(fc="w", ec="none", alpha=0.75, pad=0.4))
+            bb = t.get_window_extent(r)
+            inside = abox.x0 <= bb.x0 and bb.x1 <= abox.x1 and abox.y0 <= bb.y0 and bb.y1 <= abox.y1
+            clash = any(bb.overlaps(o) for o in placed) or any(
+                bb.x0 < hi[0] and bb.x1 > lo[0] and bb.y0 < hi[1] and bb.y1 > lo[1] for lo, hi in marks)
+            if inside and not clash:
+                t.set_gid("front_label")
+                placed.append(bb)
+                break
+            t.remove()
