@@ -73,6 +73,33 @@ def _at(a: np.ndarray, where: tuple) -> np.ndarray:
     return a[tuple(w if n > 1 else 0 for w, n in zip(where, a.shape))] if a.ndim else np.full(len(where[0]), a)
 
 
+#: Points of the evenly spaced sample whose front prunes a block's feasible points before the exact filter (at most
+#: PRUNE_BY of its front's points prune; blocks of fewer than PRUNE_ABOVE feasible points are filtered directly).
+PRUNE_SAMPLE, PRUNE_BY, PRUNE_ABOVE = 1024, 32, 16384
+
+
+def nondominated_pruned(F: np.ndarray) -> np.ndarray:
+    """:func:`nondominated` of many points, faster: the front of an evenly spaced sample of them first removes every
+    point one of its points dominates (they are points of the set, so no non-dominated point is removed), then the
+    exact filter runs on what is left."""
+    if len(F) <= PRUNE_ABOVE:
+        return nondominated(F)
+    S = F[::len(F) // PRUNE_SAMPLE]
+    S = S[nondominated(S)]
+    keep = np.ones(len(F), dtype=bool)
+    for d in S[::max(1, -(-len(S) // PRUNE_BY))]:
+        le = np.ones(len(F), dtype=bool)
+        lt = np.zeros(len(F), dtype=bool)
+        for j, v in enumerate(d):
+            le &= F[:, j] >= v
+            lt |= F[:, j] > v
+        keep &= ~(le & lt)
+    idx = np.flatnonzero(keep)
+    mask = np.zeros(len(F), dtype=bool)
+    mask[idx[nondominated(F[idx])]] = True
+    return mask
+
+
 def block_front(grid, box, q: Question):
     """One block's feasible non-dominated points: (objectives n x k, constrained values n x c, flat grid index,
     feasible points counted). Feasibility is computed on the variables' own dims and broadcast into one mask;
@@ -88,7 +115,7 @@ def block_front(grid, box, q: Question):
         feasible &= _open(grid, data, "fits").astype(bool)
     idx = np.flatnonzero(feasible)
     F = np.column_stack([np.broadcast_to(_open(grid, data, o), shape)[feasible] for o in q.objectives]).astype(float)
-    keep = nondominated(F) if len(F) else np.zeros(0, dtype=bool)
+    keep = nondominated_pruned(F) if len(F) else np.zeros(0, dtype=bool)
     where = np.unravel_index(idx[keep], shape)
     V = np.column_stack([_at(_open(grid, data, c), where) for c in q.constraints] or [np.zeros((len(where[0]), 0))])
     at = tuple(b.start + w for b, w in zip(box, where))
