@@ -11,10 +11,11 @@ is fixed for the whole grid, so any chunking gives bit-identical numbers.
 
 A kernel may split its work in two (``combine``): ``compute`` gives the *parts* -- open arrays, each over the few
 dimensions it depends on -- and ``combine(parts, name, part_points)`` the few variables that span many dimensions
-(sums of parts; ``part_points``: each part's point count over the whole grid, so that sums can run in an order
-that is the same for every block). When the parts of the whole grid are small (:data:`WHOLE_PARTS_MAX` values), they are computed once and
-every block only slices them and combines what is asked of it: the work that does not depend on a block's
-dimensions is done once, and a block's work is a few long numpy loops that release the GIL (docs/scale.md).
+(sums of parts; ``part_points``: each part's point count over the whole grid, so that sums run in an order that
+is the same for every block). When the parts of the whole grid are small (:data:`WHOLE_PARTS_MAX` values), they are
+computed once, and a chunked Dataset is one blockwise task per variable chunk that slices them and combines what it
+needs: the work that does not depend on a block's dimensions is done once, and a block's work is a few long numpy
+loops that release the GIL (docs/scale.md).
 """
 from __future__ import annotations
 
