@@ -126,7 +126,7 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
     over the dims it depends on; :func:`_combine` gives the variables that sum parts (:data:`COMBINED`).
 
     ``energy`` is the tuple of components, each over the dims it depends on (:class:`dse.run.grid.Grid` stacks them
-    along ``component`` when the variable is asked for); step energy adds them in order.
+    along ``component`` when the variable is asked for); step energy adds them up (:func:`_combine`).
     """
     if pre is None:  # the grid's tables were too large to compute once: this block's share of them
         pre = namespace(_tables(m, g, s, w, routing_plan))
