@@ -56,6 +56,20 @@ def _best(fn, repeats: int) -> float:
     return min(times)
 
 
+def cores_available(threads: int) -> float:
+    """A control for the machine, not dse: hashing in ``threads`` threads (hashlib releases the GIL) over one thread,
+    best of three. About ``threads`` on an idle machine; near 1 when other processes hold the other cores."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = os.urandom(16 << 20)
+    work = [data] * (2 * threads)
+    with ThreadPoolExecutor(threads) as ex:
+        one = _best(lambda: [hashlib.sha256(d).digest() for d in work], 3)
+        many = _best(lambda: list(ex.map(lambda d: hashlib.sha256(d).digest(), work)), 3)
+    return one / many
+
+
 def throughput(repeats: int, loop_points: int, chunk_mb: float, threads: int) -> None:
     t = time.perf_counter()
     grid = engine.resolve(**BASE, **GRID)
@@ -108,6 +122,7 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float, threads: int) ->
     print(f"plain numpy, one call:          {rate_numpy:.3g} points/s  (best of {repeats}: {numpy_s:.3f} s; "
           "whole-grid arrays)")
     print(f"per-point Python loop:          {rate_loop:.3g} points/s  ({loop_points} random points, {loop_s:.2f} s)")
+    print(f"control: sha256 in {threads} threads / 1 thread = {cores_available(threads):.2f} (the cores this run had)")
     print(f"ratios: dask {threads} threads / numpy 1 thread = {rate_dask / rate_blocks:.2f}; "
           f"dask / one numpy call = {rate_dask / rate_numpy:.2f}; numpy / loop = {rate_numpy / rate_loop:.3g}")
     print(f"checksums agree: dask vs numpy rel. diff {abs(dask_sum / numpy_sum - 1):.1e}; "
