@@ -105,6 +105,17 @@ def breakeven(*args, **kwargs):
 breakeven.__doc__ = "Break-even Flash read energy e* of a target against a reference on every grid point (dse.breakeven)."
 
 
+def breakeven_param(*args, **kwargs):
+    """See :func:`dse.analyze.bisection.breakeven_param`."""
+    from .analyze.bisection import breakeven_param as _breakeven_param
+
+    return _breakeven_param(*args, **kwargs)
+
+
+breakeven_param.__doc__ = ("Break-even value of a numeric parameter (link bandwidth, HBM cache fraction, batch, ...) "
+                           "by a vectorized bisection on every grid point (dse.analyze.bisection.breakeven_param).")
+
+
 def max_batch(study=None, **kwargs):
     """See :func:`dse.analyze.serving.max_batch`."""
     from .analyze.serving import max_batch as _max_batch
@@ -154,4 +165,5 @@ def __getattr__(name):  # dse.plot, dse.results: loaded on first use
     raise AttributeError(f"module 'dse' has no attribute {name!r}")
 
 
-__all__ = ["DseError", "evaluate", "breakeven", "max_batch", "pareto_front", "open_results", "presets", "run_search", "from_hf_config", "plot", "results", "__version__"]
+__all__ = ["DseError", "evaluate", "breakeven", "breakeven_param", "max_batch", "pareto_front", "open_results", "presets",
+           "run_search", "from_hf_config", "plot", "results", "__version__"]

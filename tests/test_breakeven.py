@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 import dse
 from approx import assert_close
 from dse.model import config
-from dse.analyze.breakeven import REASONS, bisect, breakeven, breakeven_param, energy_ratio
+from dse.analyze.bisection import bisect, breakeven_param
+from dse.analyze.breakeven import REASONS, breakeven, energy_ratio
 from dse.model.params import DseError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -388,7 +388,7 @@ def test_ctrl_c_during_a_write_is_one_line_and_leaves_nothing(tmp_path, monkeypa
     assert exit_.value.code == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "interrupted" in err[0]
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".hydra", "cli.log"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".hydra", "dse.log"]
 
 
 def test_huge_expert_counts_are_refused_not_hung():

@@ -12,9 +12,8 @@ Flash breaks even only where ``e* > 0``; elsewhere even free Flash reads cost mo
 ``reason`` names the largest positive term of ``E_target(0) - E_ref`` (the static energy of the longer step, the
 HBM write of staged copies, the link, ...). ``improvement_needed = e_today / e*``.
 
-Break-even values of parameters that enter non-linearly (link bandwidth, HBM cache fraction, batch) come from a
-vectorized bisection (:func:`bisect`) that evaluates the whole grid once per iteration: each grid point carries
-its own bracket, passed to :func:`dse.evaluate` as a DataArray-valued parameter.
+Break-even values of parameters that enter non-linearly (link bandwidth, HBM cache fraction, batch) come from the
+vectorized bisection of :mod:`dse.analyze.bisection`.
 """
 from __future__ import annotations
 
@@ -48,6 +47,7 @@ NO_FLASH_REASON = "no Flash traffic"
 UNFIT_REASON = "does not fit"                 # target or reference over capacity (fits false): skipped
 SPEC_KEYS = ("study", "model", "system", "cfg", "chunks")
 
+# A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
     "breakeven_flash_read_pj_per_bit": ("pJ/bit", "break-even Flash read energy e* (target energy = reference)"),
     "breaks_even": ("bool", "Flash breaks even at some positive read energy (e* > 0)"),
@@ -63,11 +63,11 @@ VARIABLES = {  # name: (units, long_name)
 
 
 # ------------------------------------------------------------------------------------------ evaluation
-def _is_list(v) -> bool:
+def is_list(v) -> bool:
     return isinstance(v, (list, tuple, range, np.ndarray)) or (isinstance(v, dict) and "num" in v)
 
 
-def _check_spec(spec, side: str) -> None:
+def check_spec(spec, side: str) -> None:
     if not isinstance(spec, (dict, xr.Dataset)):
         raise DseError(f"{side}: expected a dict of dse.evaluate arguments or an evaluated Dataset, "
                        f"got {type(spec).__name__}")
@@ -90,7 +90,7 @@ def _spec_params(spec: dict, params: dict) -> tuple[dict, dict]:
     return kwargs, merged
 
 
-def _base_config(spec: dict) -> dict:
+def base_config(spec: dict) -> dict:
     cfg = spec.get("cfg")
     if cfg is None:
         if spec.get("study") is not None:
@@ -101,7 +101,7 @@ def _base_config(spec: dict) -> dict:
     return json.loads(json.dumps(cfg))
 
 
-def _evaluate(spec, params: dict, side: str, *, target: bool, extra: dict | None = None) -> xr.Dataset:
+def evaluate_side(spec, params: dict, side: str, *, target: bool, extra: dict | None = None) -> xr.Dataset:
     """Evaluate one side (a dict spec), or take it as is (a Dataset)."""
     if isinstance(spec, xr.Dataset):
         if params or extra:
@@ -110,10 +110,10 @@ def _evaluate(spec, params: dict, side: str, *, target: bool, extra: dict | None
         return spec
     from dse.run.engine import evaluate
 
-    cfg = _base_config(spec)
+    cfg = base_config(spec)
     kwargs, merged = _spec_params(spec, params)
     if target:
-        if FLASH in merged and _is_list(merged[FLASH]):
+        if FLASH in merged and is_list(merged[FLASH]):
             raise DseError(f"target.{FLASH}: breakeven solves for the Flash read energy; give one value "
                            "(today's) or none")
         # a study's Flash sweep is what the closed form replaces: evaluate at the configured (today's) energy
@@ -122,7 +122,7 @@ def _evaluate(spec, params: dict, side: str, *, target: bool, extra: dict | None
     return evaluate(spec.get("study"), cfg=cfg, **kwargs, **merged)
 
 
-def _batch(ds: xr.Dataset) -> xr.DataArray:
+def _tokens_per_step(ds: xr.Dataset) -> xr.DataArray:
     """Tokens generated per step (= batch) on the dataset's grid."""
     return ds.tokens_per_s * ds.step_latency
 
@@ -160,7 +160,7 @@ def _flash_only(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def _on_grid(ref: xr.Dataset, tgt: xr.Dataset) -> xr.Dataset:
+def on_grid(ref: xr.Dataset, tgt: xr.Dataset) -> xr.Dataset:
     """Check that the reference lies on the target's grid; reference-only dimensions become reference_<dim>."""
     for dim in WORKLOAD_DIMS:
         if dim in tgt.dims and dim not in ref.dims:
@@ -226,7 +226,7 @@ def closed_form(tgt: xr.Dataset, ref: xr.Dataset, today_pj_per_bit=None, *, incl
             raise DseError(f"target: {FLASH} is a dimension of the target Dataset; breakeven solves for it: "
                            "evaluate the target at today's Flash energy or give today_pj_per_bit")
         tgt = tgt.isel({FLASH: 0}, drop=True)  # E(0) and the slope do not depend on it (checked below)
-    bt, br = _batch(tgt), _batch(ref)
+    bt, br = _tokens_per_step(tgt), _tokens_per_step(ref)
     bits = tgt.offload_read_bits / bt
     comp_t = tgt.energy / bt
     comp_t = xr.where(comp_t.component == "offload_read", 0.0, comp_t)  # Flash reads free: E_target(0)
@@ -281,14 +281,14 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, inclu
     Grid points where the target or the reference does not fit its capacity (``fits``) are skipped (e* NaN,
     reason "does not fit") unless ``include_unfit``.
     """
-    _check_spec(target, "target")
-    _check_spec(reference, "reference")
+    check_spec(target, "target")
+    check_spec(reference, "reference")
     if "placement" in params:
         raise DseError("placement is not a shared parameter: set it in target (a Flash tier) and in reference")
     if today_pj_per_bit is not None:
         _today(xr.Dataset(), today_pj_per_bit)
-    tgt = _flash_only(_evaluate(target, params, "target", target=True))
-    ref = _on_grid(_evaluate(reference, params, "reference", target=False), tgt)
+    tgt = _flash_only(evaluate_side(target, params, "target", target=True))
+    ref = on_grid(evaluate_side(reference, params, "reference", target=False), tgt)
     ds = closed_form(tgt, ref, today_pj_per_bit, include_unfit=include_unfit)
     today = ds.today_flash_read_pj_per_bit
     from dse import __version__
@@ -319,204 +319,4 @@ def energy_ratio(be: xr.Dataset, flash_read_pj_per_bit) -> xr.DataArray:
     return cf.named(ratio, "energy_ratio").assign_attrs(units="1", long_name="target / reference energy per token")
 
 
-# ---------------------------------------------------------------------------------------- root finding
-SECTION = "_section"
-
-
-def bisect(f, lo, hi, *, integer: bool = False, rtol: float = 1e-9, atol: float = 0.0, points: int = 1,
-           max_iter: int = 200):
-    """Vectorized root finding: where does ``f`` change sign between ``lo`` and ``hi``, on every grid point at once.
-
-    ``f(x) -> DataArray`` is evaluated on whole arrays: first at ``lo`` and ``hi`` (numbers or DataArrays), then
-    at a DataArray ``x`` on the grid of ``f(lo)``, each point inside its own bracket.
-    Returns ``(root, bracketed)``; ``root`` is NaN where ``f(lo)`` and ``f(hi)`` have the same non-zero sign.
-    Continuous: SciPy's elementwise bracketing root finder (``scipy.optimize.elementwise.find_root``, Chandrupatla's
-    method) on every bracketed point, to ``atol + rtol |x|``; each of its calls evaluates the whole grid once.
-    ``integer``: ``lo`` and ``hi`` are integers and the root is the end of the final unit bracket where ``f <= 0``,
-    by multi-section: with ``points`` > 1 every call evaluates that many equally spaced interior points per grid
-    point at once (an extra dimension ``_section``), shrinking each bracket by ``points + 1`` per call.
-    """
-    f_lo, f_hi = xr.broadcast(xr.DataArray(f(lo)).compute(), xr.DataArray(f(hi)).compute())
-    grid = f_lo
-    dims = grid.dims
-    a = (xr.zeros_like(grid, dtype=float) + lo).transpose(*dims).values.copy()
-    b = (xr.zeros_like(grid, dtype=float) + hi).transpose(*dims).values.copy()
-    fa = f_lo.values.astype(float).copy()
-    fb = f_hi.transpose(*dims).values
-    bracketed = (np.sign(fa) * np.sign(fb) <= 0) & np.isfinite(fa) & np.isfinite(fb)
-    exact_hi = bracketed & (fb == 0) & (fa != 0)
-    a, fa = np.where(exact_hi, b, a), np.where(exact_hi, 0.0, fa)
-    exact = bracketed & (fa == 0)
-    b = np.where(exact, a, b)
-    if not integer:
-        root = _find_root(f, grid, a, b, bracketed & ~exact, rtol, atol, max_iter)
-        root = np.where(exact, a, root)
-        root = xr.DataArray(np.where(bracketed, root, np.nan), dims=dims, coords=grid.coords)
-        return root, xr.DataArray(bracketed, dims=dims, coords=grid.coords)
-    frac = np.arange(1, points + 1) / (points + 1)
-    for _ in range(max_iter):
-        width = b - a
-        limit = 1 if integer else atol + rtol * np.maximum(np.abs(a), np.abs(b))
-        todo = bracketed & ~exact & (width > limit)
-        if not todo.any():
-            break
-        xs = a[..., None] + width[..., None] * frac
-        xs = np.floor(xs) if integer else xs
-        xs = np.where(todo[..., None], xs, a[..., None])
-        x = xr.DataArray(xs, dims=(*dims, SECTION), coords=grid.coords)
-        fx = xr.DataArray(f(x.isel({SECTION: 0}) if points == 1 else x))
-        fx = (fx.expand_dims(SECTION, -1) if points == 1 else fx).broadcast_like(x).transpose(*dims, SECTION)
-        fm = fx.values.astype(float)
-        change = (np.sign(fm) != np.sign(fa)[..., None]) | (fm == 0)
-        has = change.any(-1)
-        k = change.argmax(-1)[..., None]
-        xk, fk = np.take_along_axis(xs, k, -1)[..., 0], np.take_along_axis(fm, k, -1)[..., 0]
-        km = np.maximum(k - 1, 0)
-        x_prev = np.where(k[..., 0] > 0, np.take_along_axis(xs, km, -1)[..., 0], a)
-        f_prev = np.where(k[..., 0] > 0, np.take_along_axis(fm, km, -1)[..., 0], fa)
-        hit = todo & has & (fk == 0)
-        new_a = np.where(has, x_prev, xs[..., -1])
-        new_fa = np.where(has, f_prev, fm[..., -1])
-        new_b = np.where(has, xk, b)
-        a, fa, b = np.where(todo, new_a, a), np.where(todo, new_fa, fa), np.where(todo, new_b, b)
-        a, b, exact = np.where(hit, xk, a), np.where(hit, xk, b), exact | hit
-    root = np.where(exact | (fa <= 0), a, b) if integer else np.where(exact, a, (a + b) / 2)
-    root = xr.DataArray(np.where(bracketed, root, np.nan), dims=dims, coords=grid.coords)
-    return root, xr.DataArray(bracketed, dims=dims, coords=grid.coords)
-
-
-def _find_root(f, grid: xr.DataArray, a: np.ndarray, b: np.ndarray, todo: np.ndarray, rtol: float, atol: float,
-               max_iter: int) -> np.ndarray:
-    """Roots of ``f`` in the brackets [a, b] where ``todo``, by ``scipy.optimize.elementwise.find_root``.
-
-    SciPy calls the function with the still active points only (and, at the start, with both bracket ends at
-    once); each call is turned into whole-grid evaluations of ``f`` in which every grid point appears once (the
-    inactive ones at their lower bracket end), and the active values are read back."""
-    from scipy.optimize import elementwise
-
-    root = np.full(a.shape, np.nan)
-    if not todo.any():
-        return root
-    where = np.flatnonzero(todo)
-    base = a.copy()
-
-    def on_grid(x, idx):
-        x, idx = np.asarray(x, dtype=float), np.asarray(idx)
-        flat_x, flat_i = x.ravel(), np.broadcast_to(idx, x.shape).ravel()
-        out = np.empty(flat_x.shape)
-        pending = np.arange(flat_x.size)
-        while pending.size:  # each grid point at most once per evaluation
-            _, first = np.unique(flat_i[pending], return_index=True)
-            take = pending[first]
-            xf = base.copy()
-            xf.flat[flat_i[take]] = flat_x[take]
-            fx = xr.DataArray(f(xr.DataArray(xf, dims=grid.dims, coords=grid.coords)))
-            fx = fx.broadcast_like(grid).transpose(*grid.dims).values.astype(float)
-            out[take] = fx.flat[flat_i[take]]
-            pending = np.setdiff1d(pending, take, assume_unique=True)
-        return out.reshape(x.shape)
-
-    res = elementwise.find_root(on_grid, (a.flat[where], b.flat[where]), args=(where,),
-                                tolerances=dict(xatol=atol, xrtol=max(rtol, 4 * np.finfo(float).eps)),
-                                maxiter=max_iter)
-    root.flat[where] = np.where(res.success, res.x, np.nan)
-    return root
-
-
-def _param_bounds(param: str, lo, hi, target, reference, params: dict):
-    """The parameter's schema entry and its bracket (default: its allowed range where finite), checked; the sides
-    may not sweep it."""
-    _, p = lookup(param)
-    if p is not None and p.categorical:
-        raise DseError(f"{param}: break-even by bisection needs a numeric parameter")
-    lo = p.lo if lo is None and p is not None and np.isfinite(p.lo) else lo
-    hi = p.hi if hi is None and p is not None and np.isfinite(p.hi) else hi
-    for name, v in (("lo", lo), ("hi", hi)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-            raise DseError(f"breakeven_param({param!r}): {name}={v!r}: give a finite number")
-    if not lo < hi:
-        raise DseError(f"breakeven_param({param!r}): lo={lo} must be below hi={hi}")
-    if p is not None and not (p.lo <= lo and hi <= p.hi):
-        raise DseError(f"{param}: [{lo}, {hi}] out of range: allowed [{p.lo}, {p.hi}]")
-    _check_spec(target, "target")
-    _check_spec(reference, "reference")
-    for side, spec in (("target", target), ("reference", reference)):
-        if isinstance(spec, dict) and (param in spec or (param in params)) and _is_list({**params, **spec}.get(param)):
-            raise DseError(f"{side}.{param} is a grid dimension: break-even solves for it; remove it from the grid")
-    if isinstance(target, xr.Dataset) and isinstance(reference, xr.Dataset):
-        raise DseError("target and reference are both evaluated Datasets: nothing to vary; pass a dict")
-    return p, lo, hi
-
-
-def _relative_gap(target, reference, param: str, lo, hi, params: dict):
-    """g(x) = E_target / E_reference - 1 at ``param`` = x (0 within rounding), with f(hi) remembered; a side given
-    as a Dataset, or a reference the parameter does not touch (bit for bit at lo and hi), is evaluated once."""
-    if isinstance(target, dict):  # also drop the parameter from a study's grid
-        target = {**target, "cfg": _drop_grid(_base_config(target), param)}
-    if isinstance(reference, dict):
-        reference = {**reference, "cfg": _drop_grid(_base_config(reference), param)}
-    ref_fixed = reference if isinstance(reference, xr.Dataset) else None
-    tgt_fixed = target if isinstance(target, xr.Dataset) else None
-    if ref_fixed is None:
-        r_lo = _evaluate(reference, params, "reference", target=False, extra={param: lo})
-        r_hi = _evaluate(reference, params, "reference", target=False, extra={param: hi})
-        if r_lo.energy_per_token.identical(r_hi.energy_per_token):
-            ref_fixed = r_lo
-
-    def side(spec, fixed, x, name, is_target):
-        if fixed is not None:
-            return fixed
-        if isinstance(x, xr.DataArray) and not is_target:
-            x = cf.relabel_dims(x, {d: d[len("reference_"):] for d in x.dims if d.startswith("reference_")})
-        return _evaluate(spec, params, name, target=False, extra={param: x})
-
-    def g(x):
-        t = side(target, tgt_fixed, x, "target", True)
-        r = _on_grid(side(reference, ref_fixed, x, "reference", False), t)
-        rel = t.energy_per_token / r.energy_per_token - 1
-        return xr.where(np.abs(rel) <= 1e-12, 0.0, rel)  # equal to rounding: a crossing, not a sign
-
-    at_hi = {}
-
-    def g_cached(x):  # f(hi) is needed again for cheaper_above
-        if not isinstance(x, xr.DataArray) and x == hi:
-            at_hi.setdefault("v", g(x))
-            return at_hi["v"]
-        return g(x)
-    return g_cached
-
-
-def breakeven_param(target, reference, param: str, lo=None, hi=None, *, rtol: float = 1e-6, **params) -> xr.Dataset:
-    """Break-even value of a numeric parameter (link bandwidth, HBM cache fraction, batch, ...) by bisection.
-
-    Finds, on every grid point, the value ``x`` of ``param`` in ``[lo, hi]`` where the target's energy per token
-    equals the reference's; ``param`` is applied to each side given as a dict (a Dataset side stays fixed).
-    ``lo`` / ``hi`` default to the parameter's allowed range where finite. Integer parameters (batch) give the
-    integer at the crossing where the target is no costlier. Variables: ``breakeven_<param>``, ``bracketed``
-    (false: no crossing in [lo, hi]) and ``cheaper_above`` (the target is no costlier above the crossing).
-    """
-    p, lo, hi = _param_bounds(param, lo, hi, target, reference, params)
-    integer = bool(p is not None and p.integer)
-    g = _relative_gap(target, reference, param, lo, hi, params)
-    root, bracketed = bisect(g, lo, hi, integer=integer, rtol=0.0 if integer else rtol, points=7)
-    above = g(hi) <= 0
-    units = p.units if p is not None else ""
-    name = f"breakeven_{param.replace('.', '_')}"
-    ds = xr.Dataset({
-        name: root.assign_attrs(cf.attrs(units, f"{param} at which target energy per token = reference")),
-        "bracketed": bracketed.assign_attrs(units="1", long_name=f"a crossing lies in [{lo}, {hi}]"),
-        "cheaper_above": (above.broadcast_like(root) & bracketed).assign_attrs(
-            units="1", long_name=f"the target is no costlier for {param} above the break-even value"),
-    })
-    ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
-    ds.attrs.update(title=f"dse break-even {param}", parameter=param, lo=lo, hi=hi, rtol=rtol,
-                    definition=f"{param} at which E_target(per token) = E_reference(per token), by bisection")
-    return ds.compute()
-
-
-def _drop_grid(cfg: dict, param: str) -> dict:
-    (cfg.get("grid") or {}).pop(param, None)
-    return cfg
-
-
-__all__ = ["breakeven", "breakeven_param", "bisect", "closed_form", "energy_ratio", "REASONS"]
+__all__ = ["breakeven", "closed_form", "energy_ratio", "REASONS"]

@@ -25,7 +25,7 @@ def _check_slo(name, value):
     return float(value)
 
 
-def _checked(tpot_slo_s, ttft_slo_s, batch_max, params: dict):
+def _check_inputs(tpot_slo_s, ttft_slo_s, batch_max, params: dict):
     """The targets and the search's upper end, checked before any work; the grid parameters without batch."""
     slo = _check_slo("tpot_slo_s", tpot_slo_s), _check_slo("ttft_slo_s", ttft_slo_s)
     if isinstance(batch_max, bool) or not isinstance(batch_max, (int, np.integer)) or batch_max < 1:
@@ -101,7 +101,7 @@ def max_batch(study=None, *, tpot_slo_s=None, ttft_slo_s=None, batch_max: int = 
 
     from dse.run import cf, engine
 
-    (tpot_slo_s, ttft_slo_s), params = _checked(tpot_slo_s, ttft_slo_s, batch_max, params)
+    (tpot_slo_s, ttft_slo_s), params = _check_inputs(tpot_slo_s, ttft_slo_s, batch_max, params)
     grid = engine.resolve(study, model=model, system=system, accounting=accounting, cfg=cfg, batch=1, **params)
     if "ttft" not in grid.variables:
         raise DseError("max_batch needs requests: give prompt_len and output_len (or a profile)")

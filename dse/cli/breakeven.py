@@ -26,7 +26,7 @@ from dse.model.params import DseError, lookup
 ROOT_SECTIONS = ("model", "system", "workload", "accounting", "grid")
 
 
-def specs(cfg: dict, study: str | None = None) -> tuple[dict, dict]:
+def target_and_reference(cfg: dict, study: str | None = None) -> tuple[dict, dict]:
     """(target, reference) dicts for :func:`dse.analyze.breakeven.breakeven` from the composed breakeven config."""
     root = {k: copy.deepcopy(cfg[k]) for k in ROOT_SECTIONS}
     r = cfg.get("reference") or {}
@@ -78,7 +78,7 @@ def write(ds: xr.Dataset, path: Path) -> Path:
 
 def run(cfg: DictConfig | dict, study: str | None = None) -> xr.Dataset:
     c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-    target, reference = specs(c, study)
+    target, reference = target_and_reference(c, study)
     return breakeven(target, reference, today_pj_per_bit=c.get("today_pj_per_bit"))
 
 

@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _checked(args) -> dict | None:
+def _check_args(args) -> dict | None:
     """Every input check before any work starts."""
     check_window(args.window_s)
     if args.price_usd is not None and not (args.price_usd >= 0):
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     log = lambda s: print(f"dse-calibrate: {s}", file=sys.stderr, flush=True)  # noqa: E731
     with errors("dse-calibrate"):
-        base = _checked(args)
+        base = _check_args(args)
         probe, label = _probe(args, log)
         name = args.name or f"{_slug(probe.get('gpu', 'gpu')).removeprefix('nvidia-')}-calibrated"
         text = to_yaml(gpu_preset(probe, name, base, args.price_usd, label), header(probe, label, "GPU"))

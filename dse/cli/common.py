@@ -83,7 +83,7 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
             lookup(name)  # a canonical parameter (or a one-line error with a suggestion)
     if custom:
         return
-    tree = _compose(config_name, tuple(choices))
+    tree = config.hydra_config(config_name, tuple(choices), resolve=False)
     for key in keys:
         if key.startswith("grid."):
             name = key[len("grid."):]
@@ -91,18 +91,6 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
                 config.get_path(tree, name)  # a dotted grid parameter must name a config leaf
             continue
         config.get_path(tree, key)
-
-
-def _compose(config_name: str, overrides: tuple[str, ...]) -> dict:
-    """The primary config ``config_name`` composed with the preset choices, as a plain dict (unresolved)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from dse.model.config import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name=config_name, overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=False)
 
 
 def set_verbosity(level: str | None) -> None:

@@ -20,6 +20,7 @@ def scrub_secrets(run_dir, url) -> None:
     """Replace a storage password in the files Hydra wrote for this run (.hydra/*.yaml, the job log) by ***."""
     from pathlib import Path
 
+    from dse.run.io import write_text
     from dse.search.study import mask, password
 
     if not password(url):
@@ -29,7 +30,7 @@ def scrub_secrets(run_dir, url) -> None:
             text = f.read_text()
             clean = mask(text, url)
             if clean != text:
-                f.write_text(clean)
+                write_text(f, clean, "search.storage")
         except OSError:
             pass
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dse.model.params import DseError
 
 GB = 1e9
 #: Parts of the capacity cost, in the order reported along dimension ``cost_part``.
 COST_PARTS = ("gpus", "hbm", "offload")
 
+# A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
     "capacity_cost_usd": ("USD", "capacity cost: GPUs less their HBM + bytes held in each tier x $/GB"),
     "capacity_cost": ("USD", "capacity cost by part (GPUs less their HBM, HBM bytes, offload-tier bytes)"),
@@ -35,12 +35,6 @@ VARIABLES = {  # name: (units, long_name)
 }
 
 
-def _field(ns, name: str, where: str):
-    if not hasattr(ns, name):
-        raise DseError(f"{where}.{name} is missing: the capacity cost model needs it in every {where} preset")
-    return getattr(ns, name)
-
-
 def fits(hbm_fill, offload_fill):
     """Whether a configuration fits (docs/model.md s.7): HBM (weights + KV cache) and the offload tier within capacity."""
     return (np.asarray(hbm_fill) <= 1.0) & (np.asarray(offload_fill) <= 1.0)
@@ -48,9 +42,9 @@ def fits(hbm_fill, offload_fill):
 
 def capacity(g, tier, n_gpus, hbm_bytes, tier_bytes) -> dict:
     """Capacity limits, fill ratios and cost parts for bytes held in HBM and in the offload tier."""
-    hbm_capacity_gb = _field(g, "hbm_capacity_gb", "system.gpu")
-    hbm_usd_per_gb = _field(g, "hbm_usd_per_gb", "system.gpu")
-    gpu_less_hbm = np.maximum(_field(g, "price_usd", "system.gpu") - hbm_capacity_gb * hbm_usd_per_gb, 0.0)
+    hbm_capacity_gb = g.hbm_capacity_gb
+    hbm_usd_per_gb = g.hbm_usd_per_gb
+    gpu_less_hbm = np.maximum(g.price_usd - hbm_capacity_gb * hbm_usd_per_gb, 0.0)
     hbm_capacity = n_gpus * hbm_capacity_gb * GB
     offload_capacity = n_gpus * tier.devices_per_gpu * tier.capacity_gb * GB
     cost = {

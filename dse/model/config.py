@@ -28,19 +28,23 @@ def check_preset(group: str, name: str) -> None:
                        f"{', '.join(known)}")
 
 
-def _compose(overrides: tuple[str, ...]):
+def hydra_config(config_name: str = "config", overrides=(), resolve: bool = True) -> dict:
+    """A primary config of dse/conf (``config``, ``breakeven``, ``search_config``) composed with Hydra-style
+    overrides, as a plain dict; inside a running Hydra app its loader is reused. The one place dse composes."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     if GlobalHydra.instance().is_initialized():
-        return compose(config_name="config", overrides=list(overrides))
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose(config_name="config", overrides=list(overrides))
+        cfg = compose(config_name=config_name, overrides=list(overrides))
+    else:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = compose(config_name=config_name, overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=resolve)
 
 
 @functools.lru_cache(maxsize=256)
 def _compose_cached(overrides: tuple[str, ...]) -> dict:
-    return OmegaConf.to_container(_compose(overrides), resolve=True)
+    return hydra_config("config", overrides)
 
 
 def compose(study: str | None = None, model: str | None = None, system: str | None = None,

@@ -1,3 +1,4 @@
+# Over 400 lines: the whole decode step (operation table and its costed stages) reads in one place beside docs/model.md.
 """The decode-step energy and latency kernel (docs/model.md).
 
 A decode step is a short table of operations per layer type -- attention projections, attention itself, the

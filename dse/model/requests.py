@@ -36,6 +36,7 @@ _FIELDS = kernel._SUMMED + ("weights", "hbm_weights", "hbm_kv")
 #: Steps of a run evaluated at once on the explicit step axis (bounds memory on long outputs).
 STEP_BLOCK = 128
 
+# A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
     "prefill_energy": ("J", "energy of one request's share of the batch's prefill"),
     "decode_energy": ("J", "energy of one request's share of the batch's decode steps"),

@@ -33,13 +33,7 @@ def touched_zipf(batch, top_k, n_experts, skew, n_max, cached=0.0):
     ``cached`` is the number of hottest experts held in HBM (fractional counts weight the boundary rank).
     Returns ``(touched, touched_uncached)``; skew = 0 reproduces :func:`touched_uniform`.
     """
-    touched = 0.0
-    uncached = 0.0
-    for i, p in enumerate(_zipf_probabilities(top_k, n_experts, skew, n_max)):
-        t = 1.0 - (1.0 - p) ** batch
-        touched = touched + t
-        uncached = uncached + t * np.clip(i + 1.0 - cached, 0.0, 1.0)
-    return touched, uncached
+    return _touched_by_rank(_zipf_probabilities(top_k, n_experts, skew, n_max), batch, cached)
 
 
 def touched_measured(batch, frequencies, cached=0.0):
@@ -48,7 +42,12 @@ def touched_measured(batch, frequencies, cached=0.0):
     ``frequencies`` are per-expert probabilities that one token picks that expert (they sum to top_k); they
     are sorted hottest first so that ``cached`` counts the hottest experts.
     """
-    probs = np.sort(np.asarray(frequencies, dtype=float))[::-1]
+    return _touched_by_rank(np.sort(np.asarray(frequencies, dtype=float))[::-1], batch, cached)
+
+
+def _touched_by_rank(probs, batch, cached):
+    """sum_i 1 - (1 - p_i)^B over experts ranked hottest first, and the same over those beyond the ``cached``
+    hottest (a fractional count weights the boundary rank)."""
     touched = 0.0
     uncached = 0.0
     for i, p in enumerate(probs):

@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dse.model.params import DseError
 
 
+# The schemas list one field per line, like the YAML presets they validate: their same-shape runs are data.
 @dataclass
 class ModelSpec:
     """A transformer with (optionally) MoE layers; fields follow Hugging Face config.json (docs/model.md s.2)."""

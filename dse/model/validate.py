@@ -1,3 +1,4 @@
+# Over 400 lines: the one validation layer; its rule tables are the single place where every allowed range lives.
 """One validation of every physical input: a table of allowed ranges (and integrality) per config leaf, and a
 table of cross-field rules. The same checks run for Hydra presets and overrides, Hugging Face imports, API dicts
 and grid values (:func:`dse.run.engine.resolve` calls :func:`check_tree` on the resolved inputs; :func:`dse.model.params.

@@ -19,6 +19,7 @@ from dse.model import capacity, config, expert_load, kernel, namespace, requests
 from dse.run import cf, inputs
 from dse.run.grid import Grid
 
+# A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
     "energy_per_token": ("J", "energy per generated token (step energy / batch)"),
     "energy": ("J", "energy of one decode step, by component"),

@@ -1,3 +1,4 @@
+# Over 400 lines: every step of resolve (arguments and presets -> the grid inputs), in the order it runs.
 """Parameters and presets -> the grid's inputs: the steps of :func:`dse.run.engine.resolve`.
 
 The call's arguments and the composed config become validated sections (model, system, workload, accounting);

@@ -31,14 +31,15 @@ from dse.model import config
 from dse.run import io as outputs
 from dse.model.params import DseError
 
-#: The sweep's settings and their defaults (dse/conf/config.yaml documents them; the CLI passes them in ``cfg``).
-DEFAULTS = {
-    "dask": {"address": None, "local_cluster": False, "n_workers": None, "chunk_mb": 2.0},
-    "output": {"format": "auto", "zarr_above_gb": 2.0, "path": None, "variables": None, "overwrite": False,
-               "compressor": "zstd"},
-    "progress": True,
-    "max_grid_points": 1e10,
-}
+#: The sweep's settings: their defaults and meaning are in dse/conf/config.yaml (the CLI passes them in ``cfg``).
+SETTINGS_KEYS = ("dask", "output", "progress", "max_grid_points")
+
+
+@functools.cache
+def defaults() -> dict:
+    """The sweep settings' defaults, read from dse/conf/config.yaml (plain YAML: no Hydra needed)."""
+    raw = yaml.safe_load((config.CONF_DIR / "config.yaml").read_text())
+    return {k: raw[k] for k in SETTINGS_KEYS}
 RESULT_NAME = "result"
 DONE_FILE = "dse-done-blocks.txt"   # inside a partial Zarr store: the pieces already written, one per line
 PROGRESS_DELAY_S = 2.0
@@ -62,18 +63,17 @@ class Settings:
 
 def settings(cfg: dict) -> Settings:
     """The sweep settings of a config, checked; a one-line DseError names any bad key."""
-    d = {**DEFAULTS["dask"], **(cfg.get("dask") or {})}
-    o = {**DEFAULTS["output"], **(cfg.get("output") or {})}
-    for section, given, known in (("dask", cfg.get("dask") or {}, DEFAULTS["dask"]),
-                                  ("output", cfg.get("output") or {}, DEFAULTS["output"])):
+    base = defaults()
+    d = {**base["dask"], **(cfg.get("dask") or {})}
+    o = {**base["output"], **(cfg.get("output") or {})}
+    for section, given, known in (("dask", cfg.get("dask") or {}, base["dask"]),
+                                  ("output", cfg.get("output") or {}, base["output"])):
         unknown = sorted(set(given) - set(known))
         if unknown:
             raise DseError(f"{section}.{unknown[0]}: unknown setting; allowed {', '.join(sorted(known))}")
     address = d["address"]
     if address is not None:
-        host, _, port = str(address).removeprefix("tcp://").rpartition(":")
-        if not host or not port.isdigit():
-            raise DseError(f"dask.address={address!r}: expected HOST:PORT")
+        host_port(address)
     if not isinstance(d["local_cluster"], bool):
         raise DseError(f"dask.local_cluster={d['local_cluster']!r}: allowed true or false")
     if d["local_cluster"] and address is not None:
@@ -92,14 +92,22 @@ def settings(cfg: dict) -> Settings:
         raise DseError(f"output.overwrite={o['overwrite']!r}: allowed true or false")
     if o["compressor"] not in ZARR_COMPRESSORS:
         raise DseError(f"output.compressor={o['compressor']!r}: allowed {', '.join(ZARR_COMPRESSORS)}")
-    progress = cfg.get("progress", DEFAULTS["progress"])
+    progress = cfg.get("progress", base["progress"])
     if not isinstance(progress, bool):
         raise DseError(f"progress={progress!r}: allowed true or false")
-    limit = cfg.get("max_grid_points", DEFAULTS["max_grid_points"])
+    limit = cfg.get("max_grid_points", base["max_grid_points"])
     _positive("max_grid_points", limit)
     return Settings(address, d["local_cluster"], n, float(d["chunk_mb"]), o["format"], float(o["zarr_above_gb"]),
                     o["path"], list(variables) if variables is not None else None, progress, float(limit),
                     o["overwrite"], o["compressor"])
+
+
+def host_port(address) -> tuple[str, int]:
+    """``[tcp://]HOST:PORT`` of a dask scheduler."""
+    host, _, port = str(address).removeprefix("tcp://").rpartition(":")
+    if not host or not port.isdigit():
+        raise DseError(f"dask.address={address!r}: expected HOST:PORT")
+    return host, int(port)
 
 
 def _positive(key: str, value) -> None:
@@ -127,13 +135,18 @@ def check_size(points: int, limit: float) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- layout
+def chunk_points(chunk_mb: float) -> int:
+    """Grid points in a float64 chunk of about ``chunk_mb`` MiB."""
+    return max(1, int(chunk_mb * 2**20 // 8))
+
+
 def choose_chunks(grid, chunk_mb: float) -> dict[str, int]:
     """Chunk sizes whose full-size float64 chunk is about ``chunk_mb`` MiB.
 
     Dimensions few variables depend on (a Flash pJ/bit, say) are kept whole first: within a block everything that
     does not depend on them is computed once, so splitting them would repeat that work in every block.
     """
-    room = max(1, int(chunk_mb * 2**20 // 8))
+    room = chunk_points(chunk_mb)
     deps = {d: sum(d in grid.layout[v][0] for v in grid.variables) for d in grid.dims}
     chunks = {}
     for d in sorted(grid.dims, key=lambda d: (deps[d], -grid.dims.index(d))):
@@ -163,7 +176,7 @@ class Layout:
     def __init__(self, grid, names: list, chunk_mb: float):
         self.grid, self.names = grid, list(names)
         self.chunking = grid.chunking(choose_chunks(grid, chunk_mb))
-        room = max(1, int(chunk_mb * 2**20 // 8))
+        room = chunk_points(chunk_mb)
         self.whole = [n for n in names if math.prod(grid.sizes[d] for d in grid.layout[n][0]) <= room]
         self.chunked = [n for n in names if n not in self.whole]
 
@@ -221,9 +234,9 @@ class Layout:
 def connect(s: Settings):
     """A distributed Client for ``dask.address`` or ``dask.local_cluster``, else None (threaded scheduler)."""
     if s.address is not None:
-        host, _, port = str(s.address).removeprefix("tcp://").rpartition(":")
+        host, port = host_port(s.address)
         try:
-            socket.create_connection((host, int(port)), timeout=3).close()
+            socket.create_connection((host, port), timeout=3).close()
         except OSError as err:
             raise DseError(f"dask.address={s.address}: no dask scheduler reachable ({err.strerror or err})") from None
         from distributed import Client
@@ -484,7 +497,7 @@ def plan(cfg: dict, run_dir: Path | str = "."):
     unknown = [n for n in names if n not in grid.variables]
     if unknown:
         raise DseError(f"output.variables: unknown variable {unknown[0]!r}; known: {', '.join(grid.variables)}")
-    nbytes = sum(math.prod(grid.sizes[d] for d in grid.layout[n][0]) * (8 if n in grid.stacks else 1) * 8
+    nbytes = sum(math.prod(grid.sizes[d] for d in grid.layout[n][0]) * (len(grid.stacks[n][1]) if n in grid.stacks else 1) * 8
                  for n in names)
     fmt = s.format if s.format != "auto" else ("zarr" if nbytes > s.zarr_above_gb * 1e9 else "netcdf")
     path = Path(s.path) if s.path else Path(run_dir) / f"{RESULT_NAME}.{'zarr' if fmt == 'zarr' else 'nc'}"

@@ -9,20 +9,10 @@ from .run import run
 
 def compose(preset: str = "deepseek-r1-capacity", overrides: tuple[str, ...] | list[str] = ()) -> dict:
     """The composed search config (root config + ``search=<preset>`` + Hydra-style overrides) as a dict."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from dse.model.config import CONF_DIR, check_preset
+    from dse.model.config import check_preset, hydra_config
 
     check_preset("search", preset)
-    ov = [f"search={preset}", *overrides]
-    if GlobalHydra.instance().is_initialized():
-        cfg = hydra_compose(config_name="search_config", overrides=ov)
-    else:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = hydra_compose(config_name="search_config", overrides=ov)
-    return OmegaConf.to_container(cfg, resolve=True)
+    return hydra_config("search_config", [f"search={preset}", *overrides])
 
 
 __all__ = ["compose", "run"]

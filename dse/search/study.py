@@ -278,73 +278,92 @@ def optimize(study: Study, space: Space, base: dict, n_trials: int, batch_size: 
 
     ``local_share`` of each batch goes to untried neighbours of the current front (:mod:`.local`),
     ``random_share`` to untried points drawn uniformly (so that no region is left unvisited once the sampler
-    has converged elsewhere); the rest comes from the sampler. A sampler proposal that repeats a point already tried is dropped (marked failed
-    in the in-memory mirror, never stored) and the sampler is asked again, so every stored trial is a new
-    design point; when ``MAX_PROPOSALS`` x the batch size proposals bring nothing new, untried points are drawn
-    uniformly instead. Stops early only when (nearly) every point has been tried.
+    has converged elsewhere); the rest comes from the sampler. A sampler proposal that repeats a point already
+    tried is dropped (marked failed in the in-memory mirror, never stored) and the sampler is asked again, so
+    every stored trial is a new design point; when ``MAX_PROPOSALS`` x the batch size proposals bring nothing new,
+    untried points are drawn uniformly instead. Stops early only when (nearly) every point has been tried.
     """
     from tqdm.auto import tqdm
 
     memory = LocalSearch(space.distributions, seed)
-    done, t0, eval_s, n_local, n_random, n_dropped, stalled = 0, time.perf_counter(), 0.0, 0, 0, 0, 0
+    n = dict(local=0, random=0, dropped=0)
+    done, t0, eval_s, stalled = 0, time.perf_counter(), 0.0, 0
     with tqdm(total=n_trials, disable=not progress, desc=f"dse-search {study.name}", unit="trial") as bar:
         while done < n_trials:
             study.pull()
             size = min(batch_size, n_trials - done)
-            history = study.mirror.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
-            for t in history:
-                memory.mark(t.params)
-            if local_share > 0:
-                for p in memory.proposals(front_params(history, space.constraints), int(round(local_share * size))):
-                    study.mirror.enqueue_trial(p, skip_if_exists=False)
-                    n_local += 1
-            for p in memory.random_untried(int(round(random_share * size))):
-                study.mirror.enqueue_trial(p, skip_if_exists=False)
-                n_random += 1
-            trials, asked = [], 0
-            while len(trials) < size and asked < MAX_PROPOSALS * size:
-                t = study.mirror.ask(space.distributions)
-                asked += 1
-                if memory.is_tried(t.params) or not study.claims.claim(t.params):
-                    memory.mark(t.params)          # tried here, or claimed by another worker
-                    study.mirror.tell(t, state=TrialState.FAIL)
-                    n_dropped += 1
-                    continue
-                memory.mark(t.params)
-                trials.append(t)
-            for p in memory.random_untried(size - len(trials)):   # the sampler only repeats itself
-                memory.mark(p)
-                if not study.claims.claim(p):
-                    n_dropped += 1
-                    continue
-                study.mirror.enqueue_trial(p, skip_if_exists=False)
-                t = study.mirror.ask(space.distributions)
-                trials.append(t)
+            _enqueue_extra(study, memory, space, size, local_share, random_share, n)
+            trials = _new_trials(study, memory, space, size, n)
             if not trials:
                 if len(memory.tried) < (space.size() or float("inf")) and stalled < MAX_PROPOSALS:
                     stalled += 1               # other workers claimed everything proposed: try again
                     continue
                 break   # (nearly) every point has been tried
             stalled = 0
-            params = {name: [t.params[name] for t in trials] for name in space.distributions}
-            t1 = time.perf_counter()
-            ds = points.evaluate_trials(base, space, params)
-            F, C, names = points.metrics(ds, space, ["trial"])
-            eval_s += time.perf_counter() - t1
-            told = []
-            for t, f, c in zip(trials, F, C):
-                for name, v in zip(names, c):
-                    t.set_constraint(name, float(v))
-                ok = bool(np.all(np.isfinite(f)))
-                told.append(study.mirror.tell(t, f.tolist() if ok else None,
-                                              state=TrialState.COMPLETE if ok else TrialState.FAIL))
-            study.push([t for t in told if t.state == TrialState.COMPLETE])
+            eval_s += _evaluate_and_tell(study, space, base, trials)
             done += len(trials)
             bar.update(len(trials))
     wall = time.perf_counter() - t0
-    return dict(trials_added=done, local_search_trials=n_local, random_trials=n_random,
-                repeated_proposals_dropped=n_dropped,
+    return dict(trials_added=done, local_search_trials=n["local"], random_trials=n["random"],
+                repeated_proposals_dropped=n["dropped"],
                 wall_s=wall, trials_per_s=done / wall if wall > 0 else float("inf"), evaluate_s=eval_s)
+
+
+def _enqueue_extra(study: Study, memory: LocalSearch, space: Space, size: int, local_share: float,
+                   random_share: float, n: dict) -> None:
+    """Remember every completed point; queue the batch's share of front neighbours and of uniform random points."""
+    history = study.mirror.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+    for t in history:
+        memory.mark(t.params)
+    if local_share > 0:
+        for p in memory.proposals(front_params(history, space.constraints), int(round(local_share * size))):
+            study.mirror.enqueue_trial(p, skip_if_exists=False)
+            n["local"] += 1
+    for p in memory.random_untried(int(round(random_share * size))):
+        study.mirror.enqueue_trial(p, skip_if_exists=False)
+        n["random"] += 1
+
+
+def _new_trials(study: Study, memory: LocalSearch, space: Space, size: int, n: dict) -> list:
+    """Up to ``size`` trials at points nobody has tried or claimed: the sampler's proposals, then uniform draws."""
+    trials, asked = [], 0
+    while len(trials) < size and asked < MAX_PROPOSALS * size:
+        t = study.mirror.ask(space.distributions)
+        asked += 1
+        if memory.is_tried(t.params) or not study.claims.claim(t.params):
+            memory.mark(t.params)          # tried here, or claimed by another worker
+            study.mirror.tell(t, state=TrialState.FAIL)
+            n["dropped"] += 1
+            continue
+        memory.mark(t.params)
+        trials.append(t)
+    for p in memory.random_untried(size - len(trials)):   # the sampler only repeats itself
+        memory.mark(p)
+        if not study.claims.claim(p):
+            n["dropped"] += 1
+            continue
+        study.mirror.enqueue_trial(p, skip_if_exists=False)
+        trials.append(study.mirror.ask(space.distributions))
+    return trials
+
+
+def _evaluate_and_tell(study: Study, space: Space, base: dict, trials: list) -> float:
+    """One vectorized evaluation of the batch; objectives and constraints told, the completed ones stored.
+    Returns the evaluation's seconds."""
+    params = {name: [t.params[name] for t in trials] for name in space.distributions}
+    t1 = time.perf_counter()
+    ds = points.evaluate_trials(base, space, params)
+    F, C, names = points.metrics(ds, space, ["trial"])
+    seconds = time.perf_counter() - t1
+    told = []
+    for t, f, c in zip(trials, F, C):
+        for name, v in zip(names, c):
+            t.set_constraint(name, float(v))
+        ok = bool(np.all(np.isfinite(f)))
+        told.append(study.mirror.tell(t, f.tolist() if ok else None,
+                                      state=TrialState.COMPLETE if ok else TrialState.FAIL))
+    study.push([t for t in told if t.state == TrialState.COMPLETE])
+    return seconds
 
 
 def completed(study: Study, space: Space):

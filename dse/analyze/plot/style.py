@@ -49,6 +49,7 @@ RC = {
 }
 
 #: Display names and units for dse's variables and coordinates: name -> (label, unit shown, scale from dse units).
+# A data table: one row per variable (label, display unit, scale); same-shape rows are data, not repeated logic.
 DISPLAY = {
     "energy_per_token": ("energy per token", "J", 1.0),
     "step_energy": ("energy per decode step", "J", 1.0),
