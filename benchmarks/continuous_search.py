@@ -5,7 +5,7 @@ nodes, batch 1-1024, and three continuous variables: HBM cache fraction, offload
 energy). Two ways to answer it, printed side by side:
 
 1. the exact Pareto front of a fine discretisation (``--batches`` geometric batches, ``--fractions`` cache
-   fractions, ``--links`` link bandwidths and ``--flash`` Flash energies: 1.15e9 points by default) through
+   fractions, ``--links`` link bandwidths and ``--flash`` Flash energies: 1.17e9 points by default) through
    :func:`dse.search.front.front_of_grid` (blocks through dask, moocore per block, tree reduction): wall time,
    points/s and the process's peak RSS right after it;
 2. Optuna (search.method=optuna, the preset's NSGA-II + local search) on the continuous space for ``--trials``
@@ -83,10 +83,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--batches", type=int, default=64)
-    ap.add_argument("--fractions", type=int, default=33)
-    ap.add_argument("--links", type=int, default=16)
-    ap.add_argument("--flash", type=int, default=16)
+    ap.add_argument("--batches", type=int, default=96, help="geometric batch values (73 distinct integers)")
+    ap.add_argument("--fractions", type=int, default=65)
+    ap.add_argument("--links", type=int, default=32)
+    ap.add_argument("--flash", type=int, default=32)
     ap.add_argument("--tiny", action="store_true", help="a small discretisation and 100 trials (a smoke run)")
     a = ap.parse_args()
     if a.tiny:
