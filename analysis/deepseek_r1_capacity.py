@@ -92,7 +92,7 @@ def main() -> None:
     for i, (label, tiers) in enumerate(VARIANTS.items()):
         d = Path(args.out) / f"variant{i}"
         cfg = compose("deepseek-r1-capacity", [f"search.space.placement.choices={tiers}", f"search.name=ds-variant{i}",
-                                               f"search.n_trials={args.trials}", "search.validate=true",
+                                               f"search.n_trials={args.trials}", "search.method=optuna", "search.validate=true",
                                                "search.progress=false", f"search.storage=journal:{d}/journal.log"])
         if not args.replot:
             if d.exists():

@@ -23,7 +23,7 @@ def one(label: str, overrides: list[str], workdir: Path) -> dict:
     d = workdir / label.replace(" ", "_").replace("=", "")
     d.mkdir(parents=True)
     t0 = time.perf_counter()
-    s = run(compose("deepseek-r1-capacity", ["search.validate=true", "search.progress=false", *overrides]), d)
+    s = run(compose("deepseek-r1-capacity", ["search.method=optuna", "search.validate=true", "search.progress=false", *overrides]), d)
     v = s["validation"]
     row = dict(label=label, trials=s["trials_in_study"], hv=v["hypervolume_ratio"], hv_log=v["hypervolume_ratio_log10"],
                search_s=s["wall_s"], trials_per_s=s["trials_per_s"], total_s=time.perf_counter() - t0,

@@ -47,36 +47,64 @@ BASE = dict(model="deepseek-r1", system="8xh200", placement="ssd")
 STACK_DIMS = ("component", "cost_part")
 
 
-def throughput(repeats: int, loop_points: int, chunk_mb: float) -> None:
+def _best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def cores_available(threads: int) -> float:
+    """A control for the machine, not dse: hashing in ``threads`` threads (hashlib releases the GIL) over one thread,
+    best of three. About ``threads`` on an idle machine; near 1 when other processes hold the other cores."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = os.urandom(16 << 20)
+    work = [data] * (2 * threads)
+    with ThreadPoolExecutor(threads) as ex:
+        one = _best(lambda: [hashlib.sha256(d).digest() for d in work], 3)
+        many = _best(lambda: list(ex.map(lambda d: hashlib.sha256(d).digest(), work)), 3)
+    return one / many
+
+
+def throughput(repeats: int, loop_points: int, chunk_mb: float, threads: int) -> None:
+    t = time.perf_counter()
     grid = engine.resolve(**BASE, **GRID)
     n = grid.points
     chunking = grid.chunking(sweep.choose_chunks(grid, chunk_mb))
     names = tuple(grid.variables)
     pieces = [sweep.Piece(str(idx), box, names) for idx, box in grid.blocks(chunking)]
+    grid.block(pieces[0].box)                    # the parts every block slices: computed once per grid
+    once_s = time.perf_counter() - t
     print(f"grid: {n:,} points, {len(grid.dims)} dimensions {dict(grid.sizes)}; {len(pieces)} blocks "
-          f"(target chunk {chunk_mb} MiB)")
-
+          f"(target chunk {chunk_mb} MiB); resolve + parts once per grid {once_s:.2f} s "
+          f"({grid.part_values:,} part values)")
     total = [0.0]
     lock = threading.Lock()
 
     def consume(piece, data):        # every variable of the block is evaluated; its energy per token summed
-        s = float(data["energy_per_token"].sum())
         with lock:
-            total[0] += s
+            total[0] += float(data["energy_per_token"].sum())
 
-    dask_s = []
-    for _ in range(repeats):
+    def with_dask():
         total[0] = 0.0
-        t = time.perf_counter()
-        sweep.compute(grid, pieces, sweep.evaluate_piece, consume, progress=False)
-        dask_s.append(time.perf_counter() - t)
-    dask_sum = total[0]
+        sweep.compute(grid, pieces, sweep.evaluate_piece, consume, progress=False, n_workers=threads)
 
-    numpy_s = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        numpy_sum = float(grid.block(grid.box())["energy_per_token"].sum())
-        numpy_s.append(time.perf_counter() - t)
+    def one_thread():                # the same blocks and the same work, one after another on this thread
+        for piece in pieces:
+            consume(piece, sweep.evaluate_piece(grid, piece))
+
+    dask_s, blocks_s = [], []
+    for _ in range(repeats):         # interleaved, so both see the same machine load
+        dask_s.append(_best(with_dask, 1))
+        dask_sum = total[0]
+        total[0] = 0.0
+        blocks_s.append(_best(one_thread, 1))
+    numpy_s = _best(lambda: grid.block(grid.box())["energy_per_token"].sum(), repeats)
+    numpy_sum = float(grid.block(grid.box())["energy_per_token"].sum())
 
     rng = random.Random(0)
     picks = [tuple([rng.randrange(grid.sizes[d])] for d in grid.dims) for _ in range(loop_points)]
@@ -86,21 +114,20 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float) -> None:
     whole = grid.block(grid.box(), ["energy_per_token"])["energy_per_token"]
     reference = [float(whole[tuple(b[0] for b in box)]) for box in picks]
 
-    t = time.perf_counter()
-    for piece in pieces:
-        grid.block(piece.box)["energy_per_token"].sum()
-    blocks_s = time.perf_counter() - t
-
-    rate_dask, rate_numpy, rate_loop = n / min(dask_s), n / min(numpy_s), loop_points / loop_s
-    print(f"dask threaded ({os.cpu_count()} cores): {rate_dask:.3g} points/s  (best of {repeats}: {min(dask_s):.2f} s)")
-    print(f"plain numpy, one call:  {rate_numpy:.3g} points/s  (best of {repeats}: {min(numpy_s):.2f} s; "
+    rate_dask, rate_blocks = n / min(dask_s), n / min(blocks_s)
+    rate_numpy, rate_loop = n / numpy_s, loop_points / loop_s
+    print(f"dask threaded, {threads} threads:     {rate_dask:.3g} points/s  (best of {repeats}: {min(dask_s):.3f} s)")
+    print(f"numpy block by block, 1 thread: {rate_blocks:.3g} points/s  (best of {repeats}: {min(blocks_s):.3f} s; "
+          "the same blocks and work)")
+    print(f"plain numpy, one call:          {rate_numpy:.3g} points/s  (best of {repeats}: {numpy_s:.3f} s; "
           "whole-grid arrays)")
-    print(f"  (numpy block by block, one thread, for scale: {n / blocks_s:.3g} points/s)")
-    print(f"per-point Python loop:  {rate_loop:.3g} points/s  ({loop_points} random points, {loop_s:.2f} s)")
-    print(f"ratios: dask / numpy = {rate_dask / rate_numpy:.2f}; numpy / loop = {rate_numpy / rate_loop:.3g}; "
-          f"dask / loop = {rate_dask / rate_loop:.3g}")
+    print(f"per-point Python loop:          {rate_loop:.3g} points/s  ({loop_points} random points, {loop_s:.2f} s)")
+    print(f"control: sha256 in {threads} threads / 1 thread = {cores_available(threads):.2f} (the cores this run had)")
+    print(f"ratios: dask {threads} threads / numpy 1 thread = {rate_dask / rate_blocks:.2f}; "
+          f"dask / one numpy call = {rate_dask / rate_numpy:.2f}; numpy / loop = {rate_numpy / rate_loop:.3g}")
     print(f"checksums agree: dask vs numpy rel. diff {abs(dask_sum / numpy_sum - 1):.1e}; "
-          f"loop points equal the grid's: {loop_values == reference}")
+          f"loop points equal the grid's (rtol 1e-12): {np.allclose(loop_values, reference, rtol=1e-12, atol=0)}; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
 def grid_points(ds) -> int:
@@ -109,8 +136,10 @@ def grid_points(ds) -> int:
     return math.prod(n for d, n in ds.sizes.items() if d not in STACK_DIMS)
 
 
-def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> None:
-    """A sweep of about ``points`` points through the CLI in a child process; wall time and peak RSS."""
+def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str, compressor: str = "zstd",
+               quiet: bool = False) -> tuple[float, float, float]:
+    """A sweep of about ``points`` points through the CLI in a child process: (real grid points/s, peak RSS bytes,
+    bytes on disk)."""
     num_batch = max(1, round(points / 500_000))     # the other dimensions give 5 x 10^5 points
     overrides = [
         "model=deepseek-r1", "system=8xh200", "workload.placement=ssd",
@@ -118,13 +147,14 @@ def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> No
         "+grid.hbm_read_pj_per_bit=[3.0,4.2,6.0,10.0,14.0]", f"+grid.batch={{start:1,stop:{num_batch},num:{num_batch}}}",
         "+grid.top_k=[1,2,4,8,16]", "+grid.n_experts=[32,64,128,256]", "+grid.context_len=[1024,4096,16384,65536,131072]",
         "+grid.link_bw_gbps=[32.0,64.0,128.0,256.0,450.0,900.0,1800.0,3600.0,7200.0,14400.0]",
-        "output.format=zarr", f"dask.chunk_mb={chunk_mb}",
+        "output.format=zarr", f"dask.chunk_mb={chunk_mb}", f"output.compressor={compressor}",
     ]
     if variables:
         overrides.append(f"output.variables=[{variables}]")
     out = Path(tempfile.mkdtemp(prefix="dse-bench-", dir=os.environ.get("DSE_BENCH_DIR")))
-    cmd = [sys.executable, "-m", "dse.cli", *overrides, f"hydra.run.dir={out}", "progress=false"]
-    print("\n" + " ".join(cmd[1:]))
+    cmd = [sys.executable, "-m", "dse", *overrides, f"hydra.run.dir={out}", "progress=false"]
+    if not quiet:
+        print("\n" + " ".join(cmd[1:]))
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t = time.perf_counter()
     child = subprocess.Popen(cmd, env=env, cwd=ROOT)
@@ -144,25 +174,43 @@ def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str) -> No
     ds = xr.open_zarr(out / "result.zarr", consolidated=False)
     npts = grid_points(ds)
     on_disk = sum(f.stat().st_size for f in (out / "result.zarr").rglob("*") if f.is_file())
-    print(f"{npts:,} points to Zarr ({', '.join(ds.data_vars)}): wall {wall:.1f} s ({npts / wall:.3g} points/s), "
-          f"peak RSS {rss / 2**30:.2f} GiB, {on_disk / 1e9:.2f} GB on disk")
+    if not quiet:
+        print(f"{npts:,} points to Zarr ({', '.join(ds.data_vars)}): wall {wall:.1f} s ({npts / wall:.3g} real grid "
+              f"points/s; target >= 5e7), peak RSS {rss / 2**30:.2f} GiB (target < 1), {on_disk / 1e9:.2f} GB on disk; "
+              f"load average {os.getloadavg()[0]:.2f}")
     if keep:
         print(f"kept {out}")
     else:
         shutil.rmtree(out)
+    return npts / wall, rss, on_disk
+
+
+def zarr_choices(points: float, variables: str) -> None:
+    """The compressor and chunk-size choices, each a whole CLI sweep of ``points`` points (wall time includes
+    the process start, the same for all)."""
+    print(f"\nZarr choices, {points:.0e} points each (compressor, chunk MiB: points/s, peak RSS, on disk):")
+    for compressor in ("zstd", "lz4", "none"):
+        for chunk_mb in (2.0, 8.0):
+            rate, rss, disk = zarr_sweep(points, chunk_mb, False, variables, compressor, quiet=True)
+            print(f"  {compressor:5s} {chunk_mb:4.0f}: {rate:.3g} points/s, {rss / 2**30:.2f} GiB, {disk / 1e9:.2f} GB")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--loop-points", type=int, default=300)
-    ap.add_argument("--chunk-mb", type=float, default=sweep.DEFAULTS["dask"]["chunk_mb"])
+    ap.add_argument("--chunk-mb", type=float, default=sweep.defaults()["dask"]["chunk_mb"])
     ap.add_argument("--zarr-points", type=float, default=1e9)
     ap.add_argument("--zarr-variables", default="energy_per_token,step_latency,offload_read_bits,experts_touched",
                     help="comma-separated variables the Zarr sweep writes ('' = all: ~88 bytes per point)")
+    ap.add_argument("--threads", type=int, default=2, help="dask threads (the ratio's numerator)")
     ap.add_argument("--no-zarr", action="store_true")
+    ap.add_argument("--choices-points", type=float, default=1e8, help="points of each compressor / chunk trial "
+                    "(0: skip the trials)")
     ap.add_argument("--keep", action="store_true", help="keep the Zarr output")
     a = ap.parse_args()
-    throughput(a.repeats, a.loop_points, a.chunk_mb)
+    throughput(a.repeats, a.loop_points, a.chunk_mb, a.threads)
     if not a.no_zarr:
+        if a.choices_points:
+            zarr_choices(a.choices_points, a.zarr_variables)
         zarr_sweep(a.zarr_points, a.chunk_mb, a.keep, a.zarr_variables)

@@ -129,6 +129,17 @@ max_batch.__doc__ = ("The largest batch meeting TPOT / TTFT targets (tpot_slo_s,
                      "at it (dse.analyze.serving.max_batch).")
 
 
+def pareto_front(objectives, constraints=None, **kwargs):
+    """See :func:`dse.search.front.pareto_front`."""
+    from .search.front import pareto_front as _pareto_front
+
+    return _pareto_front(objectives, constraints, **kwargs)
+
+
+pareto_front.__doc__ = ("The exact Pareto front of a whole grid's feasible points, streamed block by block through "
+                        "dask with a tree reduction (dse.search.front.pareto_front).")
+
+
 def run_search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
     """Run a Pareto search (dse/conf/search/<preset>, Hydra-style ``overrides``) in ``run_dir``; see :mod:`dse.search`."""
     from .search import compose, run
@@ -154,5 +165,5 @@ def __getattr__(name):  # dse.plot, dse.results: loaded on first use
     raise AttributeError(f"module 'dse' has no attribute {name!r}")
 
 
-__all__ = ["DseError", "evaluate", "breakeven", "breakeven_param", "max_batch", "open_results", "presets",
+__all__ = ["DseError", "evaluate", "breakeven", "breakeven_param", "max_batch", "pareto_front", "open_results", "presets",
            "run_search", "from_hf_config", "plot", "results", "__version__"]

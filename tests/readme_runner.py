@@ -35,6 +35,9 @@ LONG = {
     "python analysis/calibration_compare.py": "needs sweeps/calibration_compare.py's results first",
     "python -m analysis.paper_figures": "every paper figure",
     "python benchmarks/sweep_throughput.py": "a 10^9-point sweep",
+    "PYTHONPATH=. python benchmarks/sweep_throughput.py": "a 28-million-point grid, three ways, repeated",
+    "PYTHONPATH=. python benchmarks/continuous_search.py": "the exact front of 1.17e9 points and 4,000 trials",
+    "dse-search search=deepseek-r1-continuous": "4,000 Optuna trials (minutes)",
     "PYTHONPATH=. python benchmarks/max_batch.py": "10^5-point max_batch and a per-point loop (~30 s)",
     "python -m analysis.serving_slo": "max_batch for 5 model x profile cases x 9 TPOT targets (~30 s)",
 }

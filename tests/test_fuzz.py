@@ -179,7 +179,7 @@ FIXED_BAD = [({"top_k": 9}, "top_k"), ({"batch": -1}, "batch"), ({"system": {"gp
 def search_cfg():
     from dse.search import compose
 
-    return compose("mixtral-small", ["search.progress=false", "search.n_trials=10"])
+    return compose("mixtral-small", ["search.method=optuna", "search.progress=false", "search.n_trials=10"])
 
 
 @settings(max_examples=60, **FAST)

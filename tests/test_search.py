@@ -95,7 +95,7 @@ def test_bad_space_is_one_line(small_cfg, changes, message):
 def test_cli_unreachable_storage_fails_before_any_trial(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for url in ("postgresql://dse@db.invalid:5432/dse", f"sqlite:///{tmp_path}/missing/dir/study.db"):
-        r = subprocess.run([PY, "-m", "dse.cli.search", "search=mixtral-small", f"search.storage={url}",
+        r = subprocess.run([PY, "-m", "dse.cli.search", "search=mixtral-small", "search.method=optuna", f"search.storage={url}",
                             f"hydra.run.dir={tmp_path}/run"], capture_output=True, text=True, env=env, timeout=120)
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
@@ -124,7 +124,7 @@ def test_small_space_reaches_exhaustive_front_deterministically(tmp_path, monkey
     for name in ("a", "b"):
         d = tmp_path / name
         d.mkdir()
-        summary = run(compose("mixtral-small", ["search.validate=true", "search.progress=false",
+        summary = run(compose("mixtral-small", ["search.method=optuna", "search.validate=true", "search.progress=false",
                                                 f"search.storage=journal:{d}/journal.log"]), d)
         runs.append((summary, xr.open_dataset(d / "trials.nc")))
     (s1, t1), (s2, t2) = runs
@@ -143,14 +143,14 @@ def test_small_space_reaches_exhaustive_front_deterministically(tmp_path, monkey
 
 
 def test_resume_adds_to_the_study(tmp_path):
-    cfg = compose("mixtral-small", ["search.n_trials=20", "search.progress=false"])
+    cfg = compose("mixtral-small", ["search.method=optuna", "search.n_trials=20", "search.progress=false"])
     assert run(cfg, tmp_path)["trials_in_study"] == 20
     second = run(cfg, tmp_path)
     assert second["trials_in_study"] == 40 and second["trials_added"] == 20
     trials = xr.open_dataset(tmp_path / "trials.nc")
     assert trials.sizes["trial"] == 40 and len(set(trials.trial.values.tolist())) == 40
     # a different question under the same study name is refused, in one line, before any trial
-    other = compose("mixtral-small", ["search.n_trials=20", "search.progress=false",
+    other = compose("mixtral-small", ["search.method=optuna", "search.n_trials=20", "search.progress=false",
                                       "search.constraints.step_latency.max=0.1"])
     with pytest.raises(DseError, match="asks a different question"):
         run(other, tmp_path)
@@ -161,7 +161,7 @@ def test_resume_adds_to_the_study(tmp_path):
 def test_two_processes_share_one_study(tmp_path, storage):
     url = f"sqlite:///{tmp_path}/shared.db" if storage == "sqlite" else f"journal:{tmp_path}/shared.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([PY, "-m", "dse.cli.search", "search=mixtral-small", "search.n_trials=30",
+    procs = [subprocess.Popen([PY, "-m", "dse.cli.search", "search=mixtral-small", "search.method=optuna", "search.n_trials=30",
                                f"search.seed={seed}", f"search.storage={url}", "search.progress=false",
                                f"hydra.run.dir={tmp_path}/run{seed}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -187,3 +187,41 @@ def test_two_processes_share_one_study(tmp_path, storage):
         assert costs == sorted(costs)                                     # cheapest first
     points = {tuple(sorted(t.params.items())) for t in complete}
     assert len(points) == 60              # the workers' claims: no design point stored twice
+
+
+# ------------------------------------------------------------------ search.method: exhaustive, auto
+def test_exhaustive_method_writes_the_exact_front(tmp_path):
+    from dse.search import validate
+
+    cfg = compose("mixtral-small", ["search.method=exhaustive", "search.progress=false"])
+    summary = run(cfg, tmp_path)
+    assert summary["method"] == "exhaustive" and summary["n_points"] == 900
+    space = parse(cfg["search"], _base(cfg))
+    exact = validate.exact_front(_base(cfg), space, 10_000)    # the validation's own enumeration
+    pareto = xr.open_dataset(tmp_path / "pareto.nc")
+    got = np.unique(np.round(np.stack([pareto[o].values for o in space.objectives], 1), 12), axis=0)
+    want = np.unique(np.round(exact["F"], 12), axis=0)
+    assert got.shape == want.shape and summary["pareto_size"] == pareto.sizes["trial"]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert bool(pareto.feasible.all()) and pareto.attrs["method"] == "exhaustive"
+    for f in ("trials.nc", "trials.csv"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert not (tmp_path / "study.db").exists()        # no Optuna study
+
+
+def test_auto_method_enumerates_within_budget_and_searches_beyond(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    quick = run(compose("mixtral-small", ["search.progress=false"]), tmp_path / "a")
+    assert quick["method"] == "exhaustive" and quick["estimate_s"] <= quick["budget_s"] == 60
+    slow = run(compose("mixtral-small", ["search.progress=false", "search.budget_s=1e-6", "search.n_trials=10",
+                                         "search.batch_size=5"]), tmp_path / "b")
+    assert slow["method"] == "optuna" and slow["estimate_s"] > 1e-6 and slow["trials_in_study"] == 10
+
+
+@pytest.mark.parametrize("override, message", [("search.method=grid", "search.method='grid'"),
+                                               ("search.budget_s=0", "search.budget_s=0")])
+def test_bad_method_or_budget_is_one_line(tmp_path, override, message):
+    with pytest.raises(DseError) as e:
+        run(compose("mixtral-small", ["search.progress=false", override]), tmp_path)
+    assert message in str(e.value) and "\n" not in str(e.value)

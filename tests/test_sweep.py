@@ -43,9 +43,9 @@ def strip_run_attrs(ds):
     return ds
 
 
-@pytest.mark.parametrize("fmt", ["netcdf", "zarr"])
-def test_round_trip_keeps_values_units_and_provenance(tmp_path, fmt):
-    cfg = cfg_for(output={"format": fmt})
+@pytest.mark.parametrize("fmt, compressor", [("netcdf", "zstd"), ("zarr", "zstd"), ("zarr", "lz4"), ("zarr", "none")])
+def test_round_trip_keeps_values_units_and_provenance(tmp_path, fmt, compressor):
+    cfg = cfg_for(output={"format": fmt, "compressor": compressor})
     path = sweep.run(cfg, tmp_path)
     assert path.name == ("result.zarr" if fmt == "zarr" else "result.nc")
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]           # no temporary left behind
@@ -174,6 +174,7 @@ BAD = [
     ({"dask": {"address": "127.0.0.1:PORT"}}, "dask.address=127.0.0.1:PORT: no dask scheduler reachable"),
     ({"dask": {"adress": "x:1"}}, "dask.adress: unknown setting"),
     ({"output": {"format": "csv"}}, "output.format='csv'"),
+    ({"output": {"compressor": "gzip"}}, "output.compressor='gzip': allowed zstd, lz4, none"),
     ({"output": {"variables": ["energy_per_token", "joules"]}}, "output.variables: unknown variable 'joules'"),
 ]
 

@@ -115,6 +115,14 @@ def _sum_in_order(parts) -> np.ndarray:
     return total
 
 
+def _sum_smallest_first(parts, points) -> np.ndarray:
+    """The sum of the parts, those over the fewest grid points (``points``, counted over the whole grid) added first,
+    in their order otherwise: a block's full-size array is then written by one addition, not one per component
+    (docs/scale.md). The order is the grid's, the same in every block (any chunking gives the same numbers);
+    it differs from the sum in reporting order by rounding only (a few units in the last place)."""
+    return _sum_in_order([parts[i] for i in sorted(range(len(parts)), key=lambda i: points[i])])
+
+
 def _tables(m, g, s, w, routing_plan) -> dict:
     """The step's low-dimensional tables (:func:`dse.model.kernel.step_tables`) with the routing's expected experts."""
     touched, uncached, busiest, warm = _routing(m, s, w, **routing_plan)
@@ -142,17 +150,15 @@ def _with_tables(grid: Grid, plan: dict) -> Grid:
 
 
 def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, kv=False) -> dict:
-    """One block of the open grid (numpy arrays, one axis per grid dimension) -> the output variables.
+    """One block of the open grid (numpy arrays, one axis per grid dimension) -> the output variables' parts, each
+    over the dims it depends on; :func:`_combine` gives the variables that sum parts (:data:`COMBINED`).
 
     ``energy`` is the tuple of components, each over the dims it depends on (:class:`dse.run.grid.Grid` stacks them
-    along ``component`` when the variable is asked for); step energy adds them in order.
+    along ``component`` when the variable is asked for); step energy adds them up (:func:`_combine`).
     """
     if pre is None:  # the grid's tables were too large to compute once: this block's share of them
         pre = namespace(_tables(m, g, s, w, routing_plan))
     out = kernel.decode_step(m, g, s, link, tier, w, pre)
-    energy = tuple(out.energy[c] for c in kernel.COMPONENTS)
-    total = _sum_in_order(energy)
-    offload = _sum_in_order([out.energy[c] for c in kernel.OFFLOAD_COMPONENTS])
     B = w.batch
     held = capacity.capacity(g, tier, out.n_gpus, out.hbm_bytes, out.tier_bytes, hierarchy.warm_capacity(w, out))
     cost = tuple(held["cost"][p] for p in capacity.COST_PARTS)
@@ -164,12 +170,10 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
         extra.update(requests.request(m, g, s, link, tier, w, lambda wx: _request_tables(m, g, s, wx, routing_plan),
                                      ndim))
     return {**extra, **{
-        "energy_per_token": total / B,
-        "energy": energy,
-        "step_energy": total,
+        "batch": B,
+        "energy": tuple(out.energy[c] for c in kernel.COMPONENTS),
         "step_latency": out.latency,
         "copy_latency": out.copy_latency,
-        "offload_share": offload / np.maximum(total, 1e-300),   # 0 (not NaN) when the step costs no energy
         "tokens_per_s": B / out.latency,
         "experts_touched": out.touched,
         "experts_fetched": out.fetched,
@@ -186,11 +190,39 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
         "offload_tier_bytes": out.tier_bytes,
         "n_gpus": out.n_gpus,
         "offload_is_flash": tier.is_flash,
-        "capacity_cost_usd": _sum_in_order(cost),
         "capacity_cost": cost,
         **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill",
                                 "warm_fill", "fits")},
     }}
+
+
+#: The variables that add parts up (over as many dimensions as their parts span together): the parts they need.
+COMBINED = {"step_energy": ("energy",), "energy_per_token": ("energy", "batch"), "offload_share": ("energy",),
+            "capacity_cost_usd": ("capacity_cost",)}
+_OFFLOAD = [kernel.COMPONENTS.index(c) for c in kernel.OFFLOAD_COMPONENTS]
+
+
+def _combine(out: dict, name: str, points: dict):
+    """A variable of :data:`COMBINED` from a block's parts (:func:`_outputs`); ``points``: each part's point count
+    over the whole grid. The step energy is added up once per block and kept with its parts (two threads adding it
+    at once get the same numbers)."""
+    energy = points["energy"]
+    if name == "capacity_cost_usd":
+        return _sum_smallest_first(out["capacity_cost"], points["capacity_cost"])
+    total = out.get("step_energy")
+    if total is None:
+        total = out["step_energy"] = _sum_smallest_first(out["energy"], energy)
+    if name == "step_energy":
+        return total
+    if name == "energy_per_token":
+        return total / out["batch"]
+    if name == "offload_share":  # 0 (not NaN) when the step costs no energy
+        offload = _sum_smallest_first([out["energy"][i] for i in _OFFLOAD], [energy[i] for i in _OFFLOAD])
+        floor = np.maximum(total, 1e-300)
+        if isinstance(floor, np.ndarray) and floor.shape == np.broadcast_shapes(floor.shape, np.shape(offload)):
+            return np.divide(offload, floor, out=floor)   # in place: one full-size array, not two
+        return offload / floor
+    raise KeyError(name)
 
 
 def _kv_capacity(tier, w, out, held, cost):
@@ -261,6 +293,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
                 {name: np.asarray(values) for name, values in dims.items()}, variables=cf.variables(variables),
                 stacks={"energy": ("component", kernel.COMPONENTS), "capacity_cost": ("cost_part", capacity.COST_PARTS)},
                 coord_attrs=inputs.coord_attrs(dims),
-                attrs=inputs.provenance(study, base, scalars, dims, args, tree, resolved, plan))
+                attrs=inputs.provenance(study, base, scalars, dims, args, tree, resolved, plan),
+                combine=_combine, combined=COMBINED)
     validate.check_grid_size(grid.points, limit)
     return _with_tables(grid, plan)

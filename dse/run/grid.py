@@ -8,12 +8,21 @@ overhead beyond numpy's. A *block* is a box of the grid (one slice per dimension
 kernel on numpy arrays. A chunked Dataset is one dask task per block; each output variable takes its chunk from
 the block with index 0 along the dimensions it does not depend on. Blocks only slice inputs, and every loop bound
 is fixed for the whole grid, so any chunking gives bit-identical numbers.
+
+A kernel may split its work in two (``combine``): ``compute`` gives the *parts* -- open arrays, each over the few
+dimensions it depends on -- and ``combine(parts, name, part_points)`` the few variables that span many dimensions
+(sums of parts; ``part_points``: each part's point count over the whole grid, so that sums run in an order that
+is the same for every block). When the parts of the whole grid are small (:data:`WHOLE_PARTS_MAX` values), they are
+computed once, and a chunked Dataset is one blockwise task per variable chunk that slices them and combines what it
+needs: the work that does not depend on a block's dimensions is done once, and a block's work is a few long numpy
+loops that release the GIL (docs/scale.md).
 """
 from __future__ import annotations
 
 import functools
 import itertools
 import math
+import threading
 import uuid
 
 import numpy as np
@@ -21,6 +30,10 @@ import xarray as xr
 
 from dse.model import namespace
 from dse.model.params import DseError
+from dse.run.malloc import reuse_freed_memory
+
+#: Largest total of part values (float64 each: 32 MiB) computed once for the whole grid and sliced by every block.
+WHOLE_PARTS_MAX = 4_000_000
 
 
 def _tree_map(tree, fn):
@@ -59,6 +72,16 @@ def _own_axes(a, keep: tuple) -> np.ndarray:
     return a.reshape([n for n, k in zip(a.shape, keep) if k])
 
 
+def _cut_part(part, box: tuple, order: tuple | None):
+    """A whole-grid part (an open array, a number, or a tuple of them) on a box, its axes in ``order``."""
+    if isinstance(part, tuple):
+        return tuple(_cut_part(p, box, order) for p in part)
+    if not isinstance(part, np.ndarray) or part.ndim != len(box):
+        return part
+    a = _Open(part, tuple(n > 1 for n in part.shape)).cut(box)
+    return a if order is None else np.transpose(a, order)
+
+
 def _length(index, size: int) -> int:
     return len(range(size)[index]) if isinstance(index, slice) else len(index)
 
@@ -72,8 +95,10 @@ class Grid:
     """
 
     def __init__(self, inputs: dict, compute, coords: dict, *, variables: dict, stacks: dict,
-                 coord_attrs: dict | None = None, attrs: dict | None = None):
+                 coord_attrs: dict | None = None, attrs: dict | None = None, combine=None, combined=None):
         self.compute, self.variables, self.stacks = compute, variables, stacks
+        self.combine, self.combined = combine, dict(combined or {})   # name -> the parts it combines
+        self._lock, self._parts = threading.Lock(), None
         self.coord_attrs, self.attrs = coord_attrs or {}, attrs or {}
         self._inputs, self._given_coords = inputs, coords
         self.sizes = {d: len(v) for d, v in coords.items()}
@@ -121,7 +146,15 @@ class Grid:
     def with_inputs(self, **extra) -> "Grid":
         """The same grid with more inputs for ``compute``."""
         return Grid({**self._inputs, **extra}, self.compute, self._given_coords, variables=self.variables,
-                    stacks=self.stacks, coord_attrs=self.coord_attrs, attrs=self.attrs)
+                    stacks=self.stacks, coord_attrs=self.coord_attrs, attrs=self.attrs, combine=self.combine,
+                    combined=self.combined)
+
+    def __getstate__(self):   # shipped to dask workers without its lock and whole-grid parts (they recompute them)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_parts")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock, self._parts = threading.Lock(), None
 
     def _to_open(self, leaf):
         if not isinstance(leaf, xr.DataArray):
@@ -141,9 +174,33 @@ class Grid:
         """Number of grid points (product of the dimension sizes)."""
         return math.prod(self.sizes.values())
 
-    def _evaluate(self, box: tuple, order: tuple | None = None) -> dict:
-        """Raw kernel outputs on one box (a slice or index list per grid dimension), computed with the grid's
-        axes in ``order`` (a permutation; default: the grid's own order)."""
+    def _evaluate(self, box: tuple, order: tuple | None = None, names=None) -> dict:
+        """Raw kernel outputs (parts) on one box (a slice or index list per grid dimension), with the grid's
+        axes in ``order`` (a permutation; default: the grid's own order): sliced from the whole grid's parts when
+        they are small (only the parts of ``names`` when given), else computed on the box."""
+        whole = self._whole_parts()
+        if whole is None:
+            return self._compute_box(box, order)
+        keys = whole if names is None else {k for n in names for k in self.combined.get(n, (n,))}
+        return {k: _cut_part(whole[k], box, order) for k in keys}
+
+    def _whole_parts(self) -> dict | None:
+        """The parts over the whole grid, computed once (thread-safe) when they hold few values, else None."""
+        if self._parts is None and self.combine is not None and self.part_values <= WHOLE_PARTS_MAX:
+            with self._lock:
+                if self._parts is None:
+                    self._parts = self._compute_box(self.box())
+        return self._parts
+
+    def value(self, out: dict, name: str):
+        """A variable from a block's parts: the part itself, or combined from the parts."""
+        if name not in self.combined:
+            return out[name]
+        if "part_points" not in self.__dict__:
+            self.layout  # noqa: B018 - the probe counts the parts' points
+        return self.combine(out, name, self.part_points)
+
+    def _compute_box(self, box: tuple, order: tuple | None = None) -> dict:
         def cut(a):
             if not isinstance(a, _Open):
                 return a
@@ -159,14 +216,28 @@ class Grid:
 
         Numpy broadcasting is structural, so an output has length 2 exactly along the dimensions it depends on
         (dimensions of size 1 are probed with their one value twice)."""
-        out = self._evaluate(tuple([0, 1] if self.sizes[d] > 1 else [0, 0] for d in self.dims))
+        out = self._compute_box(tuple([0, 1] if self.sizes[d] > 1 else [0, 0] for d in self.dims))
+        self.part_points = {k: tuple(self._points(np.shape(p)) for p in v) if isinstance(v, tuple) else
+                            self._points(np.shape(v)) for k, v in out.items()}
+        self._probe_values = sum(sum(n) if isinstance(n, tuple) else n for n in self.part_points.values())
         layout = {}
         for name in self.variables:
-            parts = out[name] if name in self.stacks else (out[name],)
+            value = self.value(out, name)
+            parts = value if name in self.stacks else (value,)
             shape = np.broadcast_shapes(*(np.shape(p) for p in parts))
             shape = shape if len(shape) == len(self.dims) else (1,) * len(self.dims)
             layout[name] = (tuple(d for d, n in zip(self.dims, shape) if n == 2), np.result_type(*parts))
         return layout
+
+    def _points(self, probe_shape: tuple) -> int:
+        """Values of an output over the whole grid from its shape on the 2-point probe."""
+        return math.prod(self.sizes[d] for d, n in zip(self.dims, probe_shape) if n == 2) if probe_shape else 1
+
+    @property
+    def part_values(self) -> int:
+        """Values the kernel's parts hold over the whole grid (what computing them once would keep in memory)."""
+        self.layout  # noqa: B018 - the probe counts them
+        return self._probe_values
 
     # ------------------------------------------------------------------------------------------- blocks
     def box(self, index: dict | None = None) -> tuple:
@@ -180,6 +251,7 @@ class Grid:
         The kernel runs with the box's longest dimensions innermost (numpy's inner loops then run long; the same
         numbers in any order); the arrays returned are views in the grid's order."""
         box = box if isinstance(box, tuple) else self.box(box)
+        reuse_freed_memory()
         order = self._order(box)
         return self._take(self._evaluate(box, order), box, names or list(self.variables), order)
 
@@ -199,17 +271,14 @@ class Grid:
             shape = tuple(lengths[d] for d in inner)
             back = [inner.index(d) for d in dims]                      # -> the grid's order
             if name in self.stacks:  # written part by part (contiguous), shown with the stacked dim last
-                parts = out[name]
+                parts = self.value(out, name)
                 data = np.empty((len(parts),) + shape, dtype)
                 for i, part in enumerate(parts):
                     data[i] = _own_axes(part, keep)
                 result[name] = np.transpose(data, [1 + i for i in back] + [0])
             else:
-                result[name] = np.transpose(np.broadcast_to(_own_axes(out[name], keep), shape), back)
+                result[name] = np.transpose(np.broadcast_to(_own_axes(self.value(out, name), keep), shape), back)
         return result
-
-    def _take_block(self, out: dict, box: tuple, name: str) -> np.ndarray:
-        return self._take(out, box, [name], self._order(box))[name]
 
     # ------------------------------------------------------------------------------------------- datasets
     def chunking(self, chunks: dict | None) -> dict[str, tuple[int, ...]]:
@@ -248,25 +317,69 @@ class Grid:
                 for idx in itertools.product(*(range(len(chunking[d])) for d in self.dims))]
 
     def _dask(self, chunking: dict, names) -> dict:
+        """Dask arrays of the variables: where blocks slice the whole grid's parts, one blockwise task per variable
+        chunk (so that dask fuses it with what follows, a reduction's chunk step say); else one task per block (its
+        parts) and one per variable chunk taken from it. The grid is one key of the graph, so a distributed
+        scheduler ships it once per worker."""
+        import dask
+
+        token = uuid.uuid4().hex
+        grid = dask.delayed(self, name=f"dse-grid-{token}")
+        if self.combine is not None and self.part_values <= WHOLE_PARTS_MAX:
+            return {name: self._blockwise(grid, chunking, name, token) for name in names}
+        return self._per_block(grid, chunking, names, token)
+
+    def _var_chunks(self, chunking: dict, name: str) -> tuple:
+        dims = self.layout[name][0]
+        stacked = ((len(self.stacks[name][1]),),) if name in self.stacks else ()
+        return tuple(chunking[d] for d in dims) + stacked
+
+    def _blockwise(self, grid, chunking: dict, name: str, token: str):
+        import dask.array as da
+
+        dtype, chunks = self.layout[name][1], self._var_chunks(chunking, name)
+        starts = {d: np.cumsum((0,) + c).tolist() for d, c in chunking.items()}
+        return da.map_blocks(_chunk_at, grid, name=f"{name}-{token}", dtype=dtype, chunks=chunks,
+                             meta=np.empty((0,) * len(chunks), dtype), variable=name, starts=starts)
+
+    def _per_block(self, grid, chunking: dict, names, token: str) -> dict:
         import dask.array as da
         from dask.highlevelgraph import HighLevelGraph
 
-        token = uuid.uuid4().hex
-        block_name = f"dse-block-{token}"
+        grid_key, block_name = grid.key, f"dse-block-{token}"
         boxes = dict(self.blocks(chunking))
-        layers = {block_name: {(block_name, *idx): (self._evaluate, box, self._order(box))
-                               for idx, box in boxes.items()}}
+        blocks = {(block_name, *idx): (_block, grid_key, box, self._order(box)) for idx, box in boxes.items()}
         arrays = {}
         for name in names:
             dims, dtype = self.layout[name]
-            stacked = (len(self.stacks[name][1]),) if name in self.stacks else ()
+            n_stacked = int(name in self.stacks)
             var = f"{name}-{token}"
             layer = {}
             for vidx in itertools.product(*(range(len(chunking[d])) for d in dims)):
                 at = dict(zip(dims, vidx))
                 idx = tuple(at.get(d, 0) for d in self.dims)
-                layer[(var, *vidx) + (0,) * len(stacked)] = (self._take_block, (block_name, *idx), boxes[idx], name)
-            graph = HighLevelGraph({block_name: layers[block_name], var: layer}, {block_name: set(), var: {block_name}})
-            chunks = tuple(chunking[d] for d in dims) + tuple((n,) for n in stacked)
+                layer[(var, *vidx) + (0,) * n_stacked] = (_take_block, grid_key, (block_name, *idx), boxes[idx], name)
+            graph = HighLevelGraph({grid_key: {grid_key: self}, block_name: blocks, var: layer},
+                                   {grid_key: set(), block_name: {grid_key}, var: {block_name, grid_key}})
+            chunks = self._var_chunks(chunking, name)
             arrays[name] = da.Array(graph, var, chunks, dtype=dtype, meta=np.empty((0,) * len(chunks), dtype))
         return arrays
+
+
+def _block(grid: Grid, box: tuple, order: tuple) -> dict:
+    reuse_freed_memory()   # on whichever process runs the block (dask workers too)
+    return grid._evaluate(box, order)
+
+
+def _chunk_at(grid: Grid, *, variable: str, starts: dict, block_id: tuple) -> np.ndarray:
+    """A variable's chunk (``block_id`` along its own dims) from the whole grid's parts: slice what it needs,
+    combine, take. Along the dims the variable does not depend on, the grid's first block is used."""
+    reuse_freed_memory()
+    at = dict(zip(grid.layout[variable][0], block_id))
+    box = tuple(slice(starts[d][at.get(d, 0)], starts[d][at.get(d, 0) + 1]) for d in grid.dims)
+    order = grid._order(box)
+    return grid._take(grid._evaluate(box, order, [variable]), box, [variable], order)[variable]
+
+
+def _take_block(grid: Grid, out: dict, box: tuple, name: str) -> np.ndarray:
+    return grid._take(out, box, [name], grid._order(box))[name]

@@ -58,6 +58,7 @@ class Settings:
     progress: bool
     max_grid_points: float
     overwrite: bool = False
+    compressor: str = "zstd"
 
 
 def settings(cfg: dict) -> Settings:
@@ -89,6 +90,8 @@ def settings(cfg: dict) -> Settings:
         raise DseError(f"output.variables={variables!r}: allowed null (all) or a non-empty list of names")
     if not isinstance(o["overwrite"], bool):
         raise DseError(f"output.overwrite={o['overwrite']!r}: allowed true or false")
+    if o["compressor"] not in ZARR_COMPRESSORS:
+        raise DseError(f"output.compressor={o['compressor']!r}: allowed {', '.join(ZARR_COMPRESSORS)}")
     progress = cfg.get("progress", base["progress"])
     if not isinstance(progress, bool):
         raise DseError(f"progress={progress!r}: allowed true or false")
@@ -96,7 +99,7 @@ def settings(cfg: dict) -> Settings:
     _positive("max_grid_points", limit)
     return Settings(address, d["local_cluster"], n, float(d["chunk_mb"]), o["format"], float(o["zarr_above_gb"]),
                     o["path"], list(variables) if variables is not None else None, progress, float(limit),
-                    o["overwrite"])
+                    o["overwrite"], o["compressor"])
 
 
 def host_port(address) -> tuple[str, int]:
@@ -403,12 +406,27 @@ def _stored_digest(path: Path) -> str | None:
         return None
 
 
-def write_zarr(layout: Layout, path: Path, attrs: dict, **run) -> Path:
-    """Write piece by piece into ``<path>.partial``, recording each piece; resume a partial store of the same run;
-    rename to ``path`` when every piece is in. A finished store of the same run is left as it is."""
+def _zstd():
     from zarr.codecs import ZstdCodec
 
-    digest = layout.digest("zarr")
+    return [ZstdCodec(level=1)]
+
+
+def _lz4():
+    from zarr.codecs import BloscCodec
+
+    return [BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle")]
+
+
+#: Zarr compressors (``output.compressor``): zstd level 1 (the default: the best ratio at about 1 GB/s per core, for
+#: disks slower than the CPUs), lz4 (faster, larger files) or none. benchmarks/sweep_throughput.py measures them.
+ZARR_COMPRESSORS = {"zstd": _zstd, "lz4": _lz4, "none": lambda: []}
+
+
+def write_zarr(layout: Layout, path: Path, attrs: dict, compressor: str = "zstd", **run) -> Path:
+    """Write piece by piece into ``<path>.partial``, recording each piece; resume a partial store of the same run;
+    rename to ``path`` when every piece is in. A finished store of the same run is left as it is."""
+    digest = layout.digest("zarr" if compressor == "zstd" else f"zarr-{compressor}")
     if path.exists() and _stored_digest(path) == digest:
         return path
     partial = path.with_name(path.name + ".partial")
@@ -417,7 +435,7 @@ def write_zarr(layout: Layout, path: Path, attrs: dict, **run) -> Path:
             raise DseError(f"output.path={str(path)!r}: {str(partial)!r} was not written by dse; refusing to remove it")
         shutil.rmtree(partial)                           # a stale partial of another config
     if not partial.exists():
-        encoding = {n: {"compressors": [ZstdCodec(level=1)]} for n in layout.names}
+        encoding = {n: {"compressors": ZARR_COMPRESSORS[compressor]()} for n in layout.names}
         try:
             layout.template({**attrs, "dse_run_digest": digest}).to_zarr(
                 str(partial), mode="w", compute=False, consolidated=False, encoding=encoding)
@@ -502,7 +520,7 @@ def run(cfg: dict, run_dir: Path | str = ".") -> Path:
         run_yaml = yaml.safe_dump({k: v for k, v in cfg.items() if k != "hydra"}, sort_keys=False)
         attrs = {"run_config_yaml": run_yaml, "run_config_digest": hashlib.sha256(run_yaml.encode()).hexdigest(),
                  outputs.MARK_ATTR: "written by dse"}
-        write = write_zarr if fmt == "zarr" else write_netcdf
+        write = functools.partial(write_zarr, compressor=s.compressor) if fmt == "zarr" else write_netcdf
         with outputs.lock(path):
             if s.overwrite and (path.exists() or path.is_symlink()) and not outputs.is_dse_output(path):
                 outputs._remove(path)          # the user asked for it (output.overwrite=true)

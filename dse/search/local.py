@@ -9,7 +9,7 @@ sampler; once the front's neighbourhood has been tried, the whole batch goes to 
 
 Neighbours of a point, one variable at a time: a categorical with non-numeric choices -> every other choice;
 numeric choices, an int or a stepped float -> the adjacent values; a log int -> about x/÷ sqrt(2);
-a continuous float -> +/- 1/16 of its range (in log space for a log float).
+a continuous float -> +/- 1/16 and 1/128 of its range (in log space for a log float) and either bound.
 """
 from __future__ import annotations
 
@@ -41,12 +41,14 @@ def _moves(value, d: BaseDistribution) -> list:
         if d.step is not None:
             cand = [value - d.step, value + d.step]
             cand = [float(np.round(d.low + round((v - d.low) / d.step) * d.step, 12)) for v in cand]
-        elif d.log:
-            f = (d.high / d.low) ** (1 / 16)
-            cand = [value / f, value * f]
+        elif d.log:   # a coarse and a fine step, and the bounds (fronts often sit on one)
+            cand = [value * f ** s for f in ((d.high / d.low) ** (1 / 16), (d.high / d.low) ** (1 / 128))
+                    for s in (-1, 1)] + [d.low, d.high]
         else:
-            cand = [value - (d.high - d.low) / 16, value + (d.high - d.low) / 16]
-        return [v for v in cand if d.low - 1e-12 <= v <= d.high + 1e-12 and v != value]
+            cand = [value + s * (d.high - d.low) / n for n in (16, 128) for s in (-1, 1)] + [d.low, d.high]
+        slack = 1e-9 * max(abs(d.low), abs(d.high))
+        cand = [min(max(v, d.low), d.high) for v in cand if d.low - slack <= v <= d.high + slack]
+        return sorted({v for v in cand if v != value})
     return []
 
 

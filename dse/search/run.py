@@ -9,7 +9,7 @@ import numpy as np
 
 from dse.model.params import DseError
 from dse.run import io
-from dse.search import points, report, study as study_mod, validate
+from dse.search import exhaustive, points, report, study as study_mod, validate
 from .pareto import Normalizer, nondominated
 from .space import check_run_settings, parse
 
@@ -20,15 +20,11 @@ def _base(cfg: dict) -> dict:
     return base
 
 
-def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
-    """Run the search described by ``cfg`` (a composed search config, as a dict) in ``run_dir``.
-
-    Returns a summary (trials, wall time, front size, output paths, and the validation result if asked).
-    """
-    search = cfg.get("search")
-    base = _base(cfg)
-    space = parse(search, base)
+def _check(search: dict, base: dict, space, run_dir: Path) -> Path:
+    """Every check of a search before any work: settings, method, marks, validation size, run directory, and every
+    value the search may try (before any storage is touched)."""
     check_run_settings(search)
+    exhaustive.check(search)
     if search.get("mark_study") is not None:
         from dse.model.config import check_preset
 
@@ -39,10 +35,24 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
         if space.size() > int(search.get("max_enumerate", 2_000_000)):
             raise DseError(f"search.validate: the space has {space.size()} points; "
                            f"search.max_enumerate={search.get('max_enumerate')}")
-    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DseError(f"run directory {str(run_dir)!r} does not exist")
-    points.check_question(base, space)    # every value the search may try, before any storage is touched
+    points.check_question(base, space)
+    return run_dir
+
+
+def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
+    """Run the search described by ``cfg`` (a composed search config, as a dict) in ``run_dir``.
+
+    Returns a summary (trials, wall time, front size, output paths, and the validation result if asked).
+    """
+    search = cfg.get("search")
+    base = _base(cfg)
+    space = parse(search, base)
+    run_dir = _check(search, base, space, Path(run_dir))
+    method, why = exhaustive.choose(search, space, base)
+    if method == "exhaustive":
+        return exhaustive.run_exhaustive(cfg, base, space, run_dir, why)
 
     study = study_mod.open_study(search, space, base, run_dir)       # storage errors: before any trial
     progress = bool(search.get("progress", True)) if progress is None else progress
@@ -56,7 +66,8 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
         raise DseError("search: the study has no completed trial (search.n_trials=0 on a new study?)")
     feasible = np.all(C <= 0, axis=1)
     exact = None
-    summary = dict(study=study.name, trials_in_study=len(numbers), feasible=int(feasible.sum()), **stats)
+    summary = dict(method="optuna", **why, study=study.name, trials_in_study=len(numbers),
+                   feasible=int(feasible.sum()), **stats)
     if search.get("validate"):
         exact = validate.exact_front(base, space, int(search.get("max_enumerate", 2_000_000)))
         result = validate.compare(F[feasible], exact["F"])

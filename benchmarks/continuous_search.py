@@ -1,0 +1,112 @@
+"""Benchmark: exact front of a >= 10^9-point space, and Optuna on the continuous space it discretises.
+
+The question is dse/conf/search/deepseek-r1-continuous (DeepSeek-R1 on 8-64 GPUs: GPU type, tier, offload path,
+nodes, batch 1-1024, and three continuous variables: HBM cache fraction, offload link bandwidth, Flash read
+energy). Two ways to answer it, printed side by side:
+
+1. the exact Pareto front of a fine discretisation (``--batches`` geometric batches, ``--fractions`` cache
+   fractions, ``--links`` link bandwidths and ``--flash`` Flash energies: 1.17e9 points by default) through
+   :func:`dse.search.front.front_of_grid` (blocks through dask, moocore per block, tree reduction): wall time,
+   points/s and the process's peak RSS right after it;
+2. Optuna (search.method=optuna, the preset's NSGA-II + local search) on the continuous space for ``--trials``
+   trials: its feasible front's hypervolume as a fraction of the fine front's (objectives normalized to the fine
+   front, reference point 1.1), the number of evaluations and the wall time.
+
+    PYTHONPATH=. python benchmarks/continuous_search.py [--trials 4000] [--seed 0]
+    PYTHONPATH=. python benchmarks/continuous_search.py --tiny          # seconds: a smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dse.search import compose, exhaustive, run  # noqa: E402
+from dse.search.front import front_of_grid  # noqa: E402
+from dse.search.pareto import Normalizer, nondominated  # noqa: E402
+from dse.search.run import _base  # noqa: E402
+from dse.search.space import parse  # noqa: E402
+
+PRESET = "deepseek-r1-continuous"
+
+
+def fine_values(space, batches: int, fractions: int, links: int, flash: int) -> dict:
+    """The discretisation: every categorical and int value; geometric batches, linear fractions, log bandwidths
+    and energies over the continuous ranges (both ends included)."""
+    d = space.distributions
+    batch = sorted(set(np.round(np.geomspace(d["batch"].low, d["batch"].high, batches)).astype(int).tolist()))
+    return {
+        "gpu": list(d["gpu"].choices), "placement": list(d["placement"].choices),
+        "offload_path": list(d["offload_path"].choices), "dp": list(range(d["dp"].low, d["dp"].high + 1)),
+        "batch": batch,
+        "hbm_cache_fraction": np.linspace(d["hbm_cache_fraction"].low, d["hbm_cache_fraction"].high, fractions).tolist(),
+        "link_bw_gbps": np.geomspace(d["link_bw_gbps"].low, d["link_bw_gbps"].high, links).tolist(),
+        "flash_read_pj_per_bit": np.geomspace(d["flash_read_pj_per_bit"].low, d["flash_read_pj_per_bit"].high,
+                                              flash).tolist(),
+    }
+
+
+def exact(base, space, values) -> tuple[np.ndarray, dict]:
+    t0 = time.perf_counter()
+    grid = exhaustive._grid(base, space, values)
+    front = front_of_grid(grid, exhaustive._question(grid, space), progress=True)
+    wall = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    F = np.stack([front[o].values for o in space.objectives], 1)
+    return F, dict(points=grid.points, wall_s=wall, rss=rss, feasible=front.attrs["n_feasible"], front=len(F))
+
+
+def optuna_run(trials: int, seed: int, workdir: Path) -> tuple[np.ndarray, dict]:
+    overrides = ["search.method=optuna", f"search.n_trials={trials}", f"search.seed={seed}", "search.progress=false",
+                 f"search.storage=journal:{workdir}/journal.log"]
+    t0 = time.perf_counter()
+    summary = run(compose(PRESET, overrides), workdir)
+    wall = time.perf_counter() - t0
+    import xarray as xr
+
+    with xr.open_dataset(workdir / "trials.nc", engine="h5netcdf") as ds:
+        space = parse(compose(PRESET)["search"], _base(compose(PRESET)))
+        F = np.stack([ds[o].values for o in space.objectives], 1)[ds.feasible.values]
+    return F[nondominated(F)], dict(trials=summary["trials_in_study"], wall_s=wall)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=4000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batches", type=int, default=96, help="geometric batch values (73 distinct integers)")
+    ap.add_argument("--fractions", type=int, default=65)
+    ap.add_argument("--links", type=int, default=32)
+    ap.add_argument("--flash", type=int, default=32)
+    ap.add_argument("--tiny", action="store_true", help="a small discretisation and 100 trials (a smoke run)")
+    a = ap.parse_args()
+    if a.tiny:
+        a.trials, a.batches, a.fractions, a.links, a.flash = 100, 6, 3, 2, 2
+    cfg = compose(PRESET, ["search.progress=false"])
+    base, space = _base(cfg), parse(cfg["search"], _base(cfg))
+    values = fine_values(space, a.batches, a.fractions, a.links, a.flash)
+    F_exact, ex = exact(base, space, values)
+    print(f"exact front of the fine discretisation: {ex['points']:,} points ({ex['feasible']:,} feasible) in "
+          f"{ex['wall_s']:.1f} s = {ex['points'] / ex['wall_s']:.3g} points/s; front {ex['front']} points; "
+          f"peak RSS {ex['rss'] / 2**30:.2f} GiB (targets: >= 1e9 points, < 120 s, < 2 GiB)", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        F_opt, op = optuna_run(a.trials, a.seed, Path(tmp))
+    norm = Normalizer(F_exact)
+    ratio = norm.hypervolume(F_opt) / norm.hypervolume(F_exact)
+    print(f"Optuna on the continuous space: {op['trials']:,} evaluations in {op['wall_s']:.1f} s; "
+          f"hypervolume {ratio:.4f} of the fine exhaustive front's (target >= 0.99)")
+    print(f"side by side: exhaustive {ex['points']:,} evaluations, {ex['wall_s']:.1f} s | Optuna {op['trials']:,} "
+          f"evaluations, {op['wall_s']:.1f} s | load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""``search.method``: the exact front of a discrete space by enumerating it (:mod:`dse.search.front`), Optuna, or
+``auto`` -- enumerate when the space's point count times a measured cost per point fits ``search.budget_s``.
+
+Both paths write the same outputs (trials.nc, pareto.nc, trials.csv, the figure); an exhaustive run's "trials"
+are the points of the exact front (every point of the space was evaluated, only the front is kept).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from dse.model.params import DseError
+from dse.search import points, report
+from .front import Question, front_of_grid
+from .pareto import Normalizer
+from .space import Space
+
+METHODS = ("auto", "optuna", "exhaustive")
+#: Points of the sub-space timed to estimate an exhaustive run's cost per point.
+PROBE_POINTS = 1 << 17
+log = logging.getLogger("dse")
+
+
+def check(search: dict) -> tuple[str, float]:
+    """search.method and search.budget_s: one-line errors."""
+    method = search.get("method", "auto")
+    if method not in METHODS:
+        raise DseError(f"search.method={method!r}: allowed {', '.join(METHODS)}")
+    budget = search.get("budget_s", 60.0)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < math.inf:
+        raise DseError(f"search.budget_s={budget!r}: a number of seconds > 0")
+    return method, float(budget)
+
+
+def _grid(base: dict, space: Space, values: dict):
+    """The resolved grid of the space's values (ep = tp x dp where the space derives it)."""
+    from dse.run.engine import resolve
+
+    kwargs = dict(space.fixed)
+    kwargs.update({name: list(vals) for name, vals in values.items()})
+    if space.derive_ep:
+        tp, dp = (xr.DataArray(np.asarray(values[k]), dims=[k], coords={k: values[k]}) if k in values
+                  else space.layout[k] for k in ("tp", "dp"))
+        kwargs["ep"] = tp * dp
+    return resolve(cfg=base, max_grid_points=1e300, **kwargs)
+
+
+def _question(grid, space: Space) -> Question:
+    return Question(tuple(space.objectives), dict(space.constraints), "fits" in grid.variables)
+
+
+def choose(search: dict, space: Space, base: dict) -> tuple[str, dict]:
+    """The method to run and why: ``auto`` measures the cost per point on a sub-space of about PROBE_POINTS."""
+    method, budget = check(search)
+    values = space.discrete_values()
+    if method == "exhaustive" and values is None:
+        cont = [n for n, d in space.distributions.items() if getattr(d, "step", 1) is None]
+        raise DseError(f"search.method=exhaustive: the space is not discrete ({cont[0]} is a float without step)")
+    if method != "auto":
+        return method, {}
+    if values is None:
+        return "optuna", {"reason": "continuous space"}
+    probe, room = {}, PROBE_POINTS
+    for name, vals in values.items():
+        probe[name] = vals[:max(1, min(len(vals), room))]
+        room = max(1, room // len(probe[name]))
+    n_probe = math.prod(len(v) for v in probe.values())
+    t0 = time.perf_counter()
+    grid = _grid(base, space, probe)
+    front_of_grid(grid, _question(grid, space), progress=False)
+    per_point = (time.perf_counter() - t0) / n_probe
+    estimate = space.size() * per_point
+    why = {"points": space.size(), "s_per_point": per_point, "estimate_s": estimate, "budget_s": budget}
+    log.info("search.method=auto: %d points x %.3g s = %.3g s estimated (budget %g s)", space.size(), per_point,
+             estimate, budget)
+    return ("exhaustive" if estimate <= budget else "optuna"), why
+
+
+def run_exhaustive(cfg: dict, base: dict, space: Space, run_dir: Path, why: dict) -> dict:
+    """Enumerate the space, keep its exact feasible front, write the search outputs for the front's points."""
+    from dse.analyze.plot import limit_text
+    from dse.cli.common import figures_wanted
+
+    search = cfg["search"]
+    values = space.discrete_values()
+    grid = _grid(base, space, values)
+    front = front_of_grid(grid, _question(grid, space), progress=bool(search.get("progress", True)))
+    n = front.sizes["point"]
+    if n == 0:
+        raise DseError("search: no feasible point in the whole space (loosen search.constraints)")
+    params = {name: (front[name].values.tolist() if name in front.coords else [vals[0]] * n)
+              for name, vals in values.items()}
+    ds = points.evaluate_trials(base, space, params)
+    F, C, _ = points.metrics(ds, space, ["trial"])
+    ds = report.trials_dataset(base, space, np.arange(n), params, F, C, Normalizer(F))
+    ds.attrs.update(method="exhaustive", n_points=int(front.attrs["n_points"]),
+                    n_feasible=int(front.attrs["n_feasible"]))
+    mark = report.marks(search["mark_study"], space) if search.get("mark_study") else None
+    limits = ", ".join(limit_text(k, lo, hi) for k, (lo, hi) in space.constraints.items())
+    title = f"{search['name']}: exact front of {front.attrs['n_points']:,} points; {limits}"
+    exact = dict(F=F, params=[{k: v[i] for k, v in params.items()} for i in range(n)])
+    outputs = report.write(run_dir, ds, space, mark, exact, title, figure=figures_wanted(cfg.get("plot", True)))
+    return dict(method="exhaustive", **why, n_points=int(front.attrs["n_points"]),
+                feasible=int(front.attrs["n_feasible"]), pareto_size=n, wall_s=float(front.attrs["wall_s"]),
+                points_per_s=float(front.attrs["points_per_s"]), outputs={k: str(v) for k, v in outputs.items()})

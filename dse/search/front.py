@@ -1,0 +1,219 @@
+"""The exact Pareto front of a whole grid, streamed through dask block by block (docs/scale.md).
+
+Every block of the grid is evaluated on its own (the variables the question needs: objectives, constrained
+variables and ``fits``); its feasible points that no other point of the block dominates are kept (moocore's
+non-dominated filter); the blocks' fronts are merged by a tree reduction (``SPLIT_EVERY`` fronts at a time, the
+union filtered again). A point dominated inside its block is dominated in the grid, and the union of the blocks'
+fronts holds every point of the grid's front, so the result is the grid's exact front. Memory holds the blocks in
+flight and the fronts, not the grid; any dask scheduler runs it (threads, or a distributed cluster's workers, which
+get the resolved grid once each).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from dse.model.params import DseError
+from .pareto import nondominated
+
+#: Grid points per block (about 8 MiB per float64 variable): large enough that numpy's loops dominate.
+BLOCK_POINTS = 1 << 20
+#: Fronts merged by one task of the tree reduction.
+SPLIT_EVERY = 8
+log = logging.getLogger("dse")
+
+
+@dataclass(frozen=True)
+class Question:
+    """Objectives (minimized) and constraints ``{variable: (min, max)}`` of a front; ``fits`` where the grid has it."""
+
+    objectives: tuple
+    constraints: dict
+    fits: bool
+
+    @property
+    def names(self) -> list:
+        return list(dict.fromkeys([*self.objectives, *self.constraints, *(["fits"] if self.fits else [])]))
+
+
+def question(grid, objectives, constraints) -> Question:
+    """Check objectives and constraints against the grid's variables: one-line errors before any work."""
+    point = [n for n in grid.variables if n not in grid.stacks]
+    if isinstance(objectives, str) or not objectives or not all(isinstance(o, str) for o in objectives):
+        raise DseError(f"objectives={objectives!r}: a list of variable names (allowed: {', '.join(point)})")
+    for name in [*objectives, *(constraints or {})]:
+        if name not in point:
+            raise DseError(f"{name!r} is not a variable with one value per grid point (allowed: {', '.join(point)})")
+    bounds = {}
+    for name, spec in (constraints or {}).items():
+        if not isinstance(spec, dict) or not spec or set(spec) - {"min", "max"}:
+            raise DseError(f"constraints.{name}={spec!r}: allowed {{min: number, max: number}} (one or both)")
+        for key, v in spec.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+                raise DseError(f"constraints.{name}.{key}={v!r} is not a number")
+        bounds[name] = (float(spec.get("min", -math.inf)), float(spec.get("max", math.inf)))
+    return Question(tuple(objectives), bounds, "fits" in grid.variables)
+
+
+def _open(grid, data: dict, name: str) -> np.ndarray:
+    """A block's variable (over its own dims) with a length-1 axis for each block dim it does not depend on."""
+    dims = grid.layout[name][0]
+    a = np.asarray(data[name])
+    return a.reshape([a.shape[dims.index(d)] if d in dims else 1 for d in grid.dims])
+
+
+def _at(a: np.ndarray, where: tuple) -> np.ndarray:
+    """An open array's values at block positions ``where`` (index arrays), gathered without broadcasting it."""
+    return a[tuple(w if n > 1 else 0 for w, n in zip(where, a.shape))] if a.ndim else np.full(len(where[0]), a)
+
+
+#: Points of the evenly spaced sample whose front prunes a block's feasible points before the exact filter (at most
+#: PRUNE_BY of its front's points prune; blocks of fewer than PRUNE_ABOVE feasible points are filtered directly).
+PRUNE_SAMPLE, PRUNE_BY, PRUNE_ABOVE = 1024, 32, 16384
+
+
+def nondominated_pruned(F: np.ndarray) -> np.ndarray:
+    """:func:`nondominated` of many points, faster: the front of an evenly spaced sample of them first removes every
+    point one of its points dominates (they are points of the set, so no non-dominated point is removed), then the
+    exact filter runs on what is left."""
+    if len(F) <= PRUNE_ABOVE:
+        return nondominated(F)
+    S = F[::len(F) // PRUNE_SAMPLE]
+    S = S[nondominated(S)]
+    keep = np.ones(len(F), dtype=bool)
+    for d in S[::max(1, -(-len(S) // PRUNE_BY))]:
+        le = np.ones(len(F), dtype=bool)
+        lt = np.zeros(len(F), dtype=bool)
+        for j, v in enumerate(d):
+            le &= F[:, j] >= v
+            lt |= F[:, j] > v
+        keep &= ~(le & lt)
+    idx = np.flatnonzero(keep)
+    mask = np.zeros(len(F), dtype=bool)
+    mask[idx[nondominated(F[idx])]] = True
+    return mask
+
+
+def block_front(grid, box, q: Question):
+    """One block's feasible non-dominated points: (objectives n x k, constrained values n x c, flat grid index,
+    feasible points counted). Feasibility is computed on the variables' own dims and broadcast into one mask;
+    objectives are taken at the feasible points only, constrained values at the front's."""
+    box = tuple(box)
+    data = grid.block(box, q.names)
+    shape = tuple(len(range(grid.sizes[d])[b]) for d, b in zip(grid.dims, box))
+    feasible = np.ones(shape, dtype=bool)
+    for name, (lo, hi) in q.constraints.items():
+        v = _open(grid, data, name)
+        feasible &= (v >= lo) & (v <= hi)
+    if q.fits:
+        feasible &= _open(grid, data, "fits").astype(bool)
+    idx = np.flatnonzero(feasible)
+    F = np.column_stack([np.broadcast_to(_open(grid, data, o), shape)[feasible] for o in q.objectives]).astype(float)
+    keep = nondominated_pruned(F) if len(F) else np.zeros(0, dtype=bool)
+    where = np.unravel_index(idx[keep], shape)
+    V = np.column_stack([_at(_open(grid, data, c), where) for c in q.constraints] or [np.zeros((len(where[0]), 0))])
+    at = tuple(b.start + w for b, w in zip(box, where))
+    flat = np.ravel_multi_index(at, tuple(grid.sizes[d] for d in grid.dims)) if grid.dims else np.zeros(len(F), int)
+    return F[keep], V.astype(float), np.asarray(flat, dtype=np.int64), int(np.count_nonzero(feasible))
+
+
+def merge(*fronts):
+    """Fronts of disjoint parts of the grid -> the front of their union."""
+    F = np.concatenate([f[0] for f in fronts])
+    keep = nondominated(F)
+    return (F[keep], np.concatenate([f[1] for f in fronts])[keep], np.concatenate([f[2] for f in fronts])[keep],
+            sum(f[3] for f in fronts))
+
+
+def _blocks(grid, block_points: int) -> list[tuple]:
+    """Boxes of at most about ``block_points`` points: the grid's last dimensions whole first."""
+    chunks, room = {}, max(1, int(block_points))
+    for d in reversed(grid.dims):
+        chunks[d] = max(1, min(grid.sizes[d], room))
+        room = max(1, room // chunks[d])
+    return [box for _, box in grid.blocks(grid.chunking(chunks))]
+
+
+def front_of_grid(grid, q: Question, *, block_points: int = BLOCK_POINTS, scheduler=None, progress: bool = True):
+    """The exact front of a resolved grid (:func:`pareto_front`'s work) as a Dataset along ``point``."""
+    import dask
+
+    t0 = time.perf_counter()
+    token = uuid.uuid4().hex[:12]
+    g = dask.delayed(grid, name=f"dse-front-grid-{token}")
+    boxes = _blocks(grid, block_points)
+    level = [dask.delayed(block_front, pure=True)(g, list(box), q, dask_key_name=f"dse-front-block-{token}-{i}")
+             for i, box in enumerate(boxes)]
+    while len(level) > 1:
+        level = [dask.delayed(merge, pure=True)(*level[i:i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)]
+    with _progress(grid.points, len(boxes), f"dse-front-block-{token}", progress):
+        F, V, flat, n_feasible = dask.compute(level[0], scheduler=scheduler)[0]
+    return _dataset(grid, q, F, V, flat, n_feasible, time.perf_counter() - t0)
+
+
+def _progress(points: int, n_blocks: int, prefix: str, enabled: bool):
+    """A tqdm bar over the grid's points, advanced as blocks finish (local schedulers; shown after 2 s)."""
+    from dask.callbacks import Callback
+    from tqdm import tqdm
+
+    bar = tqdm(total=points, unit="pt", unit_scale=True, delay=2.0, disable=not enabled, desc="dse front",
+               dynamic_ncols=True)
+    per_block = points / max(n_blocks, 1)
+
+    class _Tick(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if isinstance(key, str) and key.startswith(prefix):
+                bar.update(per_block)
+
+        def _finish(self, dsk, state, errored):
+            bar.close()
+
+    return _Tick()
+
+
+def _dataset(grid, q: Question, F, V, flat, n_feasible: int, wall_s: float) -> xr.Dataset:
+    """Front points (sorted by the objectives) with their objectives, constrained values and grid coordinates."""
+    order = np.lexsort(F.T[::-1]) if len(F) else np.zeros(0, dtype=int)
+    F, V, flat = F[order], V[order], flat[order]
+    where = np.unravel_index(flat, tuple(grid.sizes[d] for d in grid.dims)) if grid.dims else ()
+    coords = {d: ("point", np.asarray(grid.coords[d])[i]) for d, i in zip(grid.dims, where)}
+    coords["grid_index"] = ("point", flat)
+    ds = xr.Dataset(coords=coords, attrs={k: v for k, v in grid.attrs.items() if k != "config_yaml"})
+    for j, name in enumerate(q.objectives):
+        ds[name] = ("point", F[:, j], dict(zip(("units", "long_name"), grid.variables[name])))
+    for j, name in enumerate(q.constraints):
+        if name not in q.objectives:
+            ds[name] = ("point", V[:, j], dict(zip(("units", "long_name"), grid.variables[name])))
+    ds.attrs.update(objectives=list(q.objectives), constraints=str({k: list(v) for k, v in q.constraints.items()}),
+                    n_points=grid.points, n_feasible=int(n_feasible), front_size=len(F), wall_s=wall_s,
+                    points_per_s=grid.points / max(wall_s, 1e-9))
+    log.info("front: %d points of %d (%d feasible) in %.2f s", len(F), grid.points, n_feasible, wall_s)
+    return ds
+
+
+def pareto_front(objectives, constraints: dict | None = None, *, study: str | None = None, model=None, system=None,
+                 accounting: str | None = None, cfg: dict | None = None, max_grid_points: float | None = None,
+                 block_points: int = BLOCK_POINTS, scheduler=None, progress: bool = True, **params) -> xr.Dataset:
+    """The exact Pareto front (all ``objectives`` minimized) of the feasible points of a whole grid.
+
+    The grid is given as to :func:`dse.evaluate` (``study``, ``model``, ``system``, parameters with lists making
+    dimensions). ``constraints``: ``{variable: {"min": x, "max": y}}``; where the grid has ``fits`` (capacity), a
+    point must fit too. Blocks of about ``block_points`` points run on ``scheduler`` (dask's: ``"threads"``,
+    ``"sync"``, a distributed ``Client``; default: dask's current one). Returns a Dataset along ``point``: the
+    objectives, the constrained variables and each grid dimension's coordinate of every front point, sorted by
+    the objectives; attributes give the grid's point count, its feasible count and the wall time."""
+    from dse.run.engine import resolve
+
+    if isinstance(block_points, bool) or not isinstance(block_points, int) or block_points < 1:
+        raise DseError(f"block_points={block_points!r}: an integer >= 1")
+    params = {k: v for k, v in params.items() if v is not None or "." in k}
+    grid = resolve(study, model=model, system=system, accounting=accounting, cfg=cfg,
+                   max_grid_points=max_grid_points, **params)
+    return front_of_grid(grid, question(grid, objectives, constraints), block_points=block_points,
+                         scheduler=scheduler, progress=progress)
