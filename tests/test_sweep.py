@@ -13,7 +13,7 @@ import xarray as xr
 import dse
 from approx import assert_close
 from dse.model import config
-from dse.run import engine, sweep
+from dse.run import engine, sweep, writers
 from dse.model.params import DseError
 from dse.run.results import open_results
 
@@ -87,15 +87,15 @@ def test_chunks_follow_the_target_and_keep_cheap_dimensions_whole():
 
 SCRIPT_KILLED = """
 import json, os, sys
-from dse.run import sweep
+from dse.run import sweep, writers
 seen = []
-record = sweep._Recorder.__call__
+record = writers._Recorder.__call__
 def crash_after_three(self, piece, result):
     record(self, piece, result)
     seen.append(piece.key)
     if len(seen) == 3:
         os._exit(17)            # as a kill -9: no clean-up, other writes possibly half done
-sweep._Recorder.__call__ = crash_after_three
+writers._Recorder.__call__ = crash_after_three
 sweep.run(json.loads(sys.argv[1]), sys.argv[2])
 """
 
@@ -128,7 +128,7 @@ def test_interrupted_zarr_sweep_resumes_to_the_same_dataset(tmp_path, monkeypatc
 
 def test_a_torn_record_line_does_not_count(tmp_path):
     (tmp_path / sweep.DONE_FILE).write_text("b 0 1 0\nb 0 2 0\nb 0 3")
-    assert sweep._done(tmp_path) == {"b 0 1 0", "b 0 2 0"}
+    assert writers._done(tmp_path) == {"b 0 1 0", "b 0 2 0"}
 
 
 def test_distributed_local_cluster_matches_threaded(tmp_path):

@@ -17,121 +17,22 @@ import itertools
 import json
 import math
 import os
-import shutil
 import socket
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from dse.model import config
 from dse.run import io as outputs
+from dse.run import writers
+from dse.run.settings import Settings, check_size, grid_size_bound, host_port, settings
 from dse.model.params import DseError
 
-#: The sweep's settings: their defaults and meaning are in dse/conf/config.yaml (the CLI passes them in ``cfg``).
-SETTINGS_KEYS = ("dask", "output", "progress", "max_grid_points")
-
-
-@functools.cache
-def defaults() -> dict:
-    """The sweep settings' defaults, read from dse/conf/config.yaml (plain YAML: no Hydra needed)."""
-    raw = yaml.safe_load((config.CONF_DIR / "config.yaml").read_text())
-    return {k: raw[k] for k in SETTINGS_KEYS}
 RESULT_NAME = "result"
 DONE_FILE = "dse-done-blocks.txt"   # inside a partial Zarr store: the pieces already written, one per line
 PROGRESS_DELAY_S = 2.0
-
-
-@dataclass(frozen=True)
-class Settings:
-    address: str | None
-    local_cluster: bool
-    n_workers: int | None
-    chunk_mb: float
-    format: str
-    zarr_above_gb: float
-    path: str | None
-    variables: list | None
-    progress: bool
-    max_grid_points: float
-    overwrite: bool = False
-    compressor: str = "zstd"
-
-
-def settings(cfg: dict) -> Settings:
-    """The sweep settings of a config, checked; a one-line DseError names any bad key."""
-    base = defaults()
-    d = {**base["dask"], **(cfg.get("dask") or {})}
-    o = {**base["output"], **(cfg.get("output") or {})}
-    for section, given, known in (("dask", cfg.get("dask") or {}, base["dask"]),
-                                  ("output", cfg.get("output") or {}, base["output"])):
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            raise DseError(f"{section}.{unknown[0]}: unknown setting; allowed {', '.join(sorted(known))}")
-    address = d["address"]
-    if address is not None:
-        host_port(address)
-    if not isinstance(d["local_cluster"], bool):
-        raise DseError(f"dask.local_cluster={d['local_cluster']!r}: allowed true or false")
-    if d["local_cluster"] and address is not None:
-        raise DseError("dask.local_cluster=true and dask.address are exclusive: give one")
-    n = d["n_workers"]
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise DseError(f"dask.n_workers={n!r}: allowed an integer >= 1 (or null: one per core)")
-    _positive("dask.chunk_mb", d["chunk_mb"])
-    if o["format"] not in ("auto", "netcdf", "zarr"):
-        raise DseError(f"output.format={o['format']!r}: allowed auto, netcdf, zarr")
-    _positive("output.zarr_above_gb", o["zarr_above_gb"])
-    variables = o["variables"]
-    if variables is not None and (isinstance(variables, str) or not list(variables)):
-        raise DseError(f"output.variables={variables!r}: allowed null (all) or a non-empty list of names")
-    if not isinstance(o["overwrite"], bool):
-        raise DseError(f"output.overwrite={o['overwrite']!r}: allowed true or false")
-    if o["compressor"] not in ZARR_COMPRESSORS:
-        raise DseError(f"output.compressor={o['compressor']!r}: allowed {', '.join(ZARR_COMPRESSORS)}")
-    progress = cfg.get("progress", base["progress"])
-    if not isinstance(progress, bool):
-        raise DseError(f"progress={progress!r}: allowed true or false")
-    limit = cfg.get("max_grid_points", base["max_grid_points"])
-    _positive("max_grid_points", limit)
-    return Settings(address, d["local_cluster"], n, float(d["chunk_mb"]), o["format"], float(o["zarr_above_gb"]),
-                    o["path"], list(variables) if variables is not None else None, progress, float(limit),
-                    o["overwrite"], o["compressor"])
-
-
-def host_port(address) -> tuple[str, int]:
-    """``[tcp://]HOST:PORT`` of a dask scheduler."""
-    host, _, port = str(address).removeprefix("tcp://").rpartition(":")
-    if not host or not port.isdigit():
-        raise DseError(f"dask.address={address!r}: expected HOST:PORT")
-    return host, int(port)
-
-
-def _positive(key: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-        raise DseError(f"{key}={value!r}: allowed a finite number > 0")
-
-
-def grid_size_bound(grid_section: dict) -> int:
-    """Points of a ``grid:`` section counted before expanding it (a range counts ``num``): an upper bound."""
-    size = 1
-    for name, value in config.flat_grid(grid_section).items():
-        if isinstance(value, dict):
-            num = value.get("num")
-            if isinstance(num, (int, float)) and not isinstance(num, bool) and num > 1:
-                size *= int(num)      # anything else is refused, with its own message, when the grid is expanded
-        elif isinstance(value, (list, tuple)):
-            size *= max(len(value), 1)
-    return size
-
-
-def check_size(points: int, limit: float) -> None:
-    if points > limit:
-        raise DseError(f"max_grid_points: the grid has {points:.3g} points, over the limit {limit:.3g} "
-                       "(raise max_grid_points or shrink the grid)")
 
 
 # ------------------------------------------------------------------------------------------------- layout
@@ -347,143 +248,6 @@ def evaluate_piece(grid, piece: Piece) -> dict:
     return grid.block(piece.box, list(piece.names))
 
 
-# ------------------------------------------------------------------------------------------------- writers
-class _ZarrWriter:
-    """Task: evaluate a piece and write it into the (partial) Zarr store, on whichever worker runs it."""
-
-    def __init__(self, layout: Layout, path: Path):
-        self.layout, self.path, self._group = layout, path, None
-
-    def __getstate__(self):
-        return {"layout": self.layout, "path": self.path}
-
-    def __setstate__(self, state):
-        self.__init__(state["layout"], state["path"])
-
-    def __call__(self, grid, piece: Piece):
-        import zarr
-
-        if self._group is None:
-            self._group = zarr.open_group(str(self.path), mode="r+")
-        for name, data in evaluate_piece(grid, piece).items():
-            self._group[name][self.layout.region(name, piece.box)] = data
-
-
-class _Recorder:
-    """Sink: record a written piece in the partial store's done file (a line per piece)."""
-
-    def __init__(self, path: Path):
-        self.path, self._lock = path / DONE_FILE, threading.Lock()
-
-    def __call__(self, piece: Piece, result):
-        with self._lock, open(self.path, "a") as f:
-            f.write(piece.key + "\n")
-
-
-class _NetcdfWriter:
-    """Sink: write a piece's arrays into the open NetCDF file (HDF5 takes one writer at a time)."""
-
-    def __init__(self, layout: Layout, file):
-        self.layout, self.file, self._lock = layout, file, threading.Lock()
-
-    def __call__(self, piece: Piece, data: dict):
-        with self._lock:
-            for name, values in data.items():
-                self.file.variables[name][self.layout.region(name, piece.box)] = values
-
-
-def _done(path: Path) -> set[str]:
-    """Pieces recorded as written; a line torn by an interruption (no newline yet) does not count."""
-    return set((path / DONE_FILE).read_text().split("\n")[:-1])
-
-
-def _stored_digest(path: Path) -> str | None:
-    import zarr
-
-    try:
-        return zarr.open_group(str(path), mode="r").attrs.get("dse_run_digest")
-    except Exception:  # noqa: BLE001 - an unreadable store is not ours to resume
-        return None
-
-
-def _zstd():
-    from zarr.codecs import ZstdCodec
-
-    return [ZstdCodec(level=1)]
-
-
-def _lz4():
-    from zarr.codecs import BloscCodec
-
-    return [BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle")]
-
-
-#: Zarr compressors (``output.compressor``): zstd level 1 (the default: the best ratio at about 1 GB/s per core, for
-#: disks slower than the CPUs), lz4 (faster, larger files) or none. benchmarks/sweep_throughput.py measures them.
-ZARR_COMPRESSORS = {"zstd": _zstd, "lz4": _lz4, "none": lambda: []}
-
-
-def write_zarr(layout: Layout, path: Path, attrs: dict, compressor: str = "zstd", **run) -> Path:
-    """Write piece by piece into ``<path>.partial``, recording each piece; resume a partial store of the same run;
-    rename to ``path`` when every piece is in. A finished store of the same run is left as it is."""
-    digest = layout.digest("zarr" if compressor == "zstd" else f"zarr-{compressor}")
-    if path.exists() and _stored_digest(path) == digest:
-        return path
-    partial = path.with_name(path.name + ".partial")
-    if partial.exists() and not (_stored_digest(partial) == digest and (partial / DONE_FILE).exists()):
-        if not outputs.is_dse_output(partial):     # checked before any work too (plan): never reached for others
-            raise DseError(f"output.path={str(path)!r}: {str(partial)!r} was not written by dse; refusing to remove it")
-        shutil.rmtree(partial)                           # a stale partial of another config
-    if not partial.exists():
-        encoding = {n: {"compressors": ZARR_COMPRESSORS[compressor]()} for n in layout.names}
-        try:
-            layout.template({**attrs, "dse_run_digest": digest}).to_zarr(
-                str(partial), mode="w", compute=False, consolidated=False, encoding=encoding)
-            (partial / DONE_FILE).write_text("")
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-    pieces = layout.pieces()
-    done = _done(partial)
-    try:
-        compute(layout.grid, [p for p in pieces if p.key not in done], _ZarrWriter(layout, partial),
-                _Recorder(partial), **run)
-    except BaseException:
-        if not _done(partial):   # nothing to resume from: leave nothing behind
-            shutil.rmtree(partial, ignore_errors=True)
-        raise
-    missing = {p.key for p in pieces} - _done(partial)
-    if missing:
-        raise DseError(f"output: {len(missing)} pieces of {partial} were not written; re-run to resume")
-    (partial / DONE_FILE).unlink()
-    _replace(partial, path)
-    return path
-
-
-def write_netcdf(layout: Layout, path: Path, attrs: dict, **run) -> Path:
-    """Write piece by piece into ``<path>.tmp`` (evaluated on the workers, written here), then rename."""
-    import h5netcdf
-
-    ds = layout.template({**attrs, "dse_run_digest": layout.digest("netcdf")})
-    with outputs.atomic(path) as tmp:
-        ds.drop_vars(layout.names).to_netcdf(tmp, engine="h5netcdf")   # coordinates and attributes
-        with h5netcdf.File(tmp, "a") as f:
-            for d in layout.grid.dims:
-                if d not in f.dimensions:
-                    f.dimensions[d] = layout.grid.sizes[d]
-            for name in layout.names:
-                v = ds[name]
-                var = f.create_variable(name, v.dims, v.dtype, chunks=tuple(c[0] for c in v.chunks) or None,
-                                        fletcher32=bool(v.dims),   # a checksum per chunk: corruption is an error
-                                        fillvalue=np.nan if v.dtype.kind == "f" else None)
-                var.attrs.update(v.attrs)
-            compute(layout.grid, layout.pieces(), evaluate_piece, _NetcdfWriter(layout, f), **run)
-    return path
-
-
-_replace = outputs.replace   # move a finished file or directory into place
-
-
 # ------------------------------------------------------------------------------------------------- run
 def plan(cfg: dict, run_dir: Path | str = "."):
     """Validate a config for a sweep (nothing is written): (grid, settings, variable names, format, path)."""
@@ -520,7 +284,7 @@ def run(cfg: dict, run_dir: Path | str = ".") -> Path:
         run_yaml = yaml.safe_dump({k: v for k, v in cfg.items() if k != "hydra"}, sort_keys=False)
         attrs = {"run_config_yaml": run_yaml, "run_config_digest": hashlib.sha256(run_yaml.encode()).hexdigest(),
                  outputs.MARK_ATTR: "written by dse"}
-        write = functools.partial(write_zarr, compressor=s.compressor) if fmt == "zarr" else write_netcdf
+        write = functools.partial(writers.write_zarr, compressor=s.compressor) if fmt == "zarr" else writers.write_netcdf
         with outputs.lock(path):
             if s.overwrite and (path.exists() or path.is_symlink()) and not outputs.is_dse_output(path):
                 outputs._remove(path)          # the user asked for it (output.overwrite=true)

@@ -1,0 +1,148 @@
+"""Writing a sweep: piece by piece into Zarr (resumable: the pieces written are recorded in the partial store) or
+NetCDF (under a temporary name), renamed into place when complete (:mod:`dse.run.io`)."""
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from dse.model.params import DseError
+from dse.run import io as outputs
+from dse.run import sweep
+
+class _ZarrWriter:
+    """Task: evaluate a piece and write it into the (partial) Zarr store, on whichever worker runs it."""
+
+    def __init__(self, layout: sweep.Layout, path: Path):
+        self.layout, self.path, self._group = layout, path, None
+
+    def __getstate__(self):
+        return {"layout": self.layout, "path": self.path}
+
+    def __setstate__(self, state):
+        self.__init__(state["layout"], state["path"])
+
+    def __call__(self, grid, piece: sweep.Piece):
+        import zarr
+
+        if self._group is None:
+            self._group = zarr.open_group(str(self.path), mode="r+")
+        for name, data in sweep.evaluate_piece(grid, piece).items():
+            self._group[name][self.layout.region(name, piece.box)] = data
+
+
+class _Recorder:
+    """Sink: record a written piece in the partial store's done file (a line per piece)."""
+
+    def __init__(self, path: Path):
+        self.path, self._lock = path / sweep.DONE_FILE, threading.Lock()
+
+    def __call__(self, piece: sweep.Piece, result):
+        with self._lock, open(self.path, "a") as f:
+            f.write(piece.key + "\n")
+
+
+class _NetcdfWriter:
+    """Sink: write a piece's arrays into the open NetCDF file (HDF5 takes one writer at a time)."""
+
+    def __init__(self, layout: sweep.Layout, file):
+        self.layout, self.file, self._lock = layout, file, threading.Lock()
+
+    def __call__(self, piece: sweep.Piece, data: dict):
+        with self._lock:
+            for name, values in data.items():
+                self.file.variables[name][self.layout.region(name, piece.box)] = values
+
+
+def _done(path: Path) -> set[str]:
+    """Pieces recorded as written; a line torn by an interruption (no newline yet) does not count."""
+    return set((path / sweep.DONE_FILE).read_text().split("\n")[:-1])
+
+
+def _stored_digest(path: Path) -> str | None:
+    import zarr
+
+    try:
+        return zarr.open_group(str(path), mode="r").attrs.get("dse_run_digest")
+    except Exception:  # noqa: BLE001 - an unreadable store is not ours to resume
+        return None
+
+
+def _zstd():
+    from zarr.codecs import ZstdCodec
+
+    return [ZstdCodec(level=1)]
+
+
+def _lz4():
+    from zarr.codecs import BloscCodec
+
+    return [BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle")]
+
+
+#: Zarr compressors (``output.compressor``): zstd level 1 (the default: the best ratio at about 1 GB/s per core, for
+#: disks slower than the CPUs), lz4 (faster, larger files) or none. benchmarks/sweep_throughput.py measures them.
+ZARR_COMPRESSORS = {"zstd": _zstd, "lz4": _lz4, "none": lambda: []}
+
+
+def write_zarr(layout: sweep.Layout, path: Path, attrs: dict, compressor: str = "zstd", **run) -> Path:
+    """Write piece by piece into ``<path>.partial``, recording each piece; resume a partial store of the same run;
+    rename to ``path`` when every piece is in. A finished store of the same run is left as it is."""
+    digest = layout.digest("zarr" if compressor == "zstd" else f"zarr-{compressor}")
+    if path.exists() and _stored_digest(path) == digest:
+        return path
+    partial = path.with_name(path.name + ".partial")
+    if partial.exists() and not (_stored_digest(partial) == digest and (partial / sweep.DONE_FILE).exists()):
+        if not outputs.is_dse_output(partial):     # checked before any work too (plan): never reached for others
+            raise DseError(f"output.path={str(path)!r}: {str(partial)!r} was not written by dse; refusing to remove it")
+        shutil.rmtree(partial)                           # a stale partial of another config
+    if not partial.exists():
+        encoding = {n: {"compressors": ZARR_COMPRESSORS[compressor]()} for n in layout.names}
+        try:
+            layout.template({**attrs, "dse_run_digest": digest}).to_zarr(
+                str(partial), mode="w", compute=False, consolidated=False, encoding=encoding)
+            (partial / sweep.DONE_FILE).write_text("")
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    pieces = layout.pieces()
+    done = _done(partial)
+    try:
+        sweep.compute(layout.grid, [p for p in pieces if p.key not in done], _ZarrWriter(layout, partial),
+                _Recorder(partial), **run)
+    except BaseException:
+        if not _done(partial):   # nothing to resume from: leave nothing behind
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    missing = {p.key for p in pieces} - _done(partial)
+    if missing:
+        raise DseError(f"output: {len(missing)} pieces of {partial} were not written; re-run to resume")
+    (partial / sweep.DONE_FILE).unlink()
+    _replace(partial, path)
+    return path
+
+
+def write_netcdf(layout: sweep.Layout, path: Path, attrs: dict, **run) -> Path:
+    """Write piece by piece into ``<path>.tmp`` (evaluated on the workers, written here), then rename."""
+    import h5netcdf
+
+    ds = layout.template({**attrs, "dse_run_digest": layout.digest("netcdf")})
+    with outputs.atomic(path) as tmp:
+        ds.drop_vars(layout.names).to_netcdf(tmp, engine="h5netcdf")   # coordinates and attributes
+        with h5netcdf.File(tmp, "a") as f:
+            for d in layout.grid.dims:
+                if d not in f.dimensions:
+                    f.dimensions[d] = layout.grid.sizes[d]
+            for name in layout.names:
+                v = ds[name]
+                var = f.create_variable(name, v.dims, v.dtype, chunks=tuple(c[0] for c in v.chunks) or None,
+                                        fletcher32=bool(v.dims),   # a checksum per chunk: corruption is an error
+                                        fillvalue=np.nan if v.dtype.kind == "f" else None)
+                var.attrs.update(v.attrs)
+            sweep.compute(layout.grid, layout.pieces(), sweep.evaluate_piece, _NetcdfWriter(layout, f), **run)
+    return path
+
+
+_replace = outputs.replace   # move a finished file or directory into place
