@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
 from dse.model.params import DseError
 from dse.search import points, report
@@ -37,19 +36,6 @@ def check(search: dict) -> tuple[str, float]:
     return method, float(budget)
 
 
-def _grid(base: dict, space: Space, values: dict):
-    """The resolved grid of the space's values (ep = tp x dp where the space derives it)."""
-    from dse.run.engine import resolve
-
-    kwargs = dict(space.fixed)
-    kwargs.update({name: list(vals) for name, vals in values.items()})
-    if space.derive_ep:
-        tp, dp = (xr.DataArray(np.asarray(values[k]), dims=[k], coords={k: values[k]}) if k in values
-                  else space.layout[k] for k in ("tp", "dp"))
-        kwargs["ep"] = tp * dp
-    return resolve(cfg=base, max_grid_points=1e300, **kwargs)
-
-
 def _question(grid, space: Space) -> Question:
     return Question(tuple(space.objectives), dict(space.constraints), "fits" in grid.variables)
 
@@ -71,7 +57,7 @@ def choose(search: dict, space: Space, base: dict) -> tuple[str, dict]:
         room = max(1, room // len(probe[name]))
     n_probe = math.prod(len(v) for v in probe.values())
     t0 = time.perf_counter()
-    grid = _grid(base, space, probe)
+    grid = points.resolve_values(base, space, probe)
     front_of_grid(grid, _question(grid, space), progress=False)
     per_point = (time.perf_counter() - t0) / n_probe
     estimate = space.size() * per_point
@@ -88,7 +74,7 @@ def run_exhaustive(cfg: dict, base: dict, space: Space, run_dir: Path, why: dict
 
     search = cfg["search"]
     values = space.discrete_values()
-    grid = _grid(base, space, values)
+    grid = points.resolve_values(base, space, values)
     front = front_of_grid(grid, _question(grid, space), progress=bool(search.get("progress", True)))
     n = front.sizes["point"]
     if n == 0:

@@ -89,8 +89,6 @@ def check_question(base: dict, space: Space) -> None:
     :data:`CHECK_COMBINATIONS`."""
     from optuna.distributions import CategoricalDistribution, IntDistribution
 
-    from dse.run.engine import resolve
-
     values = {}
     for name, d in space.distributions.items():
         if isinstance(d, CategoricalDistribution):
@@ -103,13 +101,20 @@ def check_question(base: dict, space: Space) -> None:
     groups = [values] if n <= CHECK_COMBINATIONS else [
         {k: (v if k == name else v[:1]) for k, v in values.items()} for name in values]
     for group in groups:
-        kwargs = dict(space.fixed)
-        kwargs.update({name: list(vals) for name, vals in group.items()})
-        if space.derive_ep:
-            tp, dp = (xr.DataArray(np.asarray(group[k]), dims=[k], coords={k: group[k]}) if k in group
-                      else space.layout[k] for k in ("tp", "dp"))
-            kwargs["ep"] = tp * dp
-        resolve(cfg=base, max_grid_points=1e300, **kwargs)
+        resolve_values(base, space, group)
+
+
+def resolve_values(base: dict, space: Space, values: dict):
+    """The resolved grid of lists of the space's values (ep = tp x dp where the space derives it)."""
+    from dse.run.engine import resolve
+
+    kwargs = dict(space.fixed)
+    kwargs.update({name: list(vals) for name, vals in values.items()})
+    if space.derive_ep:
+        tp, dp = (xr.DataArray(np.asarray(values[k]), dims=[k], coords={k: values[k]}) if k in values
+                  else space.layout[k] for k in ("tp", "dp"))
+        kwargs["ep"] = tp * dp
+    return resolve(cfg=base, max_grid_points=1e300, **kwargs)
 
 
 def metrics(ds: xr.Dataset, space: Space, dims: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
