@@ -146,7 +146,8 @@ def test_hierarchy_search_space_runs(tmp_path):
 
     from dse.search import compose, run
 
-    cfg = compose("deepseek-r1-hierarchy", ["search.n_trials=40", "search.batch_size=20", "search.progress=false",
+    cfg = compose("deepseek-r1-hierarchy", ["search.method=optuna", "search.n_trials=40", "search.batch_size=20",
+                                            "search.progress=false",
                                             f"search.storage=journal:{tmp_path}/journal.log"])
     summary = run(cfg, tmp_path)
     assert summary["trials_in_study"] == 40
