@@ -154,7 +154,7 @@ def from_hf_config(path):
     return _from_hf_config(path)
 
 
-_MODULES = {"plot": "dse.analyze.plot", "results": "dse.run.results"}
+_MODULES = {"plot": "dse.plot", "results": "dse.results"}   # the public faces of dse.analyze.plot, dse.run.results
 
 
 def __getattr__(name):  # dse.plot, dse.results: loaded on first use
