@@ -74,23 +74,23 @@ def _matches(cmd: str, table: dict) -> str | None:
     return next((reason for prefix, reason in table.items() if cmd.startswith(prefix)), None)
 
 
-def scratch_copy(dest: Path) -> Path:
-    """The working tree as git sees it; the project's .venv linked in (so `make` finds it installed)."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, timeout=60)
-    if listed.returncode != 0:  # not a git checkout (e.g. this runner's own scratch copy): all but outputs
+def scratch_copy(dest: Path, link_venv: bool = True) -> Path:
+    """The working tree as git sees it (tracked and untracked-but-not-ignored files), without build outputs; with
+    ``link_venv`` the project's .venv linked in (so `make` finds it installed). tests/test_wheel.py builds from it."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
+                            timeout=60)
+    if listed.returncode != 0:  # not a git checkout (this runner's own scratch copy, an sdist): all but outputs
         shutil.copytree(ROOT, dest, symlinks=True, ignore=shutil.ignore_patterns(
             ".venv", "outputs", "multirun", "results", "*.egg-info", "build", "__pycache__", ".hypothesis",
             ".pytest_cache", "*.nc", "*.zarr", "*.log"))
-        if (ROOT / ".venv").exists():
-            (dest / ".venv").symlink_to((ROOT / ".venv").resolve())
-        return dest
-    for name in filter(None, listed.stdout.decode().split("\0")):
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    if (ROOT / ".venv").is_dir():
-        (dest / ".venv").symlink_to(ROOT / ".venv")
+    else:
+        for name in filter(None, listed.stdout.decode().split("\0")):
+            src = ROOT / name
+            if src.is_file():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / name)
+    if link_venv and (ROOT / ".venv").is_dir():
+        (dest / ".venv").symlink_to((ROOT / ".venv").resolve())
     return dest
 
 

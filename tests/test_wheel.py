@@ -9,7 +9,6 @@ installs requirements.txt into the fresh venv instead (minutes; what a new user 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,29 +18,16 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
+from readme_runner import scratch_copy
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def _source_copy(dest: Path) -> Path:
-    """The working tree as git sees it (tracked and untracked-but-not-ignored files), without build outputs."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, timeout=900)
-    if listed.returncode != 0:  # not a git checkout (an sdist): copy everything but the usual outputs
-        shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".venv", "outputs", "multirun", "results",
-                                                                   "*.egg-info", "build", "__pycache__"))
-        return dest
-    for name in filter(None, listed.stdout.decode().split("\0")):
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
-    src = _source_copy(tmp / "src")
+    src = scratch_copy(tmp / "src", link_venv=False)
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                             "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, build.stderr
