@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dse.run import engine, sweep  # noqa: E402
+from dse.run import engine, settings, sweep  # noqa: E402
 
 # The design space: Flash pJ/bit x HBM pJ/bit x batch x top-k x experts x context x link bandwidth.
 GRID = {
@@ -199,7 +199,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--loop-points", type=int, default=300)
-    ap.add_argument("--chunk-mb", type=float, default=sweep.defaults()["dask"]["chunk_mb"])
+    ap.add_argument("--chunk-mb", type=float, default=settings.defaults()["dask"]["chunk_mb"])
     ap.add_argument("--zarr-points", type=float, default=1e9)
     ap.add_argument("--zarr-variables", default="energy_per_token,step_latency,offload_read_bits,experts_touched",
                     help="comma-separated variables the Zarr sweep writes ('' = all: ~88 bytes per point)")

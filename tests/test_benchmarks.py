@@ -1,6 +1,10 @@
 """Benchmarks count grid points only: the parts of stacked variables (component, cost_part) are not points."""
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import dse
 
@@ -18,3 +22,12 @@ def test_sweep_throughput_counts_grid_points():
     ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", placement=["hbm", "ssd"], batch=[1, 2, 4, 8, 16])
     assert ds.sizes["component"] == 11 and ds.sizes["cost_part"] == 4   # present, and not counted below
     assert _module("sweep_throughput").grid_points(ds) == 2 * 5
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")))
+def test_benchmark_starts(script):
+    """Every benchmark imports what it uses from dse and parses its arguments (a layout change broke one once)."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "usage" in run.stdout
