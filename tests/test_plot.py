@@ -233,8 +233,11 @@ def test_write_next_to_is_atomic_and_skips_huge(mixtral, tmp_path, monkeypatch):
     assert [p.name for p in paths] == ["result.png", "result.svg"]
     assert paths[0].stat().st_size > 10_000 and paths[1].read_text().lstrip().startswith(("<?xml", "<svg"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png", "result.svg"]     # no temporary left
-    monkeypatch.setattr(plot.output, "MAX_AUTO_POINTS", 3)
+    from dse.analyze import figure_size
+
+    monkeypatch.setattr(figure_size, "MAX_AUTO_POINTS", 3)
     assert plot.write_next_to(mixtral, tmp_path / "big.nc") == []
+    assert not (tmp_path / "big.png").exists()
 
 
 def test_dse_run_writes_its_figure_unless_told_not_to(tmp_path, monkeypatch):

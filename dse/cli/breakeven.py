@@ -11,6 +11,7 @@ atomically to Hydra's run directory (``output``, default breakeven.nc).
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import hydra
 import xarray as xr
 from omegaconf import DictConfig, OmegaConf
 
+from dse.analyze import figure_size
 from dse.model import config
 from dse.analyze.breakeven import FLASH, breakeven
 from dse.model.params import DseError, lookup
@@ -97,7 +99,7 @@ def _app(cfg: DictConfig) -> None:
         print(table(ds))
         path = write(ds, Path(hc.runtime.output_dir) / out_name)
     print(f"wrote {path}")
-    if figures_wanted(cfg.get("plot", True)):
+    if figures_wanted(cfg.get("plot", True)) and not figure_size.too_large(ds, logging.getLogger("dse")):
         from dse.analyze.plot import write_next_to
 
         write_next_to(ds, path)

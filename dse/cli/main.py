@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from dse.analyze import figure_size
 from dse.cli.common import check_argv, errors, figures_wanted, set_verbosity
 from dse.model.config import CONF_DIR
 from dse.model.params import DseError
@@ -92,7 +93,7 @@ def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
             log.warning("%s of %s grid points do not fit their capacity (variable fits)", f"{n_out:,}",
                         f"{ds['fits'].size:,}")
     log.info(f"dataset: {out}")
-    if figures_wanted(c.get("plot", True)):
+    if figures_wanted(c.get("plot", True)) and not figure_size.too_large(ds, log):
         from dse.analyze.plot import write_next_to
 
         write_next_to(ds, out, log=log)

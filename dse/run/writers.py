@@ -27,8 +27,9 @@ class _ZarrWriter:
     def __call__(self, grid, piece: sweep.Piece):
         import zarr
 
-        if self._group is None:
-            self._group = zarr.open_group(str(self.path), mode="r+")
+        if self._group is None:   # every chunk is written once, whole: no need to compare it with the fill value
+            group = zarr.open_group(str(self.path), mode="r+")
+            self._group = {n: group[n].with_config({"write_empty_chunks": True}) for n in self.layout.names}
         for name, data in sweep.evaluate_piece(grid, piece).items():
             self._group[name][self.layout.region(name, piece.box)] = data
 
@@ -73,7 +74,7 @@ def _stored_digest(path: Path) -> str | None:
 def _zstd():
     from zarr.codecs import ZstdCodec
 
-    return [ZstdCodec(level=1)]
+    return [ZstdCodec(level=-3)]
 
 
 def _lz4():

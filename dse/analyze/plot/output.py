@@ -6,6 +6,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dse.analyze.figure_size import MAX_AUTO_POINTS, too_large  # noqa: F401 - MAX_AUTO_POINTS is public
 from dse.analyze.plot.auto import auto
 from dse.analyze.plot.style import DPI, MIN_FONT_PT, ONE_COLUMN, TWO_COLUMN, style
 
@@ -34,9 +35,6 @@ def save(fig, out_dir, stem: str, formats=("png", "svg"), dpi: int = DPI, close:
     return paths
 
 
-MAX_AUTO_POINTS = 1_000_000    # a run's figure is skipped above this many grid points (plot a selection instead)
-
-
 def write_next_to(ds, dataset_path, *, log=None) -> list[Path]:
     """The figure of a result (:func:`auto`) as ``<dataset stem>``.png and .svg next to the dataset file; what
     every ``dse``, ``dse-breakeven`` and ``dse-search`` run calls (switch: ``plot=false``). A figure that cannot be
@@ -45,10 +43,7 @@ def write_next_to(ds, dataset_path, *, log=None) -> list[Path]:
 
     log = log or logging.getLogger("dse")
     path = Path(dataset_path)
-    var = "breakeven_flash_read_pj_per_bit" if "breakeven_flash_read_pj_per_bit" in ds else "energy_per_token"
-    size = int(ds[var].size) if var in ds else 0
-    if size > MAX_AUTO_POINTS:
-        log.info("figure: skipped (%s grid points; plot a selection with dse.plot)", f"{size:,}")
+    if too_large(ds, log):
         return []
     try:
         paths = save(auto(ds), path.parent, path.name.split(".")[0])
