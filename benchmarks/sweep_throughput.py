@@ -130,6 +130,54 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float, threads: int) ->
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
+def small_grid(repeats: int) -> None:
+    """The acceptance check's grid (1,024 batches x 200 Flash energies x 5 contexts, 8 chunks of 128 batches):
+    ``energy_per_token.sum().compute()`` on one and two threads, and where one compute's time goes -- building the
+    sum's graph (xarray + dask), optimizing it, the chunk tasks themselves (timed one by one on the synchronous
+    scheduler) and the rest (dask's scheduling). Only the tasks can run in parallel, so two threads can at best
+    take (build + optimize + rest + tasks / 2): the bound printed."""
+    import dask
+    from dask.callbacks import Callback
+
+    import dse
+
+    lazy = dse.evaluate(model="deepseek-r1", system="8xh200", placement="ssd", batch=list(range(1, 1025)),
+                        flash_read_pj_per_bit=list(np.linspace(1, 200, 200)), context_len=[512, 1024, 2048, 4096, 8192],
+                        chunks={"batch": 128})
+    one = lambda n: lazy.energy_per_token.sum().compute(scheduler="threads", num_workers=n)   # noqa: E731
+    one(1)                                     # the parts, once per grid
+    t1, t2 = [], []
+    for _ in range(repeats * 5):               # interleaved: both see the same machine load
+        t1.append(_best(lambda: one(1), 1))
+        t2.append(_best(lambda: one(2), 1))
+    build = _best(lambda: lazy.energy_per_token.sum(), repeats * 5)
+    summed = lazy.energy_per_token.sum().data
+    optimize = _best(lambda: dask.optimize(summed), repeats * 5)
+    spans = {}
+
+    class _Timer(Callback):
+        def _pretask(self, key, dsk, state):
+            spans[key] = time.perf_counter()
+
+        def _posttask(self, key, result, dsk, state, worker_id):
+            spans[key] = time.perf_counter() - spans[key]
+
+    def tasks_s():
+        spans.clear()
+        with _Timer():
+            summed.compute(scheduler="sync")
+        return sum(spans.values())
+
+    tasks = min(tasks_s() for _ in range(repeats * 5))
+    rest = max(0.0, min(t1) - build - optimize - tasks)
+    serial = build + optimize + rest
+    print(f"\ncheck grid, energy_per_token.sum().compute(), best of {len(t1)}: 1 thread {min(t1) * 1e3:.1f} ms, "
+          f"2 threads {min(t2) * 1e3:.1f} ms = {min(t1) / min(t2):.2f}x")
+    print(f"  one compute: graph build {build * 1e3:.1f} ms + optimize {optimize * 1e3:.1f} ms + scheduling "
+          f"{rest * 1e3:.1f} ms (serial) + {len(spans)} tasks {tasks * 1e3:.1f} ms; two threads at best "
+          f"{(serial + tasks) / (serial + tasks / 2):.2f}x")
+
+
 def grid_points(ds) -> int:
     """Points of the swept grid: the product of the grid's dimensions. ``component`` and ``cost_part`` label the
     parts of a stacked variable (energy by component, capacity cost by part); they are not grid dimensions."""
@@ -205,11 +253,14 @@ if __name__ == "__main__":
                     help="comma-separated variables the Zarr sweep writes ('' = all: ~88 bytes per point)")
     ap.add_argument("--threads", type=int, default=2, help="dask threads (the ratio's numerator)")
     ap.add_argument("--no-zarr", action="store_true")
+    ap.add_argument("--no-small", action="store_true", help="skip the acceptance check's small grid")
     ap.add_argument("--choices-points", type=float, default=1e8, help="points of each compressor / chunk trial "
                     "(0: skip the trials)")
     ap.add_argument("--keep", action="store_true", help="keep the Zarr output")
     a = ap.parse_args()
     throughput(a.repeats, a.loop_points, a.chunk_mb, a.threads)
+    if not a.no_small:
+        small_grid(a.repeats)
     if not a.no_zarr:
         if a.choices_points:
             zarr_choices(a.choices_points, a.zarr_variables)
