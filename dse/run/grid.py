@@ -72,14 +72,21 @@ def _own_axes(a, keep: tuple) -> np.ndarray:
     return a.reshape([n for n, k in zip(a.shape, keep) if k])
 
 
-def _cut_part(part, box: tuple, order: tuple | None):
-    """A whole-grid part (an open array, a number, or a tuple of them) on a box, its axes in ``order``."""
+def _cut_part(part, box: tuple, order: tuple | None, sliced: bool = False):
+    """A whole-grid part (an open array, a number, or a tuple of them) on a box, its axes in ``order``; ``sliced``:
+    the box is all slices (a block), so one basic index (a view) cuts it."""
     if isinstance(part, tuple):
-        return tuple(_cut_part(p, box, order) for p in part)
+        return tuple(_cut_part(p, box, order, sliced) for p in part)
     if not isinstance(part, np.ndarray) or part.ndim != len(box):
         return part
-    a = _Open(part, tuple(n > 1 for n in part.shape)).cut(box)
-    return a if order is None else np.transpose(a, order)
+    if sliced:
+        a = part[tuple([b if n > 1 else _ALL for b, n in zip(box, part.shape)])]
+    else:
+        a = _Open(part, tuple(n > 1 for n in part.shape)).cut(box)
+    return a if order is None else a.transpose(order)
+
+
+_ALL = slice(None)
 
 
 def _length(index, size: int) -> int:
@@ -98,7 +105,7 @@ class Grid:
                  coord_attrs: dict | None = None, attrs: dict | None = None, combine=None, combined=None):
         self.compute, self.variables, self.stacks = compute, variables, stacks
         self.combine, self.combined = combine, dict(combined or {})   # name -> the parts it combines
-        self._lock, self._parts = threading.Lock(), None
+        self._lock, self._parts, self._plans = threading.Lock(), None, {}
         self.coord_attrs, self.attrs = coord_attrs or {}, attrs or {}
         self._inputs, self._given_coords = inputs, coords
         self.sizes = {d: len(v) for d, v in coords.items()}
@@ -150,11 +157,11 @@ class Grid:
                     combined=self.combined)
 
     def __getstate__(self):   # shipped to dask workers without its lock and whole-grid parts (they recompute them)
-        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_parts")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_parts", "_plans")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._lock, self._parts = threading.Lock(), None
+        self._lock, self._parts, self._plans = threading.Lock(), None, {}
 
     def _to_open(self, leaf):
         if not isinstance(leaf, xr.DataArray):
@@ -182,7 +189,8 @@ class Grid:
         if whole is None:
             return self._compute_box(box, order)
         keys = whole if names is None else {k for n in names for k in self.combined.get(n, (n,))}
-        return {k: _cut_part(whole[k], box, order) for k in keys}
+        sliced = all(isinstance(b, slice) for b in box)
+        return {k: _cut_part(whole[k], box, order, sliced) for k in keys}
 
     def _whole_parts(self) -> dict | None:
         """The parts over the whole grid, computed once (thread-safe) when they hold few values, else None."""
@@ -252,8 +260,8 @@ class Grid:
         numbers in any order); the arrays returned are views in the grid's order."""
         box = box if isinstance(box, tuple) else self.box(box)
         reuse_freed_memory()
-        order = self._order(box)
-        return self._take(self._evaluate(box, order), box, names or list(self.variables), order)
+        order, names = self._order(box), names or list(self.variables)
+        return self._take(self._evaluate(box, order, names), box, names, order)
 
     def _order(self, box: tuple) -> tuple:
         lengths = [_length(b, self.sizes[d]) for d, b in zip(self.dims, box)]
@@ -261,24 +269,35 @@ class Grid:
 
     def _take(self, out: dict, box: tuple, names, order: tuple) -> dict:
         """The named outputs of a box computed in ``order``, each over its own dims in the grid's order."""
-        lengths = {d: _length(b, self.sizes[d]) for d, b in zip(self.dims, box)}
-        computed = [self.dims[i] for i in order]
+        lengths = tuple(_length(b, self.sizes[d]) for d, b in zip(self.dims, box))
         result = {}
         for name in names:
-            dims, dtype = self.layout[name]
-            keep = tuple(d in dims for d in computed)
-            inner = [d for d in computed if d in dims]                 # the variable's dims as computed
-            shape = tuple(lengths[d] for d in inner)
-            back = [inner.index(d) for d in dims]                      # -> the grid's order
+            keep, shape, back, dtype = self._plan(name, order, lengths)
             if name in self.stacks:  # written part by part (contiguous), shown with the stacked dim last
                 parts = self.value(out, name)
                 data = np.empty((len(parts),) + shape, dtype)
                 for i, part in enumerate(parts):
                     data[i] = _own_axes(part, keep)
-                result[name] = np.transpose(data, [1 + i for i in back] + [0])
+                result[name] = data.transpose([1 + i for i in back] + [0])
             else:
-                result[name] = np.transpose(np.broadcast_to(_own_axes(self.value(out, name), keep), shape), back)
+                a = _own_axes(self.value(out, name), keep)
+                result[name] = (a if a.shape == shape else np.broadcast_to(a, shape)).transpose(back)
         return result
+
+    def _plan(self, name: str, order: tuple, lengths: tuple) -> tuple:
+        """How :meth:`_take` lays a variable out for boxes of these lengths computed in ``order`` (the same for
+        every block of a chunking but the last along each dim, so it is worked out once): the computed axes it
+        keeps, its shape as computed, the permutation back to the grid's order, its dtype."""
+        key = (name, order, lengths)
+        plan = self._plans.get(key)
+        if plan is None:
+            dims, dtype = self.layout[name]
+            computed = [self.dims[i] for i in order]
+            keep = tuple(d in dims for d in computed)
+            inner = [d for d in computed if d in dims]                 # the variable's dims as computed
+            shape = tuple(lengths[self.dims.index(d)] for d in inner)
+            plan = self._plans[key] = (keep, shape, [inner.index(d) for d in dims], dtype)
+        return plan
 
     # ------------------------------------------------------------------------------------------- datasets
     def chunking(self, chunks: dict | None) -> dict[str, tuple[int, ...]]:
