@@ -233,9 +233,35 @@ def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str, compr
     return npts / wall, rss, on_disk
 
 
+def codec_speeds(repeats: int = 3) -> None:
+    """Compression ratio and one core's speed of the codecs behind ``output.compressor`` on real result blocks
+    (three 2 MiB chunks of energy_per_token from the 10^8-point sweep's grid)."""
+    import numcodecs
+
+    grid = engine.resolve(**BASE, flash_read_pj_per_bit=np.geomspace(1, 200, 100).tolist(),
+                          hbm_read_pj_per_bit=[3.0, 4.2, 6.0, 10.0, 14.0], batch=list(range(1, 201)),
+                          top_k=[1, 2, 4, 8, 16], n_experts=[32, 64, 128, 256],
+                          context_len=[1024, 4096, 16384, 65536, 131072],
+                          link_bw_gbps=[32.0, 64.0, 128.0, 256.0, 450.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0])
+    pieces = sweep.Layout(grid, ["energy_per_token"], 2.0).pieces()
+    blocks = [sweep.evaluate_piece(grid, pieces[i]) for i in (len(pieces) // 3, len(pieces) // 2, -1)]
+    arrays = [np.ascontiguousarray(a) for b in blocks for a in b.values()]
+    raw = sum(a.nbytes for a in arrays)
+    numcodecs.blosc.set_nthreads(1)
+    codecs = {"zstd level 1": numcodecs.Zstd(level=1), "zstd level -3 (dse's zstd)": numcodecs.Zstd(level=-3),
+              "blosc lz4, no shuffle (dse's lz4)": numcodecs.Blosc("lz4", 1, numcodecs.Blosc.NOSHUFFLE)}
+    print(f"\ncodecs on {len(arrays)} result chunks ({raw / 2**20:.0f} MiB), one core:")
+    for name, codec in codecs.items():
+        t = time.process_time()
+        for _ in range(repeats):
+            size = sum(len(codec.encode(a)) for a in arrays)
+        print(f"  {name:34s} {raw / size:5.2f}x smaller, {raw * repeats / (time.process_time() - t) / 1e9:.2f} GB/s")
+
+
 def zarr_choices(points: float, variables: str) -> None:
     """The compressor and chunk-size choices, each a whole CLI sweep of ``points`` points (wall time includes
     the process start, the same for all)."""
+    codec_speeds()
     print(f"\nZarr choices, {points:.0e} points each (compressor, chunk MiB: points/s, peak RSS, on disk):")
     for compressor in ("zstd", "lz4", "none"):
         for chunk_mb in (2.0, 8.0):
