@@ -92,6 +92,9 @@ class _UniformChain:
         n = np.arange(E + 1)
         x = np.arange(k + 1)
         self.step = _hypergeom_pmf(x[None, :], E, E - n[:, None], k)  # step[n, x]: x new experts from n touched
+        self.transition = np.zeros((E + 1, E + 1))                     # [n + x, n] = step[n, x]: law' = T @ law
+        for j in range(k + 1):
+            self.transition[n[: E + 1 - j] + j, n[: E + 1 - j]] = self.step[: E + 1 - j, j]
         start = np.zeros(E + 1)
         start[0] = 1.0
         self.laws = [start]
@@ -102,14 +105,18 @@ class _UniformChain:
         with self.lock:  # one chain is shared by the threads evaluating a grid's blocks
             return self._law(b)
 
+    def laws_to(self, b: int) -> np.ndarray:
+        """The laws after 0..b tokens as rows (fewer when the chain saturates first: every later law is the last)."""
+        with self.lock:
+            self._law(b)
+            return np.stack(self.laws[: b + 1])
+
     def _law(self, b: int) -> np.ndarray:
         if self.saturated and b >= len(self.laws):
             return self.laws[-1]
         while len(self.laws) <= b:
             v = self.laws[-1]
-            nxt = np.zeros_like(v)
-            for x in range(self.step.shape[1]):
-                nxt[x:] += v[: self.E + 1 - x] * self.step[: self.E + 1 - x, x]
+            nxt = self.transition @ v
             self.laws.append(nxt)
             # saturated, or a fixed point (the law stops changing: every later law is this one, exactly)
             if nxt[-1] >= _SATURATED or np.array_equal(nxt, v):
@@ -168,11 +175,21 @@ def busiest(batch, top_k, n_experts, ep, touch_probs=None) -> np.ndarray:
 
 @remembered()
 def _busiest_uniform_arrays(batch, top_k, n_experts, ep):
-    def distinct(b, k, e, p):
-        return (np.array([busiest_uniform(int(round(bb)), int(round(kk)), int(round(ee)), max(int(round(pp)), 1))
-                          for bb, kk, ee, pp in zip(b, k, e, p)]),)
+    return per_distinct(_busiest_uniform_distinct, batch, top_k, n_experts, ep)[0]
 
-    return per_distinct(distinct, batch, top_k, n_experts, ep)[0]
+
+def _busiest_uniform_distinct(b, k, e, p):
+    """:func:`busiest_uniform` on 1-D arrays of distinct combinations: per (top_k, experts, GPUs), the chain's laws
+    of every batch asked at once, as one matrix product (the same numbers as one call per batch)."""
+    b, k, e = (np.round(x).astype(np.int64) for x in (b, k, e))
+    p = np.maximum(np.round(p).astype(np.int64), 1)
+    out = np.zeros(len(b))
+    for kk, ee, pp in {(int(x), int(y), int(z)) for x, y, z in zip(k, e, p)}:
+        at = (k == kk) & (e == ee) & (p == pp) & (b > 0)
+        if ee > 0 and kk > 0 and at.any():
+            laws = _chain(ee, kk).laws_to(int(b[at].max()))
+            out[at] = laws[np.minimum(b[at], len(laws) - 1)] @ max_given_touched(ee, pp)
+    return (out,)
 
 
 @remembered()
