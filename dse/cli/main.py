@@ -74,13 +74,14 @@ def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
     want_csv = (c.get("output") or {}).get("format") == "csv"
     if want_csv:
         c["output"] = {**c["output"], "format": "netcdf"}
-    grid, _, names, fmt, _ = plan(c, run_dir)
+    planned = plan(c, run_dir)
+    grid, _, names, fmt, _ = planned
     if want_csv and csv_rows(grid, names) > CSV_MAX_ROWS:
         raise DseError(f"output.format=csv: {csv_rows(grid, names):,} rows, over {CSV_MAX_ROWS:,}; "
                        "use output.format=netcdf or zarr (or output.variables=[...] to write fewer variables)")
     log.info("grid: %s = %s points; writing %s", " x ".join(f"{d} {n}" for d, n in grid.sizes.items()) or "one point",
              f"{grid.points:,}", fmt)
-    out = sweep(c, run_dir)
+    out = sweep(c, run_dir, planned)
     ds = open_results(out)
     log.info(f"dse {ds.attrs['dse_version']}: model {ds.attrs['model']}, system {ds.attrs['system']}"
              f"{', study ' + ds.attrs['study'] if ds.attrs.get('study') else ''}  (energy in J per generated token)")

@@ -276,10 +276,11 @@ def plan(cfg: dict, run_dir: Path | str = "."):
     return grid, s, names, fmt, path
 
 
-def run(cfg: dict, run_dir: Path | str = ".") -> Path:
+def run(cfg: dict, run_dir: Path | str = ".", planned: tuple | None = None) -> Path:
     """Evaluate the config's whole grid and write it; returns the path written (``result.nc`` or ``result.zarr``
-    in ``run_dir`` unless ``output.path`` is set). Bad input raises a one-line DseError before any file exists."""
-    grid, s, names, fmt, path = plan(cfg, run_dir)
+    in ``run_dir`` unless ``output.path`` is set). Bad input raises a one-line DseError before any file exists.
+    ``planned``: what :func:`plan` returned for this config and run_dir (so the grid is not resolved twice)."""
+    grid, s, names, fmt, path = planned or plan(cfg, run_dir)
     client = connect(s)
     try:
         run_yaml = yaml.safe_dump({k: v for k, v in cfg.items() if k != "hydra"}, sort_keys=False)
