@@ -130,20 +130,19 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float, threads: int) ->
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
-def small_grid(repeats: int) -> None:
-    """The acceptance check's grid (1,024 batches x 200 Flash energies x 5 contexts, 8 chunks of 128 batches):
-    ``energy_per_token.sum().compute()`` on one and two threads, and where one compute's time goes -- building the
-    sum's graph (xarray + dask), optimizing it, the chunk tasks themselves (timed one by one on the synchronous
-    scheduler) and the rest (dask's scheduling). Only the tasks can run in parallel, so two threads can at best
-    take (build + optimize + rest + tasks / 2): the bound printed."""
+def small_grid(repeats: int, contexts: int = 5) -> None:
+    """The acceptance check's grid (1,024 batches x 200 Flash energies x ``contexts`` contexts -- 5 in the check --,
+    8 chunks of 128 batches): ``energy_per_token.sum().compute()`` on one and two threads, and where one compute's
+    time goes -- building the sum's graph (xarray + dask), optimizing it, the tasks themselves (timed one by one on
+    the synchronous scheduler) and the rest (dask's scheduling). Only the tasks can run in parallel, so two threads
+    can at best take (build + optimize + rest + tasks / 2): the bound printed."""
     import dask
-    from dask.callbacks import Callback
 
     import dse
 
     lazy = dse.evaluate(model="deepseek-r1", system="8xh200", placement="ssd", batch=list(range(1, 1025)),
-                        flash_read_pj_per_bit=list(np.linspace(1, 200, 200)), context_len=[512, 1024, 2048, 4096, 8192],
-                        chunks={"batch": 128})
+                        flash_read_pj_per_bit=list(np.linspace(1, 200, 200)),
+                        context_len=np.geomspace(512, 8192, contexts).round().tolist(), chunks={"batch": 128})
     one = lambda n: lazy.energy_per_token.sum().compute(scheduler="threads", num_workers=n)   # noqa: E731
     one(1)                                     # the parts, once per grid
     t1, t2 = [], []
@@ -153,6 +152,20 @@ def small_grid(repeats: int) -> None:
     build = _best(lambda: lazy.energy_per_token.sum(), repeats * 5)
     summed = lazy.energy_per_token.sum().data
     optimize = _best(lambda: dask.optimize(summed), repeats * 5)
+    tasks, n_tasks = _task_seconds(summed, repeats * 5)
+    serial = build + optimize + max(0.0, min(t1) - build - optimize - tasks)
+    print(f"\ncheck grid with {contexts} contexts, energy_per_token.sum().compute(), best of {len(t1)}: 1 thread "
+          f"{min(t1) * 1e3:.1f} ms, 2 threads {min(t2) * 1e3:.1f} ms = {min(t1) / min(t2):.2f}x")
+    print(f"  one compute: graph build {build * 1e3:.1f} ms + optimize {optimize * 1e3:.1f} ms + scheduling "
+          f"{(serial - build - optimize) * 1e3:.1f} ms (serial) + {n_tasks} tasks {tasks * 1e3:.1f} ms; "
+          f"two threads at best {(serial + tasks) / (serial + tasks / 2):.2f}x")
+
+
+def _task_seconds(array, repeats: int) -> tuple[float, int]:
+    """The summed run time of a dask array's tasks on the synchronous scheduler (best of ``repeats``), and their
+    number."""
+    from dask.callbacks import Callback
+
     spans = {}
 
     class _Timer(Callback):
@@ -162,20 +175,13 @@ def small_grid(repeats: int) -> None:
         def _posttask(self, key, result, dsk, state, worker_id):
             spans[key] = time.perf_counter() - spans[key]
 
-    def tasks_s():
+    def once():
         spans.clear()
         with _Timer():
-            summed.compute(scheduler="sync")
+            array.compute(scheduler="sync")
         return sum(spans.values())
 
-    tasks = min(tasks_s() for _ in range(repeats * 5))
-    rest = max(0.0, min(t1) - build - optimize - tasks)
-    serial = build + optimize + rest
-    print(f"\ncheck grid, energy_per_token.sum().compute(), best of {len(t1)}: 1 thread {min(t1) * 1e3:.1f} ms, "
-          f"2 threads {min(t2) * 1e3:.1f} ms = {min(t1) / min(t2):.2f}x")
-    print(f"  one compute: graph build {build * 1e3:.1f} ms + optimize {optimize * 1e3:.1f} ms + scheduling "
-          f"{rest * 1e3:.1f} ms (serial) + {len(spans)} tasks {tasks * 1e3:.1f} ms; two threads at best "
-          f"{(serial + tasks) / (serial + tasks / 2):.2f}x")
+    return min(once() for _ in range(repeats)), len(spans)
 
 
 def grid_points(ds) -> int:
@@ -291,6 +297,7 @@ if __name__ == "__main__":
     throughput(a.repeats, a.loop_points, a.chunk_mb, a.threads)
     if not a.no_small:
         small_grid(a.repeats)
+        small_grid(a.repeats, contexts=50)   # ten times the work per chunk, the same graph
     if not a.no_zarr:
         if a.choices_points:
             zarr_choices(a.choices_points, a.zarr_variables)
