@@ -21,6 +21,7 @@ import xarray as xr
 
 from dse.model.params import DseError
 from .pareto import nondominated
+from .prune import SEED_POINTS, nondominated_pruned, seed_box, undominated
 
 #: Grid points per block (about 8 MiB per float64 variable): large enough that numpy's loops dominate.
 BLOCK_POINTS = 1 << 20
@@ -73,54 +74,54 @@ def _at(a: np.ndarray, where: tuple) -> np.ndarray:
     return a[tuple(w if n > 1 else 0 for w, n in zip(where, a.shape))] if a.ndim else np.full(len(where[0]), a)
 
 
-#: Points of the evenly spaced sample whose front prunes a block's feasible points before the exact filter (at most
-#: PRUNE_BY of its front's points prune; blocks of fewer than PRUNE_ABOVE feasible points are filtered directly).
-PRUNE_SAMPLE, PRUNE_BY, PRUNE_ABOVE = 1024, 32, 16384
+def _length(b, size: int) -> int:
+    return len(range(size)[b]) if isinstance(b, slice) else len(b)
 
 
-def nondominated_pruned(F: np.ndarray) -> np.ndarray:
-    """:func:`nondominated` of many points, faster: the front of an evenly spaced sample of them first removes every
-    point one of its points dominates (they are points of the set, so no non-dominated point is removed), then the
-    exact filter runs on what is left."""
-    if len(F) <= PRUNE_ABOVE:
-        return nondominated(F)
-    S = F[::len(F) // PRUNE_SAMPLE]
-    S = S[nondominated(S)]
-    keep = np.ones(len(F), dtype=bool)
-    for d in S[::max(1, -(-len(S) // PRUNE_BY))]:
-        le = np.ones(len(F), dtype=bool)
-        lt = np.zeros(len(F), dtype=bool)
-        for j, v in enumerate(d):
-            le &= F[:, j] >= v
-            lt |= F[:, j] > v
-        keep &= ~(le & lt)
-    idx = np.flatnonzero(keep)
-    mask = np.zeros(len(F), dtype=bool)
-    mask[idx[nondominated(F[idx])]] = True
-    return mask
+def _positions(b, where: np.ndarray) -> np.ndarray:
+    """Grid positions along a dimension of block positions ``where`` (a box's slice or index list)."""
+    return b.start + where if isinstance(b, slice) else np.asarray(b)[where]
 
 
-def block_front(grid, box, q: Question):
-    """One block's feasible non-dominated points: (objectives n x k, constrained values n x c, flat grid index,
-    feasible points counted). Feasibility is computed on the variables' own dims and broadcast into one mask;
-    objectives are taken at the feasible points only, constrained values at the front's."""
-    box = tuple(box)
-    data = grid.block(box, q.names)
-    shape = tuple(len(range(grid.sizes[d])[b]) for d, b in zip(grid.dims, box))
-    feasible = np.ones(shape, dtype=bool)
+def _candidates(grid, data: dict, shape: tuple, q: Question, seed: np.ndarray):
+    """A block's feasible points that no seed point dominates (flat block indices), and its feasible count.
+    Constraints combine on their own dims (an open mask); only the last step spans the block."""
+    ok = True
     for name, (lo, hi) in q.constraints.items():
         v = _open(grid, data, name)
-        feasible &= (v >= lo) & (v <= hi)
+        ok = ok & (v >= lo) & (v <= hi)
     if q.fits:
-        feasible &= _open(grid, data, "fits").astype(bool)
-    idx = np.flatnonzero(feasible)
-    F = np.column_stack([np.broadcast_to(_open(grid, data, o), shape)[feasible] for o in q.objectives]).astype(float)
+        ok = ok & _open(grid, data, "fits").astype(bool)
+    n_feasible = int(np.count_nonzero(ok)) * (math.prod(shape) // max(1, np.size(ok)))
+    if not n_feasible:
+        return np.zeros(0, dtype=np.int64), 0
+    mask = np.broadcast_to(ok & undominated([_open(grid, data, o) for o in q.objectives], seed), shape)
+    return np.flatnonzero(mask), n_feasible
+
+
+def block_front(grid, box, q: Question, seed=None):
+    """One block's feasible non-dominated points: (objectives n x k, constrained values n x c, flat grid index,
+    feasible points counted). ``box``: a slice or an index list per grid dimension. Points a ``seed`` point (rows:
+    objective values of feasible grid points) dominates are dropped first (:mod:`dse.search.prune`); values are
+    taken at the remaining points only."""
+    box = tuple(box)
+    data = grid.block(box, q.names)
+    shape = tuple(_length(b, grid.sizes[d]) for d, b in zip(grid.dims, box))
+    idx, n_feasible = _candidates(grid, data, shape, q, np.zeros((0, len(q.objectives))) if seed is None else seed)
+    where = np.unravel_index(idx, shape)
+    F = np.column_stack([_at(_open(grid, data, o), where) for o in q.objectives]).astype(float)
     keep = nondominated_pruned(F) if len(F) else np.zeros(0, dtype=bool)
-    where = np.unravel_index(idx[keep], shape)
+    where = tuple(w[keep] for w in where)
     V = np.column_stack([_at(_open(grid, data, c), where) for c in q.constraints] or [np.zeros((len(where[0]), 0))])
-    at = tuple(b.start + w for b, w in zip(box, where))
-    flat = np.ravel_multi_index(at, tuple(grid.sizes[d] for d in grid.dims)) if grid.dims else np.zeros(len(F), int)
-    return F[keep], V.astype(float), np.asarray(flat, dtype=np.int64), int(np.count_nonzero(feasible))
+    at = tuple(_positions(b, w) for b, w in zip(box, where))
+    flat = np.ravel_multi_index(at, tuple(grid.sizes[d] for d in grid.dims)) if grid.dims else np.zeros(len(V), int)
+    return F[keep], V.astype(float), np.asarray(flat, dtype=np.int64), n_feasible
+
+
+def seed_front(grid, q: Question, points: int = SEED_POINTS) -> np.ndarray:
+    """Objective values of the front of an evenly spaced sub-grid (:func:`dse.search.prune.seed_box`): feasible
+    grid points, which prune every block."""
+    return block_front(grid, seed_box([grid.sizes[d] for d in grid.dims], points), q)[0]
 
 
 def merge(*fronts):
@@ -147,8 +148,9 @@ def front_of_grid(grid, q: Question, *, block_points: int = BLOCK_POINTS, schedu
     t0 = time.perf_counter()
     token = uuid.uuid4().hex[:12]
     g = dask.delayed(grid, name=f"dse-front-grid-{token}")
+    seed = dask.delayed(seed_front, pure=True)(g, q, dask_key_name=f"dse-front-seed-{token}")
     boxes = _blocks(grid, block_points)
-    level = [dask.delayed(block_front, pure=True)(g, list(box), q, dask_key_name=f"dse-front-block-{token}-{i}")
+    level = [dask.delayed(block_front, pure=True)(g, list(box), q, seed, dask_key_name=f"dse-front-block-{token}-{i}")
              for i, box in enumerate(boxes)]
     while len(level) > 1:
         level = [dask.delayed(merge, pure=True)(*level[i:i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)]
