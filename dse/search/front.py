@@ -141,21 +141,34 @@ def _blocks(grid, block_points: int) -> list[tuple]:
     return [box for _, box in grid.blocks(grid.chunking(chunks))]
 
 
+def _graph(grid, q: Question, boxes: list, token: str) -> tuple[dict, str]:
+    """The task graph (a plain dict of dask's tuple tasks: built in milliseconds, where a delayed call per block
+    costs ~0.5 ms): the grid and the question as keys of their own (a cluster ships them once per worker), the seed
+    front, one task per block, and the tree of merges, ``SPLIT_EVERY`` fronts per task."""
+    grid_key, q_key, seed_key = (f"dse-front-{part}-{token}" for part in ("grid", "question", "seed"))
+    dsk = {grid_key: grid, q_key: q, seed_key: (seed_front, grid_key, q_key)}
+    level = [f"dse-front-block-{token}-{i}" for i in range(len(boxes))]
+    dsk.update({key: (block_front, grid_key, box, q_key, seed_key) for key, box in zip(level, boxes)})
+    depth = 0
+    while len(level) > 1:
+        depth += 1
+        groups = [level[i:i + SPLIT_EVERY] for i in range(0, len(level), SPLIT_EVERY)]
+        level = [f"dse-front-merge-{token}-{depth}-{i}" for i in range(len(groups))]
+        dsk.update({key: (merge, *group) for key, group in zip(level, groups)})
+    return dsk, level[0]
+
+
 def front_of_grid(grid, q: Question, *, block_points: int = BLOCK_POINTS, scheduler=None, progress: bool = True):
     """The exact front of a resolved grid (:func:`pareto_front`'s work) as a Dataset along ``point``."""
     import dask
+    from dask.delayed import Delayed
 
     t0 = time.perf_counter()
     token = uuid.uuid4().hex[:12]
-    g = dask.delayed(grid, name=f"dse-front-grid-{token}")
-    seed = dask.delayed(seed_front, pure=True)(g, q, dask_key_name=f"dse-front-seed-{token}")
     boxes = _blocks(grid, block_points)
-    level = [dask.delayed(block_front, pure=True)(g, list(box), q, seed, dask_key_name=f"dse-front-block-{token}-{i}")
-             for i, box in enumerate(boxes)]
-    while len(level) > 1:
-        level = [dask.delayed(merge, pure=True)(*level[i:i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)]
+    dsk, key = _graph(grid, q, boxes, token)
     with _progress(grid.points, len(boxes), f"dse-front-block-{token}", progress):
-        F, V, flat, n_feasible = dask.compute(level[0], scheduler=scheduler)[0]
+        F, V, flat, n_feasible = dask.compute(Delayed(key, dsk), scheduler=scheduler)[0]
     return _dataset(grid, q, F, V, flat, n_feasible, time.perf_counter() - t0)
 
 
