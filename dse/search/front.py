@@ -21,10 +21,10 @@ import xarray as xr
 
 from dse.model.params import DseError
 from .pareto import nondominated
-from .prune import SEED_POINTS, nondominated_pruned, seed_box, undominated
+from .prune import SEED_POINTS, candidates, nondominated_pruned, seed_box
 
 #: Grid points per block (about 8 MiB per float64 variable): large enough that numpy's loops dominate.
-BLOCK_POINTS = 1 << 20
+BLOCK_POINTS = 1 << 22
 #: Fronts merged by one task of the tree reduction.
 SPLIT_EVERY = 8
 log = logging.getLogger("dse")
@@ -95,8 +95,10 @@ def _candidates(grid, data: dict, shape: tuple, q: Question, seed: np.ndarray):
     n_feasible = int(np.count_nonzero(ok)) * (math.prod(shape) // max(1, np.size(ok)))
     if not n_feasible:
         return np.zeros(0, dtype=np.int64), 0
-    mask = np.broadcast_to(ok & undominated([_open(grid, data, o) for o in q.objectives], seed), shape)
-    return np.flatnonzero(mask), n_feasible
+    mask = candidates([_open(grid, data, o) for o in q.objectives], seed, ok)
+    if not mask.any():    # most blocks: a quick scan instead of a copy into the block's order
+        return np.zeros(0, dtype=np.int64), n_feasible
+    return np.flatnonzero(np.broadcast_to(mask, shape)), n_feasible
 
 
 def block_front(grid, box, q: Question, seed=None):
@@ -133,11 +135,14 @@ def merge(*fronts):
 
 
 def _blocks(grid, block_points: int) -> list[tuple]:
-    """Boxes of at most about ``block_points`` points: the grid's last dimensions whole first."""
+    """Boxes of at most about ``block_points`` points: the grid's last dimensions whole first; a dimension that does
+    not fit is cut into chunks of equal length (give or take one)."""
     chunks, room = {}, max(1, int(block_points))
     for d in reversed(grid.dims):
-        chunks[d] = max(1, min(grid.sizes[d], room))
-        room = max(1, room // chunks[d])
+        n = grid.sizes[d]
+        pieces = -(-n // min(n, room))
+        chunks[d] = tuple(n // pieces + (i < n % pieces) for i in range(pieces))
+        room = max(1, room // chunks[d][0])
     return [box for _, box in grid.blocks(grid.chunking(chunks))]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from .pareto import nondominated
 
 #: Points of the evenly spaced sub-grid whose front seeds every block's pruning.
-SEED_POINTS = 1 << 18
+SEED_POINTS = 1 << 20
 #: Most values the seed's staircase is computed over: seed points x values of the smaller objectives' dims.
 STAIRCASE_VALUES = 1 << 22
 #: A seed point prunes a point only when it is below it by more than this (relative) in every objective but the
@@ -43,25 +43,32 @@ def seed_box(sizes: list[int], points: int = SEED_POINTS) -> tuple:
     return tuple(np.unique(np.round(np.linspace(0, n - 1, c)).astype(np.int64)) for n, c in zip(sizes, counts))
 
 
-def undominated(objectives: list[np.ndarray], seed: np.ndarray) -> np.ndarray | bool:
-    """An open mask (broadcastable to the block): False where a ``seed`` point (rows: objective values of feasible
-    grid points) strictly dominates the point, True where it may not. ``objectives``: open arrays, one per
-    objective, over the block (length-1 axes where an objective does not vary)."""
-    if len(seed) == 0:
-        return True
+def candidates(objectives: list[np.ndarray], seed: np.ndarray, feasible=True) -> np.ndarray:
+    """An open mask (broadcastable to the block): True where the point is ``feasible`` (an open mask) and no ``seed``
+    point (rows: objective values of feasible grid points) strictly dominates it. ``objectives``: open arrays, one
+    per objective, over the block (length-1 axes where an objective does not vary). Everything but the last
+    comparison is computed at the size of the other objectives' and the constraints' dims."""
     big = max(range(len(objectives)), key=lambda j: np.size(objectives[j]))
+    bound = np.where(feasible, _staircase(objectives, big, seed), -np.inf)
+    return objectives[big] <= bound
+
+
+def _staircase(objectives: list[np.ndarray], big: int, seed: np.ndarray) -> np.ndarray:
+    """Over the dims of the objectives other than ``big``: the least ``big`` objective among the seed points <= the
+    point in those objectives (inf where none is), plus the margin (:data:`MARGIN`)."""
     rest = [j for j in range(len(objectives)) if j != big]
     shape = np.broadcast_shapes(*(np.shape(objectives[j]) for j in rest)) if rest else ()
-    seed = seed[np.argsort(seed[:, big], kind="stable")]
-    seed = seed[np.unique(np.linspace(0, len(seed) - 1, max(1, min(len(seed), STAIRCASE_VALUES
-                                                                     // max(1, math.prod(shape))))).astype(int))]
     stair = np.full(shape, np.inf)
-    for s in seed[::-1]:          # descending in the big objective: a later (smaller) value overwrites
+    if len(seed) == 0:
+        return stair
+    seed = seed[np.argsort(seed[:, big], kind="stable")]
+    use = max(1, min(len(seed), STAIRCASE_VALUES // max(1, math.prod(shape))))
+    for s in seed[np.unique(np.linspace(0, len(seed) - 1, use).astype(int))][::-1]:   # smaller values overwrite
         below = np.ones(shape, dtype=bool)
         for j in rest:
             below &= objectives[j] >= s[j] + MARGIN * abs(s[j])
         stair[below] = s[big]
-    return objectives[big] <= stair + MARGIN * np.abs(stair)
+    return stair + MARGIN * np.abs(stair)
 
 
 def nondominated_pruned(F: np.ndarray) -> np.ndarray:
