@@ -110,7 +110,7 @@ def block_front(grid, box, q: Question, seed=None):
     data = grid.block(box, q.names)
     shape = tuple(_length(b, grid.sizes[d]) for d, b in zip(grid.dims, box))
     idx, n_feasible = _candidates(grid, data, shape, q, np.zeros((0, len(q.objectives))) if seed is None else seed)
-    where = np.unravel_index(idx, shape)
+    where = np.unravel_index(idx, shape) if shape else (idx,)     # a grid without dimensions: one point
     F = np.column_stack([_at(_open(grid, data, o), where) for o in q.objectives]).astype(float)
     keep = nondominated_pruned(F) if len(F) else np.zeros(0, dtype=bool)
     where = tuple(w[keep] for w in where)
@@ -146,12 +146,12 @@ def _blocks(grid, block_points: int) -> list[tuple]:
     return [box for _, box in grid.blocks(grid.chunking(chunks))]
 
 
-def _graph(grid, q: Question, boxes: list, token: str) -> tuple[dict, str]:
+def _graph(grid, q: Question, boxes: list, seed_points: int, token: str) -> tuple[dict, str]:
     """The task graph (a plain dict of dask's tuple tasks: built in milliseconds, where a delayed call per block
     costs ~0.5 ms): the grid and the question as keys of their own (a cluster ships them once per worker), the seed
     front, one task per block, and the tree of merges, ``SPLIT_EVERY`` fronts per task."""
     grid_key, q_key, seed_key = (f"dse-front-{part}-{token}" for part in ("grid", "question", "seed"))
-    dsk = {grid_key: grid, q_key: q, seed_key: (seed_front, grid_key, q_key)}
+    dsk = {grid_key: grid, q_key: q, seed_key: (seed_front, grid_key, q_key, seed_points)}
     level = [f"dse-front-block-{token}-{i}" for i in range(len(boxes))]
     dsk.update({key: (block_front, grid_key, box, q_key, seed_key) for key, box in zip(level, boxes)})
     depth = 0
@@ -163,15 +163,17 @@ def _graph(grid, q: Question, boxes: list, token: str) -> tuple[dict, str]:
     return dsk, level[0]
 
 
-def front_of_grid(grid, q: Question, *, block_points: int = BLOCK_POINTS, scheduler=None, progress: bool = True):
-    """The exact front of a resolved grid (:func:`pareto_front`'s work) as a Dataset along ``point``."""
+def front_of_grid(grid, q: Question, *, block_points: int = BLOCK_POINTS, scheduler=None, progress: bool = True,
+                  seed_points: int = SEED_POINTS):
+    """The exact front of a resolved grid (:func:`pareto_front`'s work) as a Dataset along ``point``; the blocks are
+    pruned by the front of a sub-grid of about ``seed_points`` points (:func:`seed_front`)."""
     import dask
     from dask.delayed import Delayed
 
     t0 = time.perf_counter()
     token = uuid.uuid4().hex[:12]
     boxes = _blocks(grid, block_points)
-    dsk, key = _graph(grid, q, boxes, token)
+    dsk, key = _graph(grid, q, boxes, seed_points, token)
     with _progress(grid.points, len(boxes), f"dse-front-block-{token}", progress):
         F, V, flat, n_feasible = dask.compute(Delayed(key, dsk), scheduler=scheduler)[0]
     return _dataset(grid, q, F, V, flat, n_feasible, time.perf_counter() - t0)
