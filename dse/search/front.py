@@ -122,7 +122,9 @@ def block_front(grid, box, q: Question, seed=None):
 
 def seed_front(grid, q: Question, points: int = SEED_POINTS) -> np.ndarray:
     """Objective values of the front of an evenly spaced sub-grid (:func:`dse.search.prune.seed_box`): feasible
-    grid points, which prune every block."""
+    grid points, which prune every block (none when ``points`` is 0)."""
+    if points < 1:
+        return np.zeros((0, len(q.objectives)))
     return block_front(grid, seed_box([grid.sizes[d] for d in grid.dims], points), q)[0]
 
 
@@ -166,7 +168,7 @@ def _graph(grid, q: Question, boxes: list, seed_points: int, token: str) -> tupl
 def front_of_grid(grid, q: Question, *, block_points: int = BLOCK_POINTS, scheduler=None, progress: bool = True,
                   seed_points: int = SEED_POINTS):
     """The exact front of a resolved grid (:func:`pareto_front`'s work) as a Dataset along ``point``; the blocks are
-    pruned by the front of a sub-grid of about ``seed_points`` points (:func:`seed_front`)."""
+    pruned by the front of a sub-grid of about ``seed_points`` points (:func:`seed_front`; 0: not pruned)."""
     import dask
     from dask.delayed import Delayed
 
