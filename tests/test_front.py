@@ -207,12 +207,19 @@ def test_seed_pruning_drops_only_points_a_seed_point_dominates(k, staircase_valu
     assert staircase_values or not mask[clearly].any()
 
 
-def test_seed_box_is_an_evenly_spaced_sub_grid_with_every_end():
-    from dse.search.prune import seed_box
+def test_seed_boxes_are_evenly_spaced_shifted_sub_grids():
+    from dse.search.prune import seed_boxes
 
     sizes = [3, 5, 2, 73, 65, 32, 32]
-    box = seed_box(sizes, 10_000)
-    assert np.prod([len(b) for b in box]) <= 10_000
-    for b, n in zip(box, sizes):
-        assert b[0] == 0 and b[-1] == n - 1 and np.all(np.diff(b) > 0)
-    assert [len(b) for b in seed_box(sizes, 10**9)] == sizes
+    boxes = seed_boxes(sizes, 40_000, shifts=4)
+    assert len(boxes) == 4 and sum(np.prod([len(b) for b in box]) for box in boxes) <= 40_000
+    for box in boxes:
+        for b, n in zip(box, sizes):
+            assert 0 <= b[0] and b[-1] <= n - 1 and np.all(np.diff(b) > 0)
+            assert np.ptp(np.diff(b)[:-1]) <= 1 if len(b) > 3 else True     # evenly spaced, but for the last value
+    assert all(b[0] == 0 and b[-1] == n - 1 for b, n in zip(boxes[0], sizes))   # the first holds the ends,
+    assert all(b[-1] == n - 1 for box in boxes for b, n in zip(box, sizes))        # every one the last values
+    for d in (3, 4):                                # the shifted copies hold other values of the long dims
+        union = np.unique(np.concatenate([box[d] for box in boxes]))
+        assert len(union) >= 3 * len(boxes[0][d])
+    assert [[len(b) for b in box] for box in seed_boxes(sizes, 10**9)] == [sizes]   # small: the whole grid, once

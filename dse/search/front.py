@@ -21,7 +21,7 @@ import xarray as xr
 
 from dse.model.params import DseError
 from .pareto import nondominated
-from .prune import SEED_POINTS, candidates, nondominated_pruned, seed_box
+from .prune import SEED_POINTS, candidates, nondominated_pruned, seed_boxes
 
 #: Grid points per block (about 8 MiB per float64 variable): large enough that numpy's loops dominate.
 BLOCK_POINTS = 1 << 22
@@ -121,11 +121,13 @@ def block_front(grid, box, q: Question, seed=None):
 
 
 def seed_front(grid, q: Question, points: int = SEED_POINTS) -> np.ndarray:
-    """Objective values of the front of an evenly spaced sub-grid (:func:`dse.search.prune.seed_box`): feasible
+    """Objective values of the front of evenly spaced sub-grids (:func:`dse.search.prune.seed_boxes`): feasible
     grid points, which prune every block (none when ``points`` is 0)."""
     if points < 1:
         return np.zeros((0, len(q.objectives)))
-    return block_front(grid, seed_box([grid.sizes[d] for d in grid.dims], points), q)[0]
+    F = np.concatenate([block_front(grid, box, q)[0] for box in seed_boxes([grid.sizes[d] for d in grid.dims],
+                                                                            points)])
+    return F[nondominated(F)]
 
 
 def merge(*fronts):

@@ -4,8 +4,8 @@ The exact front of a grid is filtered block by block (:mod:`dse.search.front`). 
 filter (moocore) sees, both exact because they only remove points that some *feasible grid point* strictly
 dominates (such a point cannot be on the grid's front):
 
-- the **seed**: the front of an evenly spaced sub-grid of about :data:`SEED_POINTS` points (every dimension's ends
-  included), computed once; every block drops the points a seed point dominates. It is tested on the objectives'
+- the **seed**: the front of a few evenly spaced, shifted sub-grids of about :data:`SEED_POINTS` points together
+  (:func:`seed_boxes`), computed once; every block drops the points a seed point dominates. It is tested on the objectives'
   own (open) arrays: for each value of the objectives other than the one over the most points, the least value
   of that one among the seed points that are <= there (a staircase, computed at the size of those objectives'
   dims), then one comparison over the block. Blocks far from the front keep nothing;
@@ -20,8 +20,8 @@ import numpy as np
 
 from .pareto import nondominated
 
-#: Points of the evenly spaced sub-grid whose front seeds every block's pruning.
-SEED_POINTS = 1 << 20
+#: Points of the evenly spaced sub-grids whose front seeds every block's pruning, and the number of sub-grids.
+SEED_POINTS, SEED_SHIFTS = 1 << 20, 4
 #: Most values the seed's staircase is computed over: seed points x values of the smaller objectives' dims.
 STAIRCASE_VALUES = 1 << 22
 #: A seed point prunes a point only when it is below it by more than this (relative) in every objective but the
@@ -33,14 +33,24 @@ MARGIN = 1e-9
 PRUNE_SAMPLE, PRUNE_BY, PRUNE_ABOVE = 1024, 32, 16384
 
 
-def seed_box(sizes: list[int], points: int = SEED_POINTS) -> tuple:
-    """Index lists, one per dimension, of an evenly spaced sub-grid of at most about ``points`` points: the
-    dimension with the most values left is halved until the product fits (first and last values always kept)."""
+def seed_boxes(sizes: list[int], points: int = SEED_POINTS, shifts: int = SEED_SHIFTS) -> list[tuple]:
+    """``shifts`` evenly spaced sub-grids of about ``points / shifts`` points together, as index lists per dimension:
+    the dimension with the most values left is halved until one fits; the first holds every dimension's first and
+    last values, the others are shifted along every dimension by a fraction (k / shifts) of its spacing, so that
+    together they hold ``shifts`` times as many values of each dimension as one sub-grid of the same cost."""
     counts = list(sizes)
-    while math.prod(counts) > points and max(counts) > 2:
+    while math.prod(counts) * shifts > points and max(counts) > 2:
         i = counts.index(max(counts))
         counts[i] = max(2, (counts[i] + 1) // 2)
-    return tuple(np.unique(np.round(np.linspace(0, n - 1, c)).astype(np.int64)) for n, c in zip(sizes, counts))
+    boxes = []
+    for k in range(shifts):
+        box = []
+        for n, c in zip(sizes, counts):
+            at = np.round(np.linspace(0, n - 1, c)).astype(np.int64) + int(k * (n - 1) / max(1, c - 1) / shifts)
+            box.append(np.unique(np.minimum(at, n - 1)))   # the last value kept in every one
+        if not any(all(np.array_equal(a, b) for a, b in zip(box, other)) for other in boxes):
+            boxes.append(tuple(box))       # (a dimension taken whole is not shifted: small grids need one box)
+    return boxes
 
 
 def candidates(objectives: list[np.ndarray], seed: np.ndarray, feasible=True) -> np.ndarray:
