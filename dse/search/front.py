@@ -1,12 +1,14 @@
 """The exact Pareto front of a whole grid, streamed through dask block by block (docs/scale.md).
 
-Every block of the grid is evaluated on its own (the variables the question needs: objectives, constrained
-variables and ``fits``); its feasible points that no other point of the block dominates are kept (moocore's
-non-dominated filter); the blocks' fronts are merged by a tree reduction (``SPLIT_EVERY`` fronts at a time, the
-union filtered again). A point dominated inside its block is dominated in the grid, and the union of the blocks'
-fronts holds every point of the grid's front, so the result is the grid's exact front. Memory holds the blocks in
-flight and the fronts, not the grid; any dask scheduler runs it (threads, or a distributed cluster's workers, which
-get the resolved grid once each).
+First the front of a few evenly spaced sub-grids (the *seed*, :mod:`dse.search.prune`) is computed; its points are
+feasible grid points. Every block of the grid is then evaluated on its own (the variables the question needs:
+objectives, constrained variables and ``fits``); its feasible points that no seed point dominates and no other
+point of the block dominates are kept (moocore's non-dominated filter); the blocks' fronts are merged by a tree
+reduction (``SPLIT_EVERY`` fronts at a time, the union filtered again). A point dominated by a grid point is not on
+the grid's front, and the union of the blocks' fronts holds every point of the grid's front, so the result is the
+grid's exact front. Memory holds the blocks in flight and fronts of about the front's size, not the grid (docs/
+scale.md s.5: without the seed, points tied with a block's front points filled the merges); any dask scheduler
+runs it (threads, or a distributed cluster's workers, which get the resolved grid once each).
 """
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from dse.model.params import DseError
 from .pareto import nondominated
 from .prune import SEED_POINTS, candidates, nondominated_pruned, seed_boxes
 
-#: Grid points per block (about 8 MiB per float64 variable): large enough that numpy's loops dominate.
+#: Grid points per block (32 MiB per float64 variable over the block): numpy's loops dominate the Python per block.
 BLOCK_POINTS = 1 << 22
 #: Fronts merged by one task of the tree reduction.
 SPLIT_EVERY = 8
+#: The seed's sub-grids hold at most 1 / SEED_SHARE of a grid's points (a small grid is not evaluated twice).
+SEED_SHARE = 16
 log = logging.getLogger("dse")
 
 
@@ -168,15 +172,17 @@ def _graph(grid, q: Question, boxes: list, seed_points: int, token: str) -> tupl
 
 
 def front_of_grid(grid, q: Question, *, block_points: int = BLOCK_POINTS, scheduler=None, progress: bool = True,
-                  seed_points: int = SEED_POINTS):
+                  seed_points: int | None = None):
     """The exact front of a resolved grid (:func:`pareto_front`'s work) as a Dataset along ``point``; the blocks are
-    pruned by the front of a sub-grid of about ``seed_points`` points (:func:`seed_front`; 0: not pruned)."""
+    pruned by the front of sub-grids of about ``seed_points`` points in all (:func:`seed_front`; 0: not pruned;
+    default :data:`SEED_POINTS`, at most 1 / :data:`SEED_SHARE` of the grid)."""
     import dask
     from dask.delayed import Delayed
 
     t0 = time.perf_counter()
     token = uuid.uuid4().hex[:12]
     boxes = _blocks(grid, block_points)
+    seed_points = min(SEED_POINTS, grid.points // SEED_SHARE) if seed_points is None else seed_points
     dsk, key = _graph(grid, q, boxes, seed_points, token)
     with _progress(grid.points, len(boxes), f"dse-front-block-{token}", progress):
         F, V, flat, n_feasible = dask.compute(Delayed(key, dsk), scheduler=scheduler)[0]
