@@ -5,10 +5,10 @@ filter (moocore) sees, both exact because they only remove points that some *fea
 dominates (such a point cannot be on the grid's front):
 
 - the **seed**: the front of a few evenly spaced, shifted sub-grids of about :data:`SEED_POINTS` points together
-  (:func:`seed_boxes`), computed once; every block drops the points a seed point dominates. It is tested on the objectives'
-  own (open) arrays: for each value of the objectives other than the one over the most points, the least value
-  of that one among the seed points that are <= there (a staircase, computed at the size of those objectives'
-  dims), then one comparison over the block. Blocks far from the front keep nothing;
+  (:func:`seed_boxes`), computed once; every block drops the points a seed point dominates. It is tested on the
+  objectives' own (open) arrays: for each value of the objectives other than the one over the most points, the
+  least value of that one among the seed points that are <= there (a staircase, computed at the size of those
+  objectives' dims), then one comparison over the block. Blocks far from the front keep nothing;
 - the **sample** (:func:`nondominated_pruned`): a block that still has many points first removes those the front of
   an evenly spaced sample of them dominates.
 """
