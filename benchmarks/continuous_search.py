@@ -6,14 +6,17 @@ energy). Two ways to answer it, printed side by side:
 
 1. the exact Pareto front of a fine discretisation (``--batches`` geometric batches, ``--fractions`` cache
    fractions, ``--links`` link bandwidths and ``--flash`` Flash energies: 1.17e9 points by default) through
-   :func:`dse.search.front.front_of_grid` (blocks through dask, moocore per block, tree reduction): wall time,
-   points/s and the process's peak RSS right after it;
+   :func:`dse.search.front.front_of_grid` (blocks through dask pruned by a seed front, moocore per block, tree
+   reduction): wall time, points/s and the process's peak RSS right after it, the load average, and as a baseline
+   measured in the same run the points/s without the seed pruning on a sub-grid (every ``--baseline-every``-th
+   batch), beside the same sub-grid with it (the two fronts compared);
 2. Optuna (search.method=optuna, the preset's NSGA-II + local search) on the continuous space for ``--trials``
    trials: its feasible front's hypervolume as a fraction of the fine front's (objectives normalized to the fine
    front, reference point 1.1), the number of evaluations and the wall time.
 
     PYTHONPATH=. python benchmarks/continuous_search.py [--trials 4000] [--seed 0]
     PYTHONPATH=. python benchmarks/continuous_search.py --tiny          # seconds: a smoke run
+    PYTHONPATH=. python benchmarks/continuous_search.py --front-only    # part 1 only
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dse.search import compose, exhaustive, run  # noqa: E402
+from dse.search import compose, exhaustive, points, run  # noqa: E402
 from dse.search.front import front_of_grid  # noqa: E402
 from dse.search.pareto import Normalizer, nondominated  # noqa: E402
 from dse.search.run import _base  # noqa: E402
@@ -56,13 +59,29 @@ def fine_values(space, batches: int, fractions: int, links: int, flash: int) -> 
 
 
 def exact(base, space, values) -> tuple[np.ndarray, dict]:
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    grid = exhaustive._grid(base, space, values)
+    grid = points.resolve_values(base, space, values)
     front = front_of_grid(grid, exhaustive._question(grid, space), progress=True)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     F = np.stack([front[o].values for o in space.objectives], 1)
-    return F, dict(points=grid.points, wall_s=wall, rss=rss, feasible=front.attrs["n_feasible"], front=len(F))
+    return F, dict(points=grid.points, wall_s=wall, front_s=front.attrs["wall_s"], rss=rss,
+                   feasible=front.attrs["n_feasible"], front=len(F), load=(load, os.getloadavg()[0]))
+
+
+def baseline(base, space, values, every: int) -> dict:
+    """The baseline, measured in the same run: the front of a sub-grid (every ``every``-th batch value) without the
+    seed pruning -- each block filtered on its own, all its tied points kept, as before the seed -- and with it
+    (the default); the two fronts must be the same points."""
+    grid = points.resolve_values(base, space, dict(values, batch=values["batch"][::every]))
+    q = exhaustive._question(grid, space)
+    runs = {}
+    for name, seed_points in (("unseeded", 0), ("seeded", None)):
+        t0 = time.perf_counter()
+        runs[name] = (front_of_grid(grid, q, progress=False, seed_points=seed_points), time.perf_counter() - t0)
+    same = np.array_equal(*(np.sort(front.grid_index.values) for front, _ in runs.values()))
+    return dict(points=grid.points, same=same, **{name + "_s": wall for name, (_, wall) in runs.items()})
 
 
 def optuna_run(trials: int, seed: int, workdir: Path) -> tuple[np.ndarray, dict]:
@@ -88,16 +107,29 @@ def main() -> None:
     ap.add_argument("--links", type=int, default=32)
     ap.add_argument("--flash", type=int, default=32)
     ap.add_argument("--tiny", action="store_true", help="a small discretisation and 100 trials (a smoke run)")
+    ap.add_argument("--front-only", action="store_true", help="part 1 only (the exact front and its baseline)")
+    ap.add_argument("--baseline-every", type=int, default=16, help="the baseline's sub-grid: every n-th batch value")
     a = ap.parse_args()
     if a.tiny:
-        a.trials, a.batches, a.fractions, a.links, a.flash = 100, 6, 3, 2, 2
+        a.trials, a.batches, a.fractions, a.links, a.flash, a.baseline_every = 100, 6, 3, 2, 2, 2
     cfg = compose(PRESET, ["search.progress=false"])
     base, space = _base(cfg), parse(cfg["search"], _base(cfg))
     values = fine_values(space, a.batches, a.fractions, a.links, a.flash)
     F_exact, ex = exact(base, space, values)
+    rate = ex['points'] / ex['wall_s']
     print(f"exact front of the fine discretisation: {ex['points']:,} points ({ex['feasible']:,} feasible) in "
-          f"{ex['wall_s']:.1f} s = {ex['points'] / ex['wall_s']:.3g} points/s; front {ex['front']} points; "
-          f"peak RSS {ex['rss'] / 2**30:.2f} GiB (targets: >= 1e9 points, < 120 s, < 2 GiB)", flush=True)
+          f"{ex['wall_s']:.1f} s (resolving the grid {ex['wall_s'] - ex['front_s']:.1f} s, the front "
+          f"{ex['front_s']:.1f} s) = {rate:.3g} points/s; front {ex['front']} points; "
+          f"peak RSS {ex['rss'] / 2**30:.2f} GiB (targets: >= 1e9 points, < 120 s, < 2 GiB); load average "
+          f"{ex['load'][0]:.2f} before, {ex['load'][1]:.2f} after, on {os.cpu_count()} cores", flush=True)
+    bl = baseline(base, space, values, a.baseline_every)
+    print(f"baseline, the sub-grid of one batch value in {a.baseline_every} ({bl['points']:,} points), load average "
+          f"{os.getloadavg()[0]:.2f}: without the seed pruning {bl['points'] / bl['unseeded_s']:.3g} points/s, with "
+          f"it {bl['points'] / bl['seeded_s']:.3g} points/s ({bl['unseeded_s'] / bl['seeded_s']:.1f}x); the same "
+          f"front: {bl['same']}; the whole grid's front (points / its {ex['front_s']:.1f} s) against the baseline: "
+          f"{ex['points'] / ex['front_s'] / (bl['points'] / bl['unseeded_s']):.1f}x", flush=True)
+    if a.front_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         F_opt, op = optuna_run(a.trials, a.seed, Path(tmp))
     norm = Normalizer(F_exact)

@@ -36,6 +36,7 @@ LONG = {
     "python -m analysis.paper_figures": "every paper figure",
     "python benchmarks/sweep_throughput.py": "a 10^9-point sweep",
     "PYTHONPATH=. python benchmarks/sweep_throughput.py": "a 28-million-point grid, three ways, repeated",
+    "PYTHONPATH=. python benchmarks/continuous_search.py --front-only": "the exact front of 1.17e9 points (~30 s)",
     "PYTHONPATH=. python benchmarks/continuous_search.py": "the exact front of 1.17e9 points and 4,000 trials",
     "dse-search search=deepseek-r1-continuous": "4,000 Optuna trials (minutes)",
     "PYTHONPATH=. python benchmarks/max_batch.py": "10^5-point max_batch and a per-point loop (~30 s)",

@@ -23,9 +23,13 @@ def _feasible_points(ds, objectives, limits):
 
 
 def _sweep_front_2d(F):
-    """Non-dominated rows of an n x 2 array (duplicates of a front point all kept), by sorting: a point is dominated
-    when a point of smaller first objective has a second objective <= its own, or a point of equal first objective
-    a smaller second."""
+    return F[_sweep_mask_2d(F)]
+
+
+def _sweep_mask_2d(F):
+    """Mask of the non-dominated rows of an n x 2 array (duplicates of a front point all kept), by sorting: a point
+    is dominated when a point of smaller first objective has a second objective <= its own, or a point of equal
+    first objective a smaller second."""
     order = np.lexsort((F[:, 1], F[:, 0]))
     F = F[order]
     keep = np.zeros(len(F), dtype=bool)
@@ -39,7 +43,9 @@ def _sweep_front_2d(F):
         keep[i:j] = (F[i:j, 1] < best_before) & (F[i:j, 1] <= group_min)
         best_before = min(best_before, group_min)
         i = j
-    return F[keep]
+    mask = np.zeros(len(F), dtype=bool)
+    mask[order] = keep
+    return mask
 
 
 def _rows(F):
@@ -124,3 +130,96 @@ def test_pruned_filter_keeps_exactly_the_non_dominated_points(n, k):
     from dse.search.pareto import nondominated
 
     np.testing.assert_array_equal(got, nondominated(F))            # and moocore's filter of all the points
+
+
+@pytest.mark.parametrize("seed_points", [2, 64, 10**7])
+def test_any_seed_gives_every_front_point_with_its_ties(seed_points):
+    """Blocks are pruned by the front of a sub-grid of about ``seed_points`` points (two: the grid's corners; 10^7:
+    the whole grid); the front, every tied point included, is the sweep's whatever the seed."""
+    from dse.run.engine import resolve
+    from dse.search.front import front_of_grid, question
+
+    grid = dict(GRID, batch=list(range(1, 257, 3)), context_len=[1024, 8192])
+    objectives = ["energy_per_token", "capacity_cost_usd"]
+    g = resolve(**grid)
+    pf = front_of_grid(g, question(g, objectives, LIMITS), block_points=3000, seed_points=seed_points, progress=False)
+    ds = dse.evaluate(**grid)
+    like = ds.energy_per_token
+    assert like.dims == g.dims
+    F = _feasible_points(ds, objectives, LIMITS)
+    feasible = np.flatnonzero(_feasible_mask(ds, LIMITS).ravel())
+    want = np.sort(feasible[_sweep_mask_2d(F)])
+    assert len(want) > 3 and pf.attrs["n_feasible"] == len(F)
+    np.testing.assert_array_equal(np.sort(pf.grid_index.values), want)
+
+
+def test_three_objectives_with_a_sparse_seed_equal_all_pairs_comparison():
+    from dse.run.engine import resolve
+    from dse.search.front import front_of_grid, question
+
+    grid = dict(GRID, batch=list(range(1, 129, 5)), context_len=[1024, 8192])
+    objectives = ["energy_per_token", "capacity_cost_usd", "step_latency"]
+    limits = {"hbm_fill": {"max": 0.95}}
+    g = resolve(**grid)
+    pf = front_of_grid(g, question(g, objectives, limits), block_points=400, seed_points=40, progress=False)
+    F = _feasible_points(dse.evaluate(**grid), objectives, limits)
+    le = np.all(F[:, None, :] <= F[None, :, :], axis=2)
+    lt = np.any(F[:, None, :] < F[None, :, :], axis=2)
+    dominated = np.any(le & lt, axis=0)
+    assert pf.sizes["point"] == np.count_nonzero(~dominated) > 3              # every tied point too
+    np.testing.assert_allclose(_front_rows(pf, objectives), _rows(F[~dominated]), rtol=1e-12)
+
+
+def _feasible_mask(ds, limits):
+    like = ds.energy_per_token
+    feasible = ds.fits.broadcast_like(like).transpose(*like.dims).values.copy()
+    for name, spec in limits.items():
+        v = ds[name].broadcast_like(like).transpose(*like.dims).values
+        feasible &= (v >= spec.get("min", -np.inf)) & (v <= spec.get("max", np.inf))
+    return feasible
+
+
+@pytest.mark.parametrize("k, staircase_values", [(1, None), (2, None), (3, None), (2, 100), (3, 100)])
+def test_seed_pruning_drops_only_points_a_seed_point_dominates(k, staircase_values, monkeypatch):
+    """Open objectives over different dims (the first over all three); the mask keeps every feasible point that no
+    seed point dominates (checked point by point) and drops points a seed point dominates by a clear margin (all
+    of them unless the staircase's budget leaves out seed points)."""
+    from dse.search import prune
+    from dse.search.prune import candidates
+
+    if staircase_values:
+        monkeypatch.setattr(prune, "STAIRCASE_VALUES", staircase_values)
+
+    rng = np.random.default_rng(k)
+    shapes = [(6, 7, 8), (6, 1, 1), (1, 7, 1)][:k]
+    objectives = [np.round(rng.random(s) * 20) / 20 for s in shapes]      # ties
+    feasible = rng.random((6, 7, 1)) < 0.8
+    points = np.stack([np.broadcast_to(o, shapes[0]).ravel() for o in objectives], 1)
+    seed = points[rng.choice(len(points), 25, replace=False)]
+    mask = np.broadcast_to(candidates(objectives, seed, feasible), shapes[0]).ravel()
+    ok = np.broadcast_to(feasible, shapes[0]).ravel()
+    le = np.all(seed[:, None, :] <= points[None, :, :], axis=2)
+    dominated = np.any(le & np.any(seed[:, None, :] < points[None, :, :], axis=2), axis=0)
+    clearly = np.any(np.all(seed[:, None, :] < points[None, :, :] - 1e-6, axis=2), axis=0)
+    assert not mask[~ok].any()
+    np.testing.assert_array_equal(mask[ok & ~dominated], True)
+    assert clearly.sum() > 10 and not mask[clearly].all()
+    assert staircase_values or not mask[clearly].any()
+
+
+def test_seed_boxes_are_evenly_spaced_shifted_sub_grids():
+    from dse.search.prune import seed_boxes
+
+    sizes = [3, 5, 2, 73, 65, 32, 32]
+    boxes = seed_boxes(sizes, 40_000, shifts=4)
+    assert len(boxes) == 4 and sum(np.prod([len(b) for b in box]) for box in boxes) <= 40_000
+    for box in boxes:
+        for b, n in zip(box, sizes):
+            assert 0 <= b[0] and b[-1] <= n - 1 and np.all(np.diff(b) > 0)
+            assert np.ptp(np.diff(b)[:-1]) <= 1 if len(b) > 3 else True     # evenly spaced, but for the last value
+    assert all(b[0] == 0 and b[-1] == n - 1 for b, n in zip(boxes[0], sizes))   # the first holds the ends,
+    assert all(b[-1] == n - 1 for box in boxes for b, n in zip(box, sizes))        # every one the last values
+    for d in (3, 4):                                # the shifted copies hold other values of the long dims
+        union = np.unique(np.concatenate([box[d] for box in boxes]))
+        assert len(union) >= 3 * len(boxes[0][d])
+    assert [[len(b) for b in box] for box in seed_boxes(sizes, 10**9)] == [sizes]   # small: the whole grid, once

@@ -1,12 +1,14 @@
 """The exact Pareto front of a whole grid, streamed through dask block by block (docs/scale.md).
 
-Every block of the grid is evaluated on its own (the variables the question needs: objectives, constrained
-variables and ``fits``); its feasible points that no other point of the block dominates are kept (moocore's
-non-dominated filter); the blocks' fronts are merged by a tree reduction (``SPLIT_EVERY`` fronts at a time, the
-union filtered again). A point dominated inside its block is dominated in the grid, and the union of the blocks'
-fronts holds every point of the grid's front, so the result is the grid's exact front. Memory holds the blocks in
-flight and the fronts, not the grid; any dask scheduler runs it (threads, or a distributed cluster's workers, which
-get the resolved grid once each).
+First the front of a few evenly spaced sub-grids (the *seed*, :mod:`dse.search.prune`) is computed; its points are
+feasible grid points. Every block of the grid is then evaluated on its own (the variables the question needs:
+objectives, constrained variables and ``fits``); its feasible points that no seed point dominates and no other
+point of the block dominates are kept (moocore's non-dominated filter); the blocks' fronts are merged by a tree
+reduction (``SPLIT_EVERY`` fronts at a time, the union filtered again). A point dominated by a grid point is not on
+the grid's front, and the union of the blocks' fronts holds every point of the grid's front, so the result is the
+grid's exact front. Memory holds the blocks in flight and fronts of about the front's size, not the grid (docs/
+scale.md s.5: without the seed, points tied with a block's front points filled the merges); any dask scheduler
+runs it (threads, or a distributed cluster's workers, which get the resolved grid once each).
 """
 from __future__ import annotations
 
@@ -21,11 +23,14 @@ import xarray as xr
 
 from dse.model.params import DseError
 from .pareto import nondominated
+from .prune import SEED_POINTS, candidates, nondominated_pruned, seed_boxes
 
-#: Grid points per block (about 8 MiB per float64 variable): large enough that numpy's loops dominate.
-BLOCK_POINTS = 1 << 20
+#: Grid points per block (32 MiB per float64 variable over the block): numpy's loops dominate the Python per block.
+BLOCK_POINTS = 1 << 22
 #: Fronts merged by one task of the tree reduction.
 SPLIT_EVERY = 8
+#: The seed's sub-grids hold at most 1 / SEED_SHARE of a grid's points (a small grid is not evaluated twice).
+SEED_SHARE = 16
 log = logging.getLogger("dse")
 
 
@@ -73,54 +78,60 @@ def _at(a: np.ndarray, where: tuple) -> np.ndarray:
     return a[tuple(w if n > 1 else 0 for w, n in zip(where, a.shape))] if a.ndim else np.full(len(where[0]), a)
 
 
-#: Points of the evenly spaced sample whose front prunes a block's feasible points before the exact filter (at most
-#: PRUNE_BY of its front's points prune; blocks of fewer than PRUNE_ABOVE feasible points are filtered directly).
-PRUNE_SAMPLE, PRUNE_BY, PRUNE_ABOVE = 1024, 32, 16384
+def _length(b, size: int) -> int:
+    return len(range(size)[b]) if isinstance(b, slice) else len(b)
 
 
-def nondominated_pruned(F: np.ndarray) -> np.ndarray:
-    """:func:`nondominated` of many points, faster: the front of an evenly spaced sample of them first removes every
-    point one of its points dominates (they are points of the set, so no non-dominated point is removed), then the
-    exact filter runs on what is left."""
-    if len(F) <= PRUNE_ABOVE:
-        return nondominated(F)
-    S = F[::len(F) // PRUNE_SAMPLE]
-    S = S[nondominated(S)]
-    keep = np.ones(len(F), dtype=bool)
-    for d in S[::max(1, -(-len(S) // PRUNE_BY))]:
-        le = np.ones(len(F), dtype=bool)
-        lt = np.zeros(len(F), dtype=bool)
-        for j, v in enumerate(d):
-            le &= F[:, j] >= v
-            lt |= F[:, j] > v
-        keep &= ~(le & lt)
-    idx = np.flatnonzero(keep)
-    mask = np.zeros(len(F), dtype=bool)
-    mask[idx[nondominated(F[idx])]] = True
-    return mask
+def _positions(b, where: np.ndarray) -> np.ndarray:
+    """Grid positions along a dimension of block positions ``where`` (a box's slice or index list)."""
+    return b.start + where if isinstance(b, slice) else np.asarray(b)[where]
 
 
-def block_front(grid, box, q: Question):
-    """One block's feasible non-dominated points: (objectives n x k, constrained values n x c, flat grid index,
-    feasible points counted). Feasibility is computed on the variables' own dims and broadcast into one mask;
-    objectives are taken at the feasible points only, constrained values at the front's."""
-    box = tuple(box)
-    data = grid.block(box, q.names)
-    shape = tuple(len(range(grid.sizes[d])[b]) for d, b in zip(grid.dims, box))
-    feasible = np.ones(shape, dtype=bool)
+def _candidates(grid, data: dict, shape: tuple, q: Question, seed: np.ndarray):
+    """A block's feasible points that no seed point dominates (flat block indices), and its feasible count.
+    Constraints combine on their own dims (an open mask); only the last step spans the block."""
+    ok = True
     for name, (lo, hi) in q.constraints.items():
         v = _open(grid, data, name)
-        feasible &= (v >= lo) & (v <= hi)
+        ok = ok & (v >= lo) & (v <= hi)
     if q.fits:
-        feasible &= _open(grid, data, "fits").astype(bool)
-    idx = np.flatnonzero(feasible)
-    F = np.column_stack([np.broadcast_to(_open(grid, data, o), shape)[feasible] for o in q.objectives]).astype(float)
+        ok = ok & _open(grid, data, "fits").astype(bool)
+    n_feasible = int(np.count_nonzero(ok)) * (math.prod(shape) // max(1, np.size(ok)))
+    if not n_feasible:
+        return np.zeros(0, dtype=np.int64), 0
+    mask = candidates([_open(grid, data, o) for o in q.objectives], seed, ok)
+    if not mask.any():    # most blocks: a quick scan instead of a copy into the block's order
+        return np.zeros(0, dtype=np.int64), n_feasible
+    return np.flatnonzero(np.broadcast_to(mask, shape)), n_feasible
+
+
+def block_front(grid, box, q: Question, seed=None):
+    """One block's feasible non-dominated points: (objectives n x k, constrained values n x c, flat grid index,
+    feasible points counted). ``box``: a slice or an index list per grid dimension. Points a ``seed`` point (rows:
+    objective values of feasible grid points) dominates are dropped first (:mod:`dse.search.prune`); values are
+    taken at the remaining points only."""
+    box = tuple(box)
+    data = grid.block(box, q.names)
+    shape = tuple(_length(b, grid.sizes[d]) for d, b in zip(grid.dims, box))
+    idx, n_feasible = _candidates(grid, data, shape, q, np.zeros((0, len(q.objectives))) if seed is None else seed)
+    where = np.unravel_index(idx, shape) if shape else (idx,)     # a grid without dimensions: one point
+    F = np.column_stack([_at(_open(grid, data, o), where) for o in q.objectives]).astype(float)
     keep = nondominated_pruned(F) if len(F) else np.zeros(0, dtype=bool)
-    where = np.unravel_index(idx[keep], shape)
+    where = tuple(w[keep] for w in where)
     V = np.column_stack([_at(_open(grid, data, c), where) for c in q.constraints] or [np.zeros((len(where[0]), 0))])
-    at = tuple(b.start + w for b, w in zip(box, where))
-    flat = np.ravel_multi_index(at, tuple(grid.sizes[d] for d in grid.dims)) if grid.dims else np.zeros(len(F), int)
-    return F[keep], V.astype(float), np.asarray(flat, dtype=np.int64), int(np.count_nonzero(feasible))
+    at = tuple(_positions(b, w) for b, w in zip(box, where))
+    flat = np.ravel_multi_index(at, tuple(grid.sizes[d] for d in grid.dims)) if grid.dims else np.zeros(len(V), int)
+    return F[keep], V.astype(float), np.asarray(flat, dtype=np.int64), n_feasible
+
+
+def seed_front(grid, q: Question, points: int = SEED_POINTS) -> np.ndarray:
+    """Objective values of the front of evenly spaced sub-grids (:func:`dse.search.prune.seed_boxes`): feasible
+    grid points, which prune every block (none when ``points`` is 0)."""
+    if points < 1:
+        return np.zeros((0, len(q.objectives)))
+    F = np.concatenate([block_front(grid, box, q)[0] for box in seed_boxes([grid.sizes[d] for d in grid.dims],
+                                                                            points)])
+    return F[nondominated(F)]
 
 
 def merge(*fronts):
@@ -132,28 +143,49 @@ def merge(*fronts):
 
 
 def _blocks(grid, block_points: int) -> list[tuple]:
-    """Boxes of at most about ``block_points`` points: the grid's last dimensions whole first."""
+    """Boxes of at most about ``block_points`` points: the grid's last dimensions whole first; a dimension that does
+    not fit is cut into chunks of equal length (give or take one)."""
     chunks, room = {}, max(1, int(block_points))
     for d in reversed(grid.dims):
-        chunks[d] = max(1, min(grid.sizes[d], room))
-        room = max(1, room // chunks[d])
+        n = grid.sizes[d]
+        pieces = -(-n // min(n, room))
+        chunks[d] = tuple(n // pieces + (i < n % pieces) for i in range(pieces))
+        room = max(1, room // chunks[d][0])
     return [box for _, box in grid.blocks(grid.chunking(chunks))]
 
 
-def front_of_grid(grid, q: Question, *, block_points: int = BLOCK_POINTS, scheduler=None, progress: bool = True):
-    """The exact front of a resolved grid (:func:`pareto_front`'s work) as a Dataset along ``point``."""
+def _graph(grid, q: Question, boxes: list, seed_points: int, token: str) -> tuple[dict, str]:
+    """The task graph (a plain dict of dask's tuple tasks: built in milliseconds, where a delayed call per block
+    costs ~0.5 ms): the grid and the question as keys of their own (a cluster ships them once per worker), the seed
+    front, one task per block, and the tree of merges, ``SPLIT_EVERY`` fronts per task."""
+    grid_key, q_key, seed_key = (f"dse-front-{part}-{token}" for part in ("grid", "question", "seed"))
+    dsk = {grid_key: grid, q_key: q, seed_key: (seed_front, grid_key, q_key, seed_points)}
+    level = [f"dse-front-block-{token}-{i}" for i in range(len(boxes))]
+    dsk.update({key: (block_front, grid_key, box, q_key, seed_key) for key, box in zip(level, boxes)})
+    depth = 0
+    while len(level) > 1:
+        depth += 1
+        groups = [level[i:i + SPLIT_EVERY] for i in range(0, len(level), SPLIT_EVERY)]
+        level = [f"dse-front-merge-{token}-{depth}-{i}" for i in range(len(groups))]
+        dsk.update({key: (merge, *group) for key, group in zip(level, groups)})
+    return dsk, level[0]
+
+
+def front_of_grid(grid, q: Question, *, block_points: int = BLOCK_POINTS, scheduler=None, progress: bool = True,
+                  seed_points: int | None = None):
+    """The exact front of a resolved grid (:func:`pareto_front`'s work) as a Dataset along ``point``; the blocks are
+    pruned by the front of sub-grids of about ``seed_points`` points in all (:func:`seed_front`; 0: not pruned;
+    default :data:`SEED_POINTS`, at most 1 / :data:`SEED_SHARE` of the grid)."""
     import dask
+    from dask.delayed import Delayed
 
     t0 = time.perf_counter()
     token = uuid.uuid4().hex[:12]
-    g = dask.delayed(grid, name=f"dse-front-grid-{token}")
     boxes = _blocks(grid, block_points)
-    level = [dask.delayed(block_front, pure=True)(g, list(box), q, dask_key_name=f"dse-front-block-{token}-{i}")
-             for i, box in enumerate(boxes)]
-    while len(level) > 1:
-        level = [dask.delayed(merge, pure=True)(*level[i:i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)]
+    seed_points = min(SEED_POINTS, grid.points // SEED_SHARE) if seed_points is None else seed_points
+    dsk, key = _graph(grid, q, boxes, seed_points, token)
     with _progress(grid.points, len(boxes), f"dse-front-block-{token}", progress):
-        F, V, flat, n_feasible = dask.compute(level[0], scheduler=scheduler)[0]
+        F, V, flat, n_feasible = dask.compute(Delayed(key, dsk), scheduler=scheduler)[0]
     return _dataset(grid, q, F, V, flat, n_feasible, time.perf_counter() - t0)
 
 
