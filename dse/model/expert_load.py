@@ -71,14 +71,18 @@ def max_given_touched(n_experts: int, ep: int) -> np.ndarray:
         x = np.arange(s + 1)
         laws.append(_hypergeom_pmf(x[None, :], remaining, s, r[:, None]))
         remaining -= s
-    for c in range(max(sizes)):        # P(max <= c | N) for each c; E[max | N] = sum_c (1 - P(max <= c | N))
-        f = np.eye(E + 1)              # f[N0, r]: P(groups so far each <= c, r items left | N0 touched)
-        for s, law in zip(sizes, laws):
-            g = np.zeros_like(f)
+    # P(max <= c | N) for each c; E[max | N] = sum_c (1 - P(max <= c | N)). With f[N, r] = P(the groups so far each
+    # <= c, r items left | N touched), a group maps f to f @ M, M[r, r - x] = law[r, x] (x <= c): the last column of
+    # the product over the groups, M_1 M_2 ... e_0, is found right to left, one vector per group
+    for c in range(max(sizes)):
+        v = np.zeros(E + 1)
+        v[0] = 1.0
+        for s, law in zip(sizes[::-1], laws[::-1]):
+            w = np.zeros(E + 1)
             for x in range(min(c, s) + 1):
-                g[:, : E + 1 - x] += f[:, x:] * law[x:, x][None, :]
-            f = g
-        expected += 1.0 - f[:, 0]
+                w[x:] += law[x:, x] * v[: E + 1 - x]
+            v = w
+        expected += 1.0 - v
     expected[N == 0] = 0.0
     return expected
 
