@@ -1,5 +1,6 @@
 """Benchmarks count grid points only: the parts of stacked variables (component, cost_part) are not points."""
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,12 @@ def test_benchmark_starts(script):
                          text=True, timeout=120, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "usage" in run.stdout
+
+
+def test_continuous_search_smoke_run():
+    """The exact-front benchmark's smoke run: both sides run and the seeded and unseeded fronts agree."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "continuous_search.py"), "--tiny"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "the same front: True" in run.stdout and "Optuna on the continuous space" in run.stdout
