@@ -41,3 +41,13 @@ def test_continuous_search_smoke_run():
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert run.returncode == 0, run.stderr[-2000:]
     assert "the same front: True" in run.stdout and "Optuna on the continuous space" in run.stdout
+
+
+def test_sweep_throughput_parts_run(capsys):
+    """The check grid's split and the codec measurement of benchmarks/sweep_throughput.py run (their numbers are
+    timings, printed, not asserted)."""
+    mod = _module("sweep_throughput")
+    mod.small_grid(1)
+    mod.codec_speeds(1)
+    out = capsys.readouterr().out
+    assert "two threads at best" in out and "zstd level -3 (dse's zstd)" in out
