@@ -77,16 +77,10 @@ def _zstd():
     return [ZstdCodec(level=-3)]
 
 
-def _lz4():
-    from zarr.codecs import BloscCodec
-
-    return [BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle")]
-
-
-#: Zarr compressors (``output.compressor``): zstd at its fast level -3 (the default: on dse results 5.2x smaller at
-#: ~1.9 GB/s per core, where level 1 gives 5.4x at ~0.9 GB/s -- measured on energy_per_token blocks), Blosc lz4 or
-#: none. benchmarks/sweep_throughput.py measures them through whole sweeps.
-ZARR_COMPRESSORS = {"zstd": _zstd, "lz4": _lz4, "none": lambda: []}
+#: Zarr compressors (``output.compressor``): zstd at its fast level -3 (the default: on result chunks 5.2x smaller
+#: at ~1.9 GB/s per core, where level 1 gives 5.4x at ~0.9 GB/s and Blosc lz4 1.04x at ~2.8 GB/s), or none (fast
+#: disks). benchmarks/sweep_throughput.py measures the codecs and whole sweeps with each.
+ZARR_COMPRESSORS = {"zstd": _zstd, "none": lambda: []}
 
 
 def write_zarr(layout: sweep.Layout, path: Path, attrs: dict, compressor: str = "zstd", **run) -> Path:
