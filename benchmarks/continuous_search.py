@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dse.search import compose, exhaustive, run  # noqa: E402
+from dse.search import compose, exhaustive, points, run  # noqa: E402
 from dse.search.front import front_of_grid  # noqa: E402
 from dse.search.pareto import Normalizer, nondominated  # noqa: E402
 from dse.search.run import _base  # noqa: E402
@@ -57,7 +57,7 @@ def fine_values(space, batches: int, fractions: int, links: int, flash: int) -> 
 
 def exact(base, space, values) -> tuple[np.ndarray, dict]:
     t0 = time.perf_counter()
-    grid = exhaustive._grid(base, space, values)
+    grid = points.resolve_values(base, space, values)
     front = front_of_grid(grid, exhaustive._question(grid, space), progress=True)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
