@@ -12,9 +12,13 @@ already close to where its neighbour was refined). Integers and stepped floats s
 one grid step; a nominal categorical (GPU type, tier) takes every other choice, a numeric one its adjacent values.
 
 Each batch gives a share of its trials to these polls (queued with ``Study.enqueue_trial``, so they are ordinary
-trials that the sampler also learns from), the front points first whose exclusive hypervolume contribution (in the
-front's normalized objectives) times the step is largest: wide gaps and the front's ends, coarse steps first. Once
-every front point has converged, the whole batch goes to the sampler again.
+trials that the sampler also learns from). Half of them poll the front, the points whose exclusive hypervolume
+contribution (in the front's normalized objectives) times the step is largest first: wide gaps and the front's ends,
+coarse steps first. The other half poll the runners-up (:mod:`.centres`): the fronts of each combination of the
+nominal categoricals, which reach the whole front only near their own best settings (a larger GPU pays off only at
+a larger batch and cache); the combinations take turns (the one given the fewest poll points so far first), within
+one the point nearest the front / step first. A point that a poll moves to another combination starts at the
+coarse step again. Once every point has converged, the whole batch goes to the sampler again.
 
 :func:`_moves` (one step, used by the sampler's mutation in :mod:`.offspring`): a log int moves by about x/÷ sqrt(2)
 or +/- 1; a continuous float by +/- 1/16 and 1/128 of its range (in log space for a log float) or to either bound.
@@ -25,6 +29,8 @@ import math
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from . import centres
 
 
 def _numeric(choices) -> bool:
@@ -66,6 +72,8 @@ def _ordered(d: BaseDistribution) -> bool:
 
 #: A poll moves an ordered numeric variable by 2**-level of its range; levels START_LEVEL .. MAX_LEVEL (0.1 %).
 START_LEVEL, MAX_LEVEL = 3, 10
+#: Share of the local search's trials given to polls of the runners-up (:mod:`.centres`) while there are any.
+RUNNER_SHARE = 0.5
 
 
 def _to_unit(value, d) -> float:
@@ -146,8 +154,11 @@ class LocalSearch:
     def __init__(self, dists: dict[str, BaseDistribution], seed: int):
         self.dists = dists
         self.names = list(dists)
+        self.nominal = [n for n, d in dists.items() if not _ordered(d)]
         self.tried: set[tuple] = set()
         self.level: dict[tuple, int] = {}      # a point's poll level (levels only grow: all coarser ones are tried)
+        self.spent: dict[tuple, int] = {}      # poll points proposed per combination of the nominal values
+        self._polls: dict[tuple, tuple] = {}   # a point's current poll: its level and untried (key, params) pairs
         self.rng = np.random.default_rng(seed)
 
     def mark(self, params: dict) -> None:
@@ -156,40 +167,61 @@ class LocalSearch:
     def is_tried(self, params: dict) -> bool:
         return key(params, self.names) in self.tried
 
-    def poll(self, params: dict) -> tuple[int, list[dict]]:
-        """The point's poll level and its untried neighbours there: the first level (from the point's own) at which
-        some neighbour is untried; (MAX_LEVEL + 1, []) once the point has converged."""
+    def poll(self, params: dict) -> tuple[int, list[tuple]]:
+        """The point's poll level and its untried neighbours there (as (key, params) pairs): the first level (from
+        the point's own) at which some neighbour is untried; (MAX_LEVEL + 1, []) once the point has converged."""
         kp = key(params, self.names)
-        level = self.level.get(kp, START_LEVEL)
+        level, todo = self._polls.get(kp, (self.level.get(kp, START_LEVEL), None))
         while level <= MAX_LEVEL:
-            todo = [q for q in neighbours(params, self.dists, level) if key(q, self.names) not in self.tried]
+            if todo is None:
+                todo = [(key(q, self.names), q) for q in neighbours(params, self.dists, level)]
+            todo = [(kq, q) for kq, q in todo if kq not in self.tried]
             if todo:
                 break
-            level += 1
+            level, todo = level + 1, None
+        self._polls[kp] = (level, todo or [])
         self.level[kp] = level
-        return level, (todo if level <= MAX_LEVEL else [])
+        return level, todo or []
 
-    def proposals(self, front: list[dict], F: np.ndarray, k: int) -> list[dict]:
-        """Up to ``k`` untried neighbours of the ``front`` points (objectives ``F``), from the polls of the points
-        with the largest hypervolume contribution x step first; each poll's points in random (seeded) order."""
-        if k <= 0 or not front:
+    def proposals(self, params: list[dict], F: np.ndarray, k: int) -> list[dict]:
+        """Up to ``k`` untried neighbours of the feasible points ``params`` (objectives ``F``): 1 - RUNNER_SHARE of
+        them (or what the runners-up leave) from the polls of the front, largest hypervolume contribution x step
+        first; the rest from the polls of the runners-up (:mod:`.centres`), those of the combination of nominal
+        values given the fewest poll points so far first, then nearest the front / step."""
+        if k <= 0 or not params:
             return []
-        polls = [self.poll(p) for p in front]
-        score = _contributions(F) * np.array([2.0 ** -level for level, _ in polls])
-        order = sorted(range(len(front)), key=lambda i: (-score[i], self.rng.random()))
+        front, runners, eps = centres.split(params, F, self.nominal)
+        polls = {i: self.poll(params[i]) for i in [*front, *runners]}
+        step = {i: 2.0 ** (START_LEVEL - level) for i, (level, _) in polls.items()}
+        gain = dict(zip(front, _contributions(np.asarray(F)[front])))
+        near = dict(zip(runners, eps))
+        queues = [sorted(front, key=lambda i: (-gain[i] * step[i], self.rng.random())),
+                  sorted(runners, key=lambda i: (self.spent.get(self._combo(params[i]), 0), near[i] / step[i],
+                                                  self.rng.random()))]
         out, seen = [], set()
+        self._take(queues[0], params, polls, k - int(round(RUNNER_SHARE * k)) if len(runners) else k, out, seen)
+        self._take(queues[1], params, polls, k, out, seen)
+        self._take(queues[0], params, polls, k, out, seen)
+        return out
+
+    def _combo(self, p: dict) -> tuple:
+        return tuple(p[n] for n in self.nominal)
+
+    def _take(self, order, params: list, polls: dict, k: int, out: list, seen: set) -> None:
+        """Append untried, unseen poll points of the centres in ``order`` to ``out`` until it holds ``k``."""
         for i in order:
             level, todo = polls[i]
             for j in self.rng.permutation(len(todo)):
-                kq = key(todo[j], self.names)
-                if kq in seen:
-                    continue
-                seen.add(kq)
-                self.level.setdefault(kq, level)     # a point a poll finds keeps the poll's step
-                out.append(todo[j])
                 if len(out) >= k:
-                    return out
-        return out
+                    return
+                kq, q = todo[j]
+                if kq not in seen:
+                    seen.add(kq)
+                    same = all(q[n] == params[i][n] for n in self.nominal)   # another combination: coarse again
+                    self.level.setdefault(kq, level if same else START_LEVEL)
+                    out.append(q)
+                    c = self._combo(params[i])
+                    self.spent[c] = self.spent.get(c, 0) + 1
 
     def random_untried(self, k: int, attempts: int = 50) -> list[dict]:
         """Up to ``k`` uniformly drawn points not tried yet (fallback when the sampler only repeats itself)."""
