@@ -12,12 +12,12 @@ already close to where its neighbour was refined). Integers and stepped floats s
 one grid step; a nominal categorical (GPU type, tier) takes every other choice, a numeric one its adjacent values.
 
 Each batch gives a share of its trials to these polls (queued with ``Study.enqueue_trial``, so they are ordinary
-trials that the sampler also learns from). Half of them poll the front, the points whose exclusive hypervolume
-contribution (in the front's normalized objectives) times the step is largest first: wide gaps and the front's ends,
-coarse steps first. The other half poll the runners-up (:mod:`.centres`): the fronts of each combination of the
-nominal categoricals, which reach the whole front only near their own best settings (a larger GPU pays off only at
-a larger batch and cache); the combinations take turns (the one given the fewest poll points so far first), within
-one the point nearest the front / step first. A point that a poll moves to another combination starts at the
+trials that the sampler also learns from): first to the front, the points whose exclusive hypervolume contribution
+(in the front's normalized objectives) times the step is largest first -- wide gaps and the front's ends, coarse
+steps first. What the front's polls leave goes to the runners-up (:mod:`.centres`): the fronts of each combination
+of the nominal categoricals, which reach the whole front only near their own best settings (a larger GPU pays off
+only at a larger batch and cache); the combinations take turns (the one given the fewest poll points so far first),
+within one the point nearest the front / step first. A point that a poll moves to another combination starts at the
 coarse step again. Once every point has converged, the whole batch goes to the sampler again.
 
 :func:`_moves` (one step, used by the sampler's mutation in :mod:`.offspring`): a log int moves by about x/÷ sqrt(2)
@@ -72,8 +72,6 @@ def _ordered(d: BaseDistribution) -> bool:
 
 #: A poll moves an ordered numeric variable by 2**-level of its range; levels START_LEVEL .. MAX_LEVEL (0.1 %).
 START_LEVEL, MAX_LEVEL = 3, 10
-#: Share of the local search's trials given to polls of the runners-up (:mod:`.centres`) while there are any.
-RUNNER_SHARE = 0.5
 
 
 def _to_unit(value, d) -> float:
@@ -184,10 +182,10 @@ class LocalSearch:
         return level, todo or []
 
     def proposals(self, params: list[dict], F: np.ndarray, k: int) -> list[dict]:
-        """Up to ``k`` untried neighbours of the feasible points ``params`` (objectives ``F``): 1 - RUNNER_SHARE of
-        them (or what the runners-up leave) from the polls of the front, largest hypervolume contribution x step
-        first; the rest from the polls of the runners-up (:mod:`.centres`), those of the combination of nominal
-        values given the fewest poll points so far first, then nearest the front / step."""
+        """Up to ``k`` untried neighbours of the feasible points ``params`` (objectives ``F``): from the polls of the
+        front, largest hypervolume contribution x step first; what they leave from the polls of the runners-up
+        (:mod:`.centres`), those of the combination of nominal values given the fewest poll points so far first,
+        then nearest the front / step."""
         if k <= 0 or not params:
             return []
         front, runners, eps = centres.split(params, F, self.nominal)
@@ -199,9 +197,8 @@ class LocalSearch:
                   sorted(runners, key=lambda i: (self.spent.get(self._combo(params[i]), 0), near[i] / step[i],
                                                   self.rng.random()))]
         out, seen = [], set()
-        self._take(queues[0], params, polls, k - int(round(RUNNER_SHARE * k)) if len(runners) else k, out, seen)
-        self._take(queues[1], params, polls, k, out, seen)
-        self._take(queues[0], params, polls, k, out, seen)
+        for queue in queues:
+            self._take(queue, params, polls, k, out, seen)
         return out
 
     def _combo(self, p: dict) -> tuple:

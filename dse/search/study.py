@@ -261,7 +261,8 @@ def open_study(search: dict, space: Space, base: dict, run_dir: Path) -> Study:
 def feasible_points(trials) -> tuple[list[dict], np.ndarray]:
     """Params and objectives of the feasible trials (every constraint, ``fits`` included, <= 0)."""
     feasible = [t for t in trials if all(v <= 0 for v in t.constraints.values())]
-    F = np.array([t.values for t in feasible], dtype=float).reshape(len(feasible), len(trials[0].values) if trials else 0)
+    n_objectives = len(trials[0].values) if trials else 0
+    F = np.array([t.values for t in feasible], dtype=float).reshape(len(feasible), n_objectives)
     return [t.params for t in feasible], F
 
 
