@@ -9,7 +9,7 @@ energy). Two ways to answer it, printed side by side:
    :func:`dse.search.front.front_of_grid` (blocks through dask, moocore per block, tree reduction): wall time,
    points/s and the process's peak RSS right after it;
 2. Optuna (search.method=optuna, the preset's NSGA-II + local search, :mod:`dse.search.local`) on the continuous
-   space for ``--trials`` trials (8,000, the preset's: at 4,000 the fraction depends on the seed, 0.97-0.995 for
+   space for ``--trials`` trials (8,000, the preset's: at 4,000 the fraction is 0.986-0.990 for
    seeds 0-2): its feasible front's hypervolume as a fraction of the fine front's (objectives normalized to the fine
    front, reference point 1.1), the number of evaluations and the wall time.
 
