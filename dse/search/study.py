@@ -23,7 +23,6 @@ from dse.model.params import DseError
 from dse.search import points
 from .local import LocalSearch
 from .offspring import OrdinalOffspring
-from .pareto import nondominated
 from .space import Space
 
 DIGEST_KEY = "dse_digest"
@@ -259,17 +258,12 @@ def open_study(search: dict, space: Space, base: dict, run_dir: Path) -> Study:
     return Study(persistent, sampler, n_before)
 
 
-def front_params(trials, constraints) -> list[dict]:
-    """Params of the feasible trials that no other feasible trial dominates."""
-    feasible = [t for t in trials if all(t.constraints.get(c, 0.0) <= 0 for c in constraints)]
-    if not feasible:
-        return []
-    F = np.array([t.values for t in feasible], dtype=float)
-    front = np.flatnonzero(nondominated(F))
-    # one point per distinct objective vector: settings that change nothing (the cache fraction with every
-    # expert in HBM, say) would otherwise multiply the neighbourhood to explore
-    _, first = np.unique(F[front], axis=0, return_index=True)
-    return [feasible[i].params for i in front[np.sort(first)]]
+def feasible_points(trials) -> tuple[list[dict], np.ndarray]:
+    """Params and objectives of the feasible trials (every constraint, ``fits`` included, <= 0)."""
+    feasible = [t for t in trials if all(v <= 0 for v in t.constraints.values())]
+    n_objectives = len(trials[0].values) if trials else 0
+    F = np.array([t.values for t in feasible], dtype=float).reshape(len(feasible), n_objectives)
+    return [t.params for t in feasible], F
 
 
 def optimize(study: Study, space: Space, base: dict, n_trials: int, batch_size: int,
@@ -316,7 +310,7 @@ def _enqueue_extra(study: Study, memory: LocalSearch, space: Space, size: int, l
     for t in history:
         memory.mark(t.params)
     if local_share > 0:
-        for p in memory.proposals(front_params(history, space.constraints), int(round(local_share * size))):
+        for p in memory.proposals(*feasible_points(history), int(round(local_share * size))):
             study.mirror.enqueue_trial(p, skip_if_exists=False)
             n["local"] += 1
     for p in memory.random_untried(int(round(random_share * size))):
