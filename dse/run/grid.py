@@ -103,6 +103,7 @@ class Grid:
 
     def __init__(self, inputs: dict, compute, coords: dict, *, variables: dict, stacks: dict,
                  coord_attrs: dict | None = None, attrs: dict | None = None, combine=None, combined=None):
+        reuse_freed_memory()   # before any worker thread allocates (it then shares the tuned main arena)
         self.compute, self.variables, self.stacks = compute, variables, stacks
         self.combine, self.combined = combine, dict(combined or {})   # name -> the parts it combines
         self._lock, self._parts, self._plans = threading.Lock(), None, {}

@@ -8,8 +8,12 @@ serialise on the kernel's memory-map lock. Measured on the 2-core development ma
 (benchmarks/sweep_throughput.py prints the effect on a whole sweep).
 
 :func:`reuse_freed_memory` raises the mmap threshold to 32 MiB and the trim threshold to 1 GiB (``mallopt``), so
-freed blocks stay in malloc's arenas and are reused. It is process-wide, done once, only under glibc; set
-``DSE_MALLOC_TUNING=0`` to leave malloc as it is.
+freed blocks stay in malloc's arenas and are reused, and keeps every thread on the main arena (``M_ARENA_MAX`` 1):
+a worker thread's own arena grows in heaps of at most 64 MiB, which blocks of tens of MiB overflow, so its heaps
+were mapped and unmapped block after block (dask on two threads went from 6.5e7 to 8-9e7 points/s in
+benchmarks/sweep_throughput.py, on two free cores). The few large allocations per
+block make the shared arena's lock cheap. It is process-wide, done once (when a grid is made, before its worker
+threads allocate), only under glibc; set ``DSE_MALLOC_TUNING=0`` to leave malloc as it is.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import logging
 import os
 import threading
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 MMAP_THRESHOLD_B = 32 * 2**20    # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit)
 TRIM_THRESHOLD_B = 2**30
 
@@ -36,7 +40,7 @@ def reuse_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         ok = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_B)) and bool(
-            libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_B))
+            libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_B)) and bool(libc.mallopt(M_ARENA_MAX, 1))
     except (OSError, AttributeError):   # not glibc (macOS, musl, Windows): nothing to tune
         return False
     if ok:
