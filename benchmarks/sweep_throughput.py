@@ -122,6 +122,10 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float, threads: int) ->
     print(f"plain numpy, one call:          {rate_numpy:.3g} points/s  (best of {repeats}: {numpy_s:.3f} s; "
           "whole-grid arrays)")
     print(f"per-point Python loop:          {rate_loop:.3g} points/s  ({loop_points} random points, {loop_s:.2f} s)")
+    tiny = tuple(slice(b.start, b.start + 1) for b in pieces[len(pieces) // 2].box)   # all overhead, no numpy work
+    python_s = _best(lambda: [grid.block(tiny, list(names)) for _ in range(100)], repeats) / 100
+    print(f"Python per block (a 1-point box, every variable): {python_s * 1e3:.2f} ms, of "
+          f"{min(blocks_s) / len(pieces) * 1e3:.2f} ms per block")
     print(f"control: sha256 in {threads} threads / 1 thread = {cores_available(threads):.2f} (the cores this run had)")
     print(f"ratios: dask {threads} threads / numpy 1 thread = {rate_dask / rate_blocks:.2f}; "
           f"dask / one numpy call = {rate_dask / rate_numpy:.2f}; numpy / loop = {rate_numpy / rate_loop:.3g}")
