@@ -34,6 +34,7 @@ from dse.run.malloc import reuse_freed_memory
 
 #: Largest total of part values (float64 each: 32 MiB) computed once for the whole grid and sliced by every block.
 WHOLE_PARTS_MAX = 4_000_000
+_ALL = slice(None)
 
 
 def _tree_map(tree, fn):
@@ -73,8 +74,8 @@ def _own_axes(a, keep: tuple) -> np.ndarray:
 
 
 def _cut_part(part, box: tuple, order: tuple | None, sliced: bool = False):
-    """A whole-grid part (an open array, a number, or a tuple of them) on a box, its axes in ``order``; ``sliced``:
-    the box is all slices (a block), so one basic index (a view) cuts it."""
+    """A whole-grid part (an open array, a number, or a tuple of them) on a box (``sliced``: all slices, so one
+    basic index cuts it), its axes in ``order``."""
     if isinstance(part, tuple):
         return tuple(_cut_part(p, box, order, sliced) for p in part)
     if not isinstance(part, np.ndarray) or part.ndim != len(box):
@@ -84,9 +85,6 @@ def _cut_part(part, box: tuple, order: tuple | None, sliced: bool = False):
     else:
         a = _Open(part, tuple(n > 1 for n in part.shape)).cut(box)
     return a if order is None else a.transpose(order)
-
-
-_ALL = slice(None)
 
 
 def _length(index, size: int) -> int:
@@ -251,8 +249,7 @@ class Grid:
     # ------------------------------------------------------------------------------------------- blocks
     def box(self, index: dict | None = None) -> tuple:
         """A box from {dim: slice or index list}; dimensions not named are whole."""
-        index = index or {}
-        return tuple(index.get(d, slice(None)) for d in self.dims)
+        return tuple((index or {}).get(d, slice(None)) for d in self.dims)
 
     def block(self, box: tuple | dict | None = None, names=None) -> dict[str, np.ndarray]:
         """Evaluate one box: {name: array over the variable's own dims (then its stacked dim)}.
@@ -286,18 +283,16 @@ class Grid:
         return result
 
     def _plan(self, name: str, order: tuple, lengths: tuple) -> tuple:
-        """How :meth:`_take` lays a variable out for boxes of these lengths computed in ``order`` (the same for
-        every block of a chunking but the last along each dim, so it is worked out once): the computed axes it
-        keeps, its shape as computed, the permutation back to the grid's order, its dtype."""
-        key = (name, order, lengths)
-        plan = self._plans.get(key)
+        """How :meth:`_take` lays out a variable for boxes of these lengths computed in ``order``, worked out once
+        per box shape: the computed axes it keeps, its shape as computed, the permutation back, its dtype."""
+        plan = self._plans.get((name, order, lengths))
         if plan is None:
             dims, dtype = self.layout[name]
             computed = [self.dims[i] for i in order]
             keep = tuple(d in dims for d in computed)
             inner = [d for d in computed if d in dims]                 # the variable's dims as computed
             shape = tuple(lengths[self.dims.index(d)] for d in inner)
-            plan = self._plans[key] = (keep, shape, [inner.index(d) for d in dims], dtype)
+            plan = self._plans[name, order, lengths] = (keep, shape, [inner.index(d) for d in dims], dtype)
         return plan
 
     # ------------------------------------------------------------------------------------------- datasets
