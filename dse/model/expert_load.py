@@ -109,11 +109,12 @@ class _UniformChain:
         with self.lock:  # one chain is shared by the threads evaluating a grid's blocks
             return self._law(b)
 
-    def laws_to(self, b: int) -> np.ndarray:
-        """The laws after 0..b tokens as rows (fewer when the chain saturates first: every later law is the last)."""
+    def laws_at(self, batches: np.ndarray) -> np.ndarray:
+        """The laws after each of ``batches`` tokens, as rows (a batch past saturation gets the last law)."""
         with self.lock:
-            self._law(b)
-            return np.stack(self.laws[: b + 1])
+            self._law(int(batches.max()))
+            last = len(self.laws) - 1
+            return np.stack([self.laws[min(int(b), last)] for b in batches])
 
     def _law(self, b: int) -> np.ndarray:
         if self.saturated and b >= len(self.laws):
@@ -184,15 +185,14 @@ def _busiest_uniform_arrays(batch, top_k, n_experts, ep):
 
 def _busiest_uniform_distinct(b, k, e, p):
     """:func:`busiest_uniform` on 1-D arrays of distinct combinations: per (top_k, experts, GPUs), the chain's laws
-    of every batch asked at once, as one matrix product (the same numbers as one call per batch)."""
+    of the batches asked, as one matrix product (the same numbers as one call per batch)."""
     b, k, e = (np.round(x).astype(np.int64) for x in (b, k, e))
     p = np.maximum(np.round(p).astype(np.int64), 1)
     out = np.zeros(len(b))
     for kk, ee, pp in {(int(x), int(y), int(z)) for x, y, z in zip(k, e, p)}:
         at = (k == kk) & (e == ee) & (p == pp) & (b > 0)
         if ee > 0 and kk > 0 and at.any():
-            laws = _chain(ee, kk).laws_to(int(b[at].max()))
-            out[at] = laws[np.minimum(b[at], len(laws) - 1)] @ max_given_touched(ee, pp)
+            out[at] = _chain(ee, kk).laws_at(b[at]) @ max_given_touched(ee, pp)
     return (out,)
 
 

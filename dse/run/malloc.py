@@ -10,8 +10,8 @@ serialise on the kernel's memory-map lock. Measured on the 2-core development ma
 :func:`reuse_freed_memory` raises the mmap threshold to 32 MiB and the trim threshold to 1 GiB (``mallopt``), so
 freed blocks stay in malloc's arenas and are reused, and keeps every thread on the main arena (``M_ARENA_MAX`` 1):
 a worker thread's own arena grows in heaps of at most 64 MiB, which blocks of tens of MiB overflow, so its heaps
-were mapped and unmapped block after block (dask on two threads went from 6.5e7 to 8-9e7 points/s in
-benchmarks/sweep_throughput.py, on two free cores). The few large allocations per
+were mapped and unmapped block after block (dask on two threads: 6.5e7 points/s before, 7.9e7-8.9e7 after, in
+separate runs of benchmarks/sweep_throughput.py on two free cores). The few large allocations per
 block make the shared arena's lock cheap. It is process-wide, done once (when a grid is made, before its worker
 threads allocate), only under glibc; set ``DSE_MALLOC_TUNING=0`` to leave malloc as it is.
 """

@@ -238,9 +238,10 @@ def _threaded(grid, pieces: list, task, sink, n_workers, done) -> None:
             sink(piece, result)
         done(piece)
 
-    grid_key = f"dse-grid-{uuid.uuid4().hex}"
+    token = uuid.uuid4().hex
+    grid_key = f"dse-grid-{token}"
     graph = {grid_key: grid}
-    keys = [(f"dse-piece-{grid_key[9:]}", i) for i in range(len(pieces))]
+    keys = [(f"dse-piece-{token}", i) for i in range(len(pieces))]
     graph.update({key: (run_one, grid_key, piece) for key, piece in zip(keys, pieces)})
     dask.threaded.get(graph, keys, num_workers=n_workers)
 
