@@ -87,7 +87,7 @@ def _cut_part(part, box: tuple, order: tuple | None, sliced: bool = False):
     return a if order is None else a.transpose(order)
 
 
-def _length(index, size: int) -> int:
+def index_length(index, size: int) -> int:
     return len(range(size)[index]) if isinstance(index, slice) else len(index)
 
 
@@ -262,12 +262,12 @@ class Grid:
         return self._take(self._evaluate(box, order, names), box, names, order)
 
     def _order(self, box: tuple) -> tuple:
-        lengths = [_length(b, self.sizes[d]) for d, b in zip(self.dims, box)]
+        lengths = [index_length(b, self.sizes[d]) for d, b in zip(self.dims, box)]
         return tuple(sorted(range(len(self.dims)), key=lambda i: lengths[i]))
 
     def _take(self, out: dict, box: tuple, names, order: tuple) -> dict:
         """The named outputs of a box computed in ``order``, each over its own dims in the grid's order."""
-        lengths = tuple(_length(b, self.sizes[d]) for d, b in zip(self.dims, box))
+        lengths = tuple(index_length(b, self.sizes[d]) for d, b in zip(self.dims, box))
         result = {}
         for name in names:
             keep, shape, back, dtype = self._plan(name, order, lengths)

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from dse.model.params import DseError
+from dse.run.grid import index_length
 from .pareto import nondominated
 from .prune import SEED_POINTS, candidates, nondominated_pruned, seed_boxes
 
@@ -78,10 +79,6 @@ def _at(a: np.ndarray, where: tuple) -> np.ndarray:
     return a[tuple(w if n > 1 else 0 for w, n in zip(where, a.shape))] if a.ndim else np.full(len(where[0]), a)
 
 
-def _length(b, size: int) -> int:
-    return len(range(size)[b]) if isinstance(b, slice) else len(b)
-
-
 def _positions(b, where: np.ndarray) -> np.ndarray:
     """Grid positions along a dimension of block positions ``where`` (a box's slice or index list)."""
     return b.start + where if isinstance(b, slice) else np.asarray(b)[where]
@@ -112,7 +109,7 @@ def block_front(grid, box, q: Question, seed=None):
     taken at the remaining points only."""
     box = tuple(box)
     data = grid.block(box, q.names)
-    shape = tuple(_length(b, grid.sizes[d]) for d, b in zip(grid.dims, box))
+    shape = tuple(index_length(b, grid.sizes[d]) for d, b in zip(grid.dims, box))
     idx, n_feasible = _candidates(grid, data, shape, q, np.zeros((0, len(q.objectives))) if seed is None else seed)
     where = np.unravel_index(idx, shape) if shape else (idx,)     # a grid without dimensions: one point
     F = np.column_stack([_at(_open(grid, data, o), where) for o in q.objectives]).astype(float)
