@@ -32,8 +32,8 @@ from dse.model import namespace
 from dse.model.params import DseError
 from dse.run.malloc import reuse_freed_memory
 
-#: Largest total of part values (float64 each: 32 MiB) computed once for the whole grid and sliced by every block.
-WHOLE_PARTS_MAX = 4_000_000
+#: Largest total of part values (float64: 256 MiB) computed once for the whole grid and sliced by every block.
+WHOLE_PARTS_MAX = 32_000_000
 _ALL = slice(None)
 
 

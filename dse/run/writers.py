@@ -2,6 +2,7 @@
 NetCDF (under a temporary name), renamed into place when complete (:mod:`dse.run.io`)."""
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -30,8 +31,8 @@ class _ZarrWriter:
         if self._group is None:   # every chunk is written once, whole: no need to compare it with the fill value
             group = zarr.open_group(str(self.path), mode="r+")
             self._group = {n: group[n].with_config({"write_empty_chunks": True}) for n in self.layout.names}
-        for name, data in sweep.evaluate_piece(grid, piece).items():
-            self._group[name][self.layout.region(name, piece.box)] = data
+        for name, data in sweep.evaluate_piece(grid, piece).items():   # copied to the store's order here, in
+            self._group[name][self.layout.region(name, piece.box)] = np.asarray(data, order="C")   # parallel
 
 
 class _Recorder:
@@ -81,12 +82,16 @@ def _zstd():
 #: at ~1.9 GB/s per core, where level 1 gives 5.4x at ~0.9 GB/s and Blosc lz4 1.04x at ~2.8 GB/s), or none (fast
 #: disks). benchmarks/sweep_throughput.py measures the codecs and whole sweeps with each.
 ZARR_COMPRESSORS = {"zstd": _zstd, "none": lambda: []}
+#: Chunk files named ``c.0.1.2`` in the array's directory: one file created per chunk, not a directory per index.
+FLAT_KEYS = {"name": "default", "separator": "."}
+#: Threaded Zarr writers per core (``dask.n_workers`` unset): two keep the cores busy while zarr compresses.
+ZARR_THREADS_PER_CORE = 2
 
 
 def write_zarr(layout: sweep.Layout, path: Path, attrs: dict, compressor: str = "zstd", **run) -> Path:
     """Write piece by piece into ``<path>.partial``, recording each piece; resume a partial store of the same run;
     rename to ``path`` when every piece is in. A finished store of the same run is left as it is."""
-    digest = layout.digest("zarr" if compressor == "zstd" else f"zarr-{compressor}")
+    digest = layout.digest(f"zarr-{compressor}-keys{FLAT_KEYS['separator']}")
     if path.exists() and _stored_digest(path) == digest:
         return path
     partial = path.with_name(path.name + ".partial")
@@ -95,7 +100,8 @@ def write_zarr(layout: sweep.Layout, path: Path, attrs: dict, compressor: str = 
             raise DseError(f"output.path={str(path)!r}: {str(partial)!r} was not written by dse; refusing to remove it")
         shutil.rmtree(partial)                           # a stale partial of another config
     if not partial.exists():
-        encoding = {n: {"compressors": ZARR_COMPRESSORS[compressor]()} for n in layout.names}
+        encoding = {n: {"compressors": ZARR_COMPRESSORS[compressor](), "chunk_key_encoding": FLAT_KEYS}
+                    for n in layout.names}
         try:
             layout.template({**attrs, "dse_run_digest": digest}).to_zarr(
                 str(partial), mode="w", compute=False, consolidated=False, encoding=encoding)
@@ -105,6 +111,8 @@ def write_zarr(layout: sweep.Layout, path: Path, attrs: dict, compressor: str = 
             raise
     pieces = layout.pieces()
     done = _done(partial)
+    if run.get("client") is None and not run.get("n_workers"):   # a thread waits while zarr compresses and writes
+        run["n_workers"] = ZARR_THREADS_PER_CORE * (os.cpu_count() or 1)   # its chunks on zarr's own threads
     try:
         sweep.compute(layout.grid, [p for p in pieces if p.key not in done], _ZarrWriter(layout, partial),
                 _Recorder(partial), **run)
