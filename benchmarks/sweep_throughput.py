@@ -194,7 +194,7 @@ def grid_points(ds) -> int:
     return math.prod(n for d, n in ds.sizes.items() if d not in STACK_DIMS)
 
 
-def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str, compressor: str = "zstd",
+def zarr_sweep(points: float, chunk_mb: float | None, keep: bool, variables: str, compressor: str = "zstd",
                quiet: bool = False) -> tuple[float, float, float]:
     """A sweep of about ``points`` points through the CLI in a child process: (real grid points/s, peak RSS bytes,
     bytes on disk)."""
@@ -205,8 +205,8 @@ def zarr_sweep(points: float, chunk_mb: float, keep: bool, variables: str, compr
         "+grid.hbm_read_pj_per_bit=[3.0,4.2,6.0,10.0,14.0]", f"+grid.batch={{start:1,stop:{num_batch},num:{num_batch}}}",
         "+grid.top_k=[1,2,4,8,16]", "+grid.n_experts=[32,64,128,256]", "+grid.context_len=[1024,4096,16384,65536,131072]",
         "+grid.link_bw_gbps=[32.0,64.0,128.0,256.0,450.0,900.0,1800.0,3600.0,7200.0,14400.0]",
-        "output.format=zarr", f"dask.chunk_mb={chunk_mb}", f"output.compressor={compressor}",
-    ]
+        "output.format=zarr", f"output.compressor={compressor}",
+    ] + ([f"dask.chunk_mb={chunk_mb}"] if chunk_mb else [])    # None: dse's default (dse.run.sweep.auto_chunk_mb)
     if variables:
         overrides.append(f"output.variables=[{variables}]")
     out = Path(tempfile.mkdtemp(prefix="dse-bench-", dir=os.environ.get("DSE_BENCH_DIR")))
@@ -274,7 +274,7 @@ def zarr_choices(points: float, variables: str) -> None:
     codec_speeds()
     print(f"\nZarr choices, {points:.0e} points each (compressor, chunk MiB: points/s, peak RSS, on disk):")
     for compressor in ("zstd", "none"):
-        for chunk_mb in (2.0, 8.0):
+        for chunk_mb in (2.0, 8.0, 16.0):
             rate, rss, disk = zarr_sweep(points, chunk_mb, False, variables, compressor, quiet=True)
             print(f"  {compressor:5s} {chunk_mb:4.0f}: {rate:.3g} points/s, {rss / 2**30:.2f} GiB, {disk / 1e9:.2f} GB")
 
@@ -285,9 +285,10 @@ if __name__ == "__main__":
     ap.add_argument("--loop-points", type=int, default=300)
     ap.add_argument("--chunk-mb", type=float, default=2.0,
                     help="block size of the throughput part (2 MiB: every variable of a block, energy's 11 components "
-                         "included, stays under glibc's 32 MiB mmap ceiling; sweeps default to "
-                         f"{settings.defaults()['dask']['chunk_mb']:g} MiB for Zarr's sake)")
-    ap.add_argument("--zarr-chunk-mb", type=float, default=settings.defaults()["dask"]["chunk_mb"])
+                         "included, stays under glibc's 32 MiB mmap ceiling; sweeps choose theirs for Zarr's sake: "
+                         "dse.run.sweep.auto_chunk_mb)")
+    ap.add_argument("--zarr-chunk-mb", type=float, default=settings.defaults()["dask"]["chunk_mb"],
+                    help="chunk MiB of the 10^9-point sweep (default: dse's own choice)")
     ap.add_argument("--zarr-points", type=float, default=1e9)
     ap.add_argument("--zarr-variables", default="energy_per_token,step_latency,offload_read_bits,experts_touched",
                     help="comma-separated variables the Zarr sweep writes ('' = all: ~88 bytes per point)")

@@ -27,7 +27,7 @@ class Settings:
     address: str | None
     local_cluster: bool
     n_workers: int | None
-    chunk_mb: float
+    chunk_mb: float | None        # None: chosen by the sweep (dse.run.sweep.auto_chunk_mb)
     format: str
     zarr_above_gb: float
     path: str | None
@@ -58,7 +58,8 @@ def settings(cfg: dict) -> Settings:
     n = d["n_workers"]
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise DseError(f"dask.n_workers={n!r}: allowed an integer >= 1 (or null: one per core)")
-    _positive("dask.chunk_mb", d["chunk_mb"])
+    if d["chunk_mb"] is not None:
+        _positive("dask.chunk_mb", d["chunk_mb"])
     if o["format"] not in ("auto", "netcdf", "zarr"):
         raise DseError(f"output.format={o['format']!r}: allowed auto, netcdf, zarr")
     _positive("output.zarr_above_gb", o["zarr_above_gb"])
@@ -76,7 +77,8 @@ def settings(cfg: dict) -> Settings:
         raise DseError(f"progress={progress!r}: allowed true or false")
     limit = cfg.get("max_grid_points", base["max_grid_points"])
     _positive("max_grid_points", limit)
-    return Settings(address, d["local_cluster"], n, float(d["chunk_mb"]), o["format"], float(o["zarr_above_gb"]),
+    chunk_mb = None if d["chunk_mb"] is None else float(d["chunk_mb"])
+    return Settings(address, d["local_cluster"], n, chunk_mb, o["format"], float(o["zarr_above_gb"]),
                     o["path"], list(variables) if variables is not None else None, progress, float(limit),
                     o["overwrite"], o["compressor"])
 

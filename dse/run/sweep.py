@@ -20,7 +20,7 @@ import os
 import socket
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,19 @@ PROGRESS_DELAY_S = 2.0
 def chunk_points(chunk_mb: float) -> int:
     """Grid points in a float64 chunk of about ``chunk_mb`` MiB."""
     return max(1, int(chunk_mb * 2**20 // 8))
+
+
+#: ``dask.chunk_mb: null``: chunks of 16 MiB (Zarr's fixed work per chunk -- a file, its compression and write --
+#: makes smaller ones costlier: benchmarks/sweep_throughput.py), smaller when the variables written hold so many
+#: values a point that a block's arrays would pass BLOCK_MB (all variables: about 15 values a point, 6 MiB chunks).
+AUTO_CHUNK_MB, BLOCK_MB = 16.0, 96.0
+
+
+def auto_chunk_mb(grid, names) -> float:
+    """The default chunk size for writing ``names`` (see :data:`AUTO_CHUNK_MB`)."""
+    values = sum(math.prod(grid.sizes[d] for d in grid.dims_of(n) if d in grid.sizes) / grid.points *
+                 (len(grid.stacks[n][1]) if n in grid.stacks else 1) * grid.layout[n][1].itemsize / 8 for n in names)
+    return min(AUTO_CHUNK_MB, BLOCK_MB / max(values, 1.0))
 
 
 def choose_chunks(grid, chunk_mb: float) -> dict[str, int]:
@@ -272,6 +285,7 @@ def plan(cfg: dict, run_dir: Path | str = "."):
     if (path.suffix == ".zarr") != (fmt == "zarr"):
         raise DseError(f"output.path={str(path)!r} does not match output.format={fmt}")
     outputs.check_target(path, fmt, overwrite=s.overwrite)        # nothing dse did not write is replaced
+    s = replace(s, chunk_mb=s.chunk_mb or auto_chunk_mb(grid, names))
     largest = nbytes if fmt == "netcdf" else s.chunk_mb * 2**20 * 8
     outputs.check_space(path, nbytes if fmt == "netcdf" else nbytes / 4, largest)
     return grid, s, names, fmt, path
