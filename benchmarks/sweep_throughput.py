@@ -70,6 +70,20 @@ def cores_available(threads: int) -> float:
     return one / many
 
 
+def memory_bandwidth(threads: int, mib: int = 64) -> tuple[float, float]:
+    """A second control: numpy filling arrays of ``mib`` MiB each (beyond the caches: every byte goes to memory) on
+    one thread and on ``threads`` (fill releases the GIL): (GiB/s on one, GiB/s on ``threads``), best of three.
+    Work whose blocks write more than the caches hold cannot run faster on ``threads`` than this ratio."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    arrays = [np.ones(mib << 17) for _ in range(threads)]
+    fill = lambda a: [a.fill(1.0) for _ in range(8)]   # noqa: E731
+    with ThreadPoolExecutor(threads) as ex:
+        one = _best(lambda: fill(arrays[0]), 3)
+        many = _best(lambda: list(ex.map(fill, arrays)), 3)
+    return 8 * mib / 1024 / one, threads * 8 * mib / 1024 / many
+
+
 def throughput(repeats: int, loop_points: int, chunk_mb: float, threads: int) -> None:
     t = time.perf_counter()
     grid = engine.resolve(**BASE, **GRID)
@@ -127,6 +141,12 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float, threads: int) ->
     print(f"Python per block (a 1-point box, every variable): {python_s * 1e3:.2f} ms, of "
           f"{min(blocks_s) / len(pieces) * 1e3:.2f} ms per block")
     print(f"control: sha256 in {threads} threads / 1 thread = {cores_available(threads):.2f} (the cores this run had)")
+    block = grid.block(pieces[0].box)
+    written = sum(a.nbytes for a in block.values() if 0 not in a.strides) / 2**20
+    one_gib_s, many_gib_s = memory_bandwidth(threads)
+    print(f"memory: a block's variables take {written:.1f} MiB ({threads} blocks at once: {threads * written:.0f} MiB); "
+          f"filling 64 MiB arrays: {one_gib_s:.1f} GiB/s on 1 thread, {many_gib_s:.1f} GiB/s on {threads} = "
+          f"{many_gib_s / one_gib_s:.2f}x, the most {threads} threads can gain once blocks outgrow the caches")
     print(f"ratios: dask {threads} threads / numpy 1 thread = {rate_dask / rate_blocks:.2f}; "
           f"dask / one numpy call = {rate_dask / rate_numpy:.2f}; numpy / loop = {rate_numpy / rate_loop:.3g}")
     print(f"checksums agree: dask vs numpy rel. diff {abs(dask_sum / numpy_sum - 1):.1e}; "

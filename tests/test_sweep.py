@@ -85,6 +85,21 @@ def test_chunks_follow_the_target_and_keep_cheap_dimensions_whole():
     assert chunks == {"batch": 83, "flash_read_pj_per_bit": 3, "top_k": 4}
 
 
+def test_default_chunks_shrink_as_the_variables_hold_more_values_a_point(tmp_path):
+    """dask.chunk_mb: null: 16 MiB for one full-size variable; all of them hold (by hand, from the dataset's dims)
+    so many values a point that a block's arrays would pass BLOCK_MB, so chunks are BLOCK_MB / values a point."""
+    big = {"placement": ["ssd", "hbf"], "batch": list(range(1, 513)), "flash_read_pj_per_bit": list(np.geomspace(1, 200, 64)),
+           "top_k": [1, 2, 4, 8]}
+    grid = engine.resolve(cfg=cfg_for(big))
+    assert sweep.auto_chunk_mb(grid, ["energy_per_token"]) == sweep.AUTO_CHUNK_MB == 16.0
+    ds = grid.dataset(chunks={"batch": 64})
+    values = sum(ds[n].nbytes for n in ds.data_vars) / 8 / grid.points     # float64 values a grid point
+    assert values > sweep.BLOCK_MB / sweep.AUTO_CHUNK_MB        # enough to shrink the chunks
+    assert_close(sweep.auto_chunk_mb(grid, list(ds.data_vars)), sweep.BLOCK_MB / values, rtol=0.02)
+    planned = sweep.plan(cfg_for(big, dask={"chunk_mb": None}), tmp_path)     # what a sweep of every variable uses
+    assert planned[1].chunk_mb == pytest.approx(sweep.BLOCK_MB / values, rel=0.02)
+
+
 SCRIPT_KILLED = """
 import json, os, sys
 from dse.run import sweep, writers
