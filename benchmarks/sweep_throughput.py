@@ -183,6 +183,20 @@ def small_grid(repeats: int, contexts: int = 5) -> None:
     print(f"  one compute: graph build {build * 1e3:.1f} ms + optimize {optimize * 1e3:.1f} ms + scheduling "
           f"{(serial - build - optimize) * 1e3:.1f} ms (serial) + {n_tasks} tasks {tasks * 1e3:.1f} ms; "
           f"two threads at best {(serial + tasks) / (serial + tasks / 2):.2f}x")
+    import dask.array as da
+    import xarray as xr
+
+    plain = xr.DataArray(da.from_array(np.random.default_rng(0).random(lazy.energy_per_token.shape),
+                                       chunks=lazy.energy_per_token.chunks).map_blocks(_seven_passes, dtype=float),
+                         dims=lazy.energy_per_token.dims)
+    p1 = _best(lambda: plain.sum().compute(scheduler="threads", num_workers=1), repeats * 5)
+    p2 = _best(lambda: plain.sum().compute(scheduler="threads", num_workers=2), repeats * 5)
+    print(f"  baseline without dse, the same sum over plain numpy chunks of this shape (seven numpy passes each): "
+          f"1 thread {p1 * 1e3:.1f} ms, 2 threads {p2 * 1e3:.1f} ms = {p1 / p2:.2f}x")
+
+
+def _seven_passes(block: np.ndarray) -> np.ndarray:
+    return ((block + 1.0) * 2.0 + block) / 3.0 + block * block - block
 
 
 def _task_seconds(array, repeats: int) -> tuple[float, int]:
