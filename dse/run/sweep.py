@@ -15,6 +15,7 @@ import functools
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import socket
@@ -44,7 +45,7 @@ def chunk_points(chunk_mb: float) -> int:
 
 #: ``dask.chunk_mb: null``: chunks of 16 MiB (Zarr's fixed work per chunk -- a file, its compression and write --
 #: makes smaller ones costlier: benchmarks/sweep_throughput.py), smaller when the variables written hold so many
-#: values a point that a block's arrays would pass BLOCK_MB (all variables: about 15 values a point, 6 MiB chunks).
+#: values a point that a block's arrays would pass BLOCK_MB (all variables: about 14 values a point, ~7 MiB chunks).
 AUTO_CHUNK_MB, BLOCK_MB = 16.0, 96.0
 
 
@@ -171,8 +172,6 @@ def connect(s: Settings):
 
 def _quiet_dask() -> None:
     """dask distributed logs every cluster event at INFO: keep it to warnings unless dse runs at debug level."""
-    import logging
-
     if logging.getLogger("dse").getEffectiveLevel() > logging.DEBUG:
         for name in ("distributed", "distributed.http.proxy"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -181,7 +180,6 @@ def _quiet_dask() -> None:
 def _announce(client):
     """Log where to watch the computation: the dask dashboard of the distributed cluster."""
     import importlib.util
-    import logging
 
     link = getattr(client, "dashboard_link", None)
     plots = "" if importlib.util.find_spec("bokeh") else " (pip install bokeh for its plots)"
@@ -305,9 +303,12 @@ def run(cfg: dict, run_dir: Path | str = ".", planned: tuple | None = None) -> P
         with outputs.lock(path):
             if s.overwrite and (path.exists() or path.is_symlink()) and not outputs.is_dse_output(path):
                 outputs._remove(path)          # the user asked for it (output.overwrite=true)
+            layout = Layout(grid, names, s.chunk_mb)
+            chosen = "" if (cfg.get("dask") or {}).get("chunk_mb") else " (dse's choice; dask.chunk_mb sets it)"
+            logging.getLogger("dse").info("%s pieces of work, chunks of %.3g MiB%s", f"{len(layout.pieces()):,}",
+                                          s.chunk_mb, chosen)
             try:
-                return write(Layout(grid, names, s.chunk_mb), path, attrs, client=client, n_workers=s.n_workers,
-                             progress=s.progress)
+                return write(layout, path, attrs, client=client, n_workers=s.n_workers, progress=s.progress)
             except OSError as err:
                 raise outputs.os_error(err, path) from None
     finally:
