@@ -97,3 +97,24 @@ def test_the_grid_reports_its_size_before_evaluating():
     assert grid.points == 1000 * 1000 * 4
     assert grid.sizes == {"batch": 1000, "flash_read_pj_per_bit": 1000, "top_k": 4}
     assert list(itertools.islice(grid.blocks(grid.chunking({"batch": 500})), 1))[0][0] == (0, 0, 0)
+
+
+def test_sums_added_once_over_the_grid_give_each_blocks_own_sum(monkeypatch):
+    """The energy's small parts are added once over the whole grid (engine._heads) and every block adds the rest:
+    with the cut in the middle of the sum, chunked results equal the components summed here, and the blocks that
+    compute their own parts (no whole-grid parts, no heads)."""
+    grid = engine.resolve(**CASES["flash_grid"])
+    parts = grid._compute_box(grid.box())
+    sizes = sorted(np.size(p) for p in parts["energy"])
+    monkeypatch.setattr(engine, "HEAD_MAX", sizes[len(sizes) // 2])
+    heads = engine._heads(parts, grid.layout and grid.part_points)   # the layout probe counts the parts
+    assert 2 <= heads["energy_head"][1] < len(parts["energy"])        # a head and a rest: both code paths run
+    ds = dse.evaluate(**CASES["flash_grid"], chunks={"batch": 2}).compute()
+    offload = ds.energy.sel(component=["offload_read", "offload_link", "offload_hbm_write"]).sum("component")
+    np.testing.assert_allclose(ds.step_energy, ds.energy.sum("component"), rtol=1e-15)
+    np.testing.assert_allclose(ds.energy_per_token, ds.energy.sum("component") / ds.batch, rtol=1e-15)
+    np.testing.assert_allclose(ds.offload_share, offload / ds.step_energy, rtol=1e-15)
+    monkeypatch.setattr(dse.run.grid, "WHOLE_PARTS_MAX", 0)              # every block computes its own parts
+    own = dse.evaluate(**CASES["flash_grid"], chunks={"batch": 2}).compute()
+    for name in ("step_energy", "energy_per_token", "offload_share"):
+        assert_close(ds[name], own[name], rtol=1e-15)

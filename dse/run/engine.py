@@ -115,12 +115,48 @@ def _sum_in_order(parts) -> np.ndarray:
     return total
 
 
+def _smallest_first(indices, points) -> list:
+    """``indices`` ordered by their parts' point counts over the whole grid, smallest first (ties as given)."""
+    return sorted(indices, key=lambda i: points[i])
+
+
 def _sum_smallest_first(parts, points) -> np.ndarray:
     """The sum of the parts, those over the fewest grid points (``points``, counted over the whole grid) added first,
     in their order otherwise: a block's full-size array is then written by one addition, not one per component
     (docs/scale.md). The order is the grid's, the same in every block (any chunking gives the same numbers);
     it differs from the sum in reporting order by rounding only (a few units in the last place)."""
-    return _sum_in_order([parts[i] for i in sorted(range(len(parts)), key=lambda i: points[i])])
+    return _sum_in_order([parts[i] for i in _smallest_first(range(len(parts)), points)])
+
+
+#: Most values (float64: 8 MiB) of a sum of energy parts added once over the whole grid (:func:`_heads`).
+HEAD_MAX = 1_000_000
+
+
+def _heads(parts: dict, points: dict) -> dict:
+    """Sums added once over the whole grid (the Grid's ``prepare``): of the energy's parts (``energy_head``) and of
+    its offload parts (``offload_head``), smallest parts first, as far as the sum stays within HEAD_MAX values --
+    the additions of small parts that every block would otherwise repeat on its slices. Each is (sum, parts in it);
+    :func:`_energy_sum` adds the rest in the same order, so the numbers are those of the whole sum."""
+    heads = {}
+    for key, indices in (("energy_head", range(len(parts["energy"]))), ("offload_head", _OFFLOAD)):
+        terms = [parts["energy"][i] for i in _smallest_first(indices, points["energy"])]
+        n = 0
+        while n < len(terms) and math.prod(np.broadcast_shapes(*map(np.shape, terms[:n + 1]))) <= HEAD_MAX:
+            n += 1
+        if n >= 2:
+            heads[key] = (_sum_in_order(terms[:n]), n)
+    return heads
+
+
+def _energy_sum(out: dict, points: dict, head: str, indices) -> np.ndarray:
+    """The sum of the energy parts ``indices`` on a block, smallest first, from the whole grid's ``head`` sum when
+    the block has one (:func:`_heads`)."""
+    order = _smallest_first(indices, points["energy"])
+    total, n = out.get(head) or (None, 0)
+    terms = [out["energy"][i] for i in order[n:]]
+    if total is None:
+        return _sum_in_order(terms)
+    return _sum_in_order([total, *terms]) if terms else total
 
 
 def _tables(m, g, s, w, routing_plan) -> dict:
@@ -197,8 +233,8 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
 
 
 #: The variables that add parts up (over as many dimensions as their parts span together): the parts they need.
-COMBINED = {"step_energy": ("energy",), "energy_per_token": ("energy", "batch"), "offload_share": ("energy",),
-            "capacity_cost_usd": ("capacity_cost",)}
+COMBINED = {"step_energy": ("energy", "energy_head"), "energy_per_token": ("energy", "energy_head", "batch"),
+            "offload_share": ("energy", "energy_head", "offload_head"), "capacity_cost_usd": ("capacity_cost",)}
 _OFFLOAD = [kernel.COMPONENTS.index(c) for c in kernel.OFFLOAD_COMPONENTS]
 
 
@@ -206,18 +242,17 @@ def _combine(out: dict, name: str, points: dict):
     """A variable of :data:`COMBINED` from a block's parts (:func:`_outputs`); ``points``: each part's point count
     over the whole grid. The step energy is added up once per block and kept with its parts (two threads adding it
     at once get the same numbers)."""
-    energy = points["energy"]
     if name == "capacity_cost_usd":
         return _sum_smallest_first(out["capacity_cost"], points["capacity_cost"])
     total = out.get("step_energy")
     if total is None:
-        total = out["step_energy"] = _sum_smallest_first(out["energy"], energy)
+        total = out["step_energy"] = _energy_sum(out, points, "energy_head", range(len(out["energy"])))
     if name == "step_energy":
         return total
     if name == "energy_per_token":
         return total / out["batch"]
     if name == "offload_share":  # 0 (not NaN) when the step costs no energy
-        offload = _sum_smallest_first([out["energy"][i] for i in _OFFLOAD], [energy[i] for i in _OFFLOAD])
+        offload = _energy_sum(out, points, "offload_head", _OFFLOAD)
         floor = np.maximum(total, 1e-300)
         if isinstance(floor, np.ndarray) and floor.shape == np.broadcast_shapes(floor.shape, np.shape(offload)):
             return np.divide(offload, floor, out=floor)   # in place: one full-size array, not two
@@ -294,6 +329,6 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
                 stacks={"energy": ("component", kernel.COMPONENTS), "capacity_cost": ("cost_part", capacity.COST_PARTS)},
                 coord_attrs=inputs.coord_attrs(dims),
                 attrs=inputs.provenance(study, base, scalars, dims, args, tree, resolved, plan),
-                combine=_combine, combined=COMBINED)
+                combine=_combine, combined=COMBINED, prepare=_heads)
     validate.check_grid_size(grid.points, limit)
     return _with_tables(grid, plan)

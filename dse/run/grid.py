@@ -15,7 +15,8 @@ dimensions it depends on -- and ``combine(parts, name, part_points)`` the few va
 is the same for every block). When the parts of the whole grid are small (:data:`WHOLE_PARTS_MAX` values), they are
 computed once, and a chunked Dataset is one blockwise task per variable chunk that slices them and combines what it
 needs: the work that does not depend on a block's dimensions is done once, and a block's work is a few long numpy
-loops that release the GIL (docs/scale.md).
+loops that release the GIL (docs/scale.md). ``prepare(parts, part_points)`` may add parts derived once from the
+whole grid's (the engine's sums of small energy parts, which every block would otherwise redo).
 """
 from __future__ import annotations
 
@@ -100,10 +101,12 @@ class Grid:
     """
 
     def __init__(self, inputs: dict, compute, coords: dict, *, variables: dict, stacks: dict,
-                 coord_attrs: dict | None = None, attrs: dict | None = None, combine=None, combined=None):
+                 coord_attrs: dict | None = None, attrs: dict | None = None, combine=None, combined=None,
+                 prepare=None):
         reuse_freed_memory()   # before any worker thread allocates (it then shares the tuned main arena)
         self.compute, self.variables, self.stacks = compute, variables, stacks
         self.combine, self.combined = combine, dict(combined or {})   # name -> the parts it combines
+        self.prepare = prepare   # (whole-grid parts, part_points) -> more parts derived once from them
         self._lock, self._parts, self._plans = threading.Lock(), None, {}
         self.coord_attrs, self.attrs = coord_attrs or {}, attrs or {}
         self._inputs, self._given_coords = inputs, coords
@@ -153,7 +156,7 @@ class Grid:
         """The same grid with more inputs for ``compute``."""
         return Grid({**self._inputs, **extra}, self.compute, self._given_coords, variables=self.variables,
                     stacks=self.stacks, coord_attrs=self.coord_attrs, attrs=self.attrs, combine=self.combine,
-                    combined=self.combined)
+                    combined=self.combined, prepare=self.prepare)
 
     def __getstate__(self):   # shipped to dask workers without its lock and whole-grid parts (they recompute them)
         return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_parts", "_plans")}
@@ -189,14 +192,15 @@ class Grid:
             return self._compute_box(box, order)
         keys = whole if names is None else {k for n in names for k in self.combined.get(n, (n,))}
         sliced = all(isinstance(b, slice) for b in box)
-        return {k: _cut_part(whole[k], box, order, sliced) for k in keys}
+        return {k: _cut_part(whole[k], box, order, sliced) for k in keys if k in whole}
 
     def _whole_parts(self) -> dict | None:
         """The parts over the whole grid, computed once (thread-safe) when they hold few values, else None."""
         if self._parts is None and self.combine is not None and self.part_values <= WHOLE_PARTS_MAX:
             with self._lock:
                 if self._parts is None:
-                    self._parts = self._compute_box(self.box())
+                    parts = self._compute_box(self.box())
+                    self._parts = {**parts, **(self.prepare(parts, self.part_points) if self.prepare else {})}
         return self._parts
 
     def value(self, out: dict, name: str):
