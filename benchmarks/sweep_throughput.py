@@ -159,7 +159,8 @@ def small_grid(repeats: int, contexts: int = 5) -> None:
     8 chunks of 128 batches): ``energy_per_token.sum().compute()`` on one and two threads, and where one compute's
     time goes -- building the sum's graph (xarray + dask), optimizing it, the tasks themselves (timed one by one on
     the synchronous scheduler) and the rest (dask's scheduling). Only the tasks can run in parallel, so two threads
-    can at best take (build + optimize + rest + tasks / 2): the bound printed."""
+    can at best take (build + optimize + rest + tasks / 2): the estimate printed (its parts are timed apart, best
+    of several each, so it is rough: a run can beat it)."""
     import dask
 
     import dse
@@ -182,7 +183,7 @@ def small_grid(repeats: int, contexts: int = 5) -> None:
           f"{min(t1) * 1e3:.1f} ms, 2 threads {min(t2) * 1e3:.1f} ms = {min(t1) / min(t2):.2f}x")
     print(f"  one compute: graph build {build * 1e3:.1f} ms + optimize {optimize * 1e3:.1f} ms + scheduling "
           f"{(serial - build - optimize) * 1e3:.1f} ms (serial) + {n_tasks} tasks {tasks * 1e3:.1f} ms; "
-          f"two threads at best {(serial + tasks) / (serial + tasks / 2):.2f}x")
+          f"two threads at best about {(serial + tasks) / (serial + tasks / 2):.2f}x (Amdahl, from these parts)")
     import dask.array as da
     import xarray as xr
 
