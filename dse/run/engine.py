@@ -182,7 +182,7 @@ def _with_tables(grid: Grid, plan: dict) -> Grid:
         return grid
     whole = grid.whole()
     tables = _tables(whole["m"], whole["g"], whole["s"], whole["w"], plan)
-    return grid.with_inputs(pre=grid.labelled(tables))
+    return grid.with_inputs(pre=tables)
 
 
 def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, kv=False) -> dict:

@@ -109,7 +109,6 @@ class Grid:
         self.prepare = prepare   # (whole-grid parts, part_points) -> more parts derived once from them
         self._lock, self._parts, self._plans = threading.Lock(), None, {}
         self.coord_attrs, self.attrs = coord_attrs or {}, attrs or {}
-        self._inputs, self._given_coords = inputs, coords
         self.sizes = {d: len(v) for d, v in coords.items()}
         self.coords = dict(coords)
         for leaf in _leaves(inputs):
@@ -141,22 +140,21 @@ class Grid:
                     varying |= {d for d, ax, n in zip(self.dims, leaf.axes, leaf.array.shape) if ax and n > 1}
         return tuple(d for d in self.dims if d in varying)
 
-    def labelled(self, tree):
-        """A tree of open arrays over the whole grid (as ``compute`` would return) -> numbers and DataArrays."""
-        def label(a):
+    def with_inputs(self, **trees) -> "Grid":
+        """The same grid with more inputs for ``compute``: trees of arrays over the whole grid as ``compute`` gives
+        them (open arrays, numpy broadcasting, or numbers), taken as they are."""
+        def leaf(a):
             a = np.asarray(a)
             if a.ndim == 0:
                 return float(a)
-            dims = [d for d, n in zip(self.dims, a.shape) if n > 1]
-            return xr.DataArray(a.reshape([n for n in a.shape if n > 1]), dims=dims,
-                                coords={d: self.coords[d] for d in dims if d in self.coords})
-        return _tree_map(tree, label)
+            a = a.reshape((1,) * (len(self.dims) - a.ndim) + a.shape)   # numpy broadcasting: missing axes lead
+            return _Open(a, tuple(n > 1 for n in a.shape))
 
-    def with_inputs(self, **extra) -> "Grid":
-        """The same grid with more inputs for ``compute``."""
-        return Grid({**self._inputs, **extra}, self.compute, self._given_coords, variables=self.variables,
-                    stacks=self.stacks, coord_attrs=self.coord_attrs, attrs=self.attrs, combine=self.combine,
-                    combined=self.combined, prepare=self.prepare)
+        grid = Grid.__new__(Grid)   # the same grid (its layout is probed again: compute's inputs changed)
+        grid.__setstate__({k: v for k, v in self.__getstate__().items()
+                           if k not in ("layout", "part_points", "_probe_values")})
+        grid._open = {**self._open, **{name: _tree_map(tree, leaf) for name, tree in trees.items()}}
+        return grid
 
     def __getstate__(self):   # shipped to dask workers without its lock and whole-grid parts (they recompute them)
         return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_parts", "_plans")}
@@ -323,11 +321,10 @@ class Grid:
         coords = {d: xr.Variable(d, v, self.coord_attrs.get(d, {})) for d, v in self.coords.items()}
         coords.update({dim: xr.Variable(dim, list(labels), self.coord_attrs.get(dim, {}))
                        for dim, labels in self.stacks.values()})
-        ds = xr.Dataset(coords=coords, attrs=dict(self.attrs))
-        for name in names:
-            units, long_name = self.variables[name]
-            ds[name] = xr.Variable(self.dims_of(name), data[name], dict(units=units, long_name=long_name))
-        return ds
+        variables = {name: xr.Variable(self.dims_of(name), data[name], dict(zip(("units", "long_name"),
+                                                                                   self.variables[name])))
+                     for name in names}
+        return xr.Dataset(variables, coords=coords, attrs=dict(self.attrs))   # one merge, not one per variable
 
     def blocks(self, chunking: dict) -> list[tuple[tuple[int, ...], tuple]]:
         """Every block of a chunking, in C order: (block index, box of slices)."""
