@@ -64,10 +64,16 @@ def compose(study: str | None = None, model: str | None = None, system: str | No
 
 
 def preset(group: str, name: str) -> dict:
-    """One preset of a group as a plain dict, checked against its schema (:mod:`dse.model.specs`)."""
+    """One preset of a group as a plain dict, checked against its schema (:mod:`dse.model.specs`); read once per
+    process (a copy each call)."""
+    check_preset(group, name)
+    return copy.deepcopy(_preset_cached(group, name))
+
+
+@functools.lru_cache(maxsize=256)
+def _preset_cached(group: str, name: str) -> dict:
     from dse.model.specs import validated
 
-    check_preset(group, name)
     if group in ("model", "system"):
         return validated(group, compose(**{group: name})[group])
     if group in ("gpu", "link", "tier", "profile"):  # leaf presets: no defaults list

@@ -76,6 +76,8 @@ def _stack(trees: list, dim: str, coords: list):
         return {k: _stack([t[k] for t in trees], dim, coords) for k in first}
     if all(not isinstance(t, xr.DataArray) for t in trees) and all(t == first for t in trees):
         return first
+    if all(isinstance(t, (bool, int, float, np.bool_, np.number)) for t in trees):   # numbers: one array, no concat
+        return xr.DataArray(np.asarray(trees), dims=[dim], coords={dim: xr.DataArray(coords, dims=[dim], name=dim)})
     return xr.concat([t if isinstance(t, xr.DataArray) else xr.DataArray(t) for t in trees],
                      dim=xr.DataArray(coords, dims=[dim], name=dim), coords="minimal", compat="override")
 
