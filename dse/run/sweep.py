@@ -49,11 +49,15 @@ def chunk_points(chunk_mb: float) -> int:
 AUTO_CHUNK_MB, BLOCK_MB = 16.0, 96.0
 
 
+def written_values(grid, names) -> int:
+    """Values the variables ``names`` hold over the whole grid (each at its own dims, stacks counted)."""
+    return sum(math.prod(grid.sizes[d] for d in grid.layout[n][0]) * (len(grid.stacks[n][1]) if n in grid.stacks else 1)
+               for n in names)
+
+
 def auto_chunk_mb(grid, names) -> float:
     """The default chunk size for writing ``names`` (see :data:`AUTO_CHUNK_MB`)."""
-    values = sum(math.prod(grid.sizes[d] for d in grid.dims_of(n) if d in grid.sizes) / grid.points *
-                 (len(grid.stacks[n][1]) if n in grid.stacks else 1) * grid.layout[n][1].itemsize / 8 for n in names)
-    return min(AUTO_CHUNK_MB, BLOCK_MB / max(values, 1.0))
+    return min(AUTO_CHUNK_MB, BLOCK_MB / max(written_values(grid, names) / grid.points, 1.0))
 
 
 def choose_chunks(grid, chunk_mb: float) -> dict[str, int]:
@@ -274,8 +278,7 @@ def plan(cfg: dict, run_dir: Path | str = "."):
     unknown = [n for n in names if n not in grid.variables]
     if unknown:
         raise DseError(f"output.variables: unknown variable {unknown[0]!r}; known: {', '.join(grid.variables)}")
-    nbytes = sum(math.prod(grid.sizes[d] for d in grid.layout[n][0]) * (len(grid.stacks[n][1]) if n in grid.stacks else 1) * 8
-                 for n in names)
+    nbytes = written_values(grid, names) * 8
     fmt = s.format if s.format != "auto" else ("zarr" if nbytes > s.zarr_above_gb * 1e9 else "netcdf")
     path = Path(s.path) if s.path else Path(run_dir) / f"{RESULT_NAME}.{'zarr' if fmt == 'zarr' else 'nc'}"
     if path.suffix not in (".nc", ".zarr"):
@@ -305,8 +308,8 @@ def run(cfg: dict, run_dir: Path | str = ".", planned: tuple | None = None) -> P
                 outputs._remove(path)          # the user asked for it (output.overwrite=true)
             layout = Layout(grid, names, s.chunk_mb)
             chosen = "" if (cfg.get("dask") or {}).get("chunk_mb") else " (dse's choice; dask.chunk_mb sets it)"
-            logging.getLogger("dse").info("%s pieces of work, chunks of %.3g MiB%s", f"{len(layout.pieces()):,}",
-                                          s.chunk_mb, chosen)
+            blocks = math.prod(len(c) for c in layout.chunking.values())
+            logging.getLogger("dse").info("%s blocks, chunks of %.3g MiB%s", f"{blocks:,}", s.chunk_mb, chosen)
             try:
                 return write(layout, path, attrs, client=client, n_workers=s.n_workers, progress=s.progress)
             except OSError as err:
