@@ -14,7 +14,6 @@ import xarray as xr
 
 from analysis.parity import hbf_read_pj_per_bit, today_of
 from analysis.style import HBF_COLOR, model_name, new_figure, out_dir_from_argv, plain, plain_ticks, save, styled
-from dse.analyze import plot
 from dse.analyze.breakeven import FLASH, energy_ratio
 
 LINK = "link_bw_gbps"

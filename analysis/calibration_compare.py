@@ -2,7 +2,7 @@
 
     python analysis/calibration_compare.py [--results results/calibration_compare] [--out results/calibration_compare]
 
-Reads the recipe's netCDF files if present (sweeps/calibration_compare.py), else computes them (seconds), and
+Reads the recipe's netCDF files if present (sweeps/calibration_sweep.py), else computes them (seconds), and
 writes calibration_compare.png and .svg.
 """
 from __future__ import annotations
@@ -89,7 +89,7 @@ def load_or_compute(directory: Path) -> dict[str, xr.Dataset]:
     names = ("mixtral", "deepseek", "fig6")
     if all((directory / f"{n}.nc").is_file() for n in names):
         return {n: xr.load_dataset(directory / f"{n}.nc", engine="h5netcdf") for n in names}
-    from dse.analyze import calibration_compare as cc
+    from dse.analyze import calibration as cc
 
     return cc.compare()
 

@@ -12,7 +12,6 @@ decode traces is used (README, "Memory hierarchy"). Prints markdown tables; writ
 """
 from __future__ import annotations
 
-import numpy as np
 import xarray as xr
 
 import dse
@@ -34,9 +33,9 @@ COMMON = dict(system="8xh200", accounting="refined", batch=BATCHES, routing_skew
 
 
 def _top_k(model: str) -> int:
-    from dse.model import config
+    from dse.config import presets
 
-    return int(config.preset("model", model)["top_k"])
+    return int(presets.preset("model", model)["top_k"])
 
 
 def evaluate(model: str) -> tuple[xr.Dataset, xr.Dataset]:

@@ -11,7 +11,6 @@ that it never does in the range.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import xarray as xr

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dse.run import engine, settings, sweep  # noqa: E402
+from dse.run import engine, layout, schedule, settings  # noqa: E402
 
 # The design space: Flash pJ/bit x HBM pJ/bit x batch x top-k x experts x context x link bandwidth.
 GRID = {
@@ -88,9 +88,9 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float, threads: int) ->
     t = time.perf_counter()
     grid = engine.resolve(**BASE, **GRID)
     n = grid.points
-    chunking = grid.chunking(sweep.choose_chunks(grid, chunk_mb))
+    chunking = grid.chunking(layout.choose_chunks(grid, chunk_mb))
     names = tuple(grid.variables)
-    pieces = [sweep.Piece(str(idx), box, names) for idx, box in grid.blocks(chunking)]
+    pieces = [layout.Piece(str(idx), box, names) for idx, box in grid.blocks(chunking)]
     grid.block(pieces[0].box)                    # the parts every block slices: computed once per grid
     once_s = time.perf_counter() - t
     print(f"grid: {n:,} points, {len(grid.dims)} dimensions {dict(grid.sizes)}; {len(pieces)} blocks "
@@ -105,11 +105,11 @@ def throughput(repeats: int, loop_points: int, chunk_mb: float, threads: int) ->
 
     def with_dask():
         total[0] = 0.0
-        sweep.compute(grid, pieces, sweep.evaluate_piece, consume, progress=False, n_workers=threads)
+        schedule.compute(grid, pieces, schedule.evaluate_piece, consume, progress=False, n_workers=threads)
 
     def one_thread():                # the same blocks and the same work, one after another on this thread
         for piece in pieces:
-            consume(piece, sweep.evaluate_piece(grid, piece))
+            consume(piece, schedule.evaluate_piece(grid, piece))
 
     dask_s, blocks_s = [], []
     for _ in range(repeats):         # interleaved, so both see the same machine load
@@ -241,7 +241,7 @@ def zarr_sweep(points: float, chunk_mb: float | None, keep: bool, variables: str
         "+grid.top_k=[1,2,4,8,16]", "+grid.n_experts=[32,64,128,256]", "+grid.context_len=[1024,4096,16384,65536,131072]",
         "+grid.link_bw_gbps=[32.0,64.0,128.0,256.0,450.0,900.0,1800.0,3600.0,7200.0,14400.0]",
         "output.format=zarr", f"output.compressor={compressor}",
-    ] + ([f"dask.chunk_mb={chunk_mb}"] if chunk_mb else [])    # None: dse's default (dse.run.sweep.auto_chunk_mb)
+    ] + ([f"dask.chunk_mb={chunk_mb}"] if chunk_mb else [])    # None: dse's default (dse.run.layout.auto_chunk_mb)
     if variables:
         overrides.append(f"output.variables=[{variables}]")
     out = Path(tempfile.mkdtemp(prefix="dse-bench-", dir=os.environ.get("DSE_BENCH_DIR")))
@@ -288,8 +288,8 @@ def codec_speeds(repeats: int = 3) -> None:
                           top_k=[1, 2, 4, 8, 16], n_experts=[32, 64, 128, 256],
                           context_len=[1024, 4096, 16384, 65536, 131072],
                           link_bw_gbps=[32.0, 64.0, 128.0, 256.0, 450.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0])
-    pieces = sweep.Layout(grid, ["energy_per_token"], 2.0).pieces()
-    blocks = [sweep.evaluate_piece(grid, pieces[i]) for i in (len(pieces) // 3, len(pieces) // 2, -1)]
+    pieces = layout.Layout(grid, ["energy_per_token"], 2.0).pieces()
+    blocks = [schedule.evaluate_piece(grid, pieces[i]) for i in (len(pieces) // 3, len(pieces) // 2, -1)]
     arrays = [np.ascontiguousarray(a) for b in blocks for a in b.values()]
     raw = sum(a.nbytes for a in arrays)
     numcodecs.blosc.set_nthreads(1)
@@ -321,7 +321,7 @@ if __name__ == "__main__":
     ap.add_argument("--chunk-mb", type=float, default=2.0,
                     help="block size of the throughput part (2 MiB: every variable of a block, energy's 11 components "
                          "included, stays under glibc's 32 MiB mmap ceiling; sweeps choose theirs for Zarr's sake: "
-                         "dse.run.sweep.auto_chunk_mb)")
+                         "dse.run.layout.auto_chunk_mb)")
     ap.add_argument("--zarr-chunk-mb", type=float, default=settings.defaults()["dask"]["chunk_mb"],
                     help="chunk MiB of the 10^9-point sweep (default: dse's own choice)")
     ap.add_argument("--zarr-points", type=float, default=1e9)

@@ -11,11 +11,12 @@ The package is laid out by what each part does:
 
 The public API is this module's functions; ``dse.plot`` and ``dse.results`` name the figure and query modules.
 """
-__version__ = "0.1.0"
-
 import inspect
 
-from .model.params import DseError  # noqa: E402
+from .errors import DseError
+from .provenance import version as _version
+
+__version__ = _version()
 
 
 def evaluate(study=None, *, model=None, system=None, accounting=None, chunks=None, cfg=None, max_grid_points=None,
@@ -30,7 +31,7 @@ def evaluate(study=None, *, model=None, system=None, accounting=None, chunks=Non
 
 def _evaluate_signature() -> inspect.Signature:
     """evaluate(study=None, *, model, system, accounting, chunks, cfg, <every canonical parameter>, **settings)."""
-    from .model.params import PARAMS
+    from .config.params import PARAMS
 
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [inspect.Parameter("study", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
@@ -42,7 +43,7 @@ def _evaluate_signature() -> inspect.Signature:
 
 
 def _evaluate_doc() -> str:
-    from .model.params import parameters_doc
+    from .config.params import parameters_doc
 
     return f"""Energy, latency and capacity of one decode step over a grid of parameters, as an xarray Dataset.
 
@@ -80,7 +81,7 @@ def presets(group: str | None = None):
     """The shipped presets with a one-line description and the provenance grade of their numbers:
     ``{group: [Preset, ...]}`` for every group, or one group's list (model, system, gpu, tier, link, accounting,
     study, search). The command line equivalent is ``dse list``."""
-    from .model.catalog import presets as _presets
+    from .config.catalog import presets as _presets
 
     return _presets(group)
 
@@ -148,16 +149,18 @@ def run_search(preset: str = "deepseek-r1-capacity", run_dir=".", overrides=()):
 
 
 def from_hf_config(path):
-    """A model dict in dse's schema from a Hugging Face ``config.json`` (file or directory); see dse.model.hf."""
-    from .model.hf import from_hf_config as _from_hf_config
+    """A model dict in dse's schema from a Hugging Face ``config.json`` (file or directory); see dse.config.hf."""
+    from .config.hf import from_hf_config as _from_hf_config
 
     return _from_hf_config(path)
 
 
-_MODULES = {"plot": "dse.plot", "results": "dse.results"}   # the public faces of dse.analyze.plot, dse.run.results
+#: The public modules, loaded on first use: ``dse.plot`` (figures), ``dse.results`` (query results), ``dse.traces``
+#: (routing traces).
+_MODULES = {"plot": "dse.analyze.plot", "results": "dse.run.results", "traces": "dse.model.traces"}
 
 
-def __getattr__(name):  # dse.plot, dse.results: loaded on first use
+def __getattr__(name):
     if name in _MODULES:
         import importlib
 
@@ -166,4 +169,4 @@ def __getattr__(name):  # dse.plot, dse.results: loaded on first use
 
 
 __all__ = ["DseError", "evaluate", "breakeven", "breakeven_param", "max_batch", "pareto_front", "open_results", "presets",
-           "run_search", "from_hf_config", "plot", "results", "__version__"]
+           "run_search", "from_hf_config", "plot", "results", "traces", "__version__"]

@@ -11,8 +11,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the analysis/ scripts live beside dse/
 
 import dse
-from dse.run.io import write_netcdf
-from dse.run.report import energy_table
+from dse.files import write_netcdf
+from dse.run.table import energy_table
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "paper"
 

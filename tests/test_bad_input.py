@@ -9,7 +9,7 @@ import pytest
 
 import dse
 from dse import DseError
-from dse.model.hf import from_hf_config
+from dse.config.hf import from_hf_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,7 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
 
 
 def test_schema_rejects_misspelt_keys_and_wrong_types():
-    from dse.model.specs import validated
+    from dse.config.specs import validated
 
     with pytest.raises(DseError) as err:
         validated("model", {"hiden": 4096})
@@ -100,15 +100,15 @@ def test_schema_rejects_misspelt_keys_and_wrong_types():
 
 
 def test_every_preset_matches_its_schema_and_has_provenance():
-    from dse.model import config
+    from dse.config import presets
 
     for group in ("model", "system", "gpu", "link", "tier"):
-        for name in config.presets(group):
-            config.preset(group, name)  # raises if it does not match the schema
+        for name in presets.presets(group):
+            presets.preset(group, name)  # raises if it does not match the schema
             if group in ("gpu", "link", "tier"):
                 from omegaconf import OmegaConf
 
-                p = OmegaConf.to_container(OmegaConf.load(config.CONF_DIR / group / f"{name}.yaml"))
+                p = OmegaConf.to_container(OmegaConf.load(presets.CONF_DIR / group / f"{name}.yaml"))
                 for key in [k for k, v in p.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]:
                     assert key in p["provenance"], f"{group}/{name}: {key} has no provenance"
                     assert p["provenance"][key]["evidence"] in (

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 import dse
 from approx import assert_close
-from dse.model import config
+from dse.config import presets
 from dse.analyze.bisection import bisect, breakeven_param
 from dse.analyze.breakeven import REASONS, breakeven, energy_ratio
-from dse.model.params import DseError
+from dse.errors import DseError
 
 ROOT = Path(__file__).resolve().parent.parent
 MAV, L3 = {"study": "paper-fig6-maverick"}, {"study": "paper-fig6-llama3"}
@@ -283,7 +283,7 @@ def test_breakeven_link_bandwidth_and_cache_fraction():
 # ------------------------------------------------------------------------------------------------ CLI
 def _cli(tmp_path, *args):
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    return subprocess.run([sys.executable, "-m", "dse.cli.breakeven", *args, f"hydra.run.dir={tmp_path}"],
+    return subprocess.run([sys.executable, "-m", "dse.cli.dse_breakeven", *args, f"hydra.run.dir={tmp_path}"],
                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -305,9 +305,9 @@ def test_cli_bad_input_one_line_no_file(tmp_path):
 
 
 def test_breakeven_conf_composes_the_root_config():
-    assert (config.CONF_DIR / "breakeven.yaml").is_file()
+    assert (presets.CONF_DIR / "breakeven.yaml").is_file()
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(config.CONF_DIR), version_base=None):
+    with initialize_config_dir(config_dir=str(presets.CONF_DIR), version_base=None):
         c = compose(config_name="breakeven", overrides=["study=paper-fig6-maverick", "reference.study=paper-fig6-llama3"])
     assert c.model.name == "llama4-maverick" and c.reference.placement == "hbm" and "grid" in c

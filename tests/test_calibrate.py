@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 import dse.calibrate as keys
-from dse.calibrate import backends, measure, nvml, presets
+from dse.calibrate import backends, measure, nvml
+from dse.calibrate import preset_yaml as presets
 from dse.calibrate.probe import calibrate
-from dse.cli import calibrate as cli_cal
-from dse.model.params import DseError
+from dse.cli import dse_calibrate as cli_cal
+from dse.errors import DseError
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "h200_energy_probe_2026-11-28.json"
@@ -315,7 +316,7 @@ def test_no_gpu_one_line_errors(monkeypatch, capsys):
 
 def test_without_nvml_the_cli_exits_with_one_line_and_no_hydra(tmp_path):
     code = ("import sys; sys.modules['pynvml'] = None\n"
-            "from dse.cli.calibrate import main\n"
+            "from dse.cli.dse_calibrate import main\n"
             "rc = main(['--base', 'h200-sxm', '--out', sys.argv[1]])\n"
             "heavy = [m for m in ('hydra', 'omegaconf', 'xarray', 'torch') if m in sys.modules]\n"
             "assert not heavy, heavy\n"

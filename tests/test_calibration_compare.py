@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import dse
-from dse.analyze import calibration_compare as cc
+from dse.analyze import calibration as cc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,7 +131,7 @@ def test_fig6_breakeven_closes_the_gap(results, label, batch):
 
 def test_readme_table_is_the_study_output(results):
     table = cc.markdown_table(cc.summary(results))
-    assert table in (ROOT / "README.md").read_text(), "README table is stale: rerun sweeps/calibration_compare.py"
+    assert table in (ROOT / "README.md").read_text(), "README table is stale: rerun sweeps/calibration_sweep.py"
 
 
 def test_figure_draws(results, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 import dse
-from dse.model.params import PARAMS
+from dse.config.params import PARAMS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,9 +38,9 @@ def test_a_misspelling_is_one_line_with_a_suggestion(tmp_path, argv, key, sugges
 
 
 @pytest.mark.parametrize("prog, argv, suggestion", [
-    ("dse.cli.breakeven", ["reference.placment=ddr"], "reference.placement"),
-    ("dse.cli.search", ["search.n_trial=5"], "search.n_trials"),
-    ("dse.cli.search", ["search=mixtral-smal"], "mixtral-small"),
+    ("dse.cli.dse_breakeven", ["reference.placment=ddr"], "reference.placement"),
+    ("dse.cli.dse_search", ["search.n_trial=5"], "search.n_trials"),
+    ("dse.cli.dse_search", ["search=mixtral-smal"], "mixtral-small"),
 ])
 def test_the_other_commands_suggest_too(tmp_path, prog, argv, suggestion):
     r = run("-m", prog, *argv, f"hydra.run.dir={tmp_path}")
@@ -70,8 +70,8 @@ def test_dotted_grid_keys_from_the_command_line(tmp_path):
 
 def test_help_per_command_says_what_it_does():
     for prog, first, example in (("dse", "dse: energy, latency and capacity", "dse study=paper-fig45-mixtral"),
-                                 ("dse.cli.breakeven", "dse-breakeven: how low must Flash", "reference.study="),
-                                 ("dse.cli.search", "dse-search: a Pareto search", "search.n_trials")):
+                                 ("dse.cli.dse_breakeven", "dse-breakeven: how low must Flash", "reference.study="),
+                                 ("dse.cli.dse_search", "dse-search: a Pareto search", "search.n_trials")):
         r = run("-m", prog, "--help")
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith(first) and example in r.stdout and "powered by Hydra" not in r.stdout

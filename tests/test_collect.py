@@ -6,15 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 import yaml
 
 import dse
 from approx import assert_close
-from dse.cli import collect as collect_cli
+from dse.cli import dse_collect as collect_cli
 from dse.run import collect, sweep
-from dse.model import config
-from dse.model.params import DseError
+from dse.config import presets
+from dse.errors import DseError
 from dse.run.results import open_results, ratio_to
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +52,7 @@ def test_a_grid_value_swept_across_jobs_becomes_a_dimension(tmp_path):
     """`dse -m grid.batch=1,16 ...` runs one value per job (Hydra records ++grid.batch=1): merged along batch."""
     jobs = []
     for b in (1, 16):
-        cfg = config.compose(model="mixtral-8x7b", system="8xh200")
+        cfg = presets.compose(model="mixtral-8x7b", system="8xh200")
         cfg["grid"] = {"batch": b, "placement": ["hbm", "ssd"]}
         jobs.append(([f"++grid.batch={b}", "++grid.placement=[hbm,ssd]"], cfg))
     fake_multirun(tmp_path, jobs)
@@ -75,7 +74,7 @@ def test_figure_6_merges_studies_with_different_dimensions(tmp_path):
     """Maverick sweeps Flash energy, Llama-3 (all HBM) does not: merged along `study`, Llama-3's values repeat
     along flash_read_pj_per_bit, and the ratio to Llama-3 is the figure."""
     studies = ["paper-fig6-maverick", "paper-fig6-llama3"]
-    fake_multirun(tmp_path, [([f"study={s}"], config.compose(study=s)) for s in studies])
+    fake_multirun(tmp_path, [([f"study={s}"], presets.compose(study=s)) for s in studies])
     path = collect.collect(tmp_path, progress=False)
     assert path == tmp_path / "merged.nc"
     ds = open_results(path)
@@ -94,7 +93,7 @@ def test_figure_6_merges_studies_with_different_dimensions(tmp_path):
 
 def test_figures_4_5_pad_the_batch_sizes_a_study_did_not_run(tmp_path):
     studies = ["paper-fig45-mixtral", "paper-fig45-deepseek"]
-    fake_multirun(tmp_path, [([f"study={s}"], config.compose(study=s)) for s in studies])
+    fake_multirun(tmp_path, [([f"study={s}"], presets.compose(study=s)) for s in studies])
     ds = open_results(collect.collect(tmp_path, progress=False))
     assert list(ds.batch.values) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
     deepseek = ds.energy_per_token.sel(study=studies[1])
@@ -102,11 +101,11 @@ def test_figures_4_5_pad_the_batch_sizes_a_study_did_not_run(tmp_path):
 
 
 def test_an_incomplete_multirun_names_the_missing_choice(tmp_path):
-    base = config.compose(model="mixtral-8x7b")
+    base = presets.compose(model="mixtral-8x7b")
     base["grid"] = {"batch": [1, 2]}
     jobs = []
     for model, placement in (("mixtral-8x7b", "hbm"), ("mixtral-8x7b", "ddr"), ("deepseek-r1", "hbm")):
-        cfg = config.compose(model=model)
+        cfg = presets.compose(model=model)
         cfg["grid"], cfg["workload"]["placement"] = {"batch": [1, 2]}, placement
         jobs.append(([f"model={model}", f"workload.placement={placement}"], cfg))
     fake_multirun(tmp_path, jobs)
@@ -116,7 +115,7 @@ def test_an_incomplete_multirun_names_the_missing_choice(tmp_path):
 
 
 def test_collect_of_an_empty_directory_is_a_one_line_error(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "dse.cli.collect", str(tmp_path)], env=ENV, cwd=ROOT, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "dse.cli.dse_collect", str(tmp_path)], env=ENV, cwd=ROOT, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no job results" in r.stderr
 

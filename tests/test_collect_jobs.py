@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dse.cli import collect as collect_cli
+from dse.cli import dse_collect as collect_cli
 from dse import DseError
 from dse.run import collect
 from dse.run.results import open_results

@@ -7,7 +7,7 @@ import pytest
 
 import dse
 from dse.model.gemm import Gemm
-from dse.model.params import DseError
+from dse.errors import DseError
 
 H100 = SimpleNamespace(register_tile=16, l1_kib=256.0, l2_mib=50.0)
 L = 1024

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import dse
-from dse.model.params import DseError
+from dse.errors import DseError
 
 GRID = dict(model="mixtral-8x7b", system="paper-4xh100", placement=["hbm", "ddr", "ssd"], batch=list(range(1, 513)),
             hbm_cache_fraction=list(np.linspace(0, 1, 11)), context_len=[512, 1024, 2048, 4096, 6144, 8192])

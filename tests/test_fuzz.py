@@ -17,15 +17,15 @@ from hypothesis import strategies as st
 
 import dse
 from dse import DseError
-from dse.model import validate
-from dse.model.hf import from_hf_config
+from dse.config import rules
+from dse.config.hf import from_hf_config
 
 FAST = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 TIER = "ssd"
-PATHS = sorted(p.replace("*", TIER) for p in validate.RULES)
+PATHS = sorted(p.replace("*", TIER) for p in rules.RULES)
 
 
-def _bad_values(rule: validate.Rule):
+def _bad_values(rule: rules.Rule):
     """Values outside a rule: below / above the range, not finite, not a number, not an integer."""
     out = [st.sampled_from([math.nan, math.inf, -math.inf, "x", None, True, [1, "y"]])]
     if rule.lo > -math.inf:
@@ -41,9 +41,9 @@ def _bad_values(rule: validate.Rule):
 def _in_default_config(path: str) -> bool:
     """Keys the default config spells out (Hydra refuses to override others without a +; a misspelt-key
     message is the CLI's own business)."""
-    from dse.model import config
+    from dse.config import presets
 
-    node = config.compose(system="paper-4xh100")
+    node = presets.compose(system="paper-4xh100")
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
             return False
@@ -57,7 +57,7 @@ CLI_PATHS = [p for p in PATHS if _in_default_config(p)]
 @st.composite
 def bad_setting(draw, paths=PATHS):
     path = draw(st.sampled_from(paths))
-    value = draw(_bad_values(validate.rule_for(path)))
+    value = draw(_bad_values(rules.rule_for(path)))
     if isinstance(value, list):
         return path, value
     as_grid = draw(st.booleans()) and value is not None

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import dse
-from dse.model import config, hierarchy
-from dse.model.params import DseError
+from dse.model import hierarchy
+from dse.config import presets
+from dse.errors import DseError
 
 from approx import assert_close
 
@@ -21,7 +22,7 @@ HAND = dict(model="mixtral-8x7b", system="8xh200", accounting="refined", ep=1, b
 
 
 def _tier(name):
-    return config.preset("tier", name)
+    return presets.preset("tier", name)
 
 
 def test_three_tier_split_of_eight_experts_by_hand():
@@ -39,7 +40,7 @@ def test_three_tier_split_of_eight_experts_by_hand():
     assert float(e.sel(component="warm_read")) == pytest.approx(warm_bits * ddr["read_pj_per_bit"] * 1e-12, rel=1e-12)
     assert float(e.sel(component="offload_read")) == pytest.approx(cold_bits * ssd["read_pj_per_bit"] * 1e-12,
                                                                    rel=1e-12)
-    link_pj = config.preset("link", "nvlink-c2c-gen4")["pj_per_bit"]      # the warm tier shares the offload link
+    link_pj = presets.preset("link", "nvlink-c2c-gen4")["pj_per_bit"]      # the warm tier shares the offload link
     assert float(e.sel(component="warm_link")) == pytest.approx(warm_bits * link_pj * 1e-12, rel=1e-12)
     assert float(e.sel(component="offload_link")) == pytest.approx(cold_bits * link_pj * 1e-12, rel=1e-12)
     # time: 4 SSDs x 13 GB/s = 52 GB/s for the cold bytes, DDR 460.8 GB/s, both over the 450 GB/s link
@@ -55,7 +56,7 @@ def test_three_tier_split_of_eight_experts_by_hand():
 def test_own_warm_link_and_its_bandwidth():
     """A warm tier on a PCIe-5 link of its own (64 GB/s): its copies no longer share the C2C link."""
     d = dse.evaluate(**{**HAND, "warm_link": "pcie-gen5-x16", "ssd_per_gpu": 64})
-    pcie = config.preset("link", "pcie-gen5-x16")
+    pcie = presets.preset("link", "pcie-gen5-x16")
     warm, cold = P[2] + P[3], sum(P[4:])
     # 64 SSDs (832 GB/s) out-run the 450 GB/s C2C link: cold bytes at 450, warm bytes at 64 GB/s in parallel
     t_layer = max(warm * EXPERT_BYTES / (pcie["bw_gbps"] * 1e9), cold * EXPERT_BYTES / 450e9)

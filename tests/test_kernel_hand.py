@@ -1,5 +1,4 @@
 """The kernel against numbers derived by hand from docs/model.md and published model facts (not from the code)."""
-import math
 
 import numpy as np
 import pytest
@@ -114,11 +113,12 @@ def test_cache_fraction_removes_hot_experts_from_the_fetch():
 def test_parameter_counts_match_published_totals(name, total_b, active_b):
     from types import SimpleNamespace
 
-    from dse.model import config, kernel
-    from dse.run import inputs
+    from dse.model import kernel
+    from dse.config import presets
+    from dse.config import inputs
 
-    m = SimpleNamespace(**inputs.prepare_model(config.preset("model", name)))
-    g = SimpleNamespace(**config.preset("gpu", "h100-sxm"))
+    m = SimpleNamespace(**inputs.prepare_model(presets.preset("model", name)))
+    g = SimpleNamespace(**presets.preset("gpu", "h100-sxm"))
     counts = kernel.parameter_counts(m, g)                   # the weights of the operation table, tp = 1
     embedding = m.vocab * m.hidden
     assert (counts.total + embedding) / 1e9 == pytest.approx(total_b, rel=0.02)
@@ -128,11 +128,12 @@ def test_parameter_counts_match_published_totals(name, total_b, active_b):
 def test_deepseek_mla_attention_by_hand():
     from types import SimpleNamespace
 
-    from dse.model import config, kernel
-    from dse.run import inputs
+    from dse.model import kernel
+    from dse.config import presets
+    from dse.config import inputs
 
-    m = SimpleNamespace(**inputs.prepare_model(config.preset("model", "deepseek-r1")))
-    g = SimpleNamespace(**config.preset("gpu", "h100-sxm"))
+    m = SimpleNamespace(**inputs.prepare_model(presets.preset("model", "deepseek-r1")))
+    g = SimpleNamespace(**presets.preset("gpu", "h100-sxm"))
     # q_a, q_b (nope + rope per head), kv_a with the RoPE key, W_UK and W_UV per head, o
     by_hand = 7168 * 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 * 128 * 256 + 128 * 128 * 7168
     assert kernel.parameter_counts(m, g).attention == by_hand == 187_105_280

@@ -8,9 +8,9 @@ import pytest
 import xarray as xr
 
 import dse
-from dse.model import config
-from dse.model.hf import from_hf_config
-from dse.model.specs import MODEL_FIELDS as FIELDS
+from dse.config import presets
+from dse.config.hf import from_hf_config
+from dse.config.specs import MODEL_FIELDS as FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 HF = ROOT / "tests" / "data" / "hf"
@@ -19,7 +19,7 @@ HF = ROOT / "tests" / "data" / "hf"
 @pytest.mark.parametrize("name", sorted(p.stem for p in HF.glob("*.json")))
 def test_hf_config_matches_the_preset(name):
     parsed = from_hf_config(HF / f"{name}.json")
-    preset = config.preset("model", name)
+    preset = presets.preset("model", name)
     for field in FIELDS:
         assert parsed[field] == preset.get(field, 0), field
 

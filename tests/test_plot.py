@@ -233,7 +233,7 @@ def test_write_next_to_is_atomic_and_skips_huge(mixtral, tmp_path, monkeypatch):
     assert [p.name for p in paths] == ["result.png", "result.svg"]
     assert paths[0].stat().st_size > 10_000 and paths[1].read_text().lstrip().startswith(("<?xml", "<svg"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png", "result.svg"]     # no temporary left
-    from dse.analyze import figure_size
+    from dse.analyze import figure_switch as figure_size
 
     monkeypatch.setattr(figure_size, "MAX_AUTO_POINTS", 3)
     assert plot.write_next_to(mixtral, tmp_path / "big.nc") == []
@@ -247,18 +247,18 @@ def test_dse_run_writes_its_figure_unless_told_not_to(tmp_path, monkeypatch):
     subprocess.run(exe + base + [f"hydra.run.dir={tmp_path / 'a'}"], check=True, capture_output=True, env=env, timeout=600)
     assert (tmp_path / "a" / "result.png").stat().st_size > 10_000 and (tmp_path / "a" / "result.svg").is_file()
     from dse.cli import main as cli
-    from dse.model import config
+    from dse.config import presets
 
     monkeypatch.setenv("DSE_PLOT", "1")
     (tmp_path / "b").mkdir()                                  # plot=false, in process (what the CLI calls)
-    cli.run({**config.compose(study="paper-fig45-mixtral"), "grid": {"batch": [1, 16]}, "progress": False,
+    cli.run({**presets.compose(study="paper-fig45-mixtral"), "grid": {"batch": [1, 16]}, "progress": False,
              "plot": False}, tmp_path / "b")
     assert (tmp_path / "b" / "result.nc").is_file() and not list((tmp_path / "b").glob("*.png"))
 
 
 
 def test_the_environment_switches_every_run_figure_off(monkeypatch):
-    from dse.cli.common import figures_wanted
+    from dse.analyze.figure_switch import figures_wanted
 
     monkeypatch.setenv("DSE_PLOT", "1")
     assert figures_wanted(True) and not figures_wanted(False)
@@ -268,7 +268,7 @@ def test_the_environment_switches_every_run_figure_off(monkeypatch):
 
 def test_dse_breakeven_run_writes_fig6(tmp_path):
     env = {**os.environ, "DSE_PLOT": "1"}
-    subprocess.run([sys.executable, "-m", "dse.cli.breakeven", "study=paper-fig6-maverick",
+    subprocess.run([sys.executable, "-m", "dse.cli.dse_breakeven", "study=paper-fig6-maverick",
                     "reference.study=paper-fig6-llama3", f"hydra.run.dir={tmp_path}"], check=True, capture_output=True,
                    env=env, timeout=600)
     assert (tmp_path / "breakeven.png").stat().st_size > 10_000 and (tmp_path / "breakeven.svg").is_file()

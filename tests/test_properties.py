@@ -4,7 +4,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import dse
-from dse.model import config, expert_load, routing
+from dse.model import expert_load, routing
+from dse.config import presets
 
 MODELS = ["mixtral-8x7b", "deepseek-r1", "qwen3-235b-a22b", "gpt-oss-120b", "llama4-maverick"]
 SYSTEMS = ["paper-4xh100", "paper-32xh100", "8xh200", "8xb200"]
@@ -63,7 +64,7 @@ def test_components_sum_to_total_and_are_nonnegative(model, system, batch, place
     np.testing.assert_allclose(ds.energy_per_token * ds.batch, ds.step_energy, rtol=1e-12)
     assert np.all((ds.offload_share >= 0) & (ds.offload_share <= 1))
     # distinct experts per MoE layer: at least one token's top_k, at most all experts or every pick distinct
-    m = config.preset("model", model)
+    m = presets.preset("model", model)
     assert np.all(ds.experts_touched >= m["top_k"] - 1e-9)
     assert np.all(ds.experts_touched <= np.minimum(m["n_experts"], ds.batch * m["top_k"]) + 1e-9)
 

@@ -12,9 +12,12 @@ import pytest
 
 import dse
 from dse import DseError
-from dse.run import io as outputs, sweep
-from dse.model import specs, validate
-from dse.model.hf import from_hf_config
+from dse.run import schedule, sweep
+from dse import files as outputs
+from dse.config import specs
+from dse.config import rules
+from dse.model import routing
+from dse.config.hf import from_hf_config
 from dse.run.results import open_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +81,7 @@ def test_first_dense_up_to_n_layers_is_a_dense_model():
 
 
 def test_every_numeric_schema_field_has_a_rule():
-    """Adding a model / system field is one line in dse.model.validate.RULES: this test names a field without one."""
+    """Adding a model / system field is one line in dse.config.rules.RULES: this test names a field without one."""
     def numeric(cls):
         return [f.name for f in dataclasses.fields(cls) if f.type in ("int", "float")]
 
@@ -86,21 +89,21 @@ def test_every_numeric_schema_field_has_a_rule():
                          ("system.gpu", specs.GPUSpec), ("system.offload_link", specs.LinkSpec),
                          ("system.tiers.x", specs.TierSpec)):
         for name in numeric(cls):
-            assert validate.rule_for(f"{section}.{name}") is not None, f"{section}.{name} has no rule"
+            assert rules.rule_for(f"{section}.{name}") is not None, f"{section}.{name} has no rule"
 
 
 # ------------------------------------------------------------------------------------------ measured routing
 def test_routing_probabilities_by_hand():
     # shares 0.6, 0.2, 0.1, 0.1 with top_k = 2 -> 1.2 0.4 0.2 0.2: the first is capped at 1 and the remaining
     # mass 1 is split 2:1:1 -> 0.5, 0.25, 0.25
-    p = validate.routing_probabilities([0.6, 0.2, 0.1, 0.1], 2, 4)
+    p = routing.routing_probabilities([0.6, 0.2, 0.1, 0.1], 2, 4)
     np.testing.assert_allclose(p, [1.0, 0.5, 0.25, 0.25], rtol=1e-12)
     # counts on any scale give the same probabilities
-    np.testing.assert_allclose(validate.routing_probabilities([60, 20, 10, 10], 2, 4), p, rtol=1e-12)
+    np.testing.assert_allclose(routing.routing_probabilities([60, 20, 10, 10], 2, 4), p, rtol=1e-12)
     # already valid pick probabilities are kept as they are
-    np.testing.assert_allclose(validate.routing_probabilities([0.5, 0.5, 0.5, 0.5], 2, 4), [0.5] * 4, rtol=1e-12)
+    np.testing.assert_allclose(routing.routing_probabilities([0.5, 0.5, 0.5, 0.5], 2, 4), [0.5] * 4, rtol=1e-12)
     # exactly top_k non-zero experts: each is picked by every token
-    np.testing.assert_allclose(validate.routing_probabilities([5, 1, 0, 0], 2, 4), [1, 1, 0, 0], rtol=1e-12)
+    np.testing.assert_allclose(routing.routing_probabilities([5, 1, 0, 0], 2, 4), [1, 1, 0, 0], rtol=1e-12)
 
 
 def test_measured_routing_touched_experts_by_hand():
@@ -194,9 +197,9 @@ def test_bad_chunks(chunks):
 
 # ------------------------------------------------------------------------------------------ outputs
 def cfg_for(tmp_path, **output):
-    from dse.model import config
+    from dse.config import presets
 
-    cfg = config.compose()
+    cfg = presets.compose()
     cfg["grid"] = {"batch": [1, 8]}
     cfg["progress"] = False
     cfg["output"].update(output)
@@ -271,7 +274,7 @@ def test_full_disk_is_one_line(tmp_path, monkeypatch):
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(sweep, "compute", full)
+    monkeypatch.setattr(schedule, "compute", full)
     with pytest.raises(DseError) as err:
         sweep.run(cfg_for(tmp_path), tmp_path)
     assert "no space left" in one_line(err)
@@ -381,7 +384,7 @@ def test_ctrl_c_during_a_write_is_one_line_and_leaves_nothing(tmp_path, monkeypa
         assert list((tmp_path / "r").glob(".result.nc.*.tmp"))     # the temporary exists at that moment
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep, "compute", interrupted)
+    monkeypatch.setattr(schedule, "compute", interrupted)
     monkeypatch.setattr(sys, "argv", ["dse", "grid.batch=[1,8]", f"hydra.run.dir={tmp_path}/r", "progress=false"])
     with pytest.raises(SystemExit) as exit_:
         main()
@@ -398,7 +401,7 @@ def test_huge_expert_counts_are_refused_not_hung():
 
 
 def test_storage_passwords_are_masked(tmp_path):
-    from dse.cli.search import scrub_secrets
+    from dse.cli.dse_search import scrub_secrets
     from dse.search.study import open_storage
 
     url = "postgresql+psycopg://alice:S3cret%2Fpw@127.0.0.1:1/dse"

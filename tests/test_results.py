@@ -4,7 +4,7 @@ import pytest
 import xarray as xr
 
 import dse
-from dse.model.params import DseError
+from dse.errors import DseError
 from dse.run.results import best, crossing, open_results, ratio_to
 
 

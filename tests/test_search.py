@@ -95,7 +95,7 @@ def test_bad_space_is_one_line(small_cfg, changes, message):
 def test_cli_unreachable_storage_fails_before_any_trial(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for url in ("postgresql://dse@db.invalid:5432/dse", f"sqlite:///{tmp_path}/missing/dir/study.db"):
-        r = subprocess.run([PY, "-m", "dse.cli.search", "search=mixtral-small", "search.method=optuna", f"search.storage={url}",
+        r = subprocess.run([PY, "-m", "dse.cli.dse_search", "search=mixtral-small", "search.method=optuna", f"search.storage={url}",
                             f"hydra.run.dir={tmp_path}/run"], capture_output=True, text=True, env=env, timeout=120)
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
@@ -161,7 +161,7 @@ def test_resume_adds_to_the_study(tmp_path):
 def test_two_processes_share_one_study(tmp_path, storage):
     url = f"sqlite:///{tmp_path}/shared.db" if storage == "sqlite" else f"journal:{tmp_path}/shared.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([PY, "-m", "dse.cli.search", "search=mixtral-small", "search.method=optuna", "search.n_trials=30",
+    procs = [subprocess.Popen([PY, "-m", "dse.cli.dse_search", "search=mixtral-small", "search.method=optuna", "search.n_trials=30",
                                f"search.seed={seed}", f"search.storage={url}", "search.progress=false",
                                f"hydra.run.dir={tmp_path}/run{seed}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -191,7 +191,7 @@ def test_two_processes_share_one_study(tmp_path, storage):
 
 # ------------------------------------------------------------------ search.method: exhaustive, auto
 def test_exhaustive_method_writes_the_exact_front(tmp_path):
-    from dse.search import validate
+    from dse.search import verify as validate
 
     cfg = compose("mixtral-small", ["search.method=exhaustive", "search.progress=false"])
     summary = run(cfg, tmp_path)

@@ -12,7 +12,7 @@ from dse.search.local import START_LEVEL, _poll_moves
 from dse.search.pareto import Normalizer, nondominated
 from dse.search.run import _base
 from dse.search.space import parse
-from dse.search.validate import exact_front
+from dse.search.verify import exact_front
 
 
 def test_poll_moves_by_hand():

@@ -74,7 +74,7 @@ def postgres():
 def test_two_workers_share_a_server_study(tmp_path, postgres):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DSE_SEARCH_STORAGE": postgres}
     n = 30
-    procs = [subprocess.Popen([sys.executable, "-m", "dse.cli.search", "search=mixtral-small", "search.method=optuna", f"search.n_trials={n}",
+    procs = [subprocess.Popen([sys.executable, "-m", "dse.cli.dse_search", "search=mixtral-small", "search.method=optuna", f"search.n_trials={n}",
                                "search.batch_size=10",
                                f"search.seed={seed}", "search.progress=false", f"hydra.run.dir={tmp_path}/run{seed}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -5,7 +5,7 @@ import pytest
 
 import dse
 from dse.model import requests as serving
-from dse.model.params import DseError
+from dse.errors import DseError
 
 # a small MoE on one GPU (tp = dp = ep = 1): every quantity below is derived from these numbers by hand
 TINY = dict(name="tiny", attention="gqa", n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ffn=0,
@@ -99,12 +99,10 @@ def test_prefill_equals_its_chunk_steps_one_by_one():
     x = {k: v for k, v in grid.whole().items() if k != "pre"}
     w = serving._with(x["w"], count_lm_head=0.0)
 
-    def tables(wx):
-        return engine._request_tables(x["m"], x["g"], x["s"], wx, grid.compute.keywords["routing_plan"])
-
+    plan = grid.compute.keywords["routing_plan"]
     lat, energy = 0.0, 0.0
     for k, q in enumerate([c] * (P // c) + [P % c]):
-        one = serving.run(x["m"], x["g"], x["s"], x["link"], x["tier"], w, tables, q=float(q),
+        one = serving.run(x["m"], x["g"], x["s"], x["link"], x["tier"], w, plan, q=float(q),
                           l0=k * c + (q + 1) / 2, dl=1.0, n=1.0, ndim=1)
         lat = lat + one.latency
         energy = energy + sum(one.energy.values())
@@ -164,9 +162,9 @@ def test_max_batch_memory_limit_and_profiles():
 
 # ------------------------------------------------------------------------------------------------- KV on a tier
 def test_kv_tier_at_hbm_constants_reproduces_hbm():
-    from dse.model import config
+    from dse.config import presets
 
-    h200 = config.preset("gpu", "h200-sxm")
+    h200 = presets.preset("gpu", "h200-sxm")
     g = dict(model="mixtral-8x7b", system="8xh200", batch=[1, 32], prompt_len=500, output_len=50, placement="hbm",
              link_bw_gbps=h200["hbm_bw_gbps"], link_pj_per_bit=0.0)   # the KV's link: as fast as HBM, free
     ref = dse.evaluate(**g)
@@ -249,10 +247,10 @@ def test_serving_study_script_writes_its_results(tmp_path):
 
 
 def test_search_objectives_and_constraints_may_name_request_outputs():
-    from dse.model import config
+    from dse.config import presets
     from dse.search import space
 
-    base = config.compose()
+    base = presets.compose()
     search = dict(objectives=["energy_per_output_token", "capacity_cost_usd"],
                   constraints={"tpot": {"max": 0.05}, "ttft": {"max": 2.0}},
                   space={"placement": {"type": "categorical", "choices": ["hbm", "ssd"]},

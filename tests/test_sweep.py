@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 
 import dse
 from approx import assert_close
-from dse.model import config
-from dse.run import engine, sweep, writers
-from dse.model.params import DseError
+from dse.config import presets
+from dse.run import engine, layout, schedule, sweep, writers
+from dse.errors import DseError
 from dse.run.results import open_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +23,7 @@ GRID = {"placement": ["hbm", "ssd", "hbf"], "batch": [1, 3, 16, 64, 256],
 
 
 def cfg_for(grid=None, **sections):
-    cfg = config.compose(model="deepseek-r1", system="8xh200")
+    cfg = presets.compose(model="deepseek-r1", system="8xh200")
     cfg["grid"] = dict(GRID if grid is None else grid)
     cfg["progress"] = False
     cfg["dask"] = {"chunk_mb": 0.002}             # 262 points a chunk: many pieces on a small grid
@@ -67,19 +66,19 @@ def test_round_trip_keeps_values_units_and_provenance(tmp_path, fmt, compressor)
 
 def test_every_chunk_is_written_exactly_once():
     grid = engine.resolve(cfg=cfg_for())
-    layout = sweep.Layout(grid, list(grid.variables), 0.002)
-    assert layout.chunked and layout.whole                                      # both kinds on this grid
-    counts = {n: np.zeros(tuple(map(sum, layout.chunks(n)))) for n in layout.names}
-    for piece in layout.pieces():
+    lay = layout.Layout(grid, list(grid.variables), 0.002)
+    assert lay.chunked and lay.whole                                      # both kinds on this grid
+    counts = {n: np.zeros(tuple(map(sum, lay.chunks(n)))) for n in lay.names}
+    for piece in lay.pieces():
         for n in piece.names:
-            counts[n][layout.region(n, piece.box)] += 1
+            counts[n][lay.region(n, piece.box)] += 1
     assert all((c == 1).all() for c in counts.values())
 
 
 def test_chunks_follow_the_target_and_keep_cheap_dimensions_whole():
     grid = engine.resolve(cfg=cfg_for({"batch": list(range(1, 301)), "flash_read_pj_per_bit": [1.0, 2.0, 5.0],
                                        "top_k": [1, 2, 4, 8]}))
-    chunks = sweep.choose_chunks(grid, chunk_mb=1000 * 8 / 2**20)              # 1000 float64 per chunk
+    chunks = layout.choose_chunks(grid, chunk_mb=1000 * 8 / 2**20)              # 1000 float64 per chunk
     assert math.prod(chunks.values()) <= 1000
     assert chunks["flash_read_pj_per_bit"] == 3           # only the energy depends on it: never split
     assert chunks == {"batch": 83, "flash_read_pj_per_bit": 3, "top_k": 4}
@@ -91,13 +90,13 @@ def test_default_chunks_shrink_as_the_variables_hold_more_values_a_point(tmp_pat
     big = {"placement": ["ssd", "hbf"], "batch": list(range(1, 513)), "flash_read_pj_per_bit": list(np.geomspace(1, 200, 64)),
            "top_k": [1, 2, 4, 8]}
     grid = engine.resolve(cfg=cfg_for(big))
-    assert sweep.auto_chunk_mb(grid, ["energy_per_token"]) == sweep.AUTO_CHUNK_MB == 16.0
+    assert layout.auto_chunk_mb(grid, ["energy_per_token"]) == layout.AUTO_CHUNK_MB == 16.0
     ds = grid.dataset(chunks={"batch": 64})
     values = sum(ds[n].nbytes for n in ds.data_vars) / 8 / grid.points     # float64 values a grid point
-    assert values > sweep.BLOCK_MB / sweep.AUTO_CHUNK_MB        # enough to shrink the chunks
-    assert_close(sweep.auto_chunk_mb(grid, list(ds.data_vars)), sweep.BLOCK_MB / values, rtol=0.02)
+    assert values > layout.BLOCK_MB / layout.AUTO_CHUNK_MB        # enough to shrink the chunks
+    assert_close(layout.auto_chunk_mb(grid, list(ds.data_vars)), layout.BLOCK_MB / values, rtol=0.02)
     planned = sweep.plan(cfg_for(big, dask={"chunk_mb": None}), tmp_path)     # what a sweep of every variable uses
-    assert planned[1].chunk_mb == pytest.approx(sweep.BLOCK_MB / values, rel=0.02)
+    assert planned[1].chunk_mb == pytest.approx(layout.BLOCK_MB / values, rel=0.02)
 
 
 SCRIPT_KILLED = """
@@ -124,25 +123,25 @@ def test_interrupted_zarr_sweep_resumes_to_the_same_dataset(tmp_path, monkeypatc
     assert not (a / "result.zarr").exists() and (a / "result.zarr.partial").is_dir()
     with pytest.raises(DseError, match="unfinished sweep"):
         open_results(a / "result.zarr.partial")
-    n_pieces = len(sweep.Layout(engine.resolve(cfg=cfg), list(dse.evaluate(cfg=cfg).data_vars), 0.002).pieces())
+    n_pieces = len(layout.Layout(engine.resolve(cfg=cfg), list(dse.evaluate(cfg=cfg).data_vars), 0.002).pieces())
     evaluated_pieces = []
-    original = sweep.evaluate_piece
-    monkeypatch.setattr(sweep, "evaluate_piece", lambda g, p: evaluated_pieces.append(p.key) or original(g, p))
+    original = schedule.evaluate_piece
+    monkeypatch.setattr(schedule, "evaluate_piece", lambda g, p: evaluated_pieces.append(p.key) or original(g, p))
     sweep.run(cfg, a)                                                           # resume
     assert 0 < len(evaluated_pieces) <= n_pieces - 3
     assert sorted(p.name for p in a.iterdir()) == ["result.zarr"]
-    monkeypatch.setattr(sweep, "evaluate_piece", original)
+    monkeypatch.setattr(schedule, "evaluate_piece", original)
     sweep.run(cfg, b)                                                           # uninterrupted
     resumed, straight = open_results(a / "result.zarr").load(), open_results(b / "result.zarr").load()
     assert_close(resumed, straight)
     evaluated_pieces.clear()
-    monkeypatch.setattr(sweep, "evaluate_piece", lambda g, p: evaluated_pieces.append(p.key) or original(g, p))
+    monkeypatch.setattr(schedule, "evaluate_piece", lambda g, p: evaluated_pieces.append(p.key) or original(g, p))
     sweep.run(cfg, a)                                                           # complete: nothing to redo
     assert evaluated_pieces == []
 
 
 def test_a_torn_record_line_does_not_count(tmp_path):
-    (tmp_path / sweep.DONE_FILE).write_text("b 0 1 0\nb 0 2 0\nb 0 3")
+    (tmp_path / layout.DONE_FILE).write_text("b 0 1 0\nb 0 2 0\nb 0 3")
     assert writers._done(tmp_path) == {"b 0 1 0", "b 0 2 0"}
 
 
@@ -157,7 +156,7 @@ def test_distributed_local_cluster_matches_threaded(tmp_path):
 
 
 def test_progress_bar_only_when_asked(tmp_path, monkeypatch, capfd):
-    monkeypatch.setattr(sweep, "PROGRESS_DELAY_S", 0)
+    monkeypatch.setattr(schedule, "PROGRESS_DELAY_S", 0)
     sweep.run(cfg_for(progress=True), tmp_path)
     assert "dse sweep" in capfd.readouterr().err
     sweep.run(cfg_for(progress=False, output={"path": str(tmp_path / "quiet.nc")}), tmp_path)

@@ -9,7 +9,7 @@ import pytest
 
 from dse import traces
 from dse.model import hierarchy
-from dse.model.params import DseError
+from dse.errors import DseError
 
 STEPS, WARMUP = 4000, 300
 

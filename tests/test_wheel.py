@@ -58,7 +58,7 @@ def _run(installed, *argv):
 
 def test_the_wheel_carries_the_presets_and_imports_from_its_install(installed):
     r = _run(installed, installed["bin"] / "python", "-c",
-             "import dse, dse.model.config as c; print(dse.__file__); print(len(c.presets('study')))")
+             "import dse, dse.config.presets as c; print(dse.__file__); print(len(c.presets('study')))")
     assert r.returncode == 0, r.stderr
     where, n_studies = r.stdout.split()
     assert Path(where).is_relative_to(installed["purelib"])          # the wheel's dse, not this checkout's

@@ -7,8 +7,9 @@ import numpy as np
 import xarray as xr
 
 from dse.analyze.breakeven import base_config, check_spec, evaluate_side, is_list, on_grid
-from dse.model.params import DseError, lookup
-from dse.run import cf
+from dse.config.params import lookup
+from dse.errors import DseError
+from dse import cf
 
 SECTION = "_section"
 

@@ -23,9 +23,10 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from dse.run import cf
-from dse.model import config
-from dse.model.params import DseError, lookup
+from dse import cf
+from dse.config import presets
+from dse.config.params import lookup
+from dse.errors import DseError
 
 PJ = 1e-12
 FLASH = "flash_read_pj_per_bit"
@@ -94,10 +95,10 @@ def base_config(spec: dict) -> dict:
     cfg = spec.get("cfg")
     if cfg is None:
         if spec.get("study") is not None:
-            config.check_preset("study", spec["study"])
-        return config.compose(study=spec.get("study"))
+            presets.check_preset("study", spec["study"])
+        return presets.compose(study=spec.get("study"))
     if not isinstance(cfg, dict):
-        cfg = config.OmegaConf.to_container(cfg, resolve=True)
+        cfg = presets.OmegaConf.to_container(cfg, resolve=True)
     return json.loads(json.dumps(cfg))
 
 
@@ -291,8 +292,7 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, inclu
     ref = on_grid(evaluate_side(reference, params, "reference", target=False), tgt)
     ds = closed_form(tgt, ref, today_pj_per_bit, include_unfit=include_unfit)
     today = ds.today_flash_read_pj_per_bit
-    from dse import __version__
-    from dse.run.inputs import git_commit
+    from dse.provenance import git_commit, version
 
     ds.attrs.update(
         title="dse break-even Flash read energy",
@@ -300,7 +300,7 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, inclu
         today_flash_read_pj_per_bit=(float(today) if today.ndim == 0 else json.dumps(
             {str(k): v for k, v in today.to_series().to_dict().items()}, default=str)),
         **_side_attrs(tgt, "target"), **_side_attrs(ref, "reference"),
-        dse_version=__version__, git_commit=git_commit(),
+        dse_version=version(), git_commit=git_commit(),
         conventions="energy in J per generated token, Flash energy in pJ/bit; see docs/model.md section 5",
         Conventions=cf.CONVENTIONS,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dse.model.params import DseError
+from dse.errors import DseError
 from dse.model.requests import VARIABLES, _with
 
 LIMITS = ("none", "tpot", "ttft", "memory", "batch_max")
@@ -99,7 +99,8 @@ def max_batch(study=None, *, tpot_slo_s=None, ttft_slo_s=None, batch_max: int = 
     """
     import xarray as xr
 
-    from dse.run import cf, engine
+    from dse import cf
+    from dse.run import engine
 
     (tpot_slo_s, ttft_slo_s), params = _check_inputs(tpot_slo_s, ttft_slo_s, batch_max, params)
     grid = engine.resolve(study, model=model, system=system, accounting=accounting, cfg=cfg, batch=1, **params)

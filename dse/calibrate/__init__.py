@@ -14,7 +14,7 @@ dse.calibrate`` needs neither Hydra nor xarray, so it runs on a bare GPU machine
 
 Modules: :mod:`.measure` (window arithmetic), :mod:`.nvml` (the energy source), :mod:`.backends` (the four
 activities with torch or cupy), :mod:`.probe` (the measurement sequence), :mod:`.presets` (probe -> GPU and link
-presets); the command line is :mod:`dse.cli.calibrate`.
+presets); the command line is :mod:`dse.cli.dse_calibrate`.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from dse.calibrate import COPY, GEMM, GIB, H2D, READ
-from dse.model.params import DseError
+from dse.errors import DseError
 
 @dataclass
 class Workload:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from dse.calibrate import PJ, TARGET_STEP_S
-from dse.model.params import DseError
+from dse.errors import DseError
 
 # ----------------------------------------------------------------------------------- measurement arithmetic
 @dataclass(frozen=True)

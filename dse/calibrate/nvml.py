@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from dse.model.params import DseError
+from dse.errors import DseError
 
 class NvmlSource:
     """Board energy from NVML (read-only calls) and time from ``time.monotonic``."""

@@ -6,7 +6,7 @@ from typing import Callable
 
 from dse.calibrate import COPY, GEMM, GIB, H2D, IDLE_TICK_S, MAX_WINDOW_S, METHOD, MIN_WINDOW_S, READ
 from dse.calibrate.measure import iters_per_step, measure, summarize
-from dse.model.params import DseError
+from dse.errors import DseError
 
 def calibrate(source, backend, window_s: float = 12.0, read_gib: float = 8.0, h2d_gib: float = 2.0,
               gemm_n: int = 8192, log: Callable[[str], None] = lambda s: None) -> dict:

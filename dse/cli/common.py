@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 
-from dse.model.params import DseError
+from dse.errors import DseError
 
 #: Preset groups selectable as ``group=name`` on the command line.
 PRESET_KEYS = ("model", "system", "study", "accounting", "search")
@@ -49,8 +48,8 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
     Raises a one-line :class:`DseError` naming the key and the closest known one. Overrides Hydra handles itself
     (``hydra.*``, ``+key`` / ``++key`` additions, ``~key`` deletions, ``group/sub=...``) are left to Hydra; with
     ``--config-dir`` / ``--config-name`` only presets are checked (the primary config is then another one)."""
-    from dse.model import config
-    from dse.model.params import lookup
+    from dse.config import presets
+    from dse.config.params import lookup
 
     custom = any(a in ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp")
                  or a.startswith(("--config-dir=", "--config-name=", "--config-path=")) for a in argv)
@@ -69,7 +68,7 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
         if bare in PRESET_KEYS:
             if value and not value.startswith("null"):
                 for v in value.split(","):
-                    config.check_preset(bare, v)
+                    presets.check_preset(bare, v)
                 if _single(value):
                     choices.append(f"{bare}={value}")
             continue
@@ -83,14 +82,14 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
             lookup(name)  # a canonical parameter (or a one-line error with a suggestion)
     if custom:
         return
-    tree = config.hydra_config(config_name, tuple(choices), resolve=False)
+    tree = presets.hydra_config(config_name, tuple(choices), resolve=False)
     for key in keys:
         if key.startswith("grid."):
             name = key[len("grid."):]
             if "." in name and not name.startswith("flash."):
-                config.get_path(tree, name)  # a dotted grid parameter must name a config leaf
+                presets.get_path(tree, name)  # a dotted grid parameter must name a config leaf
             continue
-        config.get_path(tree, key)
+        presets.get_path(tree, key)
 
 
 def set_verbosity(level: str | None) -> None:
@@ -101,9 +100,6 @@ def set_verbosity(level: str | None) -> None:
     logging.getLogger("dse").setLevel(level.upper())
 
 
-def figures_wanted(switch) -> bool:
-    """Whether a run writes the figure of its result: its ``plot`` switch, unless the environment sets
-    ``DSE_PLOT=0`` (off for every run at once; the test suite does, except where it tests the figures)."""
-    if not isinstance(switch, bool):
-        raise DseError(f"plot={switch!r}: allowed true or false")
-    return switch and os.environ.get("DSE_PLOT", "1") != "0"
+def grid_override(arg: str) -> str:
+    """``grid.NAME=...`` -> ``++grid.NAME=...``: a grid entry may be set whether or not the config has it."""
+    return f"++{arg}" if arg.startswith("grid.") and "=" in arg else arg

@@ -18,10 +18,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from dse.analyze import figure_size
-from dse.cli.common import check_argv, errors, figures_wanted, set_verbosity
-from dse.model.config import CONF_DIR
-from dse.model.params import DseError
+from dse.analyze import figure_switch as figure_size
+from dse.analyze.figure_switch import figures_wanted
+from dse.cli.common import check_argv, errors, set_verbosity
+from dse.config.presets import CONF_DIR
+from dse.errors import DseError
 
 TABLE_MAX_POINTS = 20_000  # larger results are summarised by their path only (query them with dse.open_results)
 CSV_MAX_ROWS = 10_000_000  # a CSV beyond this is refused before evaluating (use NetCDF / Zarr and dse.open_results)
@@ -58,13 +59,13 @@ def write_csv(ds, path: Path) -> Path:
         frame = frame.astype({d: object for d in present})  # integer labels stay integers beside blanks
         frames.append(frame[present + ["variable", "part", "value", "units"]])
     table = pd.concat(frames, ignore_index=True)[[*dims, "variable", "part", "value", "units"]]
-    from dse.run.io import atomic_write
+    from dse.files import atomic_write
 
     return atomic_write(Path(path), lambda tmp: table.to_csv(tmp, index=False))
 
 
 def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
-    from dse.run.report import energy_table
+    from dse.run.table import energy_table
     from dse.run.results import open_results
     from dse.run.sweep import plan
     from dse.run.sweep import run as sweep
@@ -113,10 +114,10 @@ def _app(cfg: DictConfig) -> None:
 
 def list_presets(argv: list[str]) -> int:
     """``dse list [models|systems|gpus|tiers|links|accountings|studies|searches]``."""
-    from dse.model.catalog import PLURAL, describe
+    from dse.config.catalog import PLURAL, describe
 
     if len(argv) > 1 or (argv and argv[0] not in PLURAL):
-        from dse.model.params import did_you_mean
+        from dse.errors import did_you_mean
 
         what = argv[0] if argv else ""
         raise DseError(f"dse list {' '.join(argv)}: unknown list{did_you_mean(what, PLURAL)}; "
@@ -148,7 +149,7 @@ def _check_multirun(argv: list[str]) -> None:
     """A multirun validates every job's values before the first job runs (nothing is written)."""
     import tempfile
 
-    from dse.model import config
+    from dse.config import presets
     from dse.run.sweep import plan
 
     if not any(a in ("-m", "--multirun") for a in argv):
@@ -157,7 +158,7 @@ def _check_multirun(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, job in enumerate(jobs):
             try:
-                cfg = config.compose(overrides=tuple(job))
+                cfg = presets.compose(overrides=tuple(job))
                 plan(cfg, tmp)
             except DseError as err:
                 raise DseError(f"job {i} of {len(jobs)} ({' '.join(job)}): {err}") from None
@@ -166,7 +167,7 @@ def _check_multirun(argv: list[str]) -> None:
 
 
 def main() -> None:
-    from dse.run.sweep import grid_override
+    from dse.cli.common import grid_override
 
     argv = sys.argv[1:]
     with errors("dse"):

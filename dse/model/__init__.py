@@ -1,9 +1,6 @@
-"""The physics: specs and presets, routing, the decode-step operation table, capacity (docs/model.md)."""
-import os
-from pathlib import Path
+"""The physics, numpy only: routing, the hierarchy, the decode-step operation table, requests, capacity (docs/model.md).
 
-#: The shipped presets (YAML, each number with its source); DSE_CONF_DIR points elsewhere (tests, user presets).
-CONF_DIR = Path(os.environ.get("DSE_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
+Nothing here reads presets or validates input: :mod:`dse.config` builds the inputs the functions here take."""
 
 
 def namespace(tree):

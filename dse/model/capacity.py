@@ -71,3 +71,16 @@ def capacity(g, tier, n_gpus, hbm_bytes, tier_bytes, warm=None) -> dict:
         warm_fill=warm_fill,
         fits=fits(hbm_fill, offload_fill, warm_fill),
     )
+
+
+def kv_capacity(tier, w, out, held, cost):
+    """A KV cache on a tier: it must fit there (with the experts when they share the tier); its bytes are charged at
+    the tier's price (the ``offload`` cost part)."""
+    same = (tier.tier_id == w.kv_tier_id) * w.kv_offloaded
+    kv_capacity = out.n_gpus * w.kv_capacity_gb * GB
+    kv_fill = (out.kv_tier_bytes + same * out.tier_bytes) / np.maximum(kv_capacity, 1e-30)
+    held["offload_fill"] = held["offload_fill"] + same * out.kv_tier_bytes / np.maximum(
+        held["offload_capacity_bytes"], 1e-30)
+    held["fits"] = fits(held["hbm_fill"], held["offload_fill"], held["warm_fill"]) & (kv_fill <= 1.0)
+    cost = cost[:2] + (cost[2] + out.kv_tier_bytes / GB * w.kv_usd_per_gb,) + cost[3:]
+    return cost, {"kv_tier_bytes": out.kv_tier_bytes, "kv_tier_fill": kv_fill}

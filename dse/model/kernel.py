@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from dse.model import expert_load, hierarchy
+from dse.model import expert_load, hierarchy, routing
 from dse.model.gemm import Gemm, Softmax
 
 PJ = 1e-12
@@ -415,3 +415,12 @@ def _capacity(m, tier, w, t, lay, n_moe, n_dense, kv_on):
         dynamic_held)
     return SimpleNamespace(hbm_bytes=hbm_bytes, kv_stored=kv_stored, warm_held=warm_held,
                            tier_bytes=n_moe * (m.n_experts - cached_experts) * expert_bytes - warm_held)
+
+
+def routed_tables(m, g, s, w, plan: dict) -> dict:
+    """The step's tables (:func:`step_tables`) with the routing's expected experts for ``w.batch`` x ``w.query_len``
+    tokens (one query token per sequence in a decode step; ``query_len`` prompt tokens in a prefill step);
+    ``plan`` is :func:`dse.model.routing.plan`'s."""
+    tokens = SimpleNamespace(**{**vars(w), "batch": w.batch * getattr(w, "query_len", 1.0)})
+    touched, uncached, busiest, warm = routing.expected_experts(m, s, tokens, **plan)
+    return step_tables(m, g, s, w, touched, uncached, busiest, warm)

@@ -86,14 +86,14 @@ class Run(SimpleNamespace):
     (J, by component), ``kv_written`` (B), ``out0`` the first step's :func:`dse.model.kernel.decode_step`."""
 
 
-def run(m, g, s, link, tier, w, tables, *, q, l0, dl, n, ndim):
+def run(m, g, s, link, tier, w, plan, *, q, l0, dl, n, ndim):
     """Sum ``n`` steps with ``q`` query tokens per sequence whose attention context is ``l0 + j dl``, j < n.
 
-    ``tables(w)`` gives a step's tables (routing included) for a workload namespace; ``ndim`` is the grid's
+    ``plan`` is the routing plan (:func:`dse.model.routing.plan`) the step's tables are counted with; ``ndim`` is the grid's
     number of axes (the step axis goes in front of them)."""
     n = np.asarray(n, float)
     w0 = _with(w, query_len=q, context_len=l0)
-    t0 = namespace(tables(w0))
+    t0 = namespace(kernel.routed_tables(m, g, s, w0, plan))
     out0 = kernel.decode_step(m, g, s, link, tier, w0, t0)
     att_tokens = kernel.layout(m, s, w0).att_tokens
     sums, lines = _attention_over_run(m, g, s, w, w0, t0, out0.parts.rates, att_tokens, l0, dl, n, ndim)
@@ -176,18 +176,18 @@ def _summed_latency(m, w, parts, lines, n):
     return os_ * sum_whole + ost * sum_stage + (1 - os_ - ost) * sum_per_layer, latency_at, t_att
 
 
-def request(m, g, s, link, tier, w, tables, ndim) -> dict:
+def request(m, g, s, link, tier, w, plan, ndim) -> dict:
     """The request outputs (:data:`VARIABLES`) of a batch ``w.batch`` of requests (module docstring)."""
     B, P, O = w.batch, w.prompt_len, w.output_len
     c = np.minimum(w.prefill_chunk, P)
     full = np.floor(P / c)
     rest = P - full * c
     nolm = _with(w, count_lm_head=0.0)
-    pre_full = run(m, g, s, link, tier, nolm, tables, q=c, l0=(c + 1) / 2, dl=c, n=full, ndim=ndim)
+    pre_full = run(m, g, s, link, tier, nolm, plan, q=c, l0=(c + 1) / 2, dl=c, n=full, ndim=ndim)
     r = np.where(rest > 0, rest, c)
-    pre_rest = run(m, g, s, link, tier, nolm, tables, q=r, l0=full * c + (r + 1) / 2, dl=1.0, n=(rest > 0) * 1.0,
+    pre_rest = run(m, g, s, link, tier, nolm, plan, q=r, l0=full * c + (r + 1) / 2, dl=1.0, n=(rest > 0) * 1.0,
                    ndim=ndim)
-    dec = run(m, g, s, link, tier, w, tables, q=1.0, l0=P, dl=1.0, n=O, ndim=ndim)
+    dec = run(m, g, s, link, tier, w, plan, q=1.0, l0=P, dl=1.0, n=O, ndim=ndim)
 
     prefill_energy = sum(pre_full.energy[k] + pre_rest.energy[k] for k in kernel.COMPONENTS)
     decode_energy = sum(dec.energy[k] for k in kernel.COMPONENTS)

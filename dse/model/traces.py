@@ -27,15 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .params import DseError
+from dse.errors import DseError
 
 HEADER = re.compile(r"#\s*n_experts\s*=\s*(\d+)\s+top_k\s*=\s*(\d+)")
 
 
 def pick_probabilities(weights, top_k):
     """Per-expert weights -> pick probabilities ``p_i <= 1`` summing to ``top_k`` (the rule of
-    :func:`dse.validate.routing_probabilities`)."""
-    from .validate import routing_probabilities
+    :func:`dse.model.routing.routing_probabilities`)."""
+    from .routing import routing_probabilities
 
     return routing_probabilities(weights, int(top_k), len(weights))
 
@@ -166,7 +166,7 @@ def _overlap(sets):
 
 def write(path, layers: dict, n_experts: int):
     """Write ``layers`` ({layer: (steps, batch, k) ids}) in the trace format, atomically."""
-    from dse.run.io import write_text
+    from dse.files import write_text
 
     k = next(iter(layers.values())).shape[2]
     lines = ["# dse expert trace v1", f"# n_experts={n_experts} top_k={k}"]

@@ -21,8 +21,9 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from dse.run import cf
-from dse.model.params import PARAMS, DseError
+from dse import cf
+from dse.config.params import PARAMS
+from dse.errors import DseError
 from dse.run.results import open_results
 
 MERGED_NAME = "merged"
@@ -252,8 +253,8 @@ def write(ds: xr.Dataset, path: Path, progress: bool = True) -> Path:
 
     from dask.diagnostics import ProgressBar
 
-    from dse.run import io as outputs
-    from dse.run.sweep import PROGRESS_DELAY_S
+    from dse import files as outputs
+    from dse.run.schedule import PROGRESS_DELAY_S
 
     path = Path(path)
     ds = ds.assign_attrs({outputs.MARK_ATTR: "written by dse"})
@@ -281,7 +282,7 @@ def collect(sweep_dir, output=None, fmt: str = "auto", zarr_above_gb: float = 2.
     """Merge a multirun directory's results and write ``merged.nc`` / ``merged.zarr`` there (or ``output``).
     Every job Hydra planned must have a readable result unless ``allow_missing`` (NaN, listed in an attribute);
     a file at the output path that dse did not write is replaced only with ``overwrite``."""
-    from dse.run import io as outputs
+    from dse import files as outputs
 
     if fmt not in ("auto", "netcdf", "zarr"):
         raise DseError(f"format={fmt!r}: allowed auto, netcdf, zarr")

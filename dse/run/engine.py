@@ -1,4 +1,4 @@
-"""``dse.evaluate``: presets + parameters -> grid inputs (:mod:`dse.run.inputs`) -> kernel -> Dataset with units
+"""``dse.evaluate``: presets + parameters -> grid inputs (:mod:`dse.config.inputs`) -> kernel -> Dataset with units
 and provenance.
 
 Each swept parameter is a 1-D coordinate; a :class:`dse.run.grid.Grid` evaluates the kernel block by block on open
@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 import json
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import xarray as xr
 
-from dse.model import capacity, config, expert_load, hierarchy, kernel, namespace, requests, routing, validate
-from dse.run import cf, inputs
+from dse.model import capacity, hierarchy, kernel, namespace, requests, routing
+from dse.config import presets
+from dse.config import rules
+from dse import cf
+from dse.config import inputs
 from dse.run.grid import Grid
 
 # A data table (its rows share a shape with the other variable tables by design: one row per output variable).
@@ -50,57 +52,6 @@ KV_VARIABLES = {
     "kv_tier_bytes": ("B", "KV-cache bytes held in the KV tier (kv_placement)"),
     "kv_tier_fill": ("1", "KV tier bytes held (KV, plus experts when they share it) / its capacity"),
 }
-
-
-def _routing(m, s, w, mode, freqs, n_max, hierarchy=False):
-    """Expected touched / uncached experts per MoE layer, the busiest EP GPU's touched experts and, with a warm tier
-    or a dynamic cache, the experts fetched from the warm tier (docs/model.md s.12)."""
-    touched, uncached, busiest = _routing_flat(m, s, w, mode, freqs, n_max)
-    if not hierarchy:
-        return touched, uncached, busiest, 0.0
-    warm, cold = _hierarchy_fetches(m, w, mode, freqs, n_max)
-    return touched, warm + cold, busiest, warm
-
-
-def _hierarchy_fetches(m, w, mode, freqs, n_max):
-    """Experts fetched per MoE layer from the warm and the cold tier (:func:`dse.model.hierarchy.fetches`)."""
-    k, E = m.top_k, m.n_experts
-    hot, warm = w.hbm_cache_fraction * E, w.warm_fraction * E
-    if mode == "uniform":
-        classes = hierarchy.uniform_classes(k, E, hot, warm)
-    else:
-        probs = np.sort(freqs)[::-1] if mode == "measured" else routing._zipf_probabilities(k, E, w.routing_skew, n_max)
-        classes = hierarchy.classes_by_rank(probs, hot, warm)
-    slots = hierarchy.dynamic_slots(w.dynamic_cache_experts, E, hot)
-    return hierarchy.fetches(classes, w.batch, w.expert_reuse, slots)
-
-
-def _routing_flat(m, s, w, mode, freqs, n_max):
-    """Today's routing: touched and uncached experts (static HBM cache only), busiest GPU."""
-    B, k, E, f = w.batch, m.top_k, m.n_experts, w.hbm_cache_fraction
-    if mode == "measured":
-        touched, uncached = routing.touched_measured(B, freqs, cached=f * E)
-        busiest = expert_load.busiest(B, k, E, s.ep, lambda b, _k, _e: 1 - (1 - np.sort(freqs)[::-1]) ** b)
-    elif mode == "uniform":
-        touched = routing.touched_uniform(B, k, E)
-        uncached = touched * (1 - f)
-        busiest = expert_load.busiest(B, k, E, s.ep)
-    else:
-        touched, uncached = routing.touched_zipf(B, k, E, w.routing_skew, n_max, cached=f * E)
-        skews = np.broadcast_to(np.asarray(w.routing_skew, float), np.shape(w.routing_skew))
-        busiest = _zipf_busiest(B, k, E, s.ep, skews, n_max)
-    return touched, uncached, busiest
-
-
-def _zipf_busiest(B, k, E, ep, skew, n_max):
-    """The busiest-GPU load under Zipf routing, one skew value at a time (skew is at most a short dimension)."""
-    shape = np.broadcast_shapes(*(np.shape(x) for x in (B, k, E, ep, skew)))
-    out = np.zeros(shape)
-    skew_b = np.broadcast_to(skew, shape)
-    for value in np.unique(skew_b):
-        probs = lambda b, kk, e, v=value: 1 - (1 - np.array(routing._zipf_probabilities(kk, e, v, int(e)))) ** b
-        out = np.where(skew_b == value, expert_load.busiest(B, k, E, ep, probs), out)
-    return out
 
 
 def _sum_in_order(parts) -> np.ndarray:
@@ -159,12 +110,6 @@ def _energy_sum(out: dict, points: dict, head: str, indices) -> np.ndarray:
     return _sum_in_order([total, *terms]) if terms else total
 
 
-def _tables(m, g, s, w, routing_plan) -> dict:
-    """The step's low-dimensional tables (:func:`dse.model.kernel.step_tables`) with the routing's expected experts."""
-    touched, uncached, busiest, warm = _routing(m, s, w, **routing_plan)
-    return kernel.step_tables(m, g, s, w, touched, uncached, busiest, warm)
-
-
 #: The inputs the step's tables depend on (the rest -- rates, bandwidths, energies, tiers -- they do not).
 TABLE_INPUTS = {"g": ("register_tile", "l1_kib", "l2_mib"), "s": ("tp", "dp", "ep"),
                 "w": ("batch", "context_len", "weight_bytes", "act_bytes", "kv_bytes", "fused_attention",
@@ -181,7 +126,7 @@ def _with_tables(grid: Grid, plan: dict) -> Grid:
     if math.prod(grid.sizes[d] for d in dims) > TABLE_POINTS_MAX:
         return grid
     whole = grid.whole()
-    tables = _tables(whole["m"], whole["g"], whole["s"], whole["w"], plan)
+    tables = kernel.routed_tables(whole["m"], whole["g"], whole["s"], whole["w"], plan)
     return grid.with_inputs(pre=tables)
 
 
@@ -193,18 +138,17 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
     along ``component`` when the variable is asked for); step energy adds them up (:func:`_combine`).
     """
     if pre is None:  # the grid's tables were too large to compute once: this block's share of them
-        pre = namespace(_tables(m, g, s, w, routing_plan))
+        pre = namespace(kernel.routed_tables(m, g, s, w, routing_plan))
     out = kernel.decode_step(m, g, s, link, tier, w, pre)
     B = w.batch
     held = capacity.capacity(g, tier, out.n_gpus, out.hbm_bytes, out.tier_bytes, hierarchy.warm_capacity(w, out))
     cost = tuple(held["cost"][p] for p in capacity.COST_PARTS)
     extra = {}
     if kv:
-        cost, extra = _kv_capacity(tier, w, out, held, cost)
+        cost, extra = capacity.kv_capacity(tier, w, out, held, cost)
     if request:
         ndim = max((np.ndim(x) for ns in (m, g, s, link, tier, w) for x in vars(ns).values()), default=0)
-        extra.update(requests.request(m, g, s, link, tier, w, lambda wx: _request_tables(m, g, s, wx, routing_plan),
-                                     ndim))
+        extra.update(requests.request(m, g, s, link, tier, w, routing_plan, ndim))
     return {**extra, **{
         "batch": B,
         "energy": tuple(out.energy[c] for c in kernel.COMPONENTS),
@@ -260,26 +204,6 @@ def _combine(out: dict, name: str, points: dict):
     raise KeyError(name)
 
 
-def _kv_capacity(tier, w, out, held, cost):
-    """A KV cache on a tier: it must fit there (with the experts when they share the tier); its bytes are charged at
-    the tier's price (the ``offload`` cost part)."""
-    same = (tier.tier_id == w.kv_tier_id) * w.kv_offloaded
-    kv_capacity = out.n_gpus * w.kv_capacity_gb * capacity.GB
-    kv_fill = (out.kv_tier_bytes + same * out.tier_bytes) / np.maximum(kv_capacity, 1e-30)
-    held["offload_fill"] = held["offload_fill"] + same * out.kv_tier_bytes / np.maximum(
-        held["offload_capacity_bytes"], 1e-30)
-    held["fits"] = capacity.fits(held["hbm_fill"], held["offload_fill"], held["warm_fill"]) & (kv_fill <= 1.0)
-    cost = cost[:2] + (cost[2] + out.kv_tier_bytes / capacity.GB * w.kv_usd_per_gb,) + cost[3:]
-    return cost, {"kv_tier_bytes": out.kv_tier_bytes, "kv_tier_fill": kv_fill}
-
-
-def _request_tables(m, g, s, w, plan) -> dict:
-    """A step's tables for dse.model.requests: routing counts the step's tokens (sequences x query tokens each)."""
-    tokens = SimpleNamespace(**{**vars(w), "batch": w.batch * getattr(w, "query_len", 1.0)})
-    touched, uncached, busiest, warm = _routing(m, s, tokens, **plan)
-    return kernel.step_tables(m, g, s, w, touched, uncached, busiest, warm)
-
-
 def evaluate(study: str | None = None, *, model=None, system=None, accounting: str | None = None,
              chunks: dict | None = None, cfg: dict | None = None, max_grid_points: float | None = None,
              **params) -> xr.Dataset:
@@ -288,7 +212,7 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
     ``dse.evaluate`` is this function with its parameters spelt out (``help(dse.evaluate)``: units and ranges).
     ``study`` names a preset in dse/conf/study (model, system, workload and its grid). ``model`` / ``system``
     are preset names (a list makes a dimension). Other keyword parameters are canonical short names (see
-    :data:`dse.model.params.PARAMS`) or dotted config paths; a list, tuple, range or array becomes a dimension
+    :data:`dse.config.params.PARAMS`) or dotted config paths; a list, tuple, range or array becomes a dimension
     with those coordinates. ``chunks`` maps dimension names to dask chunk sizes (lazy evaluation: one dask
     task per block of the grid). ``accounting`` names a preset in dse/conf/accounting (``paper``, the default,
     ``paper-fig6`` or ``refined``). ``cfg`` is an already composed root config (the CLI passes Hydra's).
@@ -297,9 +221,9 @@ def evaluate(study: str | None = None, *, model=None, system=None, accounting: s
     """
     grid = resolve(study, model=model, system=system, accounting=accounting, cfg=cfg,
                    max_grid_points=max_grid_points, **params)
-    validate.check_chunks(chunks, grid.sizes, [dim for dim, _ in grid.stacks.values()])
+    rules.check_chunks(chunks, grid.sizes, [dim for dim, _ in grid.stacks.values()])
     if chunks is None:
-        validate.check_memory(grid)
+        rules.check_memory(grid)
     return grid.dataset(chunks)
 
 
@@ -307,21 +231,21 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
             cfg: dict | None = None, max_grid_points: float | None = None, **params) -> Grid:
     """Validate and resolve everything :func:`evaluate` needs without evaluating the grid: a :class:`Grid` (its
     dimensions, sizes, inputs and attributes) whose ``dataset(chunks)`` or ``block(box)`` evaluate it. The steps
-    are those of :mod:`dse.run.inputs`."""
+    are those of :mod:`dse.config.inputs`."""
     args = inputs.arguments(model, system, params)
     base = inputs.base_config(study, accounting, cfg)
     limit = inputs.grid_limit(base, args.params, max_grid_points)
-    scalars, dims = inputs.split(config.flat_grid(base.get("grid")), args.params)
+    scalars, dims = inputs.split(presets.flat_grid(base.get("grid")), args.params)
     tree = inputs.preset_tree(base, scalars, args)
     resolved = json.loads(json.dumps(tree, default=str))  # the config as resolved, before settings are applied
     inputs.stack_presets(tree, scalars, dims)
     inputs.apply_profile(tree, scalars, dims)
     inputs.apply_settings(tree, scalars, dims)
-    validate.check_tree(tree)
+    rules.check_tree(tree)
     wl = inputs.workload(tree, scalars, dims)
     hw = inputs.hardware(tree, wl)
     m = tree["model"]
-    plan = inputs.routing_plan(namespace(m), namespace(hw.s), namespace(wl.w), wl.freqs)
+    plan = routing.plan(namespace(m), namespace(hw.s), namespace(wl.w), wl.freqs)
     variables = {**VARIABLES, **(KV_VARIABLES if hw.kv_mode else {}), **(requests.VARIABLES if wl.request else {})}
     grid = Grid(dict(m=m, g=hw.gpu, s=hw.s, link=hw.link, tier=hw.tier, w=wl.w),
                 functools.partial(_outputs, routing_plan=plan, request=wl.request, kv=hw.kv_mode),
@@ -330,5 +254,5 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
                 coord_attrs=inputs.coord_attrs(dims),
                 attrs=inputs.provenance(study, base, scalars, dims, args, tree, resolved, plan),
                 combine=_combine, combined=COMBINED, prepare=_heads)
-    validate.check_grid_size(grid.points, limit)
+    rules.check_grid_size(grid.points, limit)
     return _with_tables(grid, plan)

@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from dse.model import namespace
-from dse.model.params import DseError
+from dse.errors import DseError
 from dse.run.malloc import reuse_freed_memory
 
 #: Largest total of part values (float64: 256 MiB) computed once for the whole grid and sliced by every block.

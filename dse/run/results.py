@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dse.model.params import DseError
-from dse.run.cf import named
-from dse.run.io import MARK_ATTR
-from dse.run.sweep import DONE_FILE
+from dse.errors import DseError
+from dse.cf import named
+from dse.files import MARK_ATTR
+from dse.run.layout import DONE_FILE
 
 
 def open_results(path, chunks=None) -> xr.Dataset:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from dse.model import config
-from dse.model.params import DseError
+from dse.config import presets
+from dse.errors import DseError
 
 #: The sweep's settings: their defaults and meaning are in dse/conf/config.yaml (the CLI passes them in ``cfg``).
 SETTINGS_KEYS = ("dask", "output", "progress", "max_grid_points")
@@ -18,7 +18,7 @@ SETTINGS_KEYS = ("dask", "output", "progress", "max_grid_points")
 @functools.cache
 def defaults() -> dict:
     """The sweep settings' defaults, read from dse/conf/config.yaml (plain YAML: no Hydra needed)."""
-    raw = yaml.safe_load((config.CONF_DIR / "config.yaml").read_text())
+    raw = yaml.safe_load((presets.CONF_DIR / "config.yaml").read_text())
     return {k: raw[k] for k in SETTINGS_KEYS}
 
 
@@ -27,7 +27,7 @@ class Settings:
     address: str | None
     local_cluster: bool
     n_workers: int | None
-    chunk_mb: float | None        # None: chosen by the sweep (dse.run.sweep.auto_chunk_mb)
+    chunk_mb: float | None        # None: chosen by the sweep (dse.run.layout.auto_chunk_mb)
     format: str
     zarr_above_gb: float
     path: str | None
@@ -99,7 +99,7 @@ def _positive(key: str, value) -> None:
 def grid_size_bound(grid_section: dict) -> int:
     """Points of a ``grid:`` section counted before expanding it (a range counts ``num``): an upper bound."""
     size = 1
-    for name, value in config.flat_grid(grid_section).items():
+    for name, value in presets.flat_grid(grid_section).items():
         if isinstance(value, dict):
             num = value.get("num")
             if isinstance(num, (int, float)) and not isinstance(num, bool) and num > 1:

@@ -1,5 +1,5 @@
 """Writing a sweep: piece by piece into Zarr (resumable: the pieces written are recorded in the partial store) or
-NetCDF (under a temporary name), renamed into place when complete (:mod:`dse.run.io`)."""
+NetCDF (under a temporary name), renamed into place when complete (:mod:`dse.files`)."""
 from __future__ import annotations
 
 import os
@@ -9,14 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.model.params import DseError
-from dse.run import io as outputs
-from dse.run import sweep
+from dse.errors import DseError
+from dse import files as outputs
+from dse.run import schedule
+from dse.run.layout import DONE_FILE, Layout, Piece
 
 class _ZarrWriter:
     """Task: evaluate a piece and write it into the (partial) Zarr store, on whichever worker runs it."""
 
-    def __init__(self, layout: sweep.Layout, path: Path):
+    def __init__(self, layout: Layout, path: Path):
         self.layout, self.path, self._group = layout, path, None
 
     def __getstate__(self):
@@ -25,13 +26,13 @@ class _ZarrWriter:
     def __setstate__(self, state):
         self.__init__(state["layout"], state["path"])
 
-    def __call__(self, grid, piece: sweep.Piece):
+    def __call__(self, grid, piece: Piece):
         import zarr
 
         if self._group is None:   # every chunk is written once, whole: no need to compare it with the fill value
             group = zarr.open_group(str(self.path), mode="r+")
             self._group = {n: group[n].with_config({"write_empty_chunks": True}) for n in self.layout.names}
-        for name, data in sweep.evaluate_piece(grid, piece).items():   # copied to the store's order here, in
+        for name, data in schedule.evaluate_piece(grid, piece).items():   # copied to the store's order here, in
             self._group[name][self.layout.region(name, piece.box)] = np.asarray(data, order="C")   # parallel
 
 
@@ -39,9 +40,9 @@ class _Recorder:
     """Sink: record a written piece in the partial store's done file (a line per piece)."""
 
     def __init__(self, path: Path):
-        self.path, self._lock = path / sweep.DONE_FILE, threading.Lock()
+        self.path, self._lock = path / DONE_FILE, threading.Lock()
 
-    def __call__(self, piece: sweep.Piece, result):
+    def __call__(self, piece: Piece, result):
         with self._lock, open(self.path, "a") as f:
             f.write(piece.key + "\n")
 
@@ -49,10 +50,10 @@ class _Recorder:
 class _NetcdfWriter:
     """Sink: write a piece's arrays into the open NetCDF file (HDF5 takes one writer at a time)."""
 
-    def __init__(self, layout: sweep.Layout, file):
+    def __init__(self, layout: Layout, file):
         self.layout, self.file, self._lock = layout, file, threading.Lock()
 
-    def __call__(self, piece: sweep.Piece, data: dict):
+    def __call__(self, piece: Piece, data: dict):
         with self._lock:
             for name, values in data.items():
                 self.file.variables[name][self.layout.region(name, piece.box)] = values
@@ -60,7 +61,7 @@ class _NetcdfWriter:
 
 def _done(path: Path) -> set[str]:
     """Pieces recorded as written; a line torn by an interruption (no newline yet) does not count."""
-    return set((path / sweep.DONE_FILE).read_text().split("\n")[:-1])
+    return set((path / DONE_FILE).read_text().split("\n")[:-1])
 
 
 def _stored_digest(path: Path) -> str | None:
@@ -88,14 +89,14 @@ FLAT_KEYS = {"name": "default", "separator": "."}
 ZARR_THREADS_PER_CORE = 2
 
 
-def write_zarr(layout: sweep.Layout, path: Path, attrs: dict, compressor: str = "zstd", **run) -> Path:
+def write_zarr(layout: Layout, path: Path, attrs: dict, compressor: str = "zstd", **run) -> Path:
     """Write piece by piece into ``<path>.partial``, recording each piece; resume a partial store of the same run;
     rename to ``path`` when every piece is in. A finished store of the same run is left as it is."""
     digest = layout.digest(f"zarr-{compressor}-keys{FLAT_KEYS['separator']}")
     if path.exists() and _stored_digest(path) == digest:
         return path
     partial = path.with_name(path.name + ".partial")
-    if partial.exists() and not (_stored_digest(partial) == digest and (partial / sweep.DONE_FILE).exists()):
+    if partial.exists() and not (_stored_digest(partial) == digest and (partial / DONE_FILE).exists()):
         if not outputs.is_dse_output(partial):     # checked before any work too (plan): never reached for others
             raise DseError(f"output.path={str(path)!r}: {str(partial)!r} was not written by dse; refusing to remove it")
         shutil.rmtree(partial)                           # a stale partial of another config
@@ -105,7 +106,7 @@ def write_zarr(layout: sweep.Layout, path: Path, attrs: dict, compressor: str = 
         try:
             layout.template({**attrs, "dse_run_digest": digest}).to_zarr(
                 str(partial), mode="w", compute=False, consolidated=False, encoding=encoding)
-            (partial / sweep.DONE_FILE).write_text("")
+            (partial / DONE_FILE).write_text("")
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
@@ -114,7 +115,7 @@ def write_zarr(layout: sweep.Layout, path: Path, attrs: dict, compressor: str = 
     if run.get("client") is None and not run.get("n_workers"):   # a thread waits while zarr compresses and writes
         run["n_workers"] = ZARR_THREADS_PER_CORE * (os.cpu_count() or 1)   # its chunks on zarr's own threads
     try:
-        sweep.compute(layout.grid, [p for p in pieces if p.key not in done], _ZarrWriter(layout, partial),
+        schedule.compute(layout.grid, [p for p in pieces if p.key not in done], _ZarrWriter(layout, partial),
                 _Recorder(partial), **run)
     except BaseException:
         if not _done(partial):   # nothing to resume from: leave nothing behind
@@ -123,12 +124,12 @@ def write_zarr(layout: sweep.Layout, path: Path, attrs: dict, compressor: str = 
     missing = {p.key for p in pieces} - _done(partial)
     if missing:
         raise DseError(f"output: {len(missing)} pieces of {partial} were not written; re-run to resume")
-    (partial / sweep.DONE_FILE).unlink()
+    (partial / DONE_FILE).unlink()
     _replace(partial, path)
     return path
 
 
-def write_netcdf(layout: sweep.Layout, path: Path, attrs: dict, **run) -> Path:
+def write_netcdf(layout: Layout, path: Path, attrs: dict, **run) -> Path:
     """Write piece by piece into ``<path>.tmp`` (evaluated on the workers, written here), then rename."""
     import h5netcdf
 
@@ -145,7 +146,7 @@ def write_netcdf(layout: sweep.Layout, path: Path, attrs: dict, **run) -> Path:
                                         fletcher32=bool(v.dims),   # a checksum per chunk: corruption is an error
                                         fillvalue=np.nan if v.dtype.kind == "f" else None)
                 var.attrs.update(v.attrs)
-            sweep.compute(layout.grid, layout.pieces(), sweep.evaluate_piece, _NetcdfWriter(layout, f), **run)
+            schedule.compute(layout.grid, layout.pieces(), schedule.evaluate_piece, _NetcdfWriter(layout, f), **run)
     return path
 
 

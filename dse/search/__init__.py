@@ -9,7 +9,7 @@ from .run import run
 
 def compose(preset: str = "deepseek-r1-capacity", overrides: tuple[str, ...] | list[str] = ()) -> dict:
     """The composed search config (root config + ``search=<preset>`` + Hydra-style overrides) as a dict."""
-    from dse.model.config import check_preset, hydra_config
+    from dse.config.presets import check_preset, hydra_config
 
     check_preset("search", preset)
     return hydra_config("search_config", [f"search={preset}", *overrides])

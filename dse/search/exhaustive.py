@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.model.params import DseError
+from dse.errors import DseError
 from dse.search import points, report
 from .front import Question, front_of_grid
 from .pareto import Normalizer
@@ -70,7 +70,7 @@ def choose(search: dict, space: Space, base: dict) -> tuple[str, dict]:
 def run_exhaustive(cfg: dict, base: dict, space: Space, run_dir: Path, why: dict) -> dict:
     """Enumerate the space, keep its exact feasible front, write the search outputs for the front's points."""
     from dse.analyze.plot import limit_text
-    from dse.cli.common import figures_wanted
+    from dse.analyze.figure_switch import figures_wanted
 
     search = cfg["search"]
     values = space.discrete_values()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from dse.model.params import DseError
+from dse.errors import DseError
 from dse.run.grid import index_length
 from .pareto import nondominated
 from .prune import SEED_POINTS, candidates, nondominated_pruned, seed_boxes

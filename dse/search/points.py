@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from dse.run.engine import evaluate
-from dse.model.params import PARAMS
+from dse.config.params import PARAMS
 from .space import Space
 
 

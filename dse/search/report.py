@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dse.run import io
+from dse import files
 from dse.run.engine import evaluate
 from dse.search import points
 from .pareto import Normalizer, nondominated
@@ -90,11 +90,11 @@ def write(run_dir: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact:
     """trials.nc, pareto.nc, trials.csv and (``figure``) pareto.png + .svg in ``run_dir``; returns their paths."""
     run_dir = Path(run_dir)
     out = {k: run_dir / k for k in ("trials.nc", "pareto.nc", "trials.csv", "pareto.png")}
-    io.write_netcdf(ds, out["trials.nc"], KEY)
+    files.write_netcdf(ds, out["trials.nc"], KEY)
     pareto = ds.isel(trial=np.flatnonzero(ds["pareto"].values))
-    io.write_netcdf(pareto, out["pareto.nc"], KEY)
+    files.write_netcdf(pareto, out["pareto.nc"], KEY)
     flat = [v for v in ds.data_vars if ds[v].dims == ("trial",)]
-    io.atomic_write(out["trials.csv"], lambda tmp: ds[flat].to_dataframe().to_csv(tmp), KEY)
+    files.atomic_write(out["trials.csv"], lambda tmp: ds[flat].to_dataframe().to_csv(tmp), KEY)
     if figure:
         plot(out["pareto.png"], ds, space, mark, exact, title)
         out["pareto.svg"] = run_dir / "pareto.svg"

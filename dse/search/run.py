@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.model.params import DseError
-from dse.run import io
-from dse.search import exhaustive, points, report, study as study_mod, validate
+from dse.errors import DseError
+from dse import files
+from dse.search import exhaustive, points, report, study as study_mod
+from dse.search import verify as validate
 from .pareto import Normalizer, nondominated
 from .space import check_run_settings, parse
 
@@ -26,7 +27,7 @@ def _check(search: dict, base: dict, space, run_dir: Path) -> Path:
     check_run_settings(search)
     exhaustive.check(search)
     if search.get("mark_study") is not None:
-        from dse.model.config import check_preset
+        from dse.config.presets import check_preset
 
         check_preset("study", search["mark_study"])
     if search.get("validate"):
@@ -78,7 +79,7 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
                       trials=len(numbers), objectives=space.objectives,
                       exact_front=[dict(p, **dict(zip(space.objectives, f.tolist())))
                                    for p, f in zip(exact["params"], exact["F"])])
-        io.write_text(run_dir / "validation.json", json.dumps(result, indent=1, default=str), report.KEY)
+        files.write_text(run_dir / "validation.json", json.dumps(result, indent=1, default=str), report.KEY)
         summary["validation"] = {k: v for k, v in result.items() if k != "exact_front"}
     norm = None
     if exact is not None and len(exact["F"]):
@@ -92,7 +93,7 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
     limits = ", ".join(limit_text(k, lo, hi) for k, (lo, hi) in space.constraints.items())
     title = f"{study.name}: {len(numbers)} trials ({int(feasible.sum())} feasible); {limits}"
     t0 = time.perf_counter()
-    from dse.cli.common import figures_wanted
+    from dse.analyze.figure_switch import figures_wanted
 
     outputs = report.write(run_dir, ds, space, mark, exact, title, figure=figures_wanted(cfg.get("plot", True)))
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}

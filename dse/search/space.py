@@ -1,6 +1,6 @@
 """The ``search:`` config section: design space, fixed settings, objectives and constraints, checked up front.
 
-Every problem is a one-line :class:`~dse.model.params.DseError` raised before a study is opened or a trial runs.
+Every problem is a one-line :class:`~dse.config.params.DseError` raised before a study is opened or a trial runs.
 
 Space entries are keyed by a dse parameter (``placement``, ``batch``, ``hbm_cache_fraction``, ``tp``, ``dp``,
 ...) or a dotted config path (``system.tiers.ssd.read_pj_per_bit``, also accepted nested). The GPU count is tp x dp; when the space
@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from dse.model import config
+from dse.config import presets
 from dse.run.engine import KV_VARIABLES, VARIABLES
-from dse.run.inputs import expand_values
+from dse.config.inputs import expand_values
 from dse.analyze.serving import VARIABLES as REQUEST_VARIABLES
-from dse.model.params import DseError, check_values, lookup
+from dse.config.params import check_values, lookup
+from dse.errors import DseError
 
 KINDS = ("categorical", "int", "float")
 #: Variables with one value per design point (objectives and constraints can name these).
@@ -92,7 +93,7 @@ def _distribution(name: str, spec, base: dict) -> BaseDistribution:
         check_values(where, choices, param)
         if param is not None and param.preset_group:
             for c in choices:
-                config.check_preset(param.preset_group, c)
+                presets.check_preset(param.preset_group, c)
         return CategoricalDistribution(choices)
     for key in ("low", "high"):
         if key not in spec:
@@ -131,7 +132,7 @@ def _param(name: str, base: dict, where: str):
         raise DseError(f"{where}: {e}") from None
     if param is None and not path.startswith("flash."):
         try:
-            config.get_path(base, path)
+            presets.get_path(base, path)
         except DseError:
             raise DseError(f"{where}: unknown config key {path!r} (a dse parameter or an existing dotted path)") from None
     return param
@@ -175,7 +176,7 @@ def parse(search: dict, base: dict) -> Space:
             raise DseError(f"search.fixed.{name}: one value, not a list (search.space declares variables)")
         check_values(f"search.fixed.{name}", value, param)
         if param is not None and param.preset_group:
-            config.check_preset(param.preset_group, value)
+            presets.check_preset(param.preset_group, value)
 
     objectives = search.get("objectives") or []
     if isinstance(objectives, str) or not 2 <= len(objectives) <= 3:

@@ -19,7 +19,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from dse.model.params import DseError
+from dse.errors import DseError
 from dse.search import points
 from .local import LocalSearch
 from .offspring import OrdinalOffspring

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from dse.analyze.plot.breakeven import breakeven_view
+from dse.analyze.plot.breakeven_views import breakeven_view
 from dse.analyze.plot.pareto import pareto
 from dse.analyze.plot.views import breakdown, heatmap, lines
 

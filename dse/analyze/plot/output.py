@@ -6,7 +6,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dse.analyze.figure_size import MAX_AUTO_POINTS, too_large  # noqa: F401 - MAX_AUTO_POINTS is public
+from dse.analyze.figure_switch import MAX_AUTO_POINTS, too_large  # noqa: F401 - MAX_AUTO_POINTS is public
 from dse.analyze.plot.auto import auto
 from dse.analyze.plot.style import DPI, MIN_FONT_PT, ONE_COLUMN, TWO_COLUMN, style
 
@@ -15,8 +15,8 @@ from dse.analyze.plot.style import DPI, MIN_FONT_PT, ONE_COLUMN, TWO_COLUMN, sty
 
 
 def _atomic(path: Path, write) -> Path:
-    """``write(tmp)`` to a temporary name beside ``path``, then rename into place (:mod:`dse.run.io`)."""
-    from dse.run.io import atomic_write
+    """``write(tmp)`` to a temporary name beside ``path``, then rename into place (:mod:`dse.files`)."""
+    from dse.files import atomic_write
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

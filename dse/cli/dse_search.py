@@ -13,14 +13,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dse.model.config import CONF_DIR
+from dse.config.presets import CONF_DIR
 
 
 def scrub_secrets(run_dir, url) -> None:
     """Replace a storage password in the files Hydra wrote for this run (.hydra/*.yaml, the job log) by ***."""
     from pathlib import Path
 
-    from dse.run.io import write_text
+    from dse.files import write_text
     from dse.search.study import mask, password
 
     if not password(url):

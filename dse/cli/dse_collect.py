@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from dse.cli.common import errors
-from dse.model.params import DseError
+from dse.errors import DseError
 from dse.run.collect import collect
 
 DESCRIPTION = "Merge a Hydra multirun's results into one dataset whose dimensions are the swept choices."

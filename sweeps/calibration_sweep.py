@@ -1,6 +1,6 @@
 """Recipe: the paper's scenarios under paper constants and under board-level measured GPU constants.
 
-    python sweeps/calibration_compare.py [--out results/calibration_compare]
+    python sweeps/calibration_sweep.py [--out results/calibration_compare]
 
 Writes <out>/{mixtral,deepseek,fig6}.nc (dimension ``constants``: paper, the cumulative steps, measured,
 calibrated) and <out>/summary.md, and prints the summary table (the one in README.md). Runs in seconds on a CPU.
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from dse import DseError
-from dse.analyze import calibration_compare as cc
+from dse.analyze import calibration as cc
 
 
 def write(results: dict, out: Path) -> None:

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from dse.model.config import CONF_DIR, compose, presets as names
+from dse.config.presets import CONF_DIR, compose, presets as names
 
 #: ``dse list`` arguments -> preset groups.
 PLURAL = {"models": "model", "systems": "system", "gpus": "gpu", "tiers": "tier", "links": "link",
@@ -95,7 +95,7 @@ def _one(group: str, name: str) -> Preset:
 def describe(group: str) -> list[Preset]:
     """Every preset of ``group`` (model, system, gpu, tier, link, accounting, study, search)."""
     if group not in PLURAL.values():
-        from dse.model.params import DseError, did_you_mean
+        from dse.errors import DseError, did_you_mean
 
         raise DseError(f"unknown preset group {group!r}{did_you_mean(group, PLURAL.values())}: "
                        f"allowed {', '.join(PLURAL.values())}")

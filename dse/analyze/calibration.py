@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from dse.model import config
+from dse.config import presets
 from dse.run.engine import evaluate
 
 PAPER_GPU, MEASURED_GPU, CALIBRATED_GPU = "h100-sxm", "h200-measured", "h200-calibrated"
@@ -40,7 +40,7 @@ def constant_sets(paper: str = PAPER_GPU, measured: str = MEASURED_GPU,
     The intermediate steps are the paper GPU with the measured preset's values for the fields named so far;
     the last step is the measured preset itself; ``extra`` presets follow under their ``calibrated`` label.
     """
-    m = config.preset("gpu", measured)
+    m = presets.preset("gpu", measured)
     sets, taken = [], {}
     for label, fields in STEPS[:-1]:
         taken.update({f"system.gpu.{f}": m[f] for f in fields})
@@ -123,7 +123,7 @@ def fig6(sets: list[tuple[str, dict]]) -> xr.Dataset:
 
 
 def _ssd_read_pj(study: str) -> float:
-    return float(config.compose(study=study)["system"]["tiers"]["ssd"]["read_pj_per_bit"])
+    return float(presets.compose(study=study)["system"]["tiers"]["ssd"]["read_pj_per_bit"])
 
 
 def compare(sets: list[tuple[str, dict]] | None = None) -> dict[str, xr.Dataset]:

@@ -10,28 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import xarray as xr
 
-from dse.model import config, specs, validate
-from dse.model.params import PARAMS, DseError, check_values, lookup
-from dse.run import cf
+from dse.config import presets
+from dse.config import specs
+from dse.config import rules
+from dse.config.params import PARAMS, check_values, lookup
+from dse.errors import DseError
+from dse import cf
 
 NO_TIER_BW_GBPS = 1e30          # stands in for "unlimited" (YAML .inf), keeps 0 * inf out of the kernel
 #: Parameters naming presets that are stacked leaf by leaf (a list makes a dimension); not config leaves.
 PRESET_PARAMS = frozenset(("system", "gpu", "link", "model", "profile"))
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "unknown"
-    except Exception:  # noqa: BLE001 - provenance is best effort
-        return "unknown"
 
 
 def expand_values(name: str, value):
@@ -84,7 +77,7 @@ def _stack(trees: list, dim: str, coords: list):
 
 
 def prepare_model(m: dict) -> dict:
-    m = dict(m)   # validated: every field of dse.model.specs.ModelSpec is there
+    m = dict(m)   # validated: every field of dse.config.specs.ModelSpec is there
     attention = m.pop("attention", "gqa")
     if attention not in ("gqa", "mla"):
         raise DseError(f"model.attention={attention!r}: allowed gqa or mla")
@@ -140,10 +133,10 @@ def _set_leaf(tree: dict, name: str, path: str, value) -> None:
         for k in keys:
             tree["system"]["tiers"][k]["read_pj_per_bit"] = value
         return
-    current = config.get_path(tree, path)
+    current = presets.get_path(tree, path)
     if isinstance(current, dict):
         raise DseError(f"{name}: {path!r} is a section, not a value")
-    config.set_path(tree, path, value)
+    presets.set_path(tree, path, value)
 
 
 def _tier_for(placement: str, tiers: dict) -> dict:
@@ -196,7 +189,7 @@ def _warm_tier_for(w: dict, placement, tiers: dict) -> dict:
     if name in placements:
         raise DseError(f"warm_tier={name!r} equals placement: the warm tier must differ from the cold tier")
     t, n = tiers[name], tiers[name]["devices_per_gpu"]
-    own = config.preset("link", link) if link != "shared" else dict(bw_gbps=NO_TIER_BW_GBPS, pj_per_bit=0.0)
+    own = presets.preset("link", link) if link != "shared" else dict(bw_gbps=NO_TIER_BW_GBPS, pj_per_bit=0.0)
     return dict(warm_read_pj_per_bit=t["read_pj_per_bit"], warm_bw_gbps=t["bw_gbps"] * n,
                 warm_idle_w_per_gpu=t["idle_w"] * n * (1 - t["always_on"]), warm_capacity_gb=t["capacity_gb"] * n,
                 warm_usd_per_gb=t["usd_per_gb"], warm_link_shared=1.0 if link == "shared" else 0.0,
@@ -218,34 +211,13 @@ def _values(x) -> np.ndarray:
     return np.asarray(x.values if isinstance(x, xr.DataArray) else x)
 
 
-def routing_plan(m, s, w, routing_frequencies) -> dict:
-    """How expected experts are counted over the whole grid: the mode and the loop bounds (so that every block
-    of a chunked grid runs the same loops and gives the same numbers)."""
-    k, E = m.top_k, m.n_experts
-    freqs = None
-    if routing_frequencies is not None:
-        if np.ndim(_values(E)):
-            raise DseError("workload.routing_frequencies: model.n_experts cannot be a dimension with measured routing")
-        if np.ndim(_values(k)):
-            raise DseError("workload.routing_frequencies: model.top_k cannot be a dimension with measured routing")
-        freqs = validate.routing_probabilities(routing_frequencies, int(_values(k)), int(_values(E)))
-        mode = "measured"
-    elif np.ndim(_values(w.routing_skew)) == 0 and float(_values(w.routing_skew)) == 0.0:
-        mode = "uniform"
-    else:
-        mode = "zipf"
-    hierarchy = any(np.any(_values(x) > 0) for x in (w.warm_fraction, w.dynamic_cache_experts))   # s.12
-    return dict(mode=mode, freqs=freqs, n_max=int(np.max(_values(E))), hierarchy=hierarchy)
-
-
-
 def apply_profile(tree: dict, scalars: dict, dims: dict) -> None:
     """``profile``: a request profile preset (dse/conf/profile) sets prompt_len and output_len unless they are given;
     a list of profiles is a dimension."""
     names = dims.get("profile", scalars.get("profile", tree["workload"].get("profile")))  # a config's workload.profile
     if names is None:
         return
-    profiles = [config.preset("profile", p) for p in (names if isinstance(names, list) else [names])]
+    profiles = [presets.preset("profile", p) for p in (names if isinstance(names, list) else [names])]
     for key in ("prompt_len", "output_len"):
         if key in scalars or key in dims:
             continue
@@ -293,7 +265,7 @@ def _as_da(v) -> xr.DataArray:
 def split(study_grid: dict, params: dict):
     """Separate scalar settings from dimensions; expand ranges; validate every value."""
     scalars, dims = {}, {}
-    merged = {**{k: v for k, v in config.flat_grid(study_grid).items() if k not in params}, **params}
+    merged = {**{k: v for k, v in presets.flat_grid(study_grid).items() if k not in params}, **params}
     for name, raw in merged.items():
         value = expand_values(name, raw)
         path, param = lookup(name)
@@ -306,7 +278,7 @@ def split(study_grid: dict, params: dict):
         check_values(name, value, param)
         if param is not None and param.preset_group:
             for v in value if isinstance(value, list) else [value]:
-                config.check_preset(param.preset_group, v)
+                presets.check_preset(param.preset_group, v)
         (dims if isinstance(value, list) else scalars)[name] = value
     return scalars, dims
 
@@ -322,7 +294,7 @@ def arguments(model, system, params: dict) -> SimpleNamespace:
     model_spec = None
     if isinstance(model, dict):  # a parsed spec, e.g. dse.from_hf_config(path)
         model_spec, model = dict(model), None
-        validate.check_required_model(model_spec, f"model {model_spec.get('name', '')!r}".replace(" ''", ""))
+        rules.check_required_model(model_spec, f"model {model_spec.get('name', '')!r}".replace(" ''", ""))
     params.update({k: v for k, v in (("model", model), ("system", system)) if v is not None})
     return SimpleNamespace(params=params, frequencies=frequencies, model_spec=model_spec)
 
@@ -330,18 +302,18 @@ def arguments(model, system, params: dict) -> SimpleNamespace:
 def base_config(study, accounting, cfg) -> dict:
     """The composed root config: the study and accounting presets over dse/conf/config.yaml, or a given config."""
     if cfg is not None:
-        return json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else config.OmegaConf.to_container(cfg, resolve=True)
+        return json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else presets.OmegaConf.to_container(cfg, resolve=True)
     if study is not None:
-        config.check_preset("study", study)
+        presets.check_preset("study", study)
     if accounting is not None:
-        config.check_preset("accounting", accounting)
-    return config.compose(study=study, overrides=(f"accounting={accounting}",) if accounting else ())
+        presets.check_preset("accounting", accounting)
+    return presets.compose(study=study, overrides=(f"accounting={accounting}",) if accounting else ())
 
 
 def grid_limit(base: dict, params: dict, max_grid_points) -> float:
     """The largest grid allowed; a grid whose size bound exceeds it is refused before anything is allocated."""
-    limit = validate.grid_limit(base.get("max_grid_points") if max_grid_points is None else max_grid_points)
-    validate.check_grid_size(validate.grid_size_bound({**config.flat_grid(base.get("grid")), **params}), limit)
+    limit = rules.grid_limit(base.get("max_grid_points") if max_grid_points is None else max_grid_points)
+    rules.check_grid_size(rules.grid_size_bound({**presets.flat_grid(base.get("grid")), **params}), limit)
     return limit
 
 
@@ -350,7 +322,7 @@ def preset_tree(base: dict, scalars: dict, args: SimpleNamespace) -> dict:
     tree = {k: specs.validated(k, base[k]) for k in ("model", "system", "workload", "accounting")}
     for name in ("model", "system"):
         if name in scalars:
-            tree[name] = config.preset(name, scalars[name])
+            tree[name] = presets.preset(name, scalars[name])
     if args.model_spec is not None:
         tree["model"] = specs.validated("model", args.model_spec)
     if args.frequencies is not None:
@@ -363,16 +335,16 @@ def preset_tree(base: dict, scalars: dict, args: SimpleNamespace) -> dict:
 
 def stack_presets(tree: dict, scalars: dict, dims: dict) -> None:
     """Systems (with their GPU and link presets inside), then models: stacked along their dimensions."""
-    sys_variants = [config.preset("system", v) for v in dims["system"]] if "system" in dims else [tree["system"]]
+    sys_variants = [presets.preset("system", v) for v in dims["system"]] if "system" in dims else [tree["system"]]
     for name, part in (("gpu", "gpu"), ("link", "offload_link")):
         for sv in sys_variants:
             if name in scalars:
-                sv[part] = config.preset(name, scalars[name])
+                sv[part] = presets.preset(name, scalars[name])
             elif name in dims:
-                sv[part] = _stack([config.preset(name, v) for v in dims[name]], name, dims[name])
+                sv[part] = _stack([presets.preset(name, v) for v in dims[name]], name, dims[name])
     sys_variants = [_prepare_system(sv) for sv in sys_variants]
     tree["system"] = _stack(sys_variants, "system", dims["system"]) if "system" in dims else sys_variants[0]
-    models = [config.preset("model", v) for v in dims["model"]] if "model" in dims else [tree["model"]]
+    models = [presets.preset("model", v) for v in dims["model"]] if "model" in dims else [tree["model"]]
     models = [prepare_model(mv) for mv in models]
     tree["model"] = _stack(models, "model", dims["model"]) if "model" in dims else models[0]
 
@@ -449,14 +421,14 @@ def coord_attrs(dims: dict) -> dict:
 def provenance(study, base: dict, scalars: dict, dims: dict, args, tree: dict, resolved: dict, plan: dict) -> dict:
     """The dataset's attributes: the resolved config (with every preset's provenance), the settings, their digest,
     the code version and the accounting."""
-    from dse import __version__
+    from dse.provenance import git_commit, version
 
     settings = {k: (v.values.tolist() if isinstance(v, xr.DataArray) else v) for k, v in {**scalars, **dims}.items()}
     if args.frequencies is not None:
         settings["routing_frequencies"] = tree["workload"]["routing_frequencies"]
     if args.model_spec is not None:
         settings["model"] = args.model_spec
-    config_yaml = config.to_yaml(resolved)
+    config_yaml = presets.to_yaml(resolved)
     digest = hashlib.sha256((config_yaml + json.dumps(settings, sort_keys=True, default=str)).encode()).hexdigest()
     acct = tree["accounting"]
     model = args.model_spec.get("name", "") if args.model_spec else scalars.get("model", base["model"].get("name", ""))
@@ -464,7 +436,7 @@ def provenance(study, base: dict, scalars: dict, dims: dict, args, tree: dict, r
         title="dse decode-step energy / latency / capacity", study=study or "", model=str(model),
         system=str(scalars.get("system", base["system"].get("name", ""))),
         settings=json.dumps(settings, default=str), config_yaml=config_yaml, config_digest=digest,
-        dse_version=__version__, git_commit=git_commit(), routing=plan["mode"],
+        dse_version=version(), git_commit=git_commit(), routing=plan["mode"],
         expert_scaling=acct["expert_scaling"], topk_scaling=acct["topk_scaling"],
         count_lm_head=int(bool(acct["count_lm_head"])), prefetch_overlap=acct["prefetch_overlap"],
         mimic_tool=int(bool(acct["mimic_tool"])),

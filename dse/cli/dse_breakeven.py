@@ -20,10 +20,11 @@ import hydra
 import xarray as xr
 from omegaconf import DictConfig, OmegaConf
 
-from dse.analyze import figure_size
-from dse.model import config
+from dse.analyze import figure_switch as figure_size
+from dse.config import presets
 from dse.analyze.breakeven import FLASH, breakeven
-from dse.model.params import DseError, lookup
+from dse.config.params import lookup
+from dse.errors import DseError
 
 ROOT_SECTIONS = ("model", "system", "workload", "accounting", "grid")
 
@@ -39,8 +40,8 @@ def target_and_reference(cfg: dict, study: str | None = None) -> tuple[dict, dic
     shared = {k: v for k, v in (root["grid"] or {}).items() if k not in (FLASH, "placement")
               and not (r.get("study") and lookup(k)[0].startswith("model."))}
     if r.get("study"):
-        config.check_preset("study", r["study"])
-        ref_cfg = config.compose(study=r["study"])
+        presets.check_preset("study", r["study"])
+        ref_cfg = presets.compose(study=r["study"])
     else:
         ref_cfg = copy.deepcopy(root)
     reference = {"study": r.get("study") or study, "cfg": ref_cfg, **shared}
@@ -70,7 +71,7 @@ def table(ds: xr.Dataset) -> str:
 def write(ds: xr.Dataset, path: Path) -> Path:
     """The break-even dataset as NetCDF, written atomically; a file there that dse did not write is left alone
     (one-line error)."""
-    from dse.run.io import MARK_ATTR, check_owned, write_netcdf
+    from dse.files import MARK_ATTR, check_owned, write_netcdf
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,11 +85,12 @@ def run(cfg: DictConfig | dict, study: str | None = None) -> xr.Dataset:
     return breakeven(target, reference, today_pj_per_bit=c.get("today_pj_per_bit"))
 
 
-@hydra.main(config_path=str(config.CONF_DIR), config_name="breakeven", version_base=None)
+@hydra.main(config_path=str(presets.CONF_DIR), config_name="breakeven", version_base=None)
 def _app(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from dse.cli.common import errors, figures_wanted
+    from dse.analyze.figure_switch import figures_wanted
+    from dse.cli.common import errors
 
     hc = HydraConfig.get()
     with errors("dse-breakeven"):
@@ -107,7 +109,7 @@ def _app(cfg: DictConfig) -> None:
 
 def main() -> None:
     from dse.cli.common import check_argv, errors
-    from dse.run.sweep import grid_override
+    from dse.cli.common import grid_override
 
     with errors("dse-breakeven"):
         check_argv(sys.argv[1:], "breakeven")

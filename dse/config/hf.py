@@ -1,6 +1,6 @@
 """Model specs from Hugging Face ``config.json`` files (docs/model.md section 2).
 
-``from_hf_config(path)`` returns a model dict in dse's schema (:data:`dse.model.specs.MODEL_FIELDS`, the fields
+``from_hf_config(path)`` returns a model dict in dse's schema (:data:`dse.config.specs.MODEL_FIELDS`, the fields
 of dse/conf/model/*.yaml), ready for ``dse.evaluate(model=...)``.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from dse.model.params import DseError
+from dse.errors import DseError
 
 def _read(path: Path) -> dict:
     if path.is_dir():
@@ -103,7 +103,7 @@ def from_hf_config(path, name: str | None = None) -> dict:
     """Parse a Hugging Face config.json (Mixtral, DeepSeek-V2/V3/R1, Kimi-K2, Llama-3/4, Qwen2/3-MoE, gpt-oss).
 
     Every number read must be finite and non-negative, counts integral; the result is checked by the same range
-    and cross-field rules as any model (:mod:`dse.model.validate`). Errors are one line naming the config key.
+    and cross-field rules as any model (:mod:`dse.config.rules`). Errors are one line naming the config key.
     """
     path = Path(path)
     raw = _read(path)
@@ -126,10 +126,11 @@ def from_hf_config(path, name: str | None = None) -> dict:
 
 
 def check_model(model: dict) -> None:
-    """A model spec against the schema and the range / cross-field rules of :mod:`dse.model.validate`."""
-    from dse.model import specs, validate
+    """A model spec against the schema and the range / cross-field rules of :mod:`dse.config.rules`."""
+    from dse.config import specs
+    from dse.config import rules
 
     m = specs.validated("model", model)
     m["is_mla"] = 1.0 if m.get("attention") == "mla" else 0.0
-    validate.check_ranges({"model": m})
-    validate.check_cross({"model": m})
+    rules.check_ranges({"model": m})
+    rules.check_cross({"model": m})

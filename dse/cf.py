@@ -61,7 +61,7 @@ STACK_COORDS = {
 
 
 # ---------------------------------------------------------------------------------------- names
-# (xarray's DataArray.rename would do; these keep "rename" for files, which only dse.run.io does atomically)
+# (xarray's DataArray.rename would do; these keep "rename" for files, which only dse.files does atomically)
 def named(da, name: str):
     """The DataArray under another variable name (a shallow copy: the data are shared)."""
     out = da.copy(deep=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dse.calibrate import COPY, GEMM, H2D, METHOD, READ
-from dse.model import CONF_DIR
-from dse.model.params import DseError
+from dse.config import CONF_DIR
+from dse.errors import DseError
 
 def _sig(x: float, digits: int = 4) -> float:
     return float(f"{x:.{digits}g}")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from dse.calibrate.backends import default_backend
 from dse.calibrate.nvml import NvmlSource
-from dse.calibrate.presets import gpu_preset, header, link_preset, load_gpu_preset, to_yaml
+from dse.calibrate.preset_yaml import gpu_preset, header, link_preset, load_gpu_preset, to_yaml
 from dse.calibrate.probe import calibrate, check_window
 from dse.cli.common import errors
-from dse.run.io import write_text
-from dse.model.params import DseError
+from dse.files import write_text
+from dse.errors import DseError
 
 def _slug(s: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")

@@ -1,7 +1,7 @@
 """Typed specs: the schema of every preset and config section (Hydra/OmegaConf structured configs).
 
 Presets in dse/conf/ are YAML; each section is merged into its dataclass here, so a misspelt key or a value of the
-wrong type fails with one line naming it before any work. Ranges are checked in :mod:`dse.model.params`.
+wrong type fails with one line naming it before any work. Ranges are checked in :mod:`dse.config.params`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dse.model.params import DseError
+from dse.errors import DseError
 
 
 # The schemas list one field per line, like the YAML presets they validate: their same-shape runs are data.
@@ -180,7 +180,7 @@ def _validated(section: str, values_json: str) -> dict:
         first = str(err).splitlines()[0]
         raise DseError(f"{section}{'.' + key if key else ''}: {first}") from None
     if section == "model" and isinstance(values, dict):   # no silent placeholder for a field the physics needs
-        from dse.model.validate import check_required_model
+        from dse.config.rules import check_required_model
 
         check_required_model(values, f"model {values['name']!r}" if "name" in values else "model")
     return OmegaConf.to_container(merged, resolve=True)

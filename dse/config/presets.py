@@ -10,8 +10,8 @@ import functools
 
 from omegaconf import OmegaConf
 
-from dse.model import CONF_DIR  # noqa: F401 (dse.model.config.CONF_DIR is where callers look)
-from dse.model.params import DseError, did_you_mean
+from dse.config import CONF_DIR  # noqa: F401 (dse.config.presets.CONF_DIR is where callers look)
+from dse.errors import DseError, did_you_mean
 
 GROUPS = ("model", "system", "gpu", "link", "tier", "accounting", "study")
 
@@ -64,7 +64,7 @@ def compose(study: str | None = None, model: str | None = None, system: str | No
 
 
 def preset(group: str, name: str) -> dict:
-    """One preset of a group as a plain dict, checked against its schema (:mod:`dse.model.specs`); read once per
+    """One preset of a group as a plain dict, checked against its schema (:mod:`dse.config.specs`); read once per
     process (a copy each call)."""
     check_preset(group, name)
     return copy.deepcopy(_preset_cached(group, name))
@@ -72,7 +72,7 @@ def preset(group: str, name: str) -> dict:
 
 @functools.lru_cache(maxsize=256)
 def _preset_cached(group: str, name: str) -> dict:
-    from dse.model.specs import validated
+    from dse.config.specs import validated
 
     if group in ("model", "system"):
         return validated(group, compose(**{group: name})[group])

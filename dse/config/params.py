@@ -10,24 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dse.errors import DseError, did_you_mean  # noqa: F401 (re-exported for callers)
+
 INF = math.inf
-
-
-class DseError(ValueError):
-    """Bad input: the message is one line naming the offending key and what is allowed."""
-
-
-def did_you_mean(name: str, known) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``known`` to a misspelt ``name``, or an empty string."""
-    import difflib
-
-    known = [str(k) for k in known]
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-    if not close and "." in str(name):  # a dotted path: match its last part alone too
-        last = str(name).rsplit(".", 1)[1]
-        close = [k for k in known if k.rsplit(".", 1)[-1] in difflib.get_close_matches(last, [
-            k.rsplit(".", 1)[-1] for k in known], n=1, cutoff=0.6)][:1]
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -140,7 +125,7 @@ def check_values(name: str, values, param: Param | None) -> None:
             if bad:
                 raise DseError(f"{name}={bad[0]!r} not allowed: choose from {list(param.choices)}")
         return
-    from dse.model.validate import Rule, check_leaf, rule_for  # the one table of allowed ranges
+    from dse.config.rules import Rule, check_leaf, rule_for  # the one table of allowed ranges
 
     rule = rule_for(param.path if param is not None else name)
     if rule is None and param is not None:

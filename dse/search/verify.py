@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from dse.model.params import DseError
+from dse.errors import DseError
 from dse.search import points
 from .pareto import Normalizer, nondominated
 from .space import Space

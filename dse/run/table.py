@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import xarray as xr
 
-from dse.run.cf import named
+from dse.cf import named
 
 
 def energy_table(ds: xr.Dataset, max_rows: int = 80) -> str:

@@ -1,7 +1,7 @@
 # Over 400 lines: the one validation layer; its rule tables are the single place where every allowed range lives.
 """One validation of every physical input: a table of allowed ranges (and integrality) per config leaf, and a
 table of cross-field rules. The same checks run for Hydra presets and overrides, Hugging Face imports, API dicts
-and grid values (:func:`dse.run.engine.resolve` calls :func:`check_tree` on the resolved inputs; :func:`dse.model.params.
+and grid values (:func:`dse.run.engine.resolve` calls :func:`check_tree` on the resolved inputs; :func:`dse.config.params.
 check_values` looks up :data:`RULES` for single parameters). Every error is one line naming the key and what is
 allowed.
 
@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from dse.model.params import DseError
+from dse.errors import DseError
 
 COUNT = 1e9          # bound of counts (layers, widths, heads, tokens, ...): finite outputs for any accepted input
 ENERGY = 1e6         # pJ per bit / per FLOP
@@ -355,48 +355,6 @@ def check_required_model(spec: dict, where: str = "model") -> None:
     if missing:
         raise DseError(f"{where}: missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                        f"(a model needs {', '.join(need)})")
-
-
-# ------------------------------------------------------------------------------------------ routing
-def routing_probabilities(frequencies, top_k: int, n_experts: int) -> np.ndarray:
-    """Measured routing frequencies -> per-token pick probabilities of each expert.
-
-    ``frequencies`` are non-negative per-expert counts or shares (any scale). Each token picks ``top_k``
-    *distinct* experts, so expert i is picked with probability p_i <= 1 and sum p_i = top_k. The frequencies are
-    scaled to sum to top_k; an expert whose share would exceed 1 is picked by every token (p_i = 1) and the rest
-    of the mass is shared out among the others in proportion to their frequencies (repeated until no p_i > 1).
-    A vector with fewer than top_k non-zero entries cannot give top_k distinct experts and is refused.
-    """
-    name = "workload.routing_frequencies"
-    try:
-        f = np.asarray(frequencies, dtype=float)
-    except (TypeError, ValueError):
-        raise DseError(f"{name}: expected a list of {n_experts} non-negative numbers") from None
-    if f.ndim != 1:
-        raise DseError(f"{name}: expected a flat list of {n_experts} non-negative numbers")
-    if len(f) != n_experts:
-        raise DseError(f"{name} has {len(f)} entries; model.n_experts is {n_experts}")
-    bad = np.flatnonzero(~np.isfinite(f) | (f < 0))
-    if len(bad):
-        raise DseError(f"{name}[{bad[0]}]={f[bad[0]]}: allowed finite numbers >= 0")
-    nonzero = int(np.count_nonzero(f))
-    if nonzero < top_k:
-        raise DseError(f"{name}: {nonzero} experts have a non-zero frequency; top_k={top_k} distinct experts "
-                       "per token need at least top_k")
-    p = np.zeros_like(f)
-    if top_k == 0:
-        return p
-    full = np.zeros(len(f), dtype=bool)
-    for _ in range(len(f) + 1):
-        rest = ~full
-        p[full] = 1.0
-        mass = f[rest].sum()
-        p[rest] = f[rest] * ((top_k - full.sum()) / mass) if mass > 0 else 0.0
-        over = rest & (p > 1.0)
-        if not over.any():
-            break
-        full |= over
-    return np.minimum(p, 1.0)
 
 
 # ------------------------------------------------------------------------------------------ grid size

@@ -20,7 +20,7 @@ import re
 import shutil
 from pathlib import Path
 
-from dse.model.params import DseError
+from dse.errors import DseError
 
 MARK_ATTR = "dse_output"
 MARKER_FILE = ".dse-output"

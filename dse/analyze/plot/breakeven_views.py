@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dse.run.cf import named
+from dse.cf import named
 from dse.analyze.plot.style import (MIN_FONT_PT, NEVER_COLOR, ONE_COLUMN, TODAY_COLOR, _fixed_note, _pick, _squeeze,
                                     figure, finish, label, legend, model_name, placement_label, plain, plain_ticks,
                                     style, styled)
@@ -38,9 +38,9 @@ def today_of(be) -> float:
 
 def hbf_read_pj_per_bit() -> float:
     """The projected High-Bandwidth Flash read energy of the hbf tier preset."""
-    from dse.model import config
+    from dse.config import presets
 
-    return float(config.preset("tier", "hbf")["read_pj_per_bit"])
+    return float(presets.preset("tier", "hbf")["read_pj_per_bit"])
 
 
 @styled

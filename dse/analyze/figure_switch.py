@@ -1,6 +1,10 @@
-"""Whether a result is small enough for its automatic figure -- decided before matplotlib is imported (importing it
+"""Whether a run draws a figure: its ``plot`` switch and ``DSE_PLOT``, and whether the result is small enough for its automatic figure -- decided before matplotlib is imported (importing it
 costs a couple of seconds, a tenth of a 10^9-point sweep's budget)."""
 from __future__ import annotations
+
+import os
+
+from dse.errors import DseError
 
 MAX_AUTO_POINTS = 1_000_000    # a run's figure is skipped above this many grid points (plot a selection instead)
 
@@ -13,3 +17,11 @@ def too_large(ds, log) -> bool:
         log.info("figure: skipped (%s grid points; plot a selection with dse.plot)", f"{size:,}")
         return True
     return False
+
+
+def figures_wanted(switch) -> bool:
+    """Whether a run writes the figure of its result: its ``plot`` switch, unless the environment sets
+    ``DSE_PLOT=0`` (off for every run at once; the test suite does, except where it tests the figures)."""
+    if not isinstance(switch, bool):
+        raise DseError(f"plot={switch!r}: allowed true or false")
+    return switch and os.environ.get("DSE_PLOT", "1") != "0"
