@@ -24,7 +24,6 @@ from dse.errors import DseError
 
 MARK_ATTR = "dse_output"
 MARKER_FILE = ".dse-output"
-TMP_SUFFIXES = (".tmp", ".partial", ".old", ".lock")
 _FULL = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "file too large (ulimit -f?)",
          errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied", errno.EROFS: "read-only file system"}
 

@@ -29,10 +29,6 @@ CSV_MAX_ROWS = 10_000_000  # a CSV beyond this is refused before evaluating (use
 log = logging.getLogger("dse")
 
 
-def _stacked(grid) -> dict:
-    return {name: dim for name, (dim, _) in grid.stacks.items()}
-
-
 def csv_rows(grid, names) -> int:
     """Rows of the tidy table of ``names`` on ``grid``: one per grid point of each variable (and part)."""
     import math

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dse.errors import DseError, did_you_mean  # noqa: F401 (re-exported for callers)
+from dse.config.rules import Rule, check_leaf, rule_for
+from dse.errors import DseError, did_you_mean
 
 INF = math.inf
 
@@ -20,9 +21,6 @@ class Param:
     path: str                 # dotted config path ("model.top_k"); "flash" expands to every Flash tier
     units: str
     doc: str
-    lo: float = -INF
-    hi: float = INF
-    integer: bool = False
     choices: tuple = field(default_factory=tuple)   # categorical values (empty = numeric)
     preset_group: str | None = None                  # a preset name from dse/conf/<group>/
 
@@ -30,64 +28,75 @@ class Param:
     def categorical(self) -> bool:
         return bool(self.choices) or self.preset_group is not None
 
+    @property
+    def rule(self) -> Rule | None:
+        """The allowed range, from the one rule table (:data:`dse.config.rules.RULES`); None when categorical."""
+        return None if self.categorical else rule_for(self.path)
+
+    @property
+    def lo(self) -> float:
+        return self.rule.lo
+
+    @property
+    def hi(self) -> float:
+        return self.rule.hi
+
+    @property
+    def integer(self) -> bool:
+        return self.rule.integer
+
 
 PARAMS: dict[str, Param] = {
-    "batch": Param("workload.batch", "sequences", "sequences decoded per step", 1, INF, integer=True),
-    "context_len": Param("workload.context_len", "tokens", "context tokens per sequence", 0, INF, integer=True),
-    "weight_bytes": Param("workload.weight_bytes", "B/param", "bytes per weight parameter", 0.0625, 8),
-    "kv_bytes": Param("workload.kv_bytes", "B/value", "bytes per KV-cache value", 0.0625, 8),
+    "batch": Param("workload.batch", "sequences", "sequences decoded per step"),
+    "context_len": Param("workload.context_len", "tokens", "context tokens per sequence"),
+    "weight_bytes": Param("workload.weight_bytes", "B/param", "bytes per weight parameter"),
+    "kv_bytes": Param("workload.kv_bytes", "B/value", "bytes per KV-cache value"),
     "placement": Param("workload.placement", "", "tier holding the routed experts", choices=("tier",)),
-    "hbm_cache_fraction": Param("workload.hbm_cache_fraction", "1", "hottest experts kept in HBM", 0, 1),
-    "routing_skew": Param("workload.routing_skew", "1", "Zipf exponent of expert popularity", 0, 10),
+    "hbm_cache_fraction": Param("workload.hbm_cache_fraction", "1", "hottest experts kept in HBM"),
+    "routing_skew": Param("workload.routing_skew", "1", "Zipf exponent of expert popularity"),
     "warm_tier": Param("workload.warm_tier", "", "warm tier holding the next-hottest experts (null: none)",
                        choices=("tier",)),
-    "warm_fraction": Param("workload.warm_fraction", "1", "experts (next after the HBM cache) held in the warm tier",
-                           0, 1),
+    "warm_fraction": Param("workload.warm_fraction", "1", "experts (next after the HBM cache) held in the warm tier"),
     "warm_link": Param("workload.warm_link", "", "the warm tier's link: shared (the offload link) or a link preset",
                        choices=("link",)),
-    "expert_reuse": Param("workload.expert_reuse", "1", "probability a sequence keeps its previous step's experts",
-                          0, 1),
+    "expert_reuse": Param("workload.expert_reuse", "1", "probability a sequence keeps its previous step's experts"),
     "dynamic_cache_experts": Param("workload.dynamic_cache_experts", "experts", "LRU HBM cache slots per MoE layer "
-                                   "beyond the static hot set", 0, INF, integer=True),
-    "prefetch_accuracy": Param("workload.prefetch_accuracy", "1", "share of prefetched experts predicted correctly",
-                               0, 1),
+                                   "beyond the static hot set"),
+    "prefetch_accuracy": Param("workload.prefetch_accuracy", "1", "share of prefetched experts predicted correctly"),
     "prefetch": Param("workload.prefetch", "bool", "overlap copies with compute", choices=(False, True)),
     "offload_path": Param("workload.offload_path", "", "staged via HBM or direct", choices=("staged", "direct")),
-    "act_bytes": Param("workload.act_bytes", "B/value", "bytes per activation value", 0.0625, 8),
+    "act_bytes": Param("workload.act_bytes", "B/value", "bytes per activation value"),
     "fused_attention": Param("workload.fused_attention", "bool", "attention scores stay on chip (flash-style)",
                              choices=(False, True)),
     "attention_parallel": Param("workload.attention_parallel", "", "attention split: heads over TP ranks, or "
                                 "sequences over all GPUs", choices=("tp", "dp")),
-    "top_k": Param("model.top_k", "experts", "experts picked per token", 0, INF, integer=True),
-    "n_experts": Param("model.n_experts", "experts", "routed experts per MoE layer", 0, INF, integer=True),
-    "d_expert": Param("model.d_expert", "1", "intermediate width of one expert", 0, INF, integer=True),
-    "flash_read_pj_per_bit": Param("flash.read_pj_per_bit", "pJ/bit", "Flash tier read energy", 0, INF),
-    "ddr_read_pj_per_bit": Param("system.tiers.ddr.read_pj_per_bit", "pJ/bit", "DDR read energy", 0, INF),
-    "hbm_read_pj_per_bit": Param("system.gpu.hbm_read_pj_per_bit", "pJ/bit", "HBM read energy", 0, INF),
-    "hbm_write_pj_per_bit": Param("system.gpu.hbm_write_pj_per_bit", "pJ/bit", "HBM write energy", 0, INF),
-    "flop_pj": Param("system.gpu.flop_pj", "pJ/FLOP", "compute energy per FLOP", 0, INF),
-    "idle_w": Param("system.gpu.idle_w", "W", "GPU static power", 0, INF),
-    "register_tile": Param("system.gpu.register_tile", "values", "register tile edge (L1 traffic)", 1, 4096,
-                           integer=True),
-    "l1_kib": Param("system.gpu.l1_kib", "KiB", "L1 / shared memory per SM", 1, 1e6),
-    "l2_mib": Param("system.gpu.l2_mib", "MiB", "L2 cache size", 0.001, 1e6),
-    "peak_tflops": Param("system.gpu.peak_tflops", "TFLOP/s", "GPU peak FLOP rate", 1e-9, INF),
-    "hbm_bw_gbps": Param("system.gpu.hbm_bw_gbps", "GB/s", "HBM bandwidth per GPU", 1e-9, INF),
-    "link_bw_gbps": Param("system.offload_link.bw_gbps", "GB/s", "offload link bandwidth per GPU", 1e-9, INF),
-    "link_pj_per_bit": Param("system.offload_link.pj_per_bit", "pJ/bit", "offload link energy", 0, INF),
-    "ssd_per_gpu": Param("system.tiers.ssd.devices_per_gpu", "drives", "SSDs per GPU", 1, INF, integer=True),
-    "tp": Param("system.tp", "GPUs", "tensor-parallel degree", 1, INF, integer=True),
-    "dp": Param("system.dp", "GPUs", "data-parallel replicas", 1, INF, integer=True),
-    "ep": Param("system.ep", "GPUs", "expert-parallel degree", 1, INF, integer=True),
+    "top_k": Param("model.top_k", "experts", "experts picked per token"),
+    "n_experts": Param("model.n_experts", "experts", "routed experts per MoE layer"),
+    "d_expert": Param("model.d_expert", "1", "intermediate width of one expert"),
+    "flash_read_pj_per_bit": Param("flash.read_pj_per_bit", "pJ/bit", "Flash tier read energy"),
+    "ddr_read_pj_per_bit": Param("system.tiers.ddr.read_pj_per_bit", "pJ/bit", "DDR read energy"),
+    "hbm_read_pj_per_bit": Param("system.gpu.hbm_read_pj_per_bit", "pJ/bit", "HBM read energy"),
+    "hbm_write_pj_per_bit": Param("system.gpu.hbm_write_pj_per_bit", "pJ/bit", "HBM write energy"),
+    "flop_pj": Param("system.gpu.flop_pj", "pJ/FLOP", "compute energy per FLOP"),
+    "idle_w": Param("system.gpu.idle_w", "W", "GPU static power"),
+    "register_tile": Param("system.gpu.register_tile", "values", "register tile edge (L1 traffic)"),
+    "l1_kib": Param("system.gpu.l1_kib", "KiB", "L1 / shared memory per SM"),
+    "l2_mib": Param("system.gpu.l2_mib", "MiB", "L2 cache size"),
+    "peak_tflops": Param("system.gpu.peak_tflops", "TFLOP/s", "GPU peak FLOP rate"),
+    "hbm_bw_gbps": Param("system.gpu.hbm_bw_gbps", "GB/s", "HBM bandwidth per GPU"),
+    "link_bw_gbps": Param("system.offload_link.bw_gbps", "GB/s", "offload link bandwidth per GPU"),
+    "link_pj_per_bit": Param("system.offload_link.pj_per_bit", "pJ/bit", "offload link energy"),
+    "ssd_per_gpu": Param("system.tiers.ssd.devices_per_gpu", "drives", "SSDs per GPU"),
+    "tp": Param("system.tp", "GPUs", "tensor-parallel degree"),
+    "dp": Param("system.dp", "GPUs", "data-parallel replicas"),
+    "ep": Param("system.ep", "GPUs", "expert-parallel degree"),
     "prompt_len": Param("workload.prompt_len", "tokens", "prompt tokens per request (with output_len: requests, "
-                        "dse.model.requests)", 1, INF, integer=True),
-    "output_len": Param("workload.output_len", "tokens", "output tokens per request (decode steps)", 1, INF,
-                        integer=True),
+                        "dse.model.requests)"),
+    "output_len": Param("workload.output_len", "tokens", "output tokens per request (decode steps)"),
     "prefill_chunk": Param("workload.prefill_chunk", "tokens", "prompt tokens of each request per prefill step "
-                           "(unset: the whole prompt)", 1, INF, integer=True),
+                           "(unset: the whole prompt)"),
     "kv_placement": Param("workload.kv_placement", "", "tier holding the KV cache", choices=("tier",)),
-    "service_life_years": Param("workload.service_life_years", "years", "service life a Flash KV tier must last",
-                                0.001, 100),
+    "service_life_years": Param("workload.service_life_years", "years", "service life a Flash KV tier must last"),
     "profile": Param("workload.profile", "", "request profile preset (prompt_len, output_len)",
                      preset_group="profile"),
     "model": Param("model", "", "model preset", preset_group="model"),
@@ -95,11 +104,6 @@ PARAMS: dict[str, Param] = {
     "gpu": Param("system.gpu", "", "GPU preset", preset_group="gpu"),
     "link": Param("system.offload_link", "", "offload link preset", preset_group="link"),
 }
-
-#: Ranges for dotted paths by their unit suffix (every physical quantity is non-negative).
-SUFFIX_RANGES = {"_pj_per_bit": (0, INF), "_pj": (0, INF), "_w": (0, INF), "_gbps": (1e-9, INF),
-                 "_gb": (0, INF), "_usd": (0, INF), "_per_gb": (0, INF), "_tflops": (1e-9, INF)}
-
 
 _BY_PATH = {p.path: p for p in PARAMS.values()}
 
@@ -125,12 +129,7 @@ def check_values(name: str, values, param: Param | None) -> None:
             if bad:
                 raise DseError(f"{name}={bad[0]!r} not allowed: choose from {list(param.choices)}")
         return
-    from dse.config.rules import Rule, check_leaf, rule_for  # the one table of allowed ranges
-
-    rule = rule_for(param.path if param is not None else name)
-    if rule is None and param is not None:
-        rule = Rule(param.lo, param.hi, param.integer)
-    check_leaf(name, vals, rule)
+    check_leaf(name, vals, rule_for(param.path if param is not None else name))
 
 
 def _range(p: Param) -> str:
@@ -143,10 +142,13 @@ def _range(p: Param) -> str:
     if p.choices:
         return "one of " + ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in p.choices)
 
-    def num(x):
-        return "inf" if x == INF else ("-inf" if x == -INF else f"{x:g}")
     kind = "integer" if p.integer else "number"
-    return f"{kind} in [{num(p.lo)}, {num(p.hi)}]"
+    return f"{kind} in [{_num(p.lo)}, {_num(p.hi)}]"
+
+
+def _num(x) -> str:
+    """A bound as written in help: short (1e+09) where that is exact, else every digit (1048576)."""
+    return f"{x:g}" if float(f"{x:g}") == x else (str(int(x)) if float(x).is_integer() else repr(float(x)))
 
 
 def parameters_doc(indent: str = "    ") -> str:

@@ -13,7 +13,6 @@ from omegaconf import OmegaConf
 from dse.config import CONF_DIR  # noqa: F401 (dse.config.presets.CONF_DIR is where callers look)
 from dse.errors import DseError, did_you_mean
 
-GROUPS = ("model", "system", "gpu", "link", "tier", "accounting", "study")
 
 
 def presets(group: str) -> list[str]:

@@ -32,7 +32,6 @@ class Rule:
     lo: float
     hi: float
     integer: bool = False
-    doc: str = ""
 
     def allowed(self) -> str:
         return f"{'an integer in ' if self.integer else ''}[{_fmt(self.lo)}, {_fmt(self.hi)}]"
@@ -42,13 +41,13 @@ def _fmt(x) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def _int(lo, hi=COUNT, doc=""):
-    return Rule(lo, hi, True, doc)
+def _int(lo, hi=COUNT):
+    return Rule(lo, hi, True)
 
 
 #: Allowed range of every numeric config leaf ("*" matches any key, e.g. a tier name).
 RULES: dict[str, Rule] = {
-    # --- model (MODEL.md section 2)
+    # --- model (docs/model.md s.2)
     "model.n_layers": _int(1),
     "model.hidden": _int(1),
     "model.n_heads": _int(1),

@@ -169,9 +169,6 @@ class Gemm:
         self.l2_bytes = (np.ceil(m / tm1) * weights + (np.ceil(n / tn1) * m * k + m * n) * pa * present) * count
         self.l1_bytes = (reg_rows * weights + (np.ceil(n / reg) * m * k + m * n) * pa * present) * count
 
-    def time(self, peak_flops, bw):
-        return np.maximum(self.flops / peak_flops, (self.b_bytes + self.a_bytes) / bw)
-
 
 class Softmax:
     """The softmax over ``scores`` attention scores on one GPU: FLOPs, and (unfused) a read and a write of the
@@ -182,9 +179,6 @@ class Softmax:
         self.flops = SOFTMAX_FLOPS * scores
         self.a_bytes = 2.0 * scores * pa * (1 - fused)
         self.b_bytes = self.hbm_b_bytes = self.hbm_a_read = self.hbm_a_write = self.l2_bytes = self.l1_bytes = 0.0
-
-    def time(self, peak_flops, bw):
-        return np.maximum(self.flops / peak_flops, self.a_bytes / bw)
 
 
 #: FLOPs per score of the softmax, as the authors' tool counts them (attention_gen_impl.cpp).

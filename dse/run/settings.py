@@ -94,22 +94,3 @@ def host_port(address) -> tuple[str, int]:
 def _positive(key: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
         raise DseError(f"{key}={value!r}: allowed a finite number > 0")
-
-
-def grid_size_bound(grid_section: dict) -> int:
-    """Points of a ``grid:`` section counted before expanding it (a range counts ``num``): an upper bound."""
-    size = 1
-    for name, value in presets.flat_grid(grid_section).items():
-        if isinstance(value, dict):
-            num = value.get("num")
-            if isinstance(num, (int, float)) and not isinstance(num, bool) and num > 1:
-                size *= int(num)      # anything else is refused, with its own message, when the grid is expanded
-        elif isinstance(value, (list, tuple)):
-            size *= max(len(value), 1)
-    return size
-
-
-def check_size(points: int, limit: float) -> None:
-    if points > limit:
-        raise DseError(f"max_grid_points: the grid has {points:.3g} points, over the limit {limit:.3g} "
-                       "(raise max_grid_points or shrink the grid)")

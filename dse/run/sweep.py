@@ -26,7 +26,7 @@ from dse import files as outputs
 from dse.run import writers
 from dse.run.layout import RESULT_NAME, Layout, auto_chunk_mb, written_values
 from dse.run.schedule import _announce, _close, _quiet_dask
-from dse.run.settings import Settings, check_size, grid_size_bound, host_port, settings
+from dse.run.settings import Settings, host_port, settings
 from dse.errors import DseError
 
 def connect(s: Settings):
@@ -58,9 +58,7 @@ def plan(cfg: dict, run_dir: Path | str = "."):
     from dse.run import engine
 
     s = settings(cfg)
-    check_size(grid_size_bound(cfg.get("grid") or {}), s.max_grid_points)
     grid = engine.resolve(cfg=cfg)
-    check_size(grid.points, s.max_grid_points)
     names = s.variables or list(grid.variables)
     unknown = [n for n in names if n not in grid.variables]
     if unknown:
