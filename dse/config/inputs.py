@@ -350,7 +350,8 @@ def stack_presets(tree: dict, scalars: dict, dims: dict) -> None:
 
 
 #: Workload settings resolved to numeric codes later (by :func:`workload`), kept as given until then.
-CATEGORICAL = ("workload.placement", "workload.offload_path", "workload.attention_parallel", "workload.kv_placement")
+CATEGORICAL = ("workload.placement", "workload.offload_path", "workload.attention_parallel", "workload.kv_placement",
+               "workload.boundary", "workload.compute_precision")
 
 
 def apply_settings(tree: dict, scalars: dict, dims: dict) -> None:
@@ -382,6 +383,11 @@ def workload(tree: dict, scalars: dict, dims: dict) -> SimpleNamespace:
     for flag in ("prefetch", "fused_attention"):
         w[flag] = _as_da(w[flag]) * 1.0 if isinstance(w[flag], (bool, xr.DataArray)) else float(w[flag])
     w["dp_attention"] = _categorical("attention_parallel", w.pop("attention_parallel"), {"tp": 0.0, "dp": 1.0})
+    boundary = w.pop("boundary")
+    w["boundary_node"] = _categorical("boundary", boundary, {"gpu": 0.0, "node": 1.0, "facility": 1.0})
+    w["boundary_facility"] = _categorical("boundary", boundary, {"gpu": 0.0, "node": 0.0, "facility": 1.0})
+    w["compute_bits"] = _categorical("compute_precision", w.pop("compute_precision"),
+                                     {"auto": 0.0, "bf16": 16.0, "fp8": 8.0, "fp4": 4.0})
     w["count_lm_head"] = 1.0 if acct["count_lm_head"] else 0.0
     w["mimic_tool"] = 1.0 if acct["mimic_tool"] else 0.0
     w["overlap_step"] = 1.0 if acct["prefetch_overlap"] == "step" else 0.0

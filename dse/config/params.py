@@ -97,6 +97,18 @@ PARAMS: dict[str, Param] = {
                            "(unset: the whole prompt)"),
     "kv_placement": Param("workload.kv_placement", "", "tier holding the KV cache", choices=("tier",)),
     "service_life_years": Param("workload.service_life_years", "years", "service life a Flash KV tier must last"),
+    "boundary": Param("workload.boundary", "", "energy boundary: GPU boards and tiers, the whole node, or the "
+                      "facility", choices=("gpu", "node", "facility")),
+    "pue": Param("workload.pue", "1", "facility power usage effectiveness (boundary facility)"),
+    "compute_precision": Param("workload.compute_precision", "", "precision products compute in (auto: follows "
+                               "weight_bytes)", choices=("auto", "bf16", "fp8", "fp4")),
+    "power_limit_w": Param("system.gpu.power_limit_w", "W", "GPU board power limit (the step stretches to stay "
+                           "under it)"),
+    "mem_efficiency": Param("system.gpu.mem_efficiency", "1", "achievable fraction of peak HBM bandwidth"),
+    "compute_efficiency": Param("system.gpu.compute_efficiency", "1", "achievable fraction of the peak FLOP rate"),
+    "node_other_w": Param("system.node_other_w", "W", "node power besides GPUs and tiers (CPUs, DRAM, NICs, "
+                          "switches, fans), per node"),
+    "psu_efficiency": Param("system.psu_efficiency", "1", "power supply efficiency (boundary node, facility)"),
     "profile": Param("workload.profile", "", "request profile preset (prompt_len, output_len)",
                      preset_group="profile"),
     "model": Param("model", "", "model preset", preset_group="model"),

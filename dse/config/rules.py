@@ -82,6 +82,13 @@ RULES: dict[str, Rule] = {
     "system.gpu.l2_mib": Rule(0.001, 1e6),
     "system.gpu.price_usd": Rule(0, MONEY),
     "system.gpu.hbm_usd_per_gb": Rule(0, MONEY),
+    "system.gpu.power_limit_w": Rule(1e-9, POWER),
+    "system.gpu.mem_efficiency": Rule(1e-6, 1),            # (0, 1]
+    "system.gpu.compute_efficiency": Rule(1e-6, 1),        # (0, 1]
+    "system.gpu.peak_tflops_fp8": Rule(0, 1e9),            # 0: no fp8 path
+    "system.gpu.flop_pj_fp8": Rule(0, ENERGY),
+    "system.gpu.peak_tflops_fp4": Rule(0, 1e9),            # 0: no fp4 path
+    "system.gpu.flop_pj_fp4": Rule(0, ENERGY),
     # --- offload link
     "system.offload_link.bw_gbps": Rule(1e-9, BW),
     "system.offload_link.pj_per_bit": Rule(0, ENERGY),
@@ -102,6 +109,8 @@ RULES: dict[str, Rule] = {
     "system.nvlink_bw_gbps": Rule(1e-9, BW),
     "system.hop_latency_us": Rule(0, 1e9),
     "system.internode_bw_gbps": Rule(1e-9, BW),
+    "system.node_other_w": Rule(0, POWER),
+    "system.psu_efficiency": Rule(0.01, 1),
     # --- workload
     "workload.batch": _int(1),
     "workload.context_len": _int(0),
@@ -118,6 +127,7 @@ RULES: dict[str, Rule] = {
     "workload.output_len": _int(1),
     "workload.prefill_chunk": _int(1),
     "workload.service_life_years": Rule(1e-6, 1e3),
+    "workload.pue": Rule(1, 10),
 }
 #: Optional fields: null means "not set" (decode-only studies, a tier without a write energy of its own).
 OPTIONAL = {"system.tiers.*.write_pj_per_bit", "system.tiers.*.pe_cycles", "workload.prompt_len",
@@ -276,6 +286,10 @@ CROSS_RULES = (
           lambda v: v["workload.hbm_cache_fraction"] + v["workload.warm_fraction"] <= 1.0 + 1e-12,
           "hbm_cache_fraction={workload.hbm_cache_fraction} + warm_fraction={workload.warm_fraction} exceeds 1: "
           "allowed hbm_cache_fraction + warm_fraction <= 1"),
+    Cross(("system.gpu.power_limit_w", "system.gpu.idle_w"),
+          lambda v: v["system.gpu.power_limit_w"] > v["system.gpu.idle_w"],
+          "system.gpu.power_limit_w={system.gpu.power_limit_w} is not above idle_w={system.gpu.idle_w}: allowed a "
+          "power limit above the board's idle power"),
     Cross(("system.ep", "model.n_experts"), lambda v: (v["model.n_experts"] == 0) | (v["system.ep"] <= v["model.n_experts"]),
           "system.ep={system.ep} exceeds model.n_experts={model.n_experts}: allowed ep <= n_experts"),
 )

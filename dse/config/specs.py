@@ -67,6 +67,14 @@ class GPUSpec:
     l2_mib: float = 50.0              # L2 cache: the L2-resident tile must fit
     price_usd: float = 0.0
     hbm_usd_per_gb: float = 0.0
+    # reality (docs/model.md "Power and the energy boundary", "Achievable rates and precision")
+    power_limit_w: float = 1.0e6      # board power limit (TDP / TGP); 1e6: none stated (never binds)
+    mem_efficiency: float = 1.0       # achievable fraction of peak HBM bandwidth (measured stream / datasheet)
+    compute_efficiency: float = 1.0   # achievable fraction of the peak FLOP rate (measured GEMM / datasheet)
+    peak_tflops_fp8: float = 0.0      # dense fp8 peak; 0: no faster fp8 path (fp8 runs at the bf16 rate and energy)
+    flop_pj_fp8: float = 0.0          # energy per fp8 FLOP (used where peak_tflops_fp8 > 0)
+    peak_tflops_fp4: float = 0.0      # dense fp4 peak; 0: no fp4 path (fp4 runs as fp8)
+    flop_pj_fp4: float = 0.0          # energy per fp4 FLOP (used where peak_tflops_fp4 > 0)
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,6 +116,9 @@ class SystemSpec:
     hop_latency_us: float = 0.8
     internode_bw_gbps: float = 50.0
     always_on: List[str] = field(default_factory=list)
+    node_other_w: float = 0.0         # what a node draws besides its GPUs and tiers (host CPUs and DRAM, NICs,
+                                      # switches, fans, storage idle), W per node: charged at boundary node / facility
+    psu_efficiency: float = 1.0       # power supplies' efficiency (AC in -> DC out): boundary node / facility
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -139,6 +150,9 @@ class WorkloadSpec:
     prefill_chunk: Optional[int] = None   # prompt tokens of each request per prefill step; unset = the whole prompt
     kv_placement: str = "hbm"             # hbm, or a key of system.tiers
     service_life_years: float = 5.0       # the KV tier's Flash must last this long (see config.yaml)
+    boundary: str = "node"                # energy boundary: gpu | node | facility (see config.yaml)
+    pue: float = 1.3                      # facility power usage effectiveness (boundary facility)
+    compute_precision: str = "auto"       # auto (follows weight_bytes) | bf16 | fp8 | fp4
     profile: Optional[str] = None         # a request profile preset (dse/conf/profile)
 
 

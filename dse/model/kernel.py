@@ -42,7 +42,12 @@ COMPONENTS = (
     "compute",           # FLOPs x pJ/FLOP
     "onchip",            # bytes through L2 and L1 (tiling model) x their pJ/bit
     "background",        # static power x step latency
+    "node_other",        # boundary node / facility: the node's other parts (CPUs, DRAM, NICs, fans) x latency
+    "psu_loss",          # boundary node / facility: power supply losses on everything above
+    "facility",          # boundary facility: (PUE - 1) x the node's energy (cooling, power distribution)
 )
+#: The components drawn by the GPU boards' dynamic power (the power limit, docs/model.md "Power").
+BOARD_COMPONENTS = ("hbm_weights", "hbm_activations", "offload_hbm_write", "compute", "onchip")
 #: The components that are the cost of copying offloaded weights (``offload_share``).
 OFFLOAD_COMPONENTS = ("offload_read", "offload_link", "offload_hbm_write", "warm_read", "warm_link")
 
@@ -253,13 +258,14 @@ def decode_step(m, g, s, link, tier, w, t):
     lay = layout(m, s, w)
     n_moe, n_dense = layer_counts(m)
     r = _rates(g, link, tier, w)
-    f = _fetches(m, link, tier, w, t, lay, n_moe, g.hbm_bw_gbps * GB)
+    f = _fetches(m, link, tier, w, t, lay, n_moe, g.hbm_bw_gbps * GB * g.mem_efficiency)
     x = _traffic(m, w, t, lay, n_moe, n_dense, f.fetched)
     lat = _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f.t_copy, f.t_miss)
     e = _energy(m, g, s, link, tier, w, lay, r, f, x, lat.latency)
+    p = _power(g, s, w, lay, e, lat.latency)
     cap = _capacity(m, tier, w, t, lay, n_moe, n_dense, r.kv_on)
     return SimpleNamespace(
-        energy=e.components, latency=lat.latency, copy_latency=lat.parts.copy_total + n_moe * f.t_miss, flops=x.flops,
+        energy=e.components, latency=p.latency, gpu_power_w=p.gpu_power_w, power_limited=p.limited, copy_latency=lat.parts.copy_total + n_moe * f.t_miss, flops=x.flops,
         hbm_weight_bytes=x.hbm_weight_bytes, kv_bytes=x.kv_bytes, activation_bytes=x.act_read + x.act_write,
         offload_bytes=f.offload_bytes, offload_bits=f.offload_bytes * BITS, hbm_bytes=cap.hbm_bytes,
         tier_bytes=cap.tier_bytes, touched=t.touched, fetched=f.fetched, busiest=t.busiest, n_gpus=lay.n_gpus,
@@ -272,7 +278,14 @@ def decode_step(m, g, s, link, tier, w, t):
 def _rates(g, link, tier, w):
     """Peak FLOP rate and the bandwidths the operations see (B/s); ``kv_extra`` (s/B) is what a KV byte costs
     beyond an HBM byte when the KV cache lives on a tier."""
-    hbm_bw = g.hbm_bw_gbps * GB
+    hbm_bw = g.hbm_bw_gbps * GB * g.mem_efficiency
+    # products compute at the precision of the weights (or as set): fp8 / fp4 where the GPU has a faster path
+    bits = np.where(w.compute_bits > 0, w.compute_bits, np.where(w.weight_bytes > 1, 16.0, np.where(
+        w.weight_bytes > 0.5, 8.0, 4.0)))
+    fp8 = (bits <= 8) & (g.peak_tflops_fp8 > 0)
+    fp4 = (bits <= 4) & (g.peak_tflops_fp4 > 0)
+    peak_tflops = np.where(fp4, g.peak_tflops_fp4, np.where(fp8, g.peak_tflops_fp8, g.peak_tflops))
+    flop_pj = np.where(fp4, g.flop_pj_fp4, np.where(fp8, g.flop_pj_fp8, g.flop_pj))
     # a copy runs at the slower of link and tier; a staged copy's HBM writes take at most half of HBM bandwidth,
     # and while copies stream that bandwidth is gone for compute (the tool: HBM bw - offload bw, every op)
     copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), hbm_bw / 2)
@@ -280,7 +293,8 @@ def _rates(g, link, tier, w):
     # KV cache on a tier (w.kv_offloaded = 1, dse.model.requests): KV bytes stream over the link at the tier's speed
     kv_on = getattr(w, "kv_offloaded", 0.0)
     kv_bw = np.minimum(link.bw_gbps * GB, getattr(w, "kv_bw_gbps", NO_KV_BW_GBPS) * GB)
-    return SimpleNamespace(peak_flops=g.peak_tflops * 1e12, copy_bw=copy_bw, bw=bw, kv_on=kv_on,
+    return SimpleNamespace(peak_flops=peak_tflops * 1e12 * g.compute_efficiency, flop_pj=flop_pj, copy_bw=copy_bw,
+                           bw=bw, kv_on=kv_on,
                            kv_extra=kv_on * (1.0 / kv_bw - 1.0 / bw))
 
 
@@ -396,11 +410,38 @@ def _energy(m, g, s, link, tier, w, lay, r, f, x, latency):
         "offload_link": offload_bits * link.pj_per_bit * PJ,
         "offload_hbm_write": (offload_bits + f.warm_bits) * w.staged * g.hbm_write_pj_per_bit * PJ,
         **hierarchy.warm_energy(f.warm_bits, w, link),
-        "compute": x.flops * g.flop_pj * PJ,
+        "compute": x.flops * r.flop_pj * PJ,
         "onchip": (x.l2_bytes * g.l2_pj_per_bit + x.l1_bytes * g.l1_pj_per_bit) * BITS * PJ,
         "background": static_w * latency,
     }
-    return SimpleNamespace(components=components, kv_write_bytes=kv_write_bytes, static_w=static_w)
+    return SimpleNamespace(components=components, kv_write_bytes=kv_write_bytes, static_w=static_w, kv_on=kv_on)
+
+
+def _power(g, s, w, lay, e, latency):
+    """The board power limit and the energy boundary (docs/model.md "Power and the energy boundary").
+
+    Mean board power per GPU = idle + the boards' dynamic energy / (GPUs x latency). Where that exceeds the limit,
+    the clocks throttle: the step stretches until the power equals the limit (dynamic energy unchanged, the static
+    energy of every part grows with the time). Then the node's other parts, the PSU losses and the facility's
+    overhead are added as the boundary asks. Updates ``e.components`` in place."""
+    c = e.components
+    board = sum(c[k] for k in BOARD_COMPONENTS) + c["hbm_kv"] * (1 - e.kv_on)
+    dynamic_w = board / np.maximum(lay.n_gpus * latency, 1e-300)
+    stretch = np.maximum(dynamic_w / (g.power_limit_w - g.idle_w), 1.0)
+    latency = latency * stretch
+    c["background"] = e.static_w * latency
+    boundary_energy(s, w, lay.n_gpus, c, latency)
+    return SimpleNamespace(latency=latency, gpu_power_w=g.idle_w + dynamic_w / stretch, limited=stretch > 1.0)
+
+
+def boundary_energy(s, w, n_gpus, c, latency) -> None:
+    """The energy boundary's terms over ``latency`` seconds, set in the components ``c`` (J): the node's other parts
+    (a GPU's share of ``node_other_w``), the PSU losses on everything inside the node, and the facility's overhead."""
+    node = w.boundary_node
+    c["node_other"] = node * s.node_other_w / s.gpus_per_node * n_gpus * latency
+    inside = sum(c[k] for k in COMPONENTS if k not in ("psu_loss", "facility"))
+    c["psu_loss"] = node * inside * (1.0 / s.psu_efficiency - 1.0)
+    c["facility"] = w.boundary_facility * (inside + c["psu_loss"]) * (w.pue - 1.0)
 
 
 def _capacity(m, tier, w, t, lay, n_moe, n_dense, kv_on):

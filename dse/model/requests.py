@@ -102,8 +102,9 @@ def run(m, g, s, link, tier, w, plan, *, q, l0, dl, n, ndim):
     scale = att_tokens / np.maximum(n, 1.0)
     mean_att = _with(t0.attention, **{f: getattr(t0.attention, f) + sums[f] * scale for f in _FIELDS})
     mean = kernel.decode_step(m, g, s, link, tier, w0, _with(t0, attention=mean_att))
-    energy = {c: n * mean.energy[c] for c in kernel.COMPONENTS if c != "background"}
+    energy = {c: n * mean.energy[c] for c in kernel.COMPONENTS}
     energy["background"] = out0.static_w * latency
+    kernel.boundary_energy(s, w0, out0.n_gpus, energy, latency)    # over the summed latency, like the static power
     return Run(latency=latency, first=out0.latency, last=latency_at(t_att(np.maximum(n - 1, 0))),
                energy=energy, kv_written=n * out0.kv_write_bytes, flops=n * mean.flops,
                offload_bytes=n * out0.offload_bytes, out0=out0)

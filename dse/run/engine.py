@@ -45,6 +45,8 @@ VARIABLES = {  # name: (units, long_name)
     "offload_tier_bytes": ("B", "expert bytes held in the offload (cold) tier"),
     "n_gpus": ("GPUs", "GPUs in the system"),
     "offload_is_flash": ("1", "1 where the experts' offload tier is Flash (read energy = flash_read_pj_per_bit)"),
+    "gpu_power_w": ("W", "mean board power per GPU over the step (at most the board's power_limit_w)"),
+    "power_limited": ("1", "1 where the board power limit binds (the step stretched: clocks throttled)"),
     **capacity.VARIABLES,
 }
 #: Variables of a KV cache on a tier (kv_placement other than hbm) and of requests (prompt_len / output_len given).
@@ -170,6 +172,8 @@ def _outputs(m, g, s, link, tier, w, pre=None, *, routing_plan, request=False, k
         "offload_tier_bytes": out.tier_bytes,
         "n_gpus": out.n_gpus,
         "offload_is_flash": tier.is_flash,
+        "gpu_power_w": out.gpu_power_w,
+        "power_limited": out.power_limited,
         "capacity_cost": cost,
         **{k: held[k] for k in ("hbm_capacity_bytes", "offload_capacity_bytes", "hbm_fill", "offload_fill",
                                 "warm_fill", "fits")},
