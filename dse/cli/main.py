@@ -169,6 +169,10 @@ def main() -> None:
     with errors("dse"):
         if argv[:1] == ["list"]:
             sys.exit(list_presets(argv[1:]))
+        if argv[:1] == ["validate"]:   # dse against published measurements (dse.analyze.validation)
+            from dse.analyze.validation import main as validate
+
+            sys.exit(validate(argv[1:]))
         check_argv(argv, "config")
         _check_multirun([grid_override(a) for a in argv])
     sys.argv = [sys.argv[0], *map(grid_override, argv)]  # grid.X=... may add a grid entry

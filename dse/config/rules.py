@@ -288,8 +288,8 @@ CROSS_RULES = (
           "allowed hbm_cache_fraction + warm_fraction <= 1"),
     Cross(("system.gpu.power_limit_w", "system.gpu.idle_w"),
           lambda v: v["system.gpu.power_limit_w"] > v["system.gpu.idle_w"],
-          "system.gpu.power_limit_w={system.gpu.power_limit_w} is not above idle_w={system.gpu.idle_w}: allowed a "
-          "power limit above the board's idle power"),
+          "system.gpu.power_limit_w is not above system.gpu.idle_w: allowed a power limit above the board's idle "
+          "power"),
     Cross(("system.ep", "model.n_experts"), lambda v: (v["model.n_experts"] == 0) | (v["system.ep"] <= v["model.n_experts"]),
           "system.ep={system.ep} exceeds model.n_experts={model.n_experts}: allowed ep <= n_experts"),
 )

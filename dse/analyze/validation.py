@@ -1,0 +1,161 @@
+"""dse against published measurements of LLM serving energy (reference/validation/measurements.csv).
+
+Each row is a public measurement: hardware, model, precision, lengths, concurrency, the measured value and its
+boundary (``gpu``: GPU boards, e.g. NVML; ``node``: the server's wall power, e.g. MLPerf's power division). dse
+predicts the energy per output token at the row's own boundary with the node preset of its hardware
+(``hgx-h100``, ``hgx-h200``, ``hgx-b200``), the model's preset, the row's precision (weight bytes), GPUs and
+concurrency: a decode step at the mean context of a request's life (prompt + output / 2; a prompt length not
+published counts as 0), the experts in HBM. Nothing is fitted to these rows: every constant comes from the presets
+(their sources and evidence grades are in dse/conf). Rows dse has no preset for are listed as skipped.
+
+    python -m analysis.validation [--out DIR]      # or: dse validate [--out DIR]
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+TABLE = Path(__file__).resolve().parents[2] / "reference" / "validation" / "measurements.csv"
+SYSTEMS = {"h100-sxm": "hgx-h100", "h200-sxm": "hgx-h200", "b200": "hgx-b200"}
+#: Published model names -> dse model presets (the same architecture; "proxy" where only a sibling exists).
+MODELS = {"deepseek-r1-0528": "deepseek-r1", "deepseek-v3.1": "deepseek-r1", "mixtral-8x7b": "mixtral-8x7b",
+          "mixtral-8x7b-instruct-v0.1": "mixtral-8x7b", "qwen3-235b-a22b-instruct-2507": "qwen3-235b-a22b",
+          "qwen3-235b-a22b-thinking-2507": "qwen3-235b-a22b", "gpt-oss-120b": "gpt-oss-120b",
+          "llama-4-maverick-17b-128e-instruct": "llama4-maverick"}
+WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5, "mxfp4": 0.5, "nvfp4": 0.5}
+#: The run's own settings stated by its source (not fitted): MLPerf v4.1 NVIDIA H200 "MaxQ" caps each GPU at 500 W
+#: and serves one model copy per GPU (closed/NVIDIA/configs/mixtral-8x7b/Offline/__init__.py, power_limit = 500).
+RUN_SETTINGS = {"mlperf41-": dict(power_limit_w=500.0, tp=1, ep=1, dp=8)}
+
+
+@dataclass
+class Row:
+    id: str
+    source: str
+    hardware: str
+    n_gpus: int
+    model: str
+    precision: str
+    prompt_len: float
+    output_len: float
+    concurrency: float | None
+    measured_j_per_token: float
+    boundary: str
+    predicted_j_per_token: float = math.nan
+    skipped: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.predicted_j_per_token / self.measured_j_per_token
+
+
+def _num(x: str) -> float | None:
+    return float(x) if x not in ("", None) else None
+
+
+def read(path: Path = TABLE) -> list[Row]:
+    rows = []
+    for r in csv.DictReader(open(path, newline="")):
+        out = _num(r["output_len"]) or 1.0
+        value, unit, tput = float(r["measured_value"]), r["measured_unit"], _num(r["throughput_tok_s"])
+        per_token = {"J/output_token": value, "J/request": value / out, "Wh/request": value * 3600.0 / out,
+                     "W": value / tput if tput else math.nan}[unit]
+        rows.append(Row(r["id"], r["source"], r["hardware"], int(r["n_gpus"]), r["model"], r["precision"],
+                        _num(r["prompt_len"]) or 0.0, out, _num(r["concurrency"]), per_token, r["boundary"]))
+    return rows
+
+
+def predict(row: Row) -> Row:
+    import dse
+
+    system, model = SYSTEMS.get(row.hardware), MODELS.get(row.model)
+    if system is None or model is None or row.precision not in WEIGHT_BYTES:
+        row.skipped = f"no preset for {row.hardware if system is None else row.model}"
+        return row
+    if row.concurrency is None:
+        row.skipped = "concurrency not published"
+        return row
+    settings = dict(tp=row.n_gpus, ep=row.n_gpus, dp=1)
+    for prefix, extra in RUN_SETTINGS.items():
+        if row.id.startswith(prefix):
+            settings.update(extra)
+    ds = dse.evaluate(model=model, system=system, placement="hbm", batch=int(row.concurrency),
+                      context_len=int(row.prompt_len + row.output_len / 2), weight_bytes=WEIGHT_BYTES[row.precision],
+                      boundary=row.boundary, attention_parallel="dp" if model == "deepseek-r1" else "tp", **settings)
+    row.predicted_j_per_token = float(ds.energy_per_token)
+    return row
+
+
+def run(path: Path = TABLE) -> list[Row]:
+    return [predict(r) for r in read(path)]
+
+
+def summary(rows: list[Row]) -> str:
+    lines = [f"{'id':40s} {'boundary':8s} {'measured J/tok':>14s} {'dse J/tok':>10s} {'ratio':>6s}"]
+    for r in rows:
+        if r.skipped:
+            lines.append(f"{r.id:40s} {r.boundary:8s} {r.measured_j_per_token:14.4g} {'-':>10s} {'-':>6s}  skipped: {r.skipped}")
+        else:
+            lines.append(f"{r.id:40s} {r.boundary:8s} {r.measured_j_per_token:14.4g} {r.predicted_j_per_token:10.4g} "
+                         f"{r.ratio:6.2f}")
+    done = [r for r in rows if not r.skipped]
+    if done:
+        ratios = sorted(r.ratio for r in done)
+        med = ratios[len(ratios) // 2] if len(ratios) % 2 else math.sqrt(ratios[len(ratios) // 2 - 1] * ratios[len(ratios) // 2])
+        within = sum(1 / 1.5 <= x <= 1.5 for x in ratios)
+        lines.append(f"{len(done)} rows predicted ({len(rows) - len(done)} skipped): median ratio {med:.2f}, "
+                     f"{within} of {len(done)} within 1.5x, range {ratios[0]:.2f}-{ratios[-1]:.2f}")
+    return "\n".join(lines)
+
+
+def parity_figure(rows: list[Row]):
+    """Measured versus predicted energy per output token, log-log, with the parity line and the 1.5x band."""
+    from dse.analyze import plot
+
+    done = [r for r in rows if not r.skipped]
+    with plot.style():
+        fig, axes = plot.figure("one", 3.0)
+        ax = axes[0, 0]
+        xs = [r.measured_j_per_token for r in done]
+        ys = [r.predicted_j_per_token for r in done]
+        lo, hi = min(xs + ys) / 2, max(xs + ys) * 2
+        ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, label="parity")
+        ax.fill_between([lo, hi], [lo / 1.5, hi / 1.5], [lo * 1.5, hi * 1.5], color="0.85", lw=0, label="within 1.5x")
+        for boundary, marker in (("gpu", "o"), ("node", "s"), ("facility", "^")):
+            pts = [(r.measured_j_per_token, r.predicted_j_per_token) for r in done if r.boundary == boundary]
+            if pts:
+                ax.plot(*zip(*pts), marker, ms=4, ls="none", label=f"{boundary} boundary", gid=f"rows|{boundary}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel("measured energy per output token [J]")
+        ax.set_ylabel("dse [J]")
+        plot.plain_ticks(ax, "x")
+        plot.plain_ticks(ax, "y")
+        plot.legend(ax)
+        plot.finish(fig)
+    return fig
+
+
+def main(argv=None) -> int:
+    import argparse
+    import logging
+
+    from dse.analyze import plot
+
+    ap = argparse.ArgumentParser(prog="dse validate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="outputs/validation", help="directory of validation.png / .svg")
+    ap.add_argument("--table", default=str(TABLE), help="measurements CSV (default: the repository's)")
+    args = ap.parse_args(argv)
+    rows = run(Path(args.table))
+    print(summary(rows))
+    fig = parity_figure(rows)
+    bad = plot.problems(fig)
+    if bad:
+        raise SystemExit("validation figure: " + "; ".join(bad))
+    paths = plot.save(fig, args.out, "validation")
+    logging.getLogger("dse").info("wrote %s", ", ".join(map(str, paths)))
+    return 0

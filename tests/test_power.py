@@ -1,0 +1,77 @@
+"""The board power limit and the energy boundary (docs/model.md "Power and the energy boundary"), by hand."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import dse
+
+BASE = dict(model="mixtral-8x7b", system="hgx-h200", placement="hbm", context_len=1024)
+
+
+def test_throttle_stretches_the_step_by_the_dynamic_power_over_its_budget():
+    """A step whose boards would draw 1.3x their dynamic budget (limit - idle) takes 1.3x as long: dynamic energy
+    unchanged, static energy x 1.3, mean board power = the limit."""
+    free = dse.evaluate(**BASE, batch=256, power_limit_w=1e5, boundary="gpu")
+    n = float(free.n_gpus)
+    board = float(free.energy.sel(component=["hbm_weights", "hbm_kv", "hbm_activations", "offload_hbm_write",
+                                             "compute", "onchip"]).sum())
+    idle = 122.5                                        # h200-hgx idle_w (measured, the preset's provenance)
+    dynamic_w = board / (n * float(free.step_latency))  # by hand: the boards' dynamic power per GPU
+    assert float(free.gpu_power_w) == pytest.approx(idle + dynamic_w, rel=1e-9) and not bool(free.power_limited)
+    limit = idle + dynamic_w / 1.3                      # the budget is 1/1.3 of what the step would draw
+    tight = dse.evaluate(**BASE, batch=256, power_limit_w=limit, boundary="gpu")
+    assert bool(tight.power_limited)
+    assert float(tight.step_latency) == pytest.approx(1.3 * float(free.step_latency), rel=1e-9)
+    assert float(tight.gpu_power_w) == pytest.approx(limit, rel=1e-9)
+    for c in ("hbm_weights", "compute", "onchip"):
+        assert float(tight.energy.sel(component=c)) == pytest.approx(float(free.energy.sel(component=c)), rel=1e-9)
+    assert float(tight.energy.sel(component="background")) == pytest.approx(
+        1.3 * float(free.energy.sel(component="background")), rel=1e-9)
+
+
+def test_node_and_facility_terms_by_hand():
+    ds = dse.evaluate(**BASE, batch=64, boundary=["gpu", "node", "facility"], pue=1.5)
+    e = ds.energy.sel(component=["node_other", "psu_loss", "facility"])
+    gpu = float(ds.step_energy.sel(boundary="gpu"))
+    t = float(ds.step_latency)
+    node_other = 1600.0 * t                     # hgx-h200: node_other_w = 1600 W for its 8 GPUs, all used here
+    psu = (gpu + node_other) * (1 / 0.95 - 1)   # psu_efficiency 0.95
+    assert float(e.sel(boundary="gpu").sum()) == 0.0
+    assert float(ds.step_energy.sel(boundary="node")) == pytest.approx(gpu + node_other + psu, rel=1e-9)
+    assert float(ds.step_energy.sel(boundary="facility")) == pytest.approx(1.5 * (gpu + node_other + psu), rel=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(system=st.sampled_from(["hgx-h100", "hgx-h200", "hgx-b200"]),
+       model=st.sampled_from(["mixtral-8x7b", "deepseek-r1", "qwen3-235b-a22b", "gpt-oss-120b"]),
+       batch=st.integers(1, 4096), wb=st.sampled_from([0.5, 1.0, 2.0]),
+       placement=st.sampled_from(["hbm", "ddr", "ssd"]), limit_share=st.floats(0.3, 1.0))
+def test_board_power_never_above_the_limit_and_boundaries_nest(system, model, batch, wb, placement, limit_share):
+    limit = {"hgx-h100": 700.0, "hgx-h200": 700.0, "hgx-b200": 1000.0}[system]
+    idle = {"hgx-h100": 122.5, "hgx-h200": 122.5, "hgx-b200": 175.0}[system]
+    cap = idle + limit_share * (limit - idle)
+    ds = dse.evaluate(model=model, system=system, placement=placement, batch=batch, weight_bytes=wb,
+                      power_limit_w=cap, boundary=["gpu", "node", "facility"])
+    assert float(ds.gpu_power_w.max()) <= cap * (1 + 1e-9)
+    e = ds.energy_per_token
+    assert np.isfinite(e.values).all() and (e.values >= 0).all()
+    assert (e.sel(boundary="node") >= e.sel(boundary="gpu")).all()
+    assert (e.sel(boundary="facility") >= e.sel(boundary="node")).all()
+
+
+@pytest.mark.parametrize("kw, word", [(dict(boundary="rack"), "boundary"), (dict(pue=0.9), "pue"),
+                                      (dict(power_limit_w=100.0), "power_limit_w"),
+                                      (dict(mem_efficiency=0.0), "mem_efficiency"),
+                                      (dict(compute_efficiency=1.2), "compute_efficiency")])
+def test_bad_reality_inputs_are_one_line_errors_naming_the_key(kw, word):
+    with pytest.raises(dse.DseError) as err:
+        dse.evaluate(**BASE, batch=1, **kw)
+    assert word in str(err.value) and "\n" not in str(err.value)
+
+
+def test_fp8_weights_compute_at_the_fp8_rate():
+    """h200-hgx: fp8 peak 1978.9 TFLOP/s at 0.4345 pJ/FLOP, bf16 989.4 at 0.869 (the preset)."""
+    a = dse.evaluate(**BASE, batch=512, weight_bytes=1.0, compute_precision=["bf16", "fp8"], boundary="gpu")
+    flops = float(a.flops)
+    assert float(a.energy.sel(component="compute", compute_precision="bf16")) == pytest.approx(flops * 0.869e-12)
+    assert float(a.energy.sel(component="compute", compute_precision="fp8")) == pytest.approx(flops * 0.4345e-12)
