@@ -48,7 +48,7 @@ def _int(lo, hi=COUNT, doc=""):
 
 #: Allowed range of every numeric config leaf ("*" matches any key, e.g. a tier name).
 RULES: dict[str, Rule] = {
-    # --- model (MODEL.md section 2)
+    # --- model (docs/model.md section 2)
     "model.n_layers": _int(1),
     "model.hidden": _int(1),
     "model.n_heads": _int(1),
