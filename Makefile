@@ -1,7 +1,7 @@
 # Two commands set everything up on a fresh machine with Python 3.11 and make:
 #   make demo   -- create .venv from the pinned requirements if missing, reproduce the paper, print results
 #   make test   -- same bootstrap, then the test suite
-#   make readme -- run every example of the README as written (minutes: the demo, the searches, the benchmarks)
+#   make readme -- run every example of README.md and docs/*.md as written (minutes: the demo, the searches, the benchmarks)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin

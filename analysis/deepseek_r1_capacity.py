@@ -4,7 +4,7 @@ and projected High-Bandwidth Flash, under a 50 ms per-token latency limit (dse/c
 Runs dse-search three times (the cold-expert tier restricted to: hbm; hbm/ddr/ssd/cxl; all five incl. hbf),
 each validated against its exhaustive front, then plots the three fronts with the paper's fixed 32 x H100
 scenarios and prints the front points. Writes everything under results/deepseek-r1-capacity/ (the figure:
-deepseek_r1_capacity_front.png); the README's figure is refreshed only on purpose, with
+deepseek_r1_capacity_front.png); docs/findings.md's figure is refreshed only on purpose, with
 ``--figure docs/figures/deepseek_r1_capacity_front.png``.
 
     PYTHONPATH=. python analysis/deepseek_r1_capacity.py [--trials 2000] [--out results/deepseek-r1-capacity]

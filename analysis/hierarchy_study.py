@@ -6,7 +6,7 @@ For DeepSeek-R1, Qwen3-235B-A22B and Mixtral-8x7B in bf16: all-HBM on the fewest
 paper's 102.4 pJ/bit (PCIe SSDs) or on projected HBF, the hottest ``hbm_cache_fraction`` of each layer's experts in HBM, the next ``warm_fraction`` in the node's DDR5, and
 an LRU cache of ``2 top_k`` recently used experts per layer in HBM (the size Liang et al. 2025 find effective).
 Routing skew (Zipf exponent) and reuse between steps are swept assumptions: no published value for these models'
-decode traces is used (README, "Memory hierarchy"). Prints markdown tables; writes nothing.
+decode traces is used (docs/findings.md, "A memory hierarchy"). Prints markdown tables; writes nothing.
 
     python -m analysis.hierarchy_study          # ~10 s
 """

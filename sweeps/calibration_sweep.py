@@ -3,7 +3,7 @@
     python sweeps/calibration_sweep.py [--out results/calibration_compare]
 
 Writes <out>/{mixtral,deepseek,fig6}.nc (dimension ``constants``: paper, the cumulative steps, measured,
-calibrated) and <out>/summary.md, and prints the summary table (the one in README.md). Runs in seconds on a CPU.
+calibrated) and <out>/summary.md, and prints the summary table (the one in docs/findings.md). Runs in seconds on a CPU.
 """
 from __future__ import annotations
 

@@ -1,10 +1,13 @@
-"""Run the README's examples as written: every ```python block (in order, one namespace) and every line of every
-```sh block, in a scratch copy of the repository with the project's interpreter first on PATH.
+"""Run the documentation's examples as written: every ```python block (in order, one namespace per file) and every
+line of every ```sh block of README.md and docs/*.md, in a scratch copy of the repository with the project's
+interpreter first on PATH.
 
     python tests/readme_runner.py          # everything (``make readme``); minutes: the paper demo, the searches
     python tests/readme_runner.py --fast   # what `make test` runs (tests/test_readme.py): all but LONG
 
-A command in NOT_RUN is reported, never silently skipped: it cannot run to completion here by its nature.
+A command in NOT_RUN is reported, never silently skipped: it cannot run to completion here by its nature. So is a
+block preceded by the line ``<!-- docs-runner: skip (why) -->`` (it needs something outside the repository, such as
+a running dask scheduler). A command already run earlier in the pass (the README repeats some of docs/) is run once.
 """
 from __future__ import annotations
 
@@ -22,6 +25,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+
+
+def documents() -> list[Path]:
+    """The files whose examples are run, in order: the README, then every page of docs/ by name."""
+    return [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 #: Commands (by prefix) that take minutes: run by ``make readme``, left out of ``make test``'s fast pass.
 LONG = {
@@ -52,9 +60,13 @@ NOT_RUN = {
 EXPECTED_ERROR = {"dse-calibrate --base": "dse-calibrate: error: "}
 
 
-def blocks(text: str) -> list[tuple[str, str]]:
-    """(language, code) of every fenced sh / python block, in order."""
-    return [(m.group(1), m.group(2)) for m in re.finditer(r"```(sh|python)\n(.*?)```", text, re.S)]
+SKIP = re.compile(r"<!-- docs-runner: skip \(([^)]+)\) -->\n")
+
+
+def blocks(text: str) -> list[tuple[str, str, str | None]]:
+    """(language, code, reason to skip or None) of every fenced sh / python block, in order."""
+    return [(m.group(2), m.group(3), m.group(1)) for m in
+            re.finditer(r"(?:<!-- docs-runner: skip \(([^)]+)\) -->\n)?```(sh|python)\n(.*?)```", text, re.S)]
 
 
 def commands(code: str) -> list[str]:
@@ -96,9 +108,10 @@ def scratch_copy(dest: Path, link_venv: bool = True) -> Path:
 
 
 def run(fast: bool, workdir: Path | None = None, log=print) -> dict:
-    """Run the README; returns {"ran": [...], "long": [...], "not_run": [...], "failed": [(what, why)]}."""
-    text = README.read_text()
-    result = {"ran": [], "long": [], "not_run": [], "failed": []}
+    """Run the documents' examples; returns {"ran": [...], "long": [...], "not_run": [(what, why)], "skipped":
+    [(block, why)], "failed": [(what, why)]}. A python block is named "<file> python block <n>"."""
+    result = {"ran": [], "long": [], "not_run": [], "skipped": [], "failed": []}
+    done: set[str] = set()
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dse-readme-")))
@@ -107,24 +120,35 @@ def run(fast: bool, workdir: Path | None = None, log=print) -> dict:
         env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
                "PYTHONPATH": str(work), "MPLBACKEND": "Agg"}
         env.pop("DSE_CONF_DIR", None)
-        scope: dict = {}
         old_cwd = os.getcwd()
         os.chdir(work)
         sys.path.insert(0, str(work))
+        scopes: dict[str, dict] = {}   # one namespace per file
+        examples = [(doc.relative_to(ROOT).as_posix(), n, block) for doc in documents()
+                    for n, block in enumerate(blocks(doc.read_text()))]
         try:
-            for n, (lang, code) in enumerate(blocks(text)):
+            for name, n, (lang, code, skip_block) in examples:
+                scope = scopes.setdefault(name, {})
+                if skip_block:
+                    result["skipped"].append((f"{name} {lang} block {n}", skip_block))
+                    log(f"--   not run: {name} {lang} block {n}  ({skip_block})")
+                    continue
                 if lang == "python":
                     t0 = time.perf_counter()
                     try:
                         with contextlib.redirect_stdout(io.StringIO()):
-                            exec(compile(code, f"README.md python block {n}", "exec"), scope)
-                        result["ran"].append(f"python block {n}")
-                        log(f"ok   python block {n} ({time.perf_counter() - t0:.1f} s)")
+                            exec(compile(code, f"{name} python block {n}", "exec"), scope)
+                        result["ran"].append(f"{name} python block {n}")
+                        log(f"ok   {name} python block {n} ({time.perf_counter() - t0:.1f} s)")
                     except Exception as e:  # noqa: BLE001 - reported, the run goes on
-                        result["failed"].append((f"python block {n}", f"{type(e).__name__}: {e}"))
-                        log(f"FAIL python block {n}: {type(e).__name__}: {e}")
+                        result["failed"].append((f"{name} python block {n}", f"{type(e).__name__}: {e}"))
+                        log(f"FAIL {name} python block {n}: {type(e).__name__}: {e}")
                     continue
                 for cmd in commands(code):
+                    if cmd in done:
+                        log(f"--   ran above: {cmd}")
+                        continue
+                    done.add(cmd)
                     skip = _matches(cmd, NOT_RUN)
                     expected = _matches(cmd, EXPECTED_ERROR)
                     if skip and not expected:
@@ -166,8 +190,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", help="keep the scratch copy here (default: a temporary directory)")
     a = ap.parse_args(argv)
     r = run(a.fast, Path(a.workdir) if a.workdir else None)
-    print(f"\nREADME: {len(r['ran'])} ran, {len(r['failed'])} failed, {len(r['long'])} long ones left out, "
-          f"{len(r['not_run'])} not runnable here")
+    print(f"\nREADME and docs: {len(r['ran'])} ran, {len(r['failed'])} failed, {len(r['long'])} long ones left out, "
+          f"{len(r['not_run']) + len(r['skipped'])} not runnable here")
     return 1 if r["failed"] else 0
 
 

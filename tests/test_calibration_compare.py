@@ -129,9 +129,10 @@ def test_fig6_breakeven_closes_the_gap(results, label, batch):
     assert today == pytest.approx(102.4 / e_star, rel=1e-12)
 
 
-def test_readme_table_is_the_study_output(results):
+def test_findings_table_is_the_study_output(results):
     table = cc.markdown_table(cc.summary(results))
-    assert table in (ROOT / "README.md").read_text(), "README table is stale: rerun sweeps/calibration_sweep.py"
+    assert table in (ROOT / "docs" / "findings.md").read_text(), \
+        "docs/findings.md's calibration table is stale: rerun sweeps/calibration_sweep.py"
 
 
 def test_figure_draws(results, tmp_path):
