@@ -322,6 +322,7 @@ def test_free_space_and_file_size_limit_checked_before_writing(tmp_path, monkeyp
     assert "GB free" in one_line(err)
 
 
+@pytest.mark.slow
 def test_file_size_limit_is_one_line(tmp_path):
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY));"
             "sys.argv = ['dse', 'grid.batch={start:1,stop:500,num:500}', 'grid.context_len={start:0,stop:1000,num:100}',"
@@ -382,6 +383,7 @@ def test_open_results_refuses_partial_and_tmp_names(tmp_path, result_file):
 
 
 # ------------------------------------------------------------------------------------------ CLI
+@pytest.mark.slow
 def test_cli_without_grid_prints_its_table(tmp_path):
     r = cli("workload.batch=8", f"hydra.run.dir={tmp_path}/r", "progress=false", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -401,6 +403,7 @@ def test_cli_bad_values_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.rglob("*.nc"))
 
 
+@pytest.mark.slow
 def test_multirun_validates_every_job_before_the_first(tmp_path):
     r = cli("-m", "workload.hbm_cache_fraction=0.25,2", "grid.batch=[1,8]", f"hydra.sweep.dir={tmp_path}/m",
             "progress=false", cwd=tmp_path)
