@@ -78,6 +78,7 @@ def _cli(*args, cwd):
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
     for args, word in ((["model=foo"], "foo"), (["workload.batch=0"], "workload.batch"),
                        (["workload.hbm_cache_fraction=2"], "hbm_cache_fraction")):

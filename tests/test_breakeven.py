@@ -287,6 +287,7 @@ def _cli(tmp_path, *args):
                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_table_and_dataset(tmp_path, maverick):
     p = _cli(tmp_path, "study=paper-fig6-maverick", "reference.study=paper-fig6-llama3")
     assert p.returncode == 0, p.stderr
@@ -297,6 +298,7 @@ def test_cli_table_and_dataset(tmp_path, maverick):
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_cli_bad_input_one_line_no_file(tmp_path):
     p = _cli(tmp_path, f"study={MIX}", "grid.placement=[hbm,ddr]")
     assert p.returncode == 2

@@ -314,6 +314,7 @@ def test_no_gpu_one_line_errors(monkeypatch, capsys):
     assert err.count("\n") == 1 and "neither torch nor cupy" in err
 
 
+@pytest.mark.slow
 def test_without_nvml_the_cli_exits_with_one_line_and_no_hydra(tmp_path):
     code = ("import sys; sys.modules['pynvml'] = None\n"
             "from dse.cli.dse_calibrate import main\n"

@@ -20,6 +20,7 @@ def run(*argv, cwd=ROOT):
     return subprocess.run([sys.executable, *argv], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv, key, suggestion", [
     (["workload.plcement=ssd"], "workload.plcement", "workload.placement"),          # a misspelt key
     (["model=mixtrl-8x7b"], "mixtrl-8x7b", "mixtral-8x7b"),                          # a misspelt preset
@@ -37,6 +38,7 @@ def test_a_misspelling_is_one_line_with_a_suggestion(tmp_path, argv, key, sugges
     assert not any(tmp_path.iterdir())                                    # refused before anything was written
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prog, argv, suggestion", [
     ("dse.cli.dse_breakeven", ["reference.placment=ddr"], "reference.placement"),
     ("dse.cli.dse_search", ["search.n_trial=5"], "search.n_trials"),
@@ -57,6 +59,7 @@ def test_python_api_errors_suggest():
         dse.evaluate(model="mixtral-8x7b", **{"system.gpu.idel_w": 90})
 
 
+@pytest.mark.slow
 def test_dotted_grid_keys_from_the_command_line(tmp_path):
     r = run("-m", "dse", "grid.system.gpu.idle_w=[90,100]", f"hydra.run.dir={tmp_path}", "progress=false")
     assert r.returncode == 0, r.stderr
@@ -68,6 +71,7 @@ def test_dotted_grid_keys_from_the_command_line(tmp_path):
                                4 * 10.0 * ds.step_latency.values, rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_help_per_command_says_what_it_does():
     for prog, first, example in (("dse", "dse: energy, latency and capacity", "dse study=paper-fig45-mixtral"),
                                  ("dse.cli.dse_breakeven", "dse-breakeven: how low must Flash", "reference.study="),
@@ -79,6 +83,7 @@ def test_help_per_command_says_what_it_does():
     assert "search" not in r.stdout.split("Common overrides")[1].split("Examples")[0]  # no group dse does not use
 
 
+@pytest.mark.slow
 def test_the_job_log_tells_the_run_and_verbosity_quiets_it(tmp_path):
     r = run("-m", "dse", "study=paper-fig45-mixtral", f"hydra.run.dir={tmp_path / 'a'}", "progress=false")
     assert r.returncode == 0, r.stderr
@@ -93,6 +98,7 @@ def test_the_job_log_tells_the_run_and_verbosity_quiets_it(tmp_path):
     assert bad.returncode == 2 and "verbosity='loud'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_csv_is_a_tidy_long_table(tmp_path):
     r = run("-m", "dse", "study=paper-fig45-mixtral", "output.format=csv", f"hydra.run.dir={tmp_path}",
             "progress=false")
@@ -112,6 +118,7 @@ def test_csv_is_a_tidy_long_table(tmp_path):
     assert parts == set(ds.component.values)
 
 
+@pytest.mark.slow
 def test_list_presets_with_description_and_grade():
     r = run("-m", "dse", "list", "tiers")
     assert r.returncode == 0, r.stderr

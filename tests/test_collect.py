@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow
 def test_multirun_end_to_end_merges_the_swept_choices(tmp_path, capsys):
     """`dse -m model=a,b grid.batch=[1,16] grid.placement=[hbm,ssd]`: two jobs, merged automatically at the end
     with model as a new dimension, each job's numbers as a single run gives them."""
@@ -114,6 +115,7 @@ def test_an_incomplete_multirun_names_the_missing_choice(tmp_path):
     assert not (tmp_path / "merged.nc").exists()
 
 
+@pytest.mark.slow
 def test_collect_of_an_empty_directory_is_a_one_line_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dse.cli.dse_collect", str(tmp_path)], env=ENV, cwd=ROOT, capture_output=True,
                        text=True, timeout=600)

@@ -15,6 +15,8 @@ from dse.run import collect
 from dse.run.results import open_results
 
 BIN = Path(sys.executable).parent
+# every test here reads one Hydra multirun of the dse command (a subprocess, seconds)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

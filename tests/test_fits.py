@@ -64,6 +64,7 @@ def test_breakeven_skips_points_that_do_not_fit():
     assert bool(anyway.breakeven_flash_read_pj_per_bit.notnull().all())
 
 
+@pytest.mark.slow
 def test_the_cli_table_marks_rows_that_do_not_fit(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dse", "model=deepseek-r1", "system=paper-4xh100",
                         "workload.placement=hbm", f"hydra.run.dir={tmp_path}", "progress=false"],

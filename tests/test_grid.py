@@ -83,12 +83,30 @@ def test_dependencies_follow_the_physics_even_on_single_valued_dimensions():
     assert "flash_read_pj_per_bit" not in ds.step_latency.dims
 
 
+#: The energy of copying offloaded weights, written out from docs/model.md (s.5: the cold tier's read, the link, the
+#: staged HBM write; s.12.4: the warm tier's read and link), not read from dse.model.kernel.OFFLOAD_COMPONENTS.
+OFFLOAD = ["offload_read", "offload_link", "offload_hbm_write", "warm_read", "warm_link"]
+
+
 def test_step_energy_is_the_sum_of_its_components():
     ds = evaluate("flash_grid")
     np.testing.assert_allclose(ds.step_energy, ds.energy.sum("component"), rtol=1e-15)
     np.testing.assert_allclose(ds.energy_per_token, ds.step_energy / ds.batch, rtol=1e-15)
-    offload = ds.energy.sel(component=["offload_read", "offload_link", "offload_hbm_write"]).sum("component")
+    offload = ds.energy.sel(component=OFFLOAD).sum("component")
     np.testing.assert_allclose(ds.offload_share, offload / ds.step_energy, rtol=1e-15)
+    # with a warm tier (DDR) between HBM and the SSDs every one of the five offload components is non-zero, so
+    # offload_share counts each of them: a component left out of the share moves it
+    warm = dse.evaluate(model="mixtral-8x7b", system="8xh200", accounting="refined", ep=1, batch=[1, 16],
+                        placement="ssd", routing_frequencies=[8, 6, 4, 3, 2, 1, 1, 1], hbm_cache_fraction=0.25,
+                        warm_tier="ddr", warm_fraction=0.25)
+    for c in OFFLOAD:
+        assert np.all(warm.energy.sel(component=c).values > 0), c
+    np.testing.assert_allclose(warm.step_energy, warm.energy.sum("component"), rtol=1e-15)
+    share = warm.energy.sel(component=OFFLOAD).sum("component") / warm.step_energy
+    np.testing.assert_allclose(warm.offload_share, share, rtol=1e-14)
+    for c in ("warm_read", "warm_link"):   # each warm component is a visible part of the share
+        without = warm.energy.sel(component=[o for o in OFFLOAD if o != c]).sum("component") / warm.step_energy
+        assert np.all(warm.offload_share.values - without.values > 1e-6), c
 
 
 def test_the_grid_reports_its_size_before_evaluating():
@@ -110,7 +128,7 @@ def test_sums_added_once_over_the_grid_give_each_blocks_own_sum(monkeypatch):
     heads = engine._heads(parts, grid.layout and grid.part_points)   # the layout probe counts the parts
     assert 2 <= heads["energy_head"][1] < len(parts["energy"])        # a head and a rest: both code paths run
     ds = dse.evaluate(**CASES["flash_grid"], chunks={"batch": 2}).compute()
-    offload = ds.energy.sel(component=["offload_read", "offload_link", "offload_hbm_write"]).sum("component")
+    offload = ds.energy.sel(component=OFFLOAD).sum("component")
     np.testing.assert_allclose(ds.step_energy, ds.energy.sum("component"), rtol=1e-15)
     np.testing.assert_allclose(ds.energy_per_token, ds.energy.sum("component") / ds.batch, rtol=1e-15)
     np.testing.assert_allclose(ds.offload_share, offload / ds.step_energy, rtol=1e-15)

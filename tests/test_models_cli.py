@@ -38,6 +38,7 @@ def test_model_dimension_stacks_presets():
     xr.testing.assert_allclose(ds.energy_per_token.sel(model="deepseek-r1", drop=True), one.energy_per_token)
 
 
+@pytest.mark.slow
 def test_cli_prints_a_table_and_writes_netcdf(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-m", "dse.cli.main", "study=paper-fig45-mixtral", "hydra.run.dir=run"],

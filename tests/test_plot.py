@@ -240,6 +240,7 @@ def test_write_next_to_is_atomic_and_skips_huge(mixtral, tmp_path, monkeypatch):
     assert not (tmp_path / "big.png").exists()
 
 
+@pytest.mark.slow
 def test_dse_run_writes_its_figure_unless_told_not_to(tmp_path, monkeypatch):
     env = {**os.environ, "DSE_PLOT": "1"}
     exe = [sys.executable, "-m", "dse"]
@@ -266,6 +267,7 @@ def test_the_environment_switches_every_run_figure_off(monkeypatch):
     assert not figures_wanted(True)
 
 
+@pytest.mark.slow
 def test_dse_breakeven_run_writes_fig6(tmp_path):
     env = {**os.environ, "DSE_PLOT": "1"}
     subprocess.run([sys.executable, "-m", "dse.cli.dse_breakeven", "study=paper-fig6-maverick",

@@ -72,12 +72,44 @@ def test_an_api_model_dict_names_its_missing_fields():
 
 
 def test_first_dense_up_to_n_layers_is_a_dense_model():
-    """first_dense = n_layers leaves no MoE layer: the step then reads no expert (checked against a dense
-    model by hand: same energy as the same network with n_experts = 0 except the router's weights)."""
-    ds = dse.evaluate(model="mixtral-8x7b", system="paper-4xh100", batch=[1, 8], placement="ssd",
-                      **{"model.first_dense": 32})
-    assert np.all(ds.offload_read_bytes.values == 0)
-    assert np.all(ds.energy_per_token.values > 0)
+    """first_dense = n_layers leaves no MoE layer: the step then reads no expert and costs what the same network
+    written as a dense model costs (Mixtral-8x7B with a dense 14336-wide FFN in every layer: Mistral-7B's shape,
+    given here by hand with n_experts = 0) -- the same energy, latency and traffic. The traffic and the HBM energy
+    are derived by hand below from the shapes (docs/model.md s.2, s.3, s.5), not taken from dse."""
+    kw = dict(system="paper-4xh100", batch=[1, 8], placement="ssd")
+    ds = dse.evaluate(model="mixtral-8x7b", **kw, **{"model.first_dense": 32})
+    dense_model = {"name": "dense-by-hand", "attention": "gqa", "n_layers": 32, "hidden": 4096, "n_heads": 32,
+                   "n_kv_heads": 8, "head_dim": 128, "d_ffn": 14336, "n_experts": 0, "top_k": 0, "vocab": 32000,
+                   "max_context": 32768}
+    dense = dse.evaluate(model=dense_model, **kw)
+    moe = dse.evaluate(model="mixtral-8x7b", **kw)       # first_dense = 0: the experts are read from the SSDs
+    assert np.all(moe.offload_read_bytes.values > 0)
+
+    assert np.all(ds.offload_read_bytes.values == 0) and np.all(ds.offload_read_bits.values == 0)
+    for c in ("offload_read", "offload_link", "offload_hbm_write", "warm_read", "warm_link"):
+        assert np.all(ds.energy.sel(component=c).values == 0), c
+    assert np.all(ds.offload_share.values == 0) and np.all(ds.copy_latency.values == 0)
+    for name in ("energy_per_token", "step_energy", "energy", "step_latency", "tokens_per_s", "hbm_read_bytes",
+                 "hbm_activation_bytes", "flops", "hbm_bytes", "capacity_cost_usd", "hbm_fill"):
+        np.testing.assert_allclose(ds[name].values, dense[name].values, rtol=1e-12, err_msg=name)
+
+    # by hand, batch 1, context 1024, bf16, TP4 (the 4 GPUs together read every weight once; count_lm_head off):
+    # per layer q/k/v 4096 x 128 (32 + 2 x 8), o 4096 x 4096, FFN gate / up / down 3 x 4096 x 14336
+    params = 32 * (4096 * 128 * (32 + 2 * 8) + 4096 * 4096 + 3 * 4096 * 14336)
+    assert params == 6_979_321_856
+    weight_bytes = 2 * params
+    kv_bytes = 1024 * 32 * 2 * 8 * 128 * 2                 # context x layers x (K, V) x KV heads x head_dim x bf16
+    one = ds.sel(batch=1)
+    assert float(one.hbm_read_bytes) == pytest.approx(weight_bytes + kv_bytes, rel=1e-12)
+    hbm_pj = 4.2                                            # h100-sxm HBM3 read energy (docs/model.md s.8)
+    assert float(one.energy.sel(component="hbm_weights")) == pytest.approx(8 * weight_bytes * hbm_pj * 1e-12, rel=1e-12)
+    assert float(one.energy.sel(component="hbm_kv")) == pytest.approx(8 * kv_bytes * hbm_pj * 1e-12, rel=1e-12)
+    # FLOPs: 2 per multiply-accumulate of the weights, the score and context products 2 x 2 x L x H x d per
+    # layer, and 7 per attention score for the softmax (docs/model.md s.3)
+    flops = 2 * params + 32 * (2 * 2 * 1024 * 32 * 128 + 7 * 32 * 1024)
+    assert float(one.flops) == pytest.approx(flops, rel=1e-12)
+    # memory-bound at batch 1: a step takes at least one GPU's quarter of the bytes at the HBM bandwidth
+    assert float(one.step_latency) >= (weight_bytes + kv_bytes) / 4 / 3352e9
 
 
 def test_every_numeric_schema_field_has_a_rule():
@@ -290,6 +322,7 @@ def test_free_space_and_file_size_limit_checked_before_writing(tmp_path, monkeyp
     assert "GB free" in one_line(err)
 
 
+@pytest.mark.slow
 def test_file_size_limit_is_one_line(tmp_path):
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY));"
             "sys.argv = ['dse', 'grid.batch={start:1,stop:500,num:500}', 'grid.context_len={start:0,stop:1000,num:100}',"
@@ -350,6 +383,7 @@ def test_open_results_refuses_partial_and_tmp_names(tmp_path, result_file):
 
 
 # ------------------------------------------------------------------------------------------ CLI
+@pytest.mark.slow
 def test_cli_without_grid_prints_its_table(tmp_path):
     r = cli("workload.batch=8", f"hydra.run.dir={tmp_path}/r", "progress=false", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -369,6 +403,7 @@ def test_cli_bad_values_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.rglob("*.nc"))
 
 
+@pytest.mark.slow
 def test_multirun_validates_every_job_before_the_first(tmp_path):
     r = cli("-m", "workload.hbm_cache_fraction=0.25,2", "grid.batch=[1,8]", f"hydra.sweep.dir={tmp_path}/m",
             "progress=false", cwd=tmp_path)

@@ -92,6 +92,7 @@ def test_bad_space_is_one_line(small_cfg, changes, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_cli_unreachable_storage_fails_before_any_trial(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for url in ("postgresql://dse@db.invalid:5432/dse", f"sqlite:///{tmp_path}/missing/dir/study.db"):
@@ -157,6 +158,7 @@ def test_resume_adds_to_the_study(tmp_path):
     assert optuna.load_study(study_name="mixtral-small", storage=f"sqlite:///{tmp_path}/study.db").trials.__len__() == 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["sqlite", "journal"])
 def test_two_processes_share_one_study(tmp_path, storage):
     url = f"sqlite:///{tmp_path}/shared.db" if storage == "sqlite" else f"journal:{tmp_path}/shared.log"

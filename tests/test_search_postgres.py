@@ -71,6 +71,7 @@ def postgres():
         shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_server_study(tmp_path, postgres):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DSE_SEARCH_STORAGE": postgres}
     n = 30

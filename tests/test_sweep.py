@@ -114,6 +114,7 @@ sweep.run(json.loads(sys.argv[1]), sys.argv[2])
 """
 
 
+@pytest.mark.slow
 def test_interrupted_zarr_sweep_resumes_to_the_same_dataset(tmp_path, monkeypatch):
     cfg = cfg_for(output={"format": "zarr"})
     a, b = tmp_path / "a", tmp_path / "b"
@@ -205,6 +206,7 @@ def test_bad_input_is_one_line_naming_the_key_before_any_file(tmp_path, change, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dse.cli.main", "grid.flash_energy=[1,2]", f"hydra.run.dir={tmp_path}"],
                        env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
