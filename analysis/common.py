@@ -27,14 +27,20 @@ log = logging.getLogger("analysis")
 
 
 class FigureProblems(ValueError):
-    """A figure that a reviewer would reject (text under 8 pt, clipped, overlapping, off the paper's widths)."""
+    """A figure that a reviewer would reject (text under 8 pt, clipped, overlapping, off the paper's widths);
+    ``problems``: what :func:`dse.analyze.plot.problems` found."""
+
+    def __init__(self, message: str, problems=()):
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 def arguments(doc: str | None, argv=None, *, out: str | None = DEFAULT_OUT,
               options: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     """Parse a script's command line: ``[out_dir] | --out DIR`` and ``--allow-problems`` (when ``out`` is not None;
-    ``args.out`` is then a :class:`~pathlib.Path`), ``-q/--quiet`` and ``-v/--verbose``, plus what ``options(parser)`` adds. The
-    description is the first paragraph of ``doc``. Sets up logging (messages only, to stderr)."""
+    ``args.out`` is then a :class:`~pathlib.Path`), ``-q/--quiet`` and ``-v/--verbose``, plus what
+    ``options(parser)`` adds. The description is the first paragraph of ``doc``. Sets up logging (messages only,
+    to stderr) at INFO for logger ``analysis``."""
     p = argparse.ArgumentParser(description=(doc or "").strip().split("\n\n")[0] or None)
     if out is not None:
         p.add_argument("out_dir", nargs="?", default=None, help=f"output directory (default: {out})")
@@ -60,19 +66,19 @@ def arguments(doc: str | None, argv=None, *, out: str | None = DEFAULT_OUT,
 
 def write(fig, out_dir, stem, *, allow_problems: bool = False) -> list[Path]:
     """Check ``fig`` with :func:`dse.analyze.plot.problems` and write it as ``out_dir/stem``.png and .svg
-    (atomically); raise :class:`FigureProblems` (the figure closed, nothing written) if it has any, unless
-    ``allow_problems`` (then they are logged as warnings). ``stem`` may be a path (absolute, or relative to
-    ``out_dir``). Returns the paths written, each logged."""
+    (atomically). Each problem is logged; if there are any, raise :class:`FigureProblems` (the figure closed,
+    nothing written) unless ``allow_problems``. ``stem`` may be a path (absolute, or relative to ``out_dir``).
+    Returns the paths written, each logged."""
     import matplotlib.pyplot as plt
 
     target = Path(out_dir) / stem
     found = problems(fig)
+    for problem in found:
+        log.log(logging.WARNING if allow_problems else logging.ERROR, "%s: %s", target.name, problem)
     if found and not allow_problems:
         plt.close(fig)
-        raise FigureProblems(f"{target}: not written, the figure has {len(found)} problem(s): " + "; ".join(found)
-                             + " (--allow-problems writes it anyway)")
-    for problem in found:
-        log.warning("%s: %s", target, problem)
+        raise FigureProblems(f"{target}: not written: {len(found)} problem(s), listed above "
+                             "(--allow-problems writes it anyway)", found)
     paths = save(fig, target.parent, target.name)
     for path in paths:
         log.info("wrote %s", path)

@@ -132,8 +132,8 @@ STUDIES = {"paper-fig45-mixtral": "Mixtral-8x7B on 4 x H100", "paper-fig45-deeps
 
 def figures(args):
     for study, name in STUDIES.items():
-        yield f"what_it_takes_{study}", plot_what_it_takes(
-            what_it_takes_results(study), PAPER_CASE, title=f"{name}: what it would take for experts on Flash to match HBM")
+        title = f"{name}: what it would take for experts on Flash to match HBM"
+        yield f"what_it_takes_{study}", plot_what_it_takes(what_it_takes_results(study), PAPER_CASE, title=title)
 
 
 def main(argv=None) -> list[Path]:
