@@ -7,12 +7,13 @@ against DDR: e* is DDR's read energy) is stated in one line instead of a flat pa
 """
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from analysis.style import new_figure, out_dir_from_argv, save, style
+from analysis import common
+from analysis.style import new_figure, style
 from dse.analyze import plot
 
 
@@ -84,13 +85,13 @@ def map_results(which: str, cases: dict = MAP_CASES) -> dict:
     return out
 
 
-def main(argv=sys.argv) -> list:
-    out = out_dir_from_argv(argv)
-    paths = []
+def figures(args):
     for which in ("top_k", "n_experts"):
-        paths += save(plot_breakeven_maps(map_results(which), "batch", which), out, f"breakeven_map_batch_x_{which}")
-    print("\n".join(map(str, paths)))
-    return paths
+        yield f"breakeven_map_batch_x_{which}", plot_breakeven_maps(map_results(which), "batch", which)
+
+
+def main(argv=None) -> list[Path]:
+    return common.main(figures, __doc__, argv)
 
 
 if __name__ == "__main__":

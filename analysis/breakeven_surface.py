@@ -5,15 +5,16 @@ colour, and the break-even curve e*(link bandwidth) where it equals 1.
 """
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import matplotlib.colors as mcolors
 import matplotlib.ticker as mticker
 import numpy as np
 import xarray as xr
 
+from analysis import common
 from analysis.parity import hbf_read_pj_per_bit, today_of
-from analysis.style import HBF_COLOR, model_name, new_figure, out_dir_from_argv, plain, plain_ticks, save, styled
+from analysis.style import HBF_COLOR, model_name, new_figure, plain, plain_ticks, styled
 from dse.analyze.breakeven import FLASH, energy_ratio
 
 LINK = "link_bw_gbps"
@@ -111,14 +112,13 @@ TITLES = {
 }
 
 
-def main(argv=sys.argv) -> list:
-    out = out_dir_from_argv(argv)
-    paths = []
+def figures(args):
     for name, be in surface_results().items():
-        fig = plot_breakeven_surface(be, link_marks=LINK_MARKS, title=TITLES.get(name))
-        paths += save(fig, out, f"breakeven_surface_{name}")
-    print("\n".join(map(str, paths)))
-    return paths
+        yield f"breakeven_surface_{name}", plot_breakeven_surface(be, link_marks=LINK_MARKS, title=TITLES.get(name))
+
+
+def main(argv=None) -> list[Path]:
+    return common.main(figures, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ writes calibration_compare.png and .svg.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,6 +16,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: analysis/ lives beside dse/
+from analysis import common  # noqa: E402
 from dse.analyze import plot  # noqa: E402
 
 #: constants -> (colour, marker, legend text): black / blue / green (Okabe-Ito), distinct in grey print too
@@ -94,18 +95,14 @@ def load_or_compute(directory: Path) -> dict[str, xr.Dataset]:
     return cc.compare()
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--results", default="results/calibration_compare", help="directory of the recipe's .nc files")
-    p.add_argument("--out", default="results/calibration_compare", help="directory for the PNG and SVG")
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig = figure(load_or_compute(Path(args.results)))
-    plot.save(fig, out, "calibration_compare")
-    print(f"written {out}/calibration_compare.png and .svg")
-    return 0
+def figures(args):
+    yield "calibration_compare", figure(load_or_compute(Path(args.results)))
+
+
+def main(argv=None) -> list[Path]:
+    return common.main(figures, __doc__, argv, out="results/calibration_compare", options=lambda p: p.add_argument(
+        "--results", default="results/calibration_compare", help="directory of the recipe's .nc files"))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

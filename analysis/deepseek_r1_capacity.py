@@ -11,13 +11,15 @@ deepseek_r1_capacity_front.png); docs/findings.md's figure is refreshed only on 
 """
 from __future__ import annotations
 
-import argparse
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: analysis/ lives beside dse/
+from analysis import common  # noqa: E402
 from dse.analyze import plot as dplot  # noqa: E402
 from dse.search import compose, report, run  # noqa: E402
 from dse.search.space import parse  # noqa: E402
@@ -79,15 +81,14 @@ def plot_fronts(fronts: dict, mark: dict | None, *, title: str | None = None, ma
     return fig
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def options(ap) -> None:
     ap.add_argument("--trials", type=int, default=2000)
-    ap.add_argument("--out", default=str(ROOT / "results" / "deepseek-r1-capacity"),
-                    help="directory for the three searches and the figure")
     ap.add_argument("--figure", default=None,
                     help="where to write the figure (default: OUT/deepseek_r1_capacity_front.png; SVG beside it)")
     ap.add_argument("--replot", action="store_true", help="redraw from the searches already in OUT")
-    args = ap.parse_args()
+
+
+def figures(args):
     fronts = {}
     for i, (label, tiers) in enumerate(VARIANTS.items()):
         d = Path(args.out) / f"variant{i}"
@@ -110,9 +111,13 @@ def main() -> None:
         print(df.to_string(float_format=lambda v: f"{v:.4g}"))
     space = parse(cfg["search"], _base(cfg))
     mark = report.marks("paper-fig45-deepseek", space)
-    out = Path(args.figure) if args.figure else Path(args.out) / "deepseek_r1_capacity_front.png"
-    paths = dplot.save(plot_fronts(fronts, mark), out.parent, out.stem)
-    print("\nwrote " + ", ".join(map(str, paths)))
+    stem = Path(args.figure).resolve().with_suffix("") if args.figure else "deepseek_r1_capacity_front"
+    yield stem, plot_fronts(fronts, mark)
+
+
+def main(argv=None) -> list[Path]:
+    """The searches (unless --replot) and the figure; --out: the directory for both."""
+    return common.main(figures, __doc__, argv, out=str(ROOT / "results" / "deepseek-r1-capacity"), options=options)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import xarray as xr
 
 import dse
+from analysis import common
 
 #: model: (all-HBM layout: tp, dp), (hierarchy layout on half the GPUs: tp, dp), the hierarchy's GPU. bf16 weights:
 #: the smallest H200 count where all experts fit in HBM, against half of it with the cold experts on Flash; Mixtral
@@ -99,7 +100,8 @@ def table_capacity(results: dict, model: str, tier: str, batch: int, skew: float
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    common.arguments(__doc__, argv, out=None)
     results = {m: evaluate(m) for m in MODELS}
     for m, (ref, _) in results.items():
         print(f"{m}: all-HBM fits: {bool(ref.fits.all())}, hbm_fill {float(ref.hbm_fill.max()):.2f}")

@@ -4,11 +4,11 @@
 """
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import xarray as xr
 
-from analysis.style import out_dir_from_argv, save
+from analysis import common
 from dse.analyze import plot
 
 
@@ -21,15 +21,15 @@ def plot_latency(ds: xr.Dataset, *, title: str | None = None):
     return plot.lines(ds, "step_latency", "batch", title=title)
 
 
-def main(argv=sys.argv) -> list:
+def figures(args):
     import dse
 
-    out = out_dir_from_argv(argv)
-    paths = []
     for study in ("paper-fig45-mixtral", "paper-fig45-deepseek"):
-        paths += save(plot_latency(dse.evaluate(study)), out, f"latency_{study}")
-    print("\n".join(map(str, paths)))
-    return paths
+        yield f"latency_{study}", plot_latency(dse.evaluate(study))
+
+
+def main(argv=None) -> list[Path]:
+    return common.main(figures, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,11 @@
 """
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import xarray as xr
 
-from analysis.style import out_dir_from_argv, save
+from analysis import common
 from dse.analyze import plot
 from dse.analyze.plot import hbf_read_pj_per_bit  # noqa: F401 (used by the other scripts)
 
@@ -24,13 +24,15 @@ def plot_parity(be: xr.Dataset, flash_read_pj_per_bit=None, *, title: str | None
     return plot.parity(be, flash_read_pj_per_bit, title=title)
 
 
-def main(argv=sys.argv) -> list:
+def figures(args):
     from dse.analyze.breakeven import breakeven
 
     be = breakeven({"study": "paper-fig6-maverick"}, {"study": "paper-fig6-llama3"})
-    paths = save(plot_parity(be), out_dir_from_argv(argv), "parity_maverick_ssd_vs_llama3_hbm")
-    print("\n".join(map(str, paths)))
-    return paths
+    yield "parity_maverick_ssd_vs_llama3_hbm", plot_parity(be)
+
+
+def main(argv=None) -> list[Path]:
+    return common.main(figures, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ that it never does in the range.
 """
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from analysis.style import PLACEMENT_LABELS, new_figure, out_dir_from_argv, save
+from analysis import common
+from analysis.style import PLACEMENT_LABELS, new_figure
 
 MODELS = {"mixtral-8x7b": ["sharegpt", "longbench"], "deepseek-r1": ["sharegpt", "longbench", "long-summarization"]}
 PLACEMENTS = ["hbm", "ddr", "ssd", "hbf"]
@@ -108,12 +109,13 @@ def plot(ds: xr.Dataset):
     return fig
 
 
-def main(argv=sys.argv) -> list:
-    out = out_dir_from_argv(argv)
+def figures(args):
+    out = args.out
     ds = study()
     out.mkdir(parents=True, exist_ok=True)
     nc = out.parent / "serving_slo.nc" if out.name == "figures" else out / "serving_slo.nc"
     ds.to_netcdf(nc)
+    common.log.info("wrote %s", nc)
     for (model, profile, p), t in not_harmful_from(ds).items():
         hbm = bool((ds.max_batch.sel(model=model, profile=profile, placement="hbm") > 0).any())
         where = f"from a {t * 1e3:.0f} ms TPOT target on" if t is not None else "never in 20-1000 ms"
@@ -127,9 +129,11 @@ def main(argv=sys.argv) -> list:
             life = "no Flash wear" if not np.isfinite(years) else f"Flash lasts {years:.2g} years"
             print(f"KV in {p:3s} (mixtral-8x7b, longbench, experts in HBM) at {t * 1e3:.0f} ms TPOT: batch "
                   f"{int(d.max_batch)} ({d.limited_by.item()}), {float(d.energy_per_output_token):.3f} J/token, {life}")
-    paths = [nc, *save(plot(ds), out, "serving_slo")]
-    print("\n".join(map(str, paths)))
-    return paths
+    yield "serving_slo", plot(ds)
+
+
+def main(argv=None) -> list[Path]:
+    return common.main(figures, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,15 @@ free, per Flash bit read (pJ/bit), by component; the components sum to -e*.
 """
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from analysis.parity import hbf_read_pj_per_bit, today_of
+from analysis import common
 from analysis.style import (COMPONENT_COLORS, COMPONENT_LABELS, HBF_COLOR, TODAY_COLOR, batch_axis, new_figure,
-                            out_dir_from_argv, plain_ticks, save, styled)
+                            plain_ticks, styled)
 from dse.analyze.breakeven import PJ
 
 
@@ -129,15 +130,14 @@ def what_it_takes_results(study: str) -> dict:
 STUDIES = {"paper-fig45-mixtral": "Mixtral-8x7B on 4 x H100", "paper-fig45-deepseek": "DeepSeek-R1 on 32 x H100"}
 
 
-def main(argv=sys.argv) -> list:
-    out = out_dir_from_argv(argv)
-    paths = []
+def figures(args):
     for study, name in STUDIES.items():
-        fig = plot_what_it_takes(what_it_takes_results(study), PAPER_CASE,
-                                 title=f"{name}: what it would take for experts on Flash to match HBM")
-        paths += save(fig, out, f"what_it_takes_{study}")
-    print("\n".join(map(str, paths)))
-    return paths
+        title = f"{name}: what it would take for experts on Flash to match HBM"
+        yield f"what_it_takes_{study}", plot_what_it_takes(what_it_takes_results(study), PAPER_CASE, title=title)
+
+
+def main(argv=None) -> list[Path]:
+    return common.main(figures, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -234,6 +234,7 @@ def test_long_summarization_needs_a_long_context_model():
 
 def test_serving_study_script_writes_its_results(tmp_path):
     from analysis import serving_slo
+    from analysis.style import save
 
     ds = serving_slo.study(models={"mixtral-8x7b": ["sharegpt"]}, placements=["hbm", "ssd"], tpot=[0.03, 0.3])
     assert dict(ds.max_batch.sizes) == {"model": 1, "profile": 1, "placement": 2, "tpot_slo_s": 2}
@@ -242,7 +243,7 @@ def test_serving_study_script_writes_its_results(tmp_path):
     assert int(d.max_batch.sel(placement="ssd", tpot_slo_s=0.3)) > 0
     found = serving_slo.not_harmful_from(ds)
     assert found[("mixtral-8x7b", "sharegpt", "ssd")] is None                  # ~2x HBM's energy per token
-    paths = serving_slo.save(serving_slo.plot(ds), tmp_path, "serving_slo")
+    paths = save(serving_slo.plot(ds), tmp_path, "serving_slo")
     assert all(p.stat().st_size > 0 for p in paths)
 
 
