@@ -68,7 +68,7 @@ def read(path: Path = TABLE) -> list[Row]:
 
 
 def predict(row: Row) -> Row:
-    import dse
+    from dse.run.engine import evaluate
 
     system, model = SYSTEMS.get(row.hardware), MODELS.get(row.model)
     if system is None or model is None or row.precision not in WEIGHT_BYTES:
@@ -81,7 +81,7 @@ def predict(row: Row) -> Row:
     for prefix, extra in RUN_SETTINGS.items():
         if row.id.startswith(prefix):
             settings.update(extra)
-    ds = dse.evaluate(model=model, system=system, placement="hbm", batch=int(row.concurrency),
+    ds = evaluate(model=model, system=system, placement="hbm", batch=int(row.concurrency),
                       context_len=int(row.prompt_len + row.output_len / 2), weight_bytes=WEIGHT_BYTES[row.precision],
                       boundary=row.boundary, attention_parallel="dp" if model == "deepseek-r1" else "tp", **settings)
     row.predicted_j_per_token = float(ds.energy_per_token)
