@@ -350,7 +350,8 @@ def stack_presets(tree: dict, scalars: dict, dims: dict) -> None:
 
 
 #: Workload settings resolved to numeric codes later (by :func:`workload`), kept as given until then.
-CATEGORICAL = ("workload.placement", "workload.offload_path", "workload.attention_parallel", "workload.kv_placement")
+CATEGORICAL = ("workload.placement", "workload.offload_path", "workload.attention_parallel", "workload.kv_placement",
+               "workload.batching")
 
 
 def apply_settings(tree: dict, scalars: dict, dims: dict) -> None:
@@ -381,7 +382,8 @@ def workload(tree: dict, scalars: dict, dims: dict) -> SimpleNamespace:
     w["staged"] = _categorical("offload_path", w.pop("offload_path"), {"staged": 1.0, "direct": 0.0})
     for flag in ("prefetch", "fused_attention"):
         w[flag] = _as_da(w[flag]) * 1.0 if isinstance(w[flag], (bool, xr.DataArray)) else float(w[flag])
-    w["dp_attention"] = _categorical("attention_parallel", w.pop("attention_parallel"), {"tp": 0.0, "dp": 1.0})
+    w["dp_attention"] = rules.dp_attention(w.pop("attention_parallel"), tree["model"], tree["system"])
+    w["continuous"] = _categorical("batching", w.pop("batching"), {"continuous": 1.0, "lockstep": 0.0})
     w["count_lm_head"] = 1.0 if acct["count_lm_head"] else 0.0
     w["mimic_tool"] = 1.0 if acct["mimic_tool"] else 0.0
     w["overlap_step"] = 1.0 if acct["prefetch_overlap"] == "step" else 0.0
