@@ -19,7 +19,7 @@ def r1_attention():
     """DeepSeek-R1 (61 layers) on 32 H100s, batch 32, KV at 2 bytes: TP8 x DP4, TP1 x DP32, and DP attention."""
     kw = dict(model="deepseek-r1", system="paper-32xh100", batch=32, placement="hbm")
     return {
-        "tp8": dse.evaluate(**kw),
+        "tp8": dse.evaluate(**kw, attention_parallel="tp"),   # pinned: auto is dp for MLA
         "tp1": dse.evaluate(**kw, tp=1, dp=32),
         "dp": dse.evaluate(**kw, attention_parallel="dp"),
     }

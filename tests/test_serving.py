@@ -14,7 +14,8 @@ ONE_GPU = dict(system="8xh200", tp=1, dp=1, ep=1)
 
 
 def tiny(**kw):
-    return dse.evaluate(model=TINY, accounting="refined", **ONE_GPU, **kw)
+    """The tiny model; the prefill tests below are of the lockstep batch (its prefill runs B prompts at once)."""
+    return dse.evaluate(model=TINY, accounting="refined", **ONE_GPU, **{"batching": "lockstep", **kw})
 
 
 # ------------------------------------------------------------------------------------------------ prefill by hand
@@ -63,7 +64,7 @@ CASES = [  # (model, system settings, accounting, placements, batches, prompt, o
 @pytest.mark.parametrize("model, sysk, acct, placements, batches, P, O", CASES)
 def test_decode_sum_equals_the_explicit_loop(model, sysk, acct, placements, batches, P, O):
     req = dse.evaluate(model=model, accounting=acct, **sysk, placement=placements, batch=batches, prompt_len=P,
-                       output_len=O)
+                       output_len=O, batching="lockstep")
     # every decode step, evaluated as today's decode-only step at its context P + j
     steps = dse.evaluate(model=model, accounting=acct, **sysk, placement=placements, batch=batches,
                          context_len=list(range(P, P + O)))
@@ -94,7 +95,7 @@ def test_prefill_equals_its_chunk_steps_one_by_one():
 
     B, P, c = 8, 1000, 96           # 10 chunks of 96 and one of 40
     grid = engine.resolve(model="mixtral-8x7b", system="8xh200", batch=B, prompt_len=P, output_len=4,
-                          placement=["hbm", "ssd"], prefill_chunk=c)
+                          placement=["hbm", "ssd"], prefill_chunk=c, batching="lockstep")
     ds = grid.dataset()
     x = {k: v for k, v in grid.whole().items() if k != "pre"}
     w = serving._with(x["w"], count_lm_head=0.0)
@@ -181,7 +182,7 @@ def test_kv_tier_at_hbm_constants_reproduces_hbm():
 def test_kv_on_flash_endurance_by_hand():
     B, P, O = 64, 1000, 200
     ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=B, prompt_len=P, output_len=O,
-                      kv_placement=["ssd", "hbf", "ddr"], service_life_years=5)
+                      kv_placement=["ssd", "hbf", "ddr"], service_life_years=5, batching="lockstep")
     kv_token = 32 * 2 * 8 * 128 * 2.0                          # all layers, K and V, bf16
     written = B * (P + O) * kv_token
     capacity = {"ssd": 8 * 4 * 15360e9, "hbf": 8 * 512e9}       # 4 PM1743 per GPU; one HBF stack per GPU
@@ -193,7 +194,7 @@ def test_kv_on_flash_endurance_by_hand():
         assert bool(d.endurance_ok) == (years >= 5)
     assert np.isinf(float(ds.flash_endurance_years.sel(kv_placement="ddr")))
     # KV read from Flash costs energy and time against HBM
-    hbm = dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=B, prompt_len=P, output_len=O)
+    hbm = dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=B, prompt_len=P, output_len=O, batching="lockstep")
     assert float(ds.tpot.sel(kv_placement="ssd")) > float(hbm.tpot)
     assert float(ds.energy_per_request.sel(kv_placement="ssd")) > float(hbm.energy_per_request)
 

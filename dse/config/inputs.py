@@ -351,7 +351,7 @@ def stack_presets(tree: dict, scalars: dict, dims: dict) -> None:
 
 #: Workload settings resolved to numeric codes later (by :func:`workload`), kept as given until then.
 CATEGORICAL = ("workload.placement", "workload.offload_path", "workload.attention_parallel", "workload.kv_placement",
-               "workload.boundary", "workload.compute_precision")
+               "workload.boundary", "workload.compute_precision", "workload.batching")
 
 
 def apply_settings(tree: dict, scalars: dict, dims: dict) -> None:
@@ -382,7 +382,8 @@ def workload(tree: dict, scalars: dict, dims: dict) -> SimpleNamespace:
     w["staged"] = _categorical("offload_path", w.pop("offload_path"), {"staged": 1.0, "direct": 0.0})
     for flag in ("prefetch", "fused_attention"):
         w[flag] = _as_da(w[flag]) * 1.0 if isinstance(w[flag], (bool, xr.DataArray)) else float(w[flag])
-    w["dp_attention"] = _categorical("attention_parallel", w.pop("attention_parallel"), {"tp": 0.0, "dp": 1.0})
+    w["dp_attention"] = rules.dp_attention(w.pop("attention_parallel"), tree["model"], tree["system"])
+    w["continuous"] = _categorical("batching", w.pop("batching"), {"continuous": 1.0, "lockstep": 0.0})
     boundary = w.pop("boundary")
     w["boundary_node"] = _categorical("boundary", boundary, {"gpu": 0.0, "node": 1.0, "facility": 1.0})
     w["boundary_facility"] = _categorical("boundary", boundary, {"gpu": 0.0, "node": 0.0, "facility": 1.0})

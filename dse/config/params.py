@@ -69,7 +69,8 @@ PARAMS: dict[str, Param] = {
     "fused_attention": Param("workload.fused_attention", "bool", "attention scores stay on chip (flash-style)",
                              choices=(False, True)),
     "attention_parallel": Param("workload.attention_parallel", "", "attention split: heads over TP ranks, or "
-                                "sequences over all GPUs", choices=("tp", "dp")),
+                                "sequences over all GPUs; auto: dp for MLA on more than one GPU, else tp",
+                                choices=("auto", "tp", "dp")),
     "top_k": Param("model.top_k", "experts", "experts picked per token"),
     "n_experts": Param("model.n_experts", "experts", "routed experts per MoE layer"),
     "d_expert": Param("model.d_expert", "1", "intermediate width of one expert"),
@@ -95,6 +96,9 @@ PARAMS: dict[str, Param] = {
     "output_len": Param("workload.output_len", "tokens", "output tokens per request (decode steps)"),
     "prefill_chunk": Param("workload.prefill_chunk", "tokens", "prompt tokens of each request per prefill step "
                            "(unset: the whole prompt)"),
+    "batching": Param("workload.batching", "", "request model: continuous batching (steady state, prefill "
+                      "chunks interleaved with decode steps) or lockstep (prefill the batch, then decode it)",
+                      choices=("continuous", "lockstep")),
     "kv_placement": Param("workload.kv_placement", "", "tier holding the KV cache", choices=("tier",)),
     "service_life_years": Param("workload.service_life_years", "years", "service life a Flash KV tier must last"),
     "boundary": Param("workload.boundary", "", "energy boundary: GPU boards and tiers, the whole node, or the "

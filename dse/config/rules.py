@@ -320,19 +320,36 @@ def _show(x):
     return int(x) if isinstance(x, float) and x.is_integer() else x
 
 
-def _derived(tree: dict) -> dict:
-    """Numeric codes the cross-field rules read: workload.dp_attention from workload.attention_parallel."""
+ATTENTION_PARALLEL = {"tp": 0.0, "dp": 1.0, "auto": -1.0}
+
+
+def dp_attention(ap, model: dict, system: dict):
+    """``workload.attention_parallel`` -> the kernel's ``dp_attention`` code (1: dp, 0: tp). ``auto`` is dp for MLA
+    models (``model.is_mla``) on more than one GPU (``tp x dp > 1``), tp otherwise; a list of settings, models or
+    systems makes dimensions, and ``auto`` is resolved per point."""
     import xarray as xr
 
+    if not isinstance(ap, (list, str)):
+        return ap                                     # already a code
+    values = ap if isinstance(ap, list) else [ap]
+    bad = [a for a in values if a not in ATTENTION_PARALLEL]
+    if bad:
+        raise DseError(f"workload.attention_parallel={bad[0]!r}: allowed {', '.join(ATTENTION_PARALLEL)}")
+    code = (xr.DataArray([ATTENTION_PARALLEL[a] for a in ap], dims=["attention_parallel"],
+                         coords={"attention_parallel": ap}) if isinstance(ap, list) else ATTENTION_PARALLEL[ap])
+    if "auto" not in values:
+        return code
+    is_mla, tp, dp = (model or {}).get("is_mla", 0.0), (system or {}).get("tp", 1), (system or {}).get("dp", 1)
+    auto = ((_da(is_mla) == 1.0) & (_da(tp) * _da(dp) > 1)) * 1.0
+    resolved = xr.where(_da(code) < 0, auto, _da(code))
+    return float(resolved) if resolved.ndim == 0 else resolved
+
+
+def _derived(tree: dict) -> dict:
+    """Numeric codes the cross-field rules read: workload.dp_attention from workload.attention_parallel (``auto``
+    resolved with the model and system, :func:`dp_attention`)."""
     w = dict(tree.get("workload") or {})
-    ap = w.get("attention_parallel", "tp")
-    if isinstance(ap, list):
-        w["dp_attention"] = xr.DataArray([1.0 if a == "dp" else 0.0 for a in ap], dims=["attention_parallel"],
-                                         coords={"attention_parallel": ap})
-    elif isinstance(ap, str):
-        w["dp_attention"] = 1.0 if ap == "dp" else 0.0
-    else:
-        w["dp_attention"] = ap
+    w["dp_attention"] = dp_attention(w.get("attention_parallel", "auto"), tree.get("model"), tree.get("system"))
     return {**tree, "workload": w}
 
 

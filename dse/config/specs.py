@@ -143,11 +143,12 @@ class WorkloadSpec:
     offload_path: str = "staged"
     act_bytes: float = 2.0
     fused_attention: bool = False
-    attention_parallel: str = "tp"
+    attention_parallel: str = "auto"      # auto: dp for MLA models on more than one GPU, else tp
     # requests (dse.model.requests): both unset = decode-only at context_len
     prompt_len: Optional[int] = None
     output_len: Optional[int] = None
     prefill_chunk: Optional[int] = None   # prompt tokens of each request per prefill step; unset = the whole prompt
+    batching: str = "continuous"          # continuous (steady-state serving) or lockstep (docs/model.md s.11)
     kv_placement: str = "hbm"             # hbm, or a key of system.tiers
     service_life_years: float = 5.0       # the KV tier's Flash must last this long (see config.yaml)
     boundary: str = "node"                # energy boundary: gpu | node | facility (see config.yaml)

@@ -178,8 +178,21 @@ def _summed_latency(m, w, parts, lines, n):
 
 
 def request(m, g, s, link, tier, w, plan, ndim) -> dict:
-    """The request outputs (:data:`VARIABLES`) of a batch ``w.batch`` of requests (module docstring)."""
-    B, P, O = w.batch, w.prompt_len, w.output_len
+    """The request outputs (:data:`VARIABLES`) of ``w.batch`` requests: continuous batching where
+    ``w.continuous`` is 1 (the default), the lockstep batch where it is 0 (a dimension of both blends them)."""
+    code = np.asarray(getattr(w, "continuous", 0.0))
+    lock = _lockstep(m, g, s, link, tier, w, plan, ndim) if np.any(code == 0) else None
+    cont = _continuous(m, g, s, link, tier, w, plan, ndim) if np.any(code != 0) else None
+    if cont is None or lock is None:
+        return cont or lock
+    on = code != 0
+    return {k: np.where(on, cont[k], lock[k]) for k in lock}
+
+
+def _prefill(m, g, s, link, tier, w, plan, ndim):
+    """The prefill of ``w.batch`` prompts of ``P`` tokens in chunks of ``c`` tokens of each prompt (the last
+    ``P mod c``): the runs of full chunks and of the remainder, and their sums."""
+    P = w.prompt_len
     c = np.minimum(w.prefill_chunk, P)
     full = np.floor(P / c)
     rest = P - full * c
@@ -188,36 +201,102 @@ def request(m, g, s, link, tier, w, plan, ndim) -> dict:
     r = np.where(rest > 0, rest, c)
     pre_rest = run(m, g, s, link, tier, nolm, plan, q=r, l0=full * c + (r + 1) / 2, dl=1.0, n=(rest > 0) * 1.0,
                    ndim=ndim)
-    dec = run(m, g, s, link, tier, w, plan, q=1.0, l0=P, dl=1.0, n=O, ndim=ndim)
+    return SimpleNamespace(
+        latency=pre_full.latency + pre_rest.latency, steps=full + (rest > 0),
+        energy=sum(pre_full.energy[k] + pre_rest.energy[k] for k in kernel.COMPONENTS),
+        kv_written=pre_full.kv_written + pre_rest.kv_written, flops=pre_full.flops + pre_rest.flops,
+        offload_bytes=pre_full.offload_bytes + pre_rest.offload_bytes)
 
-    prefill_energy = sum(pre_full.energy[k] + pre_rest.energy[k] for k in kernel.COMPONENTS)
-    decode_energy = sum(dec.energy[k] for k in kernel.COMPONENTS)
-    prefill_latency = pre_full.latency + pre_rest.latency
-    request_latency = prefill_latency + dec.latency
-    per_request = (prefill_energy + decode_energy) / B
-    written = pre_full.kv_written + pre_rest.kv_written + dec.kv_written
-    # Flash wear of a KV tier: bytes written per second x lifetime / capacity = program/erase cycles used
+
+def _endurance(w, written, seconds, n_gpus):
+    """Flash wear of a KV tier: bytes written per second x lifetime / capacity = program/erase cycles used."""
     kv_on_flash = getattr(w, "kv_offloaded", 0.0) * getattr(w, "kv_is_flash", 0.0)
-    capacity = dec.out0.n_gpus * getattr(w, "kv_capacity_gb", 0.0) * kernel.GB
-    rate = written / request_latency
+    capacity = n_gpus * getattr(w, "kv_capacity_gb", 0.0) * kernel.GB
+    rate = written / seconds
     cycles = getattr(w, "kv_pe_cycles", 0.0)
     years = np.where(kv_on_flash > 0, cycles * capacity / np.maximum(rate, 1e-300) / SECONDS_PER_YEAR, np.inf)
+    return years, years >= getattr(w, "service_life_years", 0.0)
+
+
+def _lockstep(m, g, s, link, tier, w, plan, ndim) -> dict:
+    """Lockstep: the batch prefills every prompt (in chunks), then decodes all outputs together (module docstring)."""
+    B, P, O = w.batch, w.prompt_len, w.output_len
+    pre = _prefill(m, g, s, link, tier, w, plan, ndim)
+    dec = run(m, g, s, link, tier, w, plan, q=1.0, l0=P, dl=1.0, n=O, ndim=ndim)
+    decode_energy = sum(dec.energy[k] for k in kernel.COMPONENTS)
+    request_latency = pre.latency + dec.latency
+    per_request = (pre.energy + decode_energy) / B
+    written = pre.kv_written + dec.kv_written
+    years, ok = _endurance(w, written, request_latency, dec.out0.n_gpus)
     return {
-        "prefill_energy": prefill_energy / B,
+        "prefill_energy": pre.energy / B,
         "decode_energy": decode_energy / B,
         "energy_per_request": per_request,
         "energy_per_output_token": per_request / O,
-        "ttft": prefill_latency + dec.first,
+        "ttft": pre.latency + dec.first,
         "tpot": dec.latency / O,
         "tpot_max": dec.last,
-        "prefill_latency": prefill_latency,
+        "prefill_latency": pre.latency,
         "request_latency": request_latency,
         "tokens_per_s_per_gpu": B * O / request_latency / dec.out0.n_gpus,
         "kv_written_bytes": written,
-        "prefill_flops": pre_full.flops + pre_rest.flops,
-        "prefill_offload_read_bytes": pre_full.offload_bytes + pre_rest.offload_bytes,
+        "prefill_flops": pre.flops,
+        "prefill_offload_read_bytes": pre.offload_bytes,
         "flash_endurance_years": years,
-        "endurance_ok": years >= getattr(w, "service_life_years", 0.0),
+        "endurance_ok": ok,
+    }
+
+
+def _continuous(m, g, s, link, tier, w, plan, ndim) -> dict:
+    """Continuous batching in steady state (docs/model.md "Requests", s.11.5): ``B`` sequences decode at spread-out
+    positions while new requests' prompts are prefilled in chunk passes interleaved with the decode steps.
+
+    * The decode pass of a step: ``B`` sequences, one token each, at the mean context of a request's life
+      ``Lbar = P + (O - 1) / 2`` (attention FLOPs and bytes are affine in each sequence's context, so the batch at
+      spread-out contexts costs what it costs at their mean): latency ``t_d``, energy ``E_d``.
+    * A request's prefill: ``n_c = ceil(P / c)`` chunk passes (``c = prefill_chunk``, the whole prompt when unset),
+      each the decode step's table with ``q = c`` query tokens (the lockstep prefill's runs) over ``u = dp``
+      prompts at once (one per data-parallel group); ``T_p`` their summed latency, ``E_p`` their energy / ``u``.
+    * Steady state: ``B / O`` requests finish and start per step, so a step carries on average
+      ``r = B n_c / O`` chunks, ``r / u`` chunk passes: ``tpot = t_d + (B / (O u)) T_p``.
+    * TTFT: the ``n_c`` steps that carry the new request's chunks (each a decode pass, its chunk's pass and, where
+      ``r / u > 1``, the other admissions' passes) plus the step that yields its first token:
+      ``ttft = n_c t_d + max(r / u, 1) T_p + tpot``.
+    * Energy per request: its share of ``O`` decode passes plus its own prefill, ``O E_d / B + E_p``.
+    """
+    B, P, O = w.batch, w.prompt_len, w.output_len
+    u = np.asarray(s.dp, float)
+    pre = _prefill(m, g, s, link, tier, _with(w, batch=u), plan, ndim)
+    dec = run(m, g, s, link, tier, w, plan, q=1.0, l0=P + (O - 1.0) / 2.0, dl=1.0, n=1.0, ndim=ndim)
+    t_d = dec.latency
+    e_d = sum(dec.energy[k] for k in kernel.COMPONENTS)
+    n_c = pre.steps
+    passes = B * n_c / (O * u)                         # chunk passes per step, on average
+    tpot = t_d + B / (O * u) * pre.latency
+    prefill_latency = n_c * t_d + np.maximum(passes, 1.0) * pre.latency
+    ttft = prefill_latency + tpot
+    prefill_energy = pre.energy / u
+    decode_energy = O * e_d / B
+    per_request = prefill_energy + decode_energy
+    # KV written per B requests (their prompts and outputs); B requests finish every O steps
+    written = B * (pre.kv_written / u + dec.kv_written / B * O)
+    years, ok = _endurance(w, written, O * tpot, dec.out0.n_gpus)
+    return {
+        "prefill_energy": prefill_energy,
+        "decode_energy": decode_energy,
+        "energy_per_request": per_request,
+        "energy_per_output_token": per_request / O,
+        "ttft": ttft,
+        "tpot": tpot,
+        "tpot_max": t_d + np.ceil(passes) * pre.latency / np.maximum(n_c, 1.0),
+        "prefill_latency": prefill_latency,
+        "request_latency": ttft + (O - 1.0) * tpot,
+        "tokens_per_s_per_gpu": B / tpot / dec.out0.n_gpus,
+        "kv_written_bytes": written,
+        "prefill_flops": B * pre.flops / u,
+        "prefill_offload_read_bytes": B * pre.offload_bytes / u,
+        "flash_endurance_years": years,
+        "endurance_ok": ok,
     }
 
 
