@@ -133,7 +133,7 @@ def compare(sets: list[tuple[str, dict]] | None = None) -> dict[str, xr.Dataset]
 
 
 def summary(results: dict[str, xr.Dataset]) -> list[dict]:
-    """Headline numbers per set of constants (rows of the README table)."""
+    """Headline numbers per set of constants (rows of the table in docs/findings.md)."""
     rows = []
     mix, ds, f6 = results["mixtral"], results["deepseek"], results["fig6"]
     for c in mix.constants.values:
