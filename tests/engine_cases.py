@@ -29,6 +29,11 @@ CASES = {
                       "ssd_per_gpu": [1, 8]},
 }
 
+# the reference predates attention_parallel=auto (dp for MLA models on several GPUs): its cases run tp attention
+for _case in CASES.values():
+    if "study" not in _case:
+        _case.setdefault("attention_parallel", "tp")
+
 
 def evaluate(name: str):
     import dse

@@ -152,8 +152,8 @@ def test_evaluate_shows_its_signature_and_documents_every_parameter():
     doc = dse.evaluate.__doc__
     for name, p in PARAMS.items():
         assert f"\n    {name}" in doc
-    assert "batch [sequences] : integer in [1, inf]" in doc
-    assert "flash_read_pj_per_bit [pJ/bit] : number in [0, inf]" in doc
+    assert "batch [sequences] : integer in [1, 1e+09]" in doc
+    assert "flash_read_pj_per_bit [pJ/bit] : number in [0, 1e+06]" in doc
     assert "docs/model.md" in doc
     # None keeps the preset's value
     a = dse.evaluate(model="mixtral-8x7b", batch=4, idle_w=None)

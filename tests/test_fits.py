@@ -20,7 +20,9 @@ DDR_PER_GPU = 256e9     # the paper's 256 GB DDR5 per GPU (dse/conf/tier/ddr5.ya
 
 @pytest.fixture(scope="module")
 def r1_on_4():
-    return dse.evaluate(model="deepseek-r1", system="paper-4xh100", placement=["hbm", "ddr"], batch=[1, 8])
+    # tp attention: every GPU holds a quarter of the attention weights (dp attention would hold a copy each)
+    return dse.evaluate(model="deepseek-r1", system="paper-4xh100", placement=["hbm", "ddr"], batch=[1, 8],
+                        attention_parallel="tp")
 
 
 def test_deepseek_r1_does_not_fit_four_h100_in_hbm_or_with_ddr(r1_on_4):

@@ -26,6 +26,7 @@ from dse.model.gemm import Gemm, Softmax
 
 PJ = 1e-12
 NO_KV_BW_GBPS = 1e30   # KV in HBM: no tier bandwidth limit
+NO_POWER_LIMIT_W = 1e6  # GPUSpec.power_limit_w of a preset that states none
 GB = 1e9
 BITS = 8.0
 
@@ -427,11 +428,13 @@ def _power(g, s, w, lay, e, latency):
     c = e.components
     board = sum(c[k] for k in BOARD_COMPONENTS) + c["hbm_kv"] * (1 - e.kv_on)
     dynamic_w = board / np.maximum(lay.n_gpus * latency, 1e-300)
-    stretch = np.maximum(dynamic_w / (g.power_limit_w - g.idle_w), 1.0)
+    # a preset that states no limit (NO_POWER_LIMIT_W) never throttles: its latency keeps its own dimensions
+    stretch = 1.0 if np.all(g.power_limit_w >= NO_POWER_LIMIT_W) else np.maximum(
+        dynamic_w / (g.power_limit_w - g.idle_w), 1.0)
     latency = latency * stretch
     c["background"] = e.static_w * latency
     boundary_energy(s, w, lay.n_gpus, c, latency)
-    return SimpleNamespace(latency=latency, gpu_power_w=g.idle_w + dynamic_w / stretch, limited=stretch > 1.0)
+    return SimpleNamespace(latency=latency, gpu_power_w=g.idle_w + dynamic_w / stretch, limited=np.asarray(stretch) > 1.0)
 
 
 def boundary_energy(s, w, n_gpus, c, latency) -> None:
