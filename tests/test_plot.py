@@ -241,7 +241,8 @@ def test_write_next_to_is_atomic_and_skips_huge(mixtral, tmp_path, monkeypatch):
 
     drawn = []
     real_save = output.save
-    monkeypatch.setattr(output, "save",          # the figure as saved, and the reviewer's checks of it before save closes it
+    # the figure as saved, and the reviewer's checks of it before save closes it
+    monkeypatch.setattr(output, "save",
                         lambda fig, *a, **k: drawn.append((fig, plot.problems(fig))) or real_save(fig, *a, **k))
     paths = plot.write_next_to(mixtral, tmp_path / "result.nc")
     assert [p.name for p in paths] == ["result.png", "result.svg"]
