@@ -96,7 +96,8 @@ def test_sweep_throughput_ratio_lines(capsys, monkeypatch):
     and takes gigabytes): the rates, the ratio line and the checksums, which must agree."""
     mod = _module("sweep_throughput")
     monkeypatch.setattr(mod, "GRID", {"flash_read_pj_per_bit": [10.0, 50.0, 100.0], "batch": list(range(1, 65)),
-                                      "top_k": [1, 2, 4, 8], "context_len": [1024, 8192, 32768], "link_bw_gbps": [450.0, 900.0]})
+                                      "top_k": [1, 2, 4, 8], "context_len": [1024, 8192, 32768],
+                                      "link_bw_gbps": [450.0, 900.0]})
     mod.throughput(repeats=1, loop_points=5, chunk_mb=0.05, threads=2)
     out = capsys.readouterr().out
     assert _number(_line(out, "grid:"), "grid:", "points") == 3 * 64 * 4 * 3 * 2

@@ -15,6 +15,7 @@ from analysis import breakeven_maps, breakeven_surface, energy_breakdown, latenc
 from analysis.style import save  # noqa: E402
 from dse.analyze.plot import problems  # noqa: E402
 from dse.analyze.breakeven import breakeven  # noqa: E402
+from figure_checks import assert_png_drawn, svg_gids  # noqa: E402
 
 MIX = "paper-fig45-mixtral"
 MAV, L3 = {"study": "paper-fig6-maverick"}, {"study": "paper-fig6-llama3"}
@@ -72,6 +73,8 @@ def test_energy_breakdown_heights(mixtral, tmp_path):
     paths = save(fig, tmp_path, "breakdown")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 1000 for p in paths)
     assert paths[1].read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert_png_drawn(paths[0])                              # the bars are in the files, not only in the figure
+    assert {k for k in bars if k.startswith("ssd|")} <= svg_gids(paths[1])
 
 
 def test_latency_lines(mixtral):

@@ -161,6 +161,11 @@ def test_figure_draws(results, tmp_path):
     heights = sorted(p.get_height() for p in d.patches)
     peaks = sorted(float(v) for m in mod.MODELS for v in results[m].ssd_hbm_ratio.max("batch").values)
     np.testing.assert_allclose(heights, peaks, rtol=1e-12)
+    from dse.analyze.plot import problems
+    from figure_checks import assert_png_drawn
+
+    assert problems(fig) == []
     fig.savefig(tmp_path / "f.png", dpi=40)
     assert (tmp_path / "f.png").stat().st_size > 1000
+    assert_png_drawn(tmp_path / "f.png", min_side=100)     # the panels drawn in the file, not a blank page
     assert np.isfinite(results["fig6"].breakeven_flash_pj_per_bit).all()

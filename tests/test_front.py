@@ -96,6 +96,7 @@ def test_bad_questions_are_one_line_errors(objectives, constraints, match):
         dse.pareto_front(objectives, constraints, model="deepseek-r1", system="8xh200", batch=[1, 2])
 
 
+@pytest.mark.slow
 def test_local_cluster_gives_the_threaded_front_and_dataset():
     distributed = pytest.importorskip("distributed")
     grid = dict(GRID, batch=list(range(1, 65)), context_len=[1024, 4096])

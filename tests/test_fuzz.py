@@ -136,6 +136,7 @@ def _hydra(v) -> str:
     return str(v)
 
 
+@pytest.mark.slow
 @settings(max_examples=15, **FAST)
 @given(bad=bad_setting(CLI_PATHS))
 def test_cli_malformed_settings(tmp_path_factory, bad):

@@ -20,6 +20,7 @@ import xarray as xr  # noqa: E402
 import dse  # noqa: E402
 from dse.analyze import plot  # noqa: E402
 from dse.analyze.breakeven import breakeven  # noqa: E402
+from figure_checks import assert_png_drawn, svg_gids  # noqa: E402
 
 MIX = "paper-fig45-mixtral"
 
@@ -228,10 +229,37 @@ def test_xarray_own_plot_is_labelled_and_not_clipped(mixtral):
 # ------------------------------------------------------------------ a figure from every run
 
 
+def _breakdown_bars(ds):
+    """The gids of the breakdown bars a run's figure draws for ``ds`` (placement x batch): placement|component|batch,
+    every component that is not zero everywhere."""
+    drawn = [str(c) for c in ds.component.values if float(abs(ds.energy.sel(component=c)).max()) > 0]
+    return {f"{p}|{c}|{b}" for p in ds.placement.values for c in drawn for b in ds.batch.values}
+
+
 def test_write_next_to_is_atomic_and_skips_huge(mixtral, tmp_path, monkeypatch):
+    from dse.analyze.plot import output
+
+    drawn = []
+    real_save = output.save
+    # the figure as saved, and the reviewer's checks of it before save closes it
+    monkeypatch.setattr(output, "save",
+                        lambda fig, *a, **k: drawn.append((fig, plot.problems(fig))) or real_save(fig, *a, **k))
     paths = plot.write_next_to(mixtral, tmp_path / "result.nc")
     assert [p.name for p in paths] == ["result.png", "result.svg"]
     assert paths[0].stat().st_size > 10_000 and paths[1].read_text().lstrip().startswith(("<?xml", "<svg"))
+    # what was written: the breakdown of the dataset's own numbers, passing the reviewer's checks, drawn in the PNG
+    # and carried by the SVG
+    ((fig, found),) = drawn
+    assert found == []
+    bars = _gids(fig.axes[0].patches, "")
+    assert set(bars) == _breakdown_bars(mixtral)
+    hbm = mixtral.energy_per_token.sel(placement="hbm")
+    for key, bar in bars.items():
+        p, c, b = key.split("|")
+        want = mixtral.energy.sel(placement=p, component=c, batch=int(b)) / int(b) / hbm.sel(batch=int(b))
+        assert bar.get_height() == pytest.approx(float(want), rel=1e-12, abs=1e-15), key
+    assert_png_drawn(paths[0])
+    assert _breakdown_bars(mixtral) <= svg_gids(paths[1])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png", "result.svg"]     # no temporary left
     from dse.analyze import figure_switch as figure_size
 
@@ -247,6 +275,9 @@ def test_dse_run_writes_its_figure_unless_told_not_to(tmp_path, monkeypatch):
     base = ["study=paper-fig45-mixtral", "grid.batch=[1,16]", "progress=false"]
     subprocess.run(exe + base + [f"hydra.run.dir={tmp_path / 'a'}"], check=True, capture_output=True, env=env, timeout=600)
     assert (tmp_path / "a" / "result.png").stat().st_size > 10_000 and (tmp_path / "a" / "result.svg").is_file()
+    assert_png_drawn(tmp_path / "a" / "result.png")
+    written = xr.load_dataset(tmp_path / "a" / "result.nc", engine="h5netcdf")   # the figure is of this run's data
+    assert list(written.batch.values) == [1, 16] and _breakdown_bars(written) <= svg_gids(tmp_path / "a" / "result.svg")
     from dse.cli import main as cli
     from dse.config import presets
 
@@ -274,3 +305,7 @@ def test_dse_breakeven_run_writes_fig6(tmp_path):
                     "reference.study=paper-fig6-llama3", f"hydra.run.dir={tmp_path}"], check=True, capture_output=True,
                    env=env, timeout=600)
     assert (tmp_path / "breakeven.png").stat().st_size > 10_000 and (tmp_path / "breakeven.svg").is_file()
+    assert_png_drawn(tmp_path / "breakeven.png")
+    written = xr.load_dataset(tmp_path / "breakeven.nc", engine="h5netcdf")   # Fig. 6: a ratio line per batch, e* dots
+    want = {f"ratio|batch={b}" for b in written.batch.values} | {"breakeven"}
+    assert written.sizes["batch"] >= 2 and want <= svg_gids(tmp_path / "breakeven.svg")

@@ -390,6 +390,7 @@ def test_cli_without_grid_prints_its_table(tmp_path):
     assert "J_per_token" in r.stdout and (tmp_path / "r" / "result.nc").exists()
 
 
+@pytest.mark.slow
 def test_cli_bad_values_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
     from dse.cli.main import main
 
@@ -411,6 +412,7 @@ def test_multirun_validates_every_job_before_the_first(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_write_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
     """KeyboardInterrupt while the blocks are written (raised from the computation, as Ctrl-C would be)."""
     from dse.cli.main import main

@@ -19,6 +19,7 @@ from dse.search.local import neighbours
 from dse.search.pareto import Normalizer, hypervolume, nondominated
 from dse.search.run import _base
 from dse.search.space import parse
+from figure_checks import assert_png_drawn, svg_gids
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -119,6 +120,7 @@ def test_trial_batch_matches_single_evaluations(small_cfg):
 
 
 # ------------------------------------------------------------------ search quality, determinism, resume, sharing
+@pytest.mark.slow
 def test_small_space_reaches_exhaustive_front_deterministically(tmp_path, monkeypatch):
     monkeypatch.setenv("DSE_PLOT", "1")          # this test checks the front figure too
     runs = []
@@ -139,10 +141,13 @@ def test_small_space_reaches_exhaustive_front_deterministically(tmp_path, monkey
     assert 0.95 <= v["hypervolume_ratio"] <= 1.0 + 1e-12
     for f in ("trials.nc", "pareto.nc", "trials.csv", "pareto.png", "pareto.svg"):
         assert (tmp_path / "a" / f).stat().st_size > 0
+    assert_png_drawn(tmp_path / "a" / "pareto.png")                    # the front figure, drawn
+    assert {"front", "hypervolume"} <= svg_gids(tmp_path / "a" / "pareto.svg")
     pareto = xr.open_dataset(tmp_path / "a" / "pareto.nc")
     assert bool(pareto.feasible.all()) and pareto.sizes["trial"] == int(t1.pareto.sum())
 
 
+@pytest.mark.slow
 def test_resume_adds_to_the_study(tmp_path):
     cfg = compose("mixtral-small", ["search.method=optuna", "search.n_trials=20", "search.progress=false"])
     assert run(cfg, tmp_path)["trials_in_study"] == 20
@@ -211,6 +216,7 @@ def test_exhaustive_method_writes_the_exact_front(tmp_path):
     assert not (tmp_path / "study.db").exists()        # no Optuna study
 
 
+@pytest.mark.slow
 def test_auto_method_enumerates_within_budget_and_searches_beyond(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -63,6 +63,7 @@ def continuous(tmp_path_factory):
     return F[nondominated(F)], exact_front(_base(fine), space, 10**7)["F"]
 
 
+@pytest.mark.slow
 def test_continuous_search_reaches_the_fine_grid_front(continuous):
     F, exact = continuous
     norm = Normalizer(exact)

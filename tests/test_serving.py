@@ -6,6 +6,7 @@ import pytest
 import dse
 from dse.model import requests as serving
 from dse.errors import DseError
+from figure_checks import assert_png_drawn
 
 # a small MoE on one GPU (tp = dp = ep = 1): every quantity below is derived from these numbers by hand
 TINY = dict(name="tiny", attention="gqa", n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ffn=0,
@@ -244,8 +245,20 @@ def test_serving_study_script_writes_its_results(tmp_path):
     assert int(d.max_batch.sel(placement="ssd", tpot_slo_s=0.3)) > 0
     found = serving_slo.not_harmful_from(ds)
     assert found[("mixtral-8x7b", "sharegpt", "ssd")] is None                  # ~2x HBM's energy per token
-    paths = save(serving_slo.plot(ds), tmp_path, "serving_slo")
+    fig = serving_slo.plot(ds)
+    lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.lines if ln.get_gid()}
+    for p in ("hbm", "ssd"):                 # the lines carry the study's numbers: max batch, energy where it runs
+        b = lines[f"max_batch|mixtral-8x7b|sharegpt|{p}"]
+        np.testing.assert_allclose(b.get_xdata(), [30.0, 300.0], rtol=1e-12)
+        np.testing.assert_array_equal(b.get_ydata(), d.max_batch.sel(placement=p).values)
+        e = lines[f"energy|mixtral-8x7b|sharegpt|{p}"].get_ydata()
+        runs = d.max_batch.sel(placement=p).values > 0
+        np.testing.assert_allclose(e[runs], d.energy_per_request.sel(placement=p).values[runs], rtol=1e-12)
+        assert np.isnan(e[~runs]).all()
+    paths = save(fig, tmp_path, "serving_slo")
     assert all(p.stat().st_size > 0 for p in paths)
+    png = [p for p in paths if p.suffix == ".png"]
+    assert png and all(assert_png_drawn(p) is not None for p in png)
 
 
 def test_search_objectives_and_constraints_may_name_request_outputs():

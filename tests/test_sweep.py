@@ -146,6 +146,7 @@ def test_a_torn_record_line_does_not_count(tmp_path):
     assert writers._done(tmp_path) == {"b 0 1 0", "b 0 2 0"}
 
 
+@pytest.mark.slow
 def test_distributed_local_cluster_matches_threaded(tmp_path):
     results = {}
     for name, dask_cfg in (("threads", {}), ("cluster", {"local_cluster": True, "n_workers": 2})):

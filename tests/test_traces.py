@@ -35,6 +35,7 @@ def _thrash(slots, demand, reuse):
     return reuse > 0 and 0.6 <= slots / demand <= 1.5
 
 
+@pytest.mark.slow
 def test_analytic_model_within_2_percent_of_monte_carlo():
     worst, checked = 0.0, 0
     for (E, k), batch, skew, reuse in _grid():
