@@ -20,7 +20,8 @@ DDR_PER_GPU = 256e9     # the paper's 256 GB DDR5 per GPU (dse/conf/tier/ddr5.ya
 
 @pytest.fixture(scope="module")
 def r1_on_4():
-    return dse.evaluate(model="deepseek-r1", system="paper-4xh100", placement=["hbm", "ddr"], batch=[1, 8])
+    return dse.evaluate(model="deepseek-r1", system="paper-4xh100", placement=["hbm", "ddr"], batch=[1, 8],
+                        attention_parallel="tp")   # the paper's split (auto: dp for MLA, attention weights x 4)
 
 
 def test_deepseek_r1_does_not_fit_four_h100_in_hbm_or_with_ddr(r1_on_4):
