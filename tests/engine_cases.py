@@ -11,9 +11,11 @@ CASES = {
     "fig6_llama3": dict(study="paper-fig6-llama3"),
     "flash_grid": dict(model="deepseek-r1", system="8xh200", placement=["hbm", "ddr", "ssd", "hbf"],
                        batch=[1, 3, 64, 512], flash_read_pj_per_bit=[2.0, 30.0, 200.0],
-                       top_k=[1, 2, 8], n_experts=[32, 256], context_len=[0, 4096]),
+                       top_k=[1, 2, 8], n_experts=[32, 256], context_len=[0, 4096],
+                       attention_parallel="tp"),      # the reference's: heads over TP ranks (auto: dp for MLA)
     "models_systems": dict(model=["mixtral-8x7b", "deepseek-r1", "qwen3-235b-a22b"],
-                           system=["8xh200", "paper-8xh100-c2c5"], placement=["ssd", "ddr"], batch=[1, 16]),
+                           system=["8xh200", "paper-8xh100-c2c5"], placement=["ssd", "ddr"], batch=[1, 16],
+                           attention_parallel="tp"),  # the reference's: heads over TP ranks (auto: dp for MLA)
     "zipf_cache": dict(model="qwen3-235b-a22b", system="8xh200", placement="ssd", routing_skew=[0.0, 0.8, 1.5],
                        hbm_cache_fraction=[0.0, 0.25, 1.0], batch=[1, 32], prefetch=[False, True],
                        offload_path="direct"),

@@ -1,7 +1,11 @@
 """Requests: prefill and decode over the whole output, from the decode step's own operation table (docs/model.md,
 "Requests").
 
-A batch of ``B`` requests, each a prompt of ``P`` tokens and an output of ``O`` tokens:
+``B`` requests, each a prompt of ``P`` tokens and an output of ``O`` tokens, served one of two ways
+(``workload.batching``): **continuous** batching (the default, :func:`_continuous`: a steady state of ``B``
+sequences in flight, new prompts prefilled in chunk passes between decode steps) or the **lockstep** batch
+(:func:`_lockstep`, below: the batch prefills every prompt, then decodes all outputs together). Both are built from
+the runs of steps below. Lockstep:
 
 * **Prefill** runs the prompts in lockstep chunks of ``c`` tokens of each prompt (``prefill_chunk``; the whole
   prompt when unset): a chunk step is the decode step's table with ``q = c`` query tokens per sequence (linear
@@ -38,17 +42,19 @@ STEP_BLOCK = 128
 
 # A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
-    "prefill_energy": ("J", "energy of one request's share of the batch's prefill"),
-    "decode_energy": ("J", "energy of one request's share of the batch's decode steps"),
-    "energy_per_request": ("J", "energy per request: prefill + decode (the batch's energy / batch)"),
+    "prefill_energy": ("J", "energy of one request's prefill (lockstep: its share of the batch's prefill)"),
+    "decode_energy": ("J", "energy of one request's share of the decode steps that produce its output"),
+    "energy_per_request": ("J", "energy per request: prefill + decode"),
     "energy_per_output_token": ("J", "energy per output token, prefill included (energy_per_request / output_len)"),
-    "ttft": ("s", "time to first token: the batch's prefill + the first decode step"),
-    "tpot": ("s", "time per output token: mean decode-step latency over the output"),
-    "tpot_max": ("s", "latency of the last decode step (the longest context)"),
-    "prefill_latency": ("s", "time of the batch's prefill (all chunk steps)"),
-    "request_latency": ("s", "prefill + every decode step: one request from prompt to last token"),
-    "tokens_per_s_per_gpu": ("tokens/s/GPU", "output tokens per second per GPU over whole requests "
-                                             "(batch x output_len / request_latency / GPUs)"),
+    "ttft": ("s", "time to first token (continuous: the request's prefill chunks at that concurrency + one step; "
+                 "lockstep: the batch's prefill + the first decode step)"),
+    "tpot": ("s", "time per output token: the mean step latency (continuous: with the interleaved prefill)"),
+    "tpot_max": ("s", "the longest step (lockstep: the last decode step; continuous: one with the most chunks)"),
+    "prefill_latency": ("s", "time until the prompt is prefilled (lockstep: the batch's chunk steps)"),
+    "request_latency": ("s", "one request from prompt to last token (lockstep: prefill + every decode "
+                                "step; continuous: ttft + (output_len - 1) tpot)"),
+    "tokens_per_s_per_gpu": ("tokens/s/GPU", "output tokens per second per GPU (continuous: batch / tpot / "
+                                             "GPUs; lockstep: batch x output_len / request_latency / GPUs)"),
     "kv_written_bytes": ("B", "KV-cache bytes written per batch of requests (prompt + output)"),
     "prefill_flops": ("FLOP", "floating-point operations of the batch's prefill"),
     "prefill_offload_read_bytes": ("B", "bytes read from the offload tier by the batch's prefill (once per chunk)"),
