@@ -9,7 +9,6 @@ import pytest
 import dse
 from dse.errors import DseError
 from dse.model import kernel, namespace
-from dse.model import requests as serving
 from dse.run import engine
 
 #: Tolerance of the closed form against the simulation. Step means (tpot, energy, tokens/s) agree to ~1e-8: over a
