@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def _num(x: str) -> float | None:
 
 def read(path: Path = TABLE) -> list[Row]:
     rows = []
-    for r in csv.DictReader(open(path, newline="")):
+    with open(path, newline="") as f:
+        table = list(csv.DictReader(f))
+    for r in table:
         out = _num(r["output_len"]) or 1.0
         value, unit, tput = float(r["measured_value"]), r["measured_unit"], _num(r["throughput_tok_s"])
         per_token = {"J/output_token": value, "J/request": value / out, "Wh/request": value * 3600.0 / out,
@@ -83,7 +86,7 @@ def predict(row: Row) -> Row:
             settings.update(extra)
     ds = evaluate(model=model, system=system, placement="hbm", batch=int(row.concurrency),
                       context_len=int(row.prompt_len + row.output_len / 2), weight_bytes=WEIGHT_BYTES[row.precision],
-                      boundary=row.boundary, attention_parallel="dp" if model == "deepseek-r1" else "tp", **settings)
+                      boundary=row.boundary, **settings)
     row.predicted_j_per_token = float(ds.energy_per_token)
     return row
 
@@ -103,7 +106,7 @@ def summary(rows: list[Row]) -> str:
     done = [r for r in rows if not r.skipped]
     if done:
         ratios = sorted(r.ratio for r in done)
-        med = ratios[len(ratios) // 2] if len(ratios) % 2 else math.sqrt(ratios[len(ratios) // 2 - 1] * ratios[len(ratios) // 2])
+        med = statistics.median(ratios)
         within = sum(1 / 1.5 <= x <= 1.5 for x in ratios)
         lines.append(f"{len(done)} rows predicted ({len(rows) - len(done)} skipped): median ratio {med:.2f}, "
                      f"{within} of {len(done)} within 1.5x, range {ratios[0]:.2f}-{ratios[-1]:.2f}")

@@ -266,7 +266,8 @@ def decode_step(m, g, s, link, tier, w, t):
     p = _power(g, s, w, lay, e, lat.latency)
     cap = _capacity(m, tier, w, t, lay, n_moe, n_dense, r.kv_on)
     return SimpleNamespace(
-        energy=e.components, latency=p.latency, gpu_power_w=p.gpu_power_w, power_limited=p.limited, copy_latency=lat.parts.copy_total + n_moe * f.t_miss, flops=x.flops,
+        energy=e.components, latency=p.latency, gpu_power_w=p.gpu_power_w, power_limited=p.limited,
+        copy_latency=lat.parts.copy_total + n_moe * f.t_miss, flops=x.flops,
         hbm_weight_bytes=x.hbm_weight_bytes, kv_bytes=x.kv_bytes, activation_bytes=x.act_read + x.act_write,
         offload_bytes=f.offload_bytes, offload_bits=f.offload_bytes * BITS, hbm_bytes=cap.hbm_bytes,
         tier_bytes=cap.tier_bytes, touched=t.touched, fetched=f.fetched, busiest=t.busiest, n_gpus=lay.n_gpus,
@@ -434,17 +435,28 @@ def _power(g, s, w, lay, e, latency):
     latency = latency * stretch
     c["background"] = e.static_w * latency
     boundary_energy(s, w, lay.n_gpus, c, latency)
-    return SimpleNamespace(latency=latency, gpu_power_w=g.idle_w + dynamic_w / stretch, limited=np.asarray(stretch) > 1.0)
+    return SimpleNamespace(latency=latency, gpu_power_w=g.idle_w + dynamic_w / stretch,
+                           limited=np.asarray(stretch) > 1.0)
 
 
 def boundary_energy(s, w, n_gpus, c, latency) -> None:
     """The energy boundary's terms over ``latency`` seconds, set in the components ``c`` (J): the node's other parts
     (a GPU's share of ``node_other_w``), the PSU losses on everything inside the node, and the facility's overhead."""
     node = w.boundary_node
-    c["node_other"] = node * s.node_other_w / s.gpus_per_node * n_gpus * latency
-    inside = sum(c[k] for k in COMPONENTS if k not in ("psu_loss", "facility"))
-    c["psu_loss"] = node * inside * (1.0 / s.psu_efficiency - 1.0)
-    c["facility"] = w.boundary_facility * (inside + c["psu_loss"]) * (w.pue - 1.0)
+    # terms that are zero everywhere (boundary gpu, or a system without node parts) stay scalars: no full-size sums
+    # on the sweep's hot path
+    node_terms = np.any(node) and (np.any(s.node_other_w > 0) or np.any(s.psu_efficiency < 1))
+    facility_terms = np.any(w.boundary_facility) and np.any(w.pue > 1)
+    c["node_other"] = c["psu_loss"] = c["facility"] = 0.0
+    if not (node_terms or facility_terms):
+        return
+    inside = sum(c[k] for k in COMPONENTS if k not in ("node_other", "psu_loss", "facility"))
+    if node_terms:
+        c["node_other"] = node * s.node_other_w / s.gpus_per_node * n_gpus * latency
+        inside = inside + c["node_other"]
+        c["psu_loss"] = node * inside * (1.0 / s.psu_efficiency - 1.0)
+    if facility_terms:
+        c["facility"] = w.boundary_facility * (inside + c["psu_loss"]) * (w.pue - 1.0)
 
 
 def _capacity(m, tier, w, t, lay, n_moe, n_dense, kv_on):
