@@ -172,7 +172,9 @@ def test_kv_tier_at_hbm_constants_reproduces_hbm():
     ref = dse.evaluate(**g)
     like_hbm = {"system.tiers.ddr.read_pj_per_bit": h200["hbm_read_pj_per_bit"],
                 "system.tiers.ddr.write_pj_per_bit": 0.0,               # HBM's KV writes are the qkv output's
-                "system.tiers.ddr.bw_gbps": h200["hbm_bw_gbps"], "system.tiers.ddr.capacity_gb": 1e6}
+                "system.tiers.ddr.bw_gbps": h200["hbm_bw_gbps"], "system.tiers.ddr.capacity_gb": 1e6,
+                # HBM's KV writes ride in the qkv output's activation traffic: no write time of their own
+                "system.tiers.ddr.write_bw_gbps": 1e30}
     kv = dse.evaluate(**g, kv_placement="ddr", **like_hbm)
     for v in ("energy_per_request", "prefill_energy", "ttft", "tpot", "step_energy", "step_latency"):
         np.testing.assert_allclose(kv[v], ref[v], rtol=1e-12, err_msg=v)

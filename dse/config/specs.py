@@ -92,6 +92,8 @@ class TierSpec:
     kind: str = "memory"              # memory | flash
     read_pj_per_bit: float = 0.0
     bw_gbps: float = float("inf")     # per device; .inf = keeps up with the link
+    write_bw_gbps: Optional[float] = None  # per device, sustained writes (a KV cache here); unset = bw_gbps
+    read_latency_us: float = 0.0      # time to the first byte of a read (Flash: the page read), exposed once per copy
     capacity_gb: float = 0.0          # per device
     idle_w: float = 0.0               # per device
     usd_per_gb: float = 0.0
@@ -125,7 +127,7 @@ class SystemSpec:
 @dataclass
 class WorkloadSpec:
     batch: int = 1
-    context_len: int = 1024
+    context_len: float = 1024
     weight_bytes: float = 2.0
     kv_bytes: float = 2.0
     placement: str = "hbm"

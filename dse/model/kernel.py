@@ -259,9 +259,9 @@ def decode_step(m, g, s, link, tier, w, t):
     lay = layout(m, s, w)
     n_moe, n_dense = layer_counts(m)
     r = _rates(g, link, tier, w)
-    f = _fetches(m, link, tier, w, t, lay, n_moe, g.hbm_bw_gbps * GB * g.mem_efficiency)
+    f = _fetches(m, link, tier, w, t, lay, n_moe, r)
     x = _traffic(m, w, t, lay, n_moe, n_dense, f.fetched)
-    lat = _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f.t_copy, f.t_miss)
+    lat = _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f)
     e = _energy(m, g, s, link, tier, w, lay, r, f, x, lat.latency)
     p = _power(g, s, w, lay, e, lat.latency)
     cap = _capacity(m, tier, w, t, lay, n_moe, n_dense, r.kv_on)
@@ -288,19 +288,25 @@ def _rates(g, link, tier, w):
     fp4 = (bits <= 4) & (g.peak_tflops_fp4 > 0)
     peak_tflops = np.where(fp4, g.peak_tflops_fp4, np.where(fp8, g.peak_tflops_fp8, g.peak_tflops))
     flop_pj = np.where(fp4, g.flop_pj_fp4, np.where(fp8, g.flop_pj_fp8, g.flop_pj))
-    # a copy runs at the slower of link and tier; a staged copy's HBM writes take at most half of HBM bandwidth,
-    # and while copies stream that bandwidth is gone for compute (the tool: HBM bw - offload bw, every op)
-    copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), hbm_bw / 2)
-    bw = hbm_bw - w.staged * tier.offloaded * copy_bw
+    # a copy runs at the slowest of link, tier and (staged: it lands in HBM) HBM's write bandwidth; a direct copy
+    # streams into the SMs and never touches HBM. The tool caps every copy at half of HBM bandwidth and takes the
+    # copy rate off HBM bandwidth for every operation (accounting=paper); refined charges the copies' HBM writes
+    # only where copies are in flight (_latency: the busiest GPU's MoE layer)
+    cap = np.where(w.mimic_tool > 0, hbm_bw / 2, np.where(w.staged > 0, hbm_bw, np.inf))
+    copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), cap)
+    bw = hbm_bw - w.mimic_tool * w.staged * tier.offloaded * copy_bw
     # KV cache on a tier (w.kv_offloaded = 1, dse.model.requests): KV bytes stream over the link at the tier's speed
     kv_on = getattr(w, "kv_offloaded", 0.0)
     kv_bw = np.minimum(link.bw_gbps * GB, getattr(w, "kv_bw_gbps", NO_KV_BW_GBPS) * GB)
-    return SimpleNamespace(peak_flops=peak_tflops * 1e12 * g.compute_efficiency, flop_pj=flop_pj, copy_bw=copy_bw,
-                           bw=bw, kv_on=kv_on,
-                           kv_extra=kv_on * (1.0 / kv_bw - 1.0 / bw))
+    # the new KV leaves in the link's other direction (PCIe, NVLink-C2C and CXL are full duplex): the tier's write
+    # bandwidth limits it; a step writes one token per sequence, the link's outbound direction is otherwise idle
+    kv_write_bw = getattr(w, "kv_write_bw_gbps", NO_KV_BW_GBPS) * GB
+    return SimpleNamespace(peak_flops=peak_tflops * 1e12 * g.compute_efficiency, flop_pj=flop_pj,
+                           copy_cap=cap, hbm_bw=hbm_bw, bw=bw, kv_on=kv_on,
+                           kv_extra=kv_on * (1.0 / kv_bw - 1.0 / bw), kv_write_s_per_byte=kv_on / kv_write_bw)
 
 
-def _fetches(m, link, tier, w, t, lay, n_moe, hbm_bw):
+def _fetches(m, link, tier, w, t, lay, n_moe, r):
     """Experts fetched from the offload tiers (docs/model.md s.4, s.12.4): bytes per step from the cold (offload)
     tier, bits from the warm tier, and the busiest GPU's copy time per MoE layer (``t_miss``: mispredicted
     prefetches fetched on demand)."""
@@ -312,10 +318,13 @@ def _fetches(m, link, tier, w, t, lay, n_moe, hbm_bw):
     router_offloaded = w.mimic_tool * tier.offloaded * (1 - w.hbm_cache_fraction)
     warm = getattr(t, "warm", 0.0) * tier.offloaded
     split = hierarchy.offload(fetched, warm, t.touched, t.busiest, w, link, tier, SimpleNamespace(
-        expert_bytes=expert_bytes, router_bytes=router_bytes, router_offloaded=router_offloaded, hbm_bw=hbm_bw))
+        expert_bytes=expert_bytes, router_bytes=router_bytes, router_offloaded=router_offloaded,
+        hbm_write_bw=r.copy_cap, first_byte_s=(1 - w.mimic_tool) * tier.read_latency_us * 1e-6))
     offload_bytes = n_moe * (split.cold * expert_bytes + router_offloaded * lay.n_gpus * router_bytes)
+    # refined: the busiest GPU's staged copies write their bytes into HBM while its experts read HBM (per MoE layer)
+    t_write = (1 - w.mimic_tool) * w.staged * split.busiest_bytes / r.hbm_bw
     return SimpleNamespace(fetched=fetched, offload_bytes=offload_bytes, t_copy=split.t_copy, t_miss=split.t_miss,
-                           warm_fetched=warm, warm_bits=n_moe * split.warm * expert_bytes * BITS)
+                           t_write=t_write, warm_fetched=warm, warm_bits=n_moe * split.warm * expert_bytes * BITS)
 
 
 def _traffic(m, w, t, lay, n_moe, n_dense, fetched):
@@ -353,16 +362,20 @@ def _collectives(m, s, w, lay):
     return SimpleNamespace(allreduce=allreduce, ar_attention=ar_attention, ar_moe=ar_moe, t_a2a=t_a2a)
 
 
-def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, t_copy, t_miss=0.0):
+def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f):
     """The step latency (s.6): per-GPU operation times, collectives, the busiest GPU's experts and the copies,
     composed as the accounting says (per MoE layer, the figure scripts' whole step, or Fig. 6's expert stage)."""
+    t_copy, t_miss = f.t_copy, f.t_miss
     c = _collectives(m, s, w, lay)
     t_att = _time(t.attention, r.peak_flops, r.bw, r.kv_extra)
     t_dense, t_moe, t_expert = (_time(x, r.peak_flops, r.bw) for x in (t.dense, t.moe, t.experts))
     t_lm = _time(t.lm_head, r.peak_flops, r.bw) * w.count_lm_head
-    t_experts = t.busiest * t_expert                              # the busiest GPU's routed experts
+    # the busiest GPU's routed experts, with the HBM writes of the copies landing beside them (refined, staged)
+    t_experts = t.busiest * t_expert + f.t_write
+    # a KV cache on a tier: each layer's new K/V leave over the link at the tier's write bandwidth
+    t_kv_write = m.n_layers * _kv_layer_bytes(m, w, lay) * r.kv_write_s_per_byte
     t_dense_layers = n_dense * (t_att + c.ar_attention + t_dense + c.allreduce)
-    t_other = t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm
+    t_other = t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm + t_kv_write
     prefetch = w.prefetch
     # copies overlap only their own MoE layer's experts (refined) ...
     t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts) + t_miss
@@ -388,6 +401,11 @@ def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, t_copy, t_miss=0.0):
 def _kv_token_bytes(m, w, lay):
     """KV bytes one token stores on one GPU, over all layers."""
     return kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes * m.n_layers
+
+
+def _kv_layer_bytes(m, w, lay):
+    """KV bytes one GPU writes per layer and step (the step's new tokens)."""
+    return lay.att_tokens * lay.query_len * kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes
 
 
 def _energy(m, g, s, link, tier, w, lay, r, f, x, latency):
