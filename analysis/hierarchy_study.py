@@ -29,7 +29,7 @@ WARM_FRACTIONS = [0.0, 0.125, 0.2]            # HBM + DDR share <= 0.95: Flash a
 SKEWS = [0.0, 0.6, 1.2]
 REUSES = [0.0, 0.3, 0.6]
 SCENARIOS = ((0.0, 0.0), (0.6, 0.3), (1.2, 0.6))      # (skew, reuse): none, moderate, strong
-COMMON = dict(system="8xh200", accounting="refined", batch=BATCHES, routing_skew=SKEWS,
+COMMON = dict(system="8xh200-c2c", accounting="refined", batch=BATCHES, routing_skew=SKEWS,
               **{"system.tiers.ssd.read_pj_per_bit": 102.4})
 
 

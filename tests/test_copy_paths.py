@@ -82,8 +82,8 @@ def test_a_mean_context_is_accepted():
 
 
 def test_breakeven_takes_the_accounting():
-    sides = (dict(model="mixtral-8x7b", system="8xh200", placement="ssd"),
-             dict(model="mixtral-8x7b", system="8xh200", placement="hbm"))
+    sides = (dict(model="mixtral-8x7b", system="8xh200-c2c", placement="ssd"),
+             dict(model="mixtral-8x7b", system="8xh200-c2c", placement="hbm"))
     got = {a: float(dse.breakeven(*sides, accounting=a, batch=64).breakeven_flash_read_pj_per_bit)
            for a in ("paper", "refined")}
     for a, v in got.items():
