@@ -9,7 +9,9 @@ from dse.config import presets
 
 MIXTRAL_EXPERT_BYTES = 3 * 4096 * 14336 * 2      # gate, up, down of 4096 x 14336 in bf16
 MIXTRAL_MOE_LAYERS = 32
-ONE_GPU = dict(model="mixtral-8x7b", system="hgx-h200", tp=1, ep=1, dp=1, accounting="refined")
+# the copy physics alone: the serving engine at the roofline, the boards at idle between operations
+ONE_GPU = dict(model="mixtral-8x7b", system="hgx-h200", tp=1, ep=1, dp=1, accounting="refined", serving_efficiency=1.0,
+               active_power_fraction=0.0)
 
 
 def _copy_latency(**kw):

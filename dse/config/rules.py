@@ -113,6 +113,8 @@ RULES: dict[str, Rule] = {
     "system.internode_bw_gbps": Rule(1e-9, BW),
     "system.node_other_w": Rule(0, POWER),
     "system.psu_efficiency": Rule(0.01, 1),
+    "system.serving_efficiency": Rule(1e-3, 1),
+    "system.active_power_fraction": Rule(0, 0.99),
     # --- workload
     "workload.batch": _int(1),
     "workload.context_len": Rule(0, COUNT),         # a mean context (e.g. 1846.5) is a context

@@ -121,6 +121,9 @@ class SystemSpec:
     node_other_w: float = 0.0         # what a node draws besides its GPUs and tiers (host CPUs and DRAM, NICs,
                                       # switches, fans, storage idle), W per node: charged at boundary node / facility
     psu_efficiency: float = 1.0       # power supplies' efficiency (AC in -> DC out): boundary node / facility
+    serving_efficiency: float = 1.0   # fraction of the GPUs' achievable rates a serving engine attains (kernel gaps,
+                                      # synchronisation, host scheduling); 1 = the roofline
+    active_power_fraction: float = 0.0  # board power floor while serving: idle + this x (power limit - idle)
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 

@@ -258,7 +258,7 @@ def decode_step(m, g, s, link, tier, w, t):
     """
     lay = layout(m, s, w)
     n_moe, n_dense = layer_counts(m)
-    r = _rates(g, link, tier, w)
+    r = _rates(g, s, link, tier, w)
     f = _fetches(m, link, tier, w, t, lay, n_moe, r)
     x = _traffic(m, w, t, lay, n_moe, n_dense, f.fetched)
     lat = _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f)
@@ -277,10 +277,11 @@ def decode_step(m, g, s, link, tier, w, t):
     )
 
 
-def _rates(g, link, tier, w):
+def _rates(g, s, link, tier, w):
     """Peak FLOP rate and the bandwidths the operations see (B/s); ``kv_extra`` (s/B) is what a KV byte costs
     beyond an HBM byte when the KV cache lives on a tier."""
-    hbm_bw = g.hbm_bw_gbps * GB * g.mem_efficiency
+    # achievable rates (microbenchmarks) x what a serving engine attains of them (docs/model.md, "Power and ...")
+    hbm_bw = g.hbm_bw_gbps * GB * g.mem_efficiency * s.serving_efficiency
     # products compute at the precision of the weights (or as set): fp8 / fp4 where the GPU has a faster path
     bits = np.where(w.compute_bits > 0, w.compute_bits, np.where(w.weight_bytes > 1, 16.0, np.where(
         w.weight_bytes > 0.5, 8.0, 4.0)))
@@ -301,7 +302,7 @@ def _rates(g, link, tier, w):
     # the new KV leaves in the link's other direction (PCIe, NVLink-C2C and CXL are full duplex): the tier's write
     # bandwidth limits it; a step writes one token per sequence, the link's outbound direction is otherwise idle
     kv_write_bw = getattr(w, "kv_write_bw_gbps", NO_KV_BW_GBPS) * GB
-    return SimpleNamespace(peak_flops=peak_tflops * 1e12 * g.compute_efficiency, flop_pj=flop_pj,
+    return SimpleNamespace(peak_flops=peak_tflops * 1e12 * g.compute_efficiency * s.serving_efficiency, flop_pj=flop_pj,
                            copy_cap=cap, hbm_bw=hbm_bw, bw=bw, kv_on=kv_on,
                            kv_extra=kv_on * (1.0 / kv_bw - 1.0 / bw), kv_write_s_per_byte=kv_on / kv_write_bw)
 
@@ -418,7 +419,7 @@ def _energy(m, g, s, link, tier, w, lay, r, f, x, latency):
     # a KV tier that is neither always on nor the experts' tier adds its idle power
     other_tier = getattr(tier, "tier_id", -1) != getattr(w, "kv_tier_id", -2)
     kv_idle = kv_on * getattr(w, "kv_idle_w_per_gpu", 0.0) * other_tier
-    static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle
+    static_w = lay.n_gpus * (active_floor_w(g, s) + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle
                              + hierarchy.warm_idle_w(w, tier))
     components = {
         "hbm_weights": x.hbm_weight_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
@@ -437,6 +438,15 @@ def _energy(m, g, s, link, tier, w, lay, r, f, x, latency):
     return SimpleNamespace(components=components, kv_write_bytes=kv_write_bytes, static_w=static_w, kv_on=kv_on)
 
 
+def active_floor_w(g, s):
+    """A board's power floor while a serving engine runs (W): idle + ``active_power_fraction`` x (limit - idle); a
+    preset without a limit keeps idle."""
+    if not np.any(s.active_power_fraction):
+        return g.idle_w
+    headroom = np.where(g.power_limit_w >= NO_POWER_LIMIT_W, 0.0, g.power_limit_w - g.idle_w)
+    return g.idle_w + s.active_power_fraction * headroom
+
+
 def _power(g, s, w, lay, e, latency):
     """The board power limit and the energy boundary (docs/model.md "Power and the energy boundary").
 
@@ -448,12 +458,13 @@ def _power(g, s, w, lay, e, latency):
     board = sum(c[k] for k in BOARD_COMPONENTS) + c["hbm_kv"] * (1 - e.kv_on)
     dynamic_w = board / np.maximum(lay.n_gpus * latency, 1e-300)
     # a preset that states no limit (NO_POWER_LIMIT_W) never throttles: its latency keeps its own dimensions
+    floor = active_floor_w(g, s)
     stretch = 1.0 if np.all(g.power_limit_w >= NO_POWER_LIMIT_W) else np.maximum(
-        dynamic_w / (g.power_limit_w - g.idle_w), 1.0)
+        dynamic_w / (g.power_limit_w - floor), 1.0)
     latency = latency * stretch
     c["background"] = e.static_w * latency
     boundary_energy(s, w, lay.n_gpus, c, latency)
-    return SimpleNamespace(latency=latency, gpu_power_w=g.idle_w + dynamic_w / stretch,
+    return SimpleNamespace(latency=latency, gpu_power_w=floor + dynamic_w / stretch,
                            limited=np.asarray(stretch) > 1.0)
 
 
