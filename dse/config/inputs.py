@@ -19,6 +19,7 @@ from dse.config import presets
 from dse.config import specs
 from dse.config import rules
 from dse.config.params import PARAMS, check_values, lookup
+from dse.model import kernel
 from dse.errors import DseError
 from dse import cf
 
@@ -160,10 +161,7 @@ def _tier_for(placement: str, tiers: dict) -> dict:
 def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
     """The KV cache's tier (dse.model.requests, docs/model.md "KV cache on a tier") as workload fields."""
     if kv_placement == "hbm":
-        return dict(kv_offloaded=0.0, kv_read_pj_per_bit=0.0, kv_write_pj_per_bit=0.0, kv_bw_gbps=NO_TIER_BW_GBPS,
-                    kv_write_bw_gbps=NO_TIER_BW_GBPS,
-                    kv_capacity_gb=0.0, kv_is_flash=0.0, kv_pe_cycles=0.0, kv_usd_per_gb=0.0,
-                    kv_idle_w_per_gpu=0.0, kv_tier_id=0.0)
+        return {k: v for k, v in kernel.WORKLOAD_FIELDS.items() if k.startswith("kv_")}
     if kv_placement not in tiers:
         raise DseError(f"kv_placement={kv_placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
     t, n = tiers[kv_placement], tiers[kv_placement]["devices_per_gpu"]
@@ -402,6 +400,8 @@ def workload(tree: dict, scalars: dict, dims: dict) -> SimpleNamespace:
     w["mimic_tool"] = 1.0 if acct["mimic_tool"] else 0.0
     w["overlap_step"] = 1.0 if acct["prefetch_overlap"] == "step" else 0.0
     w["overlap_stage"] = 1.0 if acct["prefetch_overlap"] == "expert_stage" else 0.0
+    for k, v in kernel.WORKLOAD_FIELDS.items():     # the kernel's fields beyond the spec, as a step in HBM
+        w.setdefault(k, v)
     return SimpleNamespace(w=w, request=request, kv_placement=kv_placement, freqs=freqs, placement=placement)
 
 

@@ -26,6 +26,19 @@ from dse.model.gemm import Gemm, Softmax
 
 PJ = 1e-12
 NO_KV_BW_GBPS = 1e30   # KV in HBM: no tier bandwidth limit
+
+#: Workload fields the kernel reads besides dse.config.specs.WorkloadSpec's, with their values for a decode step
+#: whose KV cache is in HBM. dse.config.inputs sets all of them (a KV tier's from its preset: ``kv_placement``);
+#: dse.model.requests sets ``query_len`` (a prefill chunk's tokens), dse.analyze.serving ``latency_only``.
+WORKLOAD_FIELDS = dict(
+    query_len=1.0,              # tokens of each sequence in this step: 1 decoding, a chunk prefilling
+    latency_only=False,         # times only (the batch search of dse.analyze.serving): no tiled traffic
+    kv_offloaded=0.0,           # 1: the KV cache lives on a tier (its constants below)
+    kv_read_pj_per_bit=0.0, kv_write_pj_per_bit=0.0,
+    kv_bw_gbps=NO_KV_BW_GBPS, kv_write_bw_gbps=NO_KV_BW_GBPS,      # per GPU (devices x each)
+    kv_capacity_gb=0.0, kv_is_flash=0.0, kv_pe_cycles=0.0, kv_usd_per_gb=0.0, kv_idle_w_per_gpu=0.0,
+    kv_tier_id=0.0,             # 0: HBM; else the tier's index + 1 (a tier holding experts and KV idles once)
+)
 NO_POWER_LIMIT_W = 1e6  # GPUSpec.power_limit_w of a preset that states none
 GB = 1e9
 BITS = 8.0
@@ -76,8 +89,8 @@ def parameter_counts(m, g):
     layer, ``dense`` (FFN) per dense layer, ``moe`` (router + shared experts) per MoE layer, ``expert`` per routed
     expert, ``lm_head``, and ``total`` / ``active`` (without the embedding)."""
     one = SimpleNamespace(tp=1, dp=1)
-    w = SimpleNamespace(batch=1.0, context_len=1.0, weight_bytes=1.0, act_bytes=1.0, kv_bytes=1.0,
-                        fused_attention=0.0, dp_attention=0.0)
+    w = SimpleNamespace(**WORKLOAD_FIELDS, batch=1.0, context_len=1.0, weight_bytes=1.0, act_bytes=1.0,
+                        kv_bytes=1.0, fused_attention=0.0, dp_attention=0.0)
     ops = layer_ops(m, g, w, layout(m, one, w), rows=1.0)
     weights = {k: sum(c.b_bytes for _, c, o in v if o == "weights") for k, v in ops.items()}
     n_moe, n_dense = layer_counts(m)
@@ -112,7 +125,7 @@ def layout(m, s, w):
         att_tokens=group_tokens / (1 + dpa * (s.tp - 1)),
         heads=m.n_heads / att_split,
         kv_heads=np.maximum(m.n_kv_heads / att_split, 1.0),
-        query_len=getattr(w, "query_len", 1.0),   # tokens of each sequence in this step: 1 decoding, a chunk prefilling
+        query_len=w.query_len,   # tokens of each sequence in this step: 1 decoding, a chunk prefilling
     )
 
 
@@ -125,7 +138,7 @@ def layer_ops(m, g, w, lay, rows):
     is one routed expert with ``rows`` tokens (its count over GPUs is the routing's business).
     """
     pw, pa, pk = w.weight_bytes, w.act_bytes, w.kv_bytes
-    traffic = not getattr(w, "latency_only", False)   # dse.model.requests's batch search needs times only
+    traffic = not w.latency_only   # dse.analyze.serving's batch search needs times only
     T, tp = lay.group_tokens, lay.tp
     # a prefill chunk (dse.model.requests) runs q tokens of each sequence: linear products take q A / q T rows, a
     # sequence's attention products q G rows against its (effective) context L; the LM head stays one row per sequence
@@ -297,11 +310,11 @@ def _rates(g, s, link, tier, w):
     copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), cap)
     bw = hbm_bw - w.mimic_tool * w.staged * tier.offloaded * copy_bw
     # KV cache on a tier (w.kv_offloaded = 1, dse.model.requests): KV bytes stream over the link at the tier's speed
-    kv_on = getattr(w, "kv_offloaded", 0.0)
-    kv_bw = np.minimum(link.bw_gbps * GB, getattr(w, "kv_bw_gbps", NO_KV_BW_GBPS) * GB)
+    kv_on = w.kv_offloaded
+    kv_bw = np.minimum(link.bw_gbps * GB, w.kv_bw_gbps * GB)
     # the new KV leaves in the link's other direction (PCIe, NVLink-C2C and CXL are full duplex): the tier's write
     # bandwidth limits it; a step writes one token per sequence, the link's outbound direction is otherwise idle
-    kv_write_bw = getattr(w, "kv_write_bw_gbps", NO_KV_BW_GBPS) * GB
+    kv_write_bw = w.kv_write_bw_gbps * GB
     return SimpleNamespace(peak_flops=peak_tflops * 1e12 * g.compute_efficiency * s.serving_efficiency, flop_pj=flop_pj,
                            copy_cap=cap, hbm_bw=hbm_bw, bw=bw, kv_on=kv_on,
                            kv_extra=kv_on * (1.0 / kv_bw - 1.0 / bw), kv_write_s_per_byte=kv_on / kv_write_bw)
@@ -413,12 +426,12 @@ def _energy(m, g, s, link, tier, w, lay, r, f, x, latency):
     """The step's energy by component (s.5, s.12.4), J."""
     kv_on = r.kv_on
     kv_write_bytes = lay.n_gpus * lay.att_tokens * lay.query_len * _kv_token_bytes(m, w, lay)   # new KV this step
-    kv_read_pj = getattr(w, "kv_read_pj_per_bit", 0.0) + link.pj_per_bit
-    kv_write_pj = getattr(w, "kv_write_pj_per_bit", 0.0) + link.pj_per_bit
+    kv_read_pj = w.kv_read_pj_per_bit + link.pj_per_bit
+    kv_write_pj = w.kv_write_pj_per_bit + link.pj_per_bit
     offload_bits = f.offload_bytes * BITS
     # a KV tier that is neither always on nor the experts' tier adds its idle power
-    other_tier = getattr(tier, "tier_id", -1) != getattr(w, "kv_tier_id", -2)
-    kv_idle = kv_on * getattr(w, "kv_idle_w_per_gpu", 0.0) * other_tier
+    other_tier = tier.tier_id != w.kv_tier_id
+    kv_idle = kv_on * w.kv_idle_w_per_gpu * other_tier
     static_w = lay.n_gpus * (active_floor_w(g, s) + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle
                              + hierarchy.warm_idle_w(w, tier))
     components = {
@@ -506,6 +519,6 @@ def routed_tables(m, g, s, w, plan: dict) -> dict:
     """The step's tables (:func:`step_tables`) with the routing's expected experts for ``w.batch`` x ``w.query_len``
     tokens (one query token per sequence in a decode step; ``query_len`` prompt tokens in a prefill step);
     ``plan`` is :func:`dse.model.routing.plan`'s."""
-    tokens = SimpleNamespace(**{**vars(w), "batch": w.batch * getattr(w, "query_len", 1.0)})
+    tokens = SimpleNamespace(**{**vars(w), "batch": w.batch * w.query_len})
     touched, uncached, busiest, warm = routing.expected_experts(m, s, tokens, **plan)
     return step_tables(m, g, s, w, touched, uncached, busiest, warm)
