@@ -41,6 +41,7 @@ def test_the_node_presets_carry_the_fit_of_the_fit_half(rows):
         p = presets.preset("system", system)
         assert p["serving_efficiency"] == pytest.approx(got["serving_efficiency"], abs=1e-9)
         assert p["active_power_fraction"] == pytest.approx(got["active_power_fraction"], abs=1e-9)
+        assert p["host_us_per_sequence"] == pytest.approx(got["host_us_per_sequence"], abs=1e-9)
         assert p["provenance"]["serving_efficiency"]["evidence"] == "fitted"
 
 

@@ -6,9 +6,9 @@ predicts the energy per output token at the row's own boundary with the node pre
 (``hgx-h100``, ``hgx-h200``, ``hgx-b200``), the model's preset, the row's precision (weight bytes), GPUs and
 concurrency: a decode step at the mean context of a request's life (prompt + output / 2; a prompt length not
 published counts as 0), the experts in HBM. Nothing is fitted to these rows: every constant comes from the presets
-(their sources and evidence grades are in dse/conf), except the two constants of the serving engine
+(their sources and evidence grades are in dse/conf), except the three constants of the serving engine
 (``system.serving_efficiency``: the fraction of the GPUs' achievable rates it attains; ``active_power_fraction``: the
-boards' power floor while it runs), which are fitted on every other row (``--fit``; one pair for all nodes, GPUs
+boards' power floor while it runs; ``host_us_per_sequence``: its host time per sequence and step), which are fitted on every other row (``--fit``; one set for all nodes, GPUs
 and models) and reported on the rest. Rows dse has no preset for are listed as skipped.
 
     python -m analysis.validation [--out DIR]      # or: dse validate [--out DIR]
@@ -108,13 +108,15 @@ def halves(rows: list[Row]) -> tuple[list[Row], list[Row]]:
     return done[0::2], done[1::2]
 
 
-#: The grid the serving-engine constants are fitted on (system.serving_efficiency, system.active_power_fraction).
-FIT_GRID = dict(serving_efficiency=[round(0.20 + 0.01 * i, 2) for i in range(81)],
-                active_power_fraction=[round(0.01 * i, 2) for i in range(91)])
+#: The grid the serving engine's constants are fitted on (system.serving_efficiency, active_power_fraction,
+#: host_us_per_sequence).
+FIT_GRID = dict(serving_efficiency=[round(0.30 + 0.02 * i, 2) for i in range(36)],
+                active_power_fraction=[round(0.02 * i, 2) for i in range(46)],
+                host_us_per_sequence=[10.0 * i for i in range(21)])
 
 
 def fit(rows: list[Row]) -> dict:
-    """The serving engine's two constants by least squares of log(predicted / measured) over ``rows`` (the fit
+    """The serving engine's three constants by least squares of log(predicted / measured) over ``rows`` (the fit
     half), on :data:`FIT_GRID`: the same pair for every node, GPU and model."""
     import numpy as np
 
@@ -151,7 +153,7 @@ def summary(rows: list[Row]) -> str:
     done = [r for r in rows if not r.skipped]
     if done:
         lines.append(f"{len(done)} rows predicted, {len(rows) - len(done)} skipped. The serving-engine constants "
-                     "(system.serving_efficiency, active_power_fraction) were fitted on the fit half:")
+                     "(system.serving_efficiency, active_power_fraction, host_us_per_sequence) were fitted on the fit half:")
         lines.append(_stats("  report half (not fitted on)", [r for r in done if r.id not in fit_ids]))
         lines.append(_stats("  fit half", [r for r in done if r.id in fit_ids]))
         lines.append(_stats("  all", done))

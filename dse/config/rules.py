@@ -115,6 +115,7 @@ RULES: dict[str, Rule] = {
     "system.psu_efficiency": Rule(0.01, 1),
     "system.serving_efficiency": Rule(1e-3, 1),
     "system.active_power_fraction": Rule(0, 0.99),
+    "system.host_us_per_sequence": Rule(0, 1e6),
     # --- workload
     "workload.batch": _int(1),
     "workload.context_len": Rule(0, COUNT),         # a mean context (e.g. 1846.5) is a context

@@ -124,6 +124,7 @@ class SystemSpec:
     serving_efficiency: float = 1.0   # fraction of the GPUs' achievable rates a serving engine attains (kernel gaps,
                                       # synchronisation, host scheduling); 1 = the roofline
     active_power_fraction: float = 0.0  # board power floor while serving: idle + this x (power limit - idle)
+    host_us_per_sequence: float = 0.0  # the serving engine's host time per sequence and step, not overlapped (us)
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 

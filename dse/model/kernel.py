@@ -389,7 +389,9 @@ def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f):
     # a KV cache on a tier: each layer's new K/V leave over the link at the tier's write bandwidth
     t_kv_write = m.n_layers * _kv_layer_bytes(m, w, lay) * r.kv_write_s_per_byte
     t_dense_layers = n_dense * (t_att + c.ar_attention + t_dense + c.allreduce)
-    t_other = t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm + t_kv_write
+    # the serving engine's host work per sequence of a data-parallel group, not overlapped with the GPUs
+    t_host = s.host_us_per_sequence * 1e-6 * lay.group_tokens
+    t_other = t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm + t_kv_write + t_host
     prefetch = w.prefetch
     # copies overlap only their own MoE layer's experts (refined) ...
     t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts) + t_miss
