@@ -89,6 +89,8 @@ def test_first_dense_up_to_n_layers_is_a_dense_model():
     for c in ("offload_read", "offload_link", "offload_hbm_write", "warm_read", "warm_link"):
         assert np.all(ds.energy.sel(component=c).values == 0), c
     assert np.all(ds.offload_share.values == 0) and np.all(ds.copy_latency.values == 0)
+    for name in ("experts_touched", "experts_fetched", "busiest_gpu_experts", "experts_fetched_warm"):
+        assert np.all(ds[name].values == 0), name                 # no MoE layer: no expert per MoE layer
     for name in ("energy_per_token", "step_energy", "energy", "step_latency", "tokens_per_s", "hbm_read_bytes",
                  "hbm_activation_bytes", "flops", "hbm_bytes", "capacity_cost_usd", "hbm_fill"):
         np.testing.assert_allclose(ds[name].values, dense[name].values, rtol=1e-12, err_msg=name)

@@ -283,9 +283,12 @@ def decode_step(m, g, s, link, tier, w, t):
         copy_latency=lat.parts.copy_total + n_moe * f.t_miss, flops=x.flops,
         hbm_weight_bytes=x.hbm_weight_bytes, kv_bytes=x.kv_bytes, activation_bytes=x.act_read + x.act_write,
         offload_bytes=f.offload_bytes, offload_bits=f.offload_bytes * BITS, hbm_bytes=cap.hbm_bytes,
-        tier_bytes=cap.tier_bytes, touched=t.touched, fetched=f.fetched, busiest=t.busiest, n_gpus=lay.n_gpus,
+        # per MoE layer: a model without MoE layers (first_dense = n_layers) touches and fetches none
+        tier_bytes=cap.tier_bytes, touched=t.touched * (n_moe > 0), fetched=f.fetched * (n_moe > 0),
+        busiest=t.busiest * (n_moe > 0), n_gpus=lay.n_gpus,
         kv_stored=cap.kv_stored, kv_tier_bytes=cap.kv_stored * r.kv_on, kv_write_bytes=e.kv_write_bytes,
-        static_w=e.static_w, warm_bits=f.warm_bits, warm_fetched=f.warm_fetched, warm_tier_bytes=cap.warm_held,
+        static_w=e.static_w, warm_bits=f.warm_bits, warm_fetched=f.warm_fetched * (n_moe > 0),
+        warm_tier_bytes=cap.warm_held,
         parts=lat.parts,   # the latency's composition (dse.model.requests sums it over steps whose context grows)
     )
 
@@ -391,7 +394,8 @@ def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f):
     t_dense_layers = n_dense * (t_att + c.ar_attention + t_dense + c.allreduce)
     # the serving engine's host work per sequence of a data-parallel group, not overlapped with the GPUs
     t_host = s.host_us_per_sequence * 1e-6 * lay.group_tokens
-    t_other = t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm + t_kv_write + t_host
+    t_other = (t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm + t_kv_write
+               + t_host)
     prefetch = w.prefetch
     # copies overlap only their own MoE layer's experts (refined) ...
     t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts) + t_miss
@@ -434,8 +438,8 @@ def _energy(m, g, s, link, tier, w, lay, r, f, x, latency):
     # a KV tier that is neither always on nor the experts' tier adds its idle power
     other_tier = tier.tier_id != w.kv_tier_id
     kv_idle = kv_on * w.kv_idle_w_per_gpu * other_tier
-    static_w = lay.n_gpus * (active_floor_w(g, s) + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle
-                             + hierarchy.warm_idle_w(w, tier))
+    static_w = lay.n_gpus * (active_floor_w(g, s) + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu
+                             + kv_idle + hierarchy.warm_idle_w(w, tier))
     components = {
         "hbm_weights": x.hbm_weight_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
         # KV-cache traffic: read from HBM, or (KV on a tier) read from the tier plus the new KV written, over the link
