@@ -278,16 +278,17 @@ def decode_step(m, g, s, link, tier, w, t):
     e = _energy(m, g, s, link, tier, w, lay, r, f, x, lat.latency)
     p = _power(g, s, w, lay, e, lat.latency)
     cap = _capacity(m, tier, w, t, lay, n_moe, n_dense, r.kv_on)
+    has_moe = 1.0 if np.all(n_moe > 0) else (n_moe > 0)    # (a scalar where every model has MoE layers)
     return SimpleNamespace(
         energy=e.components, latency=p.latency, gpu_power_w=p.gpu_power_w, power_limited=p.limited,
         copy_latency=lat.parts.copy_total + n_moe * f.t_miss, flops=x.flops,
         hbm_weight_bytes=x.hbm_weight_bytes, kv_bytes=x.kv_bytes, activation_bytes=x.act_read + x.act_write,
         offload_bytes=f.offload_bytes, offload_bits=f.offload_bytes * BITS, hbm_bytes=cap.hbm_bytes,
         # per MoE layer: a model without MoE layers (first_dense = n_layers) touches and fetches none
-        tier_bytes=cap.tier_bytes, touched=t.touched * (n_moe > 0), fetched=f.fetched * (n_moe > 0),
-        busiest=t.busiest * (n_moe > 0), n_gpus=lay.n_gpus,
+        tier_bytes=cap.tier_bytes, touched=t.touched * has_moe, fetched=f.fetched * has_moe,
+        busiest=t.busiest * has_moe, n_gpus=lay.n_gpus,
         kv_stored=cap.kv_stored, kv_tier_bytes=cap.kv_stored * r.kv_on, kv_write_bytes=e.kv_write_bytes,
-        static_w=e.static_w, warm_bits=f.warm_bits, warm_fetched=f.warm_fetched * (n_moe > 0),
+        static_w=e.static_w, warm_bits=f.warm_bits, warm_fetched=f.warm_fetched * has_moe,
         warm_tier_bytes=cap.warm_held,
         parts=lat.parts,   # the latency's composition (dse.model.requests sums it over steps whose context grows)
     )
