@@ -189,7 +189,7 @@ class LiveApp:
         params = {}
         for n, w in self.numeric.items():
             if w.value is not None and w.value != self.defaults.get(n):
-                params[n] = w.value
+                params[n] = int(w.value) if PARAMS[n].integer else float(w.value)
         for n, w in self.choices.items():
             d = self.defaults.get(n)
             d = str(d).lower() if isinstance(d, bool) else d
