@@ -268,7 +268,8 @@ def test_results_mode_on_a_sweep(browser, sweep, tmp_path):
         assert len(table) == len(s)
         got = np.array([number(table[(str(i), "energy_per_token")]) for i in range(len(s))])
         np.testing.assert_allclose(got, s.values, rtol=REL)
-        wait_for(lambda: deep(browser, ".dse-figure img"), what="the figure")
+        wait_for(lambda: [i for i in deep(browser, "img") if (i.get_attribute("src") or "").startswith("data:image/png")
+                          and i.size["width"] > 100], what="the figure")
         not_blank(browser, tmp_path / "sweep.png")
         code = " ".join(e.text for e in deep(browser, ".dse-python"))
         assert "dse.open_results(" in code and "dse.plot.auto(ds)" in code

@@ -352,13 +352,10 @@ def netcdf_bytes(ds) -> bytes:
 # are dse.plot's own (breakdown_figure, batch_figure).
 
 
-def breakdown_bokeh(view: View):
-    """Energy per token by component for each (batch, placement), stacked, relative to HBM at each batch when HBM
-    is among the placements (as dse.plot.breakdown); hover gives each segment's J per token."""
-    from bokeh.models import ColumnDataSource, FactorRange, HoverTool
-    from bokeh.plotting import figure
-
-    from dse.analyze.plot import COMPONENT_COLORS, COMPONENT_LABELS, placement_label
+def breakdown_data(view: View) -> tuple[tuple, dict]:
+    """(key, columns) of the breakdown view: the key changes when the figure's layout must (placements, batches,
+    components drawn, title); otherwise only the columns are sent."""
+    from dse.analyze.plot import placement_label
 
     ds = view.ds
     e = (ds.energy / ds.batch).transpose("batch", "placement", "component")
@@ -371,6 +368,21 @@ def breakdown_bokeh(view: View):
     for c in comps:
         data[c] = shown.sel(component=c).values.reshape(-1)
         data[c + "_mj"] = e.sel(component=c).values.reshape(-1) * 1e3
+    return (tuple(factors), tuple(comps), relative, title(view.settings)), data
+
+
+def breakdown_bokeh(view: View, key=None, data=None):
+    """Energy per token by component for each (batch, placement), stacked, relative to HBM at each batch when HBM
+    is among the placements (as dse.plot.breakdown); hover gives each segment's J per token. Returns the figure
+    and its data source (the page updates the source while the key stays)."""
+    from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+    from bokeh.plotting import figure
+
+    from dse.analyze.plot import COMPONENT_COLORS, COMPONENT_LABELS
+
+    if key is None:
+        key, data = breakdown_data(view)
+    factors, comps, relative, _ = key
     src = ColumnDataSource(data)
     p = figure(x_range=FactorRange(*factors), height=330, sizing_mode="stretch_width", toolbar_location="right",
                tools="pan,wheel_zoom,box_zoom,reset,save",
@@ -387,29 +399,43 @@ def breakdown_bokeh(view: View):
     p.legend.location = "top_left"
     p.legend.label_text_font_size = "9pt"
     p.add_layout(p.legend[0], "right")
-    return p
+    return p, src
 
 
-def batch_bokeh(view: View):
-    """Energy per token against batch, one line per placement (log-log), in dse.plot's placement colours."""
+def batch_data(view: View) -> tuple[tuple, list[dict]]:
+    """(key, one column dict per placement) of the energy-against-batch view."""
+    ds = view.ds
+    b = ds.batch.values.astype(float)
+    cols = []
+    for pl in ds.placement.values:
+        y = ds.energy_per_token.sel(placement=pl).transpose("batch").values * 1e3
+        cols.append(dict(x=b, y=y, fits=["yes" if f else "NO" for f in
+                                         np.broadcast_to(ds.fits.sel(placement=pl).values, b.shape)]))
+    return (tuple(str(p) for p in ds.placement.values), tuple(b), title(view.settings)), cols
+
+
+def batch_bokeh(view: View, key=None, cols=None):
+    """Energy per token against batch, one line per placement (log-log), in dse.plot's placement colours.
+    Returns the figure and its data sources (one per placement)."""
     from bokeh.models import ColumnDataSource, HoverTool
     from bokeh.plotting import figure
 
     from dse.analyze.plot import PLACEMENT_COLORS, placement_label
 
-    ds = view.ds
-    b = ds.batch.values.astype(float)
+    if key is None:
+        key, cols = batch_data(view)
+    b = np.asarray(key[1])
     p = figure(height=300, sizing_mode="stretch_width", x_axis_type="log" if b.max() / b.min() > 8 else "linear",
                y_axis_type="log", x_axis_label="batch (sequences)", y_axis_label="energy per token (mJ)",
                tools="pan,wheel_zoom,box_zoom,reset,save", title=f"{title(view.settings)}: energy per token")
-    for pl in ds.placement.values:
-        y = ds.energy_per_token.sel(placement=pl).transpose("batch").values * 1e3
-        src = ColumnDataSource(dict(x=b, y=y, fits=["yes" if f else "NO" for f in
-                                                    np.broadcast_to(ds.fits.sel(placement=pl).values, b.shape)]))
+    sources = []
+    for pl, col in zip(key[0], cols):
+        src = ColumnDataSource(col)
+        sources.append(src)
         color = PLACEMENT_COLORS.get(str(pl), "#444")
         p.line("x", "y", source=src, color=color, line_width=2, legend_label=placement_label(pl))
         r = p.scatter("x", "y", source=src, color=color, size=6, legend_label=placement_label(pl))
         p.add_tools(HoverTool(renderers=[r], tooltips=[("placement", placement_label(pl)), ("batch", "@x"),
                                                        ("mJ per token", "@y{0.000}"), ("fits", "@fits")]))
     p.legend.location = "top_right"
-    return p
+    return p, sources

@@ -109,6 +109,7 @@ class LiveApp:
         self.cli = pn.pane.Markdown("", css_classes=["dse-cli"], sizing_mode="stretch_width")
         self.py = pn.pane.Markdown("", css_classes=["dse-python"], sizing_mode="stretch_width")
         self.last = None        # the last good View
+        self._drawn = {}        # view name -> (layout key, data source(s)) of the Bokeh figures shown
         self._busy = False
         self.downloads = [
             pn.widgets.FileDownload(callback=lambda: self._export("png"), filename="dse-explore.png",
@@ -307,9 +308,22 @@ class LiveApp:
 
     def _draw_figure(self, view) -> None:
         """The views of the tab shown: Bokeh on the energy tab, dse.plot's figures on the paper-figures tab."""
-        if self.tabs.active == 0:
-            self.plot_breakdown.object = live.breakdown_bokeh(view)
-            self.plot_batch.object = live.batch_bokeh(view)
+        if self.tabs.active == 0:    # same layout: new numbers into the figures' sources; else new figures
+            key, data = live.breakdown_data(view)
+            if key == self._drawn.get("breakdown", (None,))[0]:
+                self._drawn["breakdown"][1].data = data
+            else:
+                fig, src = live.breakdown_bokeh(view, key, data)
+                self.plot_breakdown.object = fig
+                self._drawn["breakdown"] = (key, src)
+            key, cols = live.batch_data(view)
+            if key == self._drawn.get("batch", (None,))[0]:
+                for src, col in zip(self._drawn["batch"][1], cols):
+                    src.data = col
+            else:
+                fig, srcs = live.batch_bokeh(view, key, cols)
+                self.plot_batch.object = fig
+                self._drawn["batch"] = (key, srcs)
         elif self.tabs.active == 3:
             self.fig_breakdown.object = live.figure_png(live.breakdown_figure(view))
             self.fig_batch.object = live.figure_png(live.batch_figure(view))
