@@ -438,4 +438,8 @@ def batch_bokeh(view: View, key=None, cols=None):
         p.add_tools(HoverTool(renderers=[r], tooltips=[("placement", placement_label(pl)), ("batch", "@x"),
                                                        ("mJ per token", "@y{0.000}"), ("fits", "@fits")]))
     p.legend.location = "top_right"
+    from bokeh.models import NumeralTickFormatter
+
+    p.xaxis.formatter = NumeralTickFormatter(format="0,0")
+    p.yaxis.formatter = NumeralTickFormatter(format="0,0.[000]")
     return p, sources

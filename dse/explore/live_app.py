@@ -85,7 +85,9 @@ class LiveApp:
             if p.integer:
                 lo, hi = int(lo), (None if hi is None else int(hi))
             self.numeric[name] = cls(name=_label(name), value=None, start=lo, end=hi,
-                                     description=f"{p.doc}; allowed {p.lo:g} to {p.hi:g}",
+                                     description=f"{p.doc}; allowed {p.lo:g} to {p.hi:g}" + (
+                                         "; shown: the first Flash tier's preset value; a value set here applies "
+                                         "to every Flash tier" if name == "flash_read_pj_per_bit" else ""),
                                      css_classes=[f"dse-{name.replace('_', '-')}"])
         self.choices = {}
         for name in live.CHOICES:
