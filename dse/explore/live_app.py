@@ -55,27 +55,27 @@ class LiveApp:
         s = settings or Settings()
         self.models, self.systems = _presets("model"), _presets("system")
         self.accountings, self.profiles = _presets("accounting"), _presets("profile")
-        self.model = pn.widgets.Select(name="model", options=list(self.models), value=s.model,
+        self.model = pn.widgets.Select(label="model", options=list(self.models), value=s.model,
                                        css_classes=["dse-model"])
-        self.system = pn.widgets.Select(name="system", options=list(self.systems), value=s.system,
+        self.system = pn.widgets.Select(label="system", options=list(self.systems), value=s.system,
                                         css_classes=["dse-system"])
-        self.accounting = pn.widgets.Select(name="accounting", options=list(self.accountings), value=s.accounting,
+        self.accounting = pn.widgets.Select(label="accounting", options=list(self.accountings), value=s.accounting,
                                             css_classes=["dse-accounting"])
         self.preset_notes = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.placement = pn.widgets.CheckBoxGroup(name="placement", options=["hbm"], value=list(s.placement),
+        self.placement = pn.widgets.CheckBoxGroup(label="placement", options=["hbm"], value=list(s.placement),
                                                   inline=True, css_classes=["dse-placement"])
         self.tier_notes = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.batch = pn.widgets.TextInput(name="batch [sequences] (list)", value=", ".join(map(str, s.batch)),
+        self.batch = pn.widgets.TextInput(label="batch [sequences] (list)", value=", ".join(map(str, s.batch)),
                                           css_classes=["dse-batch"])
-        self.at_batch = pn.widgets.Select(name="tables at batch", options=list(s.batch), value=s.at_batch,
+        self.at_batch = pn.widgets.Select(label="tables at batch", options=list(s.batch), value=s.at_batch,
                                           css_classes=["dse-at-batch"])
-        self.reference = pn.widgets.Select(name="break-even reference placement", options=["hbm"], value=s.reference,
+        self.reference = pn.widgets.Select(label="break-even reference placement", options=["hbm"], value=s.reference,
                                            css_classes=["dse-reference"])
-        self.profile = pn.widgets.Select(name="request profile", options=["(none)", *self.profiles],
+        self.profile = pn.widgets.Select(label="request profile", options=["(none)", *self.profiles],
                                          value=s.profile or "(none)", css_classes=["dse-profile"])
-        self.tpot = pn.widgets.FloatInput(name="TPOT target [ms]", value=s.tpot_ms, start=1e-6,
+        self.tpot = pn.widgets.FloatInput(label="TPOT target [ms]", value=s.tpot_ms, start=1e-6,
                                           css_classes=["dse-tpot"])
-        self.ttft = pn.widgets.FloatInput(name="TTFT target [s]", value=s.ttft_s, start=1e-9,
+        self.ttft = pn.widgets.FloatInput(label="TTFT target [s]", value=s.ttft_s, start=1e-9,
                                           css_classes=["dse-ttft"])
         self.numeric = {}
         for name in live.numeric_params():
@@ -84,7 +84,7 @@ class LiveApp:
             lo, hi = p.lo, (p.hi if p.hi is not None and p.hi < 1e300 else None)
             if p.integer:
                 lo, hi = int(lo), (None if hi is None else int(hi))
-            self.numeric[name] = cls(name=_label(name), value=None, start=lo, end=hi,
+            self.numeric[name] = cls(label=_label(name), value=None, start=lo, end=hi,
                                      description=f"{p.doc}; allowed {p.lo:g} to {p.hi:g}" + (
                                          "; shown: the first Flash tier's preset value; a value set here applies "
                                          "to every Flash tier" if name == "flash_read_pj_per_bit" else ""),
@@ -92,7 +92,7 @@ class LiveApp:
         self.choices = {}
         for name in live.CHOICES:
             p = PARAMS[name]
-            self.choices[name] = pn.widgets.Select(name=name, options=[str(c).lower() if isinstance(c, bool) else c
+            self.choices[name] = pn.widgets.Select(label=name, options=[str(c).lower() if isinstance(c, bool) else c
                                                                        for c in p.choices],
                                                    description=p.doc, css_classes=[f"dse-{name.replace('_', '-')}"])
         self.defaults: dict = {}
@@ -115,7 +115,7 @@ class LiveApp:
         self._busy = False
         self.downloads = [
             pn.widgets.FileDownload(callback=lambda: self._export("png"), filename="dse-explore.png",
-                                    label="figure PNG", button_type="primary", css_classes=["dse-export-png"]),
+                                    label="figure PNG", css_classes=["dse-export-png"]),
             pn.widgets.FileDownload(callback=lambda: self._export("svg"), filename="dse-explore.svg",
                                     label="figure SVG", css_classes=["dse-export-svg"]),
             pn.widgets.FileDownload(callback=lambda: self._export("nc"), filename="dse-explore.nc",

@@ -72,15 +72,15 @@ class ResultsApp:
                 vals = self.ds[d].values if d in self.ds.coords else np.arange(self.ds.sizes[d])
                 if len(vals) <= MAX_CHOICES:
                     opts = {_label(v): i for i, v in enumerate(vals)}
-                    w = pn.widgets.MultiChoice(name=f"{d} ({len(vals)} values)", options=opts,
+                    w = pn.widgets.MultiChoice(label=f"{d} ({len(vals)} values)", options=opts,
                                                value=list(range(len(vals))), css_classes=[f"dse-dim-{d}"])
                 else:
-                    w = pn.widgets.IntRangeSlider(name=f"{d}: index ({_label(vals[0])} .. {_label(vals[-1])})",
+                    w = pn.widgets.IntRangeSlider(label=f"{d}: index ({_label(vals[0])} .. {_label(vals[-1])})",
                                                   start=0, end=len(vals) - 1, value=(0, min(len(vals) - 1, 9)),
                                                   css_classes=[f"dse-dim-{d}"])
                 w.param.watch(lambda e: self.refresh(), "value")
                 self.widgets[d] = w
-        self.feasible_only = pn.widgets.Checkbox(name="feasible trials only", value=False,
+        self.feasible_only = pn.widgets.Checkbox(label="feasible trials only", value=False,
                                                  css_classes=["dse-feasible"])
         if self.kind == "search":
             self.feasible_only.param.watch(lambda e: self.refresh(), "value")
