@@ -110,6 +110,22 @@ def test_the_shown_command_line_and_python_call_reproduce_the_page(page, tmp_pat
     page.set(flash_read_pj_per_bit=page.defaults["flash_read_pj_per_bit"], routing_skew=0.0)
 
 
+def test_a_tier_preset_puts_its_numbers_in_the_slot(page):
+    """nvme-gen4 in the 8xh200's ssd slot: its numbers as written in dse/conf/tier/nvme-gen4.yaml."""
+    page.set(**{"tiers.ssd": "nvme-gen4"})
+    assert not page.error.visible, page.error.object
+    gen4 = {"read_pj_per_bit": 102.4, "bw_gbps": 7.0, "capacity_gb": 7680.0, "idle_w": 3.5, "usd_per_gb": 0.10,
+            "write_pj_per_bit": 406.0, "pe_cycles": 1825}
+    want = dse.evaluate(**BASE, placement=["hbm", "ssd", "hbf"], batch=[1, 8, 64],
+                        **{f"system.tiers.ssd.{k}": v for k, v in gen4.items()})
+    np.testing.assert_allclose(page.last.ds.energy_per_token.transpose(*want.energy_per_token.dims).values,
+                               want.energy_per_token.values, rtol=1e-12)
+    assert "system.tiers.ssd.bw_gbps=7.0" in page.cli.object
+    assert "<b>nvme-gen4</b>" in page.tier_box.objects[-1].object and "Evidence:" in page.tier_box.objects[-1].object
+    page.set(**{"tiers.ssd": "nvme-gen5"})
+    assert page.settings().tiers == {}
+
+
 def test_exports_read_back(page):
     ds = xr.open_dataset(io.BytesIO(page._export("nc").getvalue()), engine="h5netcdf")
     np.testing.assert_array_equal(ds.energy_per_token.values, page.last.ds.energy_per_token.values)

@@ -75,6 +75,46 @@ def tiers(system: str, model: str = "mixtral-8x7b", accounting: str = "paper") -
     return dict(_composed(model, system, accounting)["system"]["tiers"])
 
 
+@functools.lru_cache(maxsize=None)
+def tier_preset(name: str) -> dict:
+    """A tier preset's file (dse/conf/tier/<name>.yaml) as a dict."""
+    import yaml
+
+    from dse.config.presets import CONF_DIR, check_preset
+
+    check_preset("tier", name)
+    return yaml.safe_load((CONF_DIR / "tier" / f"{name}.yaml").read_text()) or {}
+
+
+def tier_presets(kind: str) -> list[str]:
+    """The tier presets of one kind (memory or flash)."""
+    from dse.config.presets import presets
+
+    return [n for n in presets("tier") if str(tier_preset(n).get("kind")) == str(kind)]
+
+
+def tier_settings(slot: str, name: str, s: "Settings") -> dict:
+    """The dotted settings that put tier preset ``name`` in the system's tier ``slot``: each of its numbers
+    (``system.tiers.<slot>.<leaf>``); the system's own per-slot numbers (devices per GPU) stay."""
+    from dse.config import presets
+
+    tree = _composed(s.model, s.system, s.accounting)
+    out = {}
+    for leaf, value in tier_preset(name).items():
+        if leaf in ("name", "kind", "provenance") or isinstance(value, (dict, list, str, bool)) or value is None:
+            continue
+        path = f"system.tiers.{slot}.{leaf}"
+        try:
+            presets.get_path(tree, path)
+        except DseError:
+            continue
+        if leaf == "read_pj_per_bit" and "flash_read_pj_per_bit" in s.params and \
+                str(tier_preset(name).get("kind")) == "flash":
+            continue     # the Flash read energy set on the page wins
+        out[path] = value
+    return out
+
+
 def preset_value(name: str, model: str, system: str, accounting: str):
     """A parameter's value in the composed presets (``flash_read_pj_per_bit``: the first Flash tier's), or None
     where the presets leave it unset."""
@@ -102,18 +142,26 @@ class Settings:
     batch: tuple = (1, 4, 16, 64, 256)
     at_batch: int = 64                      # the batch of the tables
     params: dict = field(default_factory=dict)   # canonical name -> value, only those differing from the presets
+    tiers: dict = field(default_factory=dict)    # tier slot -> tier preset, only those differing from the system's
     reference: str = "hbm"                  # break-even reference placement
     profile: str | None = "sharegpt"        # request profile (None: prompt_len / output_len from params)
     tpot_ms: float | None = 50.0
     ttft_s: float | None = 5.0
 
+    def tier_overrides(self) -> dict:
+        out = {}
+        for slot, name in self.tiers.items():
+            out.update(tier_settings(slot, name, self))
+        return out
+
     def evaluate_kwargs(self) -> dict:
         return dict(model=self.model, system=self.system, accounting=self.accounting,
-                    placement=list(self.placement), batch=[int(b) for b in self.batch], **self.params)
+                    placement=list(self.placement), batch=[int(b) for b in self.batch], **self.params,
+                    **self.tier_overrides())
 
     def request_kwargs(self) -> dict:
         req = {"profile": self.profile} if self.profile else {}
-        return {k: v for k, v in self.params.items()} | req
+        return {k: v for k, v in self.params.items()} | self.tier_overrides() | req
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -306,18 +354,24 @@ def command_line(s: Settings) -> str:
                       for k in flash_tiers(s.system, s.model, s.accounting)]
         else:
             parts.append(f"{path}={_cli_value(value)}")
+    parts += [f"{path}={_cli_value(value)}" for path, value in s.tier_overrides().items()]
     return " ".join(parts)
+
+
+def _args(kw: dict) -> str:
+    """Keyword arguments as Python source; dotted config paths go in one ``**{...}``."""
+    plain = ", ".join(f"{k}={v!r}" for k, v in kw.items() if "." not in k)
+    dotted = {k: v for k, v in kw.items() if "." in k}
+    return plain + (f", **{dotted!r}" if dotted else "")
 
 
 def python_call(s: Settings) -> str:
     """The ``dse.evaluate`` call of the page (and, with the serving targets, its ``dse.max_batch`` call)."""
-    kw = s.evaluate_kwargs()
-    args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-    text = f"import dse\nds = dse.evaluate({args})"
+    text = f"import dse\nds = dse.evaluate({_args(s.evaluate_kwargs())})"
     req = {k: v for k, v in s.request_kwargs().items()}
     if s.profile or {"prompt_len", "output_len"} <= set(s.params):
-        base = ", ".join(f"{k}={v!r}" for k, v in dict(model=s.model, system=s.system, accounting=s.accounting,
-                                                        placement=list(s.placement), **req).items())
+        base = _args(dict(model=s.model, system=s.system, accounting=s.accounting, placement=list(s.placement),
+                          **req))
         slo = f"tpot_slo_s={None if s.tpot_ms is None else s.tpot_ms / 1e3!r}, ttft_slo_s={s.ttft_s!r}"
         text += f"\nmb = dse.max_batch({base}, {slo})"
     return text

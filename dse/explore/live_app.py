@@ -65,6 +65,9 @@ class LiveApp:
         self.placement = pn.widgets.CheckBoxGroup(label="placement", options=["hbm"], value=list(s.placement),
                                                   inline=True, css_classes=["dse-placement"])
         self.tier_notes = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.tier_presets = {}          # tier slot -> Select of the tier presets of its kind
+        self.tier_box = pn.Column(sizing_mode="stretch_width")
+        self.tier_grades = _presets("tier")
         self.batch = pn.widgets.TextInput(label="batch [sequences] (list)", value=", ".join(map(str, s.batch)),
                                           css_classes=["dse-batch"])
         self.at_batch = pn.widgets.Select(label="tables at batch", options=list(s.batch), value=s.at_batch,
@@ -148,6 +151,7 @@ class LiveApp:
         sidebar = pn.Column(
             "### Presets", self.model, self.system, self.accounting, self.preset_notes,
             "### Placement", self.placement, self.tier_notes, self.batch, self.at_batch,
+            pn.Card(self.tier_box, title="tier presets", collapsed=True, sizing_mode="stretch_width"),
             "### Parameters", *[self.numeric[n] for n in live.PRIMARY], more,
             "### Serving", self.profile, self.tpot, self.ttft, self.reference, width=340)
         main = pn.Column(self.error, self.status, self.tabs, sizing_mode="stretch_width")
@@ -174,6 +178,18 @@ class LiveApp:
             self.tier_notes.object = "<small>" + "<br>".join(
                 f"<b>{k}</b>: {t.get('name', k)} ({t.get('kind', '')}), read {t.get('read_pj_per_bit')} pJ/bit, "
                 f"{t.get('bw_gbps')} GB/s" for k, t in tiers.items()) + "</small>"
+            chosen = dict(initial.tiers) if initial else {}
+            self.tier_presets = {}
+            for k, t in tiers.items():
+                own = str(t.get("name", ""))
+                opts = live.tier_presets(str(t.get("kind", "")))
+                w = pn.widgets.Select(label=f"tiers.{k} ({t.get('kind', '')})", options=opts,
+                                      value=chosen.get(k, own) if chosen.get(k, own) in opts else opts[0],
+                                      css_classes=[f"dse-tier-{k}"])
+                w.param.watch(self._on_change, "value")
+                self.tier_presets[k] = w
+            self.system_tiers = {k: str(t.get("name", "")) for k, t in tiers.items()}
+            self._tier_notes()
             self.defaults = {n: live.preset_value(n, m, sy, a) for n in [*self.numeric, *self.choices]}
             given = initial.params if initial else {}
             for n, w in self.numeric.items():
@@ -185,6 +201,11 @@ class LiveApp:
                 w.value = d if d in w.options else w.options[0]
         finally:
             self._busy = False
+
+    def _tier_notes(self) -> None:
+        notes = [f"<small><b>{k}</b> = {_preset_note(self.tier_grades[w.value])[7:]}" for k, w in
+                 self.tier_presets.items() if w.value in self.tier_grades]
+        self.tier_box.objects = [*self.tier_presets.values(), pn.pane.HTML("<br>".join(notes))]
 
     def settings(self) -> Settings:
         """The widgets' values; parameters only where they differ from the presets."""
@@ -199,7 +220,9 @@ class LiveApp:
             if w.value != d and d is not None:
                 params[n] = {"true": True, "false": False}.get(w.value, w.value)
         at = self.at_batch.value if self.at_batch.value in batches else batches[-1]
+        tiers = {k: w.value for k, w in self.tier_presets.items() if w.value != self.system_tiers.get(k)}
         return Settings(model=self.model.value, system=self.system.value, accounting=self.accounting.value,
+                        tiers=tiers,
                         placement=tuple(p for p in self.placement.options if p in self.placement.value),
                         batch=batches, at_batch=at, params=params, reference=self.reference.value,
                         profile=None if self.profile.value == "(none)" else self.profile.value,
@@ -210,10 +233,12 @@ class LiveApp:
         self._busy = True
         try:
             for k, v in values.items():
-                w = self.numeric.get(k) or self.choices.get(k) or getattr(self, k)
+                w = self.numeric.get(k) or self.choices.get(k) or self.tier_presets.get(k.removeprefix("tiers.")) \
+                    if k.startswith("tiers.") or k in self.numeric or k in self.choices else getattr(self, k)
                 w.value = v
         finally:
             self._busy = False
+        self._tier_notes()
         self.refresh()
 
     def _on_preset(self, event) -> None:
@@ -224,6 +249,8 @@ class LiveApp:
 
     def _on_change(self, event) -> None:
         if not self._busy:
+            if event.obj in self.tier_presets.values():
+                self._tier_notes()
             self.refresh()
 
     # ------------------------------------------------------------ drawing
