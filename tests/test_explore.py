@@ -89,6 +89,7 @@ def browser():
     opts.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1500,1300"):
         opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
     drv.set_page_load_timeout(60)
     yield drv
@@ -154,6 +155,11 @@ def not_blank(drv, path: Path) -> None:
     assert len(np.unique(img)) > 50
 
 
+def console_errors(drv) -> list[str]:
+    """The page's JavaScript errors so far (the console's SEVERE entries, favicon misses aside)."""
+    return [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
+
+
 def number(text: str) -> float:
     return float(text.replace(",", ""))
 
@@ -196,7 +202,9 @@ def test_live_mode_shows_dse_numbers(browser, tmp_path):
                          what="the table without ddr")
         assert {c for _, c in table} == {"hbm", "ssd", "hbf"}
         assert_numbers(table, ds, "energy_per_token", 1e3, ["hbm", "ssd", "hbf"])
+        time.sleep(1)   # the views' new data drawn
         not_blank(drv, tmp_path / "live.png")
+        assert not console_errors(drv)
 
         # a bad setting: the API's one-line error in the page, the last good numbers kept
         with pytest.raises(dse.DseError) as err:
@@ -232,6 +240,7 @@ def test_live_mode_shows_dse_numbers(browser, tmp_path):
             assert st[("limited_by", p)] == str(mb.limited_by.sel(placement=p).item())
             assert number(st[("req:tpot", p)]) == pytest.approx(float(rq.tpot.sel(placement=p)) * 1e3, rel=REL)
         not_blank(drv, tmp_path / "serving.png")
+        assert not console_errors(drv)
 
         # the shown Python call reproduces the page's numbers
         click_tab(drv, "Reproduce")
@@ -310,6 +319,7 @@ def test_results_mode_on_a_search(browser, search_dir, tmp_path):
         assert number(shown[("capacity_cost_usd", "value")]) == pytest.approx(float(trials.capacity_cost_usd[k]),
                                                                               rel=REL)
         not_blank(browser, tmp_path / "search.png")
+        assert not console_errors(browser)
     finally:
         log = server.stop()
     assert server.proc.returncode == 0, log

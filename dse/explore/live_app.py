@@ -339,12 +339,17 @@ class LiveApp:
         """The views of the tab shown: Bokeh on the energy tab, dse.plot's figures on the paper-figures tab."""
         if self.tabs.active == 0:    # same layout: new numbers into the figures' sources; else new figures
             key, data = live.breakdown_data(view)
-            if key == self._drawn.get("breakdown", (None,))[0]:
-                self._drawn["breakdown"][1].data = data
+            drawn = self._drawn.get("breakdown")
+            if drawn is not None and key[1:] == drawn[0][1:]:   # same components: new bars and numbers only
+                fig, src = drawn[1]
+                if key[0] != drawn[0][0]:
+                    fig.x_range.factors = list(key[0])
+                src.data = data
+                self._drawn["breakdown"] = (key, (fig, src))
             else:
                 fig, src = live.breakdown_bokeh(view, key, data)
                 self.plot_breakdown.object = fig
-                self._drawn["breakdown"] = (key, src)
+                self._drawn["breakdown"] = (key, (fig, src))
             key, cols = live.batch_data(view)
             if key == self._drawn.get("batch", (None,))[0]:
                 for src, col in zip(self._drawn["batch"][1], cols):
