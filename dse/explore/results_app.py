@@ -208,8 +208,15 @@ class ResultsApp:
                            for i, p in enumerate(pl)],
                     size=[9 if f else 4 for f in par], front=["yes" if f else "no" for f in par])
         src = ColumnDataSource(data)
+        from bokeh.models import NumeralTickFormatter
+
+        def axis(v):
+            v = v[np.isfinite(v) & (v > 0)]
+            return "log" if len(v) and v.max() / v.min() > 20 else "linear"
         p = figure(width=640, height=380, x_axis_label="capacity cost ($k)", y_axis_label="energy per token (mJ)",
-                   tools="pan,wheel_zoom,box_zoom,reset", x_axis_type="log", y_axis_type="log")
+                   tools="pan,wheel_zoom,box_zoom,reset", x_axis_type=axis(x), y_axis_type=axis(y))
+        p.xaxis.formatter = NumeralTickFormatter(format="0,0.[0]")
+        p.yaxis.formatter = NumeralTickFormatter(format="0,0.[000]")
         r = p.scatter("x", "y", source=src, color="color", size="size", line_color="#333", line_width=0.3)
         p.add_tools(HoverTool(renderers=[r], tooltips=[("trial", "@trial"), ("design", "@label"),
                                                         ("energy/token", "@y{0.0000} mJ"), ("cost", "@x{0.0} $k"),
