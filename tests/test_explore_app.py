@@ -92,7 +92,7 @@ def test_break_even_and_serving_equal_the_api(page):
 
 @pytest.mark.slow
 def test_the_shown_command_line_and_python_call_reproduce_the_page(page, tmp_path):
-    page.set(flash_read_pj_per_bit=30.0, routing_skew=0.8)
+    page.set(gpu="h100-sxm", flash_read_pj_per_bit=30.0, routing_skew=0.8)
     s = page.settings()
     ns = {}
     exec(page.py.object.split("```python\n")[1].split("```")[0], ns)
@@ -106,8 +106,9 @@ def test_the_shown_command_line_and_python_call_reproduce_the_page(page, tmp_pat
     out = dse.open_results(tmp_path / "result.nc").load()
     want = page.last.ds.energy_per_token
     np.testing.assert_allclose(out.energy_per_token.transpose(*want.dims).values, want.values, rtol=1e-12)
-    assert s.params == {"flash_read_pj_per_bit": 30.0, "routing_skew": 0.8}
-    page.set(flash_read_pj_per_bit=page.defaults["flash_read_pj_per_bit"], routing_skew=0.0)
+    assert s.params == {"gpu": "h100-sxm", "flash_read_pj_per_bit": 30.0, "routing_skew": 0.8}
+    page.set(system="8xh200")
+    assert page.settings().params == {}
 
 
 def test_a_tier_preset_puts_its_numbers_in_the_slot(page):
@@ -124,6 +125,26 @@ def test_a_tier_preset_puts_its_numbers_in_the_slot(page):
     assert "<b>nvme-gen4</b>" in page.tier_box.objects[-1].object and "Evidence:" in page.tier_box.objects[-1].object
     page.set(**{"tiers.ssd": "nvme-gen5"})
     assert page.settings().tiers == {}
+
+
+def test_gpu_and_link_presets(page):
+    """Another GPU and link than the system's: the parameter widgets show the new presets' values, the numbers
+    equal dse.evaluate(gpu=, link=), and the command line reproduces them."""
+    page.set(gpu="h100-sxm", link="pcie-gen5-x16")
+    assert not page.error.visible, page.error.object
+    h100 = dse.presets("gpu")
+    assert any(p.name == "h100-sxm" for p in h100) and "h100-sxm" in page.preset_notes.object
+    from dse.config import presets
+
+    assert page.numeric["idle_w"].value == presets.preset("gpu", "h100-sxm")["idle_w"]
+    assert page.numeric["link_bw_gbps"].value == presets.preset("link", "pcie-gen5-x16")["bw_gbps"]
+    want = dse.evaluate(**BASE, placement=["hbm", "ssd", "hbf"], batch=[1, 8, 64], gpu="h100-sxm",
+                        link="pcie-gen5-x16")
+    np.testing.assert_allclose(page.last.ds.energy_per_token.transpose(*want.energy_per_token.dims).values,
+                               want.energy_per_token.values, rtol=1e-12)
+    assert "'grid.gpu=[h100-sxm]'" in page.cli.object and "'grid.link=[pcie-gen5-x16]'" in page.cli.object
+    page.set(system="8xh200")           # the system's own GPU and link again
+    assert page.gpu.value == "h200-sxm" and page.settings().params == {}
 
 
 def test_exports_read_back(page):

@@ -57,11 +57,23 @@ def numeric_params() -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _composed(model: str, system: str, accounting: str):
+def _composed(model: str, system: str, accounting: str, gpu: str | None = None, link: str | None = None):
+    """The composed presets; ``gpu`` / ``link`` replace the system's GPU / offload link preset (as dse.evaluate's
+    ``gpu=`` / ``link=`` do)."""
     from dse.config import presets
 
     tree = presets.compose(model=model, system=system, overrides=(f"accounting={accounting}",))
+    if gpu:
+        tree["system"]["gpu"] = presets.preset("gpu", gpu)
+    if link:
+        tree["system"]["offload_link"] = presets.preset("link", link)
     return tree
+
+
+def system_parts(system: str, model: str = "mixtral-8x7b", accounting: str = "paper") -> dict:
+    """The GPU and offload link presets a system is built from: {"gpu": name, "link": name}."""
+    s = _composed(model, system, accounting)["system"]
+    return {"gpu": str(s["gpu"].get("name")), "link": str(s["offload_link"].get("name"))}
 
 
 def flash_tiers(system: str, model: str = "mixtral-8x7b", accounting: str = "paper") -> list[str]:
@@ -115,12 +127,13 @@ def tier_settings(slot: str, name: str, s: "Settings") -> dict:
     return out
 
 
-def preset_value(name: str, model: str, system: str, accounting: str):
+def preset_value(name: str, model: str, system: str, accounting: str, gpu: str | None = None,
+                 link: str | None = None):
     """A parameter's value in the composed presets (``flash_read_pj_per_bit``: the first Flash tier's), or None
     where the presets leave it unset."""
     from dse.config import presets
 
-    tree = _composed(model, system, accounting)
+    tree = _composed(model, system, accounting, gpu, link)
     path = PARAMS[name].path
     if path == "flash.read_pj_per_bit":
         keys = flash_tiers(system, model, accounting)
@@ -349,7 +362,9 @@ def command_line(s: Settings) -> str:
     parts.append(f"'grid.batch=[{','.join(str(int(b)) for b in s.batch)}]'")
     for name, value in s.params.items():
         path = PARAMS[name].path
-        if path == "flash.read_pj_per_bit":
+        if PARAMS[name].preset_group:          # a GPU or link preset: a one-value grid entry
+            parts.append(f"'grid.{name}=[{value}]'")
+        elif path == "flash.read_pj_per_bit":
             parts += [f"system.tiers.{k}.read_pj_per_bit={_cli_value(value)}"
                       for k in flash_tiers(s.system, s.model, s.accounting)]
         else:

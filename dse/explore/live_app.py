@@ -61,6 +61,12 @@ class LiveApp:
                                         css_classes=["dse-system"])
         self.accounting = pn.widgets.Select(label="accounting", options=list(self.accountings), value=s.accounting,
                                             css_classes=["dse-accounting"])
+        self.gpus, self.links = _presets("gpu"), _presets("link")
+        parts = live.system_parts(s.system, s.model, s.accounting)
+        self.gpu = pn.widgets.Select(label="GPU", options=list(self.gpus), value=s.params.get("gpu", parts["gpu"]),
+                                     css_classes=["dse-gpu"])
+        self.link = pn.widgets.Select(label="offload link", options=list(self.links),
+                                      value=s.params.get("link", parts["link"]), css_classes=["dse-link"])
         self.preset_notes = pn.pane.HTML("", sizing_mode="stretch_width")
         self.placement = pn.widgets.CheckBoxGroup(label="placement", options=["hbm"], value=list(s.placement),
                                                   inline=True, css_classes=["dse-placement"])
@@ -127,7 +133,7 @@ class LiveApp:
                                     label="data CSV", css_classes=["dse-export-csv"]),
         ]
         self._reset_presets(initial=s)
-        for w in (self.model, self.system, self.accounting):
+        for w in (self.model, self.system, self.accounting, self.gpu, self.link):
             w.param.watch(self._on_preset, "value")
         for w in (self.placement, self.batch, self.at_batch, self.reference, self.profile, self.tpot, self.ttft,
                   *self.numeric.values(), *self.choices.values()):
@@ -149,7 +155,7 @@ class LiveApp:
         more = pn.Card(*[self.numeric[n] for n in live.numeric_params() if n not in live.PRIMARY],
                        *self.choices.values(), title="more parameters", collapsed=True)
         sidebar = pn.Column(
-            "### Presets", self.model, self.system, self.accounting, self.preset_notes,
+            "### Presets", self.model, self.system, self.gpu, self.link, self.accounting, self.preset_notes,
             "### Placement", self.placement, self.tier_notes, self.batch, self.at_batch,
             pn.Card(self.tier_box, title="tier presets", collapsed=True, sizing_mode="stretch_width"),
             "### Parameters", *[self.numeric[n] for n in live.PRIMARY], more,
@@ -160,11 +166,22 @@ class LiveApp:
 
     # ------------------------------------------------------------ widget state
 
-    def _reset_presets(self, initial: Settings | None = None) -> None:
-        """After a preset change: placements of the system, each parameter widget at the presets' value."""
+    def _reset_presets(self, initial: Settings | None = None, system_changed: bool = False) -> None:
+        """After a preset change: placements of the system, each parameter widget at the presets' value (a new
+        system brings its own GPU and link)."""
         m, sy, a = self.model.value, self.system.value, self.accounting.value
+        self.system_parts = live.system_parts(sy, m, a)
+        if system_changed:
+            self._busy = True
+            try:
+                self.gpu.value, self.link.value = self.system_parts["gpu"], self.system_parts["link"]
+            finally:
+                self._busy = False
+        gpu = self.gpu.value if self.gpu.value != self.system_parts["gpu"] else None
+        link = self.link.value if self.link.value != self.system_parts["link"] else None
         self.preset_notes.object = "<br>".join(_preset_note(d[k]) for d, k in (
-            (self.models, m), (self.systems, sy), (self.accountings, a)))
+            (self.models, m), (self.systems, sy), (self.gpus, self.gpu.value), (self.links, self.link.value),
+            (self.accountings, a)))
         tiers = live.tiers(sy, m, a)
         options = ["hbm", *tiers]
         keep = [p for p in (initial.placement if initial else self.placement.value) if p in options] or ["hbm"]
@@ -190,7 +207,7 @@ class LiveApp:
                 self.tier_presets[k] = w
             self.system_tiers = {k: str(t.get("name", "")) for k, t in tiers.items()}
             self._tier_notes()
-            self.defaults = {n: live.preset_value(n, m, sy, a) for n in [*self.numeric, *self.choices]}
+            self.defaults = {n: live.preset_value(n, m, sy, a, gpu, link) for n in [*self.numeric, *self.choices]}
             given = initial.params if initial else {}
             for n, w in self.numeric.items():
                 v = given.get(n, self.defaults[n])
@@ -221,6 +238,9 @@ class LiveApp:
                 params[n] = {"true": True, "false": False}.get(w.value, w.value)
         at = self.at_batch.value if self.at_batch.value in batches else batches[-1]
         tiers = {k: w.value for k, w in self.tier_presets.items() if w.value != self.system_tiers.get(k)}
+        for part, w in (("gpu", self.gpu), ("link", self.link)):
+            if w.value != self.system_parts[part]:
+                params = {part: w.value, **params}
         return Settings(model=self.model.value, system=self.system.value, accounting=self.accounting.value,
                         tiers=tiers,
                         placement=tuple(p for p in self.placement.options if p in self.placement.value),
@@ -229,12 +249,27 @@ class LiveApp:
                         tpot_ms=self.tpot.value, ttft_s=self.ttft.value)
 
     def set(self, **values) -> None:
-        """Set widgets by name (``flash_read_pj_per_bit=20``, ``placement=[...]``, ``batch="1, 8"``); one refresh."""
+        """Set widgets by name (``flash_read_pj_per_bit=20``, ``placement=[...]``, ``batch="1, 8"``,
+        ``system="hgx-h200"``, ``gpu="b200"``, ``tiers.ssd="nvme-gen4"``); presets first (they reset the
+        parameters to their values), then the rest; one refresh."""
+        values = dict(values)
+        for group in (("model", "system", "accounting"), ("gpu", "link")):
+            given = {k: values.pop(k) for k in group if k in values}
+            if given:
+                self._busy = True
+                try:
+                    for k, v in given.items():
+                        getattr(self, k).value = v
+                finally:
+                    self._busy = False
+                self._reset_presets(system_changed=group[0] == "model" and not {"gpu", "link"} & set(values))
         self._busy = True
         try:
             for k, v in values.items():
-                w = self.numeric.get(k) or self.choices.get(k) or self.tier_presets.get(k.removeprefix("tiers.")) \
-                    if k.startswith("tiers.") or k in self.numeric or k in self.choices else getattr(self, k)
+                if k.startswith("tiers."):
+                    w = self.tier_presets[k.removeprefix("tiers.")]
+                else:
+                    w = self.numeric.get(k) or self.choices.get(k) or getattr(self, k)
                 w.value = v
         finally:
             self._busy = False
@@ -244,7 +279,7 @@ class LiveApp:
     def _on_preset(self, event) -> None:
         if self._busy:
             return
-        self._reset_presets()
+        self._reset_presets(system_changed=event.obj is self.system)
         self.refresh()
 
     def _on_change(self, event) -> None:
