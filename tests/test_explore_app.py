@@ -178,6 +178,45 @@ def test_results_mode_selection(tmp_path):
     assert r.figure.object is good
 
 
+def test_search_front_hover_and_click(tmp_path):
+    """A dse-search directory: every trial on the interactive front, its hover naming the configuration as
+    dse.plot labels it, a click (the selection) listing that trial's values from trials.nc."""
+    from bokeh.models import HoverTool
+
+    dse.run_search("mixtral-small", tmp_path, overrides=["search.method=optuna", "search.n_trials=10",
+                                                          "search.batch_size=10", "search.progress=false"])
+    r = app(tmp_path)
+    trials = dse.open_results(tmp_path / "trials.nc").load()
+    assert r.kind == "search" and r.front is not None
+    fig = r.front.object
+    tips = [dict(t.tooltips) for t in fig.tools if isinstance(t, HoverTool)]
+    assert tips and tips[0]["design"] == "@label" and tips[0]["trial"] == "@trial"
+    data = r._source.data
+    assert list(data["trial"]) == list(trials.trial.values)
+    assert list(data["label"]) == [dse.plot.design_label(trials, i) for i in range(trials.sizes["trial"])]
+    np.testing.assert_allclose(data["y"], trials.energy_per_token.values * 1e3, rtol=1e-12)
+    k = int(np.flatnonzero(trials.pareto.values)[-1])
+    r._source.selected.indices = [k]
+    assert f"trial {int(trials.trial[k])}" in r.selected.object
+    assert f'data-row="energy_per_token" data-col="value">{float(trials.energy_per_token[k]):.6g}<' in \
+        r.selected.object
+
+
+@pytest.mark.slow
+def test_a_taken_port_is_one_line():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "dse", "explore", "--port", str(port), "--no-browser"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (f"dse: error: --address 127.0.0.1 --port {port}: cannot listen "
+                                                 "(Address already in use)")
+
+
 def test_bad_paths_are_one_line(tmp_path):
     with pytest.raises(dse.DseError, match="does not exist"):
         app(tmp_path / "nothing.nc")

@@ -37,6 +37,9 @@ def main(argv: list[str]) -> int:
     from dse.explore import require_panel
 
     pn = require_panel()
+    import matplotlib
+
+    matplotlib.use("Agg")     # figures are drawn to bytes for the page: never a window on the server's display
     logging.getLogger("dse").setLevel(logging.INFO)
     if not logging.getLogger("dse").handlers and not logging.getLogger().handlers:
         logging.basicConfig(format="%(message)s")
@@ -53,11 +56,17 @@ def main(argv: list[str]) -> int:
         return app(args.path).view
 
     origins = sorted({f"{h}:{args.port}" for h in ("127.0.0.1", "localhost", args.address)})
-    server = pn.serve({"/": page}, port=args.port, address=args.address, show=False, start=False,
-                      websocket_origin=origins, title="dse explore", threaded=False)
-    server.start()
+    try:
+        server = pn.serve({"/": page}, port=args.port, address=args.address, show=False, start=False,
+                          websocket_origin=origins, title="dse explore", threaded=False)
+        server.start()
+    except OSError as err:   # the port is taken, or the address is not this machine's
+        raise DseError(f"--address {args.address} --port {args.port}: cannot listen ({err.strerror or err})") from None
     url = f"http://{args.address}:{server.port}/"
     log.info("dse explore: serving %s (Ctrl-C to stop)", url)
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("dse explore: listening on %s: anyone who reaches it can run evaluations on this machine",
+                    args.address)
     loop = server.io_loop
 
     def stop(signum, frame):
