@@ -28,7 +28,7 @@ def session(batches: int):
     """A live page for ``batches`` batch values x 4 placements, rendered into a document as the server does."""
     from bokeh.document import Document
 
-    from dse.explore import app
+    from dse.explorer import app
 
     page = app(batch=tuple(range(1, batches + 1)), at_batch=1, placement=("hbm", "ddr", "ssd", "hbf"))
     doc = Document()

@@ -159,7 +159,7 @@ def explore(path=None, **settings):
     """The explorer (live mode, or results mode of a result file / Zarr store / dse-search directory) as a Panel
     layout, shown inline in a Jupyter notebook; ``dse explore [PATH]`` serves the same page. Needs the explore extra
     (``pip install 'dse[explore]'``); docs/explore.md."""
-    from .explore import explore as _explore
+    from .explorer import explore as _explore
 
     return _explore(path, **settings)
 

@@ -21,7 +21,7 @@ pytest.importorskip("panel", reason="the explore extra (panel) is not installed"
 
 import dse  # noqa: E402
 from dse.config.params import PARAMS  # noqa: E402
-from dse.explore import app  # noqa: E402
+from dse.explorer import app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = dict(model="mixtral-8x7b", system="8xh200")
@@ -48,6 +48,12 @@ def test_numbers_follow_the_widgets_and_equal_evaluate(page):
     page.set(flash_read_pj_per_bit=page.defaults["flash_read_pj_per_bit"], hbm_cache_fraction=0.0,
              placement=["hbm", "ssd", "hbf"])
     assert page.settings().params == {}
+
+
+def test_dse_explore_returns_the_page_and_stays_a_function():
+    first = dse.explore(batch=(1, 8), at_batch=8)
+    second = dse.explore(batch=(1, 8), at_batch=8)      # the package (dse.explorer) does not shadow the function
+    assert callable(dse.explore) and type(first).__name__ == type(second).__name__ == "Row"
 
 
 def test_widgets_carry_units_and_the_enforced_ranges(page):

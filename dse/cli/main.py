@@ -174,7 +174,7 @@ def main() -> None:
 
             sys.exit(validate(argv[1:]))
         if argv[:1] == ["explore"]:    # the explorer in the browser (dse.explore; the explore extra)
-            from dse.explore.serve import main as explore
+            from dse.explorer.serve import main as explore
 
             sys.exit(explore(argv[1:]))
         check_argv(argv, "config")

@@ -10,8 +10,8 @@ import numpy as np
 import panel as pn
 
 from dse.errors import DseError
-from dse.explore import live
-from dse.explore.live_app import CSS, table_html
+from dse.explorer import live
+from dse.explorer.live_app import CSS, table_html
 
 log = logging.getLogger("dse.explore")
 #: A dimension with more values than this gets a range slider instead of a multi-choice.

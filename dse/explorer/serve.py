@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if not 0 <= args.port <= 65535:
         raise DseError(f"--port {args.port}: allowed 0 to 65535")
-    from dse.explore import require_panel
+    from dse.explorer import require_panel
 
     pn = require_panel()
     import matplotlib
@@ -44,14 +44,14 @@ def main(argv: list[str]) -> int:
     if not logging.getLogger("dse").handlers and not logging.getLogger().handlers:
         logging.basicConfig(format="%(message)s")
     if args.path is not None:
-        from dse.explore.results_app import open_path
+        from dse.explorer.results_app import open_path
 
         ds, kind, file = open_path(args.path)   # a bad path: one line before serving
         ds.close()
         log.info("dse explore: %s (%s)", file, kind)
 
     def page():
-        from dse.explore import app
+        from dse.explorer import app
 
         return app(args.path).view
 

@@ -1,4 +1,4 @@
-"""Live mode's page (Panel): preset pickers, parameter widgets, and the views of :mod:`dse.explore.live`."""
+"""Live mode's page (Panel): preset pickers, parameter widgets, and the views of :mod:`dse.explorer.live`."""
 from __future__ import annotations
 
 import logging
@@ -8,8 +8,8 @@ import panel as pn
 
 from dse.config.params import PARAMS
 from dse.errors import DseError
-from dse.explore import live
-from dse.explore.live import NUMBERS, REQUESTS, SERVING, Settings, fmt
+from dse.explorer import live
+from dse.explorer.live import NUMBERS, REQUESTS, SERVING, Settings, fmt
 
 log = logging.getLogger("dse.explore")
 

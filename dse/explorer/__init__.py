@@ -1,15 +1,15 @@
-"""dse.explore: the design space in the browser and in Jupyter (``pip install 'dse[explore]'``, built on Panel).
+"""dse.explorer: the design space in the browser and in Jupyter (`dse explore`, `dse.explore()`; the explore extra).
 
-- live mode (:mod:`dse.explore.live_app`): presets, placements and parameters as widgets; the energy breakdown per
+- live mode (:mod:`dse.explorer.live_app`): presets, placements and parameters as widgets; the energy breakdown per
   placement, energy per token against batch, the break-even Flash read energy with its reason, request metrics and
   the largest batch under TPOT / TTFT targets, capacity; the configuration as a ``dse`` command line and a Python
   call; the figure and the data exported.
-- results mode (:mod:`dse.explore.results_app`): any result file (NetCDF, Zarr) or dse-search output directory, a
+- results mode (:mod:`dse.explorer.results_app`): any result file (NetCDF, Zarr) or dse-search output directory, a
   widget per dimension, the view ``dse.plot.auto`` chooses, a search's Pareto front with hover and click.
 
-``dse explore [PATH] [--port N] [--address A] [--no-browser]`` serves it (:mod:`dse.explore.serve`);
+``dse explore [PATH] [--port N] [--address A] [--no-browser]`` serves it (:mod:`dse.explorer.serve`);
 ``dse.explore()`` returns the same page for a notebook. This package sits at the top of the layering (beside
-``dse.cli``): nothing below imports it. The computation of live mode (:mod:`dse.explore.live`) needs no Panel.
+``dse.cli``): nothing below imports it. The computation of live mode (:mod:`dse.explorer.live`) needs no Panel.
 """
 from __future__ import annotations
 
@@ -28,15 +28,15 @@ def require_panel():
 
 
 def app(path=None, **settings):
-    """The page's object: :class:`~dse.explore.live_app.LiveApp` (no ``path``; ``settings`` are fields of
-    :class:`~dse.explore.live.Settings`) or :class:`~dse.explore.results_app.ResultsApp` of ``path``."""
+    """The page's object: :class:`~dse.explorer.live_app.LiveApp` (no ``path``; ``settings`` are fields of
+    :class:`~dse.explorer.live.Settings`) or :class:`~dse.explorer.results_app.ResultsApp` of ``path``."""
     require_panel()
     if path is None:
-        from dse.explore.live import Settings
-        from dse.explore.live_app import LiveApp
+        from dse.explorer.live import Settings
+        from dse.explorer.live_app import LiveApp
 
         return LiveApp(Settings(**settings))
-    from dse.explore.results_app import ResultsApp
+    from dse.explorer.results_app import ResultsApp
 
     return ResultsApp(path)
 
