@@ -457,7 +457,8 @@ def breakdown_bokeh(view: View, key=None, data=None):
                tools="pan,wheel_zoom,box_zoom,reset,save",
                y_axis_label="energy per token / HBM" if relative else "energy per token (J)",
                title=f"{title(view.settings)}: energy per token by component")
-    renderers = p.vbar_stack(comps, x="x", width=0.85, source=src, color=[COMPONENT_COLORS.get(c, "#777") for c in comps],
+    renderers = p.vbar_stack(comps, x="x", width=0.85, source=src,
+                             color=[COMPONENT_COLORS.get(c, "#777") for c in comps],
                              legend_label=[COMPONENT_LABELS.get(c, c) for c in comps], line_width=0)
     for r, c in zip(renderers, comps):
         p.add_tools(HoverTool(renderers=[r], tooltips=[("", "@x"), ("component", COMPONENT_LABELS.get(c, c)),
