@@ -93,6 +93,13 @@ def test_break_even_and_serving_equal_the_api(page):
     mb = dse.max_batch(**BASE, placement=["hbm", "ssd", "hbf"], profile="sharegpt", tpot_slo_s=0.05, ttft_slo_s=5.0)
     assert (page.last.serving.max_batch.values == mb.max_batch.values).all()
     assert 'data-row="max_batch" data-col="hbm">' + str(int(mb.max_batch.sel(placement="hbm"))) in page.serving.object
+    # without a profile: prompt and output lengths
+    page.set(profile="(none)", prompt_len=2000, output_len=200)
+    mb = dse.max_batch(**BASE, placement=["hbm", "ssd", "hbf"], prompt_len=2000, output_len=200, tpot_slo_s=0.05,
+                       ttft_slo_s=5.0)
+    assert (page.last.serving.max_batch.values == mb.max_batch.values).all()
+    assert "prompt 2000, output 200 tokens" in page.serving.object
+    page.set(profile="sharegpt", prompt_len=None, output_len=None)
     page.tabs.active = 0
 
 

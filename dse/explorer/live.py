@@ -157,7 +157,9 @@ class Settings:
     params: dict = field(default_factory=dict)   # canonical name -> value, only those differing from the presets
     tiers: dict = field(default_factory=dict)    # tier slot -> tier preset, only those differing from the system's
     reference: str = "hbm"                  # break-even reference placement
-    profile: str | None = "sharegpt"        # request profile (None: prompt_len / output_len from params)
+    profile: str | None = "sharegpt"        # request profile (None: prompt_len / output_len below)
+    prompt_len: int | None = None           # tokens per request's prompt and output, without a profile
+    output_len: int | None = None
     tpot_ms: float | None = 50.0
     ttft_s: float | None = 5.0
 
@@ -172,8 +174,12 @@ class Settings:
                     placement=list(self.placement), batch=[int(b) for b in self.batch], **self.params,
                     **self.tier_overrides())
 
+    def has_requests(self) -> bool:
+        return bool(self.profile) or (self.prompt_len is not None and self.output_len is not None)
+
     def request_kwargs(self) -> dict:
-        req = {"profile": self.profile} if self.profile else {}
+        req = {"profile": self.profile} if self.profile else \
+            {k: v for k, v in (("prompt_len", self.prompt_len), ("output_len", self.output_len)) if v is not None}
         return {k: v for k, v in self.params.items()} | self.tier_overrides() | req
 
 
@@ -275,7 +281,7 @@ def compute(settings: Settings, *, breakeven: bool = True, serving: bool = True)
         t0 = time.perf_counter()
         kw = dict(model=settings.model, system=settings.system, accounting=settings.accounting,
                   placement=list(settings.placement), **settings.request_kwargs())
-        if not settings.profile and not {"prompt_len", "output_len"} <= set(settings.params):
+        if not settings.has_requests():
             snote = "choose a request profile (or set prompt_len and output_len) for request metrics"
         else:
             req = evaluate(batch=int(settings.at_batch), **kw)
@@ -384,7 +390,7 @@ def python_call(s: Settings) -> str:
     """The ``dse.evaluate`` call of the page (and, with the serving targets, its ``dse.max_batch`` call)."""
     text = f"import dse\nds = dse.evaluate({_args(s.evaluate_kwargs())})"
     req = {k: v for k, v in s.request_kwargs().items()}
-    if s.profile or {"prompt_len", "output_len"} <= set(s.params):
+    if s.has_requests():
         base = _args(dict(model=s.model, system=s.system, accounting=s.accounting, placement=list(s.placement),
                           **req))
         slo = f"tpot_slo_s={None if s.tpot_ms is None else s.tpot_ms / 1e3!r}, ttft_slo_s={s.ttft_s!r}"

@@ -82,6 +82,12 @@ class LiveApp:
                                            css_classes=["dse-reference"])
         self.profile = pn.widgets.Select(label="request profile", options=["(none)", *self.profiles],
                                          value=s.profile or "(none)", css_classes=["dse-profile"])
+        self.prompt_len = pn.widgets.IntInput(label="prompt_len [tokens] (without a profile)", value=s.prompt_len,
+                                              start=int(PARAMS["prompt_len"].lo), end=int(PARAMS["prompt_len"].hi),
+                                              css_classes=["dse-prompt-len"], description=PARAMS["prompt_len"].doc)
+        self.output_len = pn.widgets.IntInput(label="output_len [tokens] (without a profile)", value=s.output_len,
+                                              start=int(PARAMS["output_len"].lo), end=int(PARAMS["output_len"].hi),
+                                              css_classes=["dse-output-len"], description=PARAMS["output_len"].doc)
         self.tpot = pn.widgets.FloatInput(label="TPOT target [ms]", value=s.tpot_ms, start=1e-6,
                                           css_classes=["dse-tpot"])
         self.ttft = pn.widgets.FloatInput(label="TTFT target [s]", value=s.ttft_s, start=1e-9,
@@ -135,7 +141,8 @@ class LiveApp:
         self._reset_presets(initial=s)
         for w in (self.model, self.system, self.accounting, self.gpu, self.link):
             w.param.watch(self._on_preset, "value")
-        for w in (self.placement, self.batch, self.at_batch, self.reference, self.profile, self.tpot, self.ttft,
+        for w in (self.placement, self.batch, self.at_batch, self.reference, self.profile, self.prompt_len,
+                  self.output_len, self.tpot, self.ttft,
                   *self.numeric.values(), *self.choices.values()):
             w.param.watch(self._on_change, "value")
         self.tabs = pn.Tabs(
@@ -159,7 +166,8 @@ class LiveApp:
             "### Placement", self.placement, self.tier_notes, self.batch, self.at_batch,
             pn.Card(self.tier_box, title="tier presets", collapsed=True, sizing_mode="stretch_width"),
             "### Parameters", *[self.numeric[n] for n in live.PRIMARY], more,
-            "### Serving", self.profile, self.tpot, self.ttft, self.reference, width=340)
+            "### Serving", self.profile, self.prompt_len, self.output_len, self.tpot, self.ttft, self.reference,
+            width=340)
         main = pn.Column(self.error, self.status, self.tabs, sizing_mode="stretch_width")
         self.view = pn.Row(sidebar, main, sizing_mode="stretch_width")
         self.refresh()
@@ -246,6 +254,7 @@ class LiveApp:
                         placement=tuple(p for p in self.placement.options if p in self.placement.value),
                         batch=batches, at_batch=at, params=params, reference=self.reference.value,
                         profile=None if self.profile.value == "(none)" else self.profile.value,
+                        prompt_len=self.prompt_len.value, output_len=self.output_len.value,
                         tpot_ms=self.tpot.value, ttft_s=self.ttft.value)
 
     def set(self, **values) -> None:
@@ -368,7 +377,8 @@ class LiveApp:
             tgt = (f"TPOT <= {fmt(s.tpot_ms)} ms" if s.tpot_ms else "no TPOT target") + ", " + \
                   (f"TTFT <= {fmt(s.ttft_s)} s" if s.ttft_s else "no TTFT target")
             self.serving.object = table_html("dse-serving", srows, pls, scell,
-                                             f"profile {s.profile or 'from prompt_len/output_len'}; {tgt}")
+                                             (f"profile {s.profile}" if s.profile else
+                                              f"prompt {s.prompt_len}, output {s.output_len} tokens") + f"; {tgt}")
 
     def _draw_figure(self, view) -> None:
         """The views of the tab shown: Bokeh on the energy tab, dse.plot's figures on the paper-figures tab."""
