@@ -69,7 +69,7 @@ def _evaluate_doc() -> str:
     [s], ``tokens_per_s``, traffic, capacity (``hbm_fill``, ``offload_fill``, ``fits``) and ``capacity_cost_usd``;
     every variable has ``units`` and ``long_name``, the attributes carry the resolved config and its provenance.
 
-    Example: ``dse.evaluate(model="deepseek-r1", system="8xh200", placement=["hbm", "ddr", "ssd"], batch=[1, 64])``
+    Example: ``dse.evaluate(model="deepseek-r1", system="8xh200-c2c", placement=["hbm", "ddr", "ssd"], batch=[1, 64])``
     """
 
 

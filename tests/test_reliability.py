@@ -142,7 +142,7 @@ def test_measured_routing_touched_experts_by_hand():
     # Mixtral (8 experts, top 2), shares 6:2:1:1:0:0:0:0 -> p = 1, 0.5, 0.25, 0.25 (see above).
     # E[touched](B) = sum_i 1 - (1 - p_i)^B: B=1 -> 2; B=2 -> 1 + 0.75 + 2 * 0.4375 = 2.625;
     # B=3 -> 1 + 0.875 + 2 * (1 - 0.421875) = 3.03125
-    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", routing_frequencies=[6, 2, 1, 1, 0, 0, 0, 0],
+    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", routing_frequencies=[6, 2, 1, 1, 0, 0, 0, 0],
                       batch=[1, 2, 3], placement="ssd")
     np.testing.assert_allclose(ds.experts_touched.values, [2.0, 2.625, 3.03125], rtol=1e-12)
 
@@ -158,7 +158,7 @@ def test_measured_routing_touched_experts_by_hand():
 ])
 def test_impossible_routing_vectors_are_refused(freqs, words):
     with pytest.raises(DseError) as err:
-        dse.evaluate(model="mixtral-8x7b", system="8xh200", routing_frequencies=freqs, batch=[1, 2], placement="ssd")
+        dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", routing_frequencies=freqs, batch=[1, 2], placement="ssd")
     msg = one_line(err)
     for w in words:
         assert w in msg, msg
