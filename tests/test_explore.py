@@ -176,7 +176,7 @@ def test_live_mode_shows_dse_numbers(browser, tmp_path):
     try:
         drv = browser
         drv.get(server.url)
-        base = dict(model="mixtral-8x7b", system="8xh200", batch=64)
+        base = dict(model="mixtral-8x7b", system="hgx-h200", batch=64)
         table = wait_for(lambda: cells(drv, "dse-numbers"), 60, "the numbers table")
         ds = dse.evaluate(placement=["hbm", "ddr", "ssd", "hbf"], **base)
         assert_numbers(table, ds, "energy_per_token", 1e3, ["hbm", "ddr", "ssd", "hbf"])
@@ -208,7 +208,7 @@ def test_live_mode_shows_dse_numbers(browser, tmp_path):
 
         # a bad setting: the API's one-line error in the page, the last good numbers kept
         with pytest.raises(dse.DseError) as err:
-            dse.evaluate(placement=["hbm", "ssd", "hbf"], model="mixtral-8x7b", system="8xh200", batch=[0, 64])
+            dse.evaluate(placement=["hbm", "ssd", "hbf"], model="mixtral-8x7b", system="hgx-h200", batch=[0, 64])
         set_text(drv, "dse-batch", "0, 64")
         shown = wait_for(lambda: " ".join(e.text for e in deep(drv, ".dse-error")).strip(), what="the error")
         assert shown == str(err.value)
@@ -221,7 +221,7 @@ def test_live_mode_shows_dse_numbers(browser, tmp_path):
         bt = wait_for(lambda: cells(drv, "dse-breakeven"), what="the break-even table")
         be = dse.breakeven({**{k: v for k, v in base.items() if k != "batch"}, "placement": ["ssd", "hbf"],
                             "flash_read_pj_per_bit": 20.0},
-                           {"model": "mixtral-8x7b", "system": "8xh200", "placement": "hbm"}, batch=[64])
+                           {"model": "mixtral-8x7b", "system": "hgx-h200", "placement": "hbm"}, batch=[64])
         for p in ("ssd", "hbf"):
             want = float(be.breakeven_flash_read_pj_per_bit.sel(placement=p, batch=64))
             assert number(bt[("breakeven_flash_read_pj_per_bit", p)]) == pytest.approx(want, rel=REL)
@@ -231,9 +231,9 @@ def test_live_mode_shows_dse_numbers(browser, tmp_path):
         # serving: request metrics and the largest batch under the targets, as dse.max_batch
         click_tab(drv, "Serving")
         st = wait_for(lambda: cells(drv, "dse-serving"), what="the serving table")
-        mb = dse.max_batch(model="mixtral-8x7b", system="8xh200", placement=["hbm", "ssd", "hbf"],
+        mb = dse.max_batch(model="mixtral-8x7b", system="hgx-h200", placement=["hbm", "ssd", "hbf"],
                            flash_read_pj_per_bit=20.0, profile="sharegpt", tpot_slo_s=0.05, ttft_slo_s=5.0)
-        rq = dse.evaluate(model="mixtral-8x7b", system="8xh200", placement=["hbm", "ssd", "hbf"], batch=64,
+        rq = dse.evaluate(model="mixtral-8x7b", system="hgx-h200", placement=["hbm", "ssd", "hbf"], batch=64,
                           flash_read_pj_per_bit=20.0, profile="sharegpt")
         for p in ("hbm", "ssd", "hbf"):
             assert int(number(st[("max_batch", p)])) == int(mb.max_batch.sel(placement=p))
@@ -261,7 +261,7 @@ def test_live_mode_shows_dse_numbers(browser, tmp_path):
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     path = tmp_path_factory.mktemp("sweep") / "result.nc"
-    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", placement=["hbm", "ssd"], batch=[1, 8, 64],
+    ds = dse.evaluate(model="mixtral-8x7b", system="hgx-h200", placement=["hbm", "ssd"], batch=[1, 8, 64],
                       flash_read_pj_per_bit=[10.0, 50.0])
     ds.to_netcdf(path, engine="h5netcdf")
     return path, ds

@@ -24,7 +24,13 @@ from dse.config.params import PARAMS  # noqa: E402
 from dse.explorer import app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = dict(model="mixtral-8x7b", system="8xh200")
+BASE = dict(model="mixtral-8x7b", system="hgx-h200")
+
+
+def live_parts():
+    from dse.explorer.live import system_parts
+
+    return system_parts("hgx-h200")
 
 
 @pytest.fixture(scope="module")
@@ -120,16 +126,16 @@ def test_the_shown_command_line_and_python_call_reproduce_the_page(page, tmp_pat
     want = page.last.ds.energy_per_token
     np.testing.assert_allclose(out.energy_per_token.transpose(*want.dims).values, want.values, rtol=1e-12)
     assert s.params == {"gpu": "h100-sxm", "flash_read_pj_per_bit": 30.0, "routing_skew": 0.8}
-    page.set(system="8xh200")
+    page.set(system="hgx-h200")
     assert page.settings().params == {}
 
 
 def test_a_tier_preset_puts_its_numbers_in_the_slot(page):
-    """nvme-gen4 in the 8xh200's ssd slot: its numbers as written in dse/conf/tier/nvme-gen4.yaml."""
+    """nvme-gen4 in the hgx-h200's ssd slot: its numbers as written in dse/conf/tier/nvme-gen4.yaml."""
     page.set(**{"tiers.ssd": "nvme-gen4"})
     assert not page.error.visible, page.error.object
     gen4 = {"read_pj_per_bit": 102.4, "bw_gbps": 7.0, "capacity_gb": 7680.0, "idle_w": 3.5, "usd_per_gb": 0.10,
-            "write_pj_per_bit": 406.0, "pe_cycles": 1825}
+            "write_pj_per_bit": 406.0, "pe_cycles": 1825, "write_bw_gbps": 4.0, "read_latency_us": 80.0}
     want = dse.evaluate(**BASE, placement=["hbm", "ssd", "hbf"], batch=[1, 8, 64],
                         **{f"system.tiers.ssd.{k}": v for k, v in gen4.items()})
     np.testing.assert_allclose(page.last.ds.energy_per_token.transpose(*want.energy_per_token.dims).values,
@@ -143,21 +149,21 @@ def test_a_tier_preset_puts_its_numbers_in_the_slot(page):
 def test_gpu_and_link_presets(page):
     """Another GPU and link than the system's: the parameter widgets show the new presets' values, the numbers
     equal dse.evaluate(gpu=, link=), and the command line reproduces them."""
-    page.set(gpu="h100-sxm", link="pcie-gen5-x16")
+    page.set(gpu="h100-sxm", link="nvlink-c2c-gen4")
     assert not page.error.visible, page.error.object
     h100 = dse.presets("gpu")
     assert any(p.name == "h100-sxm" for p in h100) and "h100-sxm" in page.preset_notes.object
     from dse.config import presets
 
     assert page.numeric["idle_w"].value == presets.preset("gpu", "h100-sxm")["idle_w"]
-    assert page.numeric["link_bw_gbps"].value == presets.preset("link", "pcie-gen5-x16")["bw_gbps"]
+    assert page.numeric["link_bw_gbps"].value == presets.preset("link", "nvlink-c2c-gen4")["bw_gbps"]
     want = dse.evaluate(**BASE, placement=["hbm", "ssd", "hbf"], batch=[1, 8, 64], gpu="h100-sxm",
-                        link="pcie-gen5-x16")
+                        link="nvlink-c2c-gen4")
     np.testing.assert_allclose(page.last.ds.energy_per_token.transpose(*want.energy_per_token.dims).values,
                                want.energy_per_token.values, rtol=1e-12)
-    assert "'grid.gpu=[h100-sxm]'" in page.cli.object and "'grid.link=[pcie-gen5-x16]'" in page.cli.object
-    page.set(system="8xh200")           # the system's own GPU and link again
-    assert page.gpu.value == "h200-sxm" and page.settings().params == {}
+    assert "'grid.gpu=[h100-sxm]'" in page.cli.object and "'grid.link=[nvlink-c2c-gen4]'" in page.cli.object
+    page.set(system="hgx-h200")           # the system's own GPU and link again
+    assert page.gpu.value == live_parts()["gpu"] and page.settings().params == {}
 
 
 def test_exports_read_back(page):

@@ -149,7 +149,7 @@ def preset_value(name: str, model: str, system: str, accounting: str, gpu: str |
 class Settings:
     """What the live page's widgets hold."""
     model: str = "mixtral-8x7b"
-    system: str = "8xh200"
+    system: str = "hgx-h200"
     accounting: str = "paper"
     placement: tuple = ("hbm", "ddr", "ssd", "hbf")
     batch: tuple = (1, 4, 16, 64, 256)
