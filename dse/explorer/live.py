@@ -427,6 +427,10 @@ def netcdf_bytes(ds) -> bytes:
 # are dse.plot's own (breakdown_figure, batch_figure).
 
 
+#: Colours for energy components that dse.plot.COMPONENT_COLORS does not name (in order of appearance).
+EXTRA_COLORS = ("#5F4B3A", "#A6761D", "#7F7F7F", "#E7298A", "#1B9E77")
+
+
 def breakdown_data(view: View) -> tuple[tuple, dict]:
     """(key, columns) of the breakdown view: the key changes when the figure's layout must (placements, batches,
     components drawn, title); otherwise only the columns are sent."""
@@ -463,8 +467,9 @@ def breakdown_bokeh(view: View, key=None, data=None):
                tools="pan,wheel_zoom,box_zoom,reset,save",
                y_axis_label="energy per token / HBM" if relative else "energy per token (J)",
                title=f"{title(view.settings)}: energy per token by component")
-    renderers = p.vbar_stack(comps, x="x", width=0.85, source=src,
-                             color=[COMPONENT_COLORS.get(c, "#777") for c in comps],
+    extra = iter(EXTRA_COLORS)    # components dse.plot has no colour for yet: distinct, muted
+    colors = [COMPONENT_COLORS.get(c) or next(extra, "#777777") for c in comps]
+    renderers = p.vbar_stack(comps, x="x", width=0.85, source=src, color=colors,
                              legend_label=[COMPONENT_LABELS.get(c, c) for c in comps], line_width=0)
     for r, c in zip(renderers, comps):
         p.add_tools(HoverTool(renderers=[r], tooltips=[("", "@x"), ("component", COMPONENT_LABELS.get(c, c)),
