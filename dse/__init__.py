@@ -155,6 +155,15 @@ def from_hf_config(path):
     return _from_hf_config(path)
 
 
+def explore(path=None, **settings):
+    """The explorer (live mode, or results mode of a result file / Zarr store / dse-search directory) as a Panel
+    layout, shown inline in a Jupyter notebook; ``dse explore [PATH]`` serves the same page. Needs the explore extra
+    (``pip install 'dse[explore]'``); docs/explore.md."""
+    from .explorer import explore as _explore
+
+    return _explore(path, **settings)
+
+
 #: The public modules, loaded on first use: ``dse.plot`` (figures), ``dse.results`` (query results), ``dse.traces``
 #: (routing traces).
 _MODULES = {"plot": "dse.analyze.plot", "results": "dse.run.results", "traces": "dse.model.traces"}
@@ -169,4 +178,4 @@ def __getattr__(name):
 
 
 __all__ = ["DseError", "evaluate", "breakeven", "breakeven_param", "max_batch", "pareto_front", "open_results", "presets",
-           "run_search", "from_hf_config", "plot", "results", "traces", "__version__"]
+           "run_search", "from_hf_config", "explore", "plot", "results", "traces", "__version__"]
