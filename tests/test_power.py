@@ -84,7 +84,10 @@ def test_board_power_never_above_the_limit_and_boundaries_nest(system, model, ba
 @pytest.mark.parametrize("kw, word", [(dict(boundary="rack"), "boundary"), (dict(pue=0.9), "pue"),
                                       (dict(power_limit_w=100.0), "power_limit_w"),
                                       (dict(mem_efficiency=0.0), "mem_efficiency"),
-                                      (dict(compute_efficiency=1.2), "compute_efficiency")])
+                                      (dict(compute_efficiency=1.2), "compute_efficiency"),
+                                      (dict(serving_efficiency=0.0), "serving_efficiency"),
+                                      (dict(active_power_fraction=1.0), "active_power_fraction"),
+                                      (dict(host_us_per_sequence=-1.0), "host_us_per_sequence")])
 def test_bad_reality_inputs_are_one_line_errors_naming_the_key(kw, word):
     with pytest.raises(dse.DseError) as err:
         dse.evaluate(**BASE, batch=1, **kw)
