@@ -28,7 +28,8 @@ SYSTEMS = {"h100-sxm": "hgx-h100", "h200-sxm": "hgx-h200", "b200": "hgx-b200"}
 MODELS = {"deepseek-r1-0528": "deepseek-r1", "deepseek-v3.1": "deepseek-r1", "mixtral-8x7b": "mixtral-8x7b",
           "mixtral-8x7b-instruct-v0.1": "mixtral-8x7b", "qwen3-235b-a22b-instruct-2507": "qwen3-235b-a22b",
           "qwen3-235b-a22b-thinking-2507": "qwen3-235b-a22b", "gpt-oss-120b": "gpt-oss-120b",
-          "llama-4-maverick-17b-128e-instruct": "llama4-maverick"}
+          "llama-4-maverick-17b-128e-instruct": "llama4-maverick", "qwen3-30b-a3b-instruct-2507": "qwen3-30b-a3b",
+          "llama2-70b": "llama2-70b"}
 WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5, "mxfp4": 0.5, "nvfp4": 0.5}
 #: The run's own settings stated by its source (not fitted): MLPerf v4.1 NVIDIA H200 "MaxQ" caps each GPU at 500 W
 #: and serves one model copy per GPU (closed/NVIDIA/configs/mixtral-8x7b/Offline/__init__.py, power_limit = 500).
