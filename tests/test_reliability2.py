@@ -37,7 +37,7 @@ def test_routing_frequencies_any_positive_scale_is_the_same_routing(scale):
     p = routing_probabilities([scale] * 8, 2, 8)
     np.testing.assert_allclose(p, np.full(8, 0.25), rtol=1e-12)
     # a skewed vector: shares 4:2:1:1 scaled to sum 2 -> one expert capped at 1, the rest share 1 as 2:1:1
-    p = routing_probabilities(np.array([4, 2, 1, 1, 0, 0, 0, 0]) * (scale if scale > 1e-300 else 1e-300), 2, 8)
+    p = routing_probabilities(np.array([4, 2, 1, 1, 0, 0, 0, 0]) * min(scale, 1e307), 2, 8)
     np.testing.assert_allclose(p, [1, 0.5, 0.25, 0.25, 0, 0, 0, 0], rtol=1e-12)
 
 
