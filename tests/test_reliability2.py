@@ -47,3 +47,20 @@ def test_routing_frequencies_extreme_scale_same_energy():
     for scale in (1e308, 1e-320):
         b = float(dse.evaluate(routing_frequencies=[scale] * 8, **kw).energy_per_token)
         assert b == pytest.approx(a, rel=1e-9)
+
+
+# ------------------------------------------------------------------------------------------ 3. collect
+@pytest.mark.slow
+def test_collect_refuses_a_job_result_of_another_configuration(tmp_path):
+    common = ["grid.batch=[1,8]", "workload.placement=ssd", "progress=false", "plot=false"]
+    r = cli("-m", *common, "workload.hbm_cache_fraction=0.25,0.5", "hydra.sweep.dir=m1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert cli(*common, "workload.hbm_cache_fraction=0.5", "model=deepseek-r1", "system=8xh200",
+               "hydra.run.dir=m2", cwd=tmp_path).returncode == 0
+    r = cli("m1", "-o", "m1/again.nc", cwd=tmp_path, tool="dse-collect")
+    assert r.returncode == 0, r.stderr                       # the multirun as written merges
+    (tmp_path / "m1" / "1" / "result.nc").write_bytes((tmp_path / "m2" / "result.nc").read_bytes())
+    r = cli("m1", "-o", "m1/foreign.nc", cwd=tmp_path, tool="dse-collect")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "model.name='deepseek-r1'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m1" / "foreign.nc").exists()
