@@ -3,9 +3,14 @@
 - :func:`atomic` / :func:`atomic_write` (:func:`write_text`, :func:`write_netcdf`): write under a temporary name in the same directory and rename into place
   when complete; the temporary is removed on any failure, Ctrl-C included (a ``kill -9`` leaves it behind, under a
   ``.tmp`` name that :func:`dse.open_results` refuses and the next write to the same path removes).
-- :func:`check_owned`: never replace or delete anything dse did not write. NetCDF and Zarr outputs carry the
-  attribute :data:`MARK_ATTR` (and ``dse_version``), in the HDF5 root or the Zarr group's metadata.
-  Anything else at an output path is refused in one line naming ``output.overwrite``.
+- :func:`check_owned`: the one ownership rule, applied to every file dse writes (datasets, figures, CSV tables,
+  search outputs, traces) by :func:`atomic` itself and, before any work, by each command for every path it will
+  write (:func:`check_free`). A path may be replaced only when dse wrote what is there now: a NetCDF or Zarr output
+  carries the attribute :data:`MARK_ATTR` (and ``dse_version``), in the HDF5 root or the Zarr group's metadata;
+  any other file dse writes is recorded, when it is renamed into place, in the directory's :data:`MANIFEST` (its
+  name, size, modification time and inode), and counts as dse's only while all four still match. Anything else is
+  refused in one line naming the switch that allows it (``output.overwrite=true``, say).
+- :func:`confined`: a name chosen by the user (``search.name``, ``output=``) stays inside its output directory.
 - :func:`lock`: one writer per output path (an ``flock`` on a hidden lock file beside it).
 - :func:`check_space`: free space and the file-size limit (``ulimit -f``) checked before writing.
 - :func:`os_error`: ENOSPC / EFBIG / EDQUOT / EACCES while writing become one-line errors.
@@ -24,16 +29,69 @@ from dse.errors import DseError
 
 MARK_ATTR = "dse_output"
 MARKER_FILE = ".dse-output"
+#: Append-only record, per directory, of the plain files dse wrote there: ``name<TAB>fingerprint`` lines.
+MANIFEST = ".dse-written"
+MANIFEST_COMPACT_BYTES = 256 * 1024   # rewritten with the live entries only when it grows past this
 _FULL = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "file too large (ulimit -f?)",
          errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied", errno.EROFS: "read-only file system"}
 
 
 # ------------------------------------------------------------------------------------------------ ownership
+def _fingerprint(path: Path) -> str:
+    st = os.stat(path, follow_symlinks=False)
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+
+def _manifest(directory: Path) -> dict[str, str]:
+    """{name: fingerprint} of the directory's manifest (the last record of each name; a torn line is ignored)."""
+    try:
+        text = (Path(directory) / MANIFEST).read_text(errors="replace")
+    except OSError:
+        return {}
+    out = {}
+    for line in text.split("\n")[:-1]:
+        name, _, fp = line.partition("\t")
+        if name and fp:
+            out[name] = fp
+    return out
+
+
+def record(path: Path) -> None:
+    """Record a plain file dse has just renamed into place in its directory's manifest (best effort: a file that
+    could not be recorded is treated as foreign later, which only ever refuses)."""
+    path = Path(path)
+    manifest = path.parent / MANIFEST
+    try:
+        line = f"{path.name}\t{_fingerprint(path)}\n"
+        if manifest.is_file() and manifest.stat().st_size > MANIFEST_COMPACT_BYTES:
+            live = {n: fp for n, fp in _manifest(path.parent).items() if _matches(path.parent / n, fp)}
+            tmp = _tmp_name(manifest)
+            tmp.write_text("".join(f"{n}\t{fp}\n" for n, fp in live.items()))
+            os.replace(tmp, manifest)
+        fd = os.open(manifest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _matches(path: Path, fp: str) -> bool:
+    try:
+        return _fingerprint(path) == fp
+    except OSError:
+        return False
+
+
 def is_dse_output(path: Path) -> bool:
-    """True for a NetCDF file or Zarr store (finished or partial) that dse wrote."""
+    """True for a NetCDF file or Zarr store (finished or partial) that dse wrote, or a file dse wrote and
+    recorded in its directory's manifest, unchanged since."""
     path = Path(path)
     if path.is_symlink():
         return False
+    if path.is_file() and path.name in (recorded := _manifest(path.parent)) and _matches(path, recorded[path.name]):
+        return True
     if path.is_dir():
         if (path / MARKER_FILE).is_file():
             return True
@@ -66,6 +124,22 @@ def check_owned(path: Path, key: str = "output.path", overwrite: bool = False,
             what = "a directory" if p.is_dir() else "a file"
             raise DseError(f"{key}={str(path)!r}: {str(p)!r} is {what} dse did not write; refusing to replace it "
                            f"(move it away, or set {flag})")
+
+
+def check_free(paths, key: str, overwrite: bool = False, flag: str = "output.overwrite=true") -> None:
+    """:func:`check_owned` for every path a command will write, before any work."""
+    for p in paths:
+        check_owned(Path(p), key, overwrite, flag)
+
+
+def confined(name, key: str) -> str:
+    """``name`` as one plain file or directory name (no separator, not ``.`` / ``..``, no control character)."""
+    text = str(name)
+    if (not text or text in (".", "..") or "/" in text or "\\" in text or os.sep in text
+            or any(ord(ch) < 32 for ch in text) or len(text.encode()) > 200):
+        raise DseError(f"{key}={text!r}: allowed a plain name (letters, digits, '-', '_', '.'; no '/' and not "
+                       "'.' or '..'; at most 200 bytes): it names a file or directory inside the output directory")
+    return text
 
 
 def check_target(path: Path, fmt: str, key: str = "output.path", overwrite: bool = False,
@@ -165,16 +239,22 @@ def replace(src: Path, dst: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic(path: Path, key: str = "output.path"):
+def atomic(path: Path, key: str = "output.path", overwrite: bool = False, flag: str = "output.overwrite=true"):
     """``with atomic(path) as tmp:`` write ``tmp`` (a file or a directory); it is renamed to ``path`` when the
-    block completes, and removed when it fails or is interrupted. Full disks become one-line errors."""
+    block completes, and removed when it fails or is interrupted. Full disks become one-line errors. What is at
+    ``path`` is replaced only when dse wrote it (:func:`check_owned`; ``overwrite`` waives it), and a plain file
+    written is recorded as dse's (:func:`record`)."""
     path = Path(path)
+    check_owned(path, key, overwrite, flag)
     remove_stale(path)
     tmp = _tmp_name(path)
     _remove(tmp)
     try:
         yield tmp
+        is_file = tmp.is_file() and not tmp.is_symlink()
         replace(tmp, path)
+        if is_file:
+            record(path)
     except OSError as err:
         raise os_error(err, path, key) from None
     finally:
@@ -182,9 +262,10 @@ def atomic(path: Path, key: str = "output.path"):
             _remove(tmp)
 
 
-def atomic_write(path: Path, write, key: str = "output.path") -> Path:
+def atomic_write(path: Path, write, key: str = "output.path", overwrite: bool = False,
+                 flag: str = "output.overwrite=true") -> Path:
     """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it into place (see :func:`atomic`)."""
-    with atomic(path, key) as tmp:
+    with atomic(path, key, overwrite, flag) as tmp:
         write(tmp)
         if tmp.is_file():
             umask = os.umask(0)
@@ -193,14 +274,16 @@ def atomic_write(path: Path, write, key: str = "output.path") -> Path:
     return Path(path)
 
 
-def write_text(path: Path, text: str, key: str = "output.path") -> Path:
+def write_text(path: Path, text: str, key: str = "output.path", overwrite: bool = False,
+               flag: str = "output.overwrite=true") -> Path:
     """A text file, written atomically."""
-    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text), key)
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text), key, overwrite, flag)
 
 
-def write_netcdf(ds, path: Path, key: str = "output.path") -> Path:
+def write_netcdf(ds, path: Path, key: str = "output.path", overwrite: bool = False,
+                 flag: str = "output.overwrite=true") -> Path:
     """A dataset as NetCDF-4 (h5netcdf), written atomically."""
-    return atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), key)
+    return atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), key, overwrite, flag)
 
 
 # ------------------------------------------------------------------------------------------------ lock

@@ -301,7 +301,7 @@ def _provenance(js: list[Job], job_attrs: dict, swept: list, dims: list, kept: d
     return out
 
 
-def write(ds: xr.Dataset, path: Path, progress: bool = True) -> Path:
+def write(ds: xr.Dataset, path: Path, progress: bool = True, overwrite: bool = False) -> Path:
     """Write a (lazy) dataset to ``path`` (.nc or .zarr) under a temporary name, renamed when complete."""
     from contextlib import nullcontext
 
@@ -312,7 +312,8 @@ def write(ds: xr.Dataset, path: Path, progress: bool = True) -> Path:
 
     path = Path(path)
     ds = ds.assign_attrs({outputs.MARK_ATTR: "written by dse"})
-    with outputs.lock(path, "dse-collect"), outputs.atomic(path, "dse-collect") as tmp:
+    with outputs.lock(path, "dse-collect"), outputs.atomic(path, "dse-collect output", overwrite,
+                                                                             "--overwrite") as tmp:
         with ProgressBar(minimum=PROGRESS_DELAY_S) if progress else nullcontext():
             if path.suffix == ".zarr":
                 ds = ds.unify_chunks()
@@ -354,7 +355,7 @@ def collect(sweep_dir, output=None, fmt: str = "auto", zarr_above_gb: float = 2.
                              overwrite, "--overwrite")
         outputs.check_space(output, ds.nbytes if output.suffix == ".nc" else ds.nbytes / 4,
                             key="dse-collect output")
-        return write(ds, output, progress)
+        return write(ds, output, progress, overwrite)
     finally:
         ds.close()
 

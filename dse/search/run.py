@@ -38,8 +38,19 @@ def _check(search: dict, base: dict, space, run_dir: Path) -> Path:
                            f"search.max_enumerate={search.get('max_enumerate')}")
     if not run_dir.is_dir():
         raise DseError(f"run directory {str(run_dir)!r} does not exist")
+    from dse.analyze.figure_switch import figures_wanted
+
+    report.check_outputs(run_dir, figures_wanted(search_plot(base)), bool(search.get("validate")))
     points.check_question(base, space)
     return run_dir
+
+
+def search_plot(cfg: dict):
+    """The ``plot`` switch of a search config (checked: true or false)."""
+    plot = cfg.get("plot", True)
+    if not isinstance(plot, bool):
+        raise DseError(f"plot={plot!r}: allowed true or false")
+    return plot
 
 
 def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:

@@ -38,35 +38,61 @@ def storage_url(url: str | None, run_dir: Path) -> str:
     return url or os.environ.get(STORAGE_ENV) or f"sqlite:///{Path(run_dir).resolve() / 'study.db'}"
 
 
+#: Query parameters of a storage URL whose values are secrets (``?password=...``), matched case-insensitively.
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "pass", "secret", "token", "api_key", "apikey", "key",
+                     "sslpassword", "access_token", "auth")
+_QUERY_SECRET = re.compile(r"([?&;](?:%s)=)([^&;#\s'\"]*)" % "|".join(SECRET_QUERY_KEYS), re.IGNORECASE)
+
+
+def secrets(url: str | None) -> list[str]:
+    """Every secret in a storage URL: the password of its user info (everything between the first ``:`` after
+    ``://`` and the *last* ``@`` before the host, so a raw ``@`` or ``/`` inside a password is part of it) and the
+    values of secret query parameters (:data:`SECRET_QUERY_KEYS`). Longest first (so masking never leaves a tail)."""
+    if not url or str(url).startswith("journal:"):
+        return []
+    from urllib.parse import unquote
+
+    url = str(url)
+    found = []
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    at = rest.rfind("@")
+    query = rest.find("?", at + 1 if at >= 0 else 0)
+    if at >= 0 and (query < 0 or at < query):
+        user, sep, pw = rest[:at].partition(":")
+        if sep and pw:
+            found.append(pw)
+    found += [m.group(2) for m in _QUERY_SECRET.finditer(url) if m.group(2)]
+    found += [unquote(f) for f in found]
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
 def password(url: str | None) -> str | None:
-    """The password in a storage URL, if any."""
-    if not url or url.startswith("journal:"):
-        return None
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).password
-    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: look for user:password@
-        m = re.search(r"://[^/:@]*:([^@/]*)@", url)
-        return m.group(1) if m else None
+    """The (first, longest) secret in a storage URL, if any (:func:`secrets`)."""
+    found = secrets(url)
+    return found[0] if found else None
 
 
-def mask(text: str, url: str | None) -> str:
-    """``text`` with the storage URL's password replaced by ***."""
-    secret = password(url)
+def mask(text: str, url: str | None = None) -> str:
+    """``text`` with every secret of the storage URL (:func:`secrets`, raw and percent-encoded) replaced by ***,
+    and any other ``user:password@`` or secret query value in it too."""
+    from urllib.parse import quote
+
     text = str(text)
-    if secret:
-        text = text.replace(secret, "***")
-        from urllib.parse import quote
-
-        text = text.replace(quote(secret, safe=""), "***")
-    return re.sub(r"(://[^/:@\s]*:)[^@/\s]+@", r"\1***@", text)
+    for secret in secrets(url):
+        text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+    text = _QUERY_SECRET.sub(r"\1***", text)
+    return re.sub(r"(://[^/:@\s'\"]*:)[^\s'\"]*@", r"\1***@", text)
 
 
 def open_storage(url: str | None, run_dir: Path):
     """An Optuna storage for ``url`` (see module doc); any failure -> one-line DseError, before any trial.
     Passwords never appear in messages."""
     url = storage_url(url, run_dir)
+    pw = next(iter(secrets(url.split("?", 1)[0])), "")
+    if any(ch in pw for ch in "@/?#"):
+        raise DseError(f"search.storage={mask(url, url)!r}: the password holds a raw '@', '/', '?' or '#'; "
+                       "percent-encode it (%40, %2F, %3F, %23), or set the URL in the environment variable "
+                       f"{STORAGE_ENV}")
     try:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend, JournalStorage
