@@ -64,3 +64,147 @@ def test_collect_refuses_a_job_result_of_another_configuration(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "model.name='deepseek-r1'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m1" / "foreign.nc").exists()
+
+
+# ------------------------------------------------------------------------------------------ 4. foreign files
+def test_the_ownership_rule_replaces_only_what_dse_wrote(tmp_path):
+    from dse import files
+
+    mine = tmp_path / "x.png"
+    mine.write_text("MINE")
+    with pytest.raises(DseError) as err:
+        files.write_text(mine, "dse's", "plot")
+    assert "x.png" in one_line(err) and mine.read_text() == "MINE"
+    ours = tmp_path / "y.csv"
+    files.write_text(ours, "one")
+    files.write_text(ours, "two")                      # dse's own file, unchanged since: replaced
+    assert ours.read_text() == "two"
+    ours.write_text("edited by hand")                  # changed by the user: theirs now
+    with pytest.raises(DseError):
+        files.write_text(ours, "three")
+    assert ours.read_text() == "edited by hand"
+    files.write_text(ours, "forced", overwrite=True)
+    assert ours.read_text() == "forced"
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_figures_refuse_a_foreign_file_before_writing_any(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from dse.analyze.plot import save
+
+    (tmp_path / "f.svg").write_text("MINE")
+    fig = plt.figure()
+    with pytest.raises(DseError):
+        save(fig, tmp_path, "f")
+    assert not (tmp_path / "f.png").exists() and (tmp_path / "f.svg").read_text() == "MINE"
+
+
+@pytest.mark.slow
+def test_dse_refuses_foreign_figures_and_csv_before_any_work(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "x.png").write_text("MINE")
+    (d / "x.svg").write_text("MINE")
+    r = cli(f"output.path={d}/x.nc", "progress=false", "hydra.run.dir=r", cwd=tmp_path, env={"DSE_PLOT": "1"})
+    assert r.returncode == 2 and "x.png" in r.stderr and "Traceback" not in r.stderr
+    assert not (d / "x.nc").exists() and (d / "x.png").read_text() == "MINE" and (d / "x.svg").read_text() == "MINE"
+    run = tmp_path / "c"
+    run.mkdir()
+    (run / "result.csv").write_text("MINE")
+    r = cli("output.format=csv", "progress=false", "plot=false", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert r.returncode == 2 and "result.csv" in r.stderr
+    assert not (run / "result.nc").exists() and (run / "result.csv").read_text() == "MINE"
+
+
+@pytest.mark.slow
+def test_dse_search_and_breakeven_refuse_foreign_outputs(tmp_path):
+    s = tmp_path / "s"
+    s.mkdir()
+    names = ["trials.nc", "pareto.nc", "trials.csv", "pareto.png", "pareto.svg"]
+    for n in names:
+        (s / n).write_text("MINE")
+    r = cli("search=mixtral-small", "search.progress=false", f"hydra.run.dir={s}", cwd=tmp_path, tool="dse-search",
+            env={"DSE_PLOT": "1"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert all((s / n).read_text() == "MINE" for n in names) and not (s / "study.db").exists()
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "breakeven.png").write_text("MINE")
+    r = cli(f"hydra.run.dir={b}", cwd=tmp_path, tool="dse-breakeven", env={"DSE_PLOT": "1"})
+    assert r.returncode == 2 and "breakeven.png" in r.stderr
+    assert (b / "breakeven.png").read_text() == "MINE" and not (b / "breakeven.nc").exists()
+
+
+@pytest.mark.parametrize("name", ["../..", "..", ".", "a/b", "/tmp/x", ""])
+def test_search_name_is_confined_to_the_output_directory(tmp_path, name):
+    from dse.search.space import check_run_settings
+
+    with pytest.raises(DseError) as err:
+        check_run_settings({"name": name, "n_trials": 1, "batch_size": 2})
+    assert "search.name" in one_line(err)
+
+
+@pytest.mark.slow
+def test_search_name_dotdot_writes_nothing(tmp_path):
+    r = cli("search=mixtral-small", "search.name=../..", cwd=tmp_path, tool="dse-search")
+    assert r.returncode == 2 and "search.name" in r.stderr and "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------ 5. settings first
+def test_plot_and_csv_settings_are_checked_with_the_others():
+    from dse.run.settings import settings
+
+    with pytest.raises(DseError) as err:
+        settings({"plot": "maybe"})
+    assert "plot='maybe'" in one_line(err)
+    assert settings({"output": {"format": "csv"}}).format == "csv"     # what a multirun's check accepts
+
+
+@pytest.mark.slow
+def test_plot_maybe_is_refused_before_any_write(tmp_path):
+    r = cli("plot=maybe", "hydra.run.dir=p", "progress=false", cwd=tmp_path)
+    assert r.returncode == 2 and "plot" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "p" / "result.nc").exists()
+
+
+@pytest.mark.slow
+def test_multirun_with_csv_output(tmp_path):
+    r = cli("-m", "grid.batch=[1,8]", "output.format=csv", "workload.hbm_cache_fraction=0.25,0.5",
+            "hydra.sweep.dir=mc", "progress=false", "plot=false", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for job in ("0", "1"):
+        table = (tmp_path / "mc" / job / "result.csv").read_text().splitlines()
+        assert table[0].startswith("batch,") and len(table) > 2
+
+
+# ------------------------------------------------------------------------------------------ 7. secrets
+@pytest.mark.parametrize("url, secret", [
+    ("postgresql+psycopg://alice@127.0.0.1:1/dse?password=S3cretPassw0rd", "S3cretPassw0rd"),
+    ("postgresql+psycopg://alice@127.0.0.1:1/dse?sslmode=off&PASSWORD=S3cretPassw0rd", "S3cretPassw0rd"),
+    ("postgresql+psycopg://bob:Qp@ss:w0rd/Z@127.0.0.1:1/dse4", "Qp@ss:w0rd/Z"),
+    ("postgresql+psycopg://bob:Qp%40ss@127.0.0.1:1/dse4", "Qp@ss"),
+])
+def test_every_secret_of_a_storage_url_is_masked(tmp_path, url, secret):
+    from dse.search.study import mask, open_storage
+
+    with pytest.raises(DseError) as err:
+        open_storage(url, tmp_path)
+    msg = one_line(err)
+    for part in {secret, secret.split("@")[-1], secret.split(":")[-1], secret.replace("@", "%40")}:
+        assert part not in msg and part not in mask(f"said {url} twice {url}", url)
+
+
+@pytest.mark.slow
+def test_storage_secrets_never_reach_hydra_files_or_output(tmp_path):
+    url = "postgresql+psycopg://alice:Tail%40Pw@127.0.0.1:1/dse?password=S3cretPassw0rd"
+    r = cli("search=mixtral-small", "search.method=optuna", f'search.storage="{url}"', "hydra.run.dir=q",
+            cwd=tmp_path, tool="dse-search")
+    assert r.returncode == 2
+    cfg = cli("search=mixtral-small", "search.method=optuna", f'search.storage="{url}"', "--cfg", "job",
+              cwd=tmp_path, tool="dse-search")
+    for text in [r.stdout, r.stderr, cfg.stdout, cfg.stderr,
+                 *(p.read_text() for p in (tmp_path / "q").rglob("*") if p.is_file())]:
+        assert "S3cretPassw0rd" not in text and "Tail" not in text
+    assert "password=***" in cfg.stdout
