@@ -208,3 +208,35 @@ def test_storage_secrets_never_reach_hydra_files_or_output(tmp_path):
                  *(p.read_text() for p in (tmp_path / "q").rglob("*") if p.is_file())]:
         assert "S3cretPassw0rd" not in text and "Tail" not in text
     assert "password=***" in cfg.stdout
+
+
+# ------------------------------------------------------------------------------------------ 8. warm tier dimension
+def test_warm_tier_as_a_dimension_equals_each_value_alone():
+    kw = dict(model="mixtral-8x7b", system="8xh200", placement="ssd", warm_fraction=0.3)
+    ds = dse.evaluate(warm_tier=["ddr", "cxl"], **kw)
+    assert list(ds.warm_tier.values) == ["ddr", "cxl"]
+    for t in ("ddr", "cxl"):
+        alone = dse.evaluate(warm_tier=t, **kw)
+        for v in ("energy_per_token", "step_latency", "capacity_cost_usd"):
+            assert float(ds[v].sel(warm_tier=t)) == pytest.approx(float(alone[v]), rel=1e-12)
+    # DDR reads cost less energy than CXL memory: the DDR warm tier is the cheaper one per token
+    assert float(ds.energy_per_token.sel(warm_tier="ddr")) < float(ds.energy_per_token.sel(warm_tier="cxl"))
+    with pytest.raises(DseError) as err:
+        dse.evaluate(warm_tier=["ddr", "ssd"], **kw)           # the cold tier cannot also be the warm one
+    assert "warm_tier='ssd'" in one_line(err)
+
+
+@pytest.mark.slow
+def test_warm_tier_grid_and_search_categorical(tmp_path):
+    r = cli("system=8xh200", "workload.placement=ssd", "grid.warm_tier=[ddr,cxl]", "workload.warm_fraction=0.3",
+            "hydra.run.dir=w", "progress=false", "plot=false", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    from dse.run.results import open_results
+
+    with open_results(tmp_path / "w" / "result.nc") as ds:
+        assert list(ds.warm_tier.values) == ["ddr", "cxl"]
+    r = cli("search=mixtral-small", "search.progress=false", "search.method=optuna", "search.n_trials=20",
+            "system=8xh200", "search.space.placement.choices=[ssd]", "search.space.hbm_cache_fraction.high=0.5",
+            "+search.space.warm_tier={type:categorical,choices:[ddr,cxl]}", "+search.fixed.warm_fraction=0.3",
+            "hydra.run.dir=s", "plot=false", cwd=tmp_path, tool="dse-search")
+    assert r.returncode == 0, r.stderr
