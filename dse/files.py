@@ -92,6 +92,11 @@ def is_dse_output(path: Path) -> bool:
         return False
     if path.is_file() and path.name in (recorded := _manifest(path.parent)) and _matches(path, recorded[path.name]):
         return True
+    return _marked(path)
+
+
+def _marked(path: Path) -> bool:
+    """A NetCDF file or Zarr store carrying dse's mark."""
     if path.is_dir():
         if (path / MARKER_FILE).is_file():
             return True
@@ -178,6 +183,44 @@ def check_space(path: Path, nbytes: float, largest_file: float | None = None, ke
                        f"(ulimit -f) of {soft / 1e6:.3g} MB")
 
 
+#: NetCDF files up to this size are rendered in memory and written with plain file I/O (:func:`write_netcdf`): a
+#: full disk is then an ordinary OSError, never one inside HDF5 (whose failed file crashes the process on close).
+MEMORY_IMAGE_BYTES = 512 * 2**20
+#: Disk reserved beyond an HDF5 file's end before it is written piece by piece (:func:`reserve`): its estimated size
+#: times this, plus RESERVE_EXTRA_BYTES for the metadata (chunk index, attributes).
+RESERVE_FACTOR, RESERVE_EXTRA_BYTES = 1.05, 16 * 2**20
+
+
+def reserve(path: Path, nbytes: float) -> None:
+    """Allocate disk blocks for ``nbytes`` beyond the end of the open-able file ``path`` (``fallocate`` with
+    FALLOC_FL_KEEP_SIZE: the file's size is unchanged, HDF5 later writes into blocks it already has). A full disk
+    is then an OSError here (a one-line error from :func:`atomic`), before HDF5 writes anything big. Where the file system cannot reserve, the free
+    space is compared instead."""
+    import ctypes
+    import ctypes.util
+
+    want = int(nbytes * RESERVE_FACTOR + RESERVE_EXTRA_BYTES)
+    path = Path(path)
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fallocate = libc.fallocate
+        fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    except (OSError, AttributeError):
+        fallocate = None
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if fallocate is not None:
+            if fallocate(fd, 1, os.fstat(fd).st_size, want) == 0:   # 1: FALLOC_FL_KEEP_SIZE
+                return
+            code = ctypes.get_errno()
+            if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise OSError(code, os.strerror(code))       # atomic() names the final path
+        if shutil.disk_usage(path.parent).free < want:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    finally:
+        os.close(fd)
+
+
 def os_error(err: BaseException, path: Path, key: str = "output.path") -> DseError:
     """A one-line error for a failed write (the causes that are the user's to fix are named)."""
     code = getattr(err, "errno", None)
@@ -253,10 +296,14 @@ def atomic(path: Path, key: str = "output.path", overwrite: bool = False, flag: 
         yield tmp
         is_file = tmp.is_file() and not tmp.is_symlink()
         replace(tmp, path)
-        if is_file:
+        if is_file and not _marked(path):      # a dataset carries its own mark
             record(path)
     except OSError as err:
         raise os_error(err, path, key) from None
+    except RuntimeError as err:         # HDF5's own report of a failed write ("... errno = 28 ...")
+        if re.search(r"errno = \d+", str(err)):
+            raise os_error(err, path, key) from None
+        raise
     finally:
         if tmp.exists() or tmp.is_symlink():
             _remove(tmp)
@@ -282,8 +329,25 @@ def write_text(path: Path, text: str, key: str = "output.path", overwrite: bool 
 
 def write_netcdf(ds, path: Path, key: str = "output.path", overwrite: bool = False,
                  flag: str = "output.overwrite=true") -> Path:
-    """A dataset as NetCDF-4 (h5netcdf), written atomically."""
-    return atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), key, overwrite, flag)
+    """A dataset as NetCDF-4 (h5netcdf), written atomically. Up to :data:`MEMORY_IMAGE_BYTES` the file is
+    rendered in memory and written with plain file I/O, so a full disk is a one-line error and no HDF5 file is left
+    half-written (HDF5 crashes the process when such a file is closed); a larger one gets its disk reserved first
+    (:func:`reserve`)."""
+    if ds.nbytes <= MEMORY_IMAGE_BYTES:
+        image = ds.to_netcdf(engine="h5netcdf")
+        return atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(bytes(image)), key, overwrite, flag)
+
+    return atomic_write(Path(path), lambda tmp: write_reserved(ds, tmp), key, overwrite, flag)
+
+
+def write_reserved(ds, tmp: Path, **to_netcdf) -> None:
+    """``ds.to_netcdf(tmp)`` (h5netcdf) into a file whose disk was reserved first (:func:`reserve`): an empty
+    NetCDF file is written, its space reserved, then the dataset appended to it."""
+    import xarray as xr
+
+    xr.Dataset().to_netcdf(tmp, engine="h5netcdf")
+    reserve(tmp, ds.nbytes)
+    ds.to_netcdf(tmp, mode="a", engine="h5netcdf", **to_netcdf)
 
 
 # ------------------------------------------------------------------------------------------------ lock

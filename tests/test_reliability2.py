@@ -159,7 +159,6 @@ def test_plot_and_csv_settings_are_checked_with_the_others():
     with pytest.raises(DseError) as err:
         settings({"plot": "maybe"})
     assert "plot='maybe'" in one_line(err)
-    assert settings({"output": {"format": "csv"}}).format == "csv"     # what a multirun's check accepts
 
 
 @pytest.mark.slow

@@ -60,6 +60,13 @@ def write_csv(ds, path: Path, overwrite: bool = False) -> Path:
     return atomic_write(Path(path), lambda tmp: table.to_csv(tmp, index=False), "output.format=csv", overwrite)
 
 
+def without_csv(c: dict) -> dict:
+    """``output.format=csv`` is the command's: the sweep writes NetCDF and the command adds the table."""
+    if (c.get("output") or {}).get("format") == "csv":
+        return {**c, "output": {**c["output"], "format": "netcdf"}}
+    return c
+
+
 def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
     from dse.run.table import energy_table
     from dse.run.results import open_results
@@ -70,7 +77,8 @@ def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
     c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     set_verbosity(c.pop("verbosity", "info"))
     want_csv = (c.get("output") or {}).get("format") == "csv"
-    planned = plan(c, run_dir)            # every setting checked (plot and output.format included)
+    c = without_csv(c)
+    planned = plan(c, run_dir)            # every setting checked (plot included)
     grid, s, names, fmt, path = planned
     if want_csv and csv_rows(grid, names) > CSV_MAX_ROWS:
         raise DseError(f"output.format=csv: {csv_rows(grid, names):,} rows, over {CSV_MAX_ROWS:,}; "
@@ -158,7 +166,7 @@ def _check_multirun(argv: list[str]) -> None:
         for i, job in enumerate(jobs):
             try:
                 cfg = presets.compose(overrides=tuple(job))
-                plan(cfg, tmp)
+                plan(without_csv(cfg), tmp)
             except DseError as err:
                 raise DseError(f"job {i} of {len(jobs)} ({' '.join(job)}): {err}") from None
             except Exception as err:  # noqa: BLE001 - a composition error: Hydra reports it when the job runs

@@ -328,7 +328,7 @@ def write(ds: xr.Dataset, path: Path, progress: bool = True, overwrite: bool = F
             else:
                 encoding = {n: {"chunksizes": tuple(max(c) for c in v.chunks)} for n, v in ds.data_vars.items()
                             if v.chunks and v.ndim}
-                ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+                outputs.write_reserved(ds, tmp, encoding=encoding)   # a full disk: one line, before HDF5
     return path
 
 

@@ -13,8 +13,8 @@ from dse.errors import DseError
 
 #: The sweep's settings: their defaults and meaning are in dse/conf/config.yaml (the CLI passes them in ``cfg``).
 SETTINGS_KEYS = ("dask", "output", "progress", "max_grid_points")
-#: ``output.format``: csv is a NetCDF dataset plus its tidy table (``result.csv``) beside it.
-FORMATS = ("auto", "netcdf", "zarr", "csv")
+#: ``output.format`` of a sweep (the ``dse`` command adds csv: a NetCDF dataset plus its tidy table beside it).
+FORMATS = ("auto", "netcdf", "zarr")
 
 
 @functools.cache

@@ -64,7 +64,7 @@ def plan(cfg: dict, run_dir: Path | str = "."):
     if unknown:
         raise DseError(f"output.variables: unknown variable {unknown[0]!r}; known: {', '.join(grid.variables)}")
     nbytes = written_values(grid, names) * 8
-    fmt = {"auto": "zarr" if nbytes > s.zarr_above_gb * 1e9 else "netcdf", "csv": "netcdf"}.get(s.format, s.format)
+    fmt = s.format if s.format != "auto" else ("zarr" if nbytes > s.zarr_above_gb * 1e9 else "netcdf")
     path = Path(s.path) if s.path else Path(run_dir) / f"{RESULT_NAME}.{'zarr' if fmt == 'zarr' else 'nc'}"
     if path.suffix not in (".nc", ".zarr"):
         raise DseError(f"output.path={str(path)!r}: use a .nc or .zarr name")

@@ -136,6 +136,7 @@ def write_netcdf(layout: Layout, path: Path, attrs: dict, **run) -> Path:
     ds = layout.template({**attrs, "dse_run_digest": layout.digest("netcdf")})
     with outputs.atomic(path) as tmp:
         ds.drop_vars(layout.names).to_netcdf(tmp, engine="h5netcdf")   # coordinates and attributes
+        outputs.reserve(tmp, sum(ds[n].size * ds[n].dtype.itemsize for n in layout.names))   # full disk: here
         with h5netcdf.File(tmp, "a") as f:
             for d in layout.grid.dims:
                 if d not in f.dimensions:
