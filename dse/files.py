@@ -32,7 +32,7 @@ MARKER_FILE = ".dse-output"
 #: Append-only record, per directory, of the plain files dse wrote there: ``name<TAB>fingerprint`` lines.
 MANIFEST = ".dse-written"
 MANIFEST_COMPACT_BYTES = 256 * 1024   # rewritten with the live entries only when it grows past this
-_FULL = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "file too large (ulimit -f?)",
+FULL_REASONS = _FULL = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "file too large (ulimit -f?)",
          errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied", errno.EROFS: "read-only file system"}
 
 

@@ -239,3 +239,128 @@ def test_warm_tier_grid_and_search_categorical(tmp_path):
             "+search.space.warm_tier={type:categorical,choices:[ddr,cxl]}", "+search.fixed.warm_fraction=0.3",
             "hydra.run.dir=s", "plot=false", cwd=tmp_path, tool="dse-search")
     assert r.returncode == 0, r.stderr
+
+
+# ------------------------------------------------------------------------------------------ 6. journal, full disk
+def _journal(path, records, tail=b""):
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in records) + tail)
+
+
+def test_a_torn_last_journal_record_is_moved_aside_before_anything_is_appended(tmp_path):
+    from dse.search.study import check_journal
+
+    j = tmp_path / "j.log"
+    records = [{"op_code": 0, "worker_id": "a", "study_name": "s"}, {"op_code": 4, "worker_id": "a", "trial_id": 0}]
+    torn = b'{"op_code": 4, "worker_id": "x", "trial_id": 3'
+    _journal(j, records, torn)
+    check_journal(j, "search.storage")
+    assert [json.loads(line) for line in j.read_text().splitlines()] == records     # every whole record kept
+    assert (tmp_path / "j.log.torn").read_bytes() == torn + b"\n"                    # the torn one kept aside
+    check_journal(j, "search.storage")                                               # whole now: nothing to do
+    assert [json.loads(line) for line in j.read_text().splitlines()] == records
+
+
+def test_a_whole_last_record_without_its_newline_is_kept(tmp_path):
+    from dse.search.study import check_journal
+
+    j = tmp_path / "j.log"
+    last = {"op_code": 4, "worker_id": "b", "trial_id": 1}
+    _journal(j, [{"op_code": 0}], json.dumps(last).encode())
+    check_journal(j, "search.storage")
+    assert [json.loads(line) for line in j.read_text().splitlines()] == [{"op_code": 0}, last]
+
+
+def test_a_damaged_record_inside_the_journal_is_refused_and_nothing_appended(tmp_path):
+    from dse.search.study import check_journal, open_storage
+
+    j = tmp_path / "j.log"
+    j.write_bytes(b'{"op_code": 0}\n{"op_code": 4, "wor\n{"op_code": 5}\n')
+    before = j.read_bytes()
+    with pytest.raises(DseError) as err:
+        open_storage(f"journal:{j}", tmp_path)
+    assert "record 2" in one_line(err) and j.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_torn_journal_does_not_poison_later_searches(tmp_path):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    j = tmp_path / "j.log"
+    args = ["search=mixtral-small", "search.method=optuna", "search.progress=false", "search.n_trials=20",
+            f"search.storage=journal:{j}", "plot=false"]
+    assert cli(*args, "hydra.run.dir=a", cwd=tmp_path, tool="dse-search").returncode == 0
+    with open(j, "ab") as f:
+        f.write(b'{"op_code": 4, "worker_id": "x", "trial_id": 3')
+    for run in ("b", "c"):
+        r = cli(*args, f"hydra.run.dir={run}", cwd=tmp_path, tool="dse-search")
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    storage = JournalStorage(JournalFileBackend(str(j)))
+    assert len(optuna.load_study(study_name="mixtral-small", storage=storage).trials) == 60
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 400 KiB tmpfs (CI runs as root); skipped where mounting is not permitted."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root?)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _fill_check(mnt):
+    assert not [p for p in mnt.iterdir() if p.name.endswith(".tmp")], list(mnt.iterdir())
+
+
+FULL_DISK_NETCDF = """
+import sys, numpy as np, xarray as xr
+from dse import files, DseError
+files.MEMORY_IMAGE_BYTES = int(sys.argv[2])
+ds = xr.Dataset({"a": (("x", "y"), np.random.default_rng(0).random((300, 400)))})
+try:
+    files.write_netcdf(ds, sys.argv[1] + "/a.nc")
+except DseError as e:
+    print(e)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("image_bytes", [2**30, 0], ids=["in-memory", "reserved"])
+def test_a_netcdf_write_on_a_full_disk_is_one_line_no_signal_no_temp(small_disk, image_bytes):
+    # 300 x 400 float64 = 960 kB, more than the 400 KiB disk
+    r = subprocess.run([sys.executable, "-c", FULL_DISK_NETCDF, str(small_disk), str(image_bytes)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])       # not 139 (SIGSEGV)
+    assert "no space left" in r.stdout and len(r.stdout.strip().splitlines()) == 1
+    assert list(small_disk.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_full_disk_is_one_line(small_disk, tmp_path):
+    r = cli(f"output.path={small_disk}/r.nc", "grid.batch=[1,2,4,8,16,32,64,128]",
+            "grid.context_len={start:0,stop:4000,num:200}", "progress=false", "plot=false", "hydra.run.dir=run",
+            cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "no space left" in r.stderr.splitlines()[-1]
+    assert list(small_disk.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_search_on_a_full_disk_is_one_line_and_leaves_the_study_readable(small_disk, tmp_path):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    j = small_disk / "j.log"
+    args = ["search=mixtral-small", "search.method=optuna", "search.progress=false", "search.batch_size=50",
+            f"search.storage=journal:{j}", "plot=false"]
+    r = cli(*args, "search.n_trials=2000", "hydra.run.dir=a", cwd=tmp_path, tool="dse-search")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "no space left" in r.stderr
+    n = len(optuna.load_study(study_name="mixtral-small", storage=JournalStorage(JournalFileBackend(str(j)))).trials)
+    assert n > 0
+    (small_disk / "j.log.claims").unlink()            # room again
+    r = cli(*args, "search.n_trials=20", "hydra.run.dir=b", cwd=tmp_path, tool="dse-search")
+    assert "Traceback" not in r.stderr
+    storage = JournalStorage(JournalFileBackend(str(j)))
+    assert len(optuna.load_study(study_name="mixtral-small", storage=storage).trials) >= n

@@ -1,7 +1,9 @@
 """One search run: check everything, open the study, add trials, write the outputs (and validate)."""
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -45,6 +47,31 @@ def _check(search: dict, base: dict, space, run_dir: Path) -> Path:
     return run_dir
 
 
+#: What a storage's driver says when its disk is full (SQLite, PostgreSQL, MySQL, the OS).
+_FULL = re.compile(r"disk is full|no space left|disk full|errno = 28|\[Errno 28\]|quota exceeded|could not extend file",
+                   re.IGNORECASE)
+
+
+@contextlib.contextmanager
+def storage_faults(search: dict, run_dir: Path):
+    """A storage write that fails for want of space (or permission) ends the search with one line; every trial
+    stored before it is complete (a journal's torn last record is repaired when the study is next opened)."""
+    key = f"search.storage={study_mod.mask(study_mod.storage_url(search.get('storage'), run_dir))!r}"
+    try:
+        yield
+    except DseError:
+        raise
+    except OSError as err:
+        reason = files.FULL_REASONS.get(err.errno) or (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise DseError(f"{key}: writing failed ({study_mod.mask(reason)}); every trial stored before it is complete "
+                       "(re-run to resume)") from None
+    except Exception as err:  # noqa: BLE001 - a driver's error: one line when it is a full disk
+        if _FULL.search(str(err)):
+            raise DseError(f"{key}: writing failed (no space left on the device); every trial stored before it is "
+                           "complete (free space and re-run to resume)") from None
+        raise
+
+
 def search_plot(cfg: dict):
     """The ``plot`` switch of a search config (checked: true or false)."""
     plot = cfg.get("plot", True)
@@ -66,14 +93,14 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
     if method == "exhaustive":
         return exhaustive.run_exhaustive(cfg, base, space, run_dir, why)
 
-    study = study_mod.open_study(search, space, base, run_dir)       # storage errors: before any trial
-    progress = bool(search.get("progress", True)) if progress is None else progress
-    stats = study_mod.optimize(study, space, base, int(search["n_trials"]), int(search["batch_size"]), progress,
-                               local_share=float(search.get("local_search", 0.0)),
-                               random_share=float(search.get("random_share", 0.0)),
-                               seed=int(search.get("seed", 0)) + study.n_before)
-
-    numbers, params, F, C = study_mod.completed(study, space)
+    with storage_faults(search, run_dir):
+        study = study_mod.open_study(search, space, base, run_dir)       # storage errors: before any trial
+        progress = bool(search.get("progress", True)) if progress is None else progress
+        stats = study_mod.optimize(study, space, base, int(search["n_trials"]), int(search["batch_size"]), progress,
+                                   local_share=float(search.get("local_search", 0.0)),
+                                   random_share=float(search.get("random_share", 0.0)),
+                                   seed=int(search.get("seed", 0)) + study.n_before)
+        numbers, params, F, C = study_mod.completed(study, space)
     if len(numbers) == 0:
         raise DseError("search: the study has no completed trial (search.n_trials=0 on a new study?)")
     feasible = np.all(C <= 0, axis=1)

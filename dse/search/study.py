@@ -100,6 +100,7 @@ def open_storage(url: str | None, run_dir: Path):
             path = Path(url[len("journal:"):]).expanduser()
             if not path.parent.is_dir():
                 raise DseError(f"search.storage={mask(url, url)!r}: directory {str(path.parent)!r} does not exist")
+            check_journal(path, f"search.storage={mask(url, url)!r}")
             return JournalStorage(JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
@@ -126,6 +127,61 @@ def open_storage(url: str | None, run_dir: Path):
     except Exception as e:  # noqa: BLE001 - any driver / network / URL error becomes one line
         reason = mask((str(e).strip().splitlines() or [""])[0][:200], url)
         raise DseError(f"search.storage={mask(url, url)!r}: cannot open ({type(e).__name__}: {reason})") from None
+
+
+def check_journal(path: Path, key: str) -> None:
+    """Before anything is appended to a journal: every record must be whole. A torn last record (a process killed
+    or a disk filled mid-write) is repaired under the journal's own lock with nothing lost: a complete JSON record
+    that only lacks its newline gets it; an incomplete one is moved to ``<journal>.torn`` (it was never part of the
+    study) and cut off. A bad record before the last one is refused in one line (appending after it would make the
+    study unreadable)."""
+    import json
+    import logging
+
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    lock = JournalFileSymlinkLock(str(path))
+    while not lock.acquire():
+        time.sleep(0.01)
+    try:
+        with open(path, "r+b") as f:
+            data = f.read()
+            end = data.rfind(b"\n") + 1
+            tail = data[end:]
+            for number, line in enumerate(data[:end].splitlines(), start=1):
+                try:
+                    json.loads(line)
+                except ValueError:
+                    raise DseError(f"{key}: record {number} of the journal {str(path)!r} is not valid JSON (a "
+                                   "damaged file); nothing was appended. Restore it from a copy, or use another "
+                                   "journal") from None
+            if not tail:
+                return
+            try:
+                whole = isinstance(json.loads(tail), dict)
+            except ValueError:
+                whole = False
+            if whole:
+                f.seek(0, os.SEEK_END)
+                f.write(b"\n")
+                what = "completed its last record's line"
+            else:
+                with open(str(path) + ".torn", "ab") as aside:
+                    aside.write(tail + b"\n")
+                    aside.flush()
+                    os.fsync(aside.fileno())
+                f.truncate(end)
+                what = f"moved a torn last record ({len(tail)} bytes) to {str(path)}.torn"
+            f.flush()
+            os.fsync(f.fileno())
+        logging.getLogger("dse").warning("%s: the journal was repaired: %s", key, what)
+    except OSError as err:
+        raise DseError(f"{key}: cannot check the journal {str(path)!r} ({err.strerror or err}); nothing was "
+                       "appended (free some space, then re-run)") from None
+    finally:
+        lock.release()
 
 
 def make_sampler(name: str, seed: int, batch_size: int):
@@ -205,9 +261,11 @@ class Claims:
             with open(self.path, "a+") as f:
                 fcntl.flock(f, fcntl.LOCK_EX)
                 f.seek(0)
-                if f"{self.study}\t{key}\n" in set(f.readlines()):
+                lines = f.readlines()
+                if f"{self.study}\t{key}\n" in set(lines):
                     return False
-                f.write(f"{self.study}\t{key}\n")
+                torn = bool(lines) and not lines[-1].endswith("\n")     # a write cut short: start a new line
+                f.write(f"{chr(10) if torn else ''}{self.study}\t{key}\n")
                 f.flush()
                 return True
         return True
