@@ -364,3 +364,41 @@ def test_a_search_on_a_full_disk_is_one_line_and_leaves_the_study_readable(small
     assert "Traceback" not in r.stderr
     storage = JournalStorage(JournalFileBackend(str(j)))
     assert len(optuna.load_study(study_name="mixtral-small", storage=storage).trials) >= n
+
+
+# ------------------------------------------------------------------------------------------ 10. HF import
+QWEN = ROOT / "tests" / "data" / "hf" / "qwen3-235b-a22b.json"
+
+
+@pytest.mark.parametrize("digits", [401, 5001])
+def test_hf_integers_of_hundreds_of_digits_are_one_line(tmp_path, digits):
+    text = QWEN.read_text()
+    cfg = json.loads(text)
+    p = tmp_path / "config.json"
+    p.write_text(text.replace(f'"hidden_size": {cfg["hidden_size"]}', '"hidden_size": ' + "9" * digits))
+    assert ("9" * digits) in p.read_text()
+    with pytest.raises(DseError) as err:
+        dse.from_hf_config(p)
+    assert "hidden_size" in one_line(err)
+
+
+def test_hf_special_files_and_non_paths_are_refused_without_reading(tmp_path):
+    import time
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    t = time.monotonic()
+    for bad in (fifo, "/dev/zero", tmp_path):
+        with pytest.raises(DseError) as err:
+            dse.from_hf_config(bad)
+        one_line(err)
+    assert time.monotonic() - t < 5                      # neither blocked on the FIFO nor read /dev/zero
+    for bad in (3, None, b"config.json", ["a"]):
+        with pytest.raises(DseError) as err:
+            dse.from_hf_config(bad)
+        assert "path" in one_line(err)
+    big = tmp_path / "big.json"
+    big.write_text(" " * (5 * 2**20) + "{}")
+    with pytest.raises(DseError) as err:
+        dse.from_hf_config(big)
+    assert "bytes" in one_line(err)
