@@ -402,3 +402,62 @@ def test_hf_special_files_and_non_paths_are_refused_without_reading(tmp_path):
     with pytest.raises(DseError) as err:
         dse.from_hf_config(big)
     assert "bytes" in one_line(err)
+
+
+# ------------------------------------------------------------------------------------------ 11. dse.traces
+UNIFORM = [0.25] * 8          # top-2 of 8, uniform: pick probabilities 2/8
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda tr: tr.generate(UNIFORM, 1, -1), "steps=-1"),
+    (lambda tr: tr.generate([float("nan")] * 8, 1, 10), "p[0]=nan"),
+    (lambda tr: tr.generate([-0.25] + UNIFORM[1:], 1, 10), "p[0]=-0.25"),
+    (lambda tr: tr.generate([0.3] * 8, 1, 10), "sums to 2.4"),
+    (lambda tr: tr.generate(UNIFORM, 1, 10, reuse=1.5), "reuse=1.5"),
+    (lambda tr: tr.generate(UNIFORM, 10**6, 10**6), "steps=1000000 x batch=1000000"),
+    (lambda tr: tr.simulate(UNIFORM, 2, 0.5, -1), "slots=-1"),
+    (lambda tr: tr.simulate(UNIFORM, 2, 1.5, 1), "reuse=1.5"),
+    (lambda tr: tr.simulate(UNIFORM, 2, 0.5, 1, hbm_count=9), "hbm_count=9"),
+    (lambda tr: tr.simulate(UNIFORM, 2, 0.5, 1, hbm_count=4, warm_count=5), "warm_count=5"),
+    (lambda tr: tr.simulate([1] * 8, 2, 1, steps=10**12), "steps=1000000000000"),
+    (lambda tr: tr.tier_map(99999999999, 0, 0), "n_experts=99999999999"),
+    (lambda tr: tr.replay(np.ones((3, 4), bool), [0, 1, 2, 3], 1), "tiers"),
+    (lambda tr: tr.write("never.trace", {0: np.array([[[1, 1]]])}, 8), "same expert twice"),
+])
+def test_traces_refuse_bad_arguments_in_one_line(tmp_path, monkeypatch, call, words):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DseError) as err:
+        call(dse.traces)
+    assert words in one_line(err)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("body, words", [
+    ("# n_experts=8 top_k=2\n0 0 0 3 3\n", "same expert twice"),
+    ("# n_experts=99999999999 top_k=2\n0 0 0 1 2\n", "n_experts=99999999999"),
+    ("# n_experts=8 top_k=9\n", "top_k=9"),
+    ("# n_experts=8 top_k=2\n0 0 0 1 9\n", "out of range"),
+])
+def test_trace_files_are_checked(tmp_path, body, words):
+    p = tmp_path / "t.trace"
+    p.write_text(body)
+    with pytest.raises(DseError) as err:
+        dse.traces.read(p)
+    assert words in one_line(err)
+    for bad in (tmp_path / "missing.trace", tmp_path):
+        with pytest.raises(DseError):
+            dse.traces.read(bad)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(DseError) as err:
+        dse.traces.read(fifo)
+    assert "regular file" in one_line(err)
+
+
+def test_a_valid_trace_round_trips_with_frequencies_summing_to_top_k(tmp_path):
+    tr = dse.traces
+    sets = tr.generate(UNIFORM, 3, 50, 0.5, seed=1)
+    assert sets.shape == (50, 3, 2) and (sets[..., 0] != sets[..., 1]).all()
+    tr.write(tmp_path / "ok.trace", {0: sets}, 8)
+    f = tr.read(tmp_path / "ok.trace").frequencies()
+    assert f.sum() == pytest.approx(2.0, rel=1e-12) and f.max() <= 1.0
