@@ -461,3 +461,73 @@ def test_a_valid_trace_round_trips_with_frequencies_summing_to_top_k(tmp_path):
     tr.write(tmp_path / "ok.trace", {0: sets}, 8)
     f = tr.read(tmp_path / "ok.trace").frequencies()
     assert f.sum() == pytest.approx(2.0, rel=1e-12) and f.max() <= 1.0
+
+
+# ------------------------------------------------------------------------------------------ 12. silently ignored
+def test_a_parameter_given_twice_is_refused():
+    with pytest.raises(DseError) as err:
+        dse.evaluate(batch=8, **{"workload.batch": 16})
+    assert "workload.batch" in one_line(err) and "batch" in str(err.value)
+
+
+def test_a_warm_tier_with_every_expert_in_hbm_is_refused():
+    with pytest.raises(DseError) as err:
+        dse.evaluate(model="mixtral-8x7b", system="8xh200", placement="hbm", warm_tier="ddr", warm_fraction=0.3)
+    assert "placement=hbm" in one_line(err)
+    # a placement dimension that mixes hbm with tiers keeps its warm tier where the experts are offloaded
+    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", placement=["hbm", "ssd"], warm_tier="ddr",
+                      warm_fraction=0.3)
+    assert float(ds.energy_per_token.sel(placement="hbm")) < float(ds.energy_per_token.sel(placement="ssd"))
+
+
+def _search(**over):
+    from dse.search import compose
+
+    cfg = compose("mixtral-small")
+    cfg["search"].update(progress=False, **over)
+    cfg["plot"] = False
+    return cfg
+
+
+def test_search_settings_are_checked_whatever_the_method(tmp_path):
+    from dse.search.run import run
+
+    with pytest.raises(DseError) as err:         # 900 points, over the limit: exhaustive refuses
+        run(_search(method="exhaustive", max_enumerate=100), tmp_path)
+    assert "search.max_enumerate=100" in one_line(err)
+    for bad in ("nonsense", "foo://x", f"journal:{tmp_path}/missing/j.log"):
+        with pytest.raises(DseError) as err:     # auto would enumerate: the storage is still checked
+            run(_search(method="auto", storage=bad), tmp_path)
+        assert "search.storage" in one_line(err)
+    with pytest.raises(DseError) as err:
+        run(_search(max_enumerate="many"), tmp_path)
+    assert "search.max_enumerate" in one_line(err)
+    with pytest.raises(DseError) as err:
+        run(_search(constraints={"hbm_fill": {"max": float("nan")}}), tmp_path)
+    assert "search.constraints.hbm_fill.max=nan" in one_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_collect_refuses_a_format_that_contradicts_the_name(tmp_path):
+    from dse.run.collect import collect
+
+    with pytest.raises(DseError) as err:
+        collect(tmp_path, output=tmp_path / "x.zarr", fmt="netcdf")
+    assert "format=netcdf" in one_line(err)
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_fits_reads_back_as_a_boolean(tmp_path):
+    from dse.config import presets
+    from dse.run import sweep
+    from dse.run.results import open_results
+
+    for fmt in ("netcdf", "zarr"):
+        cfg = presets.compose()
+        cfg.update(grid={"batch": [1, 8], "placement": ["hbm", "ssd"]}, progress=False)
+        cfg["output"].update(format=fmt)
+        out = sweep.run(cfg, tmp_path / fmt if (tmp_path / fmt).mkdir() is None else None)
+        direct = dse.evaluate(model="mixtral-8x7b", system="paper-4xh100", batch=[1, 8], placement=["hbm", "ssd"])
+        with open_results(out) as ds:
+            assert ds.fits.dtype == bool
+            np.testing.assert_array_equal((~ds.fits).values, ~direct.fits.transpose(*ds.fits.dims).values)

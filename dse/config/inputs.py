@@ -195,6 +195,9 @@ def _warm_tier_for(w: dict, placement, tiers: dict) -> dict:
             raise DseError("warm_fraction > 0 needs warm_tier: allowed a key of system.tiers "
                            f"({', '.join(sorted(tiers))}) other than placement")
         return {}                                  # the kernel's neutral values (dse.model.hierarchy.NEUTRAL)
+    if not isinstance(placement, list) and placement == "hbm":   # a dimension may mix hbm with tiers
+        raise DseError(f"warm_tier={name if names is None else names!r} with placement=hbm: every expert is in HBM, "
+                       "nothing would be read from a warm tier; set placement to a tier, or warm_tier to null")
     for n in names if names is not None else [name]:
         if n is None or not isinstance(n, str) or n not in tiers:
             raise DseError(f"warm_tier={n!r} is not a tier of the system: allowed {', '.join(sorted(tiers))}")
@@ -318,6 +321,15 @@ def arguments(model, system, params: dict) -> SimpleNamespace:
         model_spec, model = dict(model), None
         rules.check_required_model(model_spec, f"model {model_spec.get('name', '')!r}".replace(" ''", ""))
     params.update({k: v for k, v in (("model", model), ("system", system)) if v is not None})
+    seen: dict = {}
+    for key in params:          # one parameter given twice (its short name and its path) would keep one silently
+        try:
+            path = lookup(key)[0] if key not in ("model", "system") else key
+        except DseError:
+            continue            # an unknown name: refused with a suggestion where the parameters are split
+        if path in seen:
+            raise DseError(f"{key} and {seen[path]} set the same parameter ({path}): give it once")
+        seen[path] = key
     return SimpleNamespace(params=params, frequencies=frequencies, model_spec=model_spec)
 
 

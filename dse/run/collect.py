@@ -343,6 +343,9 @@ def collect(sweep_dir, output=None, fmt: str = "auto", zarr_above_gb: float = 2.
         raise DseError(f"format={fmt!r}: allowed auto, netcdf, zarr")
     if output is not None and Path(output).suffix not in (".nc", ".zarr"):
         raise DseError(f"output {str(output)!r}: use a .nc or .zarr name")
+    if output is not None and fmt != "auto" and (Path(output).suffix == ".zarr") != (fmt == "zarr"):
+        raise DseError(f"output {str(output)!r} does not match format={fmt}: use a "
+                       f"{'.zarr' if fmt == 'zarr' else '.nc'} name, or leave the format to the name")
     ds = merge(sweep_dir, allow_missing)
     if output is None:
         big = fmt == "zarr" or (fmt == "auto" and ds.nbytes > zarr_above_gb * 1e9)

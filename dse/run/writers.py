@@ -143,10 +143,12 @@ def write_netcdf(layout: Layout, path: Path, attrs: dict, **run) -> Path:
                     f.dimensions[d] = layout.grid.sizes[d]
             for name in layout.names:
                 v = ds[name]
-                var = f.create_variable(name, v.dims, v.dtype, chunks=tuple(c[0] for c in v.chunks) or None,
+                flag = v.dtype.kind == "b"       # booleans as int8 tagged dtype=bool: read back as booleans (CF,
+                var = f.create_variable(name, v.dims, np.int8 if flag else v.dtype,           # xarray's convention)
+                                        chunks=tuple(c[0] for c in v.chunks) or None,
                                         fletcher32=bool(v.dims),   # a checksum per chunk: corruption is an error
                                         fillvalue=np.nan if v.dtype.kind == "f" else None)
-                var.attrs.update(v.attrs)
+                var.attrs.update({**v.attrs, **({"dtype": "bool"} if flag else {})})
             schedule.compute(layout.grid, layout.pieces(), schedule.evaluate_piece, _NetcdfWriter(layout, f), **run)
     return path
 

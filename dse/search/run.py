@@ -28,6 +28,7 @@ def _check(search: dict, base: dict, space, run_dir: Path) -> Path:
     value the search may try (before any storage is touched)."""
     check_run_settings(search)
     exhaustive.check(search)
+    study_mod.check_storage(search.get("storage"), run_dir)     # whatever the method: a bad URL is never ignored
     if search.get("mark_study") is not None:
         from dse.config.presets import check_preset
 
@@ -35,7 +36,7 @@ def _check(search: dict, base: dict, space, run_dir: Path) -> Path:
     if search.get("validate"):
         if space.discrete_values() is None:
             validate.exact_front(base, space, 0)   # raises the not-discrete error
-        if space.size() > int(search.get("max_enumerate", 2_000_000)):
+        if space.size() > exhaustive.max_enumerate(search):
             raise DseError(f"search.validate: the space has {space.size()} points; "
                            f"search.max_enumerate={search.get('max_enumerate')}")
     if not run_dir.is_dir():
@@ -108,7 +109,7 @@ def run(cfg: dict, run_dir: str | Path, progress: bool | None = None) -> dict:
     summary = dict(method="optuna", **why, study=study.name, trials_in_study=len(numbers),
                    feasible=int(feasible.sum()), **stats)
     if search.get("validate"):
-        exact = validate.exact_front(base, space, int(search.get("max_enumerate", 2_000_000)))
+        exact = validate.exact_front(base, space, exhaustive.max_enumerate(search))
         result = validate.compare(F[feasible], exact["F"])
         exact["hypervolume"] = result["hypervolume_exact"]
         result.update(n_points=exact["n_points"], n_feasible_points=exact["n_feasible"],

@@ -68,7 +68,7 @@ class Space:
 
 
 def _number(where: str, v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
         raise DseError(f"{where}={v!r} is not a number")
     return v
 

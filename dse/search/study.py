@@ -84,15 +84,39 @@ def mask(text: str, url: str | None = None) -> str:
     return re.sub(r"(://[^/:@\s'\"]*:)[^\s'\"]*@", r"\1***@", text)
 
 
+def check_storage(url: str | None, run_dir: Path) -> str:
+    """``search.storage`` checked without connecting (whatever the method, before any work): a ``journal:`` or
+    SQLite file in an existing directory, or a URL SQLAlchemy parses for a dialect it has. Returns the URL used."""
+    url = storage_url(url, run_dir)
+    if not isinstance(url, str):
+        raise DseError(f"search.storage={url!r}: allowed null, a SQLAlchemy URL or journal:<path>")
+    key = f"search.storage={mask(url, url)!r}"
+    pw = next(iter(secrets(url.split("?", 1)[0])), "")
+    if any(ch in pw for ch in "@/?#"):
+        raise DseError(f"{key}: the password holds a raw '@', '/', '?' or '#'; percent-encode it (%40, %2F, %3F, "
+                       f"%23), or set the URL in the environment variable {STORAGE_ENV}")
+    if url.startswith("journal:") or url.startswith("sqlite:///"):
+        path = Path(url.split(":///", 1)[1] if url.startswith("sqlite:///") else url[len("journal:"):]).expanduser()
+        if not str(path) or not path.parent.is_dir():
+            raise DseError(f"{key}: directory {str(path.parent)!r} does not exist")
+        if path.is_dir():
+            raise DseError(f"{key}: {str(path)!r} is a directory; give a file")
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        make_url(url).get_dialect()
+    except Exception as e:  # noqa: BLE001 - not a URL, or a dialect / driver SQLAlchemy does not have
+        raise DseError(f"{key}: not a storage dse can open ({type(e).__name__}: "
+                       f"{mask((str(e).strip().splitlines() or [''])[0][:120], url)}); allowed null (SQLite in the "
+                       "run directory), journal:<path>, sqlite:///<path>, postgresql://..., mysql+pymysql://...") from None
+    return url
+
+
 def open_storage(url: str | None, run_dir: Path):
     """An Optuna storage for ``url`` (see module doc); any failure -> one-line DseError, before any trial.
     Passwords never appear in messages."""
-    url = storage_url(url, run_dir)
-    pw = next(iter(secrets(url.split("?", 1)[0])), "")
-    if any(ch in pw for ch in "@/?#"):
-        raise DseError(f"search.storage={mask(url, url)!r}: the password holds a raw '@', '/', '?' or '#'; "
-                       "percent-encode it (%40, %2F, %3F, %23), or set the URL in the environment variable "
-                       f"{STORAGE_ENV}")
+    url = check_storage(url, run_dir)
     try:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend, JournalStorage
