@@ -531,3 +531,60 @@ def test_fits_reads_back_as_a_boolean(tmp_path):
         with open_results(out) as ds:
             assert ds.fits.dtype == bool
             np.testing.assert_array_equal((~ds.fits).values, ~direct.fits.transpose(*ds.fits.dims).values)
+
+
+# ------------------------------------------------------------------------------------------ 9. bounded work
+def _synthetic(L):
+    """Traffic-like increments: affine in the context, tile ceilings of 16 and 512, and a change of tiling at
+    L = 2e6 (a ceiling of 384 and a new slope), as each field."""
+    L = np.asarray(L, float)
+    v = 3.0 * L + 7.0 * np.ceil(L / 16) + 11.0 * np.ceil(L / 512) + np.where(L > 2e6, 2.0 * L + 5 * np.ceil(L / 384),
+                                                                               0.0)
+    from dse.model.requests import _FIELDS
+
+    return {f: v * (i + 1) for i, f in enumerate(_FIELDS)}
+
+
+@pytest.mark.parametrize("l0, dl", [(1000.0, 1.0), (128.5, 256.0)])
+def test_long_runs_are_summed_by_periods_exactly(l0, dl):
+    from dse.model import requests as rq
+
+    n = np.array([[3_000_000.0], [1_234_567.0], [4097.0], [1.0]])         # a grid point per run length
+    base = _synthetic(l0)
+    got = rq._summed_increments(_synthetic, base, l0, dl, n, int(n.max()), 2)
+    for i, steps in enumerate(n[:, 0]):
+        j = np.arange(1, int(steps))                                        # brute force, one step at a time
+        want = (_synthetic(l0 + dl * j)[rq._FIELDS[0]] - base[rq._FIELDS[0]]).sum()
+        assert float(np.asarray(got[rq._FIELDS[0]])[i, 0]) == pytest.approx(want, rel=1e-12)
+
+
+def test_requests_cost_is_independent_of_output_len(tmp_path):
+    import time
+
+    from dse.model import requests as rq
+
+    cfg = json.loads(QWEN.read_text())
+    cfg.pop("max_position_embeddings")                                      # no max_context: any length
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    model = dse.from_hf_config(p)
+    kw = dict(model=model, system="8xh200", placement="ssd", batching="lockstep")
+    t = time.monotonic()
+    ds = dse.evaluate(prompt_len=10**9, output_len=[10**6, 10**9], **kw)
+    assert time.monotonic() - t < 30
+    e = (ds.decode_energy / ds.output_len).values.ravel()
+    # a longer output attends over more context at every step: more KV read per token, more decode energy and a
+    # longer mean step per token
+    assert np.all(np.isfinite(e)) and e[1] > e[0]
+    assert ds.tpot.values.ravel()[1] > ds.tpot.values.ravel()[0]
+    # the bounded sums equal the step-by-step ones on a run long enough to use them
+    short = dict(prompt_len=3000, output_len=[9000, 25000], prefill_chunk=[256, 1000], **kw)
+    a = dse.evaluate(**short)
+    rq_exact = rq.EXACT_STEPS
+    try:
+        rq.EXACT_STEPS = 10**9
+        b = dse.evaluate(**short)
+    finally:
+        rq.EXACT_STEPS = rq_exact
+    for v in ("energy_per_request", "request_latency", "kv_written_bytes", "prefill_energy", "decode_energy"):
+        np.testing.assert_allclose(a[v].values, b[v].values, rtol=1e-12)
