@@ -588,3 +588,11 @@ def test_requests_cost_is_independent_of_output_len(tmp_path):
         rq.EXACT_STEPS = rq_exact
     for v in ("energy_per_request", "request_latency", "kv_written_bytes", "prefill_energy", "decode_energy"):
         np.testing.assert_allclose(a[v].values, b[v].values, rtol=1e-12)
+
+
+def test_public_modules_import_by_their_public_names():
+    import dse.model.traces
+    import dse.traces as tr
+    from dse.traces import generate
+
+    assert tr is dse.model.traces and generate is dse.model.traces.generate and tr.__name__ == "dse.model.traces"
