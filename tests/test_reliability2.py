@@ -596,3 +596,35 @@ def test_public_modules_import_by_their_public_names():
     from dse.traces import generate
 
     assert tr is dse.model.traces and generate is dse.model.traces.generate and tr.__name__ == "dse.model.traces"
+
+
+# ------------------------------------------------------------------------------------------ 8. Hydra's own failures
+@pytest.fixture
+def read_only_dir(tmp_path):
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (not root?)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tool, args", [("dse", []), ("dse-search", ["search=mixtral-small"]),
+                                        ("dse-breakeven", [])])
+def test_a_read_only_run_directory_is_one_line(read_only_dir, tmp_path, tool, args):
+    r = cli(*args, f"hydra.run.dir={read_only_dir}/run", cwd=tmp_path, tool=tool)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Read-only file system" in r.stderr
+
+
+@pytest.mark.slow
+def test_a_python_yaml_tag_is_refused_in_one_line_and_never_run(tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "mine.yaml").write_text("defaults:\n  - config\n  - _self_\n"
+                                    f"x: !!python/object/apply:os.mkdir [\"{tmp_path}/pwned\"]\n")
+    r = cli("--config-dir", str(conf), "--config-name", "mine", "hydra.run.dir=r", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "python/object/apply" in r.stderr and not (tmp_path / "pwned").exists()

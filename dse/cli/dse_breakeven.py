@@ -121,7 +121,9 @@ def main() -> None:
     with errors("dse-breakeven"):
         check_argv(sys.argv[1:], "breakeven")
     sys.argv = [sys.argv[0], *map(grid_override, sys.argv[1:])]  # grid.X=... may add a grid entry
-    _app()
+    from dse.cli.common import run_app
+
+    run_app("dse-breakeven", _app)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ def main() -> None:
         sys.argv = [sys.argv[0], *hide_secrets(sys.argv[1:])]
         check_argv(sys.argv[1:], "search_config")
         check_name(sys.argv[1:])
-    _app()
+    from dse.cli.common import run_app
+
+    run_app("dse-search", _app)
 
 
 def check_name(argv: list[str]) -> None:

@@ -187,7 +187,9 @@ def main() -> None:
         check_argv(argv, "config")
         _check_multirun([grid_override(a) for a in argv])
     sys.argv = [sys.argv[0], *map(grid_override, argv)]  # grid.X=... may add a grid entry
-    _app()
+    from dse.cli.common import run_app
+
+    run_app("dse", _app)
 
 
 if __name__ == "__main__":
