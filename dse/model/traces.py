@@ -259,7 +259,7 @@ def write(path, layers: dict, n_experts: int):
     for layer, sets in layers.items():
         for t, b in np.ndindex(*sets.shape[:2]):
             lines.append(" ".join(map(str, (t, b, layer, *sets[t, b]))))
-    return write_text(Path(path), "\n".join(lines) + "\n", "trace")
+    return write_text(Path(path), "\n".join(lines) + "\n", "trace", flag="another path")
 
 
 def read(path) -> Trace:
