@@ -188,14 +188,14 @@ def check_space(path: Path, nbytes: float, largest_file: float | None = None, ke
 MEMORY_IMAGE_BYTES = 512 * 2**20
 #: Disk reserved beyond an HDF5 file's end before it is written piece by piece (:func:`reserve`): its estimated size
 #: times this, plus RESERVE_EXTRA_BYTES for the metadata (chunk index, attributes).
-RESERVE_FACTOR, RESERVE_EXTRA_BYTES = 1.05, 16 * 2**20
+RESERVE_FACTOR, RESERVE_EXTRA_BYTES = 1.1, 2**20
 
 
 def reserve(path: Path, nbytes: float) -> None:
     """Allocate disk blocks for ``nbytes`` beyond the end of the open-able file ``path`` (``fallocate`` with
     FALLOC_FL_KEEP_SIZE: the file's size is unchanged, HDF5 later writes into blocks it already has). A full disk
-    is then an OSError here (a one-line error from :func:`atomic`), before HDF5 writes anything big. Where the file system cannot reserve, the free
-    space is compared instead."""
+    is then an OSError here (a one-line error from :func:`atomic`), before HDF5 writes anything big. Where the file
+    system cannot reserve, the free space is compared instead."""
     import ctypes
     import ctypes.util
 
