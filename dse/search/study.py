@@ -109,7 +109,8 @@ def check_storage(url: str | None, run_dir: Path) -> str:
     except Exception as e:  # noqa: BLE001 - not a URL, or a dialect / driver SQLAlchemy does not have
         raise DseError(f"{key}: not a storage dse can open ({type(e).__name__}: "
                        f"{mask((str(e).strip().splitlines() or [''])[0][:120], url)}); allowed null (SQLite in the "
-                       "run directory), journal:<path>, sqlite:///<path>, postgresql://..., mysql+pymysql://...") from None
+                       "run directory), journal:<path>, sqlite:///<path>, postgresql://..., mysql+pymysql://..."
+                       ) from None
     return url
 
 
