@@ -184,6 +184,10 @@ def main() -> None:
             from dse.analyze.validation import main as validate
 
             sys.exit(validate(argv[1:]))
+        if argv[:1] == ["explore"]:    # the explorer in the browser (dse.explore; the explore extra)
+            from dse.explorer.serve import main as explore
+
+            sys.exit(explore(argv[1:]))
         check_argv(argv, "config")
         _check_multirun([grid_override(a) for a in argv])
     sys.argv = [sys.argv[0], *map(grid_override, argv)]  # grid.X=... may add a grid entry
