@@ -42,7 +42,7 @@ def test_routing_frequencies_any_positive_scale_is_the_same_routing(scale):
 
 
 def test_routing_frequencies_extreme_scale_same_energy():
-    kw = dict(model="mixtral-8x7b", system="8xh200", placement="ssd")
+    kw = dict(model="mixtral-8x7b", system="8xh200-c2c", placement="ssd")
     a = float(dse.evaluate(routing_frequencies=[1] * 8, **kw).energy_per_token)
     for scale in (1e308, 1e-320):
         b = float(dse.evaluate(routing_frequencies=[scale] * 8, **kw).energy_per_token)
@@ -55,7 +55,7 @@ def test_collect_refuses_a_job_result_of_another_configuration(tmp_path):
     common = ["grid.batch=[1,8]", "workload.placement=ssd", "progress=false", "plot=false"]
     r = cli("-m", *common, "workload.hbm_cache_fraction=0.25,0.5", "hydra.sweep.dir=m1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert cli(*common, "workload.hbm_cache_fraction=0.5", "model=deepseek-r1", "system=8xh200",
+    assert cli(*common, "workload.hbm_cache_fraction=0.5", "model=deepseek-r1", "system=8xh200-c2c",
                "hydra.run.dir=m2", cwd=tmp_path).returncode == 0
     r = cli("m1", "-o", "m1/again.nc", cwd=tmp_path, tool="dse-collect")
     assert r.returncode == 0, r.stderr                       # the multirun as written merges
@@ -211,7 +211,7 @@ def test_storage_secrets_never_reach_hydra_files_or_output(tmp_path):
 
 # ------------------------------------------------------------------------------------------ 8. warm tier dimension
 def test_warm_tier_as_a_dimension_equals_each_value_alone():
-    kw = dict(model="mixtral-8x7b", system="8xh200", placement="ssd", warm_fraction=0.3)
+    kw = dict(model="mixtral-8x7b", system="8xh200-c2c", placement="ssd", warm_fraction=0.3)
     ds = dse.evaluate(warm_tier=["ddr", "cxl"], **kw)
     assert list(ds.warm_tier.values) == ["ddr", "cxl"]
     for t in ("ddr", "cxl"):
@@ -227,7 +227,7 @@ def test_warm_tier_as_a_dimension_equals_each_value_alone():
 
 @pytest.mark.slow
 def test_warm_tier_grid_and_search_categorical(tmp_path):
-    r = cli("system=8xh200", "workload.placement=ssd", "grid.warm_tier=[ddr,cxl]", "workload.warm_fraction=0.3",
+    r = cli("system=8xh200-c2c", "workload.placement=ssd", "grid.warm_tier=[ddr,cxl]", "workload.warm_fraction=0.3",
             "hydra.run.dir=w", "progress=false", "plot=false", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     from dse.run.results import open_results
@@ -235,7 +235,7 @@ def test_warm_tier_grid_and_search_categorical(tmp_path):
     with open_results(tmp_path / "w" / "result.nc") as ds:
         assert list(ds.warm_tier.values) == ["ddr", "cxl"]
     r = cli("search=mixtral-small", "search.progress=false", "search.method=optuna", "search.n_trials=20",
-            "system=8xh200", "search.space.placement.choices=[ssd]", "search.space.hbm_cache_fraction.high=0.5",
+            "system=8xh200-c2c", "search.space.placement.choices=[ssd]", "search.space.hbm_cache_fraction.high=0.5",
             "+search.space.warm_tier={type:categorical,choices:[ddr,cxl]}", "+search.fixed.warm_fraction=0.3",
             "hydra.run.dir=s", "plot=false", cwd=tmp_path, tool="dse-search")
     assert r.returncode == 0, r.stderr
@@ -487,10 +487,10 @@ def test_a_parameter_given_twice_is_refused():
 
 def test_a_warm_tier_with_every_expert_in_hbm_is_refused():
     with pytest.raises(DseError) as err:
-        dse.evaluate(model="mixtral-8x7b", system="8xh200", placement="hbm", warm_tier="ddr", warm_fraction=0.3)
+        dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", placement="hbm", warm_tier="ddr", warm_fraction=0.3)
     assert "placement=hbm" in one_line(err)
     # a placement dimension that mixes hbm with tiers keeps its warm tier where the experts are offloaded
-    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", placement=["hbm", "ssd"], warm_tier="ddr",
+    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", placement=["hbm", "ssd"], warm_tier="ddr",
                       warm_fraction=0.3)
     assert float(ds.energy_per_token.sel(placement="hbm")) < float(ds.energy_per_token.sel(placement="ssd"))
 
@@ -576,7 +576,7 @@ def test_long_runs_are_summed_by_periods_exactly(l0, dl):
 BOUNDED = """
 import json, sys, time, numpy as np, dse
 model = dse.from_hf_config(sys.argv[1])
-ds = dse.evaluate(model=model, system="8xh200", placement="ssd", batching="lockstep", prompt_len=10**9,
+ds = dse.evaluate(model=model, system="8xh200-c2c", placement="ssd", batching="lockstep", prompt_len=10**9,
                   output_len=[10**6, 10**9])
 print(json.dumps({"e": (ds.decode_energy / ds.output_len).values.ravel().tolist(),
                   "tpot": ds.tpot.values.ravel().tolist()}))
@@ -600,7 +600,7 @@ def test_requests_cost_is_independent_of_output_len(tmp_path):
     # longer mean step per token
     assert np.all(np.isfinite(out["e"])) and out["e"][1] > out["e"][0] and out["tpot"][1] > out["tpot"][0]
     model = dse.from_hf_config(p)
-    kw = dict(model=model, system="8xh200", placement="ssd", batching="lockstep")
+    kw = dict(model=model, system="8xh200-c2c", placement="ssd", batching="lockstep")
     # the bounded sums equal the step-by-step ones on a run long enough to use them
     short = dict(prompt_len=3000, output_len=[9000, 25000], prefill_chunk=[256, 1000], **kw)
     a = dse.evaluate(**short)
