@@ -95,8 +95,11 @@ def test_figures_refuse_a_foreign_file_before_writing_any(tmp_path):
 
     (tmp_path / "f.svg").write_text("MINE")
     fig = plt.figure()
-    with pytest.raises(DseError):
-        save(fig, tmp_path, "f")
+    try:
+        with pytest.raises(DseError):
+            save(fig, tmp_path, "f")
+    finally:
+        plt.close(fig)
     assert not (tmp_path / "f.png").exists() and (tmp_path / "f.svg").read_text() == "MINE"
 
 
