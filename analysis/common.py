@@ -79,7 +79,7 @@ def write(fig, out_dir, stem, *, allow_problems: bool = False) -> list[Path]:
         plt.close(fig)
         raise FigureProblems(f"{target}: not written: {len(found)} problem(s), listed above "
                              "(--allow-problems writes it anyway)", found)
-    paths = save(fig, target.parent, target.name)
+    paths = save(fig, target.parent, target.name, overwrite=True)   # the figures of the repository itself
     for path in paths:
         log.info("wrote %s", path)
     return paths

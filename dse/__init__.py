@@ -177,5 +177,34 @@ def __getattr__(name):
     raise AttributeError(f"module 'dse' has no attribute {name!r}")
 
 
+class _PublicModule:
+    """``import dse.traces`` (``dse.plot``, ``dse.results``) imports the module it names (its one copy, still
+    loaded on first use), as ``dse.traces`` does: an import-system finder and loader for those three names."""
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname.startswith("dse.") and fullname[4:] in _MODULES:
+            import importlib.util
+
+            return importlib.util.spec_from_loader(fullname, cls())
+        return None
+
+    def create_module(self, spec):
+        import importlib
+
+        module = importlib.import_module(_MODULES[spec.name[4:]])
+        self._spec = module.__spec__
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = self._spec           # the import system set the public name's; keep the module's own
+
+
+import sys as _sys  # noqa: E402
+
+if not any(f is _PublicModule for f in _sys.meta_path):
+    _sys.meta_path.append(_PublicModule)
+
+
 __all__ = ["DseError", "evaluate", "breakeven", "breakeven_param", "max_batch", "pareto_front", "open_results", "presets",
            "run_search", "from_hf_config", "explore", "plot", "results", "traces", "__version__"]

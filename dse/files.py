@@ -3,9 +3,14 @@
 - :func:`atomic` / :func:`atomic_write` (:func:`write_text`, :func:`write_netcdf`): write under a temporary name in the same directory and rename into place
   when complete; the temporary is removed on any failure, Ctrl-C included (a ``kill -9`` leaves it behind, under a
   ``.tmp`` name that :func:`dse.open_results` refuses and the next write to the same path removes).
-- :func:`check_owned`: never replace or delete anything dse did not write. NetCDF and Zarr outputs carry the
-  attribute :data:`MARK_ATTR` (and ``dse_version``), in the HDF5 root or the Zarr group's metadata.
-  Anything else at an output path is refused in one line naming ``output.overwrite``.
+- :func:`check_owned`: the one ownership rule, applied to every file dse writes (datasets, figures, CSV tables,
+  search outputs, traces) by :func:`atomic` itself and, before any work, by each command for every path it will
+  write (:func:`check_free`). A path may be replaced only when dse wrote what is there now: a NetCDF or Zarr output
+  carries the attribute :data:`MARK_ATTR` (and ``dse_version``), in the HDF5 root or the Zarr group's metadata;
+  any other file dse writes is recorded, when it is renamed into place, in the directory's :data:`MANIFEST` (its
+  name, size, modification time and inode), and counts as dse's only while all four still match. Anything else is
+  refused in one line naming the switch that allows it (``output.overwrite=true``, say).
+- :func:`confined`: a name chosen by the user (``search.name``, ``output=``) stays inside its output directory.
 - :func:`lock`: one writer per output path (an ``flock`` on a hidden lock file beside it).
 - :func:`check_space`: free space and the file-size limit (``ulimit -f``) checked before writing.
 - :func:`os_error`: ENOSPC / EFBIG / EDQUOT / EACCES while writing become one-line errors.
@@ -24,16 +29,74 @@ from dse.errors import DseError
 
 MARK_ATTR = "dse_output"
 MARKER_FILE = ".dse-output"
-_FULL = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "file too large (ulimit -f?)",
+#: Append-only record, per directory, of the plain files dse wrote there: ``name<TAB>fingerprint`` lines.
+MANIFEST = ".dse-written"
+MANIFEST_COMPACT_BYTES = 256 * 1024   # rewritten with the live entries only when it grows past this
+FULL_REASONS = _FULL = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "file too large (ulimit -f?)",
          errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied", errno.EROFS: "read-only file system"}
 
 
 # ------------------------------------------------------------------------------------------------ ownership
+def _fingerprint(path: Path) -> str:
+    st = os.stat(path, follow_symlinks=False)
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+
+def _manifest(directory: Path) -> dict[str, str]:
+    """{name: fingerprint} of the directory's manifest (the last record of each name; a torn line is ignored)."""
+    try:
+        text = (Path(directory) / MANIFEST).read_text(errors="replace")
+    except OSError:
+        return {}
+    out = {}
+    for line in text.split("\n")[:-1]:
+        name, _, fp = line.partition("\t")
+        if name and fp:
+            out[name] = fp
+    return out
+
+
+def record(path: Path) -> None:
+    """Record a plain file dse has just renamed into place in its directory's manifest (best effort: a file that
+    could not be recorded is treated as foreign later, which only ever refuses)."""
+    path = Path(path)
+    manifest = path.parent / MANIFEST
+    try:
+        line = f"{path.name}\t{_fingerprint(path)}\n"
+        if manifest.is_file() and manifest.stat().st_size > MANIFEST_COMPACT_BYTES:
+            live = {n: fp for n, fp in _manifest(path.parent).items() if _matches(path.parent / n, fp)}
+            tmp = _tmp_name(manifest)
+            tmp.write_text("".join(f"{n}\t{fp}\n" for n, fp in live.items()))
+            os.replace(tmp, manifest)
+        fd = os.open(manifest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _matches(path: Path, fp: str) -> bool:
+    try:
+        return _fingerprint(path) == fp
+    except OSError:
+        return False
+
+
 def is_dse_output(path: Path) -> bool:
-    """True for a NetCDF file or Zarr store (finished or partial) that dse wrote."""
+    """True for a NetCDF file or Zarr store (finished or partial) that dse wrote, or a file dse wrote and
+    recorded in its directory's manifest, unchanged since."""
     path = Path(path)
     if path.is_symlink():
         return False
+    if path.is_file() and path.name in (recorded := _manifest(path.parent)) and _matches(path, recorded[path.name]):
+        return True
+    return _marked(path)
+
+
+def _marked(path: Path) -> bool:
+    """A NetCDF file or Zarr store carrying dse's mark."""
     if path.is_dir():
         if (path / MARKER_FILE).is_file():
             return True
@@ -66,6 +129,22 @@ def check_owned(path: Path, key: str = "output.path", overwrite: bool = False,
             what = "a directory" if p.is_dir() else "a file"
             raise DseError(f"{key}={str(path)!r}: {str(p)!r} is {what} dse did not write; refusing to replace it "
                            f"(move it away, or set {flag})")
+
+
+def check_free(paths, key: str, overwrite: bool = False, flag: str = "output.overwrite=true") -> None:
+    """:func:`check_owned` for every path a command will write, before any work."""
+    for p in paths:
+        check_owned(Path(p), key, overwrite, flag)
+
+
+def confined(name, key: str) -> str:
+    """``name`` as one plain file or directory name (no separator, not ``.`` / ``..``, no control character)."""
+    text = str(name)
+    if (not text or text in (".", "..") or "/" in text or "\\" in text or os.sep in text
+            or any(ord(ch) < 32 for ch in text) or len(text.encode()) > 200):
+        raise DseError(f"{key}={text!r}: allowed a plain name (letters, digits, '-', '_', '.'; no '/' and not "
+                       "'.' or '..'; at most 200 bytes): it names a file or directory inside the output directory")
+    return text
 
 
 def check_target(path: Path, fmt: str, key: str = "output.path", overwrite: bool = False,
@@ -102,6 +181,44 @@ def check_space(path: Path, nbytes: float, largest_file: float | None = None, ke
     if soft != resource.RLIM_INFINITY and biggest > soft:
         raise DseError(f"{key}={str(path)!r}: a file of about {biggest / 1e6:.3g} MB exceeds the file-size limit "
                        f"(ulimit -f) of {soft / 1e6:.3g} MB")
+
+
+#: NetCDF files up to this size are rendered in memory and written with plain file I/O (:func:`write_netcdf`): a
+#: full disk is then an ordinary OSError, never one inside HDF5 (whose failed file crashes the process on close).
+MEMORY_IMAGE_BYTES = 512 * 2**20
+#: Disk reserved beyond an HDF5 file's end before it is written piece by piece (:func:`reserve`): its estimated size
+#: times this, plus RESERVE_EXTRA_BYTES for the metadata (chunk index, attributes).
+RESERVE_FACTOR, RESERVE_EXTRA_BYTES = 1.1, 2**20
+
+
+def reserve(path: Path, nbytes: float) -> None:
+    """Allocate disk blocks for ``nbytes`` beyond the end of the open-able file ``path`` (``fallocate`` with
+    FALLOC_FL_KEEP_SIZE: the file's size is unchanged, HDF5 later writes into blocks it already has). A full disk
+    is then an OSError here (a one-line error from :func:`atomic`), before HDF5 writes anything big. Where the file
+    system cannot reserve, the free space is compared instead."""
+    import ctypes
+    import ctypes.util
+
+    want = int(nbytes * RESERVE_FACTOR + RESERVE_EXTRA_BYTES)
+    path = Path(path)
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fallocate = libc.fallocate
+        fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    except (OSError, AttributeError):
+        fallocate = None
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if fallocate is not None:
+            if fallocate(fd, 1, os.fstat(fd).st_size, want) == 0:   # 1: FALLOC_FL_KEEP_SIZE
+                return
+            code = ctypes.get_errno()
+            if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise OSError(code, os.strerror(code))       # atomic() names the final path
+        if shutil.disk_usage(path.parent).free < want:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    finally:
+        os.close(fd)
 
 
 def os_error(err: BaseException, path: Path, key: str = "output.path") -> DseError:
@@ -165,26 +282,37 @@ def replace(src: Path, dst: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic(path: Path, key: str = "output.path"):
+def atomic(path: Path, key: str = "output.path", overwrite: bool = False, flag: str = "output.overwrite=true"):
     """``with atomic(path) as tmp:`` write ``tmp`` (a file or a directory); it is renamed to ``path`` when the
-    block completes, and removed when it fails or is interrupted. Full disks become one-line errors."""
+    block completes, and removed when it fails or is interrupted. Full disks become one-line errors. What is at
+    ``path`` is replaced only when dse wrote it (:func:`check_owned`; ``overwrite`` waives it), and a plain file
+    written is recorded as dse's (:func:`record`)."""
     path = Path(path)
+    check_owned(path, key, overwrite, flag)
     remove_stale(path)
     tmp = _tmp_name(path)
     _remove(tmp)
     try:
         yield tmp
+        is_file = tmp.is_file() and not tmp.is_symlink()
         replace(tmp, path)
+        if is_file and not _marked(path):      # a dataset carries its own mark
+            record(path)
     except OSError as err:
         raise os_error(err, path, key) from None
+    except RuntimeError as err:         # HDF5's own report of a failed write ("... errno = 28 ...")
+        if re.search(r"errno = \d+", str(err)):
+            raise os_error(err, path, key) from None
+        raise
     finally:
         if tmp.exists() or tmp.is_symlink():
             _remove(tmp)
 
 
-def atomic_write(path: Path, write, key: str = "output.path") -> Path:
+def atomic_write(path: Path, write, key: str = "output.path", overwrite: bool = False,
+                 flag: str = "output.overwrite=true") -> Path:
     """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it into place (see :func:`atomic`)."""
-    with atomic(path, key) as tmp:
+    with atomic(path, key, overwrite, flag) as tmp:
         write(tmp)
         if tmp.is_file():
             umask = os.umask(0)
@@ -193,14 +321,33 @@ def atomic_write(path: Path, write, key: str = "output.path") -> Path:
     return Path(path)
 
 
-def write_text(path: Path, text: str, key: str = "output.path") -> Path:
+def write_text(path: Path, text: str, key: str = "output.path", overwrite: bool = False,
+               flag: str = "output.overwrite=true") -> Path:
     """A text file, written atomically."""
-    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text), key)
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text), key, overwrite, flag)
 
 
-def write_netcdf(ds, path: Path, key: str = "output.path") -> Path:
-    """A dataset as NetCDF-4 (h5netcdf), written atomically."""
-    return atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), key)
+def write_netcdf(ds, path: Path, key: str = "output.path", overwrite: bool = False,
+                 flag: str = "output.overwrite=true") -> Path:
+    """A dataset as NetCDF-4 (h5netcdf), written atomically. Up to :data:`MEMORY_IMAGE_BYTES` the file is
+    rendered in memory and written with plain file I/O, so a full disk is a one-line error and no HDF5 file is left
+    half-written (HDF5 crashes the process when such a file is closed); a larger one gets its disk reserved first
+    (:func:`reserve`)."""
+    if ds.nbytes <= MEMORY_IMAGE_BYTES:
+        image = ds.to_netcdf(engine="h5netcdf")
+        return atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(bytes(image)), key, overwrite, flag)
+
+    return atomic_write(Path(path), lambda tmp: write_reserved(ds, tmp), key, overwrite, flag)
+
+
+def write_reserved(ds, tmp: Path, **to_netcdf) -> None:
+    """``ds.to_netcdf(tmp)`` (h5netcdf) into a file whose disk was reserved first (:func:`reserve`): an empty
+    NetCDF file is written, its space reserved, then the dataset appended to it."""
+    import xarray as xr
+
+    xr.Dataset().to_netcdf(tmp, engine="h5netcdf")
+    reserve(tmp, ds.nbytes)
+    ds.to_netcdf(tmp, mode="a", engine="h5netcdf", **to_netcdf)
 
 
 # ------------------------------------------------------------------------------------------------ lock

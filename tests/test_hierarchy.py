@@ -92,11 +92,16 @@ def test_neutral_settings_are_todays_model(routing, placement):
                 hbm_cache_fraction=0.25, **routing)
     ref = dse.evaluate(**base)
     warm = "cxl" if placement != "cxl" else "ddr"
-    for extra in (dict(warm_tier=warm, warm_fraction=0.0), dict(expert_reuse=0.9), dict(prefetch_accuracy=1.0),
-                  dict(dynamic_cache_experts=0, expert_reuse=0.3)):
+    hbm = placement == "hbm"      # every expert in HBM: a warm tier would be ignored, so it is refused (issue 26)
+    for extra in ([] if hbm else [dict(warm_tier=warm, warm_fraction=0.0)]) + [
+            dict(expert_reuse=0.9), dict(prefetch_accuracy=1.0), dict(dynamic_cache_experts=0, expert_reuse=0.3)]:
         d = dse.evaluate(**base, **extra)
         for name in ref.data_vars:
             assert_close(d[name], ref[name], rtol=1e-12, attrs=False)
+    if hbm:
+        with pytest.raises(dse.DseError):
+            dse.evaluate(**base, warm_tier=warm, warm_fraction=[0.0, 0.25])
+        return
     forced = dse.evaluate(**base, warm_tier=warm, warm_fraction=[0.0, 0.25]).sel(warm_fraction=0.0)
     for name in ("energy_per_token", "step_latency", "offload_read_bits", "experts_fetched", "capacity_cost_usd"):
         np.testing.assert_allclose(forced[name].values, ref[name].values, rtol=1e-9)

@@ -1,6 +1,6 @@
 """Property tests (hypothesis) of the kernel: affinity in Flash energy, routing bounds, component sums."""
 import numpy as np
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import dse
@@ -139,3 +139,63 @@ def test_valid_inputs_give_finite_nonnegative_outputs(inputs, system):
     np.testing.assert_allclose(ds.capacity_cost.sum("cost_part"), ds.capacity_cost_usd, rtol=1e-9)
     np.testing.assert_allclose(ds.energy_per_token * ds.batch, ds.step_energy, rtol=1e-9)
     assert np.all(ds.experts_touched <= model["n_experts"] * (1 + 1e-12))
+
+
+# ---------------------------------------------------------------------------------------------- issue 26 (round two)
+@SLOW
+@given(model=st.sampled_from(["mixtral-8x7b", "deepseek-r1", "qwen3-235b-a22b"]), batch=st.integers(1, 256),
+       data=st.data(), exponent=st.integers(-300, 300))
+def test_routing_frequencies_are_scale_free(model, batch, data, exponent):
+    """Measured frequencies are shares: any positive finite scale of them is the same routing (issue 26)."""
+    n = int(presets.preset("model", model)["n_experts"])
+    k = int(presets.preset("model", model)["top_k"])
+    f = np.asarray(data.draw(st.lists(st.floats(0.01, 1.0), min_size=n, max_size=n)))
+    kw = dict(model=model, system="8xh200-c2c", placement="ssd", batch=batch)
+    assume(np.count_nonzero(f) >= k)
+    a = dse.evaluate(routing_frequencies=f.tolist(), **kw)
+    b = dse.evaluate(routing_frequencies=(f * 10.0 ** exponent).tolist(), **kw)
+    for v in ("energy_per_token", "step_latency", "experts_touched"):
+        np.testing.assert_allclose(b[v].values, a[v].values, rtol=1e-9)
+
+
+@SLOW
+@given(model=st.sampled_from(MODELS), system=st.sampled_from(["8xh200-c2c", "8xb200-c2c"]), batch=st.integers(1, 512),
+       placement=st.sampled_from(["ssd", "hbf", "ddr", "cxl"]), skew=st.sampled_from([0.0, 0.8]))
+def test_every_expert_cached_reads_nothing_offloaded(model, system, batch, placement, skew):
+    """hbm_cache_fraction = 1: every expert is in HBM, nothing is read from the offload tier, whichever it is."""
+    ds = dse.evaluate(model=model, system=system, batch=batch, placement=placement, hbm_cache_fraction=1.0,
+                      routing_skew=skew)
+    assert float(ds.offload_read_bits) == 0 and float(ds.warm_read_bits) == 0
+    assert np.isfinite(float(ds.energy_per_token)) and float(ds.energy_per_token) > 0
+
+
+@SLOW
+@given(model=st.sampled_from(["mixtral-8x7b", "deepseek-r1", "qwen3-235b-a22b"]), batch=st.integers(1, 256),
+       cold=st.sampled_from(["ssd"]), cache=st.sampled_from([0.0, 0.25]),
+       fractions=st.lists(st.floats(0.0, 0.75), min_size=2, max_size=4, unique=True))
+def test_a_faster_warm_tier_never_costs_more(model, batch, cold, cache, fractions):
+    """Moving experts from an SSD to a DDR warm tier (faster, and cheaper per bit: not so from HBF, whose reads
+    cost less than DDR's) never raises energy or latency; the bits read move from the cold tier to the warm one."""
+    fractions = sorted(fractions)
+    ds = dse.evaluate(model=model, system="8xh200-c2c", placement=cold, warm_tier="ddr", warm_fraction=fractions,
+                      batch=batch, hbm_cache_fraction=cache)
+    for v in ("energy_per_token", "step_latency", "offload_read_bits"):
+        assert np.all(np.diff(ds[v].values.ravel()) <= 1e-9 * np.abs(ds[v].values.ravel()[:-1])), v
+    assert np.all(np.diff(ds.warm_read_bits.values.ravel()) >= 0)
+
+
+@SLOW
+@given(model=st.sampled_from(["mixtral-8x7b", "deepseek-r1"]), batch=st.integers(1, 256),
+       placement=st.sampled_from(["ssd", "hbf", "ddr"]), cache=st.sampled_from([0.0, 0.5, 1.0]),
+       links=st.lists(st.floats(10.0, 5000.0), min_size=2, max_size=4, unique=True))
+@example(model="mixtral-8x7b", batch=1, placement="hbf", cache=1.0, links=[100.0, 3000.0])   # the issue's case
+def test_a_faster_link_never_slows_a_step(model, batch, placement, cache, links):
+    """Issue 26 item 1: a faster offload link never makes a step slower, and with every expert cached (nothing
+    copied) it changes nothing at all (HBM bandwidth is shared with copies only while copies are in flight)."""
+    links = sorted(links)
+    ds = dse.evaluate(model=model, system="8xh200-c2c", placement=placement, hbm_cache_fraction=cache, batch=batch,
+                      link_bw_gbps=links, accounting="refined")
+    lat = ds.step_latency.values.ravel()
+    assert np.all(np.diff(lat) <= 1e-12 * lat[:-1])
+    if cache == 1:
+        assert np.ptp(lat) <= 1e-12 * lat[0]

@@ -7,6 +7,24 @@ import os
 from dse.errors import DseError
 
 MAX_AUTO_POINTS = 1_000_000    # a run's figure is skipped above this many grid points (plot a selection instead)
+FORMATS = ("png", "svg")        # the formats of every figure a run writes
+
+
+def figure_paths(dataset_path) -> list:
+    """The figure files a run writes next to its dataset (``<stem>.png`` and ``.svg``)."""
+    from pathlib import Path
+
+    path = Path(dataset_path)
+    return [path.parent / f"{path.name.split('.')[0]}.{fmt}" for fmt in FORMATS]
+
+
+def check_figures_free(dataset_path, switch, overwrite: bool = False, flag: str = "plot=false") -> None:
+    """Before any work: the figures a run will write next to ``dataset_path`` replace nothing dse did not write
+    (one-line error naming ``flag``, the way out); nothing to check when the figures are off."""
+    from dse.files import check_free
+
+    if figures_wanted(switch):
+        check_free(figure_paths(dataset_path), "plot", overwrite, flag)
 
 
 def too_large(ds, log) -> bool:

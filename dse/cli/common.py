@@ -37,6 +37,37 @@ def errors(prog: str, interrupted: str = "interrupted; temporary files removed",
         fail(prog, interrupted, code=130)
 
 
+def run_app(prog: str, app) -> None:
+    """Run a Hydra app so that Hydra's own failures are one line too: a run directory it cannot create (read-only,
+    full), a config file it cannot load (``!!python`` tags are refused by the safe YAML loader: never executed),
+    a composition error. Hydra is asked to raise instead of printing its traceback (HYDRA_FULL_ERROR, unless the
+    user set it: then the full traceback is what they asked for); anything else, a bug, keeps its traceback."""
+    import os
+
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        app()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        app()
+    except Exception as err:  # noqa: BLE001 - only Hydra's, the OS's and YAML's own errors become one line
+        if not _reported(err):
+            raise
+        text = " ".join(str(err).split())[:300] or type(err).__name__
+        fail(prog, f"{text}" if isinstance(err, DseError) else f"{type(err).__name__}: {text}")
+    finally:
+        del os.environ["HYDRA_FULL_ERROR"]
+
+
+def _reported(err: BaseException) -> bool:
+    """An error of the input or the environment (one line), not of dse's code."""
+    import yaml
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return isinstance(err, (DseError, OSError, yaml.YAMLError, HydraException, OmegaConfBaseException))
+
+
 def _single(value: str) -> bool:
     """A plain value, not a Hydra sweep (``a,b``, ``range(...)``, ``choice(...)``, ``glob(...)``)."""
     return "," not in value and "(" not in value

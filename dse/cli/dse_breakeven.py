@@ -76,7 +76,8 @@ def write(ds: xr.Dataset, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     check_owned(path, "output", flag="another output= name")
-    return write_netcdf(ds.assign_attrs({MARK_ATTR: "written by dse"}), path, key="output")
+    return write_netcdf(ds.assign_attrs({MARK_ATTR: "written by dse"}), path, key="output",
+                        flag="another output= name")
 
 
 def run(cfg: DictConfig | dict, study: str | None = None) -> xr.Dataset:
@@ -97,9 +98,15 @@ def _app(cfg: DictConfig) -> None:
         out_name = str(cfg.get("output") or "breakeven.nc")
         if os.sep in out_name or not out_name.endswith(".nc"):
             raise DseError(f"output={out_name!r}: give a file name ending in .nc (written in Hydra's run dir)")
+        from dse.files import check_owned, confined
+
+        confined(out_name, "output")
+        target = Path(hc.runtime.output_dir) / out_name
+        check_owned(target, "output", flag="another output= name")      # every file it writes, before any work
+        figure_size.check_figures_free(target, cfg.get("plot", True), flag="plot=false or another output= name")
         ds = run(cfg, hc.runtime.choices.get("study"))
         print(table(ds))
-        path = write(ds, Path(hc.runtime.output_dir) / out_name)
+        path = write(ds, target)
     print(f"wrote {path}")
     if figures_wanted(cfg.get("plot", True)) and not figure_size.too_large(ds, logging.getLogger("dse")):
         from dse.analyze.plot import write_next_to
@@ -114,7 +121,9 @@ def main() -> None:
     with errors("dse-breakeven"):
         check_argv(sys.argv[1:], "breakeven")
     sys.argv = [sys.argv[0], *map(grid_override, sys.argv[1:])]  # grid.X=... may add a grid entry
-    _app()
+    from dse.cli.common import run_app
+
+    run_app("dse-breakeven", _app)
 
 
 if __name__ == "__main__":

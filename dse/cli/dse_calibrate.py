@@ -70,7 +70,7 @@ def _probe(args, log) -> tuple[dict, str]:
     finally:
         source.close()
     if args.json:  # raw data first: it survives a failed conversion
-        write_text(args.json, json.dumps(probe, indent=1) + "\n", "--json")
+        write_text(args.json, json.dumps(probe, indent=1) + "\n", "--json", flag="another --json path")
     return probe, "dse-calibrate"
 
 
@@ -79,17 +79,22 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda s: print(f"dse-calibrate: {s}", file=sys.stderr, flush=True)  # noqa: E731
     with errors("dse-calibrate"):
         base = _check_args(args)
+        from dse.files import check_free
+
+        for key, path in (("--json", args.json), ("--out", args.out), ("--link-out", args.link_out)):
+            if path:        # before measuring: nothing dse did not write is replaced
+                check_free([path], key, flag=f"another {key} path")
         probe, label = _probe(args, log)
         name = args.name or f"{_slug(probe.get('gpu', 'gpu')).removeprefix('nvidia-')}-calibrated"
         text = to_yaml(gpu_preset(probe, name, base, args.price_usd, label), header(probe, label, "GPU"))
         link_text = (to_yaml(link_preset(probe, f"{name}-h2d", label), header(probe, label, "Host -> device link"))
                      if args.link_out else None)
         if args.out:
-            write_text(args.out, text, "--out")
+            write_text(args.out, text, "--out", flag="another --out path")
         else:
             sys.stdout.write(text)
         if link_text is not None:
-            write_text(args.link_out, link_text, "--link-out")
+            write_text(args.link_out, link_text, "--link-out", flag="another --link-out path")
     return 0
 
 

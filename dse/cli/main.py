@@ -37,7 +37,7 @@ def csv_rows(grid, names) -> int:
                                                                        else 1) for n in names)
 
 
-def write_csv(ds, path: Path) -> Path:
+def write_csv(ds, path: Path, overwrite: bool = False) -> Path:
     """A tidy long table: one row per (grid point, variable[, component / cost part]), with units.
 
     Columns: the dataset's dimensions (blank where a variable does not depend on one), ``variable``, ``part``
@@ -57,25 +57,36 @@ def write_csv(ds, path: Path) -> Path:
     table = pd.concat(frames, ignore_index=True)[[*dims, "variable", "part", "value", "units"]]
     from dse.files import atomic_write
 
-    return atomic_write(Path(path), lambda tmp: table.to_csv(tmp, index=False))
+    return atomic_write(Path(path), lambda tmp: table.to_csv(tmp, index=False), "output.format=csv", overwrite)
+
+
+def without_csv(c: dict) -> dict:
+    """``output.format=csv`` is the command's: the sweep writes NetCDF and the command adds the table."""
+    if (c.get("output") or {}).get("format") == "csv":
+        return {**c, "output": {**c["output"], "format": "netcdf"}}
+    return c
 
 
 def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
     from dse.run.table import energy_table
     from dse.run.results import open_results
     from dse.run.sweep import plan
+    from dse.files import check_free
     from dse.run.sweep import run as sweep
 
     c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     set_verbosity(c.pop("verbosity", "info"))
     want_csv = (c.get("output") or {}).get("format") == "csv"
-    if want_csv:
-        c["output"] = {**c["output"], "format": "netcdf"}
-    planned = plan(c, run_dir)
-    grid, _, names, fmt, _ = planned
+    c = without_csv(c)
+    planned = plan(c, run_dir)            # every setting checked (plot included)
+    grid, s, names, fmt, path = planned
     if want_csv and csv_rows(grid, names) > CSV_MAX_ROWS:
         raise DseError(f"output.format=csv: {csv_rows(grid, names):,} rows, over {CSV_MAX_ROWS:,}; "
                        "use output.format=netcdf or zarr (or output.variables=[...] to write fewer variables)")
+    # every file the run will write is checked before any work: nothing dse did not write is replaced
+    figure_size.check_figures_free(path, c.get("plot", True), s.overwrite, "plot=false or output.overwrite=true")
+    if want_csv:
+        check_free([Path(path).with_suffix(".csv")], "output.format=csv", s.overwrite)
     log.info("grid: %s = %s points; writing %s", " x ".join(f"{d} {n}" for d, n in grid.sizes.items()) or "one point",
              f"{grid.points:,}", fmt)
     out = sweep(c, run_dir, planned)
@@ -94,9 +105,9 @@ def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
     if figures_wanted(c.get("plot", True)) and not figure_size.too_large(ds, log):
         from dse.analyze.plot import write_next_to
 
-        write_next_to(ds, out, log=log)
+        write_next_to(ds, out, log=log, overwrite=s.overwrite)
     if want_csv:
-        log.info(f"table: {write_csv(ds.load(), Path(out).with_suffix('.csv'))}")
+        log.info(f"table: {write_csv(ds.load(), Path(out).with_suffix('.csv'), s.overwrite)}")
     return out
 
 
@@ -155,7 +166,7 @@ def _check_multirun(argv: list[str]) -> None:
         for i, job in enumerate(jobs):
             try:
                 cfg = presets.compose(overrides=tuple(job))
-                plan(cfg, tmp)
+                plan(without_csv(cfg), tmp)
             except DseError as err:
                 raise DseError(f"job {i} of {len(jobs)} ({' '.join(job)}): {err}") from None
             except Exception as err:  # noqa: BLE001 - a composition error: Hydra reports it when the job runs
@@ -180,7 +191,9 @@ def main() -> None:
         check_argv(argv, "config")
         _check_multirun([grid_override(a) for a in argv])
     sys.argv = [sys.argv[0], *map(grid_override, argv)]  # grid.X=... may add a grid entry
-    _app()
+    from dse.cli.common import run_app
+
+    run_app("dse", _app)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,42 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from dse.errors import DseError
 
+#: A Hugging Face config.json is a few kB; anything larger than this is refused before it is read.
+MAX_CONFIG_BYTES = 4 * 2**20
+#: Integers in a config longer than this many digits read as infinite (and are refused, naming their key).
+MAX_INT_DIGITS = 30
+
+
+def _int(text: str):
+    return int(text) if len(text.lstrip("-")) <= MAX_INT_DIGITS else float("inf")
+
+
 def _read(path: Path) -> dict:
-    if path.is_dir():
-        raise DseError(f"{path}: is a directory; give the path of its config.json")
+    import stat
+
     try:
-        text = path.read_bytes().decode("utf-8")
+        st = os.stat(path)             # never opens it: a FIFO or a device is refused without blocking on it
+    except FileNotFoundError:
+        raise DseError(f"{path}: no such config.json") from None
+    except OSError as err:
+        raise DseError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DseError(f"{path}: is a directory; give the path of its config.json")
+    if not stat.S_ISREG(st.st_mode):
+        raise DseError(f"{path}: not a regular file (a FIFO, socket or device?); give the path of a config.json")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise DseError(f"{path}: {st.st_size:,} bytes, over the {MAX_CONFIG_BYTES:,} a config.json may have")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise DseError(f"{path}: over the {MAX_CONFIG_BYTES:,} bytes a config.json may have")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise DseError(f"{path}: no such config.json") from None
     except UnicodeDecodeError:
@@ -24,9 +51,11 @@ def _read(path: Path) -> dict:
         raise DseError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
 
     try:   # NaN / Infinity literals parse to floats; a field dse reads refuses them, naming its key
-        raw = json.loads(text)
+        raw = json.loads(text, parse_int=_int)
     except json.JSONDecodeError as err:
         raise DseError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except ValueError as err:
+        raise DseError(f"{path}: not valid JSON ({str(err)[:100]})") from None
     except RecursionError:
         raise DseError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(raw, dict):
@@ -42,7 +71,8 @@ def _reader(cfg: dict, path: Path):
             if k in cfg and cfg[k] is not None:
                 v = cfg[k]
                 kind = "integer" if integer else "number"
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                if (isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v) > 1e300 or not math.isfinite(v)
+                        or v < 0):
                     raise DseError(f"{path}: {k}={v!r}: allowed a finite non-negative {kind}")
                 if integer and float(v) != int(v):
                     raise DseError(f"{path}: {k}={v!r} is not an integer: allowed a finite non-negative integer")
@@ -105,6 +135,8 @@ def from_hf_config(path, name: str | None = None) -> dict:
     Every number read must be finite and non-negative, counts integral; the result is checked by the same range
     and cross-field rules as any model (:mod:`dse.config.rules`). Errors are one line naming the config key.
     """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise DseError(f"from_hf_config: path={path!r}: allowed the path of a config.json (str or Path)")
     path = Path(path)
     raw = _read(path)
     cfg = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw  # Llama-4 nests it

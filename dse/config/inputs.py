@@ -176,28 +176,53 @@ def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
                 kv_tier_id=1.0 + sorted(tiers).index(kv_placement))
 
 
+def _names(x) -> list | None:
+    """A categorical dimension's values (a list or a DataArray of names) as a list; None for one value."""
+    if isinstance(x, xr.DataArray):
+        return [v.item() if hasattr(v, "item") else v for v in np.asarray(x.values).ravel()] if x.ndim else None
+    return list(x) if isinstance(x, (list, tuple)) else None
+
+
 def _warm_tier_for(w: dict, placement, tiers: dict) -> dict:
     """The warm tier (docs/model.md s.12.1) as workload fields: its read energy, bandwidth, idle power, capacity,
-    price and link (``warm_link``: shared with the offload link, or a link preset of its own)."""
+    price and link (``warm_link``: shared with the offload link, or a link preset of its own). Either may be a
+    dimension (a list of names): the tier's fields and the link's are stacked along ``warm_tier`` / ``warm_link``."""
     name, link = w.pop("warm_tier"), w.pop("warm_link")
+    if isinstance(name, xr.DataArray) and not name.ndim:
+        name = name.item()
+    if isinstance(link, xr.DataArray) and not link.ndim:
+        link = link.item()
     placements = placement if isinstance(placement, list) else [placement]
-    if isinstance(name, list) or isinstance(link, list):
-        raise DseError("warm_tier / warm_link: one value each (not a dimension)")
+    names, links = _names(name), _names(link)
     if name is None:
         if np.any(_values(w["warm_fraction"]) > 0):
             raise DseError("warm_fraction > 0 needs warm_tier: allowed a key of system.tiers "
                            f"({', '.join(sorted(tiers))}) other than placement")
         return {}                                  # the kernel's neutral values (dse.model.hierarchy.NEUTRAL)
-    if name not in tiers:
-        raise DseError(f"warm_tier={name!r} is not a tier of the system: allowed {', '.join(sorted(tiers))}")
-    if name in placements:
-        raise DseError(f"warm_tier={name!r} equals placement: the warm tier must differ from the cold tier")
-    t, n = tiers[name], tiers[name]["devices_per_gpu"]
-    own = presets.preset("link", link) if link != "shared" else dict(bw_gbps=NO_TIER_BW_GBPS, pj_per_bit=0.0)
-    return dict(warm_read_pj_per_bit=t["read_pj_per_bit"], warm_bw_gbps=t["bw_gbps"] * n,
-                warm_idle_w_per_gpu=t["idle_w"] * n * (1 - t["always_on"]), warm_capacity_gb=t["capacity_gb"] * n,
-                warm_usd_per_gb=t["usd_per_gb"], warm_link_shared=1.0 if link == "shared" else 0.0,
-                warm_link_bw_gbps=own["bw_gbps"], warm_link_pj_per_bit=own["pj_per_bit"])
+    if not isinstance(placement, list) and placement == "hbm":   # a dimension may mix hbm with tiers
+        raise DseError(f"warm_tier={name if names is None else names!r} with placement=hbm: every expert is in HBM, "
+                       "nothing would be read from a warm tier; set placement to a tier, or warm_tier to null")
+    for n in names if names is not None else [name]:
+        if n is None or not isinstance(n, str) or n not in tiers:
+            raise DseError(f"warm_tier={n!r} is not a tier of the system: allowed {', '.join(sorted(tiers))}")
+        if n in placements:
+            raise DseError(f"warm_tier={n!r} equals placement: the warm tier must differ from the cold tier")
+
+    def tier_fields(n: str) -> dict:
+        t, k = tiers[n], tiers[n]["devices_per_gpu"]
+        return dict(warm_read_pj_per_bit=t["read_pj_per_bit"], warm_bw_gbps=t["bw_gbps"] * k,
+                    warm_idle_w_per_gpu=t["idle_w"] * k * (1 - t["always_on"]), warm_capacity_gb=t["capacity_gb"] * k,
+                    warm_usd_per_gb=t["usd_per_gb"])
+
+    def link_fields(lk: str) -> dict:
+        own = presets.preset("link", lk) if lk != "shared" else dict(bw_gbps=NO_TIER_BW_GBPS, pj_per_bit=0.0)
+        return dict(warm_link_shared=1.0 if lk == "shared" else 0.0, warm_link_bw_gbps=own["bw_gbps"],
+                    warm_link_pj_per_bit=own["pj_per_bit"])
+
+    out = (_stack([tier_fields(n) for n in names], "warm_tier", names) if names is not None else tier_fields(name))
+    out.update(_stack([link_fields(lk) for lk in links], "warm_link", links) if links is not None
+               else link_fields(link))
+    return out
 
 
 def _categorical(name: str, value, codes: dict):
@@ -300,6 +325,15 @@ def arguments(model, system, params: dict) -> SimpleNamespace:
         model_spec, model = dict(model), None
         rules.check_required_model(model_spec, f"model {model_spec.get('name', '')!r}".replace(" ''", ""))
     params.update({k: v for k, v in (("model", model), ("system", system)) if v is not None})
+    seen: dict = {}
+    for key in params:          # one parameter given twice (its short name and its path) would keep one silently
+        try:
+            path = lookup(key)[0] if key not in ("model", "system") else key
+        except DseError:
+            continue            # an unknown name: refused with a suggestion where the parameters are split
+        if path in seen:
+            raise DseError(f"{key} and {seen[path]} set the same parameter ({path}): give it once")
+        seen[path] = key
     return SimpleNamespace(params=params, frequencies=frequencies, model_spec=model_spec)
 
 

@@ -32,6 +32,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from dse.errors import DseError
 from dse.model import kernel, namespace
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
@@ -39,6 +40,15 @@ SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
 _FIELDS = kernel._SUMMED + ("weights", "hbm_weights", "hbm_kv")
 #: Steps of a run evaluated at once on the explicit step axis (bounds memory on long outputs).
 STEP_BLOCK = 128
+#: Steps summed one by one at the start of a run; beyond, the traffic is summed by periods (:func:`_summed_increments`).
+EXACT_STEPS = 4096
+#: Periods (in steps) tried for a run's traffic once its tiles settle: 512, a multiple of the power-of-two tile edges
+#: (register tile, L1 candidates 8 .. 512), then with 192 / 384, 320, 448 and all of them.
+PERIOD_STEPS = (512, 1536, 2560, 3584, 512 * 3 * 5 * 7)
+#: Relative tolerance of the periodicity check (float sums of traffic in bytes).
+PERIODIC_RTOL = 1e-9
+#: At most this many steps are evaluated for one run, whatever its length (bounded work).
+MAX_EVALUATED_STEPS = 1_000_000
 
 # A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
@@ -127,13 +137,7 @@ def _attention_over_run(m, g, s, w, w0, t0, rates, att_tokens, l0, dl, n, ndim):
 
     base = unit_att(l0)
     n_max = int(np.max(n)) if np.size(n) else 0
-    sums = {f: 0.0 for f in _FIELDS}
-    for start in range(1, max(n_max, 1), STEP_BLOCK):     # j = 0 adds nothing
-        j = np.arange(start, min(start + STEP_BLOCK, n_max)).reshape((-1,) + (1,) * ndim).astype(float)
-        att = unit_att(l0 + dl * j)
-        inside = j < n
-        for f in _FIELDS:
-            sums[f] = sums[f] + np.sum(np.where(inside, att[f] - base[f], 0.0), axis=0)
+    sums = _summed_increments(unit_att, base, l0, dl, n, n_max, ndim)
     ops_b, ops_2 = base["ops"], unit_att(l0 + dl)["ops"]   # per-operation slopes from the second step
     lines = []
     for key, op in vars(t0.attention.ops).items():
@@ -141,6 +145,117 @@ def _attention_over_run(m, g, s, w, w0, t0, rates, att_tokens, l0, dl, n, ndim):
         lines.append((op.flops / rates.peak_flops, df / rates.peak_flops,
                       op.bytes / rates.bw + op.kv * rates.kv_extra, db / rates.bw + dkv * rates.kv_extra))
     return sums, lines
+
+
+def _increments(unit_att, base, l0, dl, j):
+    """The attention table's traffic increments over the run's first step at steps ``j`` (an array on the step
+    axis in front of the grid's)."""
+    att = unit_att(l0 + dl * j)
+    out = {}
+    for f in _FIELDS:
+        d = np.asarray(att[f] - base[f], float)
+        out[f] = np.broadcast_to(d, np.broadcast_shapes(j.shape, d.shape))     # the step axis always in front
+    return out
+
+
+def _block_sums(unit_att, base, l0, dl, n, start, stop, ndim, sums):
+    """Add the increments of steps ``start .. stop-1`` (each grid point only below its own ``n``) to ``sums``."""
+    for first in range(start, stop, STEP_BLOCK):
+        j = np.arange(first, min(first + STEP_BLOCK, stop)).reshape((-1,) + (1,) * ndim).astype(float)
+        inc = _increments(unit_att, base, l0, dl, j)
+        inside = j < n
+        for f in _FIELDS:
+            sums[f] = sums[f] + np.sum(np.where(inside, inc[f], 0.0), axis=0)
+
+
+def _window(unit_att, base, l0, dl, start, count, ndim) -> dict:
+    """The increments of steps ``start .. start+count-1``, stacked on the step axis (all grid points)."""
+    parts = []
+    for first in range(start, start + count, STEP_BLOCK):
+        j = np.arange(first, min(first + STEP_BLOCK, start + count)).reshape((-1,) + (1,) * ndim).astype(float)
+        parts.append(_increments(unit_att, base, l0, dl, j))
+    return {f: np.concatenate([p[f] for p in parts], axis=0) for f in _FIELDS}
+
+
+def _periodic(a: dict, b: dict, shift: float) -> tuple[bool, dict]:
+    """Whether window ``b`` is window ``a`` plus ``shift`` periods' constant increment D (per field, per point):
+    (holds, D) with D taken from the windows' first entries (b[0] - a[0]) / shift."""
+    D = {f: (b[f][0] - a[f][0]) / shift for f in _FIELDS}
+    for f in _FIELDS:
+        want = a[f] + shift * D[f]
+        scale = np.maximum(np.abs(want), np.abs(b[f])) + np.abs(shift * D[f]) + 1.0
+        if not np.all(np.abs(b[f] - want) <= PERIODIC_RTOL * scale):
+            return False, D
+    return True, D
+
+
+def _summed_increments(unit_att, base, l0, dl, n, n_max, ndim) -> dict:
+    """The traffic increments summed over steps 1 .. n-1 (per grid point), in time independent of ``n``.
+
+    Traffic has tile ceilings (docs/model.md s.3.2), so a step's traffic is affine in its context plus terms
+    ``ceil(L / t)`` of the tiles t along the context; once the tiles settle, the increments g(j) repeat every
+    :data:`PERIOD_STEPS` steps up to a constant D: g(j + T) = g(j) + D (every tile edge divides T, and a prefill's
+    context advances by a whole chunk per step). The first :data:`EXACT_STEPS` steps are summed one by one; the
+    rest is cut into segments, each checked to be periodic (its first two periods and its last one evaluated)
+    and then summed in closed form, ``sum_{q<Q} sum_{r<T} (g(a + r) + q D)`` plus the part period; where the
+    prediction fails on the way (the tiles change), the last period that holds is found by bisection and the
+    summing goes on from there (step by step until a period holds again). At most
+    :data:`MAX_EVALUATED_STEPS` steps are evaluated, whatever the run's length (else a one-line error)."""
+    sums = {f: 0.0 for f in _FIELDS}
+    exact = min(n_max, EXACT_STEPS)
+    _block_sums(unit_att, base, l0, dl, n, 1, exact, ndim, sums)     # j = 0 adds nothing
+    if n_max <= EXACT_STEPS:
+        return sums
+    a, evaluations = exact, 0
+    while a < n_max:
+        summed = False
+        for T in PERIOD_STEPS:
+            if n_max - a < 4 * T:
+                break
+            first = _window(unit_att, base, l0, dl, a, 2 * T, ndim)
+            head = {f: first[f][:T] for f in _FIELDS}
+            ok, D = _periodic(head, {f: first[f][T:] for f in _FIELDS}, 1.0)
+            evaluations += 2 * T
+            if not ok:
+                continue                           # not periodic at this period: try the next (longer) one
+
+            def holds(k):                          # the window k periods on is the head plus k D
+                nonlocal evaluations
+                evaluations += T
+                return _periodic(head, _window(unit_att, base, l0, dl, a + k * T, T, ndim), float(k))[0]
+
+            lo, hi = 1, (n_max - a) // T - 1       # period 1 holds (checked above); does the last one?
+            if not holds(hi):                      # the tiles change on the way: the last period that holds
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    lo, hi = (mid, hi) if holds(mid) else (lo, mid)
+                hi = lo
+            _add_periods(sums, head, D, np.clip(n - a, 0.0, (hi + 1) * T), T)
+            a += (hi + 1) * T
+            summed = True
+            break
+        if not summed:                             # too short, or the tiles are changing here: step by step
+            stop = min(n_max, a + 2 * PERIOD_STEPS[0])
+            _block_sums(unit_att, base, l0, dl, n, a, stop, ndim, sums)
+            evaluations += stop - a
+            a = stop
+        if evaluations > MAX_EVALUATED_STEPS:
+            raise DseError(f"requests: the traffic of a run of {n_max:,} steps changes its tiling too often to sum "
+                           f"in bounded time; use a shorter output_len / prompt_len")
+    return sums
+
+
+def _add_periods(sums: dict, head: dict, D: dict, M, T: int) -> None:
+    """Add ``sum_{j<M} g(a + j)`` where g(a + qT + r) = head[r] + q D: Q whole periods and R steps more."""
+    Q = np.floor(M / T)
+    R = M - Q * T
+    for f in _FIELDS:
+        g = head[f]
+        prefix = np.concatenate([np.zeros((1,) + g.shape[1:]), np.cumsum(g, axis=0)], axis=0)
+        shape = np.broadcast_shapes(np.shape(R), g.shape[1:])
+        r_idx = np.broadcast_to(R, shape).astype(int)
+        S_R = np.take_along_axis(np.broadcast_to(prefix, (T + 1,) + shape), r_idx[None], axis=0)[0]
+        sums[f] = sums[f] + Q * prefix[T] + D[f] * T * Q * (Q - 1.0) / 2.0 + S_R + R * Q * D[f]
 
 
 def _summed_latency(m, w, parts, lines, n):

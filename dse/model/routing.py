@@ -64,7 +64,8 @@ def _touched_by_rank(probs, batch, cached):
 def routing_probabilities(frequencies, top_k: int, n_experts: int) -> np.ndarray:
     """Measured routing frequencies -> per-token pick probabilities of each expert.
 
-    ``frequencies`` are non-negative per-expert counts or shares (any scale). Each token picks ``top_k``
+    ``frequencies`` are non-negative per-expert counts or shares (any positive finite scale gives the same
+    probabilities: they are divided by their largest entry before any sum). Each token picks ``top_k``
     *distinct* experts, so expert i is picked with probability p_i <= 1 and sum p_i = top_k. The frequencies are
     scaled to sum to top_k; an expert whose share would exceed 1 is picked by every token (p_i = 1) and the rest
     of the mass is shared out among the others in proportion to their frequencies (repeated until no p_i > 1).
@@ -82,6 +83,8 @@ def routing_probabilities(frequencies, top_k: int, n_experts: int) -> np.ndarray
     bad = np.flatnonzero(~np.isfinite(f) | (f < 0))
     if len(bad):
         raise DseError(f"{name}[{bad[0]}]={f[bad[0]]}: allowed finite numbers >= 0")
+    if f.max(initial=0.0) > 0:   # scale to a largest entry of 1 first: any positive finite scale gives the same
+        f = f / f.max()          # shares (a sum of 1e308s overflows, 1e-320s are subnormal)
     nonzero = int(np.count_nonzero(f))
     if nonzero < top_k:
         raise DseError(f"{name}: {nonzero} experts have a non-zero frequency; top_k={top_k} distinct experts "

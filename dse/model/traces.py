@@ -30,6 +30,47 @@ import numpy as np
 from dse.errors import DseError
 
 HEADER = re.compile(r"#\s*n_experts\s*=\s*(\d+)\s+top_k\s*=\s*(\d+)")
+#: Limits on what a trace may hold or a simulation may draw (memory and time stay bounded; one-line errors beyond).
+MAX_EXPERTS = 2**20                 # routed experts per layer (dse.config.rules.MAX_EXPERTS)
+MAX_VALUES = 5 * 10**7              # expert ids in one generated layer (steps x batch x top_k) or in a file
+MAX_STEPS = 10**6                   # steps replayed through the caches
+MAX_REPLAY_WORK = 5 * 10**8         # steps x experts replayed
+MAX_FILE_BYTES = 2 * 2**30          # a trace file
+
+
+# ------------------------------------------------------------------------------------------------ validation
+def _int(name: str, value, lo: int = 0, hi: float = float("inf")) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        bound = f"an integer in [{lo}, {int(hi)}]" if hi != float("inf") else f"an integer >= {lo}"
+        raise DseError(f"traces: {name}={value!r}: allowed {bound}")
+    return int(value)
+
+
+def _share(name: str, value) -> float:
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating))
+            or not 0 <= value <= 1):
+        raise DseError(f"traces: {name}={value!r}: allowed a number in [0, 1]")
+    return float(value)
+
+
+def check_probabilities(p) -> np.ndarray:
+    """Pick probabilities: a flat list of finite numbers in [0, 1] summing to an integer top_k >= 1 (at most the
+    number of non-zero entries, and at most :data:`MAX_EXPERTS` experts)."""
+    try:
+        p = np.asarray(p, dtype=float)
+    except (TypeError, ValueError):
+        raise DseError("traces: p: expected a flat list of pick probabilities") from None
+    if p.ndim != 1 or not 1 <= len(p) <= MAX_EXPERTS:
+        raise DseError(f"traces: p: expected a flat list of 1 .. {MAX_EXPERTS} pick probabilities")
+    bad = np.flatnonzero(~np.isfinite(p) | (p < 0) | (p > 1))
+    if len(bad):
+        raise DseError(f"traces: p[{bad[0]}]={p[bad[0]]}: allowed pick probabilities in [0, 1] (use "
+                       "pick_probabilities to turn weights into them)")
+    k = round(float(p.sum()))
+    if k < 1 or abs(p.sum() - k) > 1e-6 * max(k, 1) or k > np.count_nonzero(p):
+        raise DseError(f"traces: p sums to {p.sum():.6g}: allowed an integer top_k >= 1 (each token picks top_k "
+                       "distinct experts; pick_probabilities scales weights to it)")
+    return p
 
 
 def pick_probabilities(weights, top_k):
@@ -64,9 +105,16 @@ def sample_sets(p, shape, rng):
     return np.take_along_axis(order, slot.reshape(steps, n * k), axis=1).reshape(steps, n, k)
 
 
-def generate(p, batch, steps, reuse, seed=0):
+def generate(p, batch, steps, reuse=0.0, seed=0):
     """One MoE layer's routing trace: int array (steps, batch, top_k) of expert ids (the process above)."""
-    rng = np.random.default_rng(seed)
+    p = check_probabilities(p)
+    batch, steps = _int("batch", batch, 1), _int("steps", steps, 1)
+    reuse = _share("reuse", reuse)
+    k = round(float(p.sum()))
+    if steps * batch * max(k, len(p)) > MAX_VALUES:
+        raise DseError(f"traces: steps={steps} x batch={batch} x top_k={k} (or experts) is over {MAX_VALUES:,} "
+                       "values: draw fewer steps or sequences")
+    rng = np.random.default_rng(_int("seed", seed))
     draws = sample_sets(p, (steps, batch), rng)
     fresh = rng.random((steps, batch)) >= reuse
     fresh[0] = True
@@ -86,9 +134,18 @@ def replay(touch, tiers, slots, policy="lru", warmup=0, seed=0):
     """Replay a touch matrix (steps, E) through the caches -> mean fetches per step from the warm and the cold
     tier, after ``warmup`` steps."""
     if policy not in ("lru", "lfu"):
-        raise DseError(f"policy={policy!r}: allowed lru or lfu")
-    rng = np.random.default_rng(seed)
-    tiers = np.asarray(tiers)
+        raise DseError(f"traces: policy={policy!r}: allowed lru or lfu")
+    touch, tiers = np.asarray(touch), np.asarray(tiers)
+    if touch.ndim != 2 or touch.dtype != bool:
+        raise DseError("traces: touch: expected a boolean array (steps, n_experts)")
+    if tiers.shape != (touch.shape[1],) or not np.isin(tiers, (0, 1, 2)).all():
+        raise DseError(f"traces: tiers: expected one tier (0, 1 or 2) per expert ({touch.shape[1]})")
+    _int("slots", slots, 0, touch.shape[1])
+    _int("warmup", warmup, 0, max(len(touch) - 1, 0))
+    if len(touch) > MAX_STEPS or touch.size > MAX_REPLAY_WORK:
+        raise DseError(f"traces: {len(touch):,} steps x {touch.shape[1]:,} experts: allowed at most {MAX_STEPS:,} "
+                       f"steps and {MAX_REPLAY_WORK:,} in all")
+    rng = np.random.default_rng(_int("seed", seed))
     dynamic = tiers > 0
     score = np.full(tiers.shape, -np.inf)       # LRU: last use (step + random tie-break); LFU: uses + tie-break
     cache = np.zeros(tiers.shape, bool)
@@ -120,16 +177,34 @@ def _top(score, slots):
 def tier_map(n_experts, hbm_count, warm_count, ranking=None):
     """Tier of each expert (0 static HBM, 1 warm, 2 cold): the hottest first (``ranking``: expert ids hottest first;
     default ids in order)."""
+    n_experts = _int("n_experts", n_experts, 1, MAX_EXPERTS)
+    hbm_count = _int("hbm_count", hbm_count, 0, n_experts)
+    warm_count = _int("warm_count", warm_count, 0, n_experts - hbm_count)
     ranking = np.arange(n_experts) if ranking is None else np.asarray(ranking)
+    if sorted(ranking.tolist()) != list(range(n_experts)):
+        raise DseError(f"traces: ranking: expected every expert id 0 .. {n_experts - 1} once")
     tiers = np.full(n_experts, 2)
     tiers[ranking[:hbm_count]] = 0
     tiers[ranking[hbm_count:hbm_count + warm_count]] = 1
     return tiers
 
 
-def simulate(p, batch, reuse, slots, hbm_count=0, warm_count=0, steps=4000, warmup=200, policy="lru", seed=0):
-    """Monte-Carlo fetches per step (warm, cold) of the process and caches above, experts ranked by ``p``."""
-    p = np.asarray(p, float)
+def simulate(p, batch, reuse, slots=0, hbm_count=0, warm_count=0, steps=4000, warmup=200, policy="lru", seed=0):
+    """Monte-Carlo fetches per step (warm, cold) of the process and caches above, experts ranked by ``p``. Every
+    argument is checked first (one-line errors, before any drawing)."""
+    p = check_probabilities(p)
+    E = len(p)
+    _int("batch", batch, 1)
+    _share("reuse", reuse)
+    _int("slots", slots, 0, E)
+    hbm_count = _int("hbm_count", hbm_count, 0, E)
+    _int("warm_count", warm_count, 0, E - hbm_count)
+    steps, warmup = _int("steps", steps, 1, MAX_STEPS), _int("warmup", warmup, 0, MAX_STEPS)
+    if policy not in ("lru", "lfu"):
+        raise DseError(f"traces: policy={policy!r}: allowed lru or lfu")
+    if (steps + warmup) * E > MAX_REPLAY_WORK or steps + warmup > MAX_STEPS:
+        raise DseError(f"traces: steps + warmup = {steps + warmup:,} x {E:,} experts: allowed at most "
+                       f"{MAX_STEPS:,} steps and {MAX_REPLAY_WORK:,} in all")
     sets = generate(p, batch, steps + warmup, reuse, seed)
     tiers = tier_map(len(p), hbm_count, warm_count, np.argsort(-p, kind="stable"))
     return replay(touched(sets, len(p)), tiers, slots, policy, warmup, seed + 1)
@@ -168,21 +243,51 @@ def write(path, layers: dict, n_experts: int):
     """Write ``layers`` ({layer: (steps, batch, k) ids}) in the trace format, atomically."""
     from dse.files import write_text
 
-    k = next(iter(layers.values())).shape[2]
+    n_experts = _int("n_experts", n_experts, 1, MAX_EXPERTS)
+    if not isinstance(layers, dict) or not layers:
+        raise DseError("traces: layers: expected {layer: (steps, batch, top_k) expert ids}, at least one layer")
+    layers = {_int("layer", int(k) if isinstance(k, np.integer) else k): np.asarray(v) for k, v in layers.items()}
+    k = next(iter(layers.values())).shape[-1] if next(iter(layers.values())).ndim == 3 else 0
+    for layer, sets in layers.items():
+        if sets.ndim != 3 or sets.shape[2] != k or k < 1 or sets.dtype.kind not in "iu":
+            raise DseError(f"traces: layer {layer}: expected an integer array (steps, batch, top_k={k})")
+        if sets.size and (sets.min() < 0 or sets.max() >= n_experts):
+            raise DseError(f"traces: layer {layer}: expert ids must be in 0 .. n_experts-1 = {n_experts - 1}")
+        if (np.sort(sets, axis=2)[..., 1:] == np.sort(sets, axis=2)[..., :-1]).any():
+            raise DseError(f"traces: layer {layer}: a token picks the same expert twice (top_k distinct experts)")
     lines = ["# dse expert trace v1", f"# n_experts={n_experts} top_k={k}"]
     for layer, sets in layers.items():
         for t, b in np.ndindex(*sets.shape[:2]):
             lines.append(" ".join(map(str, (t, b, layer, *sets[t, b]))))
-    return write_text(Path(path), "\n".join(lines) + "\n", "trace")
+    return write_text(Path(path), "\n".join(lines) + "\n", "trace", flag="another path")
 
 
 def read(path) -> Trace:
     """Read a trace file (format above); a malformed line is refused in one line naming it."""
-    text = Path(path).read_text(encoding="utf-8").splitlines()
+    import os
+    import stat
+
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise DseError(f"traces: path={path!r}: allowed the path of a trace file")
+    try:
+        st = os.stat(path)                      # a FIFO or device is refused without opening it
+        if not stat.S_ISREG(st.st_mode):
+            raise DseError(f"{path}: not a regular file; give the path of a trace file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise DseError(f"{path}: {st.st_size:,} bytes, over the {MAX_FILE_BYTES:,} a trace file may have")
+        text = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DseError(f"{path}: no such trace file") from None
+    except UnicodeDecodeError:
+        raise DseError(f"{path}: not a UTF-8 text file (a dse expert trace)") from None
+    except OSError as err:
+        raise DseError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
     head = next((HEADER.match(line) for line in text if HEADER.match(line)), None)
     if head is None:
         raise DseError(f"{path}: missing header line '# n_experts=<E> top_k=<k>'")
     E, k = int(head.group(1)), int(head.group(2))
+    if not 1 <= E <= MAX_EXPERTS or not 1 <= k <= E:
+        raise DseError(f"{path}: header n_experts={E} top_k={k}: allowed 1 <= top_k <= n_experts <= {MAX_EXPERTS}")
     rows = []
     for no, line in enumerate(text, 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -190,7 +295,12 @@ def read(path) -> Trace:
         fields = line.split()
         if len(fields) != 3 + k or not all(f.isdigit() for f in fields):
             raise DseError(f"{path}:{no}: expected 'step sequence layer' and {k} expert ids (non-negative integers)")
-        rows.append([int(f) for f in fields])
+        row = [int(f) for f in fields]
+        if len(set(row[3:])) != k:
+            raise DseError(f"{path}:{no}: a token picks the same expert twice (top_k={k} distinct experts)")
+        rows.append(row)
+        if len(rows) * (3 + k) > MAX_VALUES:
+            raise DseError(f"{path}: over {MAX_VALUES:,} values; split the trace")
     if not rows:
         raise DseError(f"{path}: no trace lines")
     return Trace(E, k, _to_layers(np.array(rows), E, k, path))
@@ -202,7 +312,7 @@ def _to_layers(rows, E, k, path):
     layers = {}
     for layer in np.unique(rows[:, 2]):
         r = rows[rows[:, 2] == layer]
-        steps, batch = r[:, 0].max() + 1, r[:, 1].max() + 1
+        steps, batch = int(r[:, 0].max()) + 1, int(r[:, 1].max()) + 1
         if len(r) != steps * batch or len(np.unique(r[:, 0] * batch + r[:, 1])) != len(r):
             raise DseError(f"{path}: layer {layer} does not have every sequence 0..{batch - 1} at every step "
                            f"0..{steps - 1} exactly once")

@@ -114,9 +114,16 @@ def check_jobs(sweep_dir: Path, allow_missing: bool = False) -> tuple[list[Job],
     for j in found:
         if j.result is not None:
             try:
-                open_results(j.result).close()
+                with open_results(j.result) as ds:
+                    run_yaml = ds.attrs.get("run_config_yaml")
             except DseError as err:
                 j.result, j.problem = None, f"unreadable result ({str(err)[:120]})"
+                continue
+            mismatch = config_mismatch(j, run_yaml)
+            if mismatch:
+                raise DseError(f"{j.result}: the result was computed with {mismatch}, not the job's own config "
+                               f"({' '.join(o for o in j.overrides if not o.startswith('hydra.'))}); "
+                               "re-run the job (or remove the foreign result)")
     expected = expected_jobs(sweep_dir)
     if expected is not None:
         by_overrides = {tuple(j.overrides): j for j in found}
@@ -135,6 +142,53 @@ def check_jobs(sweep_dir: Path, allow_missing: bool = False) -> tuple[list[Job],
         raise DseError(f"{sweep_dir}: {len(bad)} of {len(found)} jobs have no readable result: {shown}. "
                        "Re-run them, or pass --allow-missing to merge them as NaN")
     return ok, bad
+
+
+#: Settings that change how a run is written or shown, never its numbers (not compared by :func:`config_mismatch`).
+PRESENTATION_KEYS = ("hydra", "progress", "plot", "verbosity", "dask", "output")
+
+
+def _leaves(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(_leaves(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def config_mismatch(job: Job, run_yaml: str | None) -> str:
+    """How a job's result config differs from the config Hydra composed for the job from its own overrides
+    (``.hydra/config.yaml`` of the job's directory): ``"key=value"`` of the first difference, or "" when they
+    agree (or either is unknown: a result written before dse recorded its config)."""
+    from omegaconf import OmegaConf
+
+    composed = job.dir / ".hydra" / "config.yaml" if job.dir is not None else None
+    if not run_yaml or composed is None or not composed.is_file():
+        return ""
+    try:
+        result = yaml.safe_load(run_yaml) or {}
+        cfg = OmegaConf.load(composed)
+        try:
+            own = OmegaConf.to_container(cfg, resolve=True)
+        except Exception:  # noqa: BLE001 - an interpolation of Hydra's own: compare the overridden keys only
+            own = OmegaConf.to_container(cfg, resolve=False)
+    except Exception as err:  # noqa: BLE001
+        raise DseError(f"{composed}: unreadable job config ({type(err).__name__})") from None
+    mine = {k: v for k, v in _leaves({k: v for k, v in own.items() if k not in PRESENTATION_KEYS}).items()
+            if not (isinstance(v, str) and "${" in v)}
+    theirs = _leaves({k: v for k, v in result.items() if k not in PRESENTATION_KEYS})
+    for key, value in mine.items():
+        if key in theirs and theirs[key] != value and not _same_number(theirs[key], value):
+            return f"{key}={theirs[key]!r} (the job's config has {value!r})"
+    return ""
+
+
+def _same_number(a, b) -> bool:
+    try:
+        return not isinstance(a, (bool, str)) and not isinstance(b, (bool, str)) and float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
 
 
 def dim_name(key: str) -> str:
@@ -247,7 +301,7 @@ def _provenance(js: list[Job], job_attrs: dict, swept: list, dims: list, kept: d
     return out
 
 
-def write(ds: xr.Dataset, path: Path, progress: bool = True) -> Path:
+def write(ds: xr.Dataset, path: Path, progress: bool = True, overwrite: bool = False) -> Path:
     """Write a (lazy) dataset to ``path`` (.nc or .zarr) under a temporary name, renamed when complete."""
     from contextlib import nullcontext
 
@@ -258,7 +312,8 @@ def write(ds: xr.Dataset, path: Path, progress: bool = True) -> Path:
 
     path = Path(path)
     ds = ds.assign_attrs({outputs.MARK_ATTR: "written by dse"})
-    with outputs.lock(path, "dse-collect"), outputs.atomic(path, "dse-collect") as tmp:
+    with outputs.lock(path, "dse-collect"), outputs.atomic(path, "dse-collect output", overwrite,
+                                                                             "--overwrite") as tmp:
         with ProgressBar(minimum=PROGRESS_DELAY_S) if progress else nullcontext():
             if path.suffix == ".zarr":
                 ds = ds.unify_chunks()
@@ -273,7 +328,7 @@ def write(ds: xr.Dataset, path: Path, progress: bool = True) -> Path:
             else:
                 encoding = {n: {"chunksizes": tuple(max(c) for c in v.chunks)} for n, v in ds.data_vars.items()
                             if v.chunks and v.ndim}
-                ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+                outputs.write_reserved(ds, tmp, encoding=encoding)   # a full disk: one line, before HDF5
     return path
 
 
@@ -288,6 +343,9 @@ def collect(sweep_dir, output=None, fmt: str = "auto", zarr_above_gb: float = 2.
         raise DseError(f"format={fmt!r}: allowed auto, netcdf, zarr")
     if output is not None and Path(output).suffix not in (".nc", ".zarr"):
         raise DseError(f"output {str(output)!r}: use a .nc or .zarr name")
+    if output is not None and fmt != "auto" and (Path(output).suffix == ".zarr") != (fmt == "zarr"):
+        raise DseError(f"output {str(output)!r} does not match format={fmt}: use a "
+                       f"{'.zarr' if fmt == 'zarr' else '.nc'} name, or leave the format to the name")
     ds = merge(sweep_dir, allow_missing)
     if output is None:
         big = fmt == "zarr" or (fmt == "auto" and ds.nbytes > zarr_above_gb * 1e9)
@@ -300,7 +358,7 @@ def collect(sweep_dir, output=None, fmt: str = "auto", zarr_above_gb: float = 2.
                              overwrite, "--overwrite")
         outputs.check_space(output, ds.nbytes if output.suffix == ".nc" else ds.nbytes / 4,
                             key="dse-collect output")
-        return write(ds, output, progress)
+        return write(ds, output, progress, overwrite)
     finally:
         ds.close()
 

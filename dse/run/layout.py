@@ -121,7 +121,8 @@ class Layout:
         for name in self.names:
             chunks = self.chunks(name)
             units, long_name = g.variables[name]
-            ds[name] = xr.Variable(g.dims_of(name), da.zeros(tuple(map(sum, chunks)), g.layout[name][1], chunks=chunks),
+            zeros = da.zeros(tuple(map(sum, chunks)), dtype=g.layout[name][1], chunks=chunks)   # fits stays bool
+            ds[name] = xr.Variable(g.dims_of(name), zeros,
                                    dict(units=units, long_name=long_name))
         return ds
 

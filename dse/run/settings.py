@@ -13,6 +13,8 @@ from dse.errors import DseError
 
 #: The sweep's settings: their defaults and meaning are in dse/conf/config.yaml (the CLI passes them in ``cfg``).
 SETTINGS_KEYS = ("dask", "output", "progress", "max_grid_points")
+#: ``output.format`` of a sweep (the ``dse`` command adds csv: a NetCDF dataset plus its tidy table beside it).
+FORMATS = ("auto", "netcdf", "zarr")
 
 
 @functools.cache
@@ -60,8 +62,8 @@ def settings(cfg: dict) -> Settings:
         raise DseError(f"dask.n_workers={n!r}: allowed an integer >= 1 (or null: one per core)")
     if d["chunk_mb"] is not None:
         _positive("dask.chunk_mb", d["chunk_mb"])
-    if o["format"] not in ("auto", "netcdf", "zarr"):
-        raise DseError(f"output.format={o['format']!r}: allowed auto, netcdf, zarr")
+    if o["format"] not in FORMATS:
+        raise DseError(f"output.format={o['format']!r}: allowed {', '.join(FORMATS)}")
     _positive("output.zarr_above_gb", o["zarr_above_gb"])
     variables = o["variables"]
     if variables is not None and (isinstance(variables, str) or not list(variables)):
@@ -72,6 +74,9 @@ def settings(cfg: dict) -> Settings:
 
     if o["compressor"] not in ZARR_COMPRESSORS:
         raise DseError(f"output.compressor={o['compressor']!r}: allowed {', '.join(ZARR_COMPRESSORS)}")
+    plot = cfg.get("plot", True)
+    if not isinstance(plot, bool):
+        raise DseError(f"plot={plot!r}: allowed true or false")
     progress = cfg.get("progress", base["progress"])
     if not isinstance(progress, bool):
         raise DseError(f"progress={progress!r}: allowed true or false")

@@ -136,16 +136,19 @@ def write_netcdf(layout: Layout, path: Path, attrs: dict, **run) -> Path:
     ds = layout.template({**attrs, "dse_run_digest": layout.digest("netcdf")})
     with outputs.atomic(path) as tmp:
         ds.drop_vars(layout.names).to_netcdf(tmp, engine="h5netcdf")   # coordinates and attributes
+        outputs.reserve(tmp, sum(ds[n].size * ds[n].dtype.itemsize for n in layout.names))   # full disk: here
         with h5netcdf.File(tmp, "a") as f:
             for d in layout.grid.dims:
                 if d not in f.dimensions:
                     f.dimensions[d] = layout.grid.sizes[d]
             for name in layout.names:
                 v = ds[name]
-                var = f.create_variable(name, v.dims, v.dtype, chunks=tuple(c[0] for c in v.chunks) or None,
+                flag = v.dtype.kind == "b"       # booleans as int8 tagged dtype=bool: read back as booleans (CF,
+                var = f.create_variable(name, v.dims, np.int8 if flag else v.dtype,           # xarray's convention)
+                                        chunks=tuple(c[0] for c in v.chunks) or None,
                                         fletcher32=bool(v.dims),   # a checksum per chunk: corruption is an error
                                         fillvalue=np.nan if v.dtype.kind == "f" else None)
-                var.attrs.update(v.attrs)
+                var.attrs.update({**v.attrs, **({"dtype": "bool"} if flag else {})})
             schedule.compute(layout.grid, layout.pieces(), schedule.evaluate_piece, _NetcdfWriter(layout, f), **run)
     return path
 

@@ -33,7 +33,16 @@ def check(search: dict) -> tuple[str, float]:
     budget = search.get("budget_s", 60.0)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < math.inf:
         raise DseError(f"search.budget_s={budget!r}: a number of seconds > 0")
+    max_enumerate(search)
     return method, float(budget)
+
+
+def max_enumerate(search: dict) -> int:
+    """``search.max_enumerate``: the most points an enumeration may visit (exhaustive, auto, validate)."""
+    n = search.get("max_enumerate", 2_000_000)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise DseError(f"search.max_enumerate={n!r}: allowed an integer >= 1")
+    return n
 
 
 def _question(grid, space: Space) -> Question:
@@ -47,10 +56,15 @@ def choose(search: dict, space: Space, base: dict) -> tuple[str, dict]:
     if method == "exhaustive" and values is None:
         cont = [n for n, d in space.distributions.items() if getattr(d, "step", 1) is None]
         raise DseError(f"search.method=exhaustive: the space is not discrete ({cont[0]} is a float without step)")
+    if method == "exhaustive" and space.size() > max_enumerate(search):
+        raise DseError(f"search.method=exhaustive: the space has {space.size():,} points, over "
+                       f"search.max_enumerate={max_enumerate(search):,}; raise it or use search.method=optuna")
     if method != "auto":
         return method, {}
     if values is None:
         return "optuna", {"reason": "continuous space"}
+    if space.size() > max_enumerate(search):
+        return "optuna", {"reason": f"{space.size()} points, over search.max_enumerate"}
     probe, room = {}, PROBE_POINTS
     for name, vals in values.items():
         probe[name] = vals[:max(1, min(len(vals), room))]

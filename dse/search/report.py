@@ -15,6 +15,20 @@ from .pareto import Normalizer, nondominated
 from .space import Space
 
 KEY = "search output"
+#: The files a search writes in its run directory (and pareto.png / .svg with the figure, validation.json with
+#: search.validate): checked before any work (:func:`check_outputs`).
+OUTPUT_NAMES = ("trials.nc", "pareto.nc", "trials.csv")
+
+
+def output_paths(run_dir: Path, figure: bool, validation: bool) -> list[Path]:
+    names = [*OUTPUT_NAMES, *(("pareto.png", "pareto.svg") if figure else ()), *(("validation.json",) if validation
+                                                                                 else ())]
+    return [Path(run_dir) / n for n in names]
+
+
+def check_outputs(run_dir: Path, figure: bool, validation: bool) -> None:
+    """Before any work: no output of the search would replace a file dse did not write (one-line error)."""
+    files.check_free(output_paths(run_dir, figure, validation), KEY, flag="hydra.run.dir to another directory")
 
 
 def trials_dataset(base: dict, space: Space, numbers, params, F, C, norm: Normalizer | None) -> xr.Dataset:

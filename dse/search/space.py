@@ -68,7 +68,7 @@ class Space:
 
 
 def _number(where: str, v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
         raise DseError(f"{where}={v!r} is not a number")
     return v
 
@@ -214,7 +214,10 @@ def parse(search: dict, base: dict) -> Space:
 
 
 def check_run_settings(search: dict) -> None:
-    """Sampler, seed, trial counts: one-line errors."""
+    """Sampler, seed, trial counts, the study name: one-line errors."""
+    from dse.files import confined
+
+    confined(search.get("name"), "search.name")
     if search.get("sampler", "nsga2") not in SAMPLERS:
         raise DseError(f"search.sampler={search.get('sampler')!r}: allowed {', '.join(SAMPLERS)}")
     for key, lo in (("n_trials", 0), ("batch_size", 2)):

@@ -38,35 +38,86 @@ def storage_url(url: str | None, run_dir: Path) -> str:
     return url or os.environ.get(STORAGE_ENV) or f"sqlite:///{Path(run_dir).resolve() / 'study.db'}"
 
 
+#: Query parameters of a storage URL whose values are secrets (``?password=...``), matched case-insensitively.
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "pass", "secret", "token", "api_key", "apikey", "key",
+                     "sslpassword", "access_token", "auth")
+_QUERY_SECRET = re.compile(r"([?&;](?:%s)=)([^&;#\s'\"]*)" % "|".join(SECRET_QUERY_KEYS), re.IGNORECASE)
+
+
+def secrets(url: str | None) -> list[str]:
+    """Every secret in a storage URL: the password of its user info (everything between the first ``:`` after
+    ``://`` and the *last* ``@`` before the host, so a raw ``@`` or ``/`` inside a password is part of it) and the
+    values of secret query parameters (:data:`SECRET_QUERY_KEYS`). Longest first (so masking never leaves a tail)."""
+    if not url or str(url).startswith("journal:"):
+        return []
+    from urllib.parse import unquote
+
+    url = str(url)
+    found = []
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    at = rest.rfind("@")
+    query = rest.find("?", at + 1 if at >= 0 else 0)
+    if at >= 0 and (query < 0 or at < query):
+        user, sep, pw = rest[:at].partition(":")
+        if sep and pw:
+            found.append(pw)
+    found += [m.group(2) for m in _QUERY_SECRET.finditer(url) if m.group(2)]
+    found += [unquote(f) for f in found]
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
 def password(url: str | None) -> str | None:
-    """The password in a storage URL, if any."""
-    if not url or url.startswith("journal:"):
-        return None
+    """The (first, longest) secret in a storage URL, if any (:func:`secrets`)."""
+    found = secrets(url)
+    return found[0] if found else None
+
+
+def mask(text: str, url: str | None = None) -> str:
+    """``text`` with every secret of the storage URL (:func:`secrets`, raw and percent-encoded) replaced by ***,
+    and any other ``user:password@`` or secret query value in it too."""
+    from urllib.parse import quote
+
+    text = str(text)
+    for secret in secrets(url):
+        text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+    text = _QUERY_SECRET.sub(r"\1***", text)
+    return re.sub(r"(://[^/:@\s'\"]*:)[^\s'\"]*@", r"\1***@", text)
+
+
+def check_storage(url: str | None, run_dir: Path) -> str:
+    """``search.storage`` checked without connecting (whatever the method, before any work): a ``journal:`` or
+    SQLite file in an existing directory, or a URL SQLAlchemy parses for a dialect it has. Returns the URL used."""
+    url = storage_url(url, run_dir)
+    if not isinstance(url, str):
+        raise DseError(f"search.storage={url!r}: allowed null, a SQLAlchemy URL or journal:<path>")
+    key = f"search.storage={mask(url, url)!r}"
+    pw = next(iter(secrets(url.split("?", 1)[0])), "")
+    if any(ch in pw for ch in "@/?#"):
+        raise DseError(f"{key}: the password holds a raw '@', '/', '?' or '#'; percent-encode it (%40, %2F, %3F, "
+                       f"%23), or set the URL in the environment variable {STORAGE_ENV}")
+    if url.startswith("journal:") or url.startswith("sqlite:///"):
+        path = Path(url.split(":///", 1)[1] if url.startswith("sqlite:///") else url[len("journal:"):]).expanduser()
+        if not str(path) or not path.parent.is_dir():
+            raise DseError(f"{key}: directory {str(path.parent)!r} does not exist")
+        if path.is_dir():
+            raise DseError(f"{key}: {str(path)!r} is a directory; give a file")
+        return url
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).password
-    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: look for user:password@
-        m = re.search(r"://[^/:@]*:([^@/]*)@", url)
-        return m.group(1) if m else None
-
-
-def mask(text: str, url: str | None) -> str:
-    """``text`` with the storage URL's password replaced by ***."""
-    secret = password(url)
-    text = str(text)
-    if secret:
-        text = text.replace(secret, "***")
-        from urllib.parse import quote
-
-        text = text.replace(quote(secret, safe=""), "***")
-    return re.sub(r"(://[^/:@\s]*:)[^@/\s]+@", r"\1***@", text)
+        make_url(url).get_dialect()
+    except Exception as e:  # noqa: BLE001 - not a URL, or a dialect / driver SQLAlchemy does not have
+        raise DseError(f"{key}: not a storage dse can open ({type(e).__name__}: "
+                       f"{mask((str(e).strip().splitlines() or [''])[0][:120], url)}); allowed null (SQLite in the "
+                       "run directory), journal:<path>, sqlite:///<path>, postgresql://..., mysql+pymysql://..."
+                       ) from None
+    return url
 
 
 def open_storage(url: str | None, run_dir: Path):
     """An Optuna storage for ``url`` (see module doc); any failure -> one-line DseError, before any trial.
     Passwords never appear in messages."""
-    url = storage_url(url, run_dir)
+    url = check_storage(url, run_dir)
     try:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -74,6 +125,7 @@ def open_storage(url: str | None, run_dir: Path):
             path = Path(url[len("journal:"):]).expanduser()
             if not path.parent.is_dir():
                 raise DseError(f"search.storage={mask(url, url)!r}: directory {str(path.parent)!r} does not exist")
+            check_journal(path, f"search.storage={mask(url, url)!r}")
             return JournalStorage(JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
@@ -100,6 +152,61 @@ def open_storage(url: str | None, run_dir: Path):
     except Exception as e:  # noqa: BLE001 - any driver / network / URL error becomes one line
         reason = mask((str(e).strip().splitlines() or [""])[0][:200], url)
         raise DseError(f"search.storage={mask(url, url)!r}: cannot open ({type(e).__name__}: {reason})") from None
+
+
+def check_journal(path: Path, key: str) -> None:
+    """Before anything is appended to a journal: every record must be whole. A torn last record (a process killed
+    or a disk filled mid-write) is repaired under the journal's own lock with nothing lost: a complete JSON record
+    that only lacks its newline gets it; an incomplete one is moved to ``<journal>.torn`` (it was never part of the
+    study) and cut off. A bad record before the last one is refused in one line (appending after it would make the
+    study unreadable)."""
+    import json
+    import logging
+
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    lock = JournalFileSymlinkLock(str(path))
+    while not lock.acquire():
+        time.sleep(0.01)
+    try:
+        with open(path, "r+b") as f:
+            data = f.read()
+            end = data.rfind(b"\n") + 1
+            tail = data[end:]
+            for number, line in enumerate(data[:end].splitlines(), start=1):
+                try:
+                    json.loads(line)
+                except ValueError:
+                    raise DseError(f"{key}: record {number} of the journal {str(path)!r} is not valid JSON (a "
+                                   "damaged file); nothing was appended. Restore it from a copy, or use another "
+                                   "journal") from None
+            if not tail:
+                return
+            try:
+                whole = isinstance(json.loads(tail), dict)
+            except ValueError:
+                whole = False
+            if whole:
+                f.seek(0, os.SEEK_END)
+                f.write(b"\n")
+                what = "completed its last record's line"
+            else:
+                with open(str(path) + ".torn", "ab") as aside:
+                    aside.write(tail + b"\n")
+                    aside.flush()
+                    os.fsync(aside.fileno())
+                f.truncate(end)
+                what = f"moved a torn last record ({len(tail)} bytes) to {str(path)}.torn"
+            f.flush()
+            os.fsync(f.fileno())
+        logging.getLogger("dse").warning("%s: the journal was repaired: %s", key, what)
+    except OSError as err:
+        raise DseError(f"{key}: cannot check the journal {str(path)!r} ({err.strerror or err}); nothing was "
+                       "appended (free some space, then re-run)") from None
+    finally:
+        lock.release()
 
 
 def make_sampler(name: str, seed: int, batch_size: int):
@@ -179,9 +286,11 @@ class Claims:
             with open(self.path, "a+") as f:
                 fcntl.flock(f, fcntl.LOCK_EX)
                 f.seek(0)
-                if f"{self.study}\t{key}\n" in set(f.readlines()):
+                lines = f.readlines()
+                if f"{self.study}\t{key}\n" in set(lines):
                     return False
-                f.write(f"{self.study}\t{key}\n")
+                torn = bool(lines) and not lines[-1].endswith("\n")     # a write cut short: start a new line
+                f.write(f"{chr(10) if torn else ''}{self.study}\t{key}\n")
                 f.flush()
                 return True
         return True

@@ -14,28 +14,34 @@ from dse.analyze.plot.style import DPI, MIN_FONT_PT, ONE_COLUMN, TWO_COLUMN, sty
 # ---------------------------------------------------------------- writing and checking
 
 
-def _atomic(path: Path, write) -> Path:
+def _atomic(path: Path, write, overwrite: bool = False) -> Path:
     """``write(tmp)`` to a temporary name beside ``path``, then rename into place (:mod:`dse.files`)."""
     from dse.files import atomic_write
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, write, key="plot")
+    return atomic_write(path, write, key="plot", overwrite=overwrite, flag="overwrite=True")
 
 
-def save(fig, out_dir, stem: str, formats=("png", "svg"), dpi: int = DPI, close: bool = True) -> list[Path]:
-    """Write ``stem``.png and ``stem``.svg into ``out_dir`` at the figure's own (paper) size, atomically."""
+def save(fig, out_dir, stem: str, formats=("png", "svg"), dpi: int = DPI, close: bool = True,
+         overwrite: bool = False) -> list[Path]:
+    """Write ``stem``.png and ``stem``.svg into ``out_dir`` at the figure's own (paper) size, atomically. A file
+    there that dse did not write is refused (one line) before anything is written, unless ``overwrite``."""
+    from dse.files import check_free
+
     out = Path(out_dir)
+    check_free([out / f"{stem}.{fmt}" for fmt in formats], "plot", overwrite, "overwrite=True")
     paths = []
     with style():
         for fmt in formats:
-            paths.append(_atomic(out / f"{stem}.{fmt}", lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi)))
+            paths.append(_atomic(out / f"{stem}.{fmt}", lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi),
+                                 overwrite))
     if close:
         plt.close(fig)
     return paths
 
 
-def write_next_to(ds, dataset_path, *, log=None) -> list[Path]:
+def write_next_to(ds, dataset_path, *, log=None, overwrite: bool = False) -> list[Path]:
     """The figure of a result (:func:`auto`) as ``<dataset stem>``.png and .svg next to the dataset file; what
     every ``dse``, ``dse-breakeven`` and ``dse-search`` run calls (switch: ``plot=false``). A figure that cannot be
     drawn is logged and skipped: it never fails the run whose dataset is already written."""
@@ -46,7 +52,7 @@ def write_next_to(ds, dataset_path, *, log=None) -> list[Path]:
     if too_large(ds, log):
         return []
     try:
-        paths = save(auto(ds), path.parent, path.name.split(".")[0])
+        paths = save(auto(ds), path.parent, path.name.split(".")[0], overwrite=overwrite)
     except Exception as err:  # noqa: BLE001 - the dataset is the run's result; a figure is a convenience
         log.warning("figure: not drawn (%s: %s)", type(err).__name__, err)
         return []
