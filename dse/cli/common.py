@@ -11,7 +11,10 @@ import sys
 from dse.errors import DseError
 
 #: Preset groups selectable as ``group=name`` on the command line.
-PRESET_KEYS = ("model", "system", "study", "accounting", "search")
+PRESET_KEYS = ("model", "system", "study", "accounting", "search", "gpu", "link")
+#: Preset groups that set a part of the system: ``gpu=NAME`` is Hydra's ``gpu@system.gpu=NAME`` (the system
+#: preset's GPU replaced by the preset NAME), ``link=NAME`` its offload link.
+SYSTEM_PARTS = {"gpu": "gpu@system.gpu", "link": "link@system.offload_link"}
 #: Hydra's own flags that take the next argument as their value.
 FLAGS_WITH_VALUE = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--experimental-rerun",
                     "--info", "-i")
@@ -37,6 +40,62 @@ def errors(prog: str, interrupted: str = "interrupted; temporary files removed",
         fail(prog, interrupted, code=130)
 
 
+def _flag_values(argv: list[str], *flags: str) -> list[str]:
+    """The values of ``--flag VALUE`` / ``--flag=VALUE`` in ``argv``."""
+    out = []
+    for i, arg in enumerate(argv):
+        for flag in flags:
+            if arg == flag and i + 1 < len(argv):
+                out.append(argv[i + 1])
+            elif arg.startswith(flag + "="):
+                out.append(arg[len(flag) + 1:])
+    return out
+
+
+def prepare(argv: list[str]) -> list[str]:
+    """A command line as Hydra should see it: ``--config-dir DIR`` joins the preset search path (so its presets
+    are checked and listed with the shipped ones), the directories of ``DSE_CONF_DIR`` become
+    ``hydra.searchpath`` (after the shipped presets), and ``gpu=NAME`` / ``link=NAME`` select a part of the
+    system (:data:`SYSTEM_PARTS`). Raises a one-line :class:`DseError` for a missing ``--config-dir``."""
+    from pathlib import Path
+
+    from dse import config
+
+    for d in _flag_values(argv, "--config-dir", "-cd"):
+        path = Path(d).expanduser().resolve()
+        if not path.is_dir():
+            raise DseError(f"--config-dir {d}: not a directory (a directory laid out like dse/conf: gpu/, "
+                           "link/, model/, system/, study/ ...)")
+        if path not in config.EXTRA_DIRS:
+            config.EXTRA_DIRS.append(path)
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and key in SYSTEM_PARTS:
+            arg = f"{SYSTEM_PARTS[key]}={value}"
+        out.append(arg)
+    env = [d for d in config.user_conf_dirs() if d not in config.EXTRA_DIRS]
+    if env and not any(a.startswith("hydra.searchpath=") for a in out):
+        out.append(f"hydra.searchpath=[{','.join(f'file://{d}' for d in env)}]")
+    return out
+
+
+def shell_completion(argv: list[str]) -> bool:
+    """Whether this is Hydra's shell completion (``-sc install=bash``, ``-sc query=bash``): left to Hydra."""
+    return any(a in ("-sc", "--shell-completion") or a.startswith("--shell-completion=") for a in argv)
+
+
+def version(prog: str, argv: list[str]) -> None:
+    """``--version``: print dse's version (and Hydra's) and exit."""
+    if "--version" in argv:
+        import hydra
+
+        from dse.provenance import version as dse_version
+
+        print(f"{prog} {dse_version()} (Hydra {hydra.__version__})")
+        sys.exit(0)
+
+
 def _single(value: str) -> bool:
     """A plain value, not a Hydra sweep (``a,b``, ``range(...)``, ``choice(...)``, ``glob(...)``)."""
     return "," not in value and "(" not in value
@@ -51,8 +110,11 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
     from dse.config import presets
     from dse.config.params import lookup
 
-    custom = any(a in ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp")
-                 or a.startswith(("--config-dir=", "--config-name=", "--config-path=")) for a in argv)
+    from dse import config
+
+    custom = any(a in ("--config-name", "-cn", "--config-path", "-cp")
+                 or a.startswith(("--config-name=", "--config-path=")) for a in argv) or any(
+        (d / f"{config_name}.yaml").is_file() for d in config.EXTRA_DIRS)   # a primary config of the user's
     choices, keys, skip = [], [], False
     for arg in argv:
         if skip:
@@ -65,12 +127,13 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
             continue
         key, _, value = arg.partition("=")
         bare = key.lstrip("+~")
+        bare = next((g for g, part in SYSTEM_PARTS.items() if bare == part), bare)
         if bare in PRESET_KEYS:
             if value and not value.startswith("null"):
                 for v in value.split(","):
                     presets.check_preset(bare, v)
                 if _single(value):
-                    choices.append(f"{bare}={value}")
+                    choices.append(f"{SYSTEM_PARTS.get(bare, bare)}={value}")
             continue
         if key.startswith(("+", "~")) or bare.startswith("hydra") or "/" in bare:
             continue

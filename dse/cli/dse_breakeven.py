@@ -108,11 +108,13 @@ def _app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from dse.cli.common import check_argv, errors
-    from dse.cli.common import grid_override
+    from dse.cli.common import check_argv, errors, grid_override, prepare, shell_completion, version
 
     with errors("dse-breakeven"):
-        check_argv(sys.argv[1:], "breakeven")
+        version("dse-breakeven", sys.argv[1:])
+        sys.argv = [sys.argv[0], *prepare(sys.argv[1:])]
+        if not shell_completion(sys.argv):
+            check_argv(sys.argv[1:], "breakeven")
     sys.argv = [sys.argv[0], *map(grid_override, sys.argv[1:])]  # grid.X=... may add a grid entry
     _app()
 

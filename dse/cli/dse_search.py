@@ -60,10 +60,13 @@ def _app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from dse.cli.common import check_argv, errors
+    from dse.cli.common import check_argv, errors, prepare, shell_completion, version
 
     with errors("dse-search"):   # a misspelt key or preset would otherwise be Hydra's multi-line composition error
-        check_argv(sys.argv[1:], "search_config")
+        version("dse-search", sys.argv[1:])
+        sys.argv = [sys.argv[0], *prepare(sys.argv[1:])]
+        if not shell_completion(sys.argv):
+            check_argv(sys.argv[1:], "search_config")
     _app()
 
 

@@ -162,19 +162,35 @@ def _check_multirun(argv: list[str]) -> None:
                 del err
 
 
+def _list(argv: list[str]) -> int:
+    """``dse list``, quiet when its reader stops early (``dse list | head -1``)."""
+    import os
+
+    try:
+        code = list_presets(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:   # the reader closed the pipe: nothing more to say (Python's documented recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
 def main() -> None:
-    from dse.cli.common import grid_override
+    from dse.cli.common import grid_override, prepare, shell_completion, version
 
     argv = sys.argv[1:]
     with errors("dse"):
+        version("dse", argv)
         if argv[:1] == ["list"]:
-            sys.exit(list_presets(argv[1:]))
+            sys.exit(_list(argv[1:]))
         if argv[:1] == ["validate"]:   # dse against published measurements (dse.analyze.validation)
             from dse.analyze.validation import main as validate
 
             sys.exit(validate(argv[1:]))
-        check_argv(argv, "config")
-        _check_multirun([grid_override(a) for a in argv])
+        argv = prepare(argv)
+        if not shell_completion(argv):
+            check_argv(argv, "config")
+            _check_multirun([grid_override(a) for a in argv])
     sys.argv = [sys.argv[0], *map(grid_override, argv)]  # grid.X=... may add a grid entry
     _app()
 
