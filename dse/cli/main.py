@@ -60,8 +60,10 @@ def write_csv(ds, path: Path) -> Path:
     return atomic_write(Path(path), lambda tmp: table.to_csv(tmp, index=False))
 
 
-def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
-    from dse.run.table import energy_table
+def run(cfg: DictConfig | dict, run_dir: Path, study: str | None = None) -> Path:
+    """Evaluate a composed root config in ``run_dir``: the dataset, a table of it, its figure (and CSV).
+    ``study``: the study preset the config was composed from (Hydra's choice), recorded as the ``study`` attribute."""
+    from dse.run.table import energy_table, request_table
     from dse.run.results import open_results
     from dse.run.sweep import plan
     from dse.run.sweep import run as sweep
@@ -73,6 +75,8 @@ def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
         c["output"] = {**c["output"], "format": "netcdf"}
     planned = plan(c, run_dir)
     grid, _, names, fmt, _ = planned
+    if study and not grid.attrs.get("study"):
+        grid.attrs["study"] = str(study)
     if want_csv and csv_rows(grid, names) > CSV_MAX_ROWS:
         raise DseError(f"output.format=csv: {csv_rows(grid, names):,} rows, over {CSV_MAX_ROWS:,}; "
                        "use output.format=netcdf or zarr (or output.variables=[...] to write fewer variables)")
@@ -80,10 +84,15 @@ def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
              f"{grid.points:,}", fmt)
     out = sweep(c, run_dir, planned)
     ds = open_results(out)
+    requests = "ttft" in ds.data_vars and "energy_per_output_token" in ds.data_vars
     log.info(f"dse {ds.attrs['dse_version']}: model {ds.attrs['model']}, system {ds.attrs['system']}"
-             f"{', study ' + ds.attrs['study'] if ds.attrs.get('study') else ''}  (energy in J per generated token)")
+             f"{', study ' + ds.attrs['study'] if ds.attrs.get('study') else ''}  "
+             + ("(requests: energy per output token with prefill, TTFT, TPOT; the decode-step variables are in the "
+                "dataset)" if requests else "(energy in J per generated token)"))
     needed = {"energy", "energy_per_token", "step_energy", "step_latency", "offload_share"}
-    if needed <= set(ds.data_vars) and ds["energy_per_token"].size <= TABLE_MAX_POINTS:
+    if requests and ds["ttft"].size <= TABLE_MAX_POINTS:
+        log.info(request_table(ds))
+    elif needed <= set(ds.data_vars) and ds["energy_per_token"].size <= TABLE_MAX_POINTS:
         log.info(energy_table(ds))
     elif "fits" in ds:
         n_out = int((~ds["fits"].astype(bool)).sum())
@@ -105,7 +114,8 @@ def _app(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     with errors("dse", "interrupted; temporary files removed (a Zarr sweep resumes when re-run)"):
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        hc = HydraConfig.get()
+        run(cfg, Path(hc.runtime.output_dir), study=hc.runtime.choices.get("study"))
 
 
 def list_presets(argv: list[str]) -> int:

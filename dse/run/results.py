@@ -20,6 +20,16 @@ from dse.files import MARK_ATTR
 from dse.run.layout import DONE_FILE
 
 
+def _consolidated(path: Path) -> bool:
+    """Whether a Zarr store's metadata is consolidated (dse consolidates every store it finishes)."""
+    import json
+
+    try:
+        return "consolidated_metadata" in json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def open_results(path, chunks=None) -> xr.Dataset:
     """Open a NetCDF file or Zarr store written by dse, lazily (dask-backed, in the file's own chunks).
 
@@ -34,7 +44,7 @@ def open_results(path, chunks=None) -> xr.Dataset:
         raise DseError(f"{str(p)!r} is a temporary file of an interrupted or running write, not a result")
     try:
         if p.is_dir():
-            ds = xr.open_zarr(p, consolidated=False, chunks={} if chunks is None else chunks)
+            ds = xr.open_zarr(p, consolidated=(p / "zarr.json").is_file() and _consolidated(p), chunks={} if chunks is None else chunks)
         else:
             ds = xr.open_dataset(p, engine="h5netcdf", chunks={} if chunks is None else chunks)
     except Exception as err:  # noqa: BLE001 - truncated, empty, text, bit-flipped: one line
