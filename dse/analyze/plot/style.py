@@ -48,7 +48,6 @@ RC = {
     "axes.prop_cycle": matplotlib.cycler(color=["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
                                                 "#000000", "#F0E442"]),
     "axes.formatter.useoffset": False, "axes.formatter.limits": (-4, 6), "axes.autolimit_mode": "round_numbers",
-    "text.parse_math": False,    # "$k", "$/GB" are dollars, not mathtext
 }
 
 #: Display names and units for dse's variables and coordinates: name -> (label, unit shown, scale from dse units).
@@ -63,7 +62,7 @@ DISPLAY = {
     "tpot": ("time per output token (TPOT)", "ms", 1e3),
     "tokens_per_s_per_gpu": ("throughput per GPU", "tokens/s", 1.0),
     "tokens_per_s": ("throughput", "tokens/s", 1.0),
-    "capacity_cost_usd": ("capacity cost", "$k", 1e-3),
+    "capacity_cost_usd": ("capacity cost", "$k", 1e-3),   # one $: plain text (a text with two writes \$)
     "offload_share": ("offload share of step energy", "%", 100.0),
     "hbm_fill": ("HBM fill", "%", 100.0),
     "offload_fill": ("offload-tier fill", "%", 100.0),
