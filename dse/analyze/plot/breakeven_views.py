@@ -23,6 +23,11 @@ def _be_title(be) -> str:
             p = json.loads(be.attrs.get(f"{which}_settings", "{}")).get("placement")
         except ValueError:
             p = None
+        dim = "placement" if which == "target" else "reference_placement"
+        if dim in be.coords:          # the placements the result holds (a target's Flash tiers only)
+            p = [str(v) for v in np.atleast_1d(be[dim].values)]
+        if isinstance(p, (list, tuple)):
+            return model_name(be.attrs.get(f"{which}_model", which)), " / ".join(map(placement_label, p))
         return model_name(be.attrs.get(f"{which}_model", which)), placement_label(p or ("ssd" if which == "target"
                                                                                          else "hbm"))
     (tm, tp), (rm, rp) = side("target"), side("reference")
