@@ -7,6 +7,19 @@ import xarray as xr
 from dse.cf import named
 
 
+def _readable_index(frame: pd.DataFrame) -> pd.DataFrame:
+    """Float coordinates in the index as people write them (102.4, not 102.40000000000002; 4 significant digits)."""
+    def tidy(values):
+        return [f"{v:.4g}" if isinstance(v, float) else v for v in values]
+
+    if isinstance(frame.index, pd.MultiIndex):
+        frame.index = frame.index.set_levels([tidy(level) if level.dtype.kind == "f" else level
+                                              for level in frame.index.levels], verify_integrity=False)
+    elif frame.index.dtype.kind == "f":
+        frame.index = pd.Index(tidy(frame.index), name=frame.index.name)
+    return frame
+
+
 def energy_table(ds: xr.Dataset, max_rows: int = 80) -> str:
     """Energy per token (J) and its breakdown by component, step latency and offload share, per grid point.
 
@@ -32,7 +45,7 @@ def energy_table(ds: xr.Dataset, max_rows: int = 80) -> str:
         fits = frame["fits"].astype(bool)
         n_out = int((~fits).sum())
         frame["fits"] = fits.map({True: "yes", False: "NO"})
-    text = frame.head(max_rows).to_string(float_format=lambda x: f"{x:.4g}")
+    text = _readable_index(frame.head(max_rows)).to_string(float_format=lambda x: f"{x:.4g}")
     if len(frame) > max_rows:
         text += f"\n... {len(frame) - max_rows} more rows (all of them are in the dataset)"
     if n_out:
@@ -64,7 +77,7 @@ def request_table(ds: xr.Dataset, max_rows: int = 80) -> str:
         fits = frame["fits"].astype(bool)
         n_out = int((~fits).sum())
         frame["fits"] = fits.map({True: "yes", False: "NO"})
-    text = frame.head(max_rows).to_string(float_format=lambda x: f"{x:.4g}")
+    text = _readable_index(frame.head(max_rows)).to_string(float_format=lambda x: f"{x:.4g}")
     if len(frame) > max_rows:
         text += f"\n... {len(frame) - max_rows} more rows (all of them are in the dataset)"
     if n_out:

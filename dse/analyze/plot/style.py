@@ -244,5 +244,14 @@ def _pick(da, keep):
     return da.isel({d: 0 for d in fixed}), {d: (v.item() if hasattr(v, "item") else v) for d, v in fixed.items()}
 
 
+def short_number(v) -> str:
+    """A number as people write it: 102.4 (not 102.40000000000002), 0.001, 1,024, 6.1e-05; other values as str."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
+        return str(v)
+    if float(v).is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}" if abs(v) >= 1e4 else str(int(v))
+    return f"{float(v):.4g}"
+
+
 def _fixed_note(fixed: dict) -> str:
-    return ", ".join(f"{d} = {placement_label(v) if d == 'placement' else v}" for d, v in fixed.items())
+    return ", ".join(f"{d} = {placement_label(v) if d == 'placement' else short_number(v)}" for d, v in fixed.items())
