@@ -308,5 +308,9 @@ def __getattr__(name):
     raise AttributeError(f"module 'dse' has no attribute {name!r}")
 
 
+def __dir__():
+    return sorted({*globals(), *_MODULES})
+
+
 __all__ = ["DseError", "evaluate", "breakeven", "breakeven_param", "max_batch", "pareto_front", "open_results", "presets",
            "run_search", "from_hf_config", "plot", "results", "traces", "__version__"]

@@ -62,7 +62,7 @@ EXPECTED_ERROR = {"dse-calibrate --base": "dse-calibrate: error: "}
 
 
 #: Activating the project's environment (README: after the set-up, before the first command).
-ACTIVATE = re.compile(r"(?:\.|source) \.venv/bin/activate")
+ACTIVATE = re.compile(r"(?:\.|source) \.venv/bin/activate(?:\s+#.*)?")
 
 SKIP = re.compile(r"<!-- docs-runner: skip \(([^)]+)\) -->\n")
 

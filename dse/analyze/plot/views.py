@@ -58,7 +58,7 @@ def breakdown(ds, *, normalize: str | None = "hbm", title: str | None = None, wi
     letters = ", ".join(f"{short[p]}: {placement_label(p)}" for p in placements if short[p] != placement_label(p))
     letters = (letters or ", ".join(map(placement_label, placements))) if n > 1 else \
         f"experts in {placement_label(placements[0])}"
-    note = _fixed_note(fixed)
+    note = _fixed_note({**_size_one(ds), **fixed})
     ax.set_title(title or f"{_title_of(ds)} ({letters}{'; ' + note if note else ''})")
     legend(ax, title="energy component")
     return fig
@@ -186,11 +186,19 @@ def lines(ds, var: str = "energy_per_token", x: str | None = None, *, hue: str |
     if yy.size and yy.max() / yy.min() > 30:
         ax.set_yscale("log")
     plain_ticks(ax, "y")
-    note = _fixed_note(fixed)
+    note = _fixed_note({**_size_one(ds), **fixed})
     ax.set_title(title or (_title_of(ds) + (f"\n{note}" if note else "")))
     if hue or reference is not None or unfit_seen:
         legend(ax)
     return fig
+
+
+def _size_one(ds) -> dict:
+    """{dimension: value} of a result's swept dimensions that hold one value (shown in the caption)."""
+    if not hasattr(ds, "data_vars"):
+        return {}
+    return {d: (ds[d].values[0].item() if hasattr(ds[d].values[0], "item") else ds[d].values[0])
+            for d in ds.dims if ds.sizes[d] == 1 and d in ds.coords and d not in ("component", "cost_part")}
 
 
 def _fits_along(ds, at: dict, x: str, xs):
@@ -376,7 +384,7 @@ def facets(ds, var="energy_per_token", x: str | None = None, hue: str | None = N
     base = ds[names[0]]
     for n in names[1:]:
         base = base + 0 * ds[n] if set(ds[n].dims) - set(base.dims) else base
-    fixed = {d: base[d].values[0] for d in base.dims if base.sizes[d] == 1}
+    fixed = {**_size_one(ds), **{d: base[d].values[0] for d in base.dims if base.sizes[d] == 1}}
     x, hue, facet_dims = choose_axes(base, x, hue)
     panels, notes = _panels(base, facet_dims)
     ncol_v = len(names)
