@@ -165,6 +165,8 @@ def breakeven_map(be, x: str = "batch", y: str | None = None, *, title: str | No
                     fontsize=MIN_FONT_PT, color="w" if cls[j, i] == 3 else "k")
     ax.set_xticks(np.arange(nx), [str(t) for t in e[x].values])
     ax.set_yticks(np.arange(ny), [str(t) for t in e[y].values])
+    ax.set_xlim(-0.5, nx - 0.5)     # exactly the cells: no empty band, no clipped row, ticks beside their cells
+    ax.set_ylim(-0.5, ny - 0.5)
     ax.grid(False)
     for s in ax.spines.values():
         s.set_visible(False)

@@ -286,6 +286,8 @@ def heatmap(da, x: str, y: str, *, name: str | None = None, title: str | None = 
         if not f.all():
             fig.legend(handles=[p for p in ax.patches if p.get_label() == UNFIT_LABEL], loc="outside lower center",
                        handlelength=1.2)
+    ax.set_xlim(-0.5, nx - 0.5)     # exactly the cells (the style's round-number limits would add empty bands)
+    ax.set_ylim(-0.5, ny - 0.5)
     ax.set_xticks(np.arange(nx), [plain(t) if isinstance(t, (float, np.floating)) else str(t) for t in g[x].values])
     ax.set_yticks(np.arange(ny), [plain(t) if isinstance(t, (float, np.floating)) else str(t) for t in g[y].values])
     ax.grid(False)
