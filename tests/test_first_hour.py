@@ -133,7 +133,7 @@ def test_serving_study_prints_request_metrics(tmp_path):
     r = _cli("dse", "study=serving-sharegpt", "plot=false", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
-    header = next(ln for ln in out.splitlines() if "TTFT" in ln)
+    header = next(ln for ln in out.splitlines() if "TTFT_ms" in ln)
     assert "TPOT" in header and "J_per_output_token" in header
 
 

@@ -93,7 +93,11 @@ def plot(path: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact: dic
     """The front figure (:func:`dse.plot.pareto`) as ``path`` (.png) and the same name .svg, atomically."""
     from dse.analyze import plot as dplot
 
+    import logging
+
     fig = dplot.pareto(ds, tuple(space.objectives[:2]), mark=mark, exact=exact, title=title)
+    for problem in dplot.problems(fig):     # checked before it is saved (the datasets are the result: said, not fatal)
+        logging.getLogger("dse").warning("figure: %s", problem)
     return dplot.save(fig, Path(path).parent, Path(path).stem)
 
 

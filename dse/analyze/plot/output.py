@@ -49,7 +49,10 @@ def write_next_to(ds, dataset_path, *, log=None) -> list[Path]:
     if too_large(ds, log):
         return []
     try:
-        paths = save(auto(ds), path.parent, path.name.split(".")[0])
+        fig = auto(ds)
+        for problem in problems(fig):   # checked before it is saved; the run's result is the dataset, so said, not fatal
+            log.warning("figure: %s", problem)
+        paths = save(fig, path.parent, path.name.split(".")[0])
     except Exception as err:  # noqa: BLE001 - the dataset is the run's result; a figure is a convenience
         log.warning("figure: not drawn (%s: %s)", type(err).__name__, err)
         return []
