@@ -190,7 +190,7 @@ def test_two_processes_share_one_study(tmp_path, storage):
         assert front[1].split()[:11] == ["GPU", "GPUs", "tier", "HBM", "cache", "batch", "J/token", "capacity",
                                          "$", "latency", "s"]   # then any other parameter varying on the front
         n = int(front[0].split()[0])
-        costs = [float(line.split()[-2].replace(",", "")) for line in front[2:2 + n]]
+        costs = [float(line.split()[6].replace(",", "")) for line in front[2:2 + n]]   # the capacity $ column
         assert costs == sorted(costs)                                     # cheapest first
     points = {tuple(sorted(t.params.items())) for t in complete}
     assert len(points) == 60              # the workers' claims: no design point stored twice

@@ -148,7 +148,7 @@ def front_table(pareto, max_rows: int = 60) -> str:
         columns.setdefault(name, name.rsplit(".", 1)[-1])
     cols = {}
     for name, label in columns.items():
-        if name in fixed:
+        if name in fixed and name not in FRONT_COLUMNS:
             continue   # said once below the table
         if name in pareto.variables and set(pareto[name].dims) <= {"trial"}:
             values = pareto[name].values
