@@ -476,3 +476,15 @@ def test_runtime_dependencies_are_ranges_and_requirements_pin():
     assert pins and all("==" in ln for ln in pins)
     readme = (ROOT / "README.md").read_text()
     assert "dask worker" in readme and "hydra/launcher=joblib" in readme
+
+
+def test_a_section_set_to_a_preset_name_says_which_override_was_meant():
+    from dse.cli.common import check_argv
+
+    with pytest.raises(dse.DseError, match=r"pick a link preset with link=nvlink-c2c-gen4"):
+        check_argv(["study=paper-fig45-mixtral", "system.offload_link=nvlink-c2c-gen4"])
+    with pytest.raises(dse.DseError, match=r"pick a gpu preset with gpu=h200-sxm"):
+        check_argv(["system.gpu=h200-sxm"])
+    check_argv(["tier@system.tiers.ssd=nvme-gen5", "gpu=h200-sxm", "link=pcie-gen5-x16"])   # Hydra's own forms pass
+    with pytest.raises(dse.DseError, match="unknown tier preset"):
+        check_argv(["tier@system.tiers.ssd=nvme-gen9"])

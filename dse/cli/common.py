@@ -115,7 +115,7 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
     custom = any(a in ("--config-name", "-cn", "--config-path", "-cp")
                  or a.startswith(("--config-name=", "--config-path=")) for a in argv) or any(
         (d / f"{config_name}.yaml").is_file() for d in config.EXTRA_DIRS)   # a primary config of the user's
-    choices, keys, skip = [], [], False
+    choices, keys, skip, values = [], [], False, {}
     for arg in argv:
         if skip:
             skip = False
@@ -135,9 +135,16 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
                 if _single(value):
                     choices.append(f"{SYSTEM_PARTS.get(bare, bare)}={value}")
             continue
+        if "@" in bare and bare.split("@")[0] in ("gpu", "link", "tier", "profile"):   # Hydra's group@package
+            for v in (value.split(",") if value and not value.startswith("null") else []):
+                presets.check_preset(bare.split("@")[0], v)
+            if _single(value):
+                choices.append(f"{bare}={value}")
+            continue
         if key.startswith(("+", "~")) or bare.startswith("hydra") or "/" in bare:
             continue
         keys.append(bare)
+        values[bare] = value
     grid_keys = [k for k in keys if k.startswith("grid.")]
     for key in grid_keys:
         name = key[len("grid."):]
@@ -152,7 +159,27 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
             if "." in name and not name.startswith("flash."):
                 presets.get_path(tree, name)  # a dotted grid parameter must name a config leaf
             continue
-        presets.get_path(tree, key)
+        node = presets.get_path(tree, key)
+        if isinstance(node, dict) and not values.get(key, "").lstrip().startswith(("{", "null")):
+            raise DseError(_section_error(key, values.get(key, "")))
+
+
+#: Config sections that are presets of a group: the override that picks one.
+SECTION_GROUPS = {"system.gpu": "gpu", "system.offload_link": "link", "model": "model", "system": "system",
+                  "accounting": "accounting"}
+
+
+def _section_error(key: str, value: str) -> str:
+    """``system.offload_link=nvlink-c2c-gen4``: a section set to a value; name the override that was meant."""
+    group = SECTION_GROUPS.get(key) or (
+        "tier" if key.startswith("system.tiers.") and key.count(".") == 2 else None)
+    if group == "tier":
+        return (f"{key}={value}: {key} is a section (a tier's settings), not a value; pick a tier preset with "
+                f"tier@{key}={value}, or set one of its numbers ({key}.read_pj_per_bit=...)")
+    if group:
+        return (f"{key}={value}: {key} is a section, not a value; pick a {group} preset with {group}={value}"
+                f" (dse list {group if group.endswith('s') else group + 's'})")
+    return f"{key}={value}: {key} is a section, not a value; set one of its keys ({key}.NAME=...)"
 
 
 def set_verbosity(level: str | None) -> None:
