@@ -315,6 +315,9 @@ def heatmap(da, x: str, y: str, *, name: str | None = None, title: str | None = 
 MAX_PANELS = 12
 UNFIT_MARKER = dict(marker="x", s=22, color="k", linewidths=1.0, zorder=6)
 UNFIT_LABEL = "does not fit (capacity)"
+#: Axis labels short enough for a small panel.
+SHORT_LABELS = {"energy_per_output_token": "J / output token", "ttft": "TTFT (ms)", "tpot": "TPOT (ms)",
+                "energy_per_token": "J / token", "step_latency": "latency (ms)"}
 
 
 def value_text(dim: str, v) -> str:
@@ -344,13 +347,13 @@ def choose_axes(da, x: str | None = None, hue: str | None = None):
     return x, hue, [d for d in rest if d != hue]
 
 
-def _panels(da, facet_dims: list[str]):
+def _panels(da, facet_dims: list[str], most: int = MAX_PANELS):
     """The facet combinations drawn ({dim: value} each) and a note for any dimension not shown whole."""
     import itertools
 
     sizes = [da.sizes[d] for d in facet_dims]
     keep = list(sizes)
-    while int(np.prod(keep)) > MAX_PANELS:   # thin the largest dimension first
+    while int(np.prod(keep)) > most:   # thin the largest dimension first
         i = int(np.argmax(keep))
         keep[i] = max(2, keep[i] // 2) if keep[i] > 2 else 1
     notes = [f"{k} of {n} values of {d} shown" for d, k, n in zip(facet_dims, keep, sizes) if k < n]
@@ -388,8 +391,8 @@ def facets(ds, var="energy_per_token", x: str | None = None, hue: str | None = N
         base = base + 0 * ds[n] if set(ds[n].dims) - set(base.dims) else base
     fixed = {**_size_one(ds), **{d: base[d].values[0] for d in base.dims if base.sizes[d] == 1}}
     x, hue, facet_dims = choose_axes(base, x, hue)
-    panels, notes = _panels(base, facet_dims)
     ncol_v = len(names)
+    panels, notes = _panels(base, facet_dims, MAX_PANELS if ncol_v == 1 else 4)   # rows of several variables: 4
     if ncol_v > 1:
         nrows, ncols = len(panels), ncol_v
     else:
@@ -449,12 +452,9 @@ def facets(ds, var="energy_per_token", x: str | None = None, hue: str | None = N
             ax.set_yscale("log")
         plain_ticks(ax, "y")
         head = ", ".join(value_text(d, v) for d, v in p.items())
-        if ncol_v > 1:
-            ax.set_title(lab if r == 0 else "", fontsize=MIN_FONT_PT)
-            if c == 0:
-                ax.set_ylabel((head + "\n" if head else "") + (f"({unit})" if unit else ""))
-            else:
-                ax.set_ylabel(f"({unit})" if unit else "")
+        if ncol_v > 1:   # a column per variable (named on its axis), a row per combination (in its titles)
+            ax.set_title(head or lab, fontsize=MIN_FONT_PT)
+            ax.set_ylabel(SHORT_LABELS.get(name, label(name, da, unit)) if head else (f"({unit})" if unit else ""))
         else:
             ax.set_title(head, fontsize=MIN_FONT_PT)
     if ncol_v == 1:
