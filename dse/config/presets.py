@@ -69,7 +69,7 @@ def hydra_config(config_name: str = "config", overrides=(), resolve: bool = True
 
 
 @functools.lru_cache(maxsize=256)
-def _compose_cached(overrides: tuple[str, ...]) -> dict:
+def _compose_cached(overrides: tuple[str, ...], dirs: tuple = ()) -> dict:   # dirs: the search path (a key)
     return hydra_config("config", overrides)
 
 
@@ -86,18 +86,18 @@ def compose(study: str | None = None, model: str | None = None, system: str | No
     if system is not None:
         check_preset("system", system)
         ov.append(f"system={system}")
-    return copy.deepcopy(_compose_cached(tuple(ov) + tuple(overrides)))
+    return copy.deepcopy(_compose_cached(tuple(ov) + tuple(overrides), tuple(user_conf_dirs())))
 
 
 def preset(group: str, name: str) -> dict:
     """One preset of a group as a plain dict, checked against its schema (:mod:`dse.config.specs`); read once per
     process (a copy each call)."""
     check_preset(group, name)
-    return copy.deepcopy(_preset_cached(group, name))
+    return copy.deepcopy(_preset_cached(group, name, tuple(user_conf_dirs())))
 
 
 @functools.lru_cache(maxsize=256)
-def _preset_cached(group: str, name: str) -> dict:
+def _preset_cached(group: str, name: str, dirs: tuple = ()) -> dict:   # dirs: the search path (a key)
     from dse.config.specs import validated
 
     if group in ("model", "system"):
