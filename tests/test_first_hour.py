@@ -488,3 +488,14 @@ def test_a_section_set_to_a_preset_name_says_which_override_was_meant():
     check_argv(["tier@system.tiers.ssd=nvme-gen5", "gpu=h200-sxm", "link=pcie-gen5-x16"])   # Hydra's own forms pass
     with pytest.raises(dse.DseError, match="unknown tier preset"):
         check_argv(["tier@system.tiers.ssd=nvme-gen9"])
+
+
+def test_a_continuous_parameter_pressed_on_a_bound_is_flagged(trials_front):
+    from dse.search.report import front_table
+
+    # Optuna's floats rarely hit a bound exactly: 1.0, 1.02, 1.05 pJ/bit of a 1-200 pJ/bit (log) range all lie within
+    # ln(1.05) / ln(200) = 0.9 % of its lower end
+    front = trials_front.isel(trial=[0, 1, 2]).assign(flash_read_pj_per_bit=("trial", [1.0, 1.02, 1.05]))
+    text = front_table(front)
+    assert "flash_read_pj_per_bit = 1-1.05 (its lower bound" in text
+    assert "flash_read_pj_per_bit" not in text.splitlines()[1]          # not a column: said once below the table

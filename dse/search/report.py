@@ -159,6 +159,9 @@ def front_table(pareto, max_rows: int = 60) -> str:
     df = df.drop_duplicates().reset_index(drop=True)
     fmt = {"capacity $": lambda v: f"{v:,.0f}", "J/token": lambda v: f"{v:.4g}", "latency s": lambda v: f"{v:.3g}",
            "HBM cache": lambda v: f"{v:.3g}"}
+    for col in df.columns:   # any other number as people write it (463.1, not 463.119031)
+        if col not in fmt and df[col].dtype.kind == "f":
+            fmt[col] = lambda v: f"{v:.4g}"
     text = df.head(max_rows).to_string(formatters={k: f for k, f in fmt.items() if k in df}, index=False)
     more = f"\n... {len(df) - max_rows} more (pareto.nc)" if len(df) > max_rows else ""
     note = fixed_note(fixed)

@@ -46,10 +46,16 @@ def front_variables(ds) -> tuple[list[str], dict]:
         if values.size == 0:
             continue
         distinct = list(dict.fromkeys(v.item() if hasattr(v, "item") else v for v in values))
+        b = bounds[name]
+        at = _at_bound(distinct, b) if len(distinct) > 1 else None
+        if at is not None:   # a continuous parameter pressed against a bound on the whole front
+            lo_v, hi_v = min(distinct), max(distinct)
+            fixed[name] = (f"{plain(lo_v)}-{plain(hi_v)}", at)
+            continue
         if len(distinct) > 1:
             varying.append(name)
             continue
-        v, b = distinct[0], bounds[name]
+        v = distinct[0]
         where = ""
         if isinstance(b, list) and len(b) == 2 and all(isinstance(t, (int, float)) for t in b) and \
                 isinstance(v, (int, float)) and not isinstance(v, bool) and b[0] < b[1]:
@@ -57,6 +63,31 @@ def front_variables(ds) -> tuple[list[str], dict]:
                 v, b[1], rtol=1e-9) else ""
         fixed[name] = (v, where)
     return varying, fixed
+
+
+#: How close to a bound (share of the range; of its logarithm for a range over a decade) every front value must be
+#: for the front to sit on that bound.
+NEAR_BOUND = 0.02
+
+
+def _at_bound(values, bound) -> str | None:
+    """"lower bound" / "upper bound" when every (numeric) value lies within NEAR_BOUND of that end of the range."""
+    if not (isinstance(bound, list) and len(bound) == 2 and all(isinstance(t, (int, float)) for t in bound)):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    lo, hi = float(bound[0]), float(bound[1])
+    if not lo < hi:
+        return None
+    log = lo > 0 and hi / lo >= 10
+    f = (lambda x: np.log(x)) if log else (lambda x: x)
+    span = f(hi) - f(lo)
+    where = [(f(float(v)) - f(lo)) / span for v in values]
+    if all(w <= NEAR_BOUND for w in where):
+        return "lower bound"
+    if all(w >= 1 - NEAR_BOUND for w in where):
+        return "upper bound"
+    return None
 
 
 def fixed_note(fixed: dict) -> str:
