@@ -3,12 +3,12 @@ expert cache make Flash offload break even with all-HBM on energy per token, and
 
 For DeepSeek-R1, Qwen3-235B-A22B and Mixtral-8x7B in bf16: all-HBM on the fewest H200s that hold every expert
 (16, 4, 1) against a hierarchy on half as many GPUs (8, 2; Mixtral on one H100): the cold experts on Flash at the
-paper's 102.4 pJ/bit (PCIe SSDs) or on projected HBF, the hottest ``hbm_cache_fraction`` of each layer's experts in HBM, the next ``warm_fraction`` in the node's DDR5, and
+paper's 102.4 pJ/bit (PCIe SSDs) or on projected HBF, on the HGX H200 node as built (PCIe Gen5 x16 to the host), the hottest ``hbm_cache_fraction`` of each layer's experts in HBM, the next ``warm_fraction`` in the node's DDR5, and
 an LRU cache of ``2 top_k`` recently used experts per layer in HBM (the size Liang et al. 2025 find effective).
 Routing skew (Zipf exponent) and reuse between steps are swept assumptions: no published value for these models'
 decode traces is used (docs/findings.md, "A memory hierarchy"). Prints markdown tables; writes nothing.
 
-    python -m analysis.hierarchy_study          # ~10 s
+    python -m analysis.hierarchy_study          # ~5 s
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from analysis import common
 #: model: (all-HBM layout: tp, dp), (hierarchy layout on half the GPUs: tp, dp), the hierarchy's GPU. bf16 weights:
 #: the smallest H200 count where all experts fit in HBM, against half of it with the cold experts on Flash; Mixtral
 #: fits one H200, so its hierarchy runs on one H100 (80 GB, where its 94 GB do not fit).
-MODELS = {"deepseek-r1": ((8, 2), (8, 1), "h200-sxm"), "qwen3-235b-a22b": ((4, 1), (2, 1), "h200-sxm"),
-          "mixtral-8x7b": ((1, 1), (1, 1), "h100-sxm")}
+MODELS = {"deepseek-r1": ((8, 2), (8, 1), "h200-hgx"), "qwen3-235b-a22b": ((4, 1), (2, 1), "h200-hgx"),
+          "mixtral-8x7b": ((1, 1), (1, 1), "h100-hgx")}
 COLD = {"SSD 102.4 pJ/bit": "ssd", "HBF 6.1 pJ/bit": "hbf"}
 BATCHES = [1, 16, 64]
 HBM_FRACTIONS = [0.25, 0.5, 0.75]
@@ -29,7 +29,7 @@ WARM_FRACTIONS = [0.0, 0.125, 0.2]            # HBM + DDR share <= 0.95: Flash a
 SKEWS = [0.0, 0.6, 1.2]
 REUSES = [0.0, 0.3, 0.6]
 SCENARIOS = ((0.0, 0.0), (0.6, 0.3), (1.2, 0.6))      # (skew, reuse): none, moderate, strong
-COMMON = dict(system="8xh200", accounting="refined", batch=BATCHES, routing_skew=SKEWS,
+COMMON = dict(system="hgx-h200", accounting="refined", batch=BATCHES, routing_skew=SKEWS,
               **{"system.tiers.ssd.read_pj_per_bit": 102.4})
 
 

@@ -22,7 +22,7 @@ MODELS = {"mixtral-8x7b": ["sharegpt", "longbench"], "deepseek-r1": ["sharegpt",
 PLACEMENTS = ["hbm", "ddr", "ssd", "hbf"]
 TPOT_SLO_S = np.geomspace(0.02, 1.0, 9)
 TTFT_SLO_S = None          # TPOT targets only (as the HBF study); set seconds to add a TTFT target
-SYSTEM = "8xh200"
+SYSTEM = "8xh200-c2c"
 WITHIN = 1.25              # "not harmful": energy per output token within 25 % of HBM's
 # the README's numbers are the lockstep request model's with TP attention (the defaults are now continuous batching
 # and auto: dp attention for MLA): pinned so that they hold; rerun with "continuous" / "auto" for serving as deployed

@@ -14,7 +14,7 @@ import dse
 
 GRID = dict(
     model="deepseek-r1",
-    system="8xh200",
+    system="8xh200-c2c",
     placement=["hbm", "ddr", "ssd", "hbf"],
     batch=list(range(1, 257)),
     flash_read_pj_per_bit=list(np.linspace(1.0, 200.0, 100)),
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--loop-points", type=int, default=40)
     args = parser.parse_args()
 
-    dse.evaluate(model="deepseek-r1", system="8xh200")  # compose presets once (cached) for both paths
+    dse.evaluate(model="deepseek-r1", system="8xh200-c2c")  # compose presets once (cached) for both paths
     t0 = time.perf_counter()
     ds = dse.evaluate(**GRID)
     e = ds.energy_per_token.values  # force
@@ -42,7 +42,7 @@ def main() -> None:
     worst = 0.0
     for point in idx:
         kw = {d: ds[d].values[i].item() for d, i in point.items()}
-        one = dse.evaluate(model="deepseek-r1", system="8xh200", **kw).energy_per_token.item()
+        one = dse.evaluate(model="deepseek-r1", system="8xh200-c2c", **kw).energy_per_token.item()
         worst = max(worst, abs(one / float(ds.energy_per_token.isel(point)) - 1))
     t_loop = time.perf_counter() - t0
 

@@ -30,7 +30,7 @@ GRID = {
     "prompt_len": [512, 1024, 1660, 4096, 5900],
     "output_len": [373, 499],
 }
-BASE = dict(model="mixtral-8x7b", system="8xh200", tpot_slo_s=0.05, ttft_slo_s=2.0, batch_max=4096)
+BASE = dict(model="mixtral-8x7b", system="8xh200-c2c", tpot_slo_s=0.05, ttft_slo_s=2.0, batch_max=4096)
 
 
 def main(loop_points: int) -> None:

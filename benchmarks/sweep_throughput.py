@@ -41,7 +41,7 @@ GRID = {
     "context_len": [1024, 8192, 32768],
     "link_bw_gbps": [64.0, 450.0, 900.0],
 }
-BASE = dict(model="deepseek-r1", system="8xh200", placement="ssd")
+BASE = dict(model="deepseek-r1", system="8xh200-c2c", placement="ssd")
 
 
 STACK_DIMS = ("component", "cost_part")
@@ -165,7 +165,7 @@ def small_grid(repeats: int, contexts: int = 5) -> None:
 
     import dse
 
-    lazy = dse.evaluate(model="deepseek-r1", system="8xh200", placement="ssd", batch=list(range(1, 1025)),
+    lazy = dse.evaluate(model="deepseek-r1", system="8xh200-c2c", placement="ssd", batch=list(range(1, 1025)),
                         flash_read_pj_per_bit=list(np.linspace(1, 200, 200)),
                         context_len=np.geomspace(512, 8192, contexts).round().tolist(), chunks={"batch": 128})
     one = lambda n: lazy.energy_per_token.sum().compute(scheduler="threads", num_workers=n)   # noqa: E731
@@ -235,7 +235,7 @@ def zarr_sweep(points: float, chunk_mb: float | None, keep: bool, variables: str
     bytes on disk)."""
     num_batch = max(1, round(points / 500_000))     # the other dimensions give 5 x 10^5 points
     overrides = [
-        "model=deepseek-r1", "system=8xh200", "workload.placement=ssd",
+        "model=deepseek-r1", "system=8xh200-c2c", "workload.placement=ssd",
         "+grid.flash_read_pj_per_bit={start:1.0,stop:200.0,num:100,log:true}",
         "+grid.hbm_read_pj_per_bit=[3.0,4.2,6.0,10.0,14.0]", f"+grid.batch={{start:1,stop:{num_batch},num:{num_batch}}}",
         "+grid.top_k=[1,2,4,8,16]", "+grid.n_experts=[32,64,128,256]", "+grid.context_len=[1024,4096,16384,65536,131072]",

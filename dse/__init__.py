@@ -69,7 +69,7 @@ def _evaluate_doc() -> str:
     [s], ``tokens_per_s``, traffic, capacity (``hbm_fill``, ``offload_fill``, ``fits``) and ``capacity_cost_usd``;
     every variable has ``units`` and ``long_name``, the attributes carry the resolved config and its provenance.
 
-    Example: ``dse.evaluate(model="deepseek-r1", system="8xh200", placement=["hbm", "ddr", "ssd"], batch=[1, 64])``
+    Example: ``dse.evaluate(model="deepseek-r1", system="8xh200-c2c", placement=["hbm", "ddr", "ssd"], batch=[1, 64])``
     """
 
 
@@ -270,7 +270,7 @@ def pareto_front(objectives, constraints=None, *, study=None, model=None, system
     Example
     -------
     >>> front = dse.pareto_front(["energy_per_token", "capacity_cost_usd"], model="deepseek-r1",  # doctest: +SKIP
-    ...                          system="8xh200", placement=["hbm", "ddr", "ssd"], batch=[1, 8, 64])
+    ...                          system="8xh200-c2c", placement=["hbm", "ddr", "ssd"], batch=[1, 8, 64])
 
     docs/search.md compares it with the Optuna search (``dse-search``).
     """
@@ -295,6 +295,15 @@ def from_hf_config(path):
     return _from_hf_config(path)
 
 
+def explore(path=None, **settings):
+    """The explorer (live mode, or results mode of a result file / Zarr store / dse-search directory) as a Panel
+    layout, shown inline in a Jupyter notebook; ``dse explore [PATH]`` serves the same page. Needs the explore extra
+    (``pip install 'dse[explore]'``); docs/explore.md."""
+    from .explorer import explore as _explore
+
+    return _explore(path, **settings)
+
+
 #: The public modules, loaded on first use: ``dse.plot`` (figures), ``dse.results`` (query results), ``dse.traces``
 #: (routing traces).
 _MODULES = {"plot": "dse.analyze.plot", "results": "dse.run.results", "traces": "dse.model.traces"}
@@ -313,4 +322,4 @@ def __dir__():
 
 
 __all__ = ["DseError", "evaluate", "breakeven", "breakeven_param", "max_batch", "pareto_front", "open_results", "presets",
-           "run_search", "from_hf_config", "plot", "results", "traces", "__version__"]
+           "run_search", "from_hf_config", "explore", "plot", "results", "traces", "__version__"]

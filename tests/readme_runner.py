@@ -50,12 +50,14 @@ LONG = {
     "dse-search search=deepseek-r1-continuous": "4,000 Optuna trials (minutes)",
     "PYTHONPATH=. python benchmarks/max_batch.py": "10^5-point max_batch and a per-point loop (~30 s)",
     "python -m analysis.serving_slo": "max_batch for 5 model x profile cases x 9 TPOT targets (~30 s)",
+    "PYTHONPATH=. python benchmarks/explore_latency.py": "dse explore's live page, 60 timed widget changes (~30 s)",
 }
 #: Commands that cannot run to completion here, with the reason; reported by both passes.
 NOT_RUN = {
     "dse-calibrate --base": "measures an NVIDIA GPU (without one it exits with a one-line error, checked below)",
     "optuna-dashboard": "a web server that runs until stopped (pip install optuna-dashboard)",
     "pip install": "installs packages into the environment",
+    "dse explore": "a web server that runs until stopped (tests/test_explore.py drives it in Chromium)",
 }
 #: Commands expected to fail here, with the one-line error they must print.
 EXPECTED_ERROR = {"dse-calibrate --base": "dse-calibrate: error: "}

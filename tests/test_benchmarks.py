@@ -20,7 +20,7 @@ def _module(name):
 
 
 def test_sweep_throughput_counts_grid_points():
-    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", placement=["hbm", "ssd"], batch=[1, 2, 4, 8, 16])
+    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", placement=["hbm", "ssd"], batch=[1, 2, 4, 8, 16])
     assert ds.sizes["component"] == 14 and ds.sizes["cost_part"] == 4   # present, and not counted below
     assert _module("sweep_throughput").grid_points(ds) == 2 * 5
 

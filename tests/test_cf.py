@@ -12,7 +12,7 @@ UDUNITS_OK = {"J", "s", "W", "1", "byte", "bit", "pJ bit-1", "pJ", "1e9 byte s-1
 
 @pytest.fixture(scope="module")
 def ds():
-    return dse.evaluate(model="mixtral-8x7b", system="8xh200", placement=["hbm", "ssd"], batch=[1, 16],
+    return dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", placement=["hbm", "ssd"], batch=[1, 16],
                         link_bw_gbps=[64.0, 900.0], idle_w=[70.0, 120.0], peak_tflops=[989.4],
                         weight_bytes=[1.0, 2.0])
 
@@ -44,7 +44,7 @@ def test_specific_units(ds):
 def test_stack_coordinates_are_described(ds):
     assert "energy component" in ds.component.attrs["long_name"]
     assert "capacity cost" in ds.cost_part.attrs["long_name"]
-    lazy = dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=[1, 16], chunks={"batch": 1})
+    lazy = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", batch=[1, 16], chunks={"batch": 1})
     assert lazy.component.attrs == ds.component.attrs
 
 

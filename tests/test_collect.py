@@ -25,7 +25,7 @@ def test_multirun_end_to_end_merges_the_swept_choices(tmp_path, capsys):
     """`dse -m model=a,b grid.batch=[1,16] grid.placement=[hbm,ssd]`: two jobs, merged automatically at the end
     with model as a new dimension, each job's numbers as a single run gives them."""
     sweep_dir = tmp_path / "mr"
-    r = subprocess.run([sys.executable, "-m", "dse.cli.main", "-m", "model=mixtral-8x7b,deepseek-r1", "system=8xh200",
+    r = subprocess.run([sys.executable, "-m", "dse.cli.main", "-m", "model=mixtral-8x7b,deepseek-r1", "system=8xh200-c2c",
                         "grid.batch=[1,16]", "grid.placement=[hbm,ssd]", "progress=false",
                         f"hydra.sweep.dir={sweep_dir}"], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -33,7 +33,7 @@ def test_multirun_end_to_end_merges_the_swept_choices(tmp_path, capsys):
     assert merged.energy_per_token.dims == ("model", "batch", "placement")
     assert list(merged.model.values) == ["mixtral-8x7b", "deepseek-r1"] and list(merged.batch.values) == [1, 16]
     for model in ("mixtral-8x7b", "deepseek-r1"):
-        single = dse.evaluate(model=model, system="8xh200", batch=[1, 16], placement=["hbm", "ssd"])
+        single = dse.evaluate(model=model, system="8xh200-c2c", batch=[1, 16], placement=["hbm", "ssd"])
         for name in ("energy_per_token", "energy", "step_latency", "offload_read_bits"):
             got = merged[name].sel(model=model).transpose(*single[name].dims, ...)
             assert_close(got.values, single[name].values)
@@ -53,12 +53,12 @@ def test_a_grid_value_swept_across_jobs_becomes_a_dimension(tmp_path):
     """`dse -m grid.batch=1,16 ...` runs one value per job (Hydra records ++grid.batch=1): merged along batch."""
     jobs = []
     for b in (1, 16):
-        cfg = presets.compose(model="mixtral-8x7b", system="8xh200")
+        cfg = presets.compose(model="mixtral-8x7b", system="8xh200-c2c")
         cfg["grid"] = {"batch": b, "placement": ["hbm", "ssd"]}
         jobs.append(([f"++grid.batch={b}", "++grid.placement=[hbm,ssd]"], cfg))
     fake_multirun(tmp_path, jobs)
     merged = open_results(collect.collect(tmp_path, progress=False))
-    single = dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=[1, 16], placement=["hbm", "ssd"])
+    single = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", batch=[1, 16], placement=["hbm", "ssd"])
     assert_close(merged.energy_per_token.transpose("batch", "placement").values, single.energy_per_token.values)
 
 

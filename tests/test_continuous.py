@@ -94,7 +94,7 @@ CASES = [  # (model, placement, B, P, O, prefill_chunk): r = B n_c / O chunks pe
 
 @pytest.mark.parametrize("model, placement, B, P, O, c", CASES)
 def test_continuous_equals_a_step_by_step_simulation(model, placement, B, P, O, c):
-    kw = dict(model=model, system="8xh200", placement=placement, batch=B, prompt_len=P, output_len=O,
+    kw = dict(model=model, system="8xh200-c2c", placement=placement, batch=B, prompt_len=P, output_len=O,
               batching="continuous", **({} if c is None else {"prefill_chunk": c}))
     grid = engine.resolve(**kw)
     ds = grid.dataset()
@@ -113,7 +113,7 @@ def test_continuous_equals_a_step_by_step_simulation(model, placement, B, P, O, 
 def test_continuous_ttft_far_below_lockstep_by_hand():
     """Mixtral-8x7B on 8 x H200, B = 256, prompt 1024, output 256, the whole prompt per chunk (unset)."""
     B, P, O = 256, 1024, 256
-    kw = dict(model="mixtral-8x7b", system="8xh200", batch=B, prompt_len=P, output_len=O)
+    kw = dict(model="mixtral-8x7b", system="8xh200-c2c", batch=B, prompt_len=P, output_len=O)
     ds = dse.evaluate(**kw, batching=["continuous", "lockstep"])
     cont, lock = ds.sel(batching="continuous"), ds.sel(batching="lockstep")
     # lockstep: the batch's whole prefill comes first; at least its FLOPs at peak: 2 x active parameters x B P
@@ -125,7 +125,7 @@ def test_continuous_ttft_far_below_lockstep_by_hand():
     # chunk pass (a whole step, as any other) and the next step yields its first token: ttft = 2 tpot
     assert float(cont.ttft) == pytest.approx(2 * float(cont.tpot), rel=1e-12)
     # the step: the decode pass at the mean context of a request's life + one 1024-token prefill pass
-    t_d = float(dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=B, context_len=[P + 127, P + 128])
+    t_d = float(dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", batch=B, context_len=[P + 127, P + 128])
                 .step_latency.mean())            # the decode step is linear in the context: its mean at P + 127.5
     t_p = float(dse.evaluate(**{**kw, "batch": 1}, batching="lockstep").prefill_latency)   # one prompt's prefill pass
     assert float(cont.tpot) == pytest.approx(t_d + t_p, rel=1e-6)
@@ -138,7 +138,7 @@ def test_continuous_ttft_far_below_lockstep_by_hand():
 def test_continuous_prefill_chunking_and_dp_groups():
     """Smaller chunks: more steps before the first token but each step shorter; per-request prefill FLOPs are the
     prompt's whatever the chunking; on DP groups one prompt per group is prefilled at once."""
-    kw = dict(model="mixtral-8x7b", system="8xh200", batch=64, prompt_len=2048, output_len=128)
+    kw = dict(model="mixtral-8x7b", system="8xh200-c2c", batch=64, prompt_len=2048, output_len=128)
     ds = dse.evaluate(**kw, prefill_chunk=[256, 512, 2048])
     np.testing.assert_allclose(ds.prefill_flops, ds.prefill_flops.isel(prefill_chunk=0), rtol=1e-12)
     lock = dse.evaluate(**kw, batching="lockstep")
@@ -151,14 +151,14 @@ def test_continuous_prefill_chunking_and_dp_groups():
 
 def test_batching_setting_and_decode_only_studies():
     with pytest.raises(DseError, match="batching"):
-        dse.evaluate(model="mixtral-8x7b", system="8xh200", prompt_len=100, output_len=10, batching="static")
+        dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", prompt_len=100, output_len=10, batching="static")
     # decode-only studies do not depend on it
-    a, b = (dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=32, batching=x) for x in ("continuous",
+    a, b = (dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", batch=32, batching=x) for x in ("continuous",
                                                                                                 "lockstep"))
     assert float(a.step_latency) == float(b.step_latency)
     # the default is continuous
-    d = dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=32, prompt_len=500, output_len=50)
-    c = dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=32, prompt_len=500, output_len=50,
+    d = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", batch=32, prompt_len=500, output_len=50)
+    c = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", batch=32, prompt_len=500, output_len=50,
                      batching="continuous")
     assert float(d.ttft) == float(c.ttft)
 
@@ -166,7 +166,7 @@ def test_batching_setting_and_decode_only_studies():
 # --------------------------------------------------------------------------------------- attention_parallel: auto
 def test_attention_parallel_auto():
     """auto: dp for MLA models on more than one GPU, tp otherwise, per point of a model / system dimension."""
-    kw = dict(system="8xh200", batch=32)
+    kw = dict(system="8xh200-c2c", batch=32)
     # (tp = 1: dp and tp attention are the same split)
     for model, tp, want in (("deepseek-r1", 8, "dp"), ("deepseek-r1", 1, "tp"), ("mixtral-8x7b", 8, "tp")):
         dp = 1 if tp > 1 else 8
@@ -183,11 +183,11 @@ def test_attention_parallel_auto():
     # the head-divisibility rule reads the resolved setting: tp = 3 does not divide Mixtral's 32 heads (tp), but
     # DeepSeek's MLA under auto (dp) needs no head split
     with pytest.raises(DseError, match="does not divide"):
-        dse.evaluate(model="mixtral-8x7b", system="8xh200", tp=3, ep=3, batch=8)
-    ok = dse.evaluate(model="deepseek-r1", system="8xh200", tp=3, ep=3, batch=8)
+        dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", tp=3, ep=3, batch=8)
+    ok = dse.evaluate(model="deepseek-r1", system="8xh200-c2c", tp=3, ep=3, batch=8)
     assert np.isfinite(float(ok.step_latency))
     with pytest.raises(DseError, match="does not divide"):
-        dse.evaluate(model="deepseek-r1", system="8xh200", tp=3, ep=3, batch=8, attention_parallel="tp")
+        dse.evaluate(model="deepseek-r1", system="8xh200-c2c", tp=3, ep=3, batch=8, attention_parallel="tp")
 
 
 def test_paper_studies_pin_tp_attention():

@@ -50,7 +50,7 @@ def test_mla_capacity_held_tp_times_and_dp_attention_replicates_weights(r1_atten
 def test_gqa_kv_heads_split_down_to_one_per_rank():
     # Llama-3-70B has 8 KV heads: TP8 gives one per rank; TP16 replicates them (each rank still reads one head),
     # so the KV bits read double while the query heads split further
-    ds = dse.evaluate(model="llama3-70b", system="8xh200", batch=16, tp=[8, 16], ep=1)
+    ds = dse.evaluate(model="llama3-70b", system="8xh200-c2c", batch=16, tp=[8, 16], ep=1)
     kv = ds.energy.sel(component="hbm_kv")
     assert float(kv.sel(tp=16) / kv.sel(tp=8)) == pytest.approx(2.0, rel=1e-12)
     one_head = 16 * L * 2 * 128 * 2 * 80 * 8 * 3.9e-12      # K and V of one head, 16 sequences, 80 layers
@@ -195,7 +195,7 @@ def test_tile_search_equals_brute_force_over_every_candidate_pair():
 def test_tables_once_per_grid_or_per_block_give_the_same_numbers(monkeypatch):
     from dse.run import engine
 
-    kw = dict(model="deepseek-r1", system="8xh200", placement=["hbm", "ssd"], batch=[1, 8, 300],
+    kw = dict(model="deepseek-r1", system="8xh200-c2c", placement=["hbm", "ssd"], batch=[1, 8, 300],
               top_k=[2, 8], context_len=[512, 4096], routing_skew=[0.0, 1.0])
     once = dse.evaluate(**kw)
     monkeypatch.setattr(engine, "TABLE_POINTS_MAX", 0)

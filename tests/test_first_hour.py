@@ -65,7 +65,7 @@ def test_make_demo_ends_with_the_next_commands_as_they_run_from_that_shell():
 def r1_sweep():
     """The issue's sweep, smaller: DeepSeek-R1 (671 B parameters) on 8 x H200, HBM vs SSD, 2 batches, 5 Flash read
     energies, 2 top-k values."""
-    return dse.evaluate(model="deepseek-r1", system="8xh200", placement=["hbm", "ssd"], batch=[1, 64],
+    return dse.evaluate(model="deepseek-r1", system="8xh200-c2c", placement=["hbm", "ssd"], batch=[1, 64],
                         flash_read_pj_per_bit=FLASH, top_k=[1, 2])
 
 
@@ -97,7 +97,7 @@ def test_unfit_configurations_carry_a_marker(r1_sweep):
     labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert any("does not fit" in t for t in labels)
     plt.close(fig)
-    bars = plot.auto(dse.evaluate(model="deepseek-r1", system="8xh200", placement=["hbm", "ssd"], batch=[1, 8]))
+    bars = plot.auto(dse.evaluate(model="deepseek-r1", system="8xh200-c2c", placement=["hbm", "ssd"], batch=[1, 8]))
     assert set(_gids(bars, "unfit|")) == {"unfit|hbm|1", "unfit|hbm|8"}      # hatched bars, HBM only
     plt.close(bars)
 
@@ -177,7 +177,7 @@ def test_serving_slo_figure_is_readable():
     ds = xr.Dataset({"max_batch": (("model", "profile", "placement", "tpot_slo_s"), rng.astype(int)),
                      "energy_per_request": (("model", "profile", "placement", "tpot_slo_s"), rng * 10.0)},
                     coords={"model": models, "profile": profiles, "placement": placements, "tpot_slo_s": tpot},
-                    attrs={"system": "8xh200"})
+                    attrs={"system": "8xh200-c2c"})
     fig = serving_slo.plot(ds)
     assert plot.problems(fig) == []
     assert len(_gids(fig, "max_batch|")) == 2 * 2 * 4
@@ -416,7 +416,7 @@ def test_dotted_coordinates_have_units_and_fits_is_a_flag(tmp_path):
     from dse.config import presets
     from dse.run.sweep import run
 
-    cfg = presets.compose(model="deepseek-r1", system="8xh200")
+    cfg = presets.compose(model="deepseek-r1", system="8xh200-c2c")
     cfg["grid"] = {"placement": ["hbm", "ssd"], "system.gpu.idle_w": [75.0, 90.0]}
     cfg["progress"] = False
     path = run(cfg, tmp_path)
@@ -431,7 +431,7 @@ def test_zarr_stores_open_without_a_warning(tmp_path):
     from dse.config import presets
     from dse.run.sweep import run
 
-    cfg = presets.compose(model="deepseek-r1", system="8xh200")
+    cfg = presets.compose(model="deepseek-r1", system="8xh200-c2c")
     cfg["grid"] = {"placement": ["hbm", "ssd"], "batch": [1, 8]}
     cfg["output"] = {**cfg["output"], "format": "zarr"}
     cfg["progress"] = False

@@ -45,7 +45,7 @@ def test_mixtral_fits_four_h100():
 
 
 def test_best_skips_what_does_not_fit():
-    ds = dse.evaluate(model="deepseek-r1", system="8xh200", placement=["hbm", "ddr"], batch=[1, 64])
+    ds = dse.evaluate(model="deepseek-r1", system="8xh200-c2c", placement=["hbm", "ddr"], batch=[1, 64])
     # 8 x 141 GB = 1,128 GB < 1,342 GB of weights: HBM alone does not fit; DDR offload does
     assert not ds.fits.sel(placement="hbm").any() and ds.fits.sel(placement="ddr").all()
     assert float(ds.energy_per_token.sel(placement="hbm", batch=1)) < float(ds.energy_per_token.sel(placement="ddr", batch=1))

@@ -93,7 +93,7 @@ def test_three_objectives_equal_all_pairs_comparison():
 ])
 def test_bad_questions_are_one_line_errors(objectives, constraints, match):
     with pytest.raises(DseError, match=match):
-        dse.pareto_front(objectives, constraints, model="deepseek-r1", system="8xh200", batch=[1, 2])
+        dse.pareto_front(objectives, constraints, model="deepseek-r1", system="8xh200-c2c", batch=[1, 2])
 
 
 @pytest.mark.slow

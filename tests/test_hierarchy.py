@@ -17,7 +17,7 @@ from approx import assert_close
 N_MOE, EXPERT_BYTES = 32, 3 * 4096 * 14336 * 2.0
 WEIGHTS = [8, 6, 4, 3, 2, 1, 1, 1]          # measured routing counts, hottest first (sum 26)
 P = [2 * x / 26 for x in WEIGHTS]          # pick probabilities: scaled to sum to top_k = 2
-HAND = dict(model="mixtral-8x7b", system="8xh200", accounting="refined", ep=1, batch=1, placement="ssd",
+HAND = dict(model="mixtral-8x7b", system="8xh200-c2c", accounting="refined", ep=1, batch=1, placement="ssd",
             routing_frequencies=WEIGHTS, hbm_cache_fraction=0.25, warm_tier="ddr", warm_fraction=0.25)
 
 
@@ -44,7 +44,9 @@ def test_three_tier_split_of_eight_experts_by_hand():
     assert float(e.sel(component="warm_link")) == pytest.approx(warm_bits * link_pj * 1e-12, rel=1e-12)
     assert float(e.sel(component="offload_link")) == pytest.approx(cold_bits * link_pj * 1e-12, rel=1e-12)
     # time: 4 SSDs x 13 GB/s = 52 GB/s for the cold bytes, DDR 460.8 GB/s, both over the 450 GB/s link
-    t_layer = max(cold * EXPERT_BYTES / (4 * ssd["bw_gbps"] * 1e9), (warm + cold) * EXPERT_BYTES / 450e9)
+    # and the SSD's page read, exposed with the chance of a cold copy (its expected count, below one here)
+    t_layer = max(cold * EXPERT_BYTES / (4 * ssd["bw_gbps"] * 1e9), (warm + cold) * EXPERT_BYTES / 450e9) + (
+        ssd["read_latency_us"] * 1e-6 * min(cold, 1.0))
     assert float(d.copy_latency) == pytest.approx(N_MOE * t_layer, rel=1e-12)
     # capacity: 2 experts per layer in DDR, 4 on the SSDs, priced at their $/GB
     assert float(d.warm_tier_bytes) == pytest.approx(N_MOE * 2 * EXPERT_BYTES, rel=1e-12)
@@ -59,7 +61,8 @@ def test_own_warm_link_and_its_bandwidth():
     pcie = presets.preset("link", "pcie-gen5-x16")
     warm, cold = P[2] + P[3], sum(P[4:])
     # 64 SSDs (832 GB/s) out-run the 450 GB/s C2C link: cold bytes at 450, warm bytes at 64 GB/s in parallel
-    t_layer = max(warm * EXPERT_BYTES / (pcie["bw_gbps"] * 1e9), cold * EXPERT_BYTES / 450e9)
+    t_layer = max(warm * EXPERT_BYTES / (pcie["bw_gbps"] * 1e9), cold * EXPERT_BYTES / 450e9) + (
+        _tier("nvme-gen5")["read_latency_us"] * 1e-6 * min(cold, 1.0))
     assert float(d.copy_latency) == pytest.approx(N_MOE * t_layer, rel=1e-12)
     e = d.energy.squeeze()
     assert float(e.sel(component="warm_link")) == pytest.approx(
@@ -85,7 +88,7 @@ def test_neutral_settings_are_todays_model(routing, placement):
     hierarchy path itself (forced by a warm_fraction dimension) gives them at warm_fraction = 0."""
     if routing.get("routing_frequencies") == "zipf":
         routing = {"routing_frequencies": [1.0 / (i + 1) for i in range(256)]}
-    base = dict(model="deepseek-r1", system="8xh200", placement=placement, batch=[1, 8, 64],
+    base = dict(model="deepseek-r1", system="8xh200-c2c", placement=placement, batch=[1, 8, 64],
                 hbm_cache_fraction=0.25, **routing)
     ref = dse.evaluate(**base)
     warm = "cxl" if placement != "cxl" else "ddr"
@@ -110,7 +113,7 @@ def test_cache_cases_solvable_by_hand():
 
 
 def test_dynamic_cache_and_reuse_lower_fetches_and_hold_hbm():
-    base = dict(model="deepseek-r1", system="8xh200", placement="ssd", batch=8, hbm_cache_fraction=0.25)
+    base = dict(model="deepseek-r1", system="8xh200-c2c", placement="ssd", batch=8, hbm_cache_fraction=0.25)
     ref = dse.evaluate(**base)
     d = dse.evaluate(**base, expert_reuse=[0.0, 0.5, 0.9], dynamic_cache_experts=32)
     fetched = d.experts_fetched.values
@@ -135,7 +138,7 @@ def test_dynamic_cache_and_reuse_lower_fetches_and_hold_hbm():
 ])
 def test_bad_hierarchy_input_is_one_line(kw, key):
     with pytest.raises(DseError) as err:
-        dse.evaluate(model="deepseek-r1", system="8xh200", placement="ssd", **kw)
+        dse.evaluate(model="deepseek-r1", system="8xh200-c2c", placement="ssd", **kw)
     msg = str(err.value)
     assert key in msg and "\n" not in msg
 

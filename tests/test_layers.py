@@ -4,7 +4,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "dse"
 #: Layers from the top; a module may import its own layer or any layer below it.
-LAYERS = [("cli",), ("search", "analyze", "calibrate"), ("run",), ("config",), ("model",),
+LAYERS = [("cli", "explorer"), ("search", "analyze", "calibrate"), ("run",), ("config",), ("model",),
           ("errors", "files", "cf", "provenance")]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

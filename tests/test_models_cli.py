@@ -26,15 +26,15 @@ def test_hf_config_matches_the_preset(name):
 
 def test_parsed_model_evaluates_like_the_preset():
     parsed = from_hf_config(HF / "qwen3-235b-a22b.json", name="qwen3-from-json")
-    a = dse.evaluate(model=parsed, system="8xh200", batch=[1, 32], placement=["hbm", "ssd"])
-    b = dse.evaluate(model="qwen3-235b-a22b", system="8xh200", batch=[1, 32], placement=["hbm", "ssd"])
+    a = dse.evaluate(model=parsed, system="8xh200-c2c", batch=[1, 32], placement=["hbm", "ssd"])
+    b = dse.evaluate(model="qwen3-235b-a22b", system="8xh200-c2c", batch=[1, 32], placement=["hbm", "ssd"])
     xr.testing.assert_allclose(a.energy_per_token, b.energy_per_token, rtol=1e-12)
     assert a.attrs["model"] == "qwen3-from-json"
 
 
 def test_model_dimension_stacks_presets():
-    ds = dse.evaluate(model=["mixtral-8x7b", "deepseek-r1"], system="8xh200", batch=[1, 16], placement="ssd")
-    one = dse.evaluate(model="deepseek-r1", system="8xh200", batch=[1, 16], placement="ssd")
+    ds = dse.evaluate(model=["mixtral-8x7b", "deepseek-r1"], system="8xh200-c2c", batch=[1, 16], placement="ssd")
+    one = dse.evaluate(model="deepseek-r1", system="8xh200-c2c", batch=[1, 16], placement="ssd")
     xr.testing.assert_allclose(ds.energy_per_token.sel(model="deepseek-r1", drop=True), one.energy_per_token)
 
 

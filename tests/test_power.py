@@ -8,10 +8,31 @@ import dse
 BASE = dict(model="mixtral-8x7b", system="hgx-h200", placement="hbm", context_len=1024)
 
 
+def test_the_serving_floor_by_hand():
+    """hgx-h200's engine constants: the boards draw idle + 0.44 x (700 - 122.5) W whatever they do, and every
+    operation runs at 0.68 of its achievable rate, so a memory-bound step takes 1 / 0.68 as long (plus 50 us of
+    host time for its one sequence)."""
+    roofline = dse.evaluate(**BASE, batch=1, boundary="gpu", serving_efficiency=1.0, active_power_fraction=0.0,
+                            host_us_per_sequence=0.0)
+    served = dse.evaluate(**BASE, batch=1, boundary="gpu")
+    floor = 122.5 + 0.44 * (700.0 - 122.5)
+    n, t = float(served.n_gpus), float(served.step_latency)
+    # batch 1: every operation is memory-bound and the collectives are latency-bound (not scaled)
+    assert t > float(roofline.step_latency) * 1.3
+    assert float(served.energy.sel(component="background")) == pytest.approx(n * floor * t, rel=1e-9)
+    dynamic = float(served.energy.sel(component=["hbm_weights", "hbm_kv", "hbm_activations", "compute"]).sum())
+    assert float(served.gpu_power_w) == pytest.approx(floor + dynamic / (n * t), rel=1e-9)
+    # the dynamic energy of the same bytes and FLOPs does not change with the engine
+    for c in ("hbm_weights", "compute"):
+        assert float(served.energy.sel(component=c)) == pytest.approx(float(roofline.energy.sel(component=c)),
+                                                                      rel=1e-9)
+
+
 def test_throttle_stretches_the_step_by_the_dynamic_power_over_its_budget():
     """A step whose boards would draw 1.3x their dynamic budget (limit - idle) takes 1.3x as long: dynamic energy
     unchanged, static energy x 1.3, mean board power = the limit."""
-    free = dse.evaluate(**BASE, batch=256, power_limit_w=1e5, boundary="gpu")
+    free = dse.evaluate(**BASE, batch=256, power_limit_w=1e5, boundary="gpu", active_power_fraction=0.0,
+                        host_us_per_sequence=0.0)
     n = float(free.n_gpus)
     board = float(free.energy.sel(component=["hbm_weights", "hbm_kv", "hbm_activations", "offload_hbm_write",
                                              "compute", "onchip"]).sum())
@@ -19,7 +40,8 @@ def test_throttle_stretches_the_step_by_the_dynamic_power_over_its_budget():
     dynamic_w = board / (n * float(free.step_latency))  # by hand: the boards' dynamic power per GPU
     assert float(free.gpu_power_w) == pytest.approx(idle + dynamic_w, rel=1e-9) and not bool(free.power_limited)
     limit = idle + dynamic_w / 1.3                      # the budget is 1/1.3 of what the step would draw
-    tight = dse.evaluate(**BASE, batch=256, power_limit_w=limit, boundary="gpu")
+    tight = dse.evaluate(**BASE, batch=256, power_limit_w=limit, boundary="gpu", active_power_fraction=0.0,
+                         host_us_per_sequence=0.0)
     assert bool(tight.power_limited)
     assert float(tight.step_latency) == pytest.approx(1.3 * float(free.step_latency), rel=1e-9)
     assert float(tight.gpu_power_w) == pytest.approx(limit, rel=1e-9)
@@ -62,7 +84,10 @@ def test_board_power_never_above_the_limit_and_boundaries_nest(system, model, ba
 @pytest.mark.parametrize("kw, word", [(dict(boundary="rack"), "boundary"), (dict(pue=0.9), "pue"),
                                       (dict(power_limit_w=100.0), "power_limit_w"),
                                       (dict(mem_efficiency=0.0), "mem_efficiency"),
-                                      (dict(compute_efficiency=1.2), "compute_efficiency")])
+                                      (dict(compute_efficiency=1.2), "compute_efficiency"),
+                                      (dict(serving_efficiency=0.0), "serving_efficiency"),
+                                      (dict(active_power_fraction=1.0), "active_power_fraction"),
+                                      (dict(host_us_per_sequence=-1.0), "host_us_per_sequence")])
 def test_bad_reality_inputs_are_one_line_errors_naming_the_key(kw, word):
     with pytest.raises(dse.DseError) as err:
         dse.evaluate(**BASE, batch=1, **kw)
@@ -75,3 +100,12 @@ def test_fp8_weights_compute_at_the_fp8_rate():
     flops = float(a.flops)
     assert float(a.energy.sel(component="compute", compute_precision="bf16")) == pytest.approx(flops * 0.869e-12)
     assert float(a.energy.sel(component="compute", compute_precision="fp8")) == pytest.approx(flops * 0.4345e-12)
+
+
+def test_host_time_per_sequence_by_hand():
+    """64 sequences in one data-parallel group, 50 us of host time each: 3.2 ms more per step (no limit: no
+    throttle to mix in); with dp = 2 each group's host has half of them."""
+    ds = dse.evaluate(**BASE, batch=64, power_limit_w=1e6, host_us_per_sequence=[0.0, 50.0])
+    assert float(ds.step_latency.diff("host_us_per_sequence").squeeze()) == pytest.approx(64 * 50e-6, rel=1e-9)
+    ds = dse.evaluate(**BASE, batch=64, power_limit_w=1e6, tp=4, dp=2, host_us_per_sequence=[0.0, 50.0])
+    assert float(ds.step_latency.diff("host_us_per_sequence").squeeze()) == pytest.approx(32 * 50e-6, rel=1e-9)

@@ -8,7 +8,7 @@ from dse.model import expert_load, routing
 from dse.config import presets
 
 MODELS = ["mixtral-8x7b", "deepseek-r1", "qwen3-235b-a22b", "gpt-oss-120b", "llama4-maverick"]
-SYSTEMS = ["paper-4xh100", "paper-32xh100", "8xh200", "8xb200"]
+SYSTEMS = ["paper-4xh100", "paper-32xh100", "8xh200-c2c", "8xb200-c2c"]
 SLOW = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -32,8 +32,8 @@ def test_energy_is_affine_and_nondecreasing_in_flash_energy(model, system, batch
 @SLOW
 @given(model=st.sampled_from(MODELS), batch=st.integers(1, 1024), flash=st.floats(0.0, 1000.0))
 def test_hbm_placement_ignores_flash_energy(model, batch, flash):
-    a = dse.evaluate(model=model, system="8xh200", batch=batch, placement="hbm")
-    b = dse.evaluate(model=model, system="8xh200", batch=batch, placement="hbm", flash_read_pj_per_bit=flash)
+    a = dse.evaluate(model=model, system="8xh200-c2c", batch=batch, placement="hbm")
+    b = dse.evaluate(model=model, system="8xh200-c2c", batch=batch, placement="hbm", flash_read_pj_per_bit=flash)
     assert a.energy_per_token.item() == b.energy_per_token.item()
     assert b.offload_read_bits.item() == 0
 
@@ -125,7 +125,7 @@ def valid_inputs(draw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(inputs=valid_inputs(), system=st.sampled_from(["paper-4xh100", "8xh200", "8xb200"]))
+@given(inputs=valid_inputs(), system=st.sampled_from(["paper-4xh100", "8xh200-c2c", "8xb200-c2c"]))
 def test_valid_inputs_give_finite_nonnegative_outputs(inputs, system):
     """Every accepted input: every output finite and >= 0, components sum to their totals."""
     model, params = inputs

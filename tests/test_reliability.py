@@ -89,6 +89,8 @@ def test_first_dense_up_to_n_layers_is_a_dense_model():
     for c in ("offload_read", "offload_link", "offload_hbm_write", "warm_read", "warm_link"):
         assert np.all(ds.energy.sel(component=c).values == 0), c
     assert np.all(ds.offload_share.values == 0) and np.all(ds.copy_latency.values == 0)
+    for name in ("experts_touched", "experts_fetched", "busiest_gpu_experts", "experts_fetched_warm"):
+        assert np.all(ds[name].values == 0), name                 # no MoE layer: no expert per MoE layer
     for name in ("energy_per_token", "step_energy", "energy", "step_latency", "tokens_per_s", "hbm_read_bytes",
                  "hbm_activation_bytes", "flops", "hbm_bytes", "capacity_cost_usd", "hbm_fill"):
         np.testing.assert_allclose(ds[name].values, dense[name].values, rtol=1e-12, err_msg=name)
@@ -142,7 +144,7 @@ def test_measured_routing_touched_experts_by_hand():
     # Mixtral (8 experts, top 2), shares 6:2:1:1:0:0:0:0 -> p = 1, 0.5, 0.25, 0.25 (see above).
     # E[touched](B) = sum_i 1 - (1 - p_i)^B: B=1 -> 2; B=2 -> 1 + 0.75 + 2 * 0.4375 = 2.625;
     # B=3 -> 1 + 0.875 + 2 * (1 - 0.421875) = 3.03125
-    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", routing_frequencies=[6, 2, 1, 1, 0, 0, 0, 0],
+    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", routing_frequencies=[6, 2, 1, 1, 0, 0, 0, 0],
                       batch=[1, 2, 3], placement="ssd")
     np.testing.assert_allclose(ds.experts_touched.values, [2.0, 2.625, 3.03125], rtol=1e-12)
 
@@ -158,7 +160,7 @@ def test_measured_routing_touched_experts_by_hand():
 ])
 def test_impossible_routing_vectors_are_refused(freqs, words):
     with pytest.raises(DseError) as err:
-        dse.evaluate(model="mixtral-8x7b", system="8xh200", routing_frequencies=freqs, batch=[1, 2], placement="ssd")
+        dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", routing_frequencies=freqs, batch=[1, 2], placement="ssd")
     msg = one_line(err)
     for w in words:
         assert w in msg, msg

@@ -11,7 +11,7 @@ from figure_checks import assert_png_drawn
 # a small MoE on one GPU (tp = dp = ep = 1): every quantity below is derived from these numbers by hand
 TINY = dict(name="tiny", attention="gqa", n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ffn=0,
             d_expert=32, n_experts=4, top_k=1, vocab=0, max_context=4096)
-ONE_GPU = dict(system="8xh200", tp=1, dp=1, ep=1)
+ONE_GPU = dict(system="8xh200-c2c", tp=1, dp=1, ep=1)
 
 
 def tiny(**kw):
@@ -54,11 +54,11 @@ def test_chunking_keeps_prefill_flops_and_costs_fetches():
 # ------------------------------------------------------------------------------------- decode: the explicit loop
 CASES = [  # (model, system settings, accounting, placements, batches, prompt, output)
     (TINY, ONE_GPU, "refined", ["hbm", "ddr", "ssd"], [1, 7, 64], 30, 300),
-    ("mixtral-8x7b", dict(system="8xh200"), "paper", ["hbm", "ddr", "ssd", "hbf"], [1, 16, 256], 64, 200),
-    ("mixtral-8x7b", dict(system="8xh200"), "paper-fig6", ["hbm", "ssd"], [4, 300], 500, 120),
-    ("deepseek-r1", dict(system="8xh200"), "refined", ["hbm", "ssd"], [1, 64], 100, 60),
+    ("mixtral-8x7b", dict(system="8xh200-c2c"), "paper", ["hbm", "ddr", "ssd", "hbf"], [1, 16, 256], 64, 200),
+    ("mixtral-8x7b", dict(system="8xh200-c2c"), "paper-fig6", ["hbm", "ssd"], [4, 300], 500, 120),
+    ("deepseek-r1", dict(system="8xh200-c2c"), "refined", ["hbm", "ssd"], [1, 64], 100, 60),
     # the copy / compute max of the paper's step composition changes side near context 4,500 at this batch
-    ("mixtral-8x7b", dict(system="8xh200"), "paper", ["hbf", "ddr"], [1024], 4400, 300),
+    ("mixtral-8x7b", dict(system="8xh200-c2c"), "paper", ["hbf", "ddr"], [1024], 4400, 300),
 ]
 
 
@@ -84,7 +84,7 @@ def test_decode_sum_equals_the_explicit_loop(model, sysk, acct, placements, batc
 def test_the_decode_latency_changes_regime_inside_a_case():
     """The explicit-loop cases exercise the closed form's regime switch: a step latency that is not affine in the
     context (the copy / compute max switching side) inside the last case's output."""
-    steps = dse.evaluate(model="mixtral-8x7b", system="8xh200", accounting="paper", placement=["hbf", "ddr"],
+    steps = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", accounting="paper", placement=["hbf", "ddr"],
                          batch=1024, context_len=list(range(4400, 4700)))
     second = steps.step_latency.diff("context_len").diff("context_len")
     assert bool((abs(second) > 1e-9 * float(steps.step_latency.max())).any("context_len").all())
@@ -95,7 +95,7 @@ def test_prefill_equals_its_chunk_steps_one_by_one():
     from dse.run import engine
 
     B, P, c = 8, 1000, 96           # 10 chunks of 96 and one of 40
-    grid = engine.resolve(model="mixtral-8x7b", system="8xh200", batch=B, prompt_len=P, output_len=4,
+    grid = engine.resolve(model="mixtral-8x7b", system="8xh200-c2c", batch=B, prompt_len=P, output_len=4,
                           placement=["hbm", "ssd"], prefill_chunk=c, batching="lockstep")
     ds = grid.dataset()
     x = {k: v for k, v in grid.whole().items() if k != "pre"}
@@ -125,7 +125,7 @@ def test_prefix_max_brute_force():
 @pytest.mark.parametrize("model, P, O", [("mixtral-8x7b", 1024, 128), ("qwen3-235b-a22b", 2000, 200)])
 def test_max_batch_equals_a_brute_force_scan(model, P, O):
     N = 400
-    kw = dict(model=model, system="8xh200", prompt_len=P, output_len=O, placement=["hbm", "ddr", "ssd"])
+    kw = dict(model=model, system="8xh200-c2c", prompt_len=P, output_len=O, placement=["hbm", "ddr", "ssd"])
     ds = dse.evaluate(**kw, batch=list(range(1, N + 1)))
     for tpot in (0.01, 0.03, 0.2):
         for ttft in (0.3, 3.0, None):
@@ -150,13 +150,13 @@ def test_max_batch_equals_a_brute_force_scan(model, P, O):
 
 
 def test_max_batch_memory_limit_and_profiles():
-    mb = dse.max_batch(model="mixtral-8x7b", system="8xh200", profile=["sharegpt", "longbench"], placement="hbm",
+    mb = dse.max_batch(model="mixtral-8x7b", system="8xh200-c2c", profile=["sharegpt", "longbench"], placement="hbm",
                        tpot_slo_s=10.0, ttft_slo_s=1e4)
     assert list(mb.profile.values) == ["sharegpt", "longbench"]
     assert set(mb.limited_by.values.tolist()) == {"memory"}
     # memory by hand: weights + batch x (prompt + output - 1) x KV per token within 8 x 141 GB
     kv_token = 32 * 2 * 8 * 128 * 2.0
-    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", prompt_len=1660, output_len=373, batch=1)
+    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", prompt_len=1660, output_len=373, batch=1)
     weights = float(ds.hbm_bytes) - 1 * (1660 + 373 - 1) * kv_token
     want = int(np.floor((float(ds.hbm_capacity_bytes) - weights) / ((1660 + 373 - 1) * kv_token)))
     assert int(mb.max_batch.sel(profile="sharegpt")) == want
@@ -167,12 +167,14 @@ def test_kv_tier_at_hbm_constants_reproduces_hbm():
     from dse.config import presets
 
     h200 = presets.preset("gpu", "h200-sxm")
-    g = dict(model="mixtral-8x7b", system="8xh200", batch=[1, 32], prompt_len=500, output_len=50, placement="hbm",
+    g = dict(model="mixtral-8x7b", system="8xh200-c2c", batch=[1, 32], prompt_len=500, output_len=50, placement="hbm",
              link_bw_gbps=h200["hbm_bw_gbps"], link_pj_per_bit=0.0)   # the KV's link: as fast as HBM, free
     ref = dse.evaluate(**g)
     like_hbm = {"system.tiers.ddr.read_pj_per_bit": h200["hbm_read_pj_per_bit"],
                 "system.tiers.ddr.write_pj_per_bit": 0.0,               # HBM's KV writes are the qkv output's
-                "system.tiers.ddr.bw_gbps": h200["hbm_bw_gbps"], "system.tiers.ddr.capacity_gb": 1e6}
+                "system.tiers.ddr.bw_gbps": h200["hbm_bw_gbps"], "system.tiers.ddr.capacity_gb": 1e6,
+                # HBM's KV writes ride in the qkv output's activation traffic: no write time of their own
+                "system.tiers.ddr.write_bw_gbps": 1e30}
     kv = dse.evaluate(**g, kv_placement="ddr", **like_hbm)
     for v in ("energy_per_request", "prefill_energy", "ttft", "tpot", "step_energy", "step_latency"):
         np.testing.assert_allclose(kv[v], ref[v], rtol=1e-12, err_msg=v)
@@ -182,7 +184,7 @@ def test_kv_tier_at_hbm_constants_reproduces_hbm():
 
 def test_kv_on_flash_endurance_by_hand():
     B, P, O = 64, 1000, 200
-    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=B, prompt_len=P, output_len=O,
+    ds = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", batch=B, prompt_len=P, output_len=O,
                       kv_placement=["ssd", "hbf", "ddr"], service_life_years=5, batching="lockstep")
     kv_token = 32 * 2 * 8 * 128 * 2.0                          # all layers, K and V, bf16
     written = B * (P + O) * kv_token
@@ -195,7 +197,7 @@ def test_kv_on_flash_endurance_by_hand():
         assert bool(d.endurance_ok) == (years >= 5)
     assert np.isinf(float(ds.flash_endurance_years.sel(kv_placement="ddr")))
     # KV read from Flash costs energy and time against HBM
-    hbm = dse.evaluate(model="mixtral-8x7b", system="8xh200", batch=B, prompt_len=P, output_len=O, batching="lockstep")
+    hbm = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", batch=B, prompt_len=P, output_len=O, batching="lockstep")
     assert float(ds.tpot.sel(kv_placement="ssd")) > float(hbm.tpot)
     assert float(ds.energy_per_request.sel(kv_placement="ssd")) > float(hbm.energy_per_request)
 
@@ -213,7 +215,7 @@ def test_kv_on_flash_endurance_by_hand():
 ])
 def test_bad_request_input_is_one_line(kw, key):
     with pytest.raises(DseError) as err:
-        dse.evaluate(model="mixtral-8x7b", system="8xh200", **kw)
+        dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", **kw)
     msg = str(err.value)
     assert key in msg and "\n" not in msg
 
@@ -223,14 +225,14 @@ def test_bad_request_input_is_one_line(kw, key):
                                      (dict(tpot_slo_s=0.1, batch=8), "batch")])
 def test_bad_slo_is_one_line(kw, key):
     with pytest.raises(DseError) as err:
-        dse.max_batch(model="mixtral-8x7b", system="8xh200", prompt_len=100, output_len=10, **kw)
+        dse.max_batch(model="mixtral-8x7b", system="8xh200-c2c", prompt_len=100, output_len=10, **kw)
     assert key in str(err.value) and "\n" not in str(err.value)
 
 
 def test_long_summarization_needs_a_long_context_model():
     with pytest.raises(DseError, match="max_context"):
-        dse.evaluate(model="mixtral-8x7b", system="8xh200", profile="long-summarization")
-    ds = dse.evaluate(model="deepseek-r1", system="8xh200", profile="long-summarization", batch=1)
+        dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", profile="long-summarization")
+    ds = dse.evaluate(model="deepseek-r1", system="8xh200-c2c", profile="long-summarization", batch=1)
     assert np.isfinite(float(ds.energy_per_output_token)) and float(ds.ttft) > 0
 
 
@@ -271,8 +273,8 @@ def test_search_objectives_and_constraints_may_name_request_outputs():
                   constraints={"tpot": {"max": 0.05}, "ttft": {"max": 2.0}},
                   space={"placement": {"type": "categorical", "choices": ["hbm", "ssd"]},
                          "batch": {"type": "categorical", "choices": [1, 64]}},
-                  fixed={"profile": "sharegpt", "system": "8xh200"})
+                  fixed={"profile": "sharegpt", "system": "8xh200-c2c"})
     parsed = space.parse(search, base)
     assert parsed.objectives[0] == "energy_per_output_token" and parsed.constraints["tpot"] == (-np.inf, 0.05)
     with pytest.raises(DseError, match="request variable"):
-        space.parse({**search, "fixed": {"system": "8xh200"}}, base)
+        space.parse({**search, "fixed": {"system": "8xh200-c2c"}}, base)

@@ -23,7 +23,7 @@ GRID = {"placement": ["hbm", "ssd", "hbf"], "batch": [1, 3, 16, 64, 256],
 
 
 def cfg_for(grid=None, **sections):
-    cfg = presets.compose(model="deepseek-r1", system="8xh200")
+    cfg = presets.compose(model="deepseek-r1", system="8xh200-c2c")
     cfg["grid"] = dict(GRID if grid is None else grid)
     cfg["progress"] = False
     cfg["dask"] = {"chunk_mb": 0.002}             # 262 points a chunk: many pieces on a small grid

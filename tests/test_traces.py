@@ -124,6 +124,6 @@ def test_measured_trace_through_the_engine(tmp_path):
     freqs, reuse = trace.frequencies(), trace.reuse()
     ranking = np.argsort(-freqs, kind="stable")
     mc = traces.replay(traces.touched(trace.layers[0], 8), traces.tier_map(8, 2, 0, ranking), 2, "lru", 200, seed=1)
-    d = dse.evaluate(model="mixtral-8x7b", system="8xh200", placement="ssd", batch=8, hbm_cache_fraction=0.25,
+    d = dse.evaluate(model="mixtral-8x7b", system="8xh200-c2c", placement="ssd", batch=8, hbm_cache_fraction=0.25,
                      routing_frequencies=freqs.tolist(), expert_reuse=reuse, dynamic_cache_experts=2)
     assert float(d.experts_fetched) == pytest.approx(mc.sum(), rel=0.03)

@@ -46,7 +46,7 @@ REASONS = {
 STATIC_POWER_REASON = "higher static power"   # background excess although the target's step is not longer
 NO_FLASH_REASON = "no Flash traffic"
 UNFIT_REASON = "does not fit"                 # target or reference over capacity (fits false): skipped
-SPEC_KEYS = ("study", "model", "system", "cfg", "chunks")
+SPEC_KEYS = ("study", "model", "system", "cfg", "chunks", "accounting")
 
 # A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
@@ -83,6 +83,10 @@ def _spec_params(spec: dict, params: dict) -> tuple[dict, dict]:
     """(dse.evaluate keyword arguments, parameter settings) for one side: its own settings win over shared."""
     merged = {**params, **{k: v for k, v in spec.items() if k not in SPEC_KEYS}}
     kwargs = {k: spec[k] for k in ("chunks",) if spec.get(k) is not None}
+    # the accounting, like dse.evaluate's: the side's own, else the shared one
+    accounting = spec.get("accounting", merged.pop("accounting", None))
+    if accounting is not None:
+        kwargs["accounting"] = accounting
     for k in ("model", "system"):
         if spec.get(k) is not None:
             merged[k] = spec[k]
@@ -273,7 +277,7 @@ def breakeven(target, reference, *, today_pj_per_bit: float | None = None, inclu
     """Break-even Flash read energy of ``target`` against ``reference`` on every grid point (closed form).
 
     ``target`` and ``reference`` are dicts of :func:`dse.evaluate` arguments (``study``, ``model``, ``system``,
-    ``cfg``, ``chunks`` and parameter settings) or already evaluated Datasets; ``params`` are shared grid
+    ``cfg``, ``chunks``, ``accounting`` and parameter settings) or already evaluated Datasets; ``params`` are shared grid
     parameters applied to both dict sides (a side's own settings win). A Flash sweep in the target's study grid
     is dropped (the closed form replaces it). Target placements that are not Flash tiers are left out.
     Reference dimensions the target lacks are renamed ``reference_<dim>``; shared dimensions must carry the same

@@ -6,9 +6,13 @@ predicts the energy per output token at the row's own boundary with the node pre
 (``hgx-h100``, ``hgx-h200``, ``hgx-b200``), the model's preset, the row's precision (weight bytes), GPUs and
 concurrency: a decode step at the mean context of a request's life (prompt + output / 2; a prompt length not
 published counts as 0), the experts in HBM. Nothing is fitted to these rows: every constant comes from the presets
-(their sources and evidence grades are in dse/conf). Rows dse has no preset for are listed as skipped.
+(their sources and evidence grades are in dse/conf), except the three constants of the serving engine
+(``system.serving_efficiency``: the fraction of the GPUs' achievable rates it attains; ``active_power_fraction``: the
+boards' power floor while it runs; ``host_us_per_sequence``: its host time per sequence and step), which are fitted on every other row (``--fit``; one set for all nodes, GPUs
+and models) and reported on the rest. Rows dse has no preset for are listed as skipped.
 
     python -m analysis.validation [--out DIR]      # or: dse validate [--out DIR]
+    dse validate --fit                             # the fit of the serving-engine constants
 """
 from __future__ import annotations
 
@@ -70,46 +74,89 @@ def read(path: Path = TABLE) -> list[Row]:
     return rows
 
 
-def predict(row: Row) -> Row:
-    from dse.run.engine import evaluate
-
+def _skip_reason(row: Row) -> str:
     system, model = SYSTEMS.get(row.hardware), MODELS.get(row.model)
     if system is None or model is None or row.precision not in WEIGHT_BYTES:
-        row.skipped = f"no preset for {row.hardware if system is None else row.model}"
-        return row
+        return f"no preset for {row.hardware if system is None else row.model}"
     if row.concurrency is None:
-        row.skipped = "concurrency not published"
-        return row
+        return "concurrency not published"
+    return ""
+
+
+def _evaluate(row: Row, **extra):
+    from dse.run.engine import evaluate
+
     settings = dict(tp=row.n_gpus, ep=row.n_gpus, dp=1)
-    for prefix, extra in RUN_SETTINGS.items():
+    for prefix, more in RUN_SETTINGS.items():
         if row.id.startswith(prefix):
-            settings.update(extra)
-    ds = evaluate(model=model, system=system, placement="hbm", batch=int(row.concurrency),
-                      context_len=int(row.prompt_len + row.output_len / 2), weight_bytes=WEIGHT_BYTES[row.precision],
-                      boundary=row.boundary, **settings)
-    row.predicted_j_per_token = float(ds.energy_per_token)
+            settings.update(more)
+    return evaluate(model=MODELS[row.model], system=SYSTEMS[row.hardware], placement="hbm",
+                    batch=int(row.concurrency), context_len=row.prompt_len + row.output_len / 2,
+                    weight_bytes=WEIGHT_BYTES[row.precision], boundary=row.boundary, **settings, **extra)
+
+
+def predict(row: Row) -> Row:
+    row.skipped = _skip_reason(row)
+    if not row.skipped:
+        row.predicted_j_per_token = float(_evaluate(row).energy_per_token)
     return row
+
+
+def halves(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+    """The rows dse can predict, split in file order: every other one fits (``fit``), the rest report."""
+    done = [r for r in rows if not _skip_reason(r)]
+    return done[0::2], done[1::2]
+
+
+#: The grid the serving engine's constants are fitted on (system.serving_efficiency, active_power_fraction,
+#: host_us_per_sequence).
+FIT_GRID = dict(serving_efficiency=[round(0.30 + 0.02 * i, 2) for i in range(36)],
+                active_power_fraction=[round(0.02 * i, 2) for i in range(46)],
+                host_us_per_sequence=[10.0 * i for i in range(21)])
+
+
+def fit(rows: list[Row]) -> dict:
+    """The serving engine's three constants by least squares of log(predicted / measured) over ``rows`` (the fit
+    half), on :data:`FIT_GRID`: the same pair for every node, GPU and model."""
+    import numpy as np
+
+    sq = 0.0
+    for row in rows:
+        ds = _evaluate(row, **FIT_GRID)
+        sq = sq + np.log(ds.energy_per_token / row.measured_j_per_token) ** 2
+    best = sq.where(sq == sq.min(), drop=True)
+    return {k: float(best[k].values[0]) for k in FIT_GRID} | {"rms_log_ratio": float(np.sqrt(sq.min() / len(rows)))}
 
 
 def run(path: Path = TABLE) -> list[Row]:
     return [predict(r) for r in read(path)]
 
 
+def _stats(label: str, rows: list[Row]) -> str:
+    ratios = sorted(r.ratio for r in rows)
+    within = sum(1 / 1.5 <= x <= 1.5 for x in ratios)
+    return (f"{label}: {len(rows)} rows, median ratio {statistics.median(ratios):.2f}, {within} of {len(rows)} "
+            f"within 1.5x, range {ratios[0]:.2f}-{ratios[-1]:.2f}")
+
+
 def summary(rows: list[Row]) -> str:
-    lines = [f"{'id':40s} {'boundary':8s} {'measured J/tok':>14s} {'dse J/tok':>10s} {'ratio':>6s}"]
+    fit_ids = {r.id for r in halves(rows)[0]}
+    lines = [f"{'id':40s} {'half':6s} {'boundary':8s} {'measured J/tok':>14s} {'dse J/tok':>10s} {'ratio':>6s}"]
     for r in rows:
+        half = "fit" if r.id in fit_ids else ("report" if not r.skipped else "-")
         if r.skipped:
-            lines.append(f"{r.id:40s} {r.boundary:8s} {r.measured_j_per_token:14.4g} {'-':>10s} {'-':>6s}  skipped: {r.skipped}")
+            lines.append(f"{r.id:40s} {half:6s} {r.boundary:8s} {r.measured_j_per_token:14.4g} {'-':>10s} {'-':>6s}  "
+                         f"skipped: {r.skipped}")
         else:
-            lines.append(f"{r.id:40s} {r.boundary:8s} {r.measured_j_per_token:14.4g} {r.predicted_j_per_token:10.4g} "
-                         f"{r.ratio:6.2f}")
+            lines.append(f"{r.id:40s} {half:6s} {r.boundary:8s} {r.measured_j_per_token:14.4g} "
+                         f"{r.predicted_j_per_token:10.4g} {r.ratio:6.2f}")
     done = [r for r in rows if not r.skipped]
     if done:
-        ratios = sorted(r.ratio for r in done)
-        med = statistics.median(ratios)
-        within = sum(1 / 1.5 <= x <= 1.5 for x in ratios)
-        lines.append(f"{len(done)} rows predicted ({len(rows) - len(done)} skipped): median ratio {med:.2f}, "
-                     f"{within} of {len(done)} within 1.5x, range {ratios[0]:.2f}-{ratios[-1]:.2f}")
+        lines.append(f"{len(done)} rows predicted, {len(rows) - len(done)} skipped. The serving-engine constants "
+                     "(system.serving_efficiency, active_power_fraction, host_us_per_sequence) were fitted on the fit half:")
+        lines.append(_stats("  report half (not fitted on)", [r for r in done if r.id not in fit_ids]))
+        lines.append(_stats("  fit half", [r for r in done if r.id in fit_ids]))
+        lines.append(_stats("  all", done))
     return "\n".join(lines)
 
 
@@ -126,10 +173,14 @@ def parity_figure(rows: list[Row]):
         lo, hi = min(xs + ys) / 2, max(xs + ys) * 2
         ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, label="parity")
         ax.fill_between([lo, hi], [lo / 1.5, hi / 1.5], [lo * 1.5, hi * 1.5], color="0.85", lw=0, label="within 1.5x")
+        fit_ids = {r.id for r in halves(rows)[0]}
         for boundary, marker in (("gpu", "o"), ("node", "s"), ("facility", "^")):
-            pts = [(r.measured_j_per_token, r.predicted_j_per_token) for r in done if r.boundary == boundary]
-            if pts:
-                ax.plot(*zip(*pts), marker, ms=4, ls="none", label=f"{boundary} boundary", gid=f"rows|{boundary}")
+            for half, face in (("report", None), ("fit", "none")):
+                pts = [(r.measured_j_per_token, r.predicted_j_per_token) for r in done
+                       if r.boundary == boundary and (r.id in fit_ids) == (half == "fit")]
+                if pts:
+                    ax.plot(*zip(*pts), marker, ms=4, ls="none", mfc=face, label=f"{boundary}, {half} half",
+                            gid=f"rows|{boundary}|{half}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
@@ -152,7 +203,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="dse validate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="outputs/validation", help="directory of validation.png / .svg")
     ap.add_argument("--table", default=str(TABLE), help="measurements CSV (default: the repository's)")
+    ap.add_argument("--fit", action="store_true", help="fit the serving-engine constants on the fit half and print "
+                    "them (the node presets carry the result)")
     args = ap.parse_args(argv)
+    if args.fit:
+        got = fit(halves(read(Path(args.table)))[0])
+        print(" ".join(f"{k}={v:g}" for k, v in got.items()))
+        return 0
     rows = run(Path(args.table))
     print(summary(rows))
     fig = parity_figure(rows)

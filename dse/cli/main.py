@@ -197,6 +197,10 @@ def main() -> None:
             from dse.analyze.validation import main as validate
 
             sys.exit(validate(argv[1:]))
+        if argv[:1] == ["explore"]:    # the explorer in the browser (dse.explore; the explore extra)
+            from dse.explorer.serve import main as explore
+
+            sys.exit(explore(argv[1:]))
         argv = prepare(argv)
         if not shell_completion(argv):
             check_argv(argv, "config")

@@ -19,8 +19,8 @@ from dse.config.presets import compose, preset_file, presets as names
 PLURAL = {"models": "model", "systems": "system", "gpus": "gpu", "tiers": "tier", "links": "link",
           "accountings": "accounting", "studies": "study", "searches": "search",
           "profiles": "profile"}
-#: Evidence grades, strongest first.
-GRADES = ("measured", "datasheet", "paper", "derived", "assumption")
+#: Evidence grades, strongest first ("fitted": on half of a validation table, reported on the other half).
+GRADES = ("measured", "datasheet", "paper", "derived", "fitted", "assumption")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dse.config import presets
 from dse.config import specs
 from dse.config import rules
 from dse.config.params import PARAMS, check_values, lookup
+from dse.model import kernel
 from dse.errors import DseError
 from dse import cf
 
@@ -104,6 +105,9 @@ def _prepare_system(s: dict) -> dict:
         t.setdefault("devices_per_gpu", 1)
         bw = t.get("bw_gbps", float("inf"))
         t["bw_gbps"] = NO_TIER_BW_GBPS if bw is None or bw == float("inf") else bw
+        wbw = t.get("write_bw_gbps")
+        t["write_bw_gbps"] = t["bw_gbps"] if wbw is None else (NO_TIER_BW_GBPS if wbw == float("inf") else wbw)
+        t.setdefault("read_latency_us", 0.0)
         for k in ("name", "provenance"):
             t.pop(k, None)
         tiers[key] = t
@@ -142,22 +146,22 @@ def _set_leaf(tree: dict, name: str, path: str, value) -> None:
 def _tier_for(placement: str, tiers: dict) -> dict:
     if placement == "hbm":
         return dict(offloaded=0.0, read_pj_per_bit=0.0, bw_gbps=NO_TIER_BW_GBPS, devices_per_gpu=1,
-                    idle_w_per_gpu=0.0, is_flash=0.0, capacity_gb=0.0, usd_per_gb=0.0, tier_id=0.0)
+                    idle_w_per_gpu=0.0, is_flash=0.0, capacity_gb=0.0, usd_per_gb=0.0, tier_id=0.0,
+                    read_latency_us=0.0)
     if placement not in tiers:
         raise DseError(f"placement={placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
     t = tiers[placement]
     return dict(offloaded=1.0, read_pj_per_bit=t["read_pj_per_bit"], bw_gbps=t["bw_gbps"],
                 devices_per_gpu=t["devices_per_gpu"],
                 idle_w_per_gpu=t["idle_w"] * t["devices_per_gpu"] * (1 - t["always_on"]), is_flash=t["is_flash"],
-                capacity_gb=t["capacity_gb"], usd_per_gb=t["usd_per_gb"], tier_id=1.0 + sorted(tiers).index(placement))
+                capacity_gb=t["capacity_gb"], usd_per_gb=t["usd_per_gb"], tier_id=1.0 + sorted(tiers).index(placement),
+                read_latency_us=t["read_latency_us"])
 
 
 def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
     """The KV cache's tier (dse.model.requests, docs/model.md "KV cache on a tier") as workload fields."""
     if kv_placement == "hbm":
-        return dict(kv_offloaded=0.0, kv_read_pj_per_bit=0.0, kv_write_pj_per_bit=0.0, kv_bw_gbps=NO_TIER_BW_GBPS,
-                    kv_capacity_gb=0.0, kv_is_flash=0.0, kv_pe_cycles=0.0, kv_usd_per_gb=0.0,
-                    kv_idle_w_per_gpu=0.0, kv_tier_id=0.0)
+        return {k: v for k, v in kernel.WORKLOAD_FIELDS.items() if k.startswith("kv_")}
     if kv_placement not in tiers:
         raise DseError(f"kv_placement={kv_placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
     t, n = tiers[kv_placement], tiers[kv_placement]["devices_per_gpu"]
@@ -166,7 +170,7 @@ def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
                        "cycles, > 0) and write_pj_per_bit")
     write = t["read_pj_per_bit"] if t.get("write_pj_per_bit") is None else t["write_pj_per_bit"]
     return dict(kv_offloaded=1.0, kv_read_pj_per_bit=t["read_pj_per_bit"], kv_write_pj_per_bit=write,
-                kv_bw_gbps=t["bw_gbps"] * n, kv_capacity_gb=t["capacity_gb"] * n, kv_is_flash=t["is_flash"],
+                kv_bw_gbps=t["bw_gbps"] * n, kv_write_bw_gbps=t["write_bw_gbps"] * n, kv_capacity_gb=t["capacity_gb"] * n, kv_is_flash=t["is_flash"],
                 kv_pe_cycles=t.get("pe_cycles") or 0.0, kv_usd_per_gb=t["usd_per_gb"],
                 kv_idle_w_per_gpu=t["idle_w"] * n * (1 - t["always_on"]),
                 kv_tier_id=1.0 + sorted(tiers).index(kv_placement))
@@ -301,12 +305,15 @@ def arguments(model, system, params: dict) -> SimpleNamespace:
 
 def base_config(study, accounting, cfg) -> dict:
     """The composed root config: the study and accounting presets over dse/conf/config.yaml, or a given config."""
-    if cfg is not None:
-        return json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else presets.OmegaConf.to_container(cfg, resolve=True)
-    if study is not None:
-        presets.check_preset("study", study)
     if accounting is not None:
         presets.check_preset("accounting", accounting)
+    if cfg is not None:
+        cfg = json.loads(json.dumps(cfg)) if isinstance(cfg, dict) else presets.OmegaConf.to_container(cfg, resolve=True)
+        if accounting is not None:                  # a named accounting replaces the given config's
+            cfg["accounting"] = presets.compose(overrides=(f"accounting={accounting}",))["accounting"]
+        return cfg
+    if study is not None:
+        presets.check_preset("study", study)
     return presets.compose(study=study, overrides=(f"accounting={accounting}",) if accounting else ())
 
 
@@ -393,6 +400,8 @@ def workload(tree: dict, scalars: dict, dims: dict) -> SimpleNamespace:
     w["mimic_tool"] = 1.0 if acct["mimic_tool"] else 0.0
     w["overlap_step"] = 1.0 if acct["prefetch_overlap"] == "step" else 0.0
     w["overlap_stage"] = 1.0 if acct["prefetch_overlap"] == "expert_stage" else 0.0
+    for k, v in kernel.WORKLOAD_FIELDS.items():     # the kernel's fields beyond the spec, as a step in HBM
+        w.setdefault(k, v)
     return SimpleNamespace(w=w, request=request, kv_placement=kv_placement, freqs=freqs, placement=placement)
 
 

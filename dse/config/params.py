@@ -113,6 +113,12 @@ PARAMS: dict[str, Param] = {
     "node_other_w": Param("system.node_other_w", "W", "node power besides GPUs and tiers (CPUs, DRAM, NICs, "
                           "switches, fans), per node"),
     "psu_efficiency": Param("system.psu_efficiency", "1", "power supply efficiency (boundary node, facility)"),
+    "serving_efficiency": Param("system.serving_efficiency", "1", "fraction of the GPUs' achievable memory and FLOP "
+                                "rates a serving engine attains (kernel gaps, synchronisation, scheduling)"),
+    "host_us_per_sequence": Param("system.host_us_per_sequence", "us", "the serving engine's host time per "
+                                  "sequence and step (scheduling, sampling), not overlapped with the GPUs"),
+    "active_power_fraction": Param("system.active_power_fraction", "1", "board power floor while serving, as a "
+                                   "fraction of the headroom from idle to the power limit (0: idle)"),
     "profile": Param("workload.profile", "", "request profile preset (prompt_len, output_len)",
                      preset_group="profile"),
     "model": Param("model", "", "model preset", preset_group="model"),

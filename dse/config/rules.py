@@ -101,6 +101,8 @@ RULES: dict[str, Rule] = {
     "system.tiers.*.devices_per_gpu": _int(1, 1e6),
     "system.tiers.*.write_pj_per_bit": Rule(0, ENERGY),   # optional: unset = the read energy
     "system.tiers.*.pe_cycles": Rule(1, 1e9),             # optional (Flash): rated program/erase cycles
+    "system.tiers.*.write_bw_gbps": Rule(1e-9, 1e30),     # optional: unset = bw_gbps
+    "system.tiers.*.read_latency_us": Rule(0, 1e6),       # Flash page read: exposed once per copy
     # --- system layout and network
     "system.tp": _int(1, 1e6),
     "system.dp": _int(1, 1e6),
@@ -111,9 +113,12 @@ RULES: dict[str, Rule] = {
     "system.internode_bw_gbps": Rule(1e-9, BW),
     "system.node_other_w": Rule(0, POWER),
     "system.psu_efficiency": Rule(0.01, 1),
+    "system.serving_efficiency": Rule(1e-3, 1),
+    "system.active_power_fraction": Rule(0, 0.99),
+    "system.host_us_per_sequence": Rule(0, 1e6),
     # --- workload
     "workload.batch": _int(1),
-    "workload.context_len": _int(0),
+    "workload.context_len": Rule(0, COUNT),         # a mean context (e.g. 1846.5) is a context
     "workload.weight_bytes": Rule(0.0625, 8),
     "workload.kv_bytes": Rule(0.0625, 8),
     "workload.act_bytes": Rule(0.0625, 8),
@@ -130,7 +135,8 @@ RULES: dict[str, Rule] = {
     "workload.pue": Rule(1, 10),
 }
 #: Optional fields: null means "not set" (decode-only studies, a tier without a write energy of its own).
-OPTIONAL = {"system.tiers.*.write_pj_per_bit", "system.tiers.*.pe_cycles", "workload.prompt_len",
+OPTIONAL = {"system.tiers.*.write_pj_per_bit", "system.tiers.*.pe_cycles", "system.tiers.*.write_bw_gbps",
+            "workload.prompt_len",
             "workload.output_len", "workload.prefill_chunk"}
 
 #: Ranges of dotted paths not in RULES, by unit suffix (a last resort: every physical quantity is >= 0).

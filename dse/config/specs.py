@@ -92,6 +92,8 @@ class TierSpec:
     kind: str = "memory"              # memory | flash
     read_pj_per_bit: float = 0.0
     bw_gbps: float = float("inf")     # per device; .inf = keeps up with the link
+    write_bw_gbps: Optional[float] = None  # per device, sustained writes (a KV cache here); unset = bw_gbps
+    read_latency_us: float = 0.0      # time to the first byte of a read (Flash: the page read), exposed once per copy
     capacity_gb: float = 0.0          # per device
     idle_w: float = 0.0               # per device
     usd_per_gb: float = 0.0
@@ -119,13 +121,17 @@ class SystemSpec:
     node_other_w: float = 0.0         # what a node draws besides its GPUs and tiers (host CPUs and DRAM, NICs,
                                       # switches, fans, storage idle), W per node: charged at boundary node / facility
     psu_efficiency: float = 1.0       # power supplies' efficiency (AC in -> DC out): boundary node / facility
+    serving_efficiency: float = 1.0   # fraction of the GPUs' achievable rates a serving engine attains (kernel gaps,
+                                      # synchronisation, host scheduling); 1 = the roofline
+    active_power_fraction: float = 0.0  # board power floor while serving: idle + this x (power limit - idle)
+    host_us_per_sequence: float = 0.0  # the serving engine's host time per sequence and step, not overlapped (us)
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class WorkloadSpec:
     batch: int = 1
-    context_len: int = 1024
+    context_len: float = 1024
     weight_bytes: float = 2.0
     kv_bytes: float = 2.0
     placement: str = "hbm"

@@ -149,12 +149,13 @@ def prefetch_overfetch(prefetch, accuracy):
 
 def copy_time(warm_bytes, cold_bytes, warm_bw, cold_bw, link_bw, warm_link_bw, shared, hbm_write_bw):
     """Seconds to copy one MoE layer's experts (s.12.4): each tier's devices stream at their bandwidth; over a
-    shared link (``shared = 1``) both share it, else each tier has its own link; staged writes share half of HBM's.
+    shared link (``shared = 1``) both share it, else each tier has its own link; copies that land in HBM (staged)
+    are capped by its write bandwidth (accounting=paper: half of HBM's, as the tool; the direct path: none).
 
         t = max(warm / min(warm_bw, own), cold / min(cold_bw, link), shared (warm + cold) / link,
                 (warm + cold) / hbm_write_bw),  own = link if shared else warm_link
 
-    Without warm bytes this is today's ``cold / min(link, tier, hbm / 2)``."""
+    Without warm bytes this is ``cold / min(link, tier, hbm_write_bw)``."""
     own = shared * link_bw + (1 - shared) * warm_link_bw
     t_warm = warm_bytes / np.minimum(warm_bw, own)
     t_cold = cold_bytes / np.minimum(cold_bw, link_bw)
@@ -175,20 +176,27 @@ def settings(w):
 
 def offload(fetched, warm, touched, busiest, w, link, tier, sizes):
     """The step's expert copies split by tier (s.12.4), per MoE layer: ``fetched`` experts of which ``warm`` from
-    the warm tier. ``sizes``: expert_bytes, router_bytes, router_offloaded (the busiest GPU's router copy) and
-    hbm_bw (B/s). Returns warm / cold experts fetched with the wrong prefetches (``x (1 + overfetch)``), the busiest
-    GPU's copy time ``t_copy`` (overlappable) and ``t_miss`` (the demand fetches of mispredicted experts, exposed)."""
+    the warm tier. ``sizes``: expert_bytes, router_bytes, router_offloaded (the busiest GPU's router copy),
+    hbm_write_bw (B/s: the cap a copy landing in HBM sees; inf for the direct path) and first_byte_s (the cold
+    tier's read latency, e.g. a Flash page read, exposed once when the busiest GPU copies anything from it).
+    Returns warm / cold experts fetched with the wrong prefetches (``x (1 + overfetch)``), the busiest GPU's copy
+    time ``t_copy`` (overlappable), its copied bytes ``busiest_bytes`` and ``t_miss`` (the demand fetches of
+    mispredicted experts, exposed)."""
     h = settings(w)
     over = prefetch_overfetch(w.prefetch, h.prefetch_accuracy)
     over = over if np.any(over) else 0.0       # neutral: no prefetch dimension enters the fetched bits
     cold = fetched - warm
     busiest_cold = busiest * np.where(touched > 0, cold / np.maximum(touched, 1e-30), 0.0)
     busiest_warm = busiest * np.where(touched > 0, warm / np.maximum(touched, 1e-30), 0.0)
-    t_copy = copy_time(busiest_warm * sizes.expert_bytes,
-                       busiest_cold * sizes.expert_bytes + sizes.router_offloaded * sizes.router_bytes,
-                       h.warm_bw_gbps * 1e9, tier.bw_gbps * tier.devices_per_gpu * 1e9, link.bw_gbps * 1e9,
-                       h.warm_link_bw_gbps * 1e9, h.warm_link_shared, sizes.hbm_bw / 2)
-    return SimpleNamespace(warm=warm * (1 + over), cold=cold * (1 + over), t_copy=t_copy, t_miss=over * t_copy)
+    warm_bytes = busiest_warm * sizes.expert_bytes
+    cold_bytes = busiest_cold * sizes.expert_bytes + sizes.router_offloaded * sizes.router_bytes
+    t_copy = copy_time(warm_bytes, cold_bytes, h.warm_bw_gbps * 1e9, tier.bw_gbps * tier.devices_per_gpu * 1e9,
+                       link.bw_gbps * 1e9, h.warm_link_bw_gbps * 1e9, h.warm_link_shared, sizes.hbm_write_bw)
+    # the first expert waits for the tier's read latency; the rest stream behind it. Expected experts below one
+    # stand for the chance that a copy happens at all (at most the expectation)
+    t_copy = t_copy + sizes.first_byte_s * np.minimum(busiest_cold, 1.0)
+    return SimpleNamespace(warm=warm * (1 + over), cold=cold * (1 + over), t_copy=t_copy, t_miss=over * t_copy,
+                           busiest_bytes=(warm_bytes + cold_bytes) * (1 + over))
 
 
 def held(m, w, tier, n_moe, expert_bytes):

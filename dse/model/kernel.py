@@ -26,6 +26,19 @@ from dse.model.gemm import Gemm, Softmax
 
 PJ = 1e-12
 NO_KV_BW_GBPS = 1e30   # KV in HBM: no tier bandwidth limit
+
+#: Workload fields the kernel reads besides dse.config.specs.WorkloadSpec's, with their values for a decode step
+#: whose KV cache is in HBM. dse.config.inputs sets all of them (a KV tier's from its preset: ``kv_placement``);
+#: dse.model.requests sets ``query_len`` (a prefill chunk's tokens), dse.analyze.serving ``latency_only``.
+WORKLOAD_FIELDS = dict(
+    query_len=1.0,              # tokens of each sequence in this step: 1 decoding, a chunk prefilling
+    latency_only=False,         # times only (the batch search of dse.analyze.serving): no tiled traffic
+    kv_offloaded=0.0,           # 1: the KV cache lives on a tier (its constants below)
+    kv_read_pj_per_bit=0.0, kv_write_pj_per_bit=0.0,
+    kv_bw_gbps=NO_KV_BW_GBPS, kv_write_bw_gbps=NO_KV_BW_GBPS,      # per GPU (devices x each)
+    kv_capacity_gb=0.0, kv_is_flash=0.0, kv_pe_cycles=0.0, kv_usd_per_gb=0.0, kv_idle_w_per_gpu=0.0,
+    kv_tier_id=0.0,             # 0: HBM; else the tier's index + 1 (a tier holding experts and KV idles once)
+)
 NO_POWER_LIMIT_W = 1e6  # GPUSpec.power_limit_w of a preset that states none
 GB = 1e9
 BITS = 8.0
@@ -76,8 +89,8 @@ def parameter_counts(m, g):
     layer, ``dense`` (FFN) per dense layer, ``moe`` (router + shared experts) per MoE layer, ``expert`` per routed
     expert, ``lm_head``, and ``total`` / ``active`` (without the embedding)."""
     one = SimpleNamespace(tp=1, dp=1)
-    w = SimpleNamespace(batch=1.0, context_len=1.0, weight_bytes=1.0, act_bytes=1.0, kv_bytes=1.0,
-                        fused_attention=0.0, dp_attention=0.0)
+    w = SimpleNamespace(**WORKLOAD_FIELDS, batch=1.0, context_len=1.0, weight_bytes=1.0, act_bytes=1.0,
+                        kv_bytes=1.0, fused_attention=0.0, dp_attention=0.0)
     ops = layer_ops(m, g, w, layout(m, one, w), rows=1.0)
     weights = {k: sum(c.b_bytes for _, c, o in v if o == "weights") for k, v in ops.items()}
     n_moe, n_dense = layer_counts(m)
@@ -112,7 +125,7 @@ def layout(m, s, w):
         att_tokens=group_tokens / (1 + dpa * (s.tp - 1)),
         heads=m.n_heads / att_split,
         kv_heads=np.maximum(m.n_kv_heads / att_split, 1.0),
-        query_len=getattr(w, "query_len", 1.0),   # tokens of each sequence in this step: 1 decoding, a chunk prefilling
+        query_len=w.query_len,   # tokens of each sequence in this step: 1 decoding, a chunk prefilling
     )
 
 
@@ -125,7 +138,7 @@ def layer_ops(m, g, w, lay, rows):
     is one routed expert with ``rows`` tokens (its count over GPUs is the routing's business).
     """
     pw, pa, pk = w.weight_bytes, w.act_bytes, w.kv_bytes
-    traffic = not getattr(w, "latency_only", False)   # dse.model.requests's batch search needs times only
+    traffic = not w.latency_only   # dse.analyze.serving's batch search needs times only
     T, tp = lay.group_tokens, lay.tp
     # a prefill chunk (dse.model.requests) runs q tokens of each sequence: linear products take q A / q T rows, a
     # sequence's attention products q G rows against its (effective) context L; the LM head stays one row per sequence
@@ -258,29 +271,34 @@ def decode_step(m, g, s, link, tier, w, t):
     """
     lay = layout(m, s, w)
     n_moe, n_dense = layer_counts(m)
-    r = _rates(g, link, tier, w)
-    f = _fetches(m, link, tier, w, t, lay, n_moe, g.hbm_bw_gbps * GB * g.mem_efficiency)
+    r = _rates(g, s, link, tier, w)
+    f = _fetches(m, link, tier, w, t, lay, n_moe, r)
     x = _traffic(m, w, t, lay, n_moe, n_dense, f.fetched)
-    lat = _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f.t_copy, f.t_miss)
+    lat = _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f)
     e = _energy(m, g, s, link, tier, w, lay, r, f, x, lat.latency)
     p = _power(g, s, w, lay, e, lat.latency)
     cap = _capacity(m, tier, w, t, lay, n_moe, n_dense, r.kv_on)
+    has_moe = 1.0 if np.all(n_moe > 0) else (n_moe > 0)    # (a scalar where every model has MoE layers)
     return SimpleNamespace(
         energy=e.components, latency=p.latency, gpu_power_w=p.gpu_power_w, power_limited=p.limited,
         copy_latency=lat.parts.copy_total + n_moe * f.t_miss, flops=x.flops,
         hbm_weight_bytes=x.hbm_weight_bytes, kv_bytes=x.kv_bytes, activation_bytes=x.act_read + x.act_write,
         offload_bytes=f.offload_bytes, offload_bits=f.offload_bytes * BITS, hbm_bytes=cap.hbm_bytes,
-        tier_bytes=cap.tier_bytes, touched=t.touched, fetched=f.fetched, busiest=t.busiest, n_gpus=lay.n_gpus,
+        # per MoE layer: a model without MoE layers (first_dense = n_layers) touches and fetches none
+        tier_bytes=cap.tier_bytes, touched=t.touched * has_moe, fetched=f.fetched * has_moe,
+        busiest=t.busiest * has_moe, n_gpus=lay.n_gpus,
         kv_stored=cap.kv_stored, kv_tier_bytes=cap.kv_stored * r.kv_on, kv_write_bytes=e.kv_write_bytes,
-        static_w=e.static_w, warm_bits=f.warm_bits, warm_fetched=f.warm_fetched, warm_tier_bytes=cap.warm_held,
+        static_w=e.static_w, warm_bits=f.warm_bits, warm_fetched=f.warm_fetched * has_moe,
+        warm_tier_bytes=cap.warm_held,
         parts=lat.parts,   # the latency's composition (dse.model.requests sums it over steps whose context grows)
     )
 
 
-def _rates(g, link, tier, w):
+def _rates(g, s, link, tier, w):
     """Peak FLOP rate and the bandwidths the operations see (B/s); ``kv_extra`` (s/B) is what a KV byte costs
     beyond an HBM byte when the KV cache lives on a tier."""
-    hbm_bw = g.hbm_bw_gbps * GB * g.mem_efficiency
+    # achievable rates (microbenchmarks) x what a serving engine attains of them (docs/model.md, "Power and ...")
+    hbm_bw = g.hbm_bw_gbps * GB * g.mem_efficiency * s.serving_efficiency
     # products compute at the precision of the weights (or as set): fp8 / fp4 where the GPU has a faster path
     bits = np.where(w.compute_bits > 0, w.compute_bits, np.where(w.weight_bytes > 1, 16.0, np.where(
         w.weight_bytes > 0.5, 8.0, 4.0)))
@@ -288,19 +306,25 @@ def _rates(g, link, tier, w):
     fp4 = (bits <= 4) & (g.peak_tflops_fp4 > 0)
     peak_tflops = np.where(fp4, g.peak_tflops_fp4, np.where(fp8, g.peak_tflops_fp8, g.peak_tflops))
     flop_pj = np.where(fp4, g.flop_pj_fp4, np.where(fp8, g.flop_pj_fp8, g.flop_pj))
-    # a copy runs at the slower of link and tier; a staged copy's HBM writes take at most half of HBM bandwidth,
-    # and while copies stream that bandwidth is gone for compute (the tool: HBM bw - offload bw, every op)
-    copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), hbm_bw / 2)
-    bw = hbm_bw - w.staged * tier.offloaded * copy_bw
+    # a copy runs at the slowest of link, tier and (staged: it lands in HBM) HBM's write bandwidth; a direct copy
+    # streams into the SMs and never touches HBM. The tool caps every copy at half of HBM bandwidth and takes the
+    # copy rate off HBM bandwidth for every operation (accounting=paper); refined charges the copies' HBM writes
+    # only where copies are in flight (_latency: the busiest GPU's MoE layer)
+    cap = np.where(w.mimic_tool > 0, hbm_bw / 2, np.where(w.staged > 0, hbm_bw, np.inf))
+    copy_bw = np.minimum(np.minimum(link.bw_gbps * GB, tier.bw_gbps * tier.devices_per_gpu * GB), cap)
+    bw = hbm_bw - w.mimic_tool * w.staged * tier.offloaded * copy_bw
     # KV cache on a tier (w.kv_offloaded = 1, dse.model.requests): KV bytes stream over the link at the tier's speed
-    kv_on = getattr(w, "kv_offloaded", 0.0)
-    kv_bw = np.minimum(link.bw_gbps * GB, getattr(w, "kv_bw_gbps", NO_KV_BW_GBPS) * GB)
-    return SimpleNamespace(peak_flops=peak_tflops * 1e12 * g.compute_efficiency, flop_pj=flop_pj, copy_bw=copy_bw,
-                           bw=bw, kv_on=kv_on,
-                           kv_extra=kv_on * (1.0 / kv_bw - 1.0 / bw))
+    kv_on = w.kv_offloaded
+    kv_bw = np.minimum(link.bw_gbps * GB, w.kv_bw_gbps * GB)
+    # the new KV leaves in the link's other direction (PCIe, NVLink-C2C and CXL are full duplex): the tier's write
+    # bandwidth limits it; a step writes one token per sequence, the link's outbound direction is otherwise idle
+    kv_write_bw = w.kv_write_bw_gbps * GB
+    return SimpleNamespace(peak_flops=peak_tflops * 1e12 * g.compute_efficiency * s.serving_efficiency, flop_pj=flop_pj,
+                           copy_cap=cap, hbm_bw=hbm_bw, bw=bw, kv_on=kv_on,
+                           kv_extra=kv_on * (1.0 / kv_bw - 1.0 / bw), kv_write_s_per_byte=kv_on / kv_write_bw)
 
 
-def _fetches(m, link, tier, w, t, lay, n_moe, hbm_bw):
+def _fetches(m, link, tier, w, t, lay, n_moe, r):
     """Experts fetched from the offload tiers (docs/model.md s.4, s.12.4): bytes per step from the cold (offload)
     tier, bits from the warm tier, and the busiest GPU's copy time per MoE layer (``t_miss``: mispredicted
     prefetches fetched on demand)."""
@@ -312,10 +336,13 @@ def _fetches(m, link, tier, w, t, lay, n_moe, hbm_bw):
     router_offloaded = w.mimic_tool * tier.offloaded * (1 - w.hbm_cache_fraction)
     warm = getattr(t, "warm", 0.0) * tier.offloaded
     split = hierarchy.offload(fetched, warm, t.touched, t.busiest, w, link, tier, SimpleNamespace(
-        expert_bytes=expert_bytes, router_bytes=router_bytes, router_offloaded=router_offloaded, hbm_bw=hbm_bw))
+        expert_bytes=expert_bytes, router_bytes=router_bytes, router_offloaded=router_offloaded,
+        hbm_write_bw=r.copy_cap, first_byte_s=(1 - w.mimic_tool) * tier.read_latency_us * 1e-6))
     offload_bytes = n_moe * (split.cold * expert_bytes + router_offloaded * lay.n_gpus * router_bytes)
+    # refined: the busiest GPU's staged copies write their bytes into HBM while its experts read HBM (per MoE layer)
+    t_write = (1 - w.mimic_tool) * w.staged * split.busiest_bytes / r.hbm_bw
     return SimpleNamespace(fetched=fetched, offload_bytes=offload_bytes, t_copy=split.t_copy, t_miss=split.t_miss,
-                           warm_fetched=warm, warm_bits=n_moe * split.warm * expert_bytes * BITS)
+                           t_write=t_write, warm_fetched=warm, warm_bits=n_moe * split.warm * expert_bytes * BITS)
 
 
 def _traffic(m, w, t, lay, n_moe, n_dense, fetched):
@@ -353,16 +380,23 @@ def _collectives(m, s, w, lay):
     return SimpleNamespace(allreduce=allreduce, ar_attention=ar_attention, ar_moe=ar_moe, t_a2a=t_a2a)
 
 
-def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, t_copy, t_miss=0.0):
+def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f):
     """The step latency (s.6): per-GPU operation times, collectives, the busiest GPU's experts and the copies,
     composed as the accounting says (per MoE layer, the figure scripts' whole step, or Fig. 6's expert stage)."""
+    t_copy, t_miss = f.t_copy, f.t_miss
     c = _collectives(m, s, w, lay)
     t_att = _time(t.attention, r.peak_flops, r.bw, r.kv_extra)
     t_dense, t_moe, t_expert = (_time(x, r.peak_flops, r.bw) for x in (t.dense, t.moe, t.experts))
     t_lm = _time(t.lm_head, r.peak_flops, r.bw) * w.count_lm_head
-    t_experts = t.busiest * t_expert                              # the busiest GPU's routed experts
+    # the busiest GPU's routed experts, with the HBM writes of the copies landing beside them (refined, staged)
+    t_experts = t.busiest * t_expert + f.t_write
+    # a KV cache on a tier: each layer's new K/V leave over the link at the tier's write bandwidth
+    t_kv_write = m.n_layers * _kv_layer_bytes(m, w, lay) * r.kv_write_s_per_byte
     t_dense_layers = n_dense * (t_att + c.ar_attention + t_dense + c.allreduce)
-    t_other = t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm
+    # the serving engine's host work per sequence of a data-parallel group, not overlapped with the GPUs
+    t_host = s.host_us_per_sequence * 1e-6 * lay.group_tokens
+    t_other = (t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm + t_kv_write
+               + t_host)
     prefetch = w.prefetch
     # copies overlap only their own MoE layer's experts (refined) ...
     t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts) + t_miss
@@ -390,18 +424,23 @@ def _kv_token_bytes(m, w, lay):
     return kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes * m.n_layers
 
 
+def _kv_layer_bytes(m, w, lay):
+    """KV bytes one GPU writes per layer and step (the step's new tokens)."""
+    return lay.att_tokens * lay.query_len * kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes
+
+
 def _energy(m, g, s, link, tier, w, lay, r, f, x, latency):
     """The step's energy by component (s.5, s.12.4), J."""
     kv_on = r.kv_on
     kv_write_bytes = lay.n_gpus * lay.att_tokens * lay.query_len * _kv_token_bytes(m, w, lay)   # new KV this step
-    kv_read_pj = getattr(w, "kv_read_pj_per_bit", 0.0) + link.pj_per_bit
-    kv_write_pj = getattr(w, "kv_write_pj_per_bit", 0.0) + link.pj_per_bit
+    kv_read_pj = w.kv_read_pj_per_bit + link.pj_per_bit
+    kv_write_pj = w.kv_write_pj_per_bit + link.pj_per_bit
     offload_bits = f.offload_bytes * BITS
     # a KV tier that is neither always on nor the experts' tier adds its idle power
-    other_tier = getattr(tier, "tier_id", -1) != getattr(w, "kv_tier_id", -2)
-    kv_idle = kv_on * getattr(w, "kv_idle_w_per_gpu", 0.0) * other_tier
-    static_w = lay.n_gpus * (g.idle_w + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu + kv_idle
-                             + hierarchy.warm_idle_w(w, tier))
+    other_tier = tier.tier_id != w.kv_tier_id
+    kv_idle = kv_on * w.kv_idle_w_per_gpu * other_tier
+    static_w = lay.n_gpus * (active_floor_w(g, s) + s.always_on_w_per_gpu + tier.offloaded * tier.idle_w_per_gpu
+                             + kv_idle + hierarchy.warm_idle_w(w, tier))
     components = {
         "hbm_weights": x.hbm_weight_bytes * BITS * g.hbm_read_pj_per_bit * PJ,
         # KV-cache traffic: read from HBM, or (KV on a tier) read from the tier plus the new KV written, over the link
@@ -419,6 +458,15 @@ def _energy(m, g, s, link, tier, w, lay, r, f, x, latency):
     return SimpleNamespace(components=components, kv_write_bytes=kv_write_bytes, static_w=static_w, kv_on=kv_on)
 
 
+def active_floor_w(g, s):
+    """A board's power floor while a serving engine runs (W): idle + ``active_power_fraction`` x (limit - idle); a
+    preset without a limit keeps idle."""
+    if not np.any(s.active_power_fraction):
+        return g.idle_w
+    headroom = np.where(g.power_limit_w >= NO_POWER_LIMIT_W, 0.0, g.power_limit_w - g.idle_w)
+    return g.idle_w + s.active_power_fraction * headroom
+
+
 def _power(g, s, w, lay, e, latency):
     """The board power limit and the energy boundary (docs/model.md "Power and the energy boundary").
 
@@ -430,12 +478,13 @@ def _power(g, s, w, lay, e, latency):
     board = sum(c[k] for k in BOARD_COMPONENTS) + c["hbm_kv"] * (1 - e.kv_on)
     dynamic_w = board / np.maximum(lay.n_gpus * latency, 1e-300)
     # a preset that states no limit (NO_POWER_LIMIT_W) never throttles: its latency keeps its own dimensions
+    floor = active_floor_w(g, s)
     stretch = 1.0 if np.all(g.power_limit_w >= NO_POWER_LIMIT_W) else np.maximum(
-        dynamic_w / (g.power_limit_w - g.idle_w), 1.0)
+        dynamic_w / (g.power_limit_w - floor), 1.0)
     latency = latency * stretch
     c["background"] = e.static_w * latency
     boundary_energy(s, w, lay.n_gpus, c, latency)
-    return SimpleNamespace(latency=latency, gpu_power_w=g.idle_w + dynamic_w / stretch,
+    return SimpleNamespace(latency=latency, gpu_power_w=floor + dynamic_w / stretch,
                            limited=np.asarray(stretch) > 1.0)
 
 
@@ -477,6 +526,6 @@ def routed_tables(m, g, s, w, plan: dict) -> dict:
     """The step's tables (:func:`step_tables`) with the routing's expected experts for ``w.batch`` x ``w.query_len``
     tokens (one query token per sequence in a decode step; ``query_len`` prompt tokens in a prefill step);
     ``plan`` is :func:`dse.model.routing.plan`'s."""
-    tokens = SimpleNamespace(**{**vars(w), "batch": w.batch * getattr(w, "query_len", 1.0)})
+    tokens = SimpleNamespace(**{**vars(w), "batch": w.batch * w.query_len})
     touched, uncached, busiest, warm = routing.expected_experts(m, s, tokens, **plan)
     return step_tables(m, g, s, w, touched, uncached, busiest, warm)

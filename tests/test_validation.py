@@ -1,0 +1,55 @@
+"""dse against published measurements (reference/validation/measurements.csv, dse.analyze.validation)."""
+import csv
+import statistics
+
+import pytest
+
+from dse.analyze import validation
+from dse.config import presets
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return validation.run()
+
+
+def test_the_table_is_read_as_published():
+    """Units converted by hand from the table's own columns: J/request / output tokens, W / tokens per second."""
+    table = {r["id"]: r for r in csv.DictReader(open(validation.TABLE))}
+    got = {r.id: r for r in validation.read()}
+    mle2 = table["mle2-mixtral-h100x4-bs128"]                  # 247.97 J per request of 373.5 output tokens
+    assert got[mle2["id"]].measured_j_per_token == pytest.approx(247.97 / 373.5, rel=1e-9)
+    mlperf = table["mlperf41-mixtral-h200x8-offline"]          # 6154.8 W at 48987.9 tokens/s
+    assert got[mlperf["id"]].measured_j_per_token == pytest.approx(6154.8 / 48987.9, rel=1e-9)
+    assert got[mlperf["id"]].boundary == "node"
+
+
+def test_the_halves_alternate_and_cover_three_gpus_and_two_moe_models(rows):
+    fit, report = validation.halves(rows)
+    assert len(fit) >= 5 and len(report) >= 5 and len(fit) - len(report) in (0, 1)
+    assert not {r.id for r in fit} & {r.id for r in report}
+    done = fit + report
+    assert len(done) >= 10
+    assert len({r.hardware for r in done}) >= 3 and len({r.model for r in done}) >= 2
+
+
+def test_the_node_presets_carry_the_fit_of_the_fit_half(rows):
+    """The serving-engine constants in the node presets are what the documented fit gives on the fit half (not
+    tuned by hand, not fitted on the rows they are reported on)."""
+    got = validation.fit(validation.halves(rows)[0])
+    for system in ("hgx-h100", "hgx-h200", "hgx-b200"):
+        p = presets.preset("system", system)
+        assert p["serving_efficiency"] == pytest.approx(got["serving_efficiency"], abs=1e-9)
+        assert p["active_power_fraction"] == pytest.approx(got["active_power_fraction"], abs=1e-9)
+        assert p["host_us_per_sequence"] == pytest.approx(got["host_us_per_sequence"], abs=1e-9)
+        assert p["provenance"]["serving_efficiency"]["evidence"] == "fitted"
+
+
+def test_the_report_half_against_the_measurements(rows):
+    """On rows the constants were not fitted on, dse's median is within 1.25x of the measurements (the issue's
+    target for all rows, every row within 1.5x, is not met: docs/model.md "Power and the energy boundary")."""
+    report = validation.halves(rows)[1]
+    ratios = [r.ratio for r in report]
+    assert 1 / 1.25 <= statistics.median(ratios) <= 1.25
+    assert sum(1 / 1.5 <= x <= 1.5 for x in ratios) >= len(ratios) // 2 + 1
+    assert all(r.predicted_j_per_token > 0 for r in report)
