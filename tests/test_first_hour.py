@@ -445,11 +445,17 @@ def test_zarr_stores_open_without_a_warning(tmp_path):
 
 
 def test_numbers_print_as_people_write_them():
+    from dse.cli.dse_breakeven import table
     from dse.run.table import energy_table
 
     ds = dse.evaluate("paper-fig45-mixtral", batch=[1], placement=["ssd"], flash_read_pj_per_bit=[0.1 + 0.2, 102.4])
     text = energy_table(ds)
     assert "0.30000000000000004" not in text and re.search(r"\b0\.3\b", text)
+    # the paper's SSD: 12.8 pJ per byte read = 102.4 pJ/bit, which a float product prints as 102.40000000000002
+    be = dse.breakeven({"study": "paper-fig45-mixtral"}, {"study": "paper-fig45-mixtral", "placement": "ddr"},
+                       batch=[1])
+    head = table(be).splitlines()[0]
+    assert "today 102.4 pJ/bit" in head and "00000" not in head
 
 
 def test_progress_counts_points_as_integers():
