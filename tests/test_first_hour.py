@@ -453,7 +453,7 @@ def test_numbers_print_as_people_write_them():
     assert "0.30000000000000004" not in text and re.search(r"\b0\.3\b", text)
     # the paper's SSD: 12.8 pJ per byte read = 102.4 pJ/bit, which a float product prints as 102.40000000000002
     be = dse.breakeven({"study": "paper-fig45-mixtral"}, {"study": "paper-fig45-mixtral", "placement": "ddr"},
-                       batch=[1])
+                       batch=[1, 16])
     head = table(be).splitlines()[0]
     assert "today 102.4 pJ/bit" in head and "00000" not in head
 
