@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine with Python 3.11 and make:
-#   make demo   -- create .venv from the pinned requirements if missing, reproduce the paper, print results
+#   make demo   -- create .venv from the pinned requirements if missing, reproduce the paper, print results and
+#                  the next commands as they run from this shell
 #   make test   -- same bootstrap, then the test suite
 #   make readme -- run every example of README.md and docs/*.md as written (minutes: the demo, the searches, the benchmarks)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -18,6 +19,14 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python sweeps/paper_demo.py
+	@echo
+	@echo "Next, from this shell (the commands live in $(BIN)):"
+	@echo "  $(BIN)/dse study=paper-fig45-mixtral        # the paper's Fig. 4/5 study: a table, result.nc and a figure"
+	@echo "  $(BIN)/dse list                             # every preset: models, systems, GPUs, tiers, links, studies"
+	@echo "  $(BIN)/dse --help"
+	@echo "or put them on PATH for this shell first, then call them by name:"
+	@echo "  . $(BIN)/activate"
+	@echo "  dse study=paper-fig45-mixtral"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -20,6 +20,35 @@ from dse.analyze.breakeven import FLASH, energy_ratio
 LINK = "link_bw_gbps"
 
 
+def parity_norm(values):
+    """A colour scale over exactly the ratios shown (no unused half), logarithmic on each side of parity, with
+    1 (parity) at the diverging colour map's white centre; a side without values gets a small margin."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    lo = min(float(np.log10(v.min())) if v.size else -0.05, -0.05)
+    hi = max(float(np.log10(v.max())) if v.size else 0.05, 0.05)
+
+    def forward(r):
+        x = np.log10(np.clip(np.asarray(r, float), 1e-300, None))
+        return np.where(x < 0, 0.5 * (x - lo) / -lo, 0.5 + 0.5 * x / hi)
+
+    def inverse(t):
+        t = np.asarray(t, float)
+        return 10.0 ** np.where(t < 0.5, lo + t / 0.5 * -lo, (t - 0.5) / 0.5 * hi)
+
+    return mcolors.FuncNorm((forward, inverse), vmin=10.0 ** lo, vmax=10.0 ** hi)
+
+
+def ratio_ticks(vmin: float, vmax: float) -> list[float]:
+    """1, 2, 5 per decade within [vmin, vmax], parity (1) always among them."""
+    ticks = [m * 10.0 ** k for k in range(int(np.floor(np.log10(vmin))), int(np.ceil(np.log10(vmax))) + 1)
+             for m in (1, 2, 5)]
+    ticks = [t for t in ticks if vmin <= t <= vmax]
+    if len(ticks) > 7:
+        ticks = [t for t in ticks if np.isclose(np.log10(t) % 1, 0) or np.isclose(t, 1)]
+    return sorted(set(ticks) | {1.0})
+
+
 @styled
 def plot_breakeven_surface(be: xr.Dataset, flash_read_pj_per_bit=None, *, panel_dim: str = "batch",
                            link_marks: dict | None = None, title: str | None = None):
@@ -41,8 +70,7 @@ def plot_breakeven_surface(be: xr.Dataset, flash_read_pj_per_bit=None, *, panel_
     extra = [d for d in ratio.dims if d not in (LINK, FLASH, panel_dim)]
     if extra:
         raise ValueError(f"plot_breakeven_surface: select one value of {extra} first")
-    span = float(np.nanmax(np.abs(np.log10(ratio.values))))
-    norm = mcolors.LogNorm(vmin=10 ** -max(span, 0.05), vmax=10 ** max(span, 0.05))
+    norm = parity_norm(ratio.values)
     e_star = be.breakeven_flash_read_pj_per_bit.where(be.breaks_even)
     e_star = e_star.squeeze([d for d in e_star.dims if d not in (LINK, panel_dim) and e_star.sizes[d] == 1], drop=True)
     fig, axes = new_figure(ncols=len(panels), width="two", height=2.9, sharey=True)
@@ -76,10 +104,10 @@ def plot_breakeven_surface(be: xr.Dataset, flash_read_pj_per_bit=None, *, panel_
         plain_ticks(ax, "y")
         ax.set_title(f"{panel_dim} {p}" if p is not None else "")
     axes[0][0].set_ylabel("offload link per GPU (GB/s)")
-    cbar = fig.colorbar(mesh, ax=list(axes[0]), pad=0.02, aspect=30)
+    cbar = fig.colorbar(mesh, ax=list(axes[0]), pad=0.02, aspect=30, ticks=ratio_ticks(norm.vmin, norm.vmax))
     cbar.set_label("energy per token, target / reference")
     cbar.ax.yaxis.set_major_formatter(mticker.FuncFormatter(plain))
-    cbar.ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+    cbar.ax.yaxis.set_minor_locator(mticker.NullLocator())
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=3)
     tgt, ref = be.attrs.get("target_model", "target"), be.attrs.get("reference_model", "reference")

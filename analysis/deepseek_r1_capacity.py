@@ -73,7 +73,7 @@ def plot_fronts(fronts: dict, mark: dict | None, *, title: str | None = None, ma
     ax.set_xlim(float(np.nanmin(xs)) * 0.85, float(np.nanmax(xs)) * 1.08)
     dplot.plain_ticks(ax, "x")
     dplot.plain_ticks(ax, "y")
-    ax.set_xlabel(dplot.label("capacity_cost_usd") + ": GPUs less their HBM + bytes held x $/GB")
+    ax.set_xlabel(dplot.label("capacity_cost_usd").replace("$", r"\$") + r": GPUs less their HBM + bytes held x \$/GB")
     ax.set_ylabel("energy per token (J)")
     dplot.label_points(ax, labelled, max_labels)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2)

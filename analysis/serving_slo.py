@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from analysis import common
-from analysis.style import PLACEMENT_LABELS, new_figure
+from analysis.style import PLACEMENT_COLORS, PLACEMENT_LABELS, PLACEMENT_MARKERS, new_figure
 
 MODELS = {"mixtral-8x7b": ["sharegpt", "longbench"], "deepseek-r1": ["sharegpt", "longbench", "long-summarization"]}
 PLACEMENTS = ["hbm", "ddr", "ssd", "hbf"]
@@ -84,33 +84,49 @@ def kv_on_flash(model="mixtral-8x7b", profile="longbench", tpot=(0.05, 0.1, 0.2)
 
 
 def plot(ds: xr.Dataset):
-    """Max batch and energy per request versus TPOT target: one column per (model, profile), lines by placement."""
-    cases = [(m, p) for m in ds.model.values for p in ds.profile.values
-             if bool((ds.max_batch.sel(model=m, profile=p) > 0).any())]
-    fig, axes = new_figure(ncols=len(cases), nrows=2, width=3.6, height=3.2)
-    for col, (model, profile) in enumerate(cases):
-        d = ds.sel(model=model, profile=profile)
-        for p in ds.placement.values:
-            x = d.tpot_slo_s.values * 1e3
-            b = d.max_batch.sel(placement=p).values
-            e = np.where(b > 0, d.energy_per_request.sel(placement=p).values, np.nan)
-            label = PLACEMENT_LABELS.get(str(p), str(p))
-            style = dict(marker="os^v"[list(ds.placement.values).index(p) % 4], ms=4, mfc="none",
-                         ls=("-", "--", "-.", ":")[list(ds.placement.values).index(p) % 4])
-            (l1,) = axes[0, col].plot(x, b, label=label, **style)
-            (l2,) = axes[1, col].plot(x, e, label=label, **style)
-            l1.set_gid(f"max_batch|{model}|{profile}|{p}")
-            l2.set_gid(f"energy|{model}|{profile}|{p}")
-        axes[0, col].set_title(f"{model}\n{profile}", fontsize=9)
-        for r in (0, 1):
-            axes[r, col].set_xscale("log")
-            axes[r, col].set_yscale("log")
-            axes[r, col].grid(alpha=0.3, which="both")
-            axes[r, col].set_xlabel("TPOT target (ms)")
-    axes[0, 0].set_ylabel("largest batch meeting it")
-    axes[1, 0].set_ylabel("energy per request at that batch (J)")
-    axes[0, 0].legend(fontsize=7, title="experts in", title_fontsize=7)
-    return fig
+    """Max batch and energy per request versus TPOT target: one column per (model, profile), lines by placement
+    (one colour and marker per placement, as every dse figure), a shared legend under the panels."""
+    import matplotlib.ticker as mticker
+
+    from dse.analyze.plot import label, model_name, plain, plain_ticks, styled
+
+    @styled
+    def draw():
+        cases = [(m, p) for m in ds.model.values for p in ds.profile.values
+                 if bool((ds.max_batch.sel(model=m, profile=p) > 0).any())]
+        fig, axes = new_figure(ncols=len(cases), nrows=2, width="two" if len(cases) > 2 else "one", height=4.2,
+                               sharex=True, sharey="row")
+        x = ds.tpot_slo_s.values * 1e3
+        for col, (model, profile) in enumerate(cases):
+            d = ds.sel(model=model, profile=profile)
+            for p in ds.placement.values:
+                b = d.max_batch.sel(placement=p).values.astype(float)
+                e = np.where(b > 0, d.energy_per_request.sel(placement=p).values, np.nan)
+                style = dict(color=PLACEMENT_COLORS.get(str(p)), marker=PLACEMENT_MARKERS.get(str(p), "o"), ms=3.5,
+                             label=f"experts in {PLACEMENT_LABELS.get(str(p), str(p))}" if col == 0 else "_nolegend_")
+                (l1,) = axes[0, col].plot(x, np.where(b > 0, b, np.nan), **style)
+                (l2,) = axes[1, col].plot(x, e, **style)
+                l1.set_gid(f"max_batch|{model}|{profile}|{p}")
+                l2.set_gid(f"energy|{model}|{profile}|{p}")
+            axes[0, col].set_title(f"{model_name(model)}\n{profile}")
+            for r in (0, 1):
+                ax = axes[r, col]
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.set_xlim(x.min() / 1.2, x.max() * 1.2)
+                ax.xaxis.set_major_locator(mticker.FixedLocator([20, 100, 1000]))
+                ax.xaxis.set_major_formatter(mticker.FuncFormatter(plain))
+                ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+                plain_ticks(ax, "y")
+                ax.yaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0,)))
+            axes[1, col].set_xlabel("TPOT target (ms)")
+        axes[0, 0].set_ylabel("largest batch\nmeeting the target")
+        axes[1, 0].set_ylabel("energy per request\nat that batch (J)")
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=4)
+        fig.suptitle(f"Serving under a TPOT target on {ds.attrs.get('system', SYSTEM)} ({BATCHING} batching)")
+        return fig
+
+    return draw()
 
 
 def figures(args):

@@ -33,6 +33,26 @@ def _squeeze(da: xr.DataArray, keep) -> xr.DataArray:
 SERIES = [("#000000", "o"), ("#0072B2", "s"), ("#009E73", "^"), ("#56B4E9", "D"), ("#E69F00", "v")]
 
 
+def _free_x(ax, y: float, ymin: float, ymax: float, width: float = 0.33, height: float = 0.09) -> float:
+    """The left end (axes fraction) of a label ``width`` wide hanging under height ``y`` that no plotted point
+    falls into (the left edge if none is free)."""
+    top = (y - ymin) / (ymax - ymin)
+    xlo, xhi = ax.get_xlim()
+    log = ax.get_xscale() == "log"
+
+    def frac(x):
+        return (np.log(x) - np.log(xlo)) / (np.log(xhi) - np.log(xlo)) if log else (x - xlo) / (xhi - xlo)
+
+    pts = [(frac(x), (v - ymin) / (ymax - ymin)) for line in ax.lines
+           for x, v in zip(np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float))
+           if np.isfinite(x) and np.isfinite(v) and (x > 0 or not log)]
+    for start in np.linspace(0.01, 1.0 - width, 12):
+        if not any(start - 0.03 <= px <= start + width + 0.03 and top - height - 0.04 <= py <= top + 0.01
+                   for px, py in pts):
+            return float(start)
+    return 0.01
+
+
 @styled
 def plot_what_it_takes(cases: dict, why: str, *, title: str | None = None):
     """``cases``: label -> break-even Dataset over batch. Lines: e* versus batch (gid ``estar|<label>``); a line
@@ -60,8 +80,9 @@ def plot_what_it_takes(cases: dict, why: str, *, title: str | None = None):
     pad = 0.08 * (hi - lo)
     ax.set_ylim(lo - pad, hi + 2.5 * pad)
     ax.axhline(hbf, color=HBF_COLOR, ls="--", lw=1.0)
-    ax.text(1.0, hbf, f"projected HBF, {hbf:g} ", transform=ax.get_yaxis_transform(), ha="right", va="top",
-            fontsize=8, color="k")
+    free = _free_x(ax, hbf, lo - pad, hi + 2.5 * pad)   # where no line passes just under the HBF line
+    ax.text(free, hbf, f" projected HBF, {hbf:g}", transform=ax.get_yaxis_transform(), ha="left", va="top",
+            fontsize=8, color="k", zorder=10, bbox=dict(fc="w", ec="none", alpha=0.85, pad=0.3))
     if today > hi + 2.5 * pad:
         ax.text(0.02, 0.98, f"\u2191 today's SSD, {today:g}, off the scale", transform=ax.transAxes, ha="left",
                 va="top", fontsize=8)

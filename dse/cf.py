@@ -22,6 +22,33 @@ UNITS = {
 }
 
 
+#: The unit of a config leaf named by its dotted path (``system.gpu.idle_w``), from its name's ending (the
+#: presets' naming convention: docs/architecture.md); first match wins.
+SUFFIX_UNITS = (("_pj_per_bit", "pJ/bit"), ("_pj_per_flop", "pJ/FLOP"), ("_pj", "pJ/FLOP"), ("_gbps", "GB/s"),
+                ("_tflops", "TFLOP/s"), ("_usd_per_gb", "USD/GB"), ("_usd", "USD"), ("_gb", "GB"),
+                ("_bytes", "B"), ("_w", "W"), ("_us", "us"), ("_ms", "ms"), ("_s", "s"), ("_years", "years"))
+
+
+def path_unit(path: str) -> str:
+    """The dse unit of a dotted config path from its leaf's name (``system.gpu.idle_w`` -> W; ``""`` unknown)."""
+    leaf = path.rsplit(".", 1)[-1]
+    return next((u for suffix, u in SUFFIX_UNITS if leaf.endswith(suffix)), "")
+
+
+#: Flag variables (0 / 1 where true): CF ``flag_values`` and ``flag_meanings`` instead of units.
+FLAGS = {"fits": "does_not_fit fits", "endurance_ok": "wears_out_early lasts_service_life",
+         "meets_slo": "misses_targets meets_targets", "breaks_even": "never_breaks_even breaks_even",
+         "bracketed": "no_crossing crossing"}
+
+
+def flag_attrs(name: str, dtype) -> dict:
+    """CF flag attributes of a 0 / 1 variable (``fits``): flag_values in its own type, and their meanings."""
+    import numpy as np
+
+    dtype = np.int8 if np.dtype(dtype) == bool else dtype   # NetCDF has no boolean type
+    return {"flag_values": np.array([0, 1], dtype=dtype), "flag_meanings": FLAGS[name]} if name in FLAGS else {}
+
+
 def udunits(unit: str) -> str | None:
     """The UDUNITS-2 form of a dse unit; None for a label (categorical) coordinate, which gets no units."""
     if not unit:

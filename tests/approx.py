@@ -18,6 +18,21 @@ def _numeric_float(a) -> bool:
     return np.asarray(a).dtype.kind in "fc"
 
 
+def _same_attrs(a: dict, b: dict) -> bool:
+    """Attributes equal key by key; array-valued ones (CF ``flag_values``) by value, whatever their container (a
+    NetCDF attribute reads back as an array, a Zarr one as a list)."""
+    if set(a) != set(b):
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        if isinstance(x, (np.ndarray, list, tuple)) or isinstance(y, (np.ndarray, list, tuple)):
+            if not np.array_equal(np.asarray(x), np.asarray(y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
 def assert_close(actual, desired, rtol: float = RTOL, attrs: bool = True) -> None:
     """Like ``xr.testing.assert_identical``, but floating-point values only need to agree to ``rtol``.
 
@@ -26,9 +41,9 @@ def assert_close(actual, desired, rtol: float = RTOL, attrs: bool = True) -> Non
         assert type(actual) is type(desired), (type(actual), type(desired))
         xr.testing.assert_allclose(actual, desired, rtol=rtol, atol=ATOL)  # values, dims, coordinates
         if attrs:
-            assert dict(actual.attrs) == dict(desired.attrs)
+            assert _same_attrs(actual.attrs, desired.attrs)
             for name in (actual.variables if isinstance(actual, xr.Dataset) else actual.coords):
-                assert dict(actual[name].attrs) == dict(desired[name].attrs), name
+                assert _same_attrs(actual[name].attrs, desired[name].attrs), name
             for name in actual.coords:
                 if not _numeric_float(actual[name]):  # labels: exact
                     assert actual[name].values.tolist() == desired[name].values.tolist(), name

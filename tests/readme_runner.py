@@ -1,6 +1,7 @@
 """Run the documentation's examples as written: every ```python block (in order, one namespace per file) and every
-line of every ```sh block of README.md and docs/*.md, in a scratch copy of the repository with the project's
-interpreter first on PATH.
+line of every ```sh block of README.md and docs/*.md, in a scratch copy of the repository, as a user types them in a
+fresh shell after the two set-up commands: the project's .venv is not on PATH until a command activates it
+(``. .venv/bin/activate``, which the README says first), and from then on it is, as in the user's shell.
 
     python tests/readme_runner.py          # everything (``make readme``); minutes: the paper demo, the searches
     python tests/readme_runner.py --fast   # what `make test` runs (tests/test_readme.py): all but LONG
@@ -62,6 +63,9 @@ NOT_RUN = {
 EXPECTED_ERROR = {"dse-calibrate --base": "dse-calibrate: error: "}
 
 
+#: Activating the project's environment (README: after the set-up, before the first command).
+ACTIVATE = re.compile(r"(?:\.|source) \.venv/bin/activate(?:\s+#.*)?")
+
 SKIP = re.compile(r"<!-- docs-runner: skip \(([^)]+)\) -->\n")
 
 
@@ -119,9 +123,11 @@ def run(fast: bool, workdir: Path | None = None, log=print) -> dict:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dse-readme-")))
         work = scratch_copy(Path(workdir) / "dse")
         bin_dir = Path(sys.executable).parent
-        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-               "PYTHONPATH": str(work), "MPLBACKEND": "Agg"}
+        fresh = [p for p in os.environ.get("PATH", "").split(os.pathsep)
+                 if p and Path(p).resolve() not in (bin_dir.resolve(), (ROOT / ".venv" / "bin").resolve())]
+        env = {**os.environ, "PATH": os.pathsep.join(fresh), "PYTHONPATH": str(work), "MPLBACKEND": "Agg"}
         env.pop("DSE_CONF_DIR", None)
+        env.pop("VIRTUAL_ENV", None)
         old_cwd = os.getcwd()
         os.chdir(work)
         sys.path.insert(0, str(work))
@@ -151,6 +157,12 @@ def run(fast: bool, workdir: Path | None = None, log=print) -> dict:
                         log(f"--   ran above: {cmd}")
                         continue
                     done.add(cmd)
+                    if ACTIVATE.fullmatch(cmd):   # the user's shell from here on: the project's commands on PATH
+                        venv = work / ".venv" if (work / ".venv" / "bin").is_dir() else bin_dir.parent
+                        env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}", VIRTUAL_ENV=str(venv))
+                        result["ran"].append(cmd)
+                        log(f"ok   {cmd} (PATH and VIRTUAL_ENV set for the commands after it)")
+                        continue
                     skip = _matches(cmd, NOT_RUN)
                     expected = _matches(cmd, EXPECTED_ERROR)
                     if skip and not expected:

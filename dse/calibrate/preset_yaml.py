@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dse.calibrate import COPY, GEMM, H2D, METHOD, READ
-from dse.config import CONF_DIR
+
 from dse.errors import DseError
 
 def _sig(x: float, digits: int = 4) -> float:
@@ -153,10 +153,12 @@ def load_gpu_preset(name_or_path: str) -> dict:
     import yaml
 
     path = Path(name_or_path)
-    if not path.suffix:
-        path = CONF_DIR / "gpu" / f"{name_or_path}.yaml"
+    from dse.config.presets import preset_file, presets
+
+    if not path.suffix and name_or_path in presets("gpu"):
+        path = preset_file("gpu", name_or_path)
     if not path.is_file():
-        known = sorted(p.stem for p in (CONF_DIR / "gpu").glob("*.yaml"))
+        known = presets("gpu")
         raise DseError(f"--base={name_or_path!r} not found: give a YAML path or one of {', '.join(known)}")
     return yaml.safe_load(path.read_text())
 

@@ -11,7 +11,10 @@ import sys
 from dse.errors import DseError
 
 #: Preset groups selectable as ``group=name`` on the command line.
-PRESET_KEYS = ("model", "system", "study", "accounting", "search")
+PRESET_KEYS = ("model", "system", "study", "accounting", "search", "gpu", "link")
+#: Preset groups that set a part of the system: ``gpu=NAME`` is Hydra's ``gpu@system.gpu=NAME`` (the system
+#: preset's GPU replaced by the preset NAME), ``link=NAME`` its offload link.
+SYSTEM_PARTS = {"gpu": "gpu@system.gpu", "link": "link@system.offload_link"}
 #: Hydra's own flags that take the next argument as their value.
 FLAGS_WITH_VALUE = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--experimental-rerun",
                     "--info", "-i")
@@ -68,6 +71,62 @@ def _reported(err: BaseException) -> bool:
     return isinstance(err, (DseError, OSError, yaml.YAMLError, HydraException, OmegaConfBaseException))
 
 
+def _flag_values(argv: list[str], *flags: str) -> list[str]:
+    """The values of ``--flag VALUE`` / ``--flag=VALUE`` in ``argv``."""
+    out = []
+    for i, arg in enumerate(argv):
+        for flag in flags:
+            if arg == flag and i + 1 < len(argv):
+                out.append(argv[i + 1])
+            elif arg.startswith(flag + "="):
+                out.append(arg[len(flag) + 1:])
+    return out
+
+
+def prepare(argv: list[str]) -> list[str]:
+    """A command line as Hydra should see it: ``--config-dir DIR`` joins the preset search path (so its presets
+    are checked and listed with the shipped ones), the directories of ``DSE_CONF_DIR`` become
+    ``hydra.searchpath`` (after the shipped presets), and ``gpu=NAME`` / ``link=NAME`` select a part of the
+    system (:data:`SYSTEM_PARTS`). Raises a one-line :class:`DseError` for a missing ``--config-dir``."""
+    from pathlib import Path
+
+    from dse import config
+
+    for d in _flag_values(argv, "--config-dir", "-cd"):
+        path = Path(d).expanduser().resolve()
+        if not path.is_dir():
+            raise DseError(f"--config-dir {d}: not a directory (a directory laid out like dse/conf: gpu/, "
+                           "link/, model/, system/, study/ ...)")
+        if path not in config.EXTRA_DIRS:
+            config.EXTRA_DIRS.append(path)
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and key in SYSTEM_PARTS:
+            arg = f"{SYSTEM_PARTS[key]}={value}"
+        out.append(arg)
+    env = [d for d in config.user_conf_dirs() if d not in config.EXTRA_DIRS]
+    if env and not any(a.startswith("hydra.searchpath=") for a in out):
+        out.append(f"hydra.searchpath=[{','.join(f'file://{d}' for d in env)}]")
+    return out
+
+
+def shell_completion(argv: list[str]) -> bool:
+    """Whether this is Hydra's shell completion (``-sc install=bash``, ``-sc query=bash``): left to Hydra."""
+    return any(a in ("-sc", "--shell-completion") or a.startswith("--shell-completion=") for a in argv)
+
+
+def version(prog: str, argv: list[str]) -> None:
+    """``--version``: print dse's version (and Hydra's) and exit."""
+    if "--version" in argv:
+        import hydra
+
+        from dse.provenance import version as dse_version
+
+        print(f"{prog} {dse_version()} (Hydra {hydra.__version__})")
+        sys.exit(0)
+
+
 def _single(value: str) -> bool:
     """A plain value, not a Hydra sweep (``a,b``, ``range(...)``, ``choice(...)``, ``glob(...)``)."""
     return "," not in value and "(" not in value
@@ -82,9 +141,12 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
     from dse.config import presets
     from dse.config.params import lookup
 
-    custom = any(a in ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp")
-                 or a.startswith(("--config-dir=", "--config-name=", "--config-path=")) for a in argv)
-    choices, keys, skip = [], [], False
+    from dse import config
+
+    custom = any(a in ("--config-name", "-cn", "--config-path", "-cp")
+                 or a.startswith(("--config-name=", "--config-path=")) for a in argv) or any(
+        (d / f"{config_name}.yaml").is_file() for d in config.EXTRA_DIRS)   # a primary config of the user's
+    choices, keys, skip, values = [], [], False, {}
     for arg in argv:
         if skip:
             skip = False
@@ -96,16 +158,24 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
             continue
         key, _, value = arg.partition("=")
         bare = key.lstrip("+~")
+        bare = next((g for g, part in SYSTEM_PARTS.items() if bare == part), bare)
         if bare in PRESET_KEYS:
             if value and not value.startswith("null"):
                 for v in value.split(","):
                     presets.check_preset(bare, v)
                 if _single(value):
-                    choices.append(f"{bare}={value}")
+                    choices.append(f"{SYSTEM_PARTS.get(bare, bare)}={value}")
+            continue
+        if "@" in bare and bare.split("@")[0] in ("gpu", "link", "tier", "profile"):   # Hydra's group@package
+            for v in (value.split(",") if value and not value.startswith("null") else []):
+                presets.check_preset(bare.split("@")[0], v)
+            if _single(value):
+                choices.append(f"{bare}={value}")
             continue
         if key.startswith(("+", "~")) or bare.startswith("hydra") or "/" in bare:
             continue
         keys.append(bare)
+        values[bare] = value
     grid_keys = [k for k in keys if k.startswith("grid.")]
     for key in grid_keys:
         name = key[len("grid."):]
@@ -120,7 +190,27 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
             if "." in name and not name.startswith("flash."):
                 presets.get_path(tree, name)  # a dotted grid parameter must name a config leaf
             continue
-        presets.get_path(tree, key)
+        node = presets.get_path(tree, key)
+        if isinstance(node, dict) and not values.get(key, "").lstrip().startswith(("{", "null")):
+            raise DseError(_section_error(key, values.get(key, "")))
+
+
+#: Config sections that are presets of a group: the override that picks one.
+SECTION_GROUPS = {"system.gpu": "gpu", "system.offload_link": "link", "model": "model", "system": "system",
+                  "accounting": "accounting"}
+
+
+def _section_error(key: str, value: str) -> str:
+    """``system.offload_link=nvlink-c2c-gen4``: a section set to a value; name the override that was meant."""
+    group = SECTION_GROUPS.get(key) or (
+        "tier" if key.startswith("system.tiers.") and key.count(".") == 2 else None)
+    if group == "tier":
+        return (f"{key}={value}: {key} is a section (a tier's settings), not a value; pick a tier preset with "
+                f"tier@{key}={value}, or set one of its numbers ({key}.read_pj_per_bit=...)")
+    if group:
+        return (f"{key}={value}: {key} is a section, not a value; pick a {group} preset with {group}={value}"
+                f" (dse list {group if group.endswith('s') else group + 's'})")
+    return f"{key}={value}: {key} is a section, not a value; set one of its keys ({key}.NAME=...)"
 
 
 def set_verbosity(level: str | None) -> None:

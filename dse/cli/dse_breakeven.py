@@ -51,6 +51,20 @@ def target_and_reference(cfg: dict, study: str | None = None) -> tuple[dict, dic
     return {"study": study, "cfg": root}, reference
 
 
+def _number(v) -> str:
+    """102.4, not 102.40000000000002 (4 significant digits); a JSON list of numbers likewise; anything else as is."""
+    import json
+
+    if isinstance(v, str) and v.startswith("["):
+        try:
+            return ", ".join(_number(x) for x in json.loads(v))
+        except ValueError:
+            return v
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
 def table(ds: xr.Dataset) -> str:
     """A readable table of the break-even result, one row per grid point."""
     cols = ["breakeven_flash_read_pj_per_bit", "breaks_even", "improvement_needed", "reason"]
@@ -59,9 +73,9 @@ def table(ds: xr.Dataset) -> str:
     today = ds.attrs.get("today_flash_read_pj_per_bit")
     head = (f"break-even Flash read energy: target {ds.attrs.get('target_model')} ({ds.attrs.get('target_settings')}) "
             f"vs reference {ds.attrs.get('reference_model')} ({ds.attrs.get('reference_settings')}); "
-            f"today {today} pJ/bit")
+            f"today {_number(today)} pJ/bit")
     if df is None:
-        body = "\n".join(f"{c}: {ds[c].item()}" for c in cols)
+        body = "\n".join(f"{c}: {_number(ds[c].item())}" for c in cols)
     else:
         df.columns = ["e* [pJ/bit]", "breaks even", "improvement x", "reason (never breaks even)"]
         body = df.to_string(float_format=lambda v: f"{v:.4g}")
@@ -115,11 +129,13 @@ def _app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from dse.cli.common import check_argv, errors
-    from dse.cli.common import grid_override
+    from dse.cli.common import check_argv, errors, grid_override, prepare, shell_completion, version
 
     with errors("dse-breakeven"):
-        check_argv(sys.argv[1:], "breakeven")
+        version("dse-breakeven", sys.argv[1:])
+        sys.argv = [sys.argv[0], *prepare(sys.argv[1:])]
+        if not shell_completion(sys.argv):
+            check_argv(sys.argv[1:], "breakeven")
     sys.argv = [sys.argv[0], *map(grid_override, sys.argv[1:])]  # grid.X=... may add a grid entry
     from dse.cli.common import run_app
 

@@ -86,12 +86,14 @@ def _app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from dse.cli.common import check_argv, errors
+    from dse.cli.common import check_argv, errors, prepare, shell_completion, version
 
     with errors("dse-search"):   # a misspelt key or preset would otherwise be Hydra's multi-line composition error
-        sys.argv = [sys.argv[0], *hide_secrets(sys.argv[1:])]
-        check_argv(sys.argv[1:], "search_config")
-        check_name(sys.argv[1:])
+        version("dse-search", sys.argv[1:])
+        sys.argv = [sys.argv[0], *prepare(hide_secrets(sys.argv[1:]))]
+        if not shell_completion(sys.argv):
+            check_argv(sys.argv[1:], "search_config")
+            check_name(sys.argv[1:])
     from dse.cli.common import run_app
 
     run_app("dse-search", _app)

@@ -67,8 +67,10 @@ def without_csv(c: dict) -> dict:
     return c
 
 
-def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
-    from dse.run.table import energy_table
+def run(cfg: DictConfig | dict, run_dir: Path, study: str | None = None) -> Path:
+    """Evaluate a composed root config in ``run_dir``: the dataset, a table of it, its figure (and CSV).
+    ``study``: the study preset the config was composed from (Hydra's choice), recorded as the ``study`` attribute."""
+    from dse.run.table import energy_table, request_table
     from dse.run.results import open_results
     from dse.run.sweep import plan
     from dse.files import check_free
@@ -80,6 +82,8 @@ def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
     c = without_csv(c)
     planned = plan(c, run_dir)            # every setting checked (plot included)
     grid, s, names, fmt, path = planned
+    if study and not grid.attrs.get("study"):
+        grid.attrs["study"] = str(study)
     if want_csv and csv_rows(grid, names) > CSV_MAX_ROWS:
         raise DseError(f"output.format=csv: {csv_rows(grid, names):,} rows, over {CSV_MAX_ROWS:,}; "
                        "use output.format=netcdf or zarr (or output.variables=[...] to write fewer variables)")
@@ -91,10 +95,15 @@ def run(cfg: DictConfig | dict, run_dir: Path) -> Path:
              f"{grid.points:,}", fmt)
     out = sweep(c, run_dir, planned)
     ds = open_results(out)
+    requests = "ttft" in ds.data_vars and "energy_per_output_token" in ds.data_vars
     log.info(f"dse {ds.attrs['dse_version']}: model {ds.attrs['model']}, system {ds.attrs['system']}"
-             f"{', study ' + ds.attrs['study'] if ds.attrs.get('study') else ''}  (energy in J per generated token)")
+             f"{', study ' + ds.attrs['study'] if ds.attrs.get('study') else ''}  "
+             + ("(requests: energy per output token with prefill, TTFT, TPOT; the decode-step variables are in the "
+                "dataset)" if requests else "(energy in J per generated token)"))
     needed = {"energy", "energy_per_token", "step_energy", "step_latency", "offload_share"}
-    if needed <= set(ds.data_vars) and ds["energy_per_token"].size <= TABLE_MAX_POINTS:
+    if requests and ds["ttft"].size <= TABLE_MAX_POINTS:
+        log.info(request_table(ds))
+    elif needed <= set(ds.data_vars) and ds["energy_per_token"].size <= TABLE_MAX_POINTS:
         log.info(energy_table(ds))
     elif "fits" in ds:
         n_out = int((~ds["fits"].astype(bool)).sum())
@@ -116,7 +125,8 @@ def _app(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     with errors("dse", "interrupted; temporary files removed (a Zarr sweep resumes when re-run)"):
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        hc = HydraConfig.get()
+        run(cfg, Path(hc.runtime.output_dir), study=hc.runtime.choices.get("study"))
 
 
 def list_presets(argv: list[str]) -> int:
@@ -173,13 +183,27 @@ def _check_multirun(argv: list[str]) -> None:
                 del err
 
 
+def _list(argv: list[str]) -> int:
+    """``dse list``, quiet when its reader stops early (``dse list | head -1``)."""
+    import os
+
+    try:
+        code = list_presets(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:   # the reader closed the pipe: nothing more to say (Python's documented recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
 def main() -> None:
-    from dse.cli.common import grid_override
+    from dse.cli.common import grid_override, prepare, shell_completion, version
 
     argv = sys.argv[1:]
     with errors("dse"):
+        version("dse", argv)
         if argv[:1] == ["list"]:
-            sys.exit(list_presets(argv[1:]))
+            sys.exit(_list(argv[1:]))
         if argv[:1] == ["validate"]:   # dse against published measurements (dse.analyze.validation)
             from dse.analyze.validation import main as validate
 
@@ -188,8 +212,10 @@ def main() -> None:
             from dse.explorer.serve import main as explore
 
             sys.exit(explore(argv[1:]))
-        check_argv(argv, "config")
-        _check_multirun([grid_override(a) for a in argv])
+        argv = prepare(argv)
+        if not shell_completion(argv):
+            check_argv(argv, "config")
+            _check_multirun([grid_override(a) for a in argv])
     sys.argv = [sys.argv[0], *map(grid_override, argv)]  # grid.X=... may add a grid entry
     from dse.cli.common import run_app
 

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from dse.config.presets import CONF_DIR, compose, presets as names
+from dse.config.presets import compose, preset_file, presets as names
 
 #: ``dse list`` arguments -> preset groups.
 PLURAL = {"models": "model", "systems": "system", "gpus": "gpu", "tiers": "tier", "links": "link",
@@ -80,7 +80,7 @@ def _grade(counts: Counter) -> str:
 def _one(group: str, name: str) -> Preset:
     import yaml
 
-    text = (CONF_DIR / group / f"{name}.yaml").read_text()
+    text = preset_file(group, name).read_text()
     if group in ("system", "study"):
         tree = compose(**{group: name})
         tree = tree["system"] if group == "system" else {k: tree[k] for k in ("model", "system")}

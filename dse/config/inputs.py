@@ -462,8 +462,8 @@ def hardware(tree: dict, wl: SimpleNamespace) -> SimpleNamespace:
 
 def coord_attrs(dims: dict) -> dict:
     """Units and long names of the grid's coordinates (CF)."""
-    out = {name: cf.attrs(PARAMS[name].units if name in PARAMS else "", PARAMS[name].doc if name in PARAMS else name)
-           for name in dims}
+    out = {name: cf.attrs(PARAMS[name].units if name in PARAMS else cf.path_unit(name),
+                          PARAMS[name].doc if name in PARAMS else name) for name in dims}
     out.update(cf.STACK_COORDS)
     return out
 

@@ -7,17 +7,42 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 
 from omegaconf import OmegaConf
 
-from dse.config import CONF_DIR  # noqa: F401 (dse.config.presets.CONF_DIR is where callers look)
+from dse.config import CONF_DIR, conf_dirs, user_conf_dirs  # noqa: F401 (where callers look)
 from dse.errors import DseError, did_you_mean
 
+log = logging.getLogger("dse")
 
 
 def presets(group: str) -> list[str]:
-    """Names of the presets in dse/conf/<group>/."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """Names of the presets of ``group`` on the search path: dse/conf/<group>/ and the user's directories
+    (:func:`dse.config.conf_dirs`)."""
+    return sorted({p.stem for d in conf_dirs() for p in (d / group).glob("*.yaml")})
+
+
+def preset_file(group: str, name: str):
+    """The YAML file of preset ``group=name``: the first on the search path (shipped presets first; a user preset
+    of the same name is ignored, with a warning)."""
+    check_preset(group, name)
+    found = [d / group / f"{name}.yaml" for d in conf_dirs() if (d / group / f"{name}.yaml").is_file()]
+    if len(found) > 1:
+        _shadowed(tuple(map(str, found)))
+    return found[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _shadowed(found: tuple[str, ...]) -> None:
+    log.warning("preset %s is used; %s %s ignored (give a user preset a name of its own)", found[0],
+                ", ".join(found[1:]), "is" if len(found) == 2 else "are")
+
+
+def searchpath_override() -> list[str]:
+    """``hydra.searchpath=[file://DIR, ...]`` for the user's preset directories (none: [])."""
+    dirs = user_conf_dirs()
+    return [f"hydra.searchpath=[{','.join(f'file://{d}' for d in dirs)}]"] if dirs else []
 
 
 def check_preset(group: str, name: str) -> None:
@@ -33,6 +58,8 @@ def hydra_config(config_name: str = "config", overrides=(), resolve: bool = True
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    if not any(str(o).startswith("hydra.searchpath=") for o in overrides):
+        overrides = [*searchpath_override(), *overrides]
     if GlobalHydra.instance().is_initialized():
         cfg = compose(config_name=config_name, overrides=list(overrides))
     else:
@@ -42,7 +69,7 @@ def hydra_config(config_name: str = "config", overrides=(), resolve: bool = True
 
 
 @functools.lru_cache(maxsize=256)
-def _compose_cached(overrides: tuple[str, ...]) -> dict:
+def _compose_cached(overrides: tuple[str, ...], dirs: tuple = ()) -> dict:   # dirs: the search path (a key)
     return hydra_config("config", overrides)
 
 
@@ -59,24 +86,24 @@ def compose(study: str | None = None, model: str | None = None, system: str | No
     if system is not None:
         check_preset("system", system)
         ov.append(f"system={system}")
-    return copy.deepcopy(_compose_cached(tuple(ov) + tuple(overrides)))
+    return copy.deepcopy(_compose_cached(tuple(ov) + tuple(overrides), tuple(user_conf_dirs())))
 
 
 def preset(group: str, name: str) -> dict:
     """One preset of a group as a plain dict, checked against its schema (:mod:`dse.config.specs`); read once per
     process (a copy each call)."""
     check_preset(group, name)
-    return copy.deepcopy(_preset_cached(group, name))
+    return copy.deepcopy(_preset_cached(group, name, tuple(user_conf_dirs())))
 
 
 @functools.lru_cache(maxsize=256)
-def _preset_cached(group: str, name: str) -> dict:
+def _preset_cached(group: str, name: str, dirs: tuple = ()) -> dict:   # dirs: the search path (a key)
     from dse.config.specs import validated
 
     if group in ("model", "system"):
         return validated(group, compose(**{group: name})[group])
     if group in ("gpu", "link", "tier", "profile"):  # leaf presets: no defaults list
-        return validated(group, OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml")))
+        return validated(group, OmegaConf.to_container(OmegaConf.load(preset_file(group, name))))
     raise DseError(f"presets of group {group!r} cannot be a dimension: use model, system, gpu or link")
 
 

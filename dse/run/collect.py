@@ -325,6 +325,9 @@ def write(ds: xr.Dataset, path: Path, progress: bool = True, overwrite: bool = F
                     v.encoding.pop("chunks", None)
                     v.encoding.pop("preferred_chunks", None)
                 ds.to_zarr(tmp, mode="w", consolidated=False)
+                from dse.run.writers import consolidate
+
+                consolidate(tmp)   # as every store dse writes: xr.open_zarr reads it without a warning
             else:
                 encoding = {n: {"chunksizes": tuple(max(c) for c in v.chunks)} for n, v in ds.data_vars.items()
                             if v.chunks and v.ndim}

@@ -29,6 +29,7 @@ import uuid
 import numpy as np
 import xarray as xr
 
+from dse import cf
 from dse.model import namespace
 from dse.errors import DseError
 from dse.run.malloc import reuse_freed_memory
@@ -321,9 +322,9 @@ class Grid:
         coords = {d: xr.Variable(d, v, self.coord_attrs.get(d, {})) for d, v in self.coords.items()}
         coords.update({dim: xr.Variable(dim, list(labels), self.coord_attrs.get(dim, {}))
                        for dim, labels in self.stacks.values()})
-        variables = {name: xr.Variable(self.dims_of(name), data[name], dict(zip(("units", "long_name"),
-                                                                                   self.variables[name])))
-                     for name in names}
+        variables = {name: xr.Variable(self.dims_of(name), data[name], {
+            **dict(zip(("units", "long_name"), self.variables[name])), **cf.flag_attrs(name, data[name].dtype)})
+            for name in names}
         return xr.Dataset(variables, coords=coords, attrs=dict(self.attrs))   # one merge, not one per variable
 
     def blocks(self, chunking: dict) -> list[tuple[tuple[int, ...], tuple]]:

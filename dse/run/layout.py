@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dse import cf
+
 RESULT_NAME = "result"
 DONE_FILE = "dse-done-blocks.txt"   # inside a partial Zarr store: the pieces already written, one per line
 
@@ -121,9 +123,11 @@ class Layout:
         for name in self.names:
             chunks = self.chunks(name)
             units, long_name = g.variables[name]
-            zeros = da.zeros(tuple(map(sum, chunks)), dtype=g.layout[name][1], chunks=chunks)   # fits stays bool
-            ds[name] = xr.Variable(g.dims_of(name), zeros,
-                                   dict(units=units, long_name=long_name))
+            flag = name in cf.FLAGS or g.layout[name][1] == bool
+            dtype = np.dtype(np.int8) if flag else np.dtype(np.float64)   # flags as 0 / 1 integers, values float
+            meta = dict(units=units, long_name=long_name, **cf.flag_attrs(name, dtype))
+            ds[name] = xr.Variable(g.dims_of(name), da.zeros(tuple(map(sum, chunks)), dtype=dtype, chunks=chunks),
+                                   meta)
         return ds
 
 

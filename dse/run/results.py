@@ -15,9 +15,20 @@ import numpy as np
 import xarray as xr
 
 from dse.errors import DseError
+from dse import cf
 from dse.cf import named
 from dse.files import MARK_ATTR
 from dse.run.layout import DONE_FILE
+
+
+def _consolidated(path: Path) -> bool:
+    """Whether a Zarr store's metadata is consolidated (dse consolidates every store it finishes)."""
+    import json
+
+    try:
+        return "consolidated_metadata" in json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def open_results(path, chunks=None) -> xr.Dataset:
@@ -34,7 +45,7 @@ def open_results(path, chunks=None) -> xr.Dataset:
         raise DseError(f"{str(p)!r} is a temporary file of an interrupted or running write, not a result")
     try:
         if p.is_dir():
-            ds = xr.open_zarr(p, consolidated=False, chunks={} if chunks is None else chunks)
+            ds = xr.open_zarr(p, consolidated=(p / "zarr.json").is_file() and _consolidated(p), chunks={} if chunks is None else chunks)
         else:
             ds = xr.open_dataset(p, engine="h5netcdf", chunks={} if chunks is None else chunks)
     except Exception as err:  # noqa: BLE001 - truncated, empty, text, bit-flipped: one line
@@ -43,6 +54,11 @@ def open_results(path, chunks=None) -> xr.Dataset:
     if "dse_version" not in ds.attrs and MARK_ATTR not in ds.attrs:
         ds.close()
         raise DseError(f"{str(p)!r} was not written by dse (no dse_version attribute)")
+    # flags (fits, endurance_ok) are stored as CF 0 / 1 integers (NetCDF has no boolean) and read back as booleans
+    for name in cf.FLAGS:
+        if name in ds and ds[name].dtype.kind in "iu" and "flag_values" in ds[name].attrs:
+            attrs = {k: v for k, v in ds[name].attrs.items() if k not in ("flag_values", "flag_meanings")}
+            ds[name] = ds[name].astype(bool).assign_attrs(attrs)
     return ds
 
 

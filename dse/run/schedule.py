@@ -40,7 +40,7 @@ def _close(client) -> None:
 def _bar(total: int, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="pt", unit_scale=True, delay=PROGRESS_DELAY_S, disable=not enabled,
+    return tqdm(total=total, unit="pt", unit_scale=total >= 10_000, delay=PROGRESS_DELAY_S, disable=not enabled,
                 file=sys.stderr, desc="dse sweep", dynamic_ncols=True)
 
 

@@ -63,7 +63,8 @@ def settings(cfg: dict) -> Settings:
     if d["chunk_mb"] is not None:
         _positive("dask.chunk_mb", d["chunk_mb"])
     if o["format"] not in FORMATS:
-        raise DseError(f"output.format={o['format']!r}: allowed {', '.join(FORMATS)}")
+        raise DseError(f"output.format={o['format']!r}: allowed {', '.join(FORMATS)} or csv (csv: the dse command "
+                       "writes NetCDF and a tidy result.csv)")
     _positive("output.zarr_above_gb", o["zarr_above_gb"])
     variables = o["variables"]
     if variables is not None and (isinstance(variables, str) or not list(variables)):

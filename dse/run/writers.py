@@ -33,7 +33,9 @@ class _ZarrWriter:
             group = zarr.open_group(str(self.path), mode="r+")
             self._group = {n: group[n].with_config({"write_empty_chunks": True}) for n in self.layout.names}
         for name, data in schedule.evaluate_piece(grid, piece).items():   # copied to the store's order here, in
-            self._group[name][self.layout.region(name, piece.box)] = np.asarray(data, order="C")   # parallel
+            # parallel (flags as the store's 0 / 1 integers)
+            array = self._group[name]
+            array[self.layout.region(name, piece.box)] = np.asarray(data, order="C").astype(array.dtype, copy=False)
 
 
 class _Recorder:
@@ -125,8 +127,21 @@ def write_zarr(layout: Layout, path: Path, attrs: dict, compressor: str = "zstd"
     if missing:
         raise DseError(f"output: {len(missing)} pieces of {partial} were not written; re-run to resume")
     (partial / DONE_FILE).unlink()
+    consolidate(partial)
     _replace(partial, path)
     return path
+
+
+def consolidate(path) -> None:
+    """Consolidate a finished Zarr store's metadata (one read opens it: ``xr.open_zarr(path)`` as is, no warning).
+    Zarr 3 warns that consolidated metadata is not yet in its format's specification; xarray and zarr read it."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
 
 
 def write_netcdf(layout: Layout, path: Path, attrs: dict, **run) -> Path:

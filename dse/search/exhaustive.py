@@ -1,8 +1,10 @@
 """``search.method``: the exact front of a discrete space by enumerating it (:mod:`dse.search.front`), Optuna, or
 ``auto`` -- enumerate when the space's point count times a measured cost per point fits ``search.budget_s``.
 
-Both paths write the same outputs (trials.nc, pareto.nc, trials.csv, the figure); an exhaustive run's "trials"
-are the points of the exact front (every point of the space was evaluated, only the front is kept).
+An Optuna run writes trials.nc, pareto.nc, trials.csv and the figure; an exhaustive run evaluates every point of
+the space and keeps only its exact front: pareto.nc, pareto.csv and the figure (no trials.nc: there are no trials
+beyond the front). Front points with exactly the same objectives are one design, written once with
+``equivalent_designs`` (how many points of the space it stands for).
 """
 from __future__ import annotations
 
@@ -81,6 +83,22 @@ def choose(search: dict, space: Space, base: dict) -> tuple[str, dict]:
     return ("exhaustive" if estimate <= budget else "optuna"), why
 
 
+def distinct_designs(F: np.ndarray, params: dict) -> tuple[list[int], list[int], list[str]]:
+    """Front points with exactly the same objectives are one design for the question (e.g. experts in HBM at
+    every ``hbm_cache_fraction``, which means nothing there): the first of each, how many each stands for, and
+    the parameters that differ within such groups."""
+    _, inverse, counts = np.unique(F, axis=0, return_inverse=True, return_counts=True)
+    inverse = np.asarray(inverse).ravel()
+    keep, seen = [], set()
+    for i, g in enumerate(inverse):
+        if g not in seen:
+            seen.add(g)
+            keep.append(i)
+    moot = [name for name, v in params.items()
+            if any(len({str(v[j]) for j in np.flatnonzero(inverse == g)}) > 1 for g in np.flatnonzero(counts > 1))]
+    return keep, [int(counts[inverse[i]]) for i in keep], moot
+
+
 def run_exhaustive(cfg: dict, base: dict, space: Space, run_dir: Path, why: dict) -> dict:
     """Enumerate the space, keep its exact feasible front, write the search outputs for the front's points."""
     from dse.analyze.plot import limit_text
@@ -95,16 +113,23 @@ def run_exhaustive(cfg: dict, base: dict, space: Space, run_dir: Path, why: dict
         raise DseError("search: no feasible point in the whole space (loosen search.constraints)")
     params = {name: (front[name].values.tolist() if name in front.coords else [vals[0]] * n)
               for name, vals in values.items()}
+    keep, equivalent, moot = distinct_designs(np.stack([front[o].values for o in space.objectives], 1), params)
+    params = {name: [v[i] for i in keep] for name, v in params.items()}
+    n = len(keep)
     ds = points.evaluate_trials(base, space, params)
     F, C, _ = points.metrics(ds, space, ["trial"])
     ds = report.trials_dataset(base, space, np.arange(n), params, F, C, Normalizer(F))
+    ds["equivalent_designs"] = ("trial", np.asarray(equivalent, dtype=np.int64))
+    ds["equivalent_designs"].attrs.update(units="1", long_name="designs of the space with exactly these objectives "
+                                          f"(they differ only in {', '.join(moot) or '-'}); one is shown")
     ds.attrs.update(method="exhaustive", n_points=int(front.attrs["n_points"]),
-                    n_feasible=int(front.attrs["n_feasible"]))
+                    n_feasible=int(front.attrs["n_feasible"]), equivalent_in=", ".join(moot))
     mark = report.marks(search["mark_study"], space) if search.get("mark_study") else None
     limits = ", ".join(limit_text(k, lo, hi) for k, (lo, hi) in space.constraints.items())
     title = f"{search['name']}: exact front of {front.attrs['n_points']:,} points; {limits}"
     exact = dict(F=F, params=[{k: v[i] for k, v in params.items()} for i in range(n)])
-    outputs = report.write(run_dir, ds, space, mark, exact, title, figure=figures_wanted(cfg.get("plot", True)))
+    outputs = report.write(run_dir, ds, space, mark, exact, title, figure=figures_wanted(cfg.get("plot", True)),
+                           trials=False)
     return dict(method="exhaustive", **why, n_points=int(front.attrs["n_points"]),
                 feasible=int(front.attrs["n_feasible"]), pareto_size=n, wall_s=float(front.attrs["wall_s"]),
                 points_per_s=float(front.attrs["points_per_s"]), outputs={k: str(v) for k, v in outputs.items()})

@@ -191,7 +191,7 @@ def _progress(points: int, n_blocks: int, prefix: str, enabled: bool):
     from dask.callbacks import Callback
     from tqdm import tqdm
 
-    bar = tqdm(total=points, unit="pt", unit_scale=True, delay=2.0, disable=not enabled, desc="dse front",
+    bar = tqdm(total=points, unit="pt", unit_scale=points >= 10_000, delay=2.0, disable=not enabled, desc="dse front",
                dynamic_ncols=True)
     per_block = points / max(n_blocks, 1)
 

@@ -55,8 +55,20 @@ def trials_dataset(base: dict, space: Space, numbers, params, F, C, norm: Normal
     ds.attrs.update(objectives=json.dumps(space.objectives),
                     constraints=json.dumps({k: list(v) for k, v in space.constraints.items()}),
                     search_space=json.dumps({k: repr(d) for k, d in space.distributions.items()}),
+                    search_bounds=json.dumps(bounds(space), default=str),
                     search_fixed=json.dumps(space.fixed, default=str))
     return ds
+
+
+def bounds(space: Space) -> dict:
+    """{parameter: [low, high]} of the space's numeric parameters, {parameter: [choices]} of its categorical ones."""
+    out = {}
+    for name, d in space.distributions.items():
+        if hasattr(d, "choices"):
+            out[name] = [c.item() if hasattr(c, "item") else c for c in d.choices]
+        else:
+            out[name] = [d.low, d.high]
+    return out
 
 
 def hypervolume_history(F: np.ndarray, feasible: np.ndarray, norm: Normalizer, points_: int = 200) -> np.ndarray:
@@ -95,20 +107,30 @@ def plot(path: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact: dic
     """The front figure (:func:`dse.plot.pareto`) as ``path`` (.png) and the same name .svg, atomically."""
     from dse.analyze import plot as dplot
 
+    import logging
+
     fig = dplot.pareto(ds, tuple(space.objectives[:2]), mark=mark, exact=exact, title=title)
+    for problem in dplot.problems(fig):     # checked before it is saved (the datasets are the result: said, not fatal)
+        logging.getLogger("dse").warning("figure: %s", problem)
     return dplot.save(fig, Path(path).parent, Path(path).stem)
 
 
 def write(run_dir: Path, ds: xr.Dataset, space: Space, mark: dict | None, exact: dict | None, title: str,
-          figure: bool = True) -> dict:
-    """trials.nc, pareto.nc, trials.csv and (``figure``) pareto.png + .svg in ``run_dir``; returns their paths."""
+          figure: bool = True, trials: bool = True) -> dict:
+    """trials.nc, pareto.nc, trials.csv and (``figure``) pareto.png + .svg in ``run_dir``; returns their paths.
+    Without ``trials`` (an exhaustive run: its "trials" are the front itself) pareto.nc and pareto.csv only."""
     run_dir = Path(run_dir)
-    out = {k: run_dir / k for k in ("trials.nc", "pareto.nc", "trials.csv", "pareto.png")}
-    files.write_netcdf(ds, out["trials.nc"], KEY)
+    names = ("trials.nc", "pareto.nc", "trials.csv", "pareto.png") if trials else ("pareto.nc", "pareto.csv",
+                                                                                     "pareto.png")
+    out = {k: run_dir / k for k in names}
     pareto = ds.isel(trial=np.flatnonzero(ds["pareto"].values))
     files.write_netcdf(pareto, out["pareto.nc"], KEY)
-    flat = [v for v in ds.data_vars if ds[v].dims == ("trial",)]
-    files.atomic_write(out["trials.csv"], lambda tmp: ds[flat].to_dataframe().to_csv(tmp), KEY)
+    table = ds if trials else pareto
+    flat = [v for v in table.data_vars if table[v].dims == ("trial",)]
+    if trials:
+        files.write_netcdf(ds, out["trials.nc"], KEY)
+    csv = out["trials.csv" if trials else "pareto.csv"]
+    files.atomic_write(csv, lambda tmp: table[flat].to_dataframe().to_csv(tmp), KEY)
     if figure:
         plot(out["pareto.png"], ds, space, mark, exact, title)
         out["pareto.svg"] = run_dir / "pareto.svg"
@@ -124,14 +146,24 @@ FRONT_COLUMNS = {"gpu": "GPU", "n_gpus": "GPUs", "placement": "tier", "offload_p
 
 
 def front_table(pareto, max_rows: int = 60) -> str:
-    """The feasible front as a text table, cheapest first: GPU, count, tier, path, cache, batch, J/token, capacity $."""
+    """The feasible front as a text table, cheapest first: the usual columns (GPU, count, tier, path, cache, batch,
+    J/token, capacity $) and every other search parameter that varies along the front; below it the parameters
+    with one value on the whole front, flagged where that value is a bound of the search's range."""
     import pandas as pd
+
+    from dse.analyze.plot.pareto import fixed_note, front_variables
 
     n = pareto.sizes.get("trial", 0)
     if n == 0:
         return "front: no feasible trial"
+    varying, fixed = front_variables(pareto)
+    columns = dict(FRONT_COLUMNS)
+    for name in varying:
+        columns.setdefault(name, name.rsplit(".", 1)[-1])
     cols = {}
-    for name, label in FRONT_COLUMNS.items():
+    for name, label in columns.items():
+        if name in fixed and name not in FRONT_COLUMNS:
+            continue   # said once below the table
         if name in pareto.variables and set(pareto[name].dims) <= {"trial"}:
             values = pareto[name].values
             cols[label] = [values.item()] * n if values.ndim == 0 else list(values)
@@ -141,7 +173,11 @@ def front_table(pareto, max_rows: int = 60) -> str:
     df = df.drop_duplicates().reset_index(drop=True)
     fmt = {"capacity $": lambda v: f"{v:,.0f}", "J/token": lambda v: f"{v:.4g}", "latency s": lambda v: f"{v:.3g}",
            "HBM cache": lambda v: f"{v:.3g}"}
+    for col in df.columns:   # any other number as people write it (463.1, not 463.119031)
+        if col not in fmt and df[col].dtype.kind == "f":
+            fmt[col] = lambda v: f"{v:.4g}"
     text = df.head(max_rows).to_string(formatters={k: f for k, f in fmt.items() if k in df}, index=False)
     more = f"\n... {len(df) - max_rows} more (pareto.nc)" if len(df) > max_rows else ""
-    return f"front ({len(df)} designs):\n{text}{more}"
+    note = fixed_note(fixed)
+    return f"front ({len(df)} designs):\n{text}{more}" + (f"\n{note}" if note else "")
 

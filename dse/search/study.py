@@ -362,9 +362,46 @@ def open_study(search: dict, space: Space, base: dict, run_dir: Path) -> Study:
     persistent.set_user_attr(DIGEST_KEY, digest)
     persistent.set_user_attr("objectives", list(space.objectives))
     persistent.set_user_attr("constraints", {k: list(v) for k, v in space.constraints.items()})
+    persistent.set_user_attr("constraint_names", [*space.constraints, "fits"])   # the order of each trial's list
+    with warnings.catch_warnings():   # the objectives' names on the dashboard's axes (experimental in Optuna)
+        warnings.simplefilter("ignore")
+        persistent.set_metric_names(list(space.objectives))
     sampler = make_sampler(search.get("sampler", "nsga2"), int(search.get("seed", 0)) + n_before,
                            int(search["batch_size"]))
     return Study(persistent, sampler, n_before)
+
+
+#: The system attribute Optuna keeps a trial's constraint values under (optuna.samplers._base._CONSTRAINTS_KEY):
+#: a list, each value <= 0 where that constraint holds. optuna-dashboard reads it to mark infeasible trials.
+CONSTRAINTS_KEY = "constraints"
+#: Trial user attributes: each trial's metrics by name, to filter and sort by in optuna-dashboard.
+USER_ATTRS = ("energy_per_token", "capacity_cost_usd", "step_latency", "tokens_per_s", "hbm_fill", "offload_fill",
+              "warm_fill", "energy_per_output_token", "ttft", "tpot")
+
+
+def trial_attrs(ds, space) -> dict:
+    """{name: one float per trial} of the objectives, constrained variables and :data:`USER_ATTRS` a batch has."""
+    import xarray as xr
+
+    names = list(dict.fromkeys([*space.objectives, *space.constraints, *(n for n in USER_ATTRS if n in ds)]))
+    template = sum(xr.zeros_like(ds[v], dtype=float) for v in [*space.objectives, *space.constraints])
+    if "trial" not in template.dims:
+        template = template.expand_dims(trial=ds.sizes["trial"])
+    template = template.transpose("trial", ...)
+    out = {}
+    for name in names:
+        v = np.asarray(ds[name].broadcast_like(template).transpose("trial", ...).values, float)
+        out[name] = [float(x) for x in v.reshape(v.shape[0], -1)[:, 0]]
+    return out
+
+
+def constraint_values(trial, names: list[str]) -> list[float]:
+    """A stored trial's constraint values in the order ``names``: Optuna's list (dse's format), or by name (studies
+    written by an earlier dse, which stored ``constraints:<name>``)."""
+    listed = trial.system_attrs.get(CONSTRAINTS_KEY)
+    if isinstance(listed, (list, tuple)) and len(listed) == len(names):
+        return [float(v) for v in listed]
+    return [float(trial.constraints.get(n, 0.0)) for n in names]
 
 
 def feasible_points(trials) -> tuple[list[dict], np.ndarray]:
@@ -457,11 +494,18 @@ def _evaluate_and_tell(study: Study, space: Space, base: dict, trials: list) -> 
     t1 = time.perf_counter()
     ds = points.evaluate_trials(base, space, params)
     F, C, names = points.metrics(ds, space, ["trial"])
+    attrs = trial_attrs(ds, space)
     seconds = time.perf_counter() - t1
     told = []
-    for t, f, c in zip(trials, F, C):
-        for name, v in zip(names, c):
-            t.set_constraint(name, float(v))
+    storage = study.mirror._storage
+    for i, (t, f, c) in enumerate(zip(trials, F, C)):
+        # Optuna's own format (what a sampler's constraints_func stores, and what optuna-dashboard reads to tell
+        # feasible trials from infeasible ones): one list under the system attribute "constraints", in the order
+        # of the study's user attribute "constraint_names"
+        storage.set_trial_system_attr(t._trial_id, CONSTRAINTS_KEY, [float(v) for v in c])
+        for name, values in attrs.items():   # what a reader filters by (dashboard: user attributes)
+            t.set_user_attr(name, values[i])
+        t.set_user_attr("feasible", bool(np.all(c <= 0)))
         ok = bool(np.all(np.isfinite(f)))
         told.append(study.mirror.tell(t, f.tolist() if ok else None,
                                       state=TrialState.COMPLETE if ok else TrialState.FAIL))
@@ -477,6 +521,5 @@ def completed(study: Study, space: Space):
     params = {n: [t.params[n] for t in trials] for n in space.distributions}
     F = np.array([t.values for t in trials], dtype=float).reshape(len(trials), len(space.objectives))
     names = [*space.constraints, "fits"]  # "fits": every configuration must fit its capacity (points.metrics)
-    C = np.array([[t.constraints.get(c, 0.0) for c in names] for t in trials],
-                 dtype=float).reshape(len(trials), len(names))
+    C = np.array([constraint_values(t, names) for t in trials], dtype=float).reshape(len(trials), len(names))
     return numbers, params, F, C

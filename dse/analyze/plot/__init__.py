@@ -20,7 +20,7 @@ from dse.analyze.plot.style import (COMPONENT_COLORS, COMPONENT_LABELS, DISPLAY,
                                     NEVER_COLOR, ONE_COLUMN, PLACEMENT_COLORS, PLACEMENT_LABELS, PLACEMENT_MARKERS,
                                     TODAY_COLOR, TWO_COLUMN, batch_axis, display, figure, finish, label, legend,
                                     model_name, placement_label, plain, plain_ticks, style, styled)
-from dse.analyze.plot.views import breakdown, heatmap, lines, ratio  # noqa: F401
+from dse.analyze.plot.views import breakdown, facets, heatmap, lines, ratio  # noqa: F401
 from dse.analyze.plot.breakeven_views import (breakeven_map, breakeven_view, hbf_read_pj_per_bit, map_classes,  # noqa: F401
                                         parity, today_of)
 from dse.analyze.plot.pareto import design_label, label_points, limit_text, pareto  # noqa: F401
@@ -54,6 +54,7 @@ __all__ = [
     "style",
     "styled",
     "breakdown",
+    "facets",
     "heatmap",
     "lines",
     "ratio",

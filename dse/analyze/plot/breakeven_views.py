@@ -23,6 +23,11 @@ def _be_title(be) -> str:
             p = json.loads(be.attrs.get(f"{which}_settings", "{}")).get("placement")
         except ValueError:
             p = None
+        dim = "placement" if which == "target" else "reference_placement"
+        if dim in be.coords:          # the placements the result holds (a target's Flash tiers only)
+            p = [str(v) for v in np.atleast_1d(be[dim].values)]
+        if isinstance(p, (list, tuple)):
+            return model_name(be.attrs.get(f"{which}_model", which)), " / ".join(map(placement_label, p))
         return model_name(be.attrs.get(f"{which}_model", which)), placement_label(p or ("ssd" if which == "target"
                                                                                          else "hbm"))
     (tm, tp), (rm, rp) = side("target"), side("reference")
@@ -71,14 +76,16 @@ def parity(be, flash_read_pj_per_bit=None, *, title: str | None = None, width="o
         y = r.sel(batch=b).values if b is not None else r.values
         eb = float(e.sel(batch=b)) if b is not None and "batch" in e.dims else float(e)
         text = (f"batch {b}" if b is not None else "ratio") + (f", e* = {eb:.3g}" if np.isfinite(eb) else ", never")
-        (line,) = ax.plot(flash, y, color=c, label=text)
+        many = len(batches) > 4        # many batches: a colour bar names them, the legend stays small
+        (line,) = ax.plot(flash, y, color=c, label="_nolegend_" if many else text)
         line.set_gid(f"ratio|batch={b}")
     ax.axhline(1.0, color="k", ls="--", lw=0.9, label="parity")
     xs = np.atleast_1d(e.values).astype(float)
     ok = np.isfinite(xs) & (xs >= flash.min()) & (xs <= flash.max())
     pts = ax.scatter(xs[ok], np.ones(ok.sum()), color="k", zorder=5, s=14, label="break-even e*")
     pts.set_gid("breakeven")
-    for xv in xs[ok]:
+    for xv in dict.fromkeys(f"{v:.3g}" for v in xs[ok]):   # one label per distinct value (batches may share e*)
+        xv = float(xv)
         ax.annotate(f"{xv:.3g}", (xv, 1.0), xytext=(0, 5), textcoords="offset points", rotation=90, ha="center",
                     va="bottom", fontsize=MIN_FONT_PT, bbox=dict(fc="w", ec="none", pad=0.5, alpha=0.85), zorder=6)
     ax.axvline(today, color=TODAY_COLOR, lw=0.9, ls=":")
@@ -89,10 +96,24 @@ def parity(be, flash_read_pj_per_bit=None, *, title: str | None = None, width="o
     ylo = min(0.0, float(np.nanmin(r.values)))
     ax.set_ylim(ylo, float(np.nanmax(r.values)) * 1.05)
     ax.set_xlabel("Flash read energy (pJ/bit)")
-    ax.set_ylabel("energy per token / reference")
+    ax.set_ylabel("energy / reference energy")
     plain_ticks(ax, "x")
     plain_ticks(ax, "y")
     ax.set_title(title or _be_title(be))
+    if len(batches) > 4:
+        import matplotlib as mpl
+
+        bounds = np.arange(len(batches) + 1) - 0.5
+        sm = mpl.cm.ScalarMappable(norm=mpl.colors.BoundaryNorm(bounds, len(batches)),
+                                   cmap=mpl.colors.ListedColormap(colors))
+        cb = fig.colorbar(sm, ax=ax, pad=0.02, ticks=np.arange(len(batches)))
+        shown = [str(b) if k % max(1, len(batches) // 6) == 0 else "" for k, b in enumerate(batches)]
+        cb.ax.set_yticklabels(shown)
+        cb.ax.tick_params(labelsize=MIN_FONT_PT, length=2)
+        cb.set_label("batch (sequences)")
+        never = [str(b) for b, v in zip(batches, np.atleast_1d(e.values).astype(float)) if not np.isfinite(v)]
+        if never:
+            ax.plot([], [], color="none", label=f"never breaks even: {len(never)} of {len(batches)} batches")
     legend(ax, ncol=2)
     return fig
 
@@ -144,6 +165,8 @@ def breakeven_map(be, x: str = "batch", y: str | None = None, *, title: str | No
                     fontsize=MIN_FONT_PT, color="w" if cls[j, i] == 3 else "k")
     ax.set_xticks(np.arange(nx), [str(t) for t in e[x].values])
     ax.set_yticks(np.arange(ny), [str(t) for t in e[y].values])
+    ax.set_xlim(-0.5, nx - 0.5)     # exactly the cells: no empty band, no clipped row, ticks beside their cells
+    ax.set_ylim(-0.5, ny - 0.5)
     ax.grid(False)
     for s in ax.spines.values():
         s.set_visible(False)

@@ -13,6 +13,9 @@ from dse.analyze.plot.style import DPI, MIN_FONT_PT, ONE_COLUMN, TWO_COLUMN, sty
 
 # ---------------------------------------------------------------- writing and checking
 
+#: The smallest panel (axes) a reader can read at print size: width, height in inches.
+MIN_PANEL_IN = (0.9, 0.6)
+
 
 def _atomic(path: Path, write, overwrite: bool = False) -> Path:
     """``write(tmp)`` to a temporary name beside ``path``, then rename into place (:mod:`dse.files`)."""
@@ -52,7 +55,10 @@ def write_next_to(ds, dataset_path, *, log=None, overwrite: bool = False) -> lis
     if too_large(ds, log):
         return []
     try:
-        paths = save(auto(ds), path.parent, path.name.split(".")[0], overwrite=overwrite)
+        fig = auto(ds)
+        for problem in problems(fig):   # checked before it is saved; the run's result is the dataset, so said, not fatal
+            log.warning("figure: %s", problem)
+        paths = save(fig, path.parent, path.name.split(".")[0], overwrite=overwrite)
     except Exception as err:  # noqa: BLE001 - the dataset is the run's result; a figure is a convenience
         log.warning("figure: not drawn (%s: %s)", type(err).__name__, err)
         return []
@@ -101,6 +107,14 @@ def problems(fig, widths=(ONE_COLUMN, TWO_COLUMN)) -> list[str]:
     if not any(abs(w - c) < 0.02 for c in widths):
         out.append(f"width {w:.2f} in is neither {' nor '.join(f'{c} in' for c in widths)}")
     fb = fig.bbox
+    for ax in fig.axes:   # a panel too small to read (colour bars excepted)
+        if not ax.get_visible() or hasattr(ax, "_colorbar") or ax.get_label() == "<colorbar>":
+            continue
+        box = ax.get_position()
+        aw, ah = box.width * fig.get_figwidth(), box.height * fig.get_figheight()
+        if aw < MIN_PANEL_IN[0] or ah < MIN_PANEL_IN[1]:
+            out.append(f"the panel {ax.get_title()!r} is {aw:.2f} x {ah:.2f} in (at least {MIN_PANEL_IN[0]} x "
+                       f"{MIN_PANEL_IN[1]} in to be read)")
     hidden = set()      # tick labels of ticks outside the view (kept by matplotlib, never drawn)
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
@@ -113,6 +127,8 @@ def problems(fig, widths=(ONE_COLUMN, TWO_COLUMN)) -> list[str]:
             continue
         if t.get_fontsize() < MIN_FONT_PT - 1e-9:
             out.append(f"text {t.get_text()!r} is {t.get_fontsize():g} pt")
+        if "\\mathdefault" in t.get_text() and not t.get_parse_math():
+            out.append(f"text {t.get_text()!r} shows raw mathtext (text.parse_math is off)")
         bb = t.get_window_extent(renderer)
         if bb.x0 < fb.x0 - 1 or bb.y0 < fb.y0 - 1 or bb.x1 > fb.x1 + 1 or bb.y1 > fb.y1 + 1:
             out.append(f"text {t.get_text()!r} is clipped by the figure's edge")

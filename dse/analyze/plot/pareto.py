@@ -19,6 +19,91 @@ def limit_text(name: str, lo: float, hi: float) -> str:
     return f"{text} >= {plain(lo * scale)}{sep}{unit}"
 
 
+def _bounds(ds) -> dict:
+    """{parameter: (low, high) or [choices]} of a search's space (trials.nc / pareto.nc ``search_bounds``)."""
+    import json
+
+    try:
+        return json.loads(ds.attrs.get("search_bounds", "{}"))
+    except ValueError:
+        return {}
+
+
+def front_variables(ds) -> tuple[list[str], dict]:
+    """What a front (the trials with ``pareto``, or a pareto.nc) says about the search's parameters: the names that
+    vary along it, and {name: (value, bound)} of those with one value on every front design, ``bound`` "lower
+    bound" / "upper bound" where that value is the end of the parameter's range (the front sits on it: the
+    answer holds only for that value), else "" ."""
+    bounds = _bounds(ds)
+    on = np.asarray(ds["pareto"].values, bool) if "pareto" in ds and "trial" in ds["pareto"].dims else None
+    varying, fixed = [], {}
+    for name in bounds:
+        if name not in ds.variables or set(ds[name].dims) - {"trial"}:
+            continue
+        values = np.atleast_1d(ds[name].values)
+        if on is not None and values.size == on.size:
+            values = values[on]
+        if values.size == 0:
+            continue
+        distinct = list(dict.fromkeys(v.item() if hasattr(v, "item") else v for v in values))
+        b = bounds[name]
+        at = _at_bound(distinct, b) if len(distinct) > 1 else None
+        if at is not None:   # a continuous parameter pressed against a bound on the whole front
+            lo_v, hi_v = min(distinct), max(distinct)
+            fixed[name] = (f"{plain(lo_v)}-{plain(hi_v)}", at)
+            continue
+        if len(distinct) > 1:
+            varying.append(name)
+            continue
+        v = distinct[0]
+        where = ""
+        if isinstance(b, list) and len(b) == 2 and all(isinstance(t, (int, float)) for t in b) and \
+                isinstance(v, (int, float)) and not isinstance(v, bool) and b[0] < b[1]:
+            where = "lower bound" if np.isclose(v, b[0], rtol=1e-9) else "upper bound" if np.isclose(
+                v, b[1], rtol=1e-9) else ""
+        fixed[name] = (v, where)
+    return varying, fixed
+
+
+#: How close to a bound (share of the range; of its logarithm for a range over a decade) every front value must be
+#: for the front to sit on that bound.
+NEAR_BOUND = 0.02
+
+
+def _at_bound(values, bound) -> str | None:
+    """"lower bound" / "upper bound" when every (numeric) value lies within NEAR_BOUND of that end of the range."""
+    if not (isinstance(bound, list) and len(bound) == 2 and all(isinstance(t, (int, float)) for t in bound)):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    lo, hi = float(bound[0]), float(bound[1])
+    if not lo < hi:
+        return None
+    log = lo > 0 and hi / lo >= 10
+    f = (lambda x: np.log(x)) if log else (lambda x: x)
+    span = f(hi) - f(lo)
+    where = [(f(float(v)) - f(lo)) / span for v in values]
+    if all(w <= NEAR_BOUND for w in where):
+        return "lower bound"
+    if all(w >= 1 - NEAR_BOUND for w in where):
+        return "upper bound"
+    return None
+
+
+def fixed_note(fixed: dict) -> str:
+    """``same on the whole front: gpu = b200, flash_read_pj_per_bit = 1 (its lower bound)``; "" if none."""
+    if not fixed:
+        return ""
+    parts = [f"{n} = {plain(v) if isinstance(v, float) else v}" + (f" (its {b}: the front sits on it)" if b else "")
+             for n, (v, b) in fixed.items()]
+    return "same on the whole front: " + ", ".join(parts)
+
+
+#: Parameters :func:`design_label` writes in its own words; any other that varies along a front is added as name=value.
+LABELLED = ("n_gpus", "gpu", "placement", "hbm_cache_fraction", "warm_fraction", "dynamic_cache_experts",
+            "offload_path", "batch", "tp", "dp", "ep")
+
+
 def design_label(ds, i: int) -> str:
     """A front point's configuration: ``8xB200 ddr 12.5% B=64``."""
     def v(name):
@@ -49,6 +134,12 @@ def design_label(ds, i: int) -> str:
     b = v("batch")
     if b is not None:
         parts.append(f"B={int(b)}")
+    if "pareto" in ds.variables:   # every other parameter that varies along the front
+        varying, _ = front_variables(ds)
+        for name in varying:
+            if name not in LABELLED:
+                val = v(name)
+                parts.append(f"{name.rsplit('.', 1)[-1]}={plain(val) if isinstance(val, float) else val}")
     return " ".join(parts)
 
 
@@ -62,7 +153,7 @@ def pareto(ds, objectives=("energy_per_token", "capacity_cost_usd"), *, mark: di
     import textwrap
 
     yname, xname = objectives[0], objectives[1]
-    has_hv = "hypervolume" in ds
+    has_hv = "hypervolume" in ds and ds.attrs.get("method") != "exhaustive"   # an enumeration has no progress
     fig, axes = figure("two", 3.6, ncols=2 if has_hv else 1,
                        gridspec_kw={"width_ratios": [2.4, 1]} if has_hv else None)
     ax = axes[0, 0]
@@ -82,7 +173,9 @@ def pareto(ds, objectives=("energy_per_token", "capacity_cost_usd"), *, mark: di
     plain_ticks(ax, "x")
     plain_ticks(ax, "y")
     label_points(ax, [(x[i], y[i], design_label(ds, int(i))) for i in front], max_labels)
-    fig.suptitle(textwrap.fill(title or "energy per token vs capacity cost", 110))
+    note = fixed_note(front_variables(ds)[1]) if "pareto" in ds.variables else ""
+    fig.suptitle(textwrap.fill(title or "energy per token vs capacity cost", 110)
+                 + (f"\n{textwrap.fill(note, 110)}" if note else ""))
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, markerscale=1.0)
     if has_hv:
         _hypervolume_panel(axes[0, 1], ds, exact)
@@ -158,13 +251,37 @@ def _hypervolume_panel(bx, ds, exact):
     bx.set_title("search progress")
     plain_ticks(bx, "x")
 
+def _crosses(bb, segments) -> bool:
+    """Whether a display box touches any of the display-space segments ((x0, y0), (x1, y1)) (sampled)."""
+    for (x0, y0), (x1, y1) in segments:
+        for t in np.linspace(0.0, 1.0, 24):
+            px, py = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+            if bb.x0 - 1 <= px <= bb.x1 + 1 and bb.y0 - 1 <= py <= bb.y1 + 1:
+                return True
+    return False
+
+
+def _line_segments(ax) -> list:
+    """The display-space segments of the axes' visible lines (the front's steps, the exact front)."""
+    segs = []
+    for line in ax.lines:
+        if not line.get_visible():
+            continue
+        path = line._get_transformed_path().get_fully_transformed_path()   # steps included
+        v = path.vertices
+        segs += [(tuple(a), tuple(b)) for a, b in zip(v[:-1], v[1:]) if np.all(np.isfinite([*a, *b]))]
+    return segs
+
+
 def label_points(ax, pts, max_labels: int = 12):
     """Annotate (x, y, text) points, skipping points that sit on an already labelled one, each label placed at
-    the first of a few offsets where it overlaps no other label and stays inside the axes (gid ``front_label``)."""
+    the first of a few offsets where it overlaps no other label, no plotted line (the front) and stays inside the
+    axes (gid ``front_label``)."""
     fig = ax.figure
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
     abox = ax.get_window_extent(r)
+    segments = _line_segments(ax)
     disp = [ax.transData.transform((px, py)) for px, py, _ in pts]
     keep = []
     for k, d in enumerate(disp):
@@ -174,8 +291,8 @@ def label_points(ax, pts, max_labels: int = 12):
         keep = [keep[int(round(i))] for i in np.linspace(0, len(keep) - 1, max_labels)]
     marks = [(disp[k] - 4, disp[k] + 4) for k in keep]
     placed = []
-    offsets = [(6, -3, "left"), (6, 5, "left"), (6, -11, "left"), (-6, -3, "right"), (-6, 5, "right"),
-               (-6, -11, "right"), (6, 13, "left"), (6, -19, "left")]
+    offsets = [(6, 4, "left"), (6, -15, "left"), (-6, 4, "right"), (-6, -15, "right"), (6, 14, "left"),
+               (6, -24, "left"), (-6, 14, "right"), (-6, -24, "right"), (12, -5, "left")]
     for k in keep:
         px, py, text = pts[k]
         for dx, dy, ha in offsets:
@@ -185,7 +302,8 @@ def label_points(ax, pts, max_labels: int = 12):
             bb = t.get_window_extent(r)
             inside = abox.x0 <= bb.x0 and bb.x1 <= abox.x1 and abox.y0 <= bb.y0 and bb.y1 <= abox.y1
             clash = any(bb.overlaps(o) for o in placed) or any(
-                bb.x0 < hi[0] and bb.x1 > lo[0] and bb.y0 < hi[1] and bb.y1 > lo[1] for lo, hi in marks)
+                bb.x0 < hi[0] and bb.x1 > lo[0] and bb.y0 < hi[1] and bb.y1 > lo[1] for lo, hi in marks) or \
+                _crosses(bb, segments)
             if inside and not clash:
                 t.set_gid("front_label")
                 placed.append(bb)

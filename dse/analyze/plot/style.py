@@ -48,7 +48,6 @@ RC = {
     "axes.prop_cycle": matplotlib.cycler(color=["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
                                                 "#000000", "#F0E442"]),
     "axes.formatter.useoffset": False, "axes.formatter.limits": (-4, 6), "axes.autolimit_mode": "round_numbers",
-    "text.parse_math": False,    # "$k", "$/GB" are dollars, not mathtext
 }
 
 #: Display names and units for dse's variables and coordinates: name -> (label, unit shown, scale from dse units).
@@ -57,8 +56,13 @@ DISPLAY = {
     "energy_per_token": ("energy per token", "J", 1.0),
     "step_energy": ("energy per decode step", "J", 1.0),
     "step_latency": ("latency per output token", "ms", 1e3),
+    "energy_per_output_token": ("energy per output token", "J", 1.0),
+    "energy_per_request": ("energy per request", "J", 1.0),
+    "ttft": ("time to first token (TTFT)", "ms", 1e3),
+    "tpot": ("time per output token (TPOT)", "ms", 1e3),
+    "tokens_per_s_per_gpu": ("throughput per GPU", "tokens/s", 1.0),
     "tokens_per_s": ("throughput", "tokens/s", 1.0),
-    "capacity_cost_usd": ("capacity cost", "$k", 1e-3),
+    "capacity_cost_usd": ("capacity cost", "$k", 1e-3),   # one $: plain text (a text with two writes \$)
     "offload_share": ("offload share of step energy", "%", 100.0),
     "hbm_fill": ("HBM fill", "%", 100.0),
     "offload_fill": ("offload-tier fill", "%", 100.0),
@@ -240,5 +244,14 @@ def _pick(da, keep):
     return da.isel({d: 0 for d in fixed}), {d: (v.item() if hasattr(v, "item") else v) for d, v in fixed.items()}
 
 
+def short_number(v) -> str:
+    """A number as people write it: 102.4 (not 102.40000000000002), 0.001, 1,024, 6.1e-05; other values as str."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
+        return str(v)
+    if float(v).is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}" if abs(v) >= 1e4 else str(int(v))
+    return f"{float(v):.4g}"
+
+
 def _fixed_note(fixed: dict) -> str:
-    return ", ".join(f"{d} = {placement_label(v) if d == 'placement' else v}" for d, v in fixed.items())
+    return ", ".join(f"{d} = {placement_label(v) if d == 'placement' else short_number(v)}" for d, v in fixed.items())

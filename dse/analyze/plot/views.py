@@ -24,7 +24,8 @@ def breakdown(ds, *, normalize: str | None = "hbm", title: str | None = None, wi
     bar names its placement.
     """
     e, fixed = _pick(_energy_per_token_by_component(ds), ("batch", "placement", "component"))
-    relative = normalize is not None and normalize in [str(p) for p in e.placement.values]
+    # relative to a placement only beside others (a lone placement normalised to itself would be all 1.0)
+    relative = normalize is not None and normalize in [str(p) for p in e.placement.values] and e.sizes["placement"] > 1
     if relative:
         e = e / e.sel(placement=normalize).sum("component")
     placements = [str(p) for p in e.placement.values]
@@ -38,6 +39,10 @@ def breakdown(ds, *, normalize: str | None = "hbm", title: str | None = None, wi
     fig = ax.figure
     n = len(placements)
     _stacked_bars(ax, e, placements, batches, components, share)
+    if "fits" in ds:
+        f = ds["fits"].sel({d: v for d, v in fixed.items() if d in ds["fits"].dims})
+        f = f.isel({d: 0 for d in f.dims if d not in ("batch", "placement")})
+        _hatch_unfit(ax, total, f, placements, batches)
     ax.set_xticks(np.arange(len(batches)), [str(b) for b in batches])
     ax.set_xlim(-0.6, len(batches) - 0.4)
     ax.grid(axis="x", visible=False)
@@ -49,9 +54,11 @@ def breakdown(ds, *, normalize: str | None = "hbm", title: str | None = None, wi
     else:
         ax.set_ylabel("energy per token (J)")
         plain_ticks(ax, "y")
-    letters = ", ".join(f"{placement_label(p)[0]}: {placement_label(p)}" for p in placements) if n > 1 else \
+    short = bar_letters(placements)
+    letters = ", ".join(f"{short[p]}: {placement_label(p)}" for p in placements if short[p] != placement_label(p))
+    letters = (letters or ", ".join(map(placement_label, placements))) if n > 1 else \
         f"experts in {placement_label(placements[0])}"
-    note = _fixed_note(fixed)
+    note = _fixed_note({**_size_one(ds), **fixed})
     ax.set_title(title or f"{_title_of(ds)} ({letters}{'; ' + note if note else ''})")
     legend(ax, title="energy component")
     return fig
@@ -90,8 +97,39 @@ def _stacked_bars(ax, e, placements, batches, components, share):
                 bar.set_gid(f"{p}|{c}|{b}")
             bottom = bottom + h
         if n > 1:
+            short = bar_letters(placements)[p]
             for xi, top in zip(x, bottom):
-                ax.text(xi, top, placement_label(p)[0], ha="center", va="bottom", fontsize=MIN_FONT_PT)
+                ax.text(xi, top, short, ha="center", va="bottom", fontsize=MIN_FONT_PT,
+                        rotation=90 if len(short) > 1 else 0)
+
+
+def bar_letters(placements) -> dict:
+    """The mark over each placement's bar: its initial where the initials differ (H, D, S), else its whole label
+    (HBM and HBF share an H)."""
+    initials = [placement_label(p)[0] for p in placements]
+    unique = len(set(initials)) == len(initials)
+    return {p: placement_label(p)[0] if unique else placement_label(p) for p in placements}
+
+
+def _hatch_unfit(ax, total, fits, placements, batches):
+    """Hatch (and outline) every bar whose configuration does not fit its capacity; gid ``unfit|placement|batch``."""
+    from matplotlib.patches import Rectangle
+
+    n = len(placements)
+    w = 0.84 / n
+    first = True
+    for i, p in enumerate(placements):
+        for j, b in enumerate(batches):
+            at = {d: v for d, v in (("placement", p), ("batch", b)) if d in fits.dims}
+            if bool(fits.sel(at).values):
+                continue
+            x = j + (i - (n - 1) / 2) * w
+            h = float(total.sel(placement=p, batch=b))
+            rect = Rectangle((x - w * 0.45, 0), w * 0.9, h, fill=False, hatch="xxxx", ec="k", lw=0.6,
+                             label=UNFIT_LABEL if first else "_nolegend_", zorder=4)
+            rect.set_gid(f"unfit|{p}|{b}")
+            ax.add_patch(rect)
+            first = False
 
 
 @styled
@@ -117,6 +155,7 @@ def lines(ds, var: str = "energy_per_token", x: str | None = None, *, hue: str |
     xs = da[x].values
     huev = list(da[hue].values) if hue else [None]
     drawn = {}
+    unfit_seen = False
     for i, h in enumerate(huev):
         y = (da.sel({hue: h}) if hue else da).transpose(x).values * scale
         kw = {}
@@ -132,6 +171,10 @@ def lines(ds, var: str = "energy_per_token", x: str | None = None, *, hue: str |
         drawn[h] = y
         (line,) = ax.plot(xs, y, label=text, zorder=3 + (len(huev) - i) * 0.01, **kw)
         line.set_gid(f"{name}|{h}" if hue else str(name))
+        fit = _fits_along(ds, {**fixed, **({hue: h} if hue else {})}, x, xs)
+        if fit is not None:
+            unfit_seen |= mark_unfit(ax, xs, y, fit, f"unfit|{name}|{h}" if hue else f"unfit|{name}",
+                                     UNFIT_LABEL if not unfit_seen else None) is not None
     _x_axis(ax, ds, x, xs)
     y = np.asarray(da.values, float) * scale
     yy = y[np.isfinite(y) & (y > 0)]
@@ -143,11 +186,29 @@ def lines(ds, var: str = "energy_per_token", x: str | None = None, *, hue: str |
     if yy.size and yy.max() / yy.min() > 30:
         ax.set_yscale("log")
     plain_ticks(ax, "y")
-    note = _fixed_note(fixed)
+    note = _fixed_note({**_size_one(ds), **fixed})
     ax.set_title(title or (_title_of(ds) + (f"\n{note}" if note else "")))
-    if hue or reference is not None:
+    if hue or reference is not None or unfit_seen:
         legend(ax)
     return fig
+
+
+def _size_one(ds) -> dict:
+    """{dimension: value} of a result's swept dimensions that hold one value (shown in the caption)."""
+    if not hasattr(ds, "data_vars"):
+        return {}
+    return {d: (ds[d].values[0].item() if hasattr(ds[d].values[0], "item") else ds[d].values[0])
+            for d in ds.dims if ds.sizes[d] == 1 and d in ds.coords and d not in ("component", "cost_part")}
+
+
+def _fits_along(ds, at: dict, x: str, xs):
+    """``fits`` of a result along ``x`` at the other dimensions' values ``at`` (None where there is no ``fits``)."""
+    if not hasattr(ds, "data_vars") or "fits" not in ds:
+        return None
+    f = ds["fits"]
+    f = f.sel({d: v for d, v in at.items() if d in f.dims})
+    f = f.isel({d: 0 for d in f.dims if d != x})
+    return np.broadcast_to(np.asarray(f.values, bool), (len(xs),)) if x not in f.dims else np.asarray(f.values, bool)
 
 
 def _x_axis(ax, ds, x: str, xs):
@@ -174,9 +235,10 @@ def ratio(ds, var: str = "energy_per_token", reference: str = "hbm", x: str | No
 
 @styled
 def heatmap(da, x: str, y: str, *, name: str | None = None, title: str | None = None, width="one",
-            masked_label: str = "never", cmap: str = "viridis", log: bool | None = None, ax=None):
+            masked_label: str = "never", cmap: str = "viridis", log: bool | None = None, ax=None, fits=None):
     """A map of ``da`` over (y, x) with every cell annotated; NaN cells grey and labelled ``masked_label``.
-    The mesh carries gid ``map|<name>``; its array is ``da`` row-major over (y, x) with NaN masked."""
+    The mesh carries gid ``map|<name>``; its array is ``da`` row-major over (y, x) with NaN masked. With ``fits``
+    (a result's ``fits``), cells that do not fit are hatched (gid ``unfit|<y>|<x>``) and named in the legend."""
     import matplotlib.colors as mcolors
 
     name = name or str(da.name)
@@ -207,8 +269,27 @@ def heatmap(da, x: str, y: str, *, name: str | None = None, title: str | None = 
             dark = np.isfinite(c) and norm is not None and norm(c * scale) < 0.5
             ax.text(i, j, masked_label if not np.isfinite(c) else plain(c * scale), ha="center", va="center",
                     fontsize=MIN_FONT_PT, color="w" if dark else "k")
-    ax.set_xticks(np.arange(nx), [str(t) for t in g[x].values])
-    ax.set_yticks(np.arange(ny), [str(t) for t in g[y].values])
+    if fits is not None:
+        from matplotlib.patches import Rectangle
+
+        f = fits.sel({d: v for d, v in fixed.items() if d in fits.dims})
+        f = f.isel({d: 0 for d in f.dims if d not in (x, y)})
+        f = np.broadcast_to(np.asarray(f.broadcast_like(g).transpose(y, x).values, bool), v.shape)
+        for j in range(ny):
+            for i in range(nx):
+                if not f[j, i]:
+                    rect = Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False, hatch="///", ec="0.4", lw=0.0,
+                                     label=UNFIT_LABEL if f.all(axis=None) or (j, i) == tuple(np.argwhere(~f)[0])
+                                     else "_nolegend_")
+                    rect.set_gid(f"unfit|{g[y].values[j]}|{g[x].values[i]}")
+                    ax.add_patch(rect)
+        if not f.all():
+            fig.legend(handles=[p for p in ax.patches if p.get_label() == UNFIT_LABEL], loc="outside lower center",
+                       handlelength=1.2)
+    ax.set_xlim(-0.5, nx - 0.5)     # exactly the cells (the style's round-number limits would add empty bands)
+    ax.set_ylim(-0.5, ny - 0.5)
+    ax.set_xticks(np.arange(nx), [plain(t) if isinstance(t, (float, np.floating)) else str(t) for t in g[x].values])
+    ax.set_yticks(np.arange(ny), [plain(t) if isinstance(t, (float, np.floating)) else str(t) for t in g[y].values])
     ax.grid(False)
     ax.set_xlabel(label(x, da[x] if x in da.coords else None))
     ax.set_ylabel(label(y, da[y] if y in da.coords else None))
@@ -224,4 +305,170 @@ def heatmap(da, x: str, y: str, *, name: str | None = None, title: str | None = 
     ax.set_title(title or lab)
     if note:
         ax.set_title((title or lab) + "\n" + note)
+    return fig
+
+
+# ---------------------------------------------------------------- small multiples: every swept dimension shown
+
+#: Most panels of one figure; a larger product of the facet dimensions shows evenly spaced values (endpoints
+#: kept) and says so in the caption.
+MAX_PANELS = 12
+UNFIT_MARKER = dict(marker="x", s=22, color="k", linewidths=1.0, zorder=6)
+UNFIT_LABEL = "does not fit (capacity)"
+#: Axis labels short enough for a small panel.
+SHORT_LABELS = {"energy_per_output_token": "J / output token", "ttft": "TTFT (ms)", "tpot": "TPOT (ms)",
+                "energy_per_token": "J / token", "step_latency": "latency (ms)"}
+
+
+def value_text(dim: str, v) -> str:
+    """``top_k = 2``, ``placement = SSD``, ``flash_read_pj_per_bit = 102`` (plain numbers, short names)."""
+    if dim == "placement" or dim.endswith("_placement"):
+        return f"{dim} = {placement_label(v)}"
+    short = dim.rsplit(".", 1)[-1]
+    return f"{short} = {plain(v) if isinstance(v, (int, float, np.number)) else v}"
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``k`` evenly spaced indices of ``n`` values, both ends kept."""
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, max(k, 1))}) if k < n else list(range(n))
+
+
+def choose_axes(da, x: str | None = None, hue: str | None = None):
+    """(x, hue, facet dimensions) of a variable's swept dimensions: x the numeric dimension with the most values
+    (batch first among equals), hue the placement (else the dimension with the fewest values), facets the rest."""
+    dims = [d for d in da.dims if da.sizes[d] > 1]
+    numeric = [d for d in dims if np.issubdtype(np.asarray(da[d].values).dtype, np.number)]
+    if x is None:
+        pool = numeric or dims
+        x = max(pool, key=lambda d: (da.sizes[d], d == "batch")) if pool else None
+    rest = [d for d in dims if d != x]
+    if hue is None and rest:
+        hue = "placement" if "placement" in rest else min(rest, key=lambda d: da.sizes[d])
+    return x, hue, [d for d in rest if d != hue]
+
+
+def _panels(da, facet_dims: list[str], most: int = MAX_PANELS):
+    """The facet combinations drawn ({dim: value} each) and a note for any dimension not shown whole."""
+    import itertools
+
+    sizes = [da.sizes[d] for d in facet_dims]
+    keep = list(sizes)
+    while int(np.prod(keep)) > most:   # thin the largest dimension first
+        i = int(np.argmax(keep))
+        keep[i] = max(2, keep[i] // 2) if keep[i] > 2 else 1
+    notes = [f"{k} of {n} values of {d} shown" for d, k, n in zip(facet_dims, keep, sizes) if k < n]
+    values = [[da[d].values[i] for i in _spread(n, k)] for d, k, n in zip(facet_dims, keep, sizes)]
+    return [dict(zip(facet_dims, combo)) for combo in itertools.product(*values)] or [{}], notes
+
+
+def mark_unfit(ax, xs, y, fit, gid: str, label: str | None = None):
+    """A black x over every point that does not fit its capacity (``fit`` false; on a dense line every few
+    points); gid ``unfit|...``."""
+    bad = ~np.asarray(fit, bool) & np.isfinite(np.asarray(y, float))
+    if len(bad) > 12:
+        thin = np.zeros(len(bad), bool)
+        thin[:: max(1, len(bad) // 10)] = True
+        thin[-1] = True
+        bad &= thin
+    if not bad.any():
+        return None
+    pts = ax.scatter(np.asarray(xs)[bad], np.asarray(y, float)[bad], label=label or "_nolegend_", **UNFIT_MARKER)
+    pts.set_gid(gid)
+    return pts
+
+
+@styled
+def facets(ds, var="energy_per_token", x: str | None = None, hue: str | None = None, *, title: str | None = None,
+           variables=None):
+    """``var`` versus ``x``, one line per ``hue`` value, in small multiples over every other swept dimension (one
+    panel per combination, up to :data:`MAX_PANELS`; the values shown are in each panel's title, the fixed ones in
+    the figure's caption). With ``variables`` (several names) each is a column and the combinations are rows.
+    Points that do not fit (``fits`` false) carry a black x. Lines: gid ``<var>|<hue>|<panel>``; unfit markers
+    ``unfit|<var>|<hue>|<panel>``."""
+    names = list(variables) if variables else [var]
+    base = ds[names[0]]
+    for n in names[1:]:
+        base = base + 0 * ds[n] if set(ds[n].dims) - set(base.dims) else base
+    fixed = {**_size_one(ds), **{d: base[d].values[0] for d in base.dims if base.sizes[d] == 1}}
+    x, hue, facet_dims = choose_axes(base, x, hue)
+    ncol_v = len(names)
+    panels, notes = _panels(base, facet_dims, MAX_PANELS if ncol_v == 1 else 4)   # rows of several variables: 4
+    if ncol_v > 1:
+        nrows, ncols = len(panels), ncol_v
+    else:
+        ncols = min(len(panels), 4)
+        nrows = int(np.ceil(len(panels) / ncols))
+    width = "two" if ncols > 1 else "one"
+    fig, axes = figure(width, 0.9 + 1.55 * nrows + (0.25 if hue else 0), nrows=nrows, ncols=ncols,
+                       sharex=True, sharey="col" if ncol_v > 1 else True)
+    fits = ds["fits"] if "fits" in ds else None
+    hues = list(base[hue].values) if hue else [None]
+    unfit_seen = False
+    for k in range(nrows * ncols):
+        r, c = divmod(k, ncols)
+        ax = axes[r, c]
+        if ncol_v > 1:
+            p, name = panels[r], names[c]
+        elif k < len(panels):
+            p, name = panels[k], names[0]
+        else:
+            ax.set_visible(False)
+            continue
+        da = ds[name]
+        lab, unit, scale = display(name, da)
+        key = ",".join(f"{d}={v}" for d, v in p.items())
+        for i, h in enumerate(hues):
+            sel = {**p, **({hue: h} if hue else {})}
+            sel = {d: v for d, v in sel.items() if d in da.dims}
+            line_da = da.sel(sel)
+            line_da = line_da.isel({d: 0 for d in line_da.dims if d != x})
+            xs = line_da[x].values if x in line_da.dims else base[x].values
+            y = (line_da.values if x in line_da.dims else np.full(len(xs), float(line_da))) * scale
+            kw = dict(color=PLACEMENT_COLORS.get(str(h)), marker=PLACEMENT_MARKERS.get(str(h), "o")) \
+                if hue == "placement" else dict(marker="o", color=f"C{i}")
+            text = (f"experts in {placement_label(h)}" if hue == "placement" else value_text(hue, h)) if hue else lab
+            if len(xs) > 12:   # a dense sweep: the line, with markers on a dozen of its points
+                kw["markevery"] = max(1, len(xs) // 10)
+            (line,) = ax.plot(xs, y, label=text if k == 0 else "_nolegend_", ms=3, **kw)
+            line.set_gid(f"{name}|{h}|{key}" if hue else f"{name}|{key}")
+            if fits is not None:
+                f = fits.sel({d: v for d, v in sel.items() if d in fits.dims})
+                f = f.isel({d: 0 for d in f.dims if d != x})
+                f = f.broadcast_like(line_da[x]) if x not in f.dims else f
+                pts = mark_unfit(ax, xs, y, f.values, f"unfit|{name}|{h}|{key}",
+                                 UNFIT_LABEL if not unfit_seen else None)
+                unfit_seen |= pts is not None
+        if x == "batch":
+            batch_axis(ax, base[x].values)
+        else:
+            _x_axis(ax, ds, x, base[x].values)
+            if ax.get_xscale() == "log" and ncols > 2:   # a narrow panel: decades only
+                ax.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0,)))
+        if r != nrows - 1 and not (ncol_v == 1 and k + ncols >= len(panels)):
+            ax.set_xlabel("")
+        yy = np.asarray(da.values, float) * scale
+        yy = yy[np.isfinite(yy) & (yy > 0)]
+        if yy.size and yy.max() / yy.min() > 30:
+            ax.set_yscale("log")
+        plain_ticks(ax, "y")
+        head = ", ".join(value_text(d, v) for d, v in p.items())
+        if ncol_v > 1:   # a column per variable (named on its axis), a row per combination (in its titles)
+            ax.set_title(head or lab, fontsize=MIN_FONT_PT)
+            ax.set_ylabel(SHORT_LABELS.get(name, label(name, da, unit)) if head else (f"({unit})" if unit else ""))
+        else:
+            ax.set_title(head, fontsize=MIN_FONT_PT)
+    if ncol_v == 1:
+        lab, unit, _ = display(names[0], ds[names[0]])
+        fig.supylabel(label(names[0], ds[names[0]], unit), fontsize=MIN_FONT_PT)
+    note = "; ".join([s for s in (_fixed_note(fixed), *notes) if s])
+    fig.suptitle((title or _title_of(ds)) + (f"\n{note}" if note else ""), fontsize=RC["axes.titlesize"])
+    handles, labels = [], []
+    for ax in fig.axes:
+        for h_, l_ in zip(*ax.get_legend_handles_labels()):
+            if l_ not in labels:
+                handles.append(h_)
+                labels.append(l_)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3 if width == "one" else 5),
+                   columnspacing=1.0, handletextpad=0.4)
     return fig
