@@ -38,7 +38,7 @@ def path_unit(path: str) -> str:
 #: Flag variables (0 / 1 where true): CF ``flag_values`` and ``flag_meanings`` instead of units.
 FLAGS = {"fits": "does_not_fit fits", "endurance_ok": "wears_out_early lasts_service_life",
          "meets_slo": "misses_targets meets_targets", "breaks_even": "never_breaks_even breaks_even",
-         "bracketed": "no_crossing crossing"}
+         "bracketed": "no_crossing crossing", "power_limited": "below_power_limit at_power_limit"}
 
 
 def flag_attrs(name: str, dtype) -> dict:

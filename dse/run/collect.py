@@ -312,6 +312,9 @@ def write(ds: xr.Dataset, path: Path, progress: bool = True, overwrite: bool = F
 
     path = Path(path)
     ds = ds.assign_attrs({outputs.MARK_ATTR: "written by dse"})
+    for v in ds.variables.values():   # a flag merged with a missing job's NaN is float now: not cast back to 0 / 1
+        if v.dtype.kind == "f" and v.encoding.get("dtype") is not None and np.dtype(v.encoding["dtype"]).kind in "biu":
+            del v.encoding["dtype"]
     with outputs.lock(path, "dse-collect"), outputs.atomic(path, "dse-collect output", overwrite,
                                                                              "--overwrite") as tmp:
         with ProgressBar(minimum=PROGRESS_DELAY_S) if progress else nullcontext():

@@ -29,12 +29,14 @@ PLACEMENT_LABELS = {"hbm": "HBM", "ddr": "DDR", "ssd": "SSD", "hbf": "HBF", "cxl
 COMPONENT_COLORS = {"hbm_weights": "#332288", "hbm_kv": "#88CCEE", "hbm_activations": "#44AA99",
                     "offload_read": "#CC6677", "offload_link": "#DDCC77", "offload_hbm_write": "#882255",
                     "warm_read": "#AA4499", "warm_link": "#6699CC",
-                    "compute": "#117733", "onchip": "#999933", "background": "#BBBBBB"}
+                    "compute": "#117733", "onchip": "#999933", "background": "#BBBBBB",
+                    "node_other": "#5F4B3A", "psu_loss": "#A6761D", "facility": "#7F7F7F"}
 COMPONENT_LABELS = {"hbm_weights": "HBM weight reads", "hbm_kv": "KV-cache reads",
                     "hbm_activations": "HBM activations", "offload_read": "offload-tier reads",
                     "offload_link": "offload link", "offload_hbm_write": "HBM write of copies",
                     "warm_read": "warm-tier reads", "warm_link": "warm-tier link",
-                    "compute": "compute", "onchip": "on-chip (L2 + L1)", "background": "static power"}
+                    "compute": "compute", "onchip": "on-chip (L2 + L1)", "background": "static power",
+                    "node_other": "rest of the node", "psu_loss": "PSU losses", "facility": "facility (PUE)"}
 #: Reference lines shared by the break-even figures.
 TODAY_COLOR, HBF_COLOR, NEVER_COLOR = "#000000", "#CC79A7", "0.85"
 
