@@ -143,6 +143,35 @@ def _set_leaf(tree: dict, name: str, path: str, value) -> None:
     presets.set_path(tree, path, value)
 
 
+def _tier_record(key: str, tiers: dict) -> dict:
+    """One tier's constants, flattened once for every use (the experts' tier, the KV cache's, the warm tier): per
+    device, ``devices_per_gpu`` devices per GPU; idle power per GPU where the tier is not always on (always-on
+    tiers are charged once, ``always_on_w_per_gpu``); ``tier_id`` its index + 1 (0 is HBM)."""
+    t = tiers[key]
+    n = t["devices_per_gpu"]
+    return dict(read_pj_per_bit=t["read_pj_per_bit"], bw_gbps=t["bw_gbps"], write_bw_gbps=t["write_bw_gbps"],
+                write_pj_per_bit=t["read_pj_per_bit"] if t.get("write_pj_per_bit") is None else t["write_pj_per_bit"],
+                devices_per_gpu=n, capacity_gb=t["capacity_gb"], usd_per_gb=t["usd_per_gb"],
+                idle_w_per_gpu=t["idle_w"] * n * (1 - t["always_on"]), is_flash=t["is_flash"],
+                pe_cycles=0.0 if t.get("pe_cycles") is None else t["pe_cycles"], read_latency_us=t["read_latency_us"],
+                tier_id=1.0 + sorted(tiers).index(key))
+
+
+#: Fields of a tier the kernel reads per device (``x devices_per_gpu`` where a workload field wants the GPU's).
+_PER_DEVICE = ("bw_gbps", "write_bw_gbps", "capacity_gb")
+
+
+def _per_gpu(record: dict, prefix: str, fields: tuple) -> dict:
+    """``fields`` of a :func:`_tier_record` as workload fields ``prefix + name``, per GPU."""
+    n = record["devices_per_gpu"]
+    return {prefix + f: record[f] * n if f in _PER_DEVICE else record[f] for f in fields}
+
+
+#: The experts' tier (the kernel's ``tier``): per device, as the copy times and capacity read it.
+_EXPERT_TIER_FIELDS = ("read_pj_per_bit", "bw_gbps", "devices_per_gpu", "idle_w_per_gpu", "is_flash", "capacity_gb",
+                       "usd_per_gb", "tier_id", "read_latency_us")
+
+
 def _tier_for(placement: str, tiers: dict) -> dict:
     if placement == "hbm":
         return dict(offloaded=0.0, read_pj_per_bit=0.0, bw_gbps=NO_TIER_BW_GBPS, devices_per_gpu=1,
@@ -150,12 +179,8 @@ def _tier_for(placement: str, tiers: dict) -> dict:
                     read_latency_us=0.0)
     if placement not in tiers:
         raise DseError(f"placement={placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
-    t = tiers[placement]
-    return dict(offloaded=1.0, read_pj_per_bit=t["read_pj_per_bit"], bw_gbps=t["bw_gbps"],
-                devices_per_gpu=t["devices_per_gpu"],
-                idle_w_per_gpu=t["idle_w"] * t["devices_per_gpu"] * (1 - t["always_on"]), is_flash=t["is_flash"],
-                capacity_gb=t["capacity_gb"], usd_per_gb=t["usd_per_gb"], tier_id=1.0 + sorted(tiers).index(placement),
-                read_latency_us=t["read_latency_us"])
+    record = _tier_record(placement, tiers)
+    return dict(offloaded=1.0, **{f: record[f] for f in _EXPERT_TIER_FIELDS})
 
 
 def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
@@ -164,16 +189,13 @@ def _kv_tier_for(kv_placement: str, tiers: dict) -> dict:
         return {k: v for k, v in kernel.WORKLOAD_FIELDS.items() if k.startswith("kv_")}
     if kv_placement not in tiers:
         raise DseError(f"kv_placement={kv_placement!r} unknown: allowed {['hbm', *sorted(tiers)]}")
-    t, n = tiers[kv_placement], tiers[kv_placement]["devices_per_gpu"]
+    t = tiers[kv_placement]
     if t["is_flash"] and (not t.get("pe_cycles") or t.get("write_pj_per_bit") is None):
         raise DseError(f"system.tiers.{kv_placement}: a Flash tier holding KV needs pe_cycles (rated program/erase "
                        "cycles, > 0) and write_pj_per_bit")
-    write = t["read_pj_per_bit"] if t.get("write_pj_per_bit") is None else t["write_pj_per_bit"]
-    return dict(kv_offloaded=1.0, kv_read_pj_per_bit=t["read_pj_per_bit"], kv_write_pj_per_bit=write,
-                kv_bw_gbps=t["bw_gbps"] * n, kv_write_bw_gbps=t["write_bw_gbps"] * n, kv_capacity_gb=t["capacity_gb"] * n, kv_is_flash=t["is_flash"],
-                kv_pe_cycles=t.get("pe_cycles") or 0.0, kv_usd_per_gb=t["usd_per_gb"],
-                kv_idle_w_per_gpu=t["idle_w"] * n * (1 - t["always_on"]),
-                kv_tier_id=1.0 + sorted(tiers).index(kv_placement))
+    return dict(kv_offloaded=1.0, **_per_gpu(_tier_record(kv_placement, tiers), "kv_", (
+        "read_pj_per_bit", "write_pj_per_bit", "bw_gbps", "write_bw_gbps", "capacity_gb", "is_flash", "pe_cycles",
+        "usd_per_gb", "idle_w_per_gpu", "tier_id")))
 
 
 def _names(x) -> list | None:
@@ -209,10 +231,8 @@ def _warm_tier_for(w: dict, placement, tiers: dict) -> dict:
             raise DseError(f"warm_tier={n!r} equals placement: the warm tier must differ from the cold tier")
 
     def tier_fields(n: str) -> dict:
-        t, k = tiers[n], tiers[n]["devices_per_gpu"]
-        return dict(warm_read_pj_per_bit=t["read_pj_per_bit"], warm_bw_gbps=t["bw_gbps"] * k,
-                    warm_idle_w_per_gpu=t["idle_w"] * k * (1 - t["always_on"]), warm_capacity_gb=t["capacity_gb"] * k,
-                    warm_usd_per_gb=t["usd_per_gb"])
+        return _per_gpu(_tier_record(n, tiers), "warm_", ("read_pj_per_bit", "bw_gbps", "idle_w_per_gpu",
+                                                          "capacity_gb", "usd_per_gb"))
 
     def link_fields(lk: str) -> dict:
         own = presets.preset("link", lk) if lk != "shared" else dict(bw_gbps=NO_TIER_BW_GBPS, pj_per_bit=0.0)
