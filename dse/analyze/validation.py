@@ -204,6 +204,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="dse validate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="outputs/validation", help="directory of validation.png / .svg")
     ap.add_argument("--table", default=str(TABLE), help="measurements CSV (default: the repository's)")
+    ap.add_argument("--overwrite", action="store_true", help="replace validation.png / .svg that dse did not write")
     ap.add_argument("--fit", action="store_true", help="fit the serving-engine constants on the fit half and print "
                     "them (the node presets carry the result)")
     args = ap.parse_args(argv)
@@ -217,6 +218,6 @@ def main(argv=None) -> int:
     bad = plot.problems(fig)
     if bad:
         raise SystemExit("validation figure: " + "; ".join(bad))
-    paths = plot.save(fig, args.out, "validation")
+    paths = plot.save(fig, args.out, "validation", overwrite=args.overwrite)
     logging.getLogger("dse").info("wrote %s", ", ".join(map(str, paths)))
     return 0
