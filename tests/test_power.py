@@ -109,3 +109,23 @@ def test_host_time_per_sequence_by_hand():
     assert float(ds.step_latency.diff("host_us_per_sequence").squeeze()) == pytest.approx(64 * 50e-6, rel=1e-9)
     ds = dse.evaluate(**BASE, batch=64, power_limit_w=1e6, tp=4, dp=2, host_us_per_sequence=[0.0, 50.0])
     assert float(ds.step_latency.diff("host_us_per_sequence").squeeze()) == pytest.approx(32 * 50e-6, rel=1e-9)
+
+
+@pytest.mark.parametrize("batching", ["lockstep", "continuous"])
+def test_requests_respect_the_power_limit(batching):
+    """A request's energy over its time is a power: lockstep, ``batch`` requests run together for request_latency
+    (continuous: ``batch`` in flight, each for request_latency); per GPU it never exceeds the limit, and at a tight
+    limit the boards run at it (the runs stretch, as one step does)."""
+    kw = dict(model="mixtral-8x7b", system="hgx-h200", placement="hbm", boundary="gpu", prompt_len=512, output_len=128, batch=64, batching=batching,
+              active_power_fraction=0.0)
+    free = dse.evaluate(**kw, power_limit_w=1e6)
+    n = float(free.n_gpus)
+    free_w = float(64 * free.energy_per_request / free.request_latency) / n
+    assert free_w > 300.0                       # the step draws well above the tight limit below
+    for limit in (250.0, 400.0, 700.0):
+        ds = dse.evaluate(**kw, power_limit_w=limit)
+        mean_w = float(64 * ds.energy_per_request / ds.request_latency) / n
+        assert mean_w <= limit * (1 + 1e-9)
+        assert float(ds.tpot) >= float(free.tpot) * (1 - 1e-12)
+    tight = dse.evaluate(**kw, power_limit_w=250.0)
+    assert float(64 * tight.energy_per_request / tight.request_latency) / n == pytest.approx(250.0, rel=0.02)

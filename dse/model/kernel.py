@@ -474,18 +474,24 @@ def _power(g, s, w, lay, e, latency):
     the clocks throttle: the step stretches until the power equals the limit (dynamic energy unchanged, the static
     energy of every part grows with the time). Then the node's other parts, the PSU losses and the facility's
     overhead are added as the boundary asks. Updates ``e.components`` in place."""
-    c = e.components
-    board = sum(c[k] for k in BOARD_COMPONENTS) + c["hbm_kv"] * (1 - e.kv_on)
-    dynamic_w = board / np.maximum(lay.n_gpus * latency, 1e-300)
+    p = throttle(g, s, e.components, e.kv_on, lay.n_gpus, latency)
+    e.components["background"] = e.static_w * p.latency
+    boundary_energy(s, w, lay.n_gpus, e.components, p.latency)
+    return p
+
+
+def throttle(g, s, c, kv_on, n_gpus, latency):
+    """The latency at the board power limit of work whose energy components ``c`` (J) take ``latency`` s unthrottled
+    on ``n_gpus`` GPUs (one step, or a request's summed steps: dse.model.requests), the mean board power per GPU and
+    whether the limit binds: ``stretch = max(dynamic / (limit - floor), 1)``."""
+    board = sum(c[k] for k in BOARD_COMPONENTS) + c["hbm_kv"] * (1 - kv_on)
+    dynamic_w = board / np.maximum(n_gpus * latency, 1e-300)
     # a preset that states no limit (NO_POWER_LIMIT_W) never throttles: its latency keeps its own dimensions
     floor = active_floor_w(g, s)
     stretch = 1.0 if np.all(g.power_limit_w >= NO_POWER_LIMIT_W) else np.maximum(
         dynamic_w / (g.power_limit_w - floor), 1.0)
-    latency = latency * stretch
-    c["background"] = e.static_w * latency
-    boundary_energy(s, w, lay.n_gpus, c, latency)
-    return SimpleNamespace(latency=latency, gpu_power_w=floor + dynamic_w / stretch,
-                           limited=np.asarray(stretch) > 1.0)
+    return SimpleNamespace(latency=latency * stretch, gpu_power_w=floor + dynamic_w / stretch,
+                           limited=np.asarray(stretch) > 1.0, stretch=stretch)
 
 
 def boundary_energy(s, w, n_gpus, c, latency) -> None:

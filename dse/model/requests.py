@@ -119,9 +119,12 @@ def run(m, g, s, link, tier, w, plan, *, q, l0, dl, n, ndim):
     mean_att = _with(t0.attention, **{f: getattr(t0.attention, f) + sums[f] * scale for f in _FIELDS})
     mean = kernel.decode_step(m, g, s, link, tier, w0, _with(t0, attention=mean_att))
     energy = {c: n * mean.energy[c] for c in kernel.COMPONENTS}
+    # the board power limit over the run: its steps stretch together where their mean power would exceed it
+    power = kernel.throttle(g, s, energy, w0.kv_offloaded, out0.n_gpus, latency)
+    latency = power.latency
     energy["background"] = out0.static_w * latency
     kernel.boundary_energy(s, w0, out0.n_gpus, energy, latency)    # over the summed latency, like the static power
-    return Run(latency=latency, first=out0.latency, last=latency_at(t_att(np.maximum(n - 1, 0))),
+    return Run(latency=latency, first=out0.latency, last=latency_at(t_att(np.maximum(n - 1, 0))) * power.stretch,
                energy=energy, kv_written=n * out0.kv_write_bytes, flops=n * mean.flops,
                offload_bytes=n * out0.offload_bytes, out0=out0)
 
