@@ -141,11 +141,32 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
     from dse.config import presets
     from dse.config.params import lookup
 
+    custom = _custom_config(argv, config_name)
+    choices, keys, values = _scan_overrides(argv)
+    grid_keys = [k for k in keys if k.startswith("grid.")]
+    for key in grid_keys:
+        name = key[len("grid."):]
+        if "." not in name:
+            lookup(name)  # a canonical parameter (or a one-line error with a suggestion)
+    if custom:
+        return
+    tree = presets.hydra_config(config_name, tuple(choices), resolve=False)
+    _check_keys(tree, keys, values)
+
+
+def _custom_config(argv: list[str], config_name: str) -> bool:
+    """Whether the primary config is another one (``--config-name`` / ``--config-path``, or the user's own)."""
     from dse import config
 
-    custom = any(a in ("--config-name", "-cn", "--config-path", "-cp")
-                 or a.startswith(("--config-name=", "--config-path=")) for a in argv) or any(
+    return any(a in ("--config-name", "-cn", "--config-path", "-cp")
+               or a.startswith(("--config-name=", "--config-path=")) for a in argv) or any(
         (d / f"{config_name}.yaml").is_file() for d in config.EXTRA_DIRS)   # a primary config of the user's
+
+
+def _scan_overrides(argv: list[str]) -> tuple[list[str], list[str], dict]:
+    """Check the presets named in ``argv``; return the preset choices, the config keys set and their values."""
+    from dse.config import presets
+
     choices, keys, skip, values = [], [], False, {}
     for arg in argv:
         if skip:
@@ -176,14 +197,13 @@ def check_argv(argv: list[str], config_name: str = "config") -> None:
             continue
         keys.append(bare)
         values[bare] = value
-    grid_keys = [k for k in keys if k.startswith("grid.")]
-    for key in grid_keys:
-        name = key[len("grid."):]
-        if "." not in name:
-            lookup(name)  # a canonical parameter (or a one-line error with a suggestion)
-    if custom:
-        return
-    tree = presets.hydra_config(config_name, tuple(choices), resolve=False)
+    return choices, keys, values
+
+
+def _check_keys(tree, keys: list[str], values: dict) -> None:
+    """Each key must name a node of the composed config ``tree``, and a section only set to a mapping or null."""
+    from dse.config import presets
+
     for key in keys:
         if key.startswith("grid."):
             name = key[len("grid."):]

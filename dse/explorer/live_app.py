@@ -53,6 +53,21 @@ class LiveApp:
 
     def __init__(self, settings: Settings | None = None):
         s = settings or Settings()
+        self._preset_widgets(s)
+        self._request_widgets(s)
+        self._parameter_widgets()
+        self._output_panes()
+        self._reset_presets(initial=s)
+        self._watch_widgets()
+        self.tabs = self._tabs()
+        self.tabs.param.watch(self._on_change, "active")
+        self.view = self._layout()
+        self.refresh()
+
+    # ------------------------------------------------------------ building the page
+
+    def _preset_widgets(self, s: Settings) -> None:
+        """The preset pickers (model, system, accounting, GPU, link) and the placement / tier widgets."""
         self.models, self.systems = _presets("model"), _presets("system")
         self.accountings, self.profiles = _presets("accounting"), _presets("profile")
         self.model = pn.widgets.Select(label="model", options=list(self.models), value=s.model,
@@ -74,6 +89,9 @@ class LiveApp:
         self.tier_presets = {}          # tier slot -> Select of the tier presets of its kind
         self.tier_box = pn.Column(sizing_mode="stretch_width")
         self.tier_grades = _presets("tier")
+
+    def _request_widgets(self, s: Settings) -> None:
+        """Batch, reference placement, request profile and the serving targets."""
         self.batch = pn.widgets.TextInput(label="batch [sequences] (list)", value=", ".join(map(str, s.batch)),
                                           css_classes=["dse-batch"])
         self.at_batch = pn.widgets.Select(label="tables at batch", options=list(s.batch), value=s.at_batch,
@@ -92,6 +110,9 @@ class LiveApp:
                                           css_classes=["dse-tpot"])
         self.ttft = pn.widgets.FloatInput(label="TTFT target [s]", value=s.ttft_s, start=1e-9,
                                           css_classes=["dse-ttft"])
+
+    def _parameter_widgets(self) -> None:
+        """A numeric input per numeric parameter and a picker per choice parameter (values set by the presets)."""
         self.numeric = {}
         for name in live.numeric_params():
             p = PARAMS[name]
@@ -111,6 +132,9 @@ class LiveApp:
                                                                        for c in p.choices],
                                                    description=p.doc, css_classes=[f"dse-{name.replace('_', '-')}"])
         self.defaults: dict = {}
+
+    def _output_panes(self) -> None:
+        """The panes that show results (error, status, tables, plots, figures, code) and the export buttons."""
         self.error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["dse-error"],
                                    sizing_mode="stretch_width")
         self.status = pn.pane.HTML("", css_classes=["dse-status"])
@@ -138,14 +162,19 @@ class LiveApp:
             pn.widgets.FileDownload(callback=lambda: self._export("csv"), filename="dse-explore.csv",
                                     label="data CSV", css_classes=["dse-export-csv"]),
         ]
-        self._reset_presets(initial=s)
+
+    def _watch_widgets(self) -> None:
+        """Preset pickers reset the parameters; every other widget recomputes."""
         for w in (self.model, self.system, self.accounting, self.gpu, self.link):
             w.param.watch(self._on_preset, "value")
         for w in (self.placement, self.batch, self.at_batch, self.reference, self.profile, self.prompt_len,
                   self.output_len, self.tpot, self.ttft,
                   *self.numeric.values(), *self.choices.values()):
             w.param.watch(self._on_change, "value")
-        self.tabs = pn.Tabs(
+
+    def _tabs(self):
+        """The main area's tabs: energy, break-even, serving, paper figures, reproduce."""
+        return pn.Tabs(
             ("Energy", pn.Column(self.numbers, self.plot_breakdown, self.plot_batch, sizing_mode="stretch_width")),
             ("Break-even", pn.Column("Break-even Flash read energy e* against the reference placement (at the "
                                      "tables' batch); where e* <= 0 Flash never breaks even, and the reason says why.",
@@ -158,7 +187,9 @@ class LiveApp:
             ("Reproduce", pn.Column(self.cli, self.py, "Export the current figure (dse.plot) and data:",
                                     pn.Row(*self.downloads), sizing_mode="stretch_width")),
             dynamic=False, sizing_mode="stretch_width", css_classes=["dse-tabs"])
-        self.tabs.param.watch(self._on_change, "active")
+
+    def _layout(self):
+        """The sidebar (presets, placement, parameters, serving) beside the error, status and tabs."""
         more = pn.Card(*[self.numeric[n] for n in live.numeric_params() if n not in live.PRIMARY],
                        *self.choices.values(), title="more parameters", collapsed=True)
         sidebar = pn.Column(
@@ -169,8 +200,7 @@ class LiveApp:
             "### Serving", self.profile, self.prompt_len, self.output_len, self.tpot, self.ttft, self.reference,
             width=340)
         main = pn.Column(self.error, self.status, self.tabs, sizing_mode="stretch_width")
-        self.view = pn.Row(sidebar, main, sizing_mode="stretch_width")
-        self.refresh()
+        return pn.Row(sidebar, main, sizing_mode="stretch_width")
 
     # ------------------------------------------------------------ widget state
 

@@ -72,6 +72,25 @@ def parity(be, flash_read_pj_per_bit=None, *, title: str | None = None, width="o
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(len(batches), 1)))
     e = be.breakeven_flash_read_pj_per_bit.where(be.breaks_even)
     e = _squeeze(e, ("batch",))
+    _ratio_lines(ax, flash, r, e, batches, colors)
+    _mark_breakeven(ax, flash, e, today)
+    ax.set_xlim(flash.min(), flash.max())
+    ylo = min(0.0, float(np.nanmin(r.values)))
+    ax.set_ylim(ylo, float(np.nanmax(r.values)) * 1.05)
+    ax.set_xlabel("Flash read energy (pJ/bit)")
+    ax.set_ylabel("energy / reference energy")
+    plain_ticks(ax, "x")
+    plain_ticks(ax, "y")
+    ax.set_title(title or _be_title(be))
+    if len(batches) > 4:
+        _batch_colorbar(fig, ax, batches, colors, e)
+    legend(ax, ncol=2)
+    return fig
+
+
+def _ratio_lines(ax, flash, r, e, batches, colors) -> None:
+    """One energy-ratio line per batch (gid ``ratio|batch=<b>``), labelled with its e* unless a colour bar names
+    the batches."""
     for b, c in zip(batches, colors):
         y = r.sel(batch=b).values if b is not None else r.values
         eb = float(e.sel(batch=b)) if b is not None and "batch" in e.dims else float(e)
@@ -79,6 +98,10 @@ def parity(be, flash_read_pj_per_bit=None, *, title: str | None = None, width="o
         many = len(batches) > 4        # many batches: a colour bar names them, the legend stays small
         (line,) = ax.plot(flash, y, color=c, label="_nolegend_" if many else text)
         line.set_gid(f"ratio|batch={b}")
+
+
+def _mark_breakeven(ax, flash, e, today: float) -> None:
+    """The parity line, the e* dots (gid ``breakeven``) with their values, and today's SSD read energy."""
     ax.axhline(1.0, color="k", ls="--", lw=0.9, label="parity")
     xs = np.atleast_1d(e.values).astype(float)
     ok = np.isfinite(xs) & (xs >= flash.min()) & (xs <= flash.max())
@@ -92,30 +115,23 @@ def parity(be, flash_read_pj_per_bit=None, *, title: str | None = None, width="o
     ax.annotate(f"today's SSD, {today:g}", (today, 0.03), xycoords=ax.get_xaxis_transform(), xytext=(-3, 0),
                 textcoords="offset points", ha="left", va="bottom", rotation=90, rotation_mode="anchor",
                 fontsize=MIN_FONT_PT, bbox=dict(fc="w", ec="none", pad=0.5, alpha=0.85))
-    ax.set_xlim(flash.min(), flash.max())
-    ylo = min(0.0, float(np.nanmin(r.values)))
-    ax.set_ylim(ylo, float(np.nanmax(r.values)) * 1.05)
-    ax.set_xlabel("Flash read energy (pJ/bit)")
-    ax.set_ylabel("energy / reference energy")
-    plain_ticks(ax, "x")
-    plain_ticks(ax, "y")
-    ax.set_title(title or _be_title(be))
-    if len(batches) > 4:
-        import matplotlib as mpl
 
-        bounds = np.arange(len(batches) + 1) - 0.5
-        sm = mpl.cm.ScalarMappable(norm=mpl.colors.BoundaryNorm(bounds, len(batches)),
-                                   cmap=mpl.colors.ListedColormap(colors))
-        cb = fig.colorbar(sm, ax=ax, pad=0.02, ticks=np.arange(len(batches)))
-        shown = [str(b) if k % max(1, len(batches) // 6) == 0 else "" for k, b in enumerate(batches)]
-        cb.ax.set_yticklabels(shown)
-        cb.ax.tick_params(labelsize=MIN_FONT_PT, length=2)
-        cb.set_label("batch (sequences)")
-        never = [str(b) for b, v in zip(batches, np.atleast_1d(e.values).astype(float)) if not np.isfinite(v)]
-        if never:
-            ax.plot([], [], color="none", label=f"never breaks even: {len(never)} of {len(batches)} batches")
-    legend(ax, ncol=2)
-    return fig
+
+def _batch_colorbar(fig, ax, batches, colors, e) -> None:
+    """A colour bar naming many batches, and a legend entry counting those that never break even."""
+    import matplotlib as mpl
+
+    bounds = np.arange(len(batches) + 1) - 0.5
+    sm = mpl.cm.ScalarMappable(norm=mpl.colors.BoundaryNorm(bounds, len(batches)),
+                               cmap=mpl.colors.ListedColormap(colors))
+    cb = fig.colorbar(sm, ax=ax, pad=0.02, ticks=np.arange(len(batches)))
+    shown = [str(b) if k % max(1, len(batches) // 6) == 0 else "" for k, b in enumerate(batches)]
+    cb.ax.set_yticklabels(shown)
+    cb.ax.tick_params(labelsize=MIN_FONT_PT, length=2)
+    cb.set_label("batch (sequences)")
+    never = [str(b) for b, v in zip(batches, np.atleast_1d(e.values).astype(float)) if not np.isfinite(v)]
+    if never:
+        ax.plot([], [], color="none", label=f"never breaks even: {len(never)} of {len(batches)} batches")
 
 
 #: The classes of a break-even map: e* <= 0 (never), below the projected HBF, between HBF and today's SSD, above.

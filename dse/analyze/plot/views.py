@@ -263,29 +263,9 @@ def heatmap(da, x: str, y: str, *, name: str | None = None, title: str | None = 
     mesh = ax.pcolormesh(np.arange(nx + 1) - 0.5, np.arange(ny + 1) - 0.5, np.ma.masked_invalid(v * scale),
                          norm=norm, cmap=cm)
     mesh.set_gid(f"map|{name}")
-    for j in range(ny):
-        for i in range(nx):
-            c = v[j, i]
-            dark = np.isfinite(c) and norm is not None and norm(c * scale) < 0.5
-            ax.text(i, j, masked_label if not np.isfinite(c) else plain(c * scale), ha="center", va="center",
-                    fontsize=MIN_FONT_PT, color="w" if dark else "k")
+    _annotate_cells(ax, v, scale, norm, masked_label)
     if fits is not None:
-        from matplotlib.patches import Rectangle
-
-        f = fits.sel({d: v for d, v in fixed.items() if d in fits.dims})
-        f = f.isel({d: 0 for d in f.dims if d not in (x, y)})
-        f = np.broadcast_to(np.asarray(f.broadcast_like(g).transpose(y, x).values, bool), v.shape)
-        for j in range(ny):
-            for i in range(nx):
-                if not f[j, i]:
-                    rect = Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False, hatch="///", ec="0.4", lw=0.0,
-                                     label=UNFIT_LABEL if f.all(axis=None) or (j, i) == tuple(np.argwhere(~f)[0])
-                                     else "_nolegend_")
-                    rect.set_gid(f"unfit|{g[y].values[j]}|{g[x].values[i]}")
-                    ax.add_patch(rect)
-        if not f.all():
-            fig.legend(handles=[p for p in ax.patches if p.get_label() == UNFIT_LABEL], loc="outside lower center",
-                       handlelength=1.2)
+        _hatch_unfit_cells(fig, ax, fits, fixed, g, x, y, v)
     ax.set_xlim(-0.5, nx - 0.5)     # exactly the cells (the style's round-number limits would add empty bands)
     ax.set_ylim(-0.5, ny - 0.5)
     ax.set_xticks(np.arange(nx), [plain(t) if isinstance(t, (float, np.floating)) else str(t) for t in g[x].values])
@@ -294,11 +274,7 @@ def heatmap(da, x: str, y: str, *, name: str | None = None, title: str | None = 
     ax.set_xlabel(label(x, da[x] if x in da.coords else None))
     ax.set_ylabel(label(y, da[y] if y in da.coords else None))
     if norm is not None:
-        cb = fig.colorbar(mesh, ax=ax, pad=0.02)
-        cb.set_label(label(name, da, unit))
-        cb.ax.yaxis.set_major_formatter(mticker.FuncFormatter(plain))
-        cb.ax.yaxis.set_minor_formatter(mticker.NullFormatter())
-        cb.ax.tick_params(labelsize=RC["ytick.labelsize"])
+        _map_colorbar(fig, ax, mesh, label(name, da, unit))
     note = _fixed_note(fixed)
     if flat:
         note = (note + "; " if note else "") + f"the same {plain(float(fin.mean()) * scale)} {unit} in every cell"
@@ -306,6 +282,47 @@ def heatmap(da, x: str, y: str, *, name: str | None = None, title: str | None = 
     if note:
         ax.set_title((title or lab) + "\n" + note)
     return fig
+
+
+def _annotate_cells(ax, v, scale, norm, masked_label: str) -> None:
+    """Each cell's value (``masked_label`` where NaN), white on dark colours."""
+    ny, nx = v.shape
+    for j in range(ny):
+        for i in range(nx):
+            c = v[j, i]
+            dark = np.isfinite(c) and norm is not None and norm(c * scale) < 0.5
+            ax.text(i, j, masked_label if not np.isfinite(c) else plain(c * scale), ha="center", va="center",
+                    fontsize=MIN_FONT_PT, color="w" if dark else "k")
+
+
+def _hatch_unfit_cells(fig, ax, fits, fixed, g, x: str, y: str, v) -> None:
+    """Hatch the cells that do not fit (gid ``unfit|<y>|<x>``) and name them in the figure's legend."""
+    from matplotlib.patches import Rectangle
+
+    ny, nx = v.shape
+    f = fits.sel({d: v for d, v in fixed.items() if d in fits.dims})
+    f = f.isel({d: 0 for d in f.dims if d not in (x, y)})
+    f = np.broadcast_to(np.asarray(f.broadcast_like(g).transpose(y, x).values, bool), v.shape)
+    for j in range(ny):
+        for i in range(nx):
+            if not f[j, i]:
+                rect = Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False, hatch="///", ec="0.4", lw=0.0,
+                                 label=UNFIT_LABEL if f.all(axis=None) or (j, i) == tuple(np.argwhere(~f)[0])
+                                 else "_nolegend_")
+                rect.set_gid(f"unfit|{g[y].values[j]}|{g[x].values[i]}")
+                ax.add_patch(rect)
+    if not f.all():
+        fig.legend(handles=[p for p in ax.patches if p.get_label() == UNFIT_LABEL], loc="outside lower center",
+                   handlelength=1.2)
+
+
+def _map_colorbar(fig, ax, mesh, text: str) -> None:
+    """The map's colour bar, labelled ``text``, with plain tick labels."""
+    cb = fig.colorbar(mesh, ax=ax, pad=0.02)
+    cb.set_label(text)
+    cb.ax.yaxis.set_major_formatter(mticker.FuncFormatter(plain))
+    cb.ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+    cb.ax.tick_params(labelsize=RC["ytick.labelsize"])
 
 
 # ---------------------------------------------------------------- small multiples: every swept dimension shown
@@ -393,11 +410,7 @@ def facets(ds, var="energy_per_token", x: str | None = None, hue: str | None = N
     x, hue, facet_dims = choose_axes(base, x, hue)
     ncol_v = len(names)
     panels, notes = _panels(base, facet_dims, MAX_PANELS if ncol_v == 1 else 4)   # rows of several variables: 4
-    if ncol_v > 1:
-        nrows, ncols = len(panels), ncol_v
-    else:
-        ncols = min(len(panels), 4)
-        nrows = int(np.ceil(len(panels) / ncols))
+    nrows, ncols = _grid_shape(len(panels), ncol_v)
     width = "two" if ncols > 1 else "one"
     fig, axes = figure(width, 0.9 + 1.55 * nrows + (0.25 if hue else 0), nrows=nrows, ncols=ncols,
                        sharex=True, sharey="col" if ncol_v > 1 else True)
@@ -416,52 +429,87 @@ def facets(ds, var="energy_per_token", x: str | None = None, hue: str | None = N
             continue
         da = ds[name]
         lab, unit, scale = display(name, da)
-        key = ",".join(f"{d}={v}" for d, v in p.items())
-        for i, h in enumerate(hues):
-            sel = {**p, **({hue: h} if hue else {})}
-            sel = {d: v for d, v in sel.items() if d in da.dims}
-            line_da = da.sel(sel)
-            line_da = line_da.isel({d: 0 for d in line_da.dims if d != x})
-            xs = line_da[x].values if x in line_da.dims else base[x].values
-            y = (line_da.values if x in line_da.dims else np.full(len(xs), float(line_da))) * scale
-            kw = dict(color=PLACEMENT_COLORS.get(str(h)), marker=PLACEMENT_MARKERS.get(str(h), "o")) \
-                if hue == "placement" else dict(marker="o", color=f"C{i}")
-            text = (f"experts in {placement_label(h)}" if hue == "placement" else value_text(hue, h)) if hue else lab
-            if len(xs) > 12:   # a dense sweep: the line, with markers on a dozen of its points
-                kw["markevery"] = max(1, len(xs) // 10)
-            (line,) = ax.plot(xs, y, label=text if k == 0 else "_nolegend_", ms=3, **kw)
-            line.set_gid(f"{name}|{h}|{key}" if hue else f"{name}|{key}")
-            if fits is not None:
-                f = fits.sel({d: v for d, v in sel.items() if d in fits.dims})
-                f = f.isel({d: 0 for d in f.dims if d != x})
-                f = f.broadcast_like(line_da[x]) if x not in f.dims else f
-                pts = mark_unfit(ax, xs, y, f.values, f"unfit|{name}|{h}|{key}",
-                                 UNFIT_LABEL if not unfit_seen else None)
-                unfit_seen |= pts is not None
-        if x == "batch":
-            batch_axis(ax, base[x].values)
-        else:
-            _x_axis(ax, ds, x, base[x].values)
-            if ax.get_xscale() == "log" and ncols > 2:   # a narrow panel: decades only
-                ax.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0,)))
-        if r != nrows - 1 and not (ncol_v == 1 and k + ncols >= len(panels)):
-            ax.set_xlabel("")
-        yy = np.asarray(da.values, float) * scale
-        yy = yy[np.isfinite(yy) & (yy > 0)]
-        if yy.size and yy.max() / yy.min() > 30:
-            ax.set_yscale("log")
-        plain_ticks(ax, "y")
-        head = ", ".join(value_text(d, v) for d, v in p.items())
-        if ncol_v > 1:   # a column per variable (named on its axis), a row per combination (in its titles)
-            ax.set_title(head or lab, fontsize=MIN_FONT_PT)
-            ax.set_ylabel(SHORT_LABELS.get(name, label(name, da, unit)) if head else (f"({unit})" if unit else ""))
-        else:
-            ax.set_title(head, fontsize=MIN_FONT_PT)
+        unfit_seen = _panel_lines(ax, da, base, name, p, x, hue, hues, fits, lab, scale, k == 0, unfit_seen)
+        bottom = r == nrows - 1 or (ncol_v == 1 and k + ncols >= len(panels))   # the lowest panel of its column
+        _panel_axes(ax, ds, da, base, x, scale, ncols, x_label=bottom)
+        _panel_title(ax, p, name, da, lab, unit, by_variable=ncol_v > 1)
     if ncol_v == 1:
         lab, unit, _ = display(names[0], ds[names[0]])
         fig.supylabel(label(names[0], ds[names[0]], unit), fontsize=MIN_FONT_PT)
     note = "; ".join([s for s in (_fixed_note(fixed), *notes) if s])
     fig.suptitle((title or _title_of(ds)) + (f"\n{note}" if note else ""), fontsize=RC["axes.titlesize"])
+    _figure_legend(fig, width)
+    return fig
+
+
+def _grid_shape(n_panels: int, ncol_v: int) -> tuple[int, int]:
+    """(rows, columns) of the panels: a column per variable when several, else up to 4 panels a row."""
+    if ncol_v > 1:
+        nrows, ncols = n_panels, ncol_v
+    else:
+        ncols = min(n_panels, 4)
+        nrows = int(np.ceil(n_panels / ncols))
+    return nrows, ncols
+
+
+def _panel_lines(ax, da, base, name: str, p: dict, x: str, hue, hues, fits, lab: str, scale, first: bool,
+                 unfit_seen: bool) -> bool:
+    """One line per ``hue`` value of panel ``p`` (legend labels on the ``first`` panel only), unfit points
+    marked; returns whether an unfit marker has been drawn (this panel's or an earlier one)."""
+    key = ",".join(f"{d}={v}" for d, v in p.items())
+    for i, h in enumerate(hues):
+        sel = {**p, **({hue: h} if hue else {})}
+        sel = {d: v for d, v in sel.items() if d in da.dims}
+        line_da = da.sel(sel)
+        line_da = line_da.isel({d: 0 for d in line_da.dims if d != x})
+        xs = line_da[x].values if x in line_da.dims else base[x].values
+        y = (line_da.values if x in line_da.dims else np.full(len(xs), float(line_da))) * scale
+        kw = dict(color=PLACEMENT_COLORS.get(str(h)), marker=PLACEMENT_MARKERS.get(str(h), "o")) \
+            if hue == "placement" else dict(marker="o", color=f"C{i}")
+        text = (f"experts in {placement_label(h)}" if hue == "placement" else value_text(hue, h)) if hue else lab
+        if len(xs) > 12:   # a dense sweep: the line, with markers on a dozen of its points
+            kw["markevery"] = max(1, len(xs) // 10)
+        (line,) = ax.plot(xs, y, label=text if first else "_nolegend_", ms=3, **kw)
+        line.set_gid(f"{name}|{h}|{key}" if hue else f"{name}|{key}")
+        if fits is not None:
+            f = fits.sel({d: v for d, v in sel.items() if d in fits.dims})
+            f = f.isel({d: 0 for d in f.dims if d != x})
+            f = f.broadcast_like(line_da[x]) if x not in f.dims else f
+            pts = mark_unfit(ax, xs, y, f.values, f"unfit|{name}|{h}|{key}",
+                             UNFIT_LABEL if not unfit_seen else None)
+            unfit_seen |= pts is not None
+    return unfit_seen
+
+
+def _panel_axes(ax, ds, da, base, x: str, scale, ncols: int, x_label: bool) -> None:
+    """A panel's x axis (its label only where ``x_label``) and a y axis logarithmic over a wide range."""
+    if x == "batch":
+        batch_axis(ax, base[x].values)
+    else:
+        _x_axis(ax, ds, x, base[x].values)
+        if ax.get_xscale() == "log" and ncols > 2:   # a narrow panel: decades only
+            ax.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0,)))
+    if not x_label:
+        ax.set_xlabel("")
+    yy = np.asarray(da.values, float) * scale
+    yy = yy[np.isfinite(yy) & (yy > 0)]
+    if yy.size and yy.max() / yy.min() > 30:
+        ax.set_yscale("log")
+    plain_ticks(ax, "y")
+
+
+def _panel_title(ax, p: dict, name: str, da, lab: str, unit: str, by_variable: bool) -> None:
+    """The panel's title (its facet values) and, with a column per variable, the variable on its y axis."""
+    head = ", ".join(value_text(d, v) for d, v in p.items())
+    if by_variable:   # a column per variable (named on its axis), a row per combination (in its titles)
+        ax.set_title(head or lab, fontsize=MIN_FONT_PT)
+        ax.set_ylabel(SHORT_LABELS.get(name, label(name, da, unit)) if head else (f"({unit})" if unit else ""))
+    else:
+        ax.set_title(head, fontsize=MIN_FONT_PT)
+
+
+def _figure_legend(fig, width) -> None:
+    """One legend under the figure with every distinct label of its panels."""
     handles, labels = [], []
     for ax in fig.axes:
         for h_, l_ in zip(*ax.get_legend_handles_labels()):
@@ -471,4 +519,3 @@ def facets(ds, var="energy_per_token", x: str | None = None, hue: str | None = N
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3 if width == "one" else 5),
                    columnspacing=1.0, handletextpad=0.4)
-    return fig
