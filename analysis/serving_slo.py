@@ -88,7 +88,7 @@ def plot(ds: xr.Dataset):
     (one colour and marker per placement, as every dse figure), a shared legend under the panels."""
     import matplotlib.ticker as mticker
 
-    from dse.analyze.plot import label, model_name, plain, plain_ticks, styled
+    from dse.analyze.plot import model_name, plain, plain_ticks, styled
 
     @styled
     def draw():

@@ -7,8 +7,6 @@ Skipped (with the reason) only where Chromium or its driver is not installed; .c
 """
 from __future__ import annotations
 
-import io
-import os
 import shutil
 import signal
 import socket

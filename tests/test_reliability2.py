@@ -274,7 +274,7 @@ def test_a_whole_last_record_without_its_newline_is_kept(tmp_path):
 
 
 def test_a_damaged_record_inside_the_journal_is_refused_and_nothing_appended(tmp_path):
-    from dse.search.study import check_journal, open_storage
+    from dse.search.study import open_storage
 
     j = tmp_path / "j.log"
     j.write_bytes(b'{"op_code": 0}\n{"op_code": 4, "wor\n{"op_code": 5}\n')
