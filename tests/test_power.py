@@ -129,3 +129,16 @@ def test_requests_respect_the_power_limit(batching):
         assert float(ds.tpot) >= float(free.tpot) * (1 - 1e-12)
     tight = dse.evaluate(**kw, power_limit_w=250.0)
     assert float(64 * tight.energy_per_request / tight.request_latency) / n == pytest.approx(250.0, rel=0.02)
+
+
+def test_max_batch_counts_the_throttle():
+    """On a node with a power limit the largest batch under a TPOT target is the brute-force one, where the
+    throttle stretches the steps (its times need the energy, so the search cannot skip the traffic)."""
+    kw = dict(model="mixtral-8x7b", system="hgx-h200", prompt_len=1024, output_len=256, placement="hbm")
+    ds = dse.evaluate(**kw, batch=list(range(60, 200)))
+    free = dse.evaluate(**kw, batch=list(range(60, 200)), power_limit_w=1e6)
+    assert bool((ds.tpot > free.tpot * 1.01).any())                 # the throttle binds in this range
+    target = float(ds.tpot.sel(batch=130))
+    want = int(ds.batch.where(ds.tpot <= target, drop=True).max())
+    got = int(dse.max_batch(**kw, tpot_slo_s=target).max_batch)
+    assert got == want

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dse.errors import DseError
+from dse.model.kernel import NO_POWER_LIMIT_W
 from dse.model.requests import VARIABLES, _with
 
 LIMITS = ("none", "tpot", "ttft", "memory", "batch_max")
@@ -42,10 +43,13 @@ class _Search:
         self.grid, self.tpot, self.ttft = grid, tpot_slo_s, ttft_slo_s
         self.inputs = {k: v for k, v in grid.whole().items() if k != "pre"}
         self.shape = tuple(grid.sizes[d] for d in grid.dims)
+        # a board power limit makes the times depend on the energy (the throttle): then the whole traffic is needed
+        self.throttles = bool(np.any(np.asarray(self.inputs["g"].power_limit_w) < NO_POWER_LIMIT_W))
 
     def at(self, batch, energy=False) -> dict:
-        """The outputs at ``batch`` (one value per point); the search needs times only (no tiled traffic)."""
-        w = _with(self.inputs["w"], batch=batch.astype(float), latency_only=not energy)
+        """The outputs at ``batch`` (one value per point); without a power limit the search needs times only (no
+        tiled traffic)."""
+        w = _with(self.inputs["w"], batch=batch.astype(float), latency_only=not (energy or self.throttles))
         out = self.grid.compute(**{**self.inputs, "w": w})
         names = ("tpot", "ttft", "fits", "hbm_fill") + (tuple(VARIABLES) if energy else ())
         return {k: np.broadcast_to(np.asarray(out[k]), self.shape) for k in names}
