@@ -34,14 +34,20 @@ def energy_table(ds: xr.Dataset, max_rows: int = 80) -> str:
         named(ds["step_latency"] * 1e3, "latency_ms"),
         ds["offload_share"],
     ]
-    has_fits = "fits" in ds
-    if has_fits:
+    if "fits" in ds:
         columns += [ds["hbm_fill"], ds["offload_fill"], ds["fits"]]
+    return _render(columns, max_rows, "(fits = NO: hbm_fill or offload_fill above 1); their energies are not "
+                   "achievable as configured")
+
+
+def _render(columns: list, max_rows: int, unfit_note: str) -> str:
+    """The columns as a text table (at most ``max_rows`` rows), ``fits`` shown as yes / NO and the rows that do
+    not fit counted below it with ``unfit_note``."""
     table = xr.broadcast(xr.merge(columns, compat="override"))[0].load()   # small (the CLI prints a few thousand points)
     frame: pd.DataFrame = table.to_dataframe() if table.dims else pd.DataFrame([table.to_pandas()])
     frame = frame[[v for v in table.data_vars]]
     n_out = 0
-    if has_fits:
+    if "fits" in frame:
         fits = frame["fits"].astype(bool)
         n_out = int((~fits).sum())
         frame["fits"] = fits.map({True: "yes", False: "NO"})
@@ -49,8 +55,7 @@ def energy_table(ds: xr.Dataset, max_rows: int = 80) -> str:
     if len(frame) > max_rows:
         text += f"\n... {len(frame) - max_rows} more rows (all of them are in the dataset)"
     if n_out:
-        text += (f"\n{n_out} of {len(frame)} rows do not fit (fits = NO: hbm_fill or offload_fill above 1); "
-                 "their energies are not achievable as configured")
+        text += f"\n{n_out} of {len(frame)} rows do not fit {unfit_note}"
     return text
 
 
@@ -69,17 +74,4 @@ def request_table(ds: xr.Dataset, max_rows: int = 80) -> str:
     columns = [named(ds[v] * scale, col) for col, v, scale in REQUEST_COLUMNS if v in ds]
     if "fits" in ds:
         columns.append(ds["fits"])
-    table = xr.broadcast(xr.merge(columns, compat="override"))[0]
-    frame: pd.DataFrame = table.to_dataframe() if table.dims else pd.DataFrame([table.to_pandas()])
-    frame = frame[[v for v in table.data_vars]]
-    n_out = 0
-    if "fits" in frame:
-        fits = frame["fits"].astype(bool)
-        n_out = int((~fits).sum())
-        frame["fits"] = fits.map({True: "yes", False: "NO"})
-    text = _readable_index(frame.head(max_rows)).to_string(float_format=lambda x: f"{x:.4g}")
-    if len(frame) > max_rows:
-        text += f"\n... {len(frame) - max_rows} more rows (all of them are in the dataset)"
-    if n_out:
-        text += f"\n{n_out} of {len(frame)} rows do not fit (fits = NO); their metrics are not achievable as configured"
-    return text
+    return _render(columns, max_rows, "(fits = NO); their metrics are not achievable as configured")
