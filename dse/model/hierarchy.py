@@ -194,7 +194,8 @@ def offload(fetched, warm, touched, busiest, w, link, tier, sizes):
                        link.bw_gbps * 1e9, h.warm_link_bw_gbps * 1e9, h.warm_link_shared, sizes.hbm_write_bw)
     # the first expert waits for the tier's read latency; the rest stream behind it. Expected experts below one
     # stand for the chance that a copy happens at all (at most the expectation)
-    t_copy = t_copy + sizes.first_byte_s * np.minimum(busiest_cold, 1.0)
+    if np.any(sizes.first_byte_s):         # a tier without a read latency (DRAM, accounting=paper): nothing added
+        t_copy = t_copy + sizes.first_byte_s * np.minimum(busiest_cold, 1.0)
     return SimpleNamespace(warm=warm * (1 + over), cold=cold * (1 + over), t_copy=t_copy, t_miss=over * t_copy,
                            busiest_bytes=(warm_bytes + cold_bytes) * (1 + over))
 

@@ -340,7 +340,9 @@ def _fetches(m, link, tier, w, t, lay, n_moe, r):
         hbm_write_bw=r.copy_cap, first_byte_s=(1 - w.mimic_tool) * tier.read_latency_us * 1e-6))
     offload_bytes = n_moe * (split.cold * expert_bytes + router_offloaded * lay.n_gpus * router_bytes)
     # refined: the busiest GPU's staged copies write their bytes into HBM while its experts read HBM (per MoE layer)
-    t_write = (1 - w.mimic_tool) * w.staged * split.busiest_bytes / r.hbm_bw
+    # (terms that are zero everywhere stay scalars: no full-size arrays on the sweep's hot path)
+    landing = (1 - w.mimic_tool) * w.staged
+    t_write = landing * split.busiest_bytes / r.hbm_bw if np.any(landing) else 0.0
     return SimpleNamespace(fetched=fetched, offload_bytes=offload_bytes, t_copy=split.t_copy, t_miss=split.t_miss,
                            t_write=t_write, warm_fetched=warm, warm_bits=n_moe * split.warm * expert_bytes * BITS)
 
@@ -391,10 +393,10 @@ def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f):
     # the busiest GPU's routed experts, with the HBM writes of the copies landing beside them (refined, staged)
     t_experts = t.busiest * t_expert + f.t_write
     # a KV cache on a tier: each layer's new K/V leave over the link at the tier's write bandwidth
-    t_kv_write = m.n_layers * _kv_layer_bytes(m, w, lay) * r.kv_write_s_per_byte
+    t_kv_write = m.n_layers * _kv_layer_bytes(m, w, lay) * r.kv_write_s_per_byte if np.any(r.kv_on) else 0.0
     t_dense_layers = n_dense * (t_att + c.ar_attention + t_dense + c.allreduce)
     # the serving engine's host work per sequence of a data-parallel group, not overlapped with the GPUs
-    t_host = s.host_us_per_sequence * 1e-6 * lay.group_tokens
+    t_host = s.host_us_per_sequence * 1e-6 * lay.group_tokens if np.any(s.host_us_per_sequence) else 0.0
     t_other = (t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm + t_kv_write
                + t_host)
     prefetch = w.prefetch
