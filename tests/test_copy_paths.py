@@ -11,7 +11,7 @@ MIXTRAL_EXPERT_BYTES = 3 * 4096 * 14336 * 2      # gate, up, down of 4096 x 1433
 MIXTRAL_MOE_LAYERS = 32
 # the copy physics alone: the serving engine at the roofline, the boards at idle between operations
 ONE_GPU = dict(model="mixtral-8x7b", system="hgx-h200", tp=1, ep=1, dp=1, accounting="refined", serving_efficiency=1.0,
-               active_power_fraction=0.0, host_us_per_sequence=0.0)
+               active_power_fraction=0.0, host_us_per_sequence=0.0, layer_overhead_us=0.0)
 
 
 def _copy_latency(**kw):

@@ -9,13 +9,13 @@ BASE = dict(model="mixtral-8x7b", system="hgx-h200", placement="hbm", context_le
 
 
 def test_the_serving_floor_by_hand():
-    """hgx-h200's engine constants: the boards draw idle + 0.36 x (700 - 122.5) W whatever they do, and every
-    operation runs at 0.72 of its achievable rate, so a memory-bound step takes 1 / 0.72 as long (plus 70 us of
-    host time for its one sequence)."""
+    """hgx-h200's engine constants: the boards draw idle + 0.3 x (700 - 122.5) W whatever they do, and every
+    operation runs at 0.86 of its achievable rate, so a memory-bound step takes 1 / 0.86 as long (plus 80 us of
+    host time for its one sequence and 100 us per layer)."""
     roofline = dse.evaluate(**BASE, batch=1, boundary="gpu", serving_efficiency=1.0, active_power_fraction=0.0,
-                            host_us_per_sequence=0.0)
+                            host_us_per_sequence=0.0, layer_overhead_us=0.0)
     served = dse.evaluate(**BASE, batch=1, boundary="gpu")
-    floor = 122.5 + 0.36 * (700.0 - 122.5)
+    floor = 122.5 + 0.3 * (700.0 - 122.5)
     n, t = float(served.n_gpus), float(served.step_latency)
     # batch 1: every operation is memory-bound and the collectives are latency-bound (not scaled)
     assert t > float(roofline.step_latency) * 1.3
@@ -87,7 +87,8 @@ def test_board_power_never_above_the_limit_and_boundaries_nest(system, model, ba
                                       (dict(compute_efficiency=1.2), "compute_efficiency"),
                                       (dict(serving_efficiency=0.0), "serving_efficiency"),
                                       (dict(active_power_fraction=1.0), "active_power_fraction"),
-                                      (dict(host_us_per_sequence=-1.0), "host_us_per_sequence")])
+                                      (dict(host_us_per_sequence=-1.0), "host_us_per_sequence"),
+                                      (dict(layer_overhead_us=-1.0), "layer_overhead_us")])
 def test_bad_reality_inputs_are_one_line_errors_naming_the_key(kw, word):
     with pytest.raises(dse.DseError) as err:
         dse.evaluate(**BASE, batch=1, **kw)
@@ -109,6 +110,18 @@ def test_host_time_per_sequence_by_hand():
     assert float(ds.step_latency.diff("host_us_per_sequence").squeeze()) == pytest.approx(64 * 50e-6, rel=1e-9)
     ds = dse.evaluate(**BASE, batch=64, power_limit_w=1e6, tp=4, dp=2, host_us_per_sequence=[0.0, 50.0])
     assert float(ds.step_latency.diff("host_us_per_sequence").squeeze()) == pytest.approx(32 * 50e-6, rel=1e-9)
+
+
+def test_layer_overhead_by_hand():
+    """Mixtral's 32 layers, 40 us of fixed GPU time each: 1.28 ms more per step whatever the batch or the
+    parallelism; a request of 1 + 16 output tokens (one prefill pass, 16 decode steps) has it 17 times over."""
+    for kw in (dict(batch=1), dict(batch=256, tp=4, dp=2)):
+        ds = dse.evaluate(**BASE, **kw, power_limit_w=1e6, layer_overhead_us=[0.0, 40.0])
+        assert float(ds.step_latency.diff("layer_overhead_us").squeeze()) == pytest.approx(32 * 40e-6, rel=1e-9)
+    req = dse.evaluate(model="mixtral-8x7b", system="hgx-h200", batch=1, power_limit_w=1e6, prompt_len=64, output_len=16, batching="lockstep",
+                       layer_overhead_us=[0.0, 40.0])
+    assert float(req.request_latency.diff("layer_overhead_us").squeeze()) == pytest.approx(17 * 32 * 40e-6,
+                                                                                            rel=1e-9)
 
 
 @pytest.mark.parametrize("batching", ["lockstep", "continuous"])
@@ -134,9 +147,10 @@ def test_requests_respect_the_power_limit(batching):
 def test_max_batch_counts_the_throttle():
     """On a node with a power limit the largest batch under a TPOT target is the brute-force one, where the
     throttle stretches the steps (its times need the energy, so the search cannot skip the traffic)."""
-    kw = dict(model="mixtral-8x7b", system="hgx-h200", prompt_len=1024, output_len=256, placement="hbm")
+    kw = dict(model="mixtral-8x7b", system="hgx-h200", prompt_len=1024, output_len=256, placement="hbm",
+              power_limit_w=400.0)
     ds = dse.evaluate(**kw, batch=list(range(60, 200)))
-    free = dse.evaluate(**kw, batch=list(range(60, 200)), power_limit_w=1e6)
+    free = dse.evaluate(**(kw | dict(power_limit_w=1e6)), batch=list(range(60, 200)))
     assert bool((ds.tpot > free.tpot * 1.01).any())                 # the throttle binds in this range
     target = float(ds.tpot.sel(batch=130))
     want = int(ds.batch.where(ds.tpot <= target, drop=True).max())

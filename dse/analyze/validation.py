@@ -29,6 +29,7 @@ MODELS = {"deepseek-r1-0528": "deepseek-r1", "deepseek-v3.1": "deepseek-r1", "mi
           "mixtral-8x7b-instruct-v0.1": "mixtral-8x7b", "qwen3-235b-a22b-instruct-2507": "qwen3-235b-a22b",
           "qwen3-235b-a22b-thinking-2507": "qwen3-235b-a22b", "gpt-oss-120b": "gpt-oss-120b",
           "llama-4-maverick-17b-128e-instruct": "llama4-maverick", "qwen3-30b-a3b-instruct-2507": "qwen3-30b-a3b",
+          "qwen3-30b-a3b-thinking-2507": "qwen3-30b-a3b",
           "llama2-70b": "llama2-70b"}
 WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5, "mxfp4": 0.5, "nvfp4": 0.5}
 #: The run's own settings stated by its source (not fitted): MLPerf v4.1 NVIDIA H200 "MaxQ" caps each GPU at 500 W
@@ -113,7 +114,8 @@ def halves(rows: list[Row]) -> tuple[list[Row], list[Row]]:
 #: host_us_per_sequence).
 FIT_GRID = dict(serving_efficiency=[round(0.30 + 0.02 * i, 2) for i in range(36)],
                 active_power_fraction=[round(0.02 * i, 2) for i in range(46)],
-                host_us_per_sequence=[10.0 * i for i in range(21)])
+                host_us_per_sequence=[10.0 * i for i in range(21)],
+                layer_overhead_us=[20.0 * i for i in range(16)])
 
 
 def fit(rows: list[Row]) -> dict:
@@ -140,11 +142,13 @@ def _stats(label: str, rows: list[Row]) -> str:
             f"within 1.5x, range {ratios[0]:.2f}-{ratios[-1]:.2f}")
 
 
-def summary(rows: list[Row]) -> str:
-    fit_ids = {r.id for r in halves(rows)[0]}
+def summary(rows: list[Row], fitted: bool = True) -> str:
+    """The table with its ratios; ``fitted``: the table is the one the engine's constants were fitted on (its fit
+    and report halves are marked); otherwise every row is out of sample."""
+    fit_ids = {r.id for r in halves(rows)[0]} if fitted else set()
     lines = [f"{'id':40s} {'half':6s} {'boundary':8s} {'measured J/tok':>14s} {'dse J/tok':>10s} {'ratio':>6s}"]
     for r in rows:
-        half = "fit" if r.id in fit_ids else ("report" if not r.skipped else "-")
+        half = "fit" if r.id in fit_ids else ("-" if r.skipped else "report" if fitted else "check")
         if r.skipped:
             lines.append(f"{r.id:40s} {half:6s} {r.boundary:8s} {r.measured_j_per_token:14.4g} {'-':>10s} {'-':>6s}  "
                          f"skipped: {r.skipped}")
@@ -152,16 +156,20 @@ def summary(rows: list[Row]) -> str:
             lines.append(f"{r.id:40s} {half:6s} {r.boundary:8s} {r.measured_j_per_token:14.4g} "
                          f"{r.predicted_j_per_token:10.4g} {r.ratio:6.2f}")
     done = [r for r in rows if not r.skipped]
-    if done:
+    if done and not fitted:
+        lines.append(f"{len(done)} rows predicted, {len(rows) - len(done)} skipped. None was fitted on (the serving-"
+                     "engine constants come from the repository table's fit half):")
+        lines.append(_stats("  all", done))
+    elif done:
         lines.append(f"{len(done)} rows predicted, {len(rows) - len(done)} skipped. The serving-engine constants "
-                     "(system.serving_efficiency, active_power_fraction, host_us_per_sequence) were fitted on the fit half:")
+                     f"({', '.join(FIT_GRID)}) were fitted on the fit half:")
         lines.append(_stats("  report half (not fitted on)", [r for r in done if r.id not in fit_ids]))
         lines.append(_stats("  fit half", [r for r in done if r.id in fit_ids]))
         lines.append(_stats("  all", done))
     return "\n".join(lines)
 
 
-def parity_figure(rows: list[Row]):
+def parity_figure(rows: list[Row], fitted: bool = True):
     """Measured versus predicted energy per output token, log-log, with the parity line and the 1.5x band."""
     from dse.analyze import plot
 
@@ -174,9 +182,9 @@ def parity_figure(rows: list[Row]):
         lo, hi = min(xs + ys) / 2, max(xs + ys) * 2
         ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, label="parity")
         ax.fill_between([lo, hi], [lo / 1.5, hi / 1.5], [lo * 1.5, hi * 1.5], color="0.85", lw=0, label="within 1.5x")
-        fit_ids = {r.id for r in halves(rows)[0]}
+        fit_ids = {r.id for r in halves(rows)[0]} if fitted else set()
         for boundary, marker in (("gpu", "o"), ("node", "s"), ("facility", "^")):
-            for half, face in (("report", None), ("fit", "none")):
+            for half, face in (("report" if fitted else "out of sample", None), ("fit", "none")):
                 pts = [(r.measured_j_per_token, r.predicted_j_per_token) for r in done
                        if r.boundary == boundary and (r.id in fit_ids) == (half == "fit")]
                 if pts:
@@ -213,8 +221,9 @@ def main(argv=None) -> int:
         print(" ".join(f"{k}={v:g}" for k, v in got.items()))
         return 0
     rows = run(Path(args.table))
-    print(summary(rows))
-    fig = parity_figure(rows)
+    fitted = Path(args.table).resolve() == TABLE
+    print(summary(rows, fitted))
+    fig = parity_figure(rows, fitted)
     bad = plot.problems(fig)
     if bad:
         raise SystemExit("validation figure: " + "; ".join(bad))

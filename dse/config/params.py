@@ -117,6 +117,8 @@ PARAMS: dict[str, Param] = {
                                 "rates a serving engine attains (kernel gaps, synchronisation, scheduling)"),
     "host_us_per_sequence": Param("system.host_us_per_sequence", "us", "the serving engine's host time per "
                                   "sequence and step (scheduling, sampling), not overlapped with the GPUs"),
+    "layer_overhead_us": Param("system.layer_overhead_us", "us", "the serving engine's fixed GPU time per layer "
+                               "and step beyond the roofline (kernel launches and tails, synchronisation)"),
     "active_power_fraction": Param("system.active_power_fraction", "1", "board power floor while serving, as a "
                                    "fraction of the headroom from idle to the power limit (0: idle)"),
     "profile": Param("workload.profile", "", "request profile preset (prompt_len, output_len)",

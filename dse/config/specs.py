@@ -125,6 +125,8 @@ class SystemSpec:
                                       # synchronisation, host scheduling); 1 = the roofline
     active_power_fraction: float = 0.0  # board power floor while serving: idle + this x (power limit - idle)
     host_us_per_sequence: float = 0.0  # the serving engine's host time per sequence and step, not overlapped (us)
+    layer_overhead_us: float = 0.0    # the serving engine's fixed GPU time per layer and step beyond the roofline
+                                      # (kernel launches and tails, synchronisation), us
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 

@@ -397,8 +397,10 @@ def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f):
     t_dense_layers = n_dense * (t_att + c.ar_attention + t_dense + c.allreduce)
     # the serving engine's host work per sequence of a data-parallel group, not overlapped with the GPUs
     t_host = s.host_us_per_sequence * 1e-6 * lay.group_tokens if np.any(s.host_us_per_sequence) else 0.0
+    # and its fixed GPU time per layer beyond the roofline (kernel launches and tails, synchronisation)
+    t_fixed = s.layer_overhead_us * 1e-6 * m.n_layers if np.any(s.layer_overhead_us) else 0.0
     t_other = (t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm + t_kv_write
-               + t_host)
+               + t_host + t_fixed)
     prefetch = w.prefetch
     # copies overlap only their own MoE layer's experts (refined) ...
     t_routed = prefetch * np.maximum(t_copy, t_experts) + (1 - prefetch) * (t_copy + t_experts) + t_miss
