@@ -6,13 +6,15 @@ predicts the energy per output token at the row's own boundary with the node pre
 (``hgx-h100``, ``hgx-h200``, ``hgx-b200``), the model's preset, the row's precision (weight bytes), GPUs and
 concurrency: a decode step at the mean context of a request's life (prompt + output / 2; a prompt length not
 published counts as 0), the experts in HBM. Nothing is fitted to these rows: every constant comes from the presets
-(their sources and evidence grades are in dse/conf), except the three constants of the serving engine
-(``system.serving_efficiency``: the fraction of the GPUs' achievable rates it attains; ``active_power_fraction``: the
-boards' power floor while it runs; ``host_us_per_sequence``: its host time per sequence and step), which are fitted on every other row (``--fit``; one set for all nodes, GPUs
-and models) and reported on the rest. Rows dse has no preset for are listed as skipped.
+(their sources and evidence grades are in dse/conf), except the four constants of the serving engine
+(``system.serving_efficiency``: the fraction of the GPUs' achievable rates it attains; ``layer_overhead_us``: its
+fixed GPU time per layer and step; ``host_us_per_sequence``: its host time per sequence and step;
+``active_power_fraction``: the boards' power floor while it runs), which are fitted on every other row (``--fit``;
+one set for all nodes, GPUs and models) and reported on the rest. Rows dse has no preset for are listed as skipped.
 
     python -m analysis.validation [--out DIR]      # or: dse validate [--out DIR]
     dse validate --fit                             # the fit of the serving-engine constants
+    dse validate --table reference/validation/mlenergy_v3_sweep.csv   # out of sample: nothing fitted on it
 """
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ def halves(rows: list[Row]) -> tuple[list[Row], list[Row]]:
 
 
 #: The grid the serving engine's constants are fitted on (system.serving_efficiency, active_power_fraction,
-#: host_us_per_sequence).
+#: host_us_per_sequence, layer_overhead_us).
 FIT_GRID = dict(serving_efficiency=[round(0.30 + 0.02 * i, 2) for i in range(36)],
                 active_power_fraction=[round(0.02 * i, 2) for i in range(46)],
                 host_us_per_sequence=[10.0 * i for i in range(21)],
@@ -119,8 +121,8 @@ FIT_GRID = dict(serving_efficiency=[round(0.30 + 0.02 * i, 2) for i in range(36)
 
 
 def fit(rows: list[Row]) -> dict:
-    """The serving engine's three constants by least squares of log(predicted / measured) over ``rows`` (the fit
-    half), on :data:`FIT_GRID`: the same pair for every node, GPU and model."""
+    """The serving engine's four constants by least squares of log(predicted / measured) over ``rows`` (the fit
+    half), on :data:`FIT_GRID`: one set for every node, GPU and model."""
     import numpy as np
 
     sq = 0.0
