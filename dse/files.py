@@ -14,6 +14,9 @@
 - :func:`lock`: one writer per output path (an ``flock`` on a hidden lock file beside it).
 - :func:`check_space`: free space and the file-size limit (``ulimit -f``) checked before writing.
 - :func:`os_error`: ENOSPC / EFBIG / EDQUOT / EACCES while writing become one-line errors.
+
+And the one reader of a file the user names (:func:`read_user_text`: a config.json, a trace), refused in one line
+when it is missing, not a regular file, too large or not UTF-8 text.
 """
 from __future__ import annotations
 
@@ -230,6 +233,41 @@ def os_error(err: BaseException, path: Path, key: str = "output.path") -> DseErr
         code = int(m.group(1))
     reason = _FULL.get(code) or (text.strip().splitlines() or [type(err).__name__])[0][:160]
     return DseError(f"{key}={str(path)!r}: writing failed ({reason}); nothing was written under that name")
+
+
+def read_user_text(path, what: str, max_bytes: int) -> str:
+    """The text of a file the user names (``what``: "config.json", "trace file"), read whole: refused in one line
+    naming the path when it is missing, a directory, a FIFO, socket or device (never opened: it could block), over
+    ``max_bytes`` (checked before and while reading: it may grow) or not UTF-8."""
+    import stat
+
+    def cannot(err: OSError) -> DseError:
+        if isinstance(err, FileNotFoundError):
+            return DseError(f"{path}: no such {what}")
+        return DseError(f"{path}: cannot read ({err.strerror or type(err).__name__})")
+
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise cannot(err) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DseError(f"{path}: is a directory; give the path of a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise DseError(f"{path}: not a regular file (a FIFO, socket or device?); give the path of a {what}")
+    over = f"over the {max_bytes:,} bytes a {what} may have"
+    if st.st_size > max_bytes:
+        raise DseError(f"{path}: {st.st_size:,} bytes, {over}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as err:
+        raise cannot(err) from None
+    if len(data) > max_bytes:
+        raise DseError(f"{path}: {over}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DseError(f"{path}: not a UTF-8 text file (expected a {what})") from None
 
 
 # ------------------------------------------------------------------------------------------------ atomic

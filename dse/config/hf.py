@@ -23,33 +23,9 @@ def _int(text: str):
 
 
 def _read(path: Path) -> dict:
-    import stat
+    from dse.files import read_user_text
 
-    try:
-        st = os.stat(path)             # never opens it: a FIFO or a device is refused without blocking on it
-    except FileNotFoundError:
-        raise DseError(f"{path}: no such config.json") from None
-    except OSError as err:
-        raise DseError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise DseError(f"{path}: is a directory; give the path of its config.json")
-    if not stat.S_ISREG(st.st_mode):
-        raise DseError(f"{path}: not a regular file (a FIFO, socket or device?); give the path of a config.json")
-    if st.st_size > MAX_CONFIG_BYTES:
-        raise DseError(f"{path}: {st.st_size:,} bytes, over the {MAX_CONFIG_BYTES:,} a config.json may have")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
-        if len(data) > MAX_CONFIG_BYTES:
-            raise DseError(f"{path}: over the {MAX_CONFIG_BYTES:,} bytes a config.json may have")
-        text = data.decode("utf-8")
-    except FileNotFoundError:
-        raise DseError(f"{path}: no such config.json") from None
-    except UnicodeDecodeError:
-        raise DseError(f"{path}: not a UTF-8 text file (expected a Hugging Face config.json)") from None
-    except OSError as err:
-        raise DseError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
-
+    text = read_user_text(path, "config.json", MAX_CONFIG_BYTES)
     try:   # NaN / Infinity literals parse to floats; a field dse reads refuses them, naming its key
         raw = json.loads(text, parse_int=_int)
     except json.JSONDecodeError as err:

@@ -265,23 +265,12 @@ def write(path, layers: dict, n_experts: int):
 def read(path) -> Trace:
     """Read a trace file (format above); a malformed line is refused in one line naming it."""
     import os
-    import stat
+
+    from dse.files import read_user_text
 
     if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
         raise DseError(f"traces: path={path!r}: allowed the path of a trace file")
-    try:
-        st = os.stat(path)                      # a FIFO or device is refused without opening it
-        if not stat.S_ISREG(st.st_mode):
-            raise DseError(f"{path}: not a regular file; give the path of a trace file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise DseError(f"{path}: {st.st_size:,} bytes, over the {MAX_FILE_BYTES:,} a trace file may have")
-        text = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DseError(f"{path}: no such trace file") from None
-    except UnicodeDecodeError:
-        raise DseError(f"{path}: not a UTF-8 text file (a dse expert trace)") from None
-    except OSError as err:
-        raise DseError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
+    text = read_user_text(path, "trace file", MAX_FILE_BYTES).splitlines()
     head = next((HEADER.match(line) for line in text if HEADER.match(line)), None)
     if head is None:
         raise DseError(f"{path}: missing header line '# n_experts=<E> top_k=<k>'")
