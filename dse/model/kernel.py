@@ -38,6 +38,9 @@ WORKLOAD_FIELDS = dict(
     kv_bw_gbps=NO_KV_BW_GBPS, kv_write_bw_gbps=NO_KV_BW_GBPS,      # per GPU (devices x each)
     kv_capacity_gb=0.0, kv_is_flash=0.0, kv_pe_cycles=0.0, kv_usd_per_gb=0.0, kv_idle_w_per_gpu=0.0,
     kv_tier_id=0.0,             # 0: HBM; else the tier's index + 1 (a tier holding experts and KV idles once)
+    # continuous batching (dse.model.requests): prompt tokens whose prefill chunks ride in this step's pass beside
+    # its decode tokens (all GPUs), the chunks' length and the mean context their causal attention runs over
+    fused_tokens=0.0, fused_chunk=1.0, fused_context=0.0,
 )
 NO_POWER_LIMIT_W = 1e6  # GPUSpec.power_limit_w of a preset that states none
 GB = 1e9
@@ -109,7 +112,9 @@ class Layout(SimpleNamespace):
     all heads and a full copy of the attention weights (``dp`` attention). ``att_split`` is the head split (tp or
     1), ``att_tokens`` the tokens one GPU's attention processes, ``heads`` / ``kv_heads`` the query / KV heads on
     one GPU (GQA KV heads split down to one per rank: tp > n_kv_heads replicates them). Dense FFN, shared
-    experts and the LM head stay split over the TP group.
+    experts and the LM head stay split over the TP group. ``rows`` / ``att_rows``: the tokens the step's linear
+    products take per group / per attention GPU (a continuously batched step adds the prompt tokens of the prefill
+    chunks fused into it, ``fused_att`` of them per attention GPU).
     """
 
 
@@ -117,15 +122,22 @@ def layout(m, s, w):
     dpa = w.dp_attention
     att_split = s.tp - dpa * (s.tp - 1)
     group_tokens = w.batch / s.dp
+    att_share = 1 / (1 + dpa * (s.tp - 1))
+    fused = getattr(w, "fused_tokens", 0.0) / s.dp        # fused prefill tokens of one data-parallel group
     return Layout(
         tp=s.tp,
         n_gpus=s.tp * s.dp,
         group_tokens=group_tokens,
         att_split=att_split,
-        att_tokens=group_tokens / (1 + dpa * (s.tp - 1)),
+        att_tokens=group_tokens * att_share,
         heads=m.n_heads / att_split,
         kv_heads=np.maximum(m.n_kv_heads / att_split, 1.0),
         query_len=w.query_len,   # tokens of each sequence in this step: 1 decoding, a chunk prefilling
+        # rows of the step's linear products: its sequences' query tokens plus fused prefill tokens, per group and
+        # per attention GPU
+        rows=group_tokens * w.query_len + fused,
+        att_rows=(group_tokens * w.query_len + fused) * att_share,
+        fused_att=fused * att_share,
     )
 
 
@@ -140,10 +152,10 @@ def layer_ops(m, g, w, lay, rows):
     pw, pa, pk = w.weight_bytes, w.act_bytes, w.kv_bytes
     traffic = not w.latency_only   # dse.analyze.serving's batch search needs times only
     T, tp = lay.group_tokens, lay.tp
-    # a prefill chunk (dse.model.requests) runs q tokens of each sequence: linear products take q A / q T rows, a
-    # sequence's attention products q G rows against its (effective) context L; the LM head stays one row per sequence
-    q = lay.query_len
-    Tq = T * q
+    # a prefill chunk (dse.model.requests) runs q tokens of each sequence: linear products take q A / q T rows (plus
+    # a continuously batched step's fused prefill tokens: lay.rows), a sequence's attention products q G rows against
+    # its (effective) context L; the LM head stays one row per sequence
+    Tq = lay.rows
 
     def op(name, mm, k, n, count=1.0, operand="weights", **kw):
         return name, Gemm(mm, k, n, count=count, pa=pa, pw=pk if operand == "kv" else pw, g=g, traffic=traffic,
@@ -153,7 +165,7 @@ def layer_ops(m, g, w, lay, rows):
     shared = m.n_shared * m.d_shared / tp
 
     # a routed expert's product has as many rows as tokens routed to it: the expected register row tiles
-    reg_tiles = expert_load.expected_row_tiles(w.batch * q, m.top_k, m.n_experts, g.register_tile) if traffic else None
+    reg_tiles = expert_load.expected_row_tiles(step_tokens(w), m.top_k, m.n_experts, g.register_tile) if traffic else None
 
     return dict(
         attention=attention,
@@ -170,25 +182,42 @@ def _gqa_ops(m, w, lay, op):
     """GQA attention (the tool's AttentionGenExecutionGPU): per sequence and KV head, scores (G x d)(d x L) then
     context (G x L)(L x d), G query heads per KV head; K and V caches are the streamed operand. Unfused, the scores
     go through HBM."""
-    H, Hkv, d, q, fused = lay.heads, lay.kv_heads, m.head_dim, lay.query_len, w.fused_attention
-    A, L, G = lay.att_tokens, w.context_len, lay.heads / lay.kv_heads
-    return [
-        op("qkv", A * q, m.hidden, d * (H + 2 * Hkv)),
-        op("score", G * q, d, L, A * Hkv, "kv", c_out=1 - fused),
-        ("softmax", Softmax(A * H * L * q, pa=w.act_bytes, fused=fused), "weights"),
-        op("context", G * q, L, d, A * Hkv, "kv", a_in=1 - fused),
-        op("o_proj", A * q, H * d, m.hidden),
-    ]
+    H, Hkv, d, fused = lay.heads, lay.kv_heads, m.head_dim, w.fused_attention
+    G = lay.heads / lay.kv_heads
+
+    def over_kv(A, q, L, tag=""):   # A sequences of q query tokens attending over L keys
+        return [op("score" + tag, G * q, d, L, A * Hkv, "kv", c_out=1 - fused),
+                ("softmax" + tag, Softmax(A * H * L * q, pa=w.act_bytes, fused=fused), "weights"),
+                op("context" + tag, G * q, L, d, A * Hkv, "kv", a_in=1 - fused)]
+
+    return [op("qkv", lay.att_rows, m.hidden, d * (H + 2 * Hkv)),
+            *over_kv(lay.att_tokens, lay.query_len, w.context_len), *_fused_chunks(w, lay, over_kv),
+            op("o_proj", lay.att_rows, H * d, m.hidden)]
+
+
+def _fused_chunks(w, lay, over_kv):
+    """The attention of the prefill chunks fused into a continuously batched step (none in other steps): chunks of
+    ``fused_chunk`` tokens attending with the causal mask over ``fused_context`` keys on average."""
+    if not np.any(getattr(w, "fused_tokens", 0.0)):
+        return []
+    c = w.fused_chunk
+    return over_kv(lay.fused_att / c, c, w.fused_context, "_chunks")
 
 
 def _mla_ops(m, w, lay, op):
     """MLA, absorbed (the tool's AbsorbMLAGenExecutionGPU): the down-projections (q_a, kv_a, RoPE key) are plain
     linears that every rank reads in full; per-head up-projections (W_UK absorbed into the query); scores against
     the shared latent and RoPE key, context from the latent: every rank reads its group's whole latent KV."""
-    H, q, fused, A, L = lay.heads, lay.query_len, w.fused_attention, lay.att_tokens, w.context_len
-    Aq = A * q
+    H, fused, Aq = lay.heads, w.fused_attention, lay.att_rows
     has_q_lora = (m.q_lora_rank > 0) * 1.0
     q_in = has_q_lora * m.q_lora_rank + (1 - has_q_lora) * m.hidden
+
+    def over_kv(A, q, L, tag=""):   # A sequences of q query tokens against the latent over L keys
+        return [op("score_latent" + tag, H * q, m.kv_lora_rank, L, A, "kv", c_out=1 - fused),
+                op("score_rope" + tag, H * q, m.qk_rope_head_dim, L, A, "kv", c_out=1 - fused),
+                ("softmax" + tag, Softmax(A * H * L * q, pa=w.act_bytes, fused=fused), "weights"),
+                op("context_latent" + tag, H * q, L, m.kv_lora_rank, A, "kv", a_in=1 - fused)]
+
     return [
         op("q_down", Aq, m.hidden, m.q_lora_rank),
         op("kv_down", Aq, m.hidden, m.kv_lora_rank),
@@ -196,10 +225,7 @@ def _mla_ops(m, w, lay, op):
         op("q_up", Aq, q_in, m.head_dim, H),
         op("q_rope", Aq, q_in, m.qk_rope_head_dim, H),
         op("k_up_absorbed", Aq, m.head_dim, m.kv_lora_rank, H),
-        op("score_latent", H * q, m.kv_lora_rank, L, A, "kv", c_out=1 - fused),
-        op("score_rope", H * q, m.qk_rope_head_dim, L, A, "kv", c_out=1 - fused),
-        ("softmax", Softmax(A * H * L * q, pa=w.act_bytes, fused=fused), "weights"),
-        op("context_latent", H * q, L, m.kv_lora_rank, A, "kv", a_in=1 - fused),
+        *over_kv(lay.att_tokens, lay.query_len, w.context_len), *_fused_chunks(w, lay, over_kv),
         op("v_up", Aq, m.kv_lora_rank, m.v_head_dim, H),
         op("o_proj", Aq, H * m.v_head_dim, m.hidden),
     ]
@@ -232,7 +258,7 @@ def step_tables(m, g, s, w, touched, uncached, busiest, warm=0.0):
     bytes (``ops``: their times need the bandwidth). It depends only on the network, the layout and the workload --
     a few short grid dimensions -- so :mod:`dse.run.engine` computes it once per grid and every block slices it."""
     lay = layout(m, s, w)
-    rows = np.where(touched > 0, w.batch * lay.query_len * m.top_k / np.maximum(touched, 1e-30), 0.0)
+    rows = np.where(touched > 0, step_tokens(w) * m.top_k / np.maximum(touched, 1e-30), 0.0)
     tables = {"touched": touched, "uncached": uncached, "busiest": busiest, "warm": warm}
     for kind, table in layer_ops(m, g, w, lay, rows).items():
         t = {k: sum(getattr(c, k) for _, c, _ in table) for k in _SUMMED}
@@ -364,13 +390,13 @@ def _traffic(m, w, t, lay, n_moe, n_dense, fetched):
 def _collectives(m, s, w, lay):
     """Per-layer collective times (s.6): the TP all-reduces and the expert-parallel all-to-all."""
     hop, nvlink_bw = s.hop_latency_us * 1e-6, s.nvlink_bw_gbps * GB
-    allreduce = _ring_allreduce(lay.tp, lay.group_tokens * lay.query_len * m.hidden * w.act_bytes, hop, nvlink_bw)
+    allreduce = _ring_allreduce(lay.tp, lay.rows * m.hidden * w.act_bytes, hop, nvlink_bw)
     # dp attention gathers the group's tokens for the TP-split FFN and scatters them back: half a ring each
     ar_attention = allreduce * (1 - w.dp_attention / 2)
     # MoE output: one all-reduce over the TP group; the tool also all-reduces the shared experts separately
     ar_moe = allreduce * (1 + w.mimic_tool * (m.n_shared > 0))
     # expert-parallel dispatch skips the GPUs of the token's own TP group (they hold it); combine returns to all
-    share = lay.group_tokens * lay.query_len / lay.tp * m.top_k * m.hidden * w.act_bytes
+    share = lay.rows / lay.tp * m.top_k * m.hidden * w.act_bytes
     ep = np.maximum(s.ep, 1)
     dispatch = share * np.clip((ep - lay.att_split) / ep, 0.0, 1.0)
     combine = share * (ep - 1) / ep
@@ -430,13 +456,13 @@ def _kv_token_bytes(m, w, lay):
 
 def _kv_layer_bytes(m, w, lay):
     """KV bytes one GPU writes per layer and step (the step's new tokens)."""
-    return lay.att_tokens * lay.query_len * kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes
+    return lay.att_rows * kv_values_stored_per_token(m, lay.kv_heads) * w.kv_bytes
 
 
 def _energy(m, g, s, link, tier, w, lay, r, f, x, latency):
     """The step's energy by component (s.5, s.12.4), J."""
     kv_on = r.kv_on
-    kv_write_bytes = lay.n_gpus * lay.att_tokens * lay.query_len * _kv_token_bytes(m, w, lay)   # new KV this step
+    kv_write_bytes = lay.n_gpus * lay.att_rows * _kv_token_bytes(m, w, lay)   # new KV this step
     kv_read_pj = w.kv_read_pj_per_bit + link.pj_per_bit
     kv_write_pj = w.kv_write_pj_per_bit + link.pj_per_bit
     offload_bits = f.offload_bytes * BITS
@@ -532,10 +558,15 @@ def _capacity(m, tier, w, t, lay, n_moe, n_dense, kv_on):
                            tier_bytes=n_moe * (m.n_experts - cached_experts) * expert_bytes - warm_held)
 
 
+def step_tokens(w):
+    """The tokens of a step over all GPUs: ``batch`` sequences of ``query_len`` tokens plus fused prefill tokens."""
+    return w.batch * w.query_len + getattr(w, "fused_tokens", 0.0)
+
+
 def routed_tables(m, g, s, w, plan: dict) -> dict:
     """The step's tables (:func:`step_tables`) with the routing's expected experts for ``w.batch`` x ``w.query_len``
     tokens (one query token per sequence in a decode step; ``query_len`` prompt tokens in a prefill step);
     ``plan`` is :func:`dse.model.routing.plan`'s."""
-    tokens = SimpleNamespace(**{**vars(w), "batch": w.batch * w.query_len})
+    tokens = SimpleNamespace(**{**vars(w), "batch": step_tokens(w)})
     touched, uncached, busiest, warm = routing.expected_experts(m, s, tokens, **plan)
     return step_tables(m, g, s, w, touched, uncached, busiest, warm)

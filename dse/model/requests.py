@@ -373,52 +373,65 @@ def _lockstep(m, g, s, link, tier, w, plan, ndim) -> dict:
 
 def _continuous(m, g, s, link, tier, w, plan, ndim) -> dict:
     """Continuous batching in steady state (docs/model.md "Requests", s.11.5): ``B`` sequences decode at spread-out
-    positions while new requests' prompts are prefilled in chunk passes interleaved with the decode steps.
+    positions while new requests' prompts are prefilled in chunks fused into the same passes (one pass per step,
+    as vLLM and SGLang run chunked prefill: the step's linear products take the decode and chunk tokens together,
+    the weights and the touched experts are read once for both).
 
-    * The decode pass of a step: ``B`` sequences, one token each, at the mean context of a request's life
-      ``Lbar = P + (O - 1) / 2`` (attention FLOPs and bytes are affine in each sequence's context, so the batch at
-      spread-out contexts costs what it costs at their mean): latency ``t_d``, energy ``E_d``.
-    * A request's prefill: ``n_c = ceil(P / c)`` chunk passes (``c = prefill_chunk``, the whole prompt when unset),
-      each the decode step's table with ``q = c`` query tokens (the lockstep prefill's runs) over ``u = dp``
-      prompts at once (one per data-parallel group); ``T_p`` their summed latency, ``E_p`` their energy / ``u``.
-    * Steady state: ``B / O`` requests finish and start per step, so a step carries on average
-      ``r = B n_c / O`` chunks, ``r / u`` chunk passes: ``tpot = t_d + (B / (O u)) T_p``.
-    * TTFT: the ``n_c`` steps that carry the new request's chunks (each a decode pass, its chunk's pass and, where
-      ``r / u > 1``, the other admissions' passes) plus the step that yields its first token:
-      ``ttft = n_c t_d + max(r / u, 1) T_p + tpot``.
-    * Energy per request: its share of ``O`` decode passes plus its own prefill, ``O E_d / B + E_p``.
+    * A request's prompt is ``n_c = ceil(P / c)`` chunks (``c = prefill_chunk``, the whole prompt when unset), of
+      ``cbar = P / n_c`` tokens on average; chunk ``k`` attends with the causal mask, so over a prompt the chunks
+      attend over ``(P + 1) / 2`` keys on average (exactly, for the FLOPs and the keys read).
+    * Steady state: ``B / O`` requests finish and start per step, so a data-parallel group's step carries
+      ``k = B n_c / (O dp)`` chunks on average: with evenly spaced admissions a fraction ``k - floor(k)`` of the
+      steps carries ``ceil(k)`` chunks, the rest ``floor(k)``. A step is the decode step at the mean context of a
+      request's life, ``Lbar = P + (O - 1) / 2``, with that many chunks fused in: ``tpot`` and the step energy are
+      the two kinds' mean.
+    * TTFT: the ``n_c`` steps that carry the request's chunks (each an average step where ``k >= 1``, else one
+      carrying ``ceil(k) = 1`` chunk) plus the step that yields its first token (an average step).
+    * Energy per request: ``O`` steps' energy per ``B`` requests; its prefill share is what the fused chunks add to
+      the decode-only step.
     """
     B, P, O = w.batch, w.prompt_len, w.output_len
     u = np.asarray(s.dp, float)
-    pre = _prefill(m, g, s, link, tier, _with(w, batch=u), plan, ndim)
-    dec = run(m, g, s, link, tier, w, plan, q=1.0, l0=P + (O - 1.0) / 2.0, dl=1.0, n=1.0, ndim=ndim)
-    t_d = dec.latency
-    e_d = sum(dec.energy[k] for k in kernel.COMPONENTS)
-    n_c = pre.steps
-    passes = B * n_c / (O * u)                         # chunk passes per step, on average
-    tpot = t_d + B / (O * u) * pre.latency
-    prefill_latency = n_c * t_d + np.maximum(passes, 1.0) * pre.latency
+    n_c = np.ceil(P / np.minimum(w.prefill_chunk, P))
+    cbar = P / n_c
+    k = B * n_c / (O * u)
+    k_lo, k_hi = np.floor(k), np.ceil(k)
+    frac = k - k_lo
+
+    def step(chunks):   # the decode step at Lbar with `chunks` chunks per data-parallel group fused in
+        fused = _with(w, fused_tokens=chunks * u * cbar, fused_chunk=cbar, fused_context=(P + 1.0) / 2.0)
+        return run(m, g, s, link, tier, fused, plan, q=1.0, l0=P + (O - 1.0) / 2.0, dl=1.0, n=1.0, ndim=ndim)
+
+    dec, lo, hi = step(0.0), step(k_lo), step(k_hi)
+
+    def mean(x_lo, x_hi):
+        return (1.0 - frac) * x_lo + frac * x_hi
+
+    def total(r):
+        return sum(r.energy[c] for c in kernel.COMPONENTS)
+
+    tpot = mean(lo.latency, hi.latency)
+    per_request = O * mean(total(lo), total(hi)) / B
+    decode_energy = O * total(dec) / B
+    prefill_latency = n_c * np.where(k >= 1.0, tpot, hi.latency)
     ttft = prefill_latency + tpot
-    prefill_energy = pre.energy / u
-    decode_energy = O * e_d / B
-    per_request = prefill_energy + decode_energy
-    # KV written per B requests (their prompts and outputs); B requests finish every O steps
-    written = B * (pre.kv_written / u + dec.kv_written / B * O)
+    # KV written per B requests (their prompts and outputs): B requests finish every O steps
+    written = O * mean(lo.kv_written, hi.kv_written)
     years, ok = _endurance(w, written, O * tpot, dec.out0.n_gpus)
     return {
-        "prefill_energy": prefill_energy,
+        "prefill_energy": per_request - decode_energy,
         "decode_energy": decode_energy,
         "energy_per_request": per_request,
         "energy_per_output_token": per_request / O,
         "ttft": ttft,
         "tpot": tpot,
-        "tpot_max": t_d + np.ceil(passes) * pre.latency / np.maximum(n_c, 1.0),
+        "tpot_max": hi.latency,
         "prefill_latency": prefill_latency,
         "request_latency": ttft + (O - 1.0) * tpot,
         "tokens_per_s_per_gpu": B / tpot / dec.out0.n_gpus,
         "kv_written_bytes": written,
-        "prefill_flops": B * pre.flops / u,
-        "prefill_offload_read_bytes": B * pre.offload_bytes / u,
+        "prefill_flops": O * (mean(lo.flops, hi.flops) - dec.flops),
+        "prefill_offload_read_bytes": O * (mean(lo.offload_bytes, hi.offload_bytes) - dec.offload_bytes),
         "flash_endurance_years": years,
         "endurance_ok": ok,
     }
