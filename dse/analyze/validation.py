@@ -36,7 +36,10 @@ MODELS = {"deepseek-r1-0528": "deepseek-r1", "deepseek-v3.1": "deepseek-r1", "mi
 WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5, "mxfp4": 0.5, "nvfp4": 0.5}
 #: The run's own settings stated by its source (not fitted): MLPerf v4.1 NVIDIA H200 "MaxQ" caps each GPU at 500 W
 #: and serves one model copy per GPU (closed/NVIDIA/configs/mixtral-8x7b/Offline/__init__.py, power_limit = 500).
-RUN_SETTINGS = {"mlperf41-": dict(power_limit_w=500.0, tp=1, ep=1, dp=8)}
+#: MLPerf v5.1 Lenovo B200 llama2-70b: one model copy per GPU at the boards' own 1000 W
+#: (closed/Lenovo/configs/SR680a_V3_B200SXMx8/<scenario>/llama2-70b.py, tensor_parallelism = 1; power_settings.txt).
+RUN_SETTINGS = {"mlperf41-": dict(power_limit_w=500.0, tp=1, ep=1, dp=8),
+                "mlperf51-llama2-70b-": dict(tp=1, ep=1, dp=8)}
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Row:
     concurrency: float | None
     measured_j_per_token: float
     boundary: str
+    throughput_tok_s: float | None = None
     predicted_j_per_token: float = math.nan
     skipped: str = ""
 
@@ -74,7 +78,7 @@ def read(path: Path = TABLE) -> list[Row]:
         per_token = {"J/output_token": value, "J/request": value / out, "Wh/request": value * 3600.0 / out,
                      "W": value / tput if tput else math.nan}[unit]
         rows.append(Row(r["id"], r["source"], r["hardware"], int(r["n_gpus"]), r["model"], r["precision"],
-                        _num(r["prompt_len"]) or 0.0, out, _num(r["concurrency"]), per_token, r["boundary"]))
+                        _num(r["prompt_len"]) or 0.0, out, _num(r["concurrency"]), per_token, r["boundary"], tput))
     return rows
 
 
@@ -82,12 +86,16 @@ def _skip_reason(row: Row) -> str:
     system, model = SYSTEMS.get(row.hardware), MODELS.get(row.model)
     if system is None or model is None or row.precision not in WEIGHT_BYTES:
         return f"no preset for {row.hardware if system is None else row.model}"
-    if row.concurrency is None:
-        return "concurrency not published"
+    if row.concurrency is None and not row.throughput_tok_s:
+        return "neither concurrency nor throughput published"
     return ""
 
 
-def _evaluate(row: Row, **extra):
+#: Batches tried where a row publishes its throughput but not its concurrency (:func:`_batch`).
+BATCHES = sorted({round(2 ** (i / 8)) for i in range(8 * 16 + 1)})
+
+
+def _evaluate(row: Row, batch=None, **extra):
     from dse.run.engine import evaluate
 
     settings = dict(tp=row.n_gpus, ep=row.n_gpus, dp=1)
@@ -95,14 +103,29 @@ def _evaluate(row: Row, **extra):
         if row.id.startswith(prefix):
             settings.update(more)
     return evaluate(model=MODELS[row.model], system=SYSTEMS[row.hardware], placement="hbm",
-                    batch=int(row.concurrency), context_len=row.prompt_len + row.output_len / 2,
+                    batch=_batch(row, settings) if batch is None else batch,
+                    prompt_len=max(round(row.prompt_len), 1), output_len=max(round(row.output_len), 1),
                     weight_bytes=WEIGHT_BYTES[row.precision], boundary=row.boundary, **settings, **extra)
+
+
+def _batch(row: Row, settings: dict) -> int:
+    """The row's concurrency; where only its throughput is published, the smallest batch at which dse's own
+    throughput (output tokens/s over the row's GPUs, the presets' serving-engine constants) reaches it, among the
+    batches that fit in HBM (the largest that fits where none does)."""
+    if row.concurrency is not None:
+        return int(row.concurrency)
+    ds = _evaluate(row, batch=BATCHES)
+    tput = (ds.tokens_per_s_per_gpu * row.n_gpus).where(ds.fits.astype(bool))
+    reach = tput.where(tput >= row.throughput_tok_s, drop=True)
+    if reach.sizes["batch"]:
+        return int(reach.batch.min())
+    return int(tput.idxmax("batch")) if bool(tput.notnull().any()) else BATCHES[0]
 
 
 def predict(row: Row) -> Row:
     row.skipped = _skip_reason(row)
     if not row.skipped:
-        row.predicted_j_per_token = float(_evaluate(row).energy_per_token)
+        row.predicted_j_per_token = float(_evaluate(row).energy_per_output_token)
     return row
 
 
@@ -128,7 +151,7 @@ def fit(rows: list[Row]) -> dict:
     sq = 0.0
     for row in rows:
         ds = _evaluate(row, **FIT_GRID)
-        sq = sq + np.log(ds.energy_per_token / row.measured_j_per_token) ** 2
+        sq = sq + np.log(ds.energy_per_output_token / row.measured_j_per_token) ** 2
     best = sq.where(sq == sq.min(), drop=True)
     return {k: float(best[k].values[0]) for k in FIT_GRID} | {"rms_log_ratio": float(np.sqrt(sq.min() / len(rows)))}
 

@@ -97,7 +97,7 @@ PARAMS: dict[str, Param] = {
     "prefill_chunk": Param("workload.prefill_chunk", "tokens", "prompt tokens of each request per prefill step "
                            "(unset: the whole prompt)"),
     "batching": Param("workload.batching", "", "request model: continuous batching (steady state, prefill "
-                      "chunks interleaved with decode steps) or lockstep (prefill the batch, then decode it)",
+                      "chunks fused into the decode steps) or lockstep (prefill the batch, then decode it)",
                       choices=("continuous", "lockstep")),
     "kv_placement": Param("workload.kv_placement", "", "tier holding the KV cache", choices=("tier",)),
     "service_life_years": Param("workload.service_life_years", "years", "service life a Flash KV tier must last"),

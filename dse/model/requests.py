@@ -3,7 +3,7 @@
 
 ``B`` requests, each a prompt of ``P`` tokens and an output of ``O`` tokens, served one of two ways
 (``workload.batching``): **continuous** batching (the default, :func:`_continuous`: a steady state of ``B``
-sequences in flight, new prompts prefilled in chunk passes between decode steps) or the **lockstep** batch
+sequences in flight, new prompts prefilled in chunks fused into the decode steps' passes) or the **lockstep** batch
 (:func:`_lockstep`, below: the batch prefills every prompt, then decodes all outputs together). Both are built from
 the runs of steps below. Lockstep:
 
@@ -58,7 +58,7 @@ VARIABLES = {  # name: (units, long_name)
     "energy_per_output_token": ("J", "energy per output token, prefill included (energy_per_request / output_len)"),
     "ttft": ("s", "time to first token (continuous: the request's prefill chunks at that concurrency + one step; "
                  "lockstep: the batch's prefill + the first decode step)"),
-    "tpot": ("s", "time per output token: the mean step latency (continuous: with the interleaved prefill)"),
+    "tpot": ("s", "time per output token: the mean step latency (continuous: with the fused prefill chunks)"),
     "tpot_max": ("s", "the longest step (lockstep: the last decode step; continuous: one with the most chunks)"),
     "prefill_latency": ("s", "time until the prompt is prefilled (lockstep: the batch's chunk steps)"),
     "request_latency": ("s", "one request from prompt to last token (lockstep: prefill + every decode "
