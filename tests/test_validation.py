@@ -76,6 +76,7 @@ def test_published_small_batch_steps_leave_a_per_layer_gap_over_the_roofline():
     import re
 
     from dse.config import presets
+    from dse.run.engine import evaluate
 
     path = validation.TABLE.with_name("mlenergy_v3_sweep.csv")
     notes = {r["id"]: r["notes"] for r in csv.DictReader(open(path))}
@@ -88,7 +89,10 @@ def test_published_small_batch_steps_leave_a_per_layer_gap_over_the_roofline():
                                                and r.model.startswith("qwen3-30b")):
             continue
         itl = float(re.search(r"median_itl_ms=([\d.]+)", notes[r.id]).group(1)) * 1e-3
-        roofline = float(validation._evaluate(r, **neutral).step_latency)
+        # the decode step alone at the mean context of a request's life (at batch 8 the fused prefill is negligible)
+        roofline = float(evaluate(model=validation.MODELS[r.model], system=validation.SYSTEMS[r.hardware[:4]],
+                                  batch=8, context_len=r.prompt_len + r.output_len / 2, tp=r.n_gpus, ep=r.n_gpus,
+                                  weight_bytes=validation.WEIGHT_BYTES[r.precision], **neutral).step_latency)
         n_layers = presets.preset("model", validation.MODELS[r.model])["n_layers"]
         gaps.append((itl - roofline) / n_layers)
         fractions.append(roofline / itl)
@@ -96,3 +100,49 @@ def test_published_small_batch_steps_leave_a_per_layer_gap_over_the_roofline():
     assert len(gaps) >= 15 and min(layers) == 36 and max(layers) == 94
     assert 50e-6 <= min(gaps) and max(gaps) <= 185e-6
     assert 0.28 <= min(fractions) and max(fractions) <= 0.8
+
+
+def _table(tmp_path, rows, columns=validation.COLUMNS):
+    path = tmp_path / "t.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns))
+        w.writeheader()
+        w.writerows([{k: r.get(k, "") for k in columns} for r in rows])
+    return path
+
+
+def test_a_table_from_elsewhere_in_its_own_spelling(tmp_path):
+    """A measurements table kept outside the repository names hardware, models, precisions and units its own way:
+    the same measurement spelt differently gets the same prediction; what dse cannot read is a one-line error."""
+    base = {r["id"]: r for r in csv.DictReader(open(validation.TABLE))}["mle3-q235i-h100x8-bs128"]
+    # 1.4862 J per output token x 863.0 output tokens = 1282.59 J = 1.28259 kJ per request
+    other = {**base, "id": "elsewhere", "hardware": "NVIDIA H100 SXM5 80GB", "precision": "BF16",
+             "model": "Qwen/Qwen3-235B-A22B-Instruct-2507", "measured_value": str(1.4862 * 863.0 / 1e3),
+             "measured_unit": "kJ/request"}
+    a, b = validation.run(_table(tmp_path, [base, other]))
+    assert not a.skipped and not b.skipped
+    assert b.measured_j_per_token == pytest.approx(1.4862, rel=1e-9)
+    assert b.predicted_j_per_token == pytest.approx(a.predicted_j_per_token, rel=1e-9)
+    with pytest.raises(validation.DseError, match=r"elsewhere: measured_unit='kWh'; allowed: J/output_token"):
+        validation.read(_table(tmp_path, [{**other, "measured_unit": "kWh"}]))
+    with pytest.raises(validation.DseError, match="missing column.*boundary"):
+        validation.read(_table(tmp_path, [other], validation.COLUMNS[:-1]))
+    unknown = validation.run(_table(tmp_path, [{**other, "hardware": "MI300X"}, {**other, "precision": "int3"}]))
+    assert unknown[0].skipped == "no preset for MI300X" and "precision 'int3'" in unknown[1].skipped
+
+
+def test_a_row_with_throughput_but_no_concurrency(tmp_path):
+    """The batch is the smallest (of validation.BATCHES) at which dse's throughput over the row's GPUs reaches the
+    published one: here dse's own throughput at batch 128, a power of two in BATCHES."""
+    base = {r["id"]: r for r in csv.DictReader(open(validation.TABLE))}["mle3-q235i-h100x8-bs128"]
+    row = validation.read(_table(tmp_path, [base]))[0]
+    at = validation._evaluate(row, batch=[117, 128])
+    tput = (at.tokens_per_s_per_gpu * 8).values
+    assert validation.BATCHES[validation.BATCHES.index(117) + 1] == 128
+    assert tput[0] < tput[1]
+    blind = validation.read(_table(tmp_path, [{**base, "concurrency": "", "throughput_tok_s": str(tput[1] * 0.999)}]))
+    assert validation._batch(blind[0], {}) == 128
+    assert validation.predict(blind[0]).predicted_j_per_token == pytest.approx(
+        validation.predict(row).predicted_j_per_token, rel=1e-9)
+    neither = validation.run(_table(tmp_path, [{**base, "concurrency": "", "throughput_tok_s": ""}]))[0]
+    assert neither.skipped == "neither concurrency nor throughput published"

@@ -4,9 +4,10 @@ Each row is a public measurement: hardware, model, precision, lengths, concurren
 boundary (``gpu``: GPU boards, e.g. NVML; ``node``: the server's wall power, e.g. MLPerf's power division). dse
 predicts the energy per output token at the row's own boundary with the node preset of its hardware
 (``hgx-h100``, ``hgx-h200``, ``hgx-b200``), the model's preset, the row's precision (weight bytes), GPUs and
-concurrency: a decode step at the mean context of a request's life (prompt + output / 2; a prompt length not
-published counts as 0), the experts in HBM. Nothing is fitted to these rows: every constant comes from the presets
-(their sources and evidence grades are in dse/conf), except the four constants of the serving engine
+concurrency: the energy per output token of its requests (continuous batching with the prefill chunks fused into
+the decode steps, docs/model.md s.11.5; a prompt length not published counts as one token), the experts in HBM. A
+row that publishes its throughput but not its concurrency runs at the batch where dse's throughput reaches it.
+Nothing is fitted to these rows: every constant comes from the presets (their sources and evidence grades are in dse/conf), except the four constants of the serving engine
 (``system.serving_efficiency``: the fraction of the GPUs' achievable rates it attains; ``layer_overhead_us``: its
 fixed GPU time per layer and step; ``host_us_per_sequence``: its host time per sequence and step;
 ``active_power_fraction``: the boards' power floor while it runs), which are fitted on every other row (``--fit``;
@@ -24,8 +25,12 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from dse.errors import DseError
+
 TABLE = Path(__file__).resolve().parents[2] / "reference" / "validation" / "measurements.csv"
-SYSTEMS = {"h100-sxm": "hgx-h100", "h200-sxm": "hgx-h200", "b200": "hgx-b200"}
+#: A row's GPU (its hardware column, any spelling that names it: "h100-sxm", "NVIDIA H100 SXM5 80GB") -> the node
+#: preset that carries it (gh200 first: "gh200" contains "h200").
+SYSTEMS = {"gh200": "gh200", "h100": "hgx-h100", "h200": "hgx-h200", "b200": "hgx-b200"}
 #: Published model names -> dse model presets (the same architecture; "proxy" where only a sibling exists).
 MODELS = {"deepseek-r1-0528": "deepseek-r1", "deepseek-v3.1": "deepseek-r1", "mixtral-8x7b": "mixtral-8x7b",
           "mixtral-8x7b-instruct-v0.1": "mixtral-8x7b", "qwen3-235b-a22b-instruct-2507": "qwen3-235b-a22b",
@@ -33,7 +38,14 @@ MODELS = {"deepseek-r1-0528": "deepseek-r1", "deepseek-v3.1": "deepseek-r1", "mi
           "llama-4-maverick-17b-128e-instruct": "llama4-maverick", "qwen3-30b-a3b-instruct-2507": "qwen3-30b-a3b",
           "qwen3-30b-a3b-thinking-2507": "qwen3-30b-a3b",
           "llama2-70b": "llama2-70b"}
-WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5, "mxfp4": 0.5, "nvfp4": 0.5}
+WEIGHT_BYTES = {"bf16": 2.0, "bfloat16": 2.0, "fp16": 2.0, "float16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5,
+                "mxfp4": 0.5, "nvfp4": 0.5, "int4": 0.5}
+#: Measured units -> J per output token, given the output length and the throughput (tokens/s) of the row.
+UNITS = {"J/output_token": lambda v, out, tput: v, "J/token": lambda v, out, tput: v,
+         "J/request": lambda v, out, tput: v / out, "kJ/request": lambda v, out, tput: v * 1e3 / out,
+         "Wh/request": lambda v, out, tput: v * 3600.0 / out,
+         "W": lambda v, out, tput: v / tput if tput else math.nan,
+         "kW": lambda v, out, tput: v * 1e3 / tput if tput else math.nan}
 #: The run's own settings stated by its source (not fitted): MLPerf v4.1 NVIDIA H200 "MaxQ" caps each GPU at 500 W
 #: and serves one model copy per GPU (closed/NVIDIA/configs/mixtral-8x7b/Offline/__init__.py, power_limit = 500).
 #: MLPerf v5.1 Lenovo B200 llama2-70b: one model copy per GPU at the boards' own 1000 W
@@ -56,12 +68,18 @@ class Row:
     measured_j_per_token: float
     boundary: str
     throughput_tok_s: float | None = None
+    pue: float | None = None      # a facility row's own PUE (optional column; else the default's)
     predicted_j_per_token: float = math.nan
     skipped: str = ""
 
     @property
     def ratio(self) -> float:
         return self.predicted_j_per_token / self.measured_j_per_token
+
+
+#: The columns a measurements table must have (``pue`` and ``notes`` are optional).
+COLUMNS = ("id", "source", "hardware", "n_gpus", "model", "precision", "prompt_len", "output_len", "concurrency",
+           "throughput_tok_s", "measured_value", "measured_unit", "boundary")
 
 
 def _num(x: str) -> float | None:
@@ -72,20 +90,43 @@ def read(path: Path = TABLE) -> list[Row]:
     rows = []
     with open(path, newline="") as f:
         table = list(csv.DictReader(f))
+    missing = [c for c in COLUMNS if table and c not in table[0]]
+    if missing:
+        raise DseError(f"{path}: missing column(s) {', '.join(missing)}; required: {', '.join(COLUMNS)}")
     for r in table:
         out = _num(r["output_len"]) or 1.0
         value, unit, tput = float(r["measured_value"]), r["measured_unit"], _num(r["throughput_tok_s"])
-        per_token = {"J/output_token": value, "J/request": value / out, "Wh/request": value * 3600.0 / out,
-                     "W": value / tput if tput else math.nan}[unit]
-        rows.append(Row(r["id"], r["source"], r["hardware"], int(r["n_gpus"]), r["model"], r["precision"],
-                        _num(r["prompt_len"]) or 0.0, out, _num(r["concurrency"]), per_token, r["boundary"], tput))
+        if unit not in UNITS:
+            raise DseError(f"{path}: row {r['id']}: measured_unit={unit!r}; allowed: {', '.join(UNITS)}")
+        per_token = UNITS[unit](value, out, tput)
+        rows.append(Row(r["id"], r["source"], r["hardware"], int(float(r["n_gpus"])), r["model"], r["precision"],
+                        _num(r["prompt_len"]) or 0.0, out, _num(r["concurrency"]), per_token, r["boundary"], tput,
+                        _num(r.get("pue", ""))))
     return rows
 
 
+def _system(hardware: str) -> str | None:
+    key = hardware.lower()
+    return next((system for gpu, system in SYSTEMS.items() if gpu in key), None)
+
+
+def _model(name: str) -> str | None:
+    """The dse model preset of a published model name (``org/`` prefixes and case ignored; a preset's own name is
+    accepted)."""
+    from dse.config import presets
+
+    key = name.lower().split("/")[-1]
+    if key in MODELS:
+        return MODELS[key]
+    return key if key in presets.presets("model") else None
+
+
 def _skip_reason(row: Row) -> str:
-    system, model = SYSTEMS.get(row.hardware), MODELS.get(row.model)
-    if system is None or model is None or row.precision not in WEIGHT_BYTES:
+    system, model = _system(row.hardware), _model(row.model)
+    if system is None or model is None:
         return f"no preset for {row.hardware if system is None else row.model}"
+    if row.precision.lower() not in WEIGHT_BYTES:
+        return f"precision {row.precision!r} unknown (known: {', '.join(WEIGHT_BYTES)})"
     if row.concurrency is None and not row.throughput_tok_s:
         return "neither concurrency nor throughput published"
     return ""
@@ -98,14 +139,14 @@ BATCHES = sorted({round(2 ** (i / 8)) for i in range(8 * 16 + 1)})
 def _evaluate(row: Row, batch=None, **extra):
     from dse.run.engine import evaluate
 
-    settings = dict(tp=row.n_gpus, ep=row.n_gpus, dp=1)
+    settings = dict(tp=row.n_gpus, ep=row.n_gpus, dp=1, **({"pue": row.pue} if row.pue else {}))
     for prefix, more in RUN_SETTINGS.items():
         if row.id.startswith(prefix):
             settings.update(more)
-    return evaluate(model=MODELS[row.model], system=SYSTEMS[row.hardware], placement="hbm",
+    return evaluate(model=_model(row.model), system=_system(row.hardware), placement="hbm",
                     batch=_batch(row, settings) if batch is None else batch,
                     prompt_len=max(round(row.prompt_len), 1), output_len=max(round(row.output_len), 1),
-                    weight_bytes=WEIGHT_BYTES[row.precision], boundary=row.boundary, **settings, **extra)
+                    weight_bytes=WEIGHT_BYTES[row.precision.lower()], boundary=row.boundary, **settings, **extra)
 
 
 def _batch(row: Row, settings: dict) -> int:
