@@ -111,6 +111,9 @@ def run(m, g, s, link, tier, w, plan, *, q, l0, dl, n, ndim):
     w0 = _with(w, query_len=q, context_len=l0)
     t0 = namespace(kernel.routed_tables(m, g, s, w0, plan))
     out0 = kernel.decode_step(m, g, s, link, tier, w0, t0)
+    if np.ndim(n) == 0 and n == 1.0:     # one step (continuous batching's): the kernel's own, throttled and bounded
+        return Run(latency=out0.latency, first=out0.latency, last=out0.latency, energy=dict(out0.energy),
+                   kv_written=out0.kv_write_bytes, flops=out0.flops, offload_bytes=out0.offload_bytes, out0=out0)
     att_tokens = kernel.layout(m, s, w0).att_tokens
     sums, lines = _attention_over_run(m, g, s, w, w0, t0, out0.parts.rates, att_tokens, l0, dl, n, ndim)
     latency, latency_at, t_att = _summed_latency(m, w, out0.parts, lines, n)
@@ -402,7 +405,10 @@ def _continuous(m, g, s, link, tier, w, plan, ndim) -> dict:
         fused = _with(w, fused_tokens=chunks * u * cbar, fused_chunk=cbar, fused_context=(P + 1.0) / 2.0)
         return run(m, g, s, link, tier, fused, plan, q=1.0, l0=P + (O - 1.0) / 2.0, dl=1.0, n=1.0, ndim=ndim)
 
-    dec, lo, hi = step(0.0), step(k_lo), step(k_hi)
+    lo = step(k_lo)
+    hi = lo if np.all(frac == 0) else step(k_hi)
+    # the decode-only step splits the energy into decode and prefill (not needed by the batch search's times)
+    dec = lo if np.all(k_lo == 0) or getattr(w, "latency_only", False) else step(0.0)
 
     def mean(x_lo, x_hi):
         return (1.0 - frac) * x_lo + frac * x_hi
