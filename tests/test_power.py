@@ -81,6 +81,30 @@ def test_board_power_never_above_the_limit_and_boundaries_nest(system, model, ba
     assert (e.sel(boundary="facility") >= e.sel(boundary="node")).all()
 
 
+@settings(max_examples=15, deadline=None)
+@given(system=st.sampled_from(["hgx-h100", "hgx-h200", "hgx-b200"]),
+       model=st.sampled_from(["mixtral-8x7b", "deepseek-r1", "qwen3-235b-a22b", "gpt-oss-120b"]),
+       batch=st.integers(1, 2048), prompt=st.integers(1, 8192), output=st.integers(1, 2048),
+       chunk=st.sampled_from([None, 256, 2048]), wb=st.sampled_from([0.5, 1.0, 2.0]))
+def test_continuous_batching_stays_under_the_limit_and_boundaries_nest(system, model, batch, prompt, output, chunk,
+                                                                       wb):
+    """Steps with prefill chunks fused in, at any mix: the boards' mean power over a step (B / O requests' energy
+    per step over tpot, experts and KV in HBM, boundary gpu) never exceeds the limit; energies are finite and
+    non-negative, the prefill's share too, and they nest gpu <= node <= facility."""
+    limit = {"hgx-h100": 700.0, "hgx-h200": 700.0, "hgx-b200": 1000.0}[system]
+    ds = dse.evaluate(model=model, system=system, placement="hbm", batch=batch, weight_bytes=wb, prompt_len=prompt,
+                      output_len=output, boundary=["gpu", "node", "facility"],
+                      **({} if chunk is None else {"prefill_chunk": chunk}))
+    gpu = ds.sel(boundary="gpu")
+    step_w = float(gpu.energy_per_request * batch / output / gpu.tpot / gpu.n_gpus)
+    assert step_w <= limit * (1 + 1e-9)
+    e = ds.energy_per_request
+    for v in (e, ds.prefill_energy, ds.decode_energy, ds.ttft, ds.tpot):
+        assert np.isfinite(v.values).all() and (v.values >= 0).all()
+    assert (e.sel(boundary="node") >= e.sel(boundary="gpu")).all()
+    assert (e.sel(boundary="facility") >= e.sel(boundary="node")).all()
+
+
 @pytest.mark.parametrize("kw, word", [(dict(boundary="rack"), "boundary"), (dict(pue=0.9), "pue"),
                                       (dict(power_limit_w=100.0), "power_limit_w"),
                                       (dict(mem_efficiency=0.0), "mem_efficiency"),
