@@ -127,8 +127,21 @@ def test_a_table_from_elsewhere_in_its_own_spelling(tmp_path):
         validation.read(_table(tmp_path, [{**other, "measured_unit": "kWh"}]))
     with pytest.raises(validation.DseError, match="missing column.*boundary"):
         validation.read(_table(tmp_path, [other], validation.COLUMNS[:-1]))
-    unknown = validation.run(_table(tmp_path, [{**other, "hardware": "MI300X"}, {**other, "precision": "int3"}]))
-    assert unknown[0].skipped == "no preset for MI300X" and "precision 'int3'" in unknown[1].skipped
+    with pytest.raises(validation.DseError, match="row elsewhere: could not convert string to float: 'n/a'"):
+        validation.read(_table(tmp_path, [{**other, "measured_value": "n/a"}]))
+    with pytest.raises(validation.DseError, match="no such measurements table"):
+        validation.read(tmp_path / "none.csv")
+    unknown = _table(tmp_path, [{**other, "hardware": "MI300X"}, {**other, "precision": "int3"}])
+    skipped = validation.run(unknown)
+    assert skipped[0].skipped == "no preset for MI300X" and "precision 'int3'" in skipped[1].skipped
+
+
+def test_a_table_nothing_can_be_predicted_from(tmp_path, capsys):
+    base = {r["id"]: r for r in csv.DictReader(open(validation.TABLE))}["mle3-q235i-h100x8-bs128"]
+    path = _table(tmp_path, [{**base, "hardware": "MI300X"}])
+    assert validation.main(["--table", str(path), "--out", str(tmp_path / "fig")]) == 0
+    assert "no row could be predicted: no parity figure" in capsys.readouterr().out
+    assert not (tmp_path / "fig").exists()
 
 
 def test_a_row_with_throughput_but_no_concurrency(tmp_path):

@@ -87,21 +87,28 @@ def _num(x: str) -> float | None:
 
 
 def read(path: Path = TABLE) -> list[Row]:
+    import io
+
+    from dse.files import read_user_text
+
     rows = []
-    with open(path, newline="") as f:
-        table = list(csv.DictReader(f))
+    table = list(csv.DictReader(io.StringIO(read_user_text(path, "measurements table", 64 << 20), newline="")))
     missing = [c for c in COLUMNS if table and c not in table[0]]
     if missing:
         raise DseError(f"{path}: missing column(s) {', '.join(missing)}; required: {', '.join(COLUMNS)}")
     for r in table:
-        out = _num(r["output_len"]) or 1.0
-        value, unit, tput = float(r["measured_value"]), r["measured_unit"], _num(r["throughput_tok_s"])
+        unit = r["measured_unit"]
         if unit not in UNITS:
             raise DseError(f"{path}: row {r['id']}: measured_unit={unit!r}; allowed: {', '.join(UNITS)}")
-        per_token = UNITS[unit](value, out, tput)
-        rows.append(Row(r["id"], r["source"], r["hardware"], int(float(r["n_gpus"])), r["model"], r["precision"],
-                        _num(r["prompt_len"]) or 0.0, out, _num(r["concurrency"]), per_token, r["boundary"], tput,
-                        _num(r.get("pue", ""))))
+        try:
+            out = _num(r["output_len"]) or 1.0
+            value, tput = float(r["measured_value"]), _num(r["throughput_tok_s"])
+            rows.append(Row(r["id"], r["source"], r["hardware"], int(float(r["n_gpus"])), r["model"],
+                            r["precision"], _num(r["prompt_len"]) or 0.0, out, _num(r["concurrency"]),
+                            UNITS[unit](value, out, tput), r["boundary"], tput, _num(r.get("pue") or "")))
+        except (TypeError, ValueError) as err:
+            raise DseError(f"{path}: row {r['id']}: {err} (numbers expected in n_gpus, prompt_len, output_len, "
+                           "concurrency, throughput_tok_s, measured_value, pue)") from None
     return rows
 
 
@@ -289,6 +296,9 @@ def main(argv=None) -> int:
     rows = run(Path(args.table))
     fitted = Path(args.table).resolve() == TABLE
     print(summary(rows, fitted))
+    if all(r.skipped for r in rows):
+        print("no row could be predicted: no parity figure")
+        return 0
     fig = parity_figure(rows, fitted)
     bad = plot.problems(fig)
     if bad:
