@@ -113,7 +113,10 @@ def read(path: Path = TABLE) -> list[Row]:
 
 
 def _system(hardware: str) -> str | None:
+    """The node preset of a row's GPU; PCIe and NVL cards (other boards, power and memory) have none."""
     key = hardware.lower()
+    if "pcie" in key or "nvl" in key:
+        return None
     return next((system for gpu, system in SYSTEMS.items() if gpu in key), None)
 
 
