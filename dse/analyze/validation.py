@@ -50,8 +50,13 @@ UNITS = {"J/output_token": lambda v, out, tput: v, "J/token": lambda v, out, tpu
 #: and serves one model copy per GPU (closed/NVIDIA/configs/mixtral-8x7b/Offline/__init__.py, power_limit = 500).
 #: MLPerf v5.1 Lenovo B200 llama2-70b: one model copy per GPU at the boards' own 1000 W
 #: (closed/Lenovo/configs/SR680a_V3_B200SXMx8/<scenario>/llama2-70b.py, tensor_parallelism = 1; power_settings.txt).
+#: ML.ENERGY v3 launches vLLM with ``--tensor-parallel-size N`` (and ``--enable-expert-parallel`` for the MoE models)
+#: unless a config names a data-parallel size, which none of these do (ml-energy/benchmark
+#: mlenergy/benchmark/llm/benchmark.py and configs/vllm/<task>/<model>/<gpu>/monolithic.config.yaml): tensor-parallel
+#: attention, MLA's included (dse's ``auto`` would serve DeepSeek data-parallel).
 RUN_SETTINGS = {"mlperf41-": dict(power_limit_w=500.0, tp=1, ep=1, dp=8),
-                "mlperf51-llama2-70b-": dict(tp=1, ep=1, dp=8)}
+                "mlperf51-llama2-70b-": dict(tp=1, ep=1, dp=8),
+                "mle3-": dict(attention_parallel="tp"), "v3-": dict(attention_parallel="tp")}
 
 
 @dataclass
