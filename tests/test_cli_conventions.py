@@ -135,7 +135,8 @@ def test_list_presets_with_description_and_grade():
 
 def test_presets_api():
     every = dse.presets()
-    assert set(every) == {"model", "system", "gpu", "tier", "link", "accounting", "study", "search", "profile"}
+    assert set(every) == {"model", "system", "gpu", "tier", "link", "accounting", "study", "search", "profile",
+                          "engine"}
     models = dse.presets("model")
     assert [p.name for p in models] == sorted(p.stem for p in (ROOT / "dse" / "conf" / "model").glob("*.yaml"))
     assert all(p.description != "-" for g in every.values() for p in g)

@@ -74,6 +74,7 @@ class Row:
     boundary: str
     throughput_tok_s: float | None = None
     pue: float | None = None      # a facility row's own PUE (optional column; else the default's)
+    engine: str = ""              # the serving engine that ran it (optional column; else from its source)
     predicted_j_per_token: float = math.nan
     skipped: str = ""
 
@@ -110,11 +111,24 @@ def read(path: Path = TABLE) -> list[Row]:
             value, tput = float(r["measured_value"]), _num(r["throughput_tok_s"])
             rows.append(Row(r["id"], r["source"], r["hardware"], int(float(r["n_gpus"])), r["model"],
                             r["precision"], _num(r["prompt_len"]) or 0.0, out, _num(r["concurrency"]),
-                            UNITS[unit](value, out, tput), r["boundary"], tput, _num(r.get("pue") or "")))
+                            UNITS[unit](value, out, tput), r["boundary"], tput, _num(r.get("pue") or ""),
+                            r.get("engine") or _engine(r["source"] + " " + r.get("notes", ""))))
         except (TypeError, ValueError) as err:
             raise DseError(f"{path}: row {r['id']}: {err} (numbers expected in n_gpus, prompt_len, output_len, "
                            "concurrency, throughput_tok_s, measured_value, pue)") from None
     return rows
+
+
+#: Words in a row's source or notes -> the engine preset that ran it (the first that matches). ML.ENERGY runs vLLM;
+#: MLPerf's closed submissions TensorRT-LLM, whose large-batch rows share the vllm preset's fit.
+ENGINES = {"sglang": "sglang", "inferencemax": "sglang", "inferencex": "sglang", "ml.energy": "vllm",
+           "vllm": "vllm", "mlperf": "vllm", "tensorrt": "vllm"}
+
+
+def _engine(text: str) -> str:
+    """The engine preset of a row by its source (empty: the node preset's own)."""
+    key = text.lower()
+    return next((engine for word, engine in ENGINES.items() if word in key), "")
 
 
 def _system(hardware: str) -> str | None:
@@ -154,7 +168,8 @@ BATCHES = sorted({round(2 ** (i / 8)) for i in range(8 * 16 + 1)})
 def _evaluate(row: Row, batch=None, **extra):
     from dse.run.engine import evaluate
 
-    settings = dict(tp=row.n_gpus, ep=row.n_gpus, dp=1, **({"pue": row.pue} if row.pue else {}))
+    settings = dict(tp=row.n_gpus, ep=row.n_gpus, dp=1, **({"pue": row.pue} if row.pue else {}),
+                    **({"engine": row.engine} if row.engine else {}))
     for prefix, more in RUN_SETTINGS.items():
         if row.id.startswith(prefix):
             settings.update(more)
@@ -210,6 +225,40 @@ def fit(rows: list[Row]) -> dict:
         sq = sq + np.log(ds.energy_per_output_token / row.measured_j_per_token) ** 2
     best = sq.where(sq == sq.min(), drop=True)
     return {k: float(best[k].values[0]) for k in FIT_GRID} | {"rms_log_ratio": float(np.sqrt(sq.min() / len(rows)))}
+
+
+#: Measured single-request steps of the SGLang engine (TPOT at one request): the ``sglang`` engine preset's fixed time
+#: per layer is fitted on every other row and reported on the rest.
+SGLANG_TABLE = TABLE.with_name("sglang_b200_tpot.csv")
+#: The grid ``layer_overhead_us`` is fitted on (us).
+LAYER_GRID = [5.0 * i for i in range(61)]
+
+
+def tpot_rows(path: Path = SGLANG_TABLE) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def predict_tpot(row: dict, **extra):
+    """dse's decode step (s) for a TPOT row: the row's node, model, precision and GPUs (tensor-parallel, experts
+    spread over the GPUs), its concurrency at the mean context of a request's life, the sglang engine's constants."""
+    from dse.run.engine import evaluate
+
+    n = int(row["n_gpus"])
+    return evaluate(model=_model(row["model"]), system=_system(row["hardware"]), batch=int(row["concurrency"]),
+                    context_len=float(row["prompt_len"]) + float(row["output_len"]) / 2,
+                    weight_bytes=WEIGHT_BYTES[row["precision"]], tp=n, ep=n, dp=1, attention_parallel="tp",
+                    engine="sglang", **extra).step_latency
+
+
+def fit_layer_overhead(rows: list[dict]) -> float:
+    """The sglang engine's ``layer_overhead_us``: least squares of log(predicted / measured TPOT) over ``rows`` (the
+    fit half of :data:`SGLANG_TABLE`) on :data:`LAYER_GRID`."""
+    import numpy as np
+
+    sq = sum(np.log(predict_tpot(r, layer_overhead_us=LAYER_GRID) / (float(r["tpot_ms"]) * 1e-3)) ** 2
+             for r in rows)
+    return float(sq.layer_overhead_us[int(np.argmin(sq.values))])
 
 
 def run(path: Path = TABLE) -> list[Row]:
@@ -300,6 +349,8 @@ def main(argv=None) -> int:
     if args.fit:
         got = fit(halves(read(Path(args.table)))[0])
         print(" ".join(f"{k}={v:g}" for k, v in got.items()))
+        print(f"sglang engine: layer_overhead_us={fit_layer_overhead(tpot_rows()[0::2]):g} (fit half of "
+              f"{SGLANG_TABLE.name})")
         return 0
     rows = run(Path(args.table))
     fitted = Path(args.table).resolve() == TABLE

@@ -18,7 +18,7 @@ from dse.config.presets import compose, preset_file, presets as names
 #: ``dse list`` arguments -> preset groups.
 PLURAL = {"models": "model", "systems": "system", "gpus": "gpu", "tiers": "tier", "links": "link",
           "accountings": "accounting", "studies": "study", "searches": "search",
-          "profiles": "profile"}
+          "profiles": "profile", "engines": "engine"}
 #: Evidence grades, strongest first ("fitted": on half of a validation table, reported on the other half).
 GRADES = ("measured", "datasheet", "paper", "derived", "fitted", "assumption")
 

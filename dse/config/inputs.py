@@ -25,7 +25,7 @@ from dse import cf
 
 NO_TIER_BW_GBPS = 1e30          # stands in for "unlimited" (YAML .inf), keeps 0 * inf out of the kernel
 #: Parameters naming presets that are stacked leaf by leaf (a list makes a dimension); not config leaves.
-PRESET_PARAMS = frozenset(("system", "gpu", "link", "model", "profile"))
+PRESET_PARAMS = frozenset(("system", "gpu", "link", "model", "profile", "engine"))
 
 
 def expand_values(name: str, value):
@@ -273,6 +273,26 @@ def apply_profile(tree: dict, scalars: dict, dims: dict) -> None:
         values = [p[key] for p in profiles]
         tree["workload"][key] = (xr.DataArray(values, dims=["profile"], coords={"profile": names})
                                  if isinstance(names, list) else values[0])
+
+
+def apply_engine(tree: dict, scalars: dict, dims: dict) -> None:
+    """``engine``: a serving-engine preset (dse/conf/engine) sets the system's four engine constants unless they are
+    given; a list of engines is a dimension; unset, the system preset's own stand."""
+    from dse.config.specs import ENGINE_FIELDS
+
+    names = dims.get("engine", scalars.get("engine", tree["workload"].pop("engine", None)))
+    if names is None:
+        return
+    engines = [presets.preset("engine", e) for e in (names if isinstance(names, list) else [names])]
+    for key in ENGINE_FIELDS:
+        if key in scalars or key in dims:
+            continue
+        values = [e[key] for e in engines]
+        tree["system"][key] = (xr.DataArray(values, dims=["engine"], coords={"engine": names})
+                               if isinstance(names, list) else values[0])
+        tree["system"].setdefault("provenance", {})[key] = (
+            {"source": f"engine presets {', '.join(names)}", "evidence": "-"} if isinstance(names, list)
+            else engines[0]["provenance"].get(key, {}))
 
 
 def _request_fields(w: dict, model: dict, scalars: dict, dims: dict) -> bool:

@@ -102,7 +102,7 @@ def _preset_cached(group: str, name: str, dirs: tuple = ()) -> dict:   # dirs: t
 
     if group in ("model", "system"):
         return validated(group, compose(**{group: name})[group])
-    if group in ("gpu", "link", "tier", "profile"):  # leaf presets: no defaults list
+    if group in ("gpu", "link", "tier", "profile", "engine"):  # leaf presets: no defaults list
         return validated(group, OmegaConf.to_container(OmegaConf.load(preset_file(group, name))))
     raise DseError(f"presets of group {group!r} cannot be a dimension: use model, system, gpu or link")
 

@@ -163,6 +163,7 @@ class WorkloadSpec:
     pue: float = 1.3                      # facility power usage effectiveness (boundary facility)
     compute_precision: str = "auto"       # auto (follows weight_bytes) | bf16 | fp8 | fp4
     profile: Optional[str] = None         # a request profile preset (dse/conf/profile)
+    engine: Optional[str] = None          # a serving-engine preset (dse/conf/engine); unset: the system's own
 
 
 @dataclass
@@ -184,8 +185,22 @@ class ProfileSpec:
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class EngineSpec:
+    """A serving engine's constants (dse/conf/engine): they set the system's (SystemSpec) fields of the same names."""
+    name: str = "engine"
+    serving_efficiency: float = 1.0
+    active_power_fraction: float = 0.0
+    host_us_per_sequence: float = 0.0
+    layer_overhead_us: float = 0.0
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+#: The system fields an engine preset sets.
+ENGINE_FIELDS = ("serving_efficiency", "active_power_fraction", "host_us_per_sequence", "layer_overhead_us")
+
 SCHEMAS = {"model": ModelSpec, "system": SystemSpec, "workload": WorkloadSpec, "accounting": AccountingSpec,
-           "gpu": GPUSpec, "link": LinkSpec, "tier": TierSpec, "profile": ProfileSpec}
+           "gpu": GPUSpec, "link": LinkSpec, "tier": TierSpec, "profile": ProfileSpec, "engine": EngineSpec}
 
 
 def validated(section: str, values: dict) -> dict:

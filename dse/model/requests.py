@@ -52,7 +52,8 @@ MAX_EVALUATED_STEPS = 1_000_000
 
 # A data table (its rows share a shape with the other variable tables by design: one row per output variable).
 VARIABLES = {  # name: (units, long_name)
-    "prefill_energy": ("J", "energy of one request's prefill (lockstep: its share of the batch's prefill)"),
+    "prefill_energy": ("J", "energy of one request's prefill (continuous: what its chunks add to the steps they ride "
+                            "in; lockstep: its share of the batch's prefill)"),
     "decode_energy": ("J", "energy of one request's share of the decode steps that produce its output"),
     "energy_per_request": ("J", "energy per request: prefill + decode"),
     "energy_per_output_token": ("J", "energy per output token, prefill included (energy_per_request / output_len)"),
@@ -67,7 +68,8 @@ VARIABLES = {  # name: (units, long_name)
                                              "GPUs; lockstep: batch x output_len / request_latency / GPUs)"),
     "kv_written_bytes": ("B", "KV-cache bytes written per batch of requests (prompt + output)"),
     "prefill_flops": ("FLOP", "floating-point operations of the batch's prefill"),
-    "prefill_offload_read_bytes": ("B", "bytes read from the offload tier by the batch's prefill (once per chunk)"),
+    "prefill_offload_read_bytes": ("B", "bytes read from the offload tier for the batch's prefill (continuous: what "
+                                        "the fused chunks add to the steps' fetches; lockstep: once per chunk step)"),
     "flash_endurance_years": ("years", "years until the KV tier's rated program/erase cycles are used up at this "
                                        "write rate (inf where KV is not on Flash)"),
     "endurance_ok": ("1", "1 where the KV tier lasts at least service_life_years (always where KV is not on Flash)"),

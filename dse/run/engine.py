@@ -244,6 +244,7 @@ def resolve(study: str | None = None, *, model=None, system=None, accounting: st
     resolved = json.loads(json.dumps(tree, default=str))  # the config as resolved, before settings are applied
     inputs.stack_presets(tree, scalars, dims)
     inputs.apply_profile(tree, scalars, dims)
+    inputs.apply_engine(tree, scalars, dims)
     inputs.apply_settings(tree, scalars, dims)
     rules.check_tree(tree)
     wl = inputs.workload(tree, scalars, dims)
