@@ -378,23 +378,14 @@ def _lockstep(m, g, s, link, tier, w, plan, ndim) -> dict:
 
 def _continuous(m, g, s, link, tier, w, plan, ndim) -> dict:
     """Continuous batching in steady state (docs/model.md "Requests", s.11.5): ``B`` sequences decode at spread-out
-    positions while new requests' prompts are prefilled in chunks fused into the same passes (one pass per step,
-    as vLLM and SGLang run chunked prefill: the step's linear products take the decode and chunk tokens together,
-    the weights and the touched experts are read once for both).
-
-    * A request's prompt is ``n_c = ceil(P / c)`` chunks (``c = prefill_chunk``, the whole prompt when unset), of
-      ``cbar = P / n_c`` tokens on average; chunk ``k`` attends with the causal mask, so over a prompt the chunks
-      attend over ``(P + 1) / 2`` keys on average (exactly, for the FLOPs and the keys read).
-    * Steady state: ``B / O`` requests finish and start per step, so a data-parallel group's step carries
-      ``k = B n_c / (O dp)`` chunks on average: with evenly spaced admissions a fraction ``k - floor(k)`` of the
-      steps carries ``ceil(k)`` chunks, the rest ``floor(k)``. A step is the decode step at the mean context of a
-      request's life, ``Lbar = P + (O - 1) / 2``, with that many chunks fused in: ``tpot`` and the step energy are
-      the two kinds' mean.
-    * TTFT: the ``n_c`` steps that carry the request's chunks (each an average step where ``k >= 1``, else one
-      carrying ``ceil(k) = 1`` chunk) plus the step that yields its first token (an average step).
-    * Energy per request: ``O`` steps' energy per ``B`` requests; its prefill share is what the fused chunks add to
-      the decode-only step.
-    """
+    positions; new prompts' chunks (``n_c = ceil(P / c)`` per prompt, ``cbar = P / n_c`` tokens each, attending over
+    ``(P + 1) / 2`` keys on average) ride in the same passes (vLLM's and SGLang's chunked prefill: weights and
+    touched experts read once for both). A data-parallel group's step carries ``k = B n_c / (O dp)`` chunks on
+    average: a fraction ``k - floor(k)`` of the steps ``ceil(k)``, the rest ``floor(k)``; a step is the decode step
+    at the mean context ``Lbar = P + (O - 1) / 2`` with those chunks fused in, and ``tpot`` and the step energy are
+    the two kinds' mean. TTFT: the ``n_c`` steps carrying the request's chunks (average steps where ``k >= 1``, else
+    one with its chunk) plus an average step. Energy per request: ``O`` steps per ``B`` requests; its prefill share
+    is what the chunks add to the decode-only step."""
     B, P, O = w.batch, w.prompt_len, w.output_len
     u = np.asarray(s.dp, float)
     n_c = np.ceil(P / np.minimum(w.prefill_chunk, P))
