@@ -7,11 +7,13 @@ predicts the energy per output token at the row's own boundary with the node pre
 concurrency: the energy per output token of its requests (continuous batching with the prefill chunks fused into
 the decode steps, docs/model.md s.11.5; a prompt length not published counts as one token), the experts in HBM. A
 row that publishes its throughput but not its concurrency runs at the batch where dse's throughput reaches it.
-Nothing is fitted to these rows: every constant comes from the presets (their sources and evidence grades are in dse/conf), except the four constants of the serving engine
-(``system.serving_efficiency``: the fraction of the GPUs' achievable rates it attains; ``layer_overhead_us``: its
-fixed GPU time per layer and step; ``host_us_per_sequence``: its host time per sequence and step;
-``active_power_fraction``: the boards' power floor while it runs), which are fitted on every other row (``--fit``;
-one set for all nodes, GPUs and models) and reported on the rest. Rows dse has no preset for are listed as skipped.
+Each row runs on its source's serving engine (dse/conf/engine: ``vllm`` for ML.ENERGY and MLPerf). Nothing is
+fitted to these rows: every constant comes from the presets (their sources and evidence grades are in dse/conf),
+except the vllm engine's four (``serving_efficiency``: the fraction of the GPUs' achievable rates it attains;
+``layer_overhead_us``: its fixed GPU time per layer and step; ``host_us_per_sequence``: its host time per sequence
+and step; ``active_power_fraction``: the boards' power floor while it runs), which are fitted on every other row
+(``--fit``; one set for all nodes, GPUs and models) and reported on the rest. Rows dse has no preset for are listed
+as skipped. ``--fit`` also fits the sglang engine's time per layer on half of its measured steps.
 
     python -m analysis.validation [--out DIR]      # or: dse validate [--out DIR]
     dse validate --fit                             # the fit of the serving-engine constants
@@ -344,7 +346,7 @@ def main(argv=None) -> int:
     ap.add_argument("--table", default=str(TABLE), help="measurements CSV (default: the repository's)")
     ap.add_argument("--overwrite", action="store_true", help="replace validation.png / .svg that dse did not write")
     ap.add_argument("--fit", action="store_true", help="fit the serving-engine constants on the fit half and print "
-                    "them (the node presets carry the result)")
+                    "them (the vllm engine preset carries the result), and the sglang engine's time per layer")
     args = ap.parse_args(argv)
     if args.fit:
         got = fit(halves(read(Path(args.table)))[0])
