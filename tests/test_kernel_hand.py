@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import dse
-from dse.model import routing
+from dse.model import kernel, routing
 
 MIXTRAL_EXPERT_BYTES = 3 * 4096 * 14336 * 2            # 352,321,536 B = 352.3 MB
 MIXTRAL_ROUTER_BYTES = 4096 * 8 * 2
@@ -163,3 +163,22 @@ def test_measured_routing_frequencies():
     np.testing.assert_allclose(ds.experts_touched.values, 2.0)
     np.testing.assert_allclose(ds.experts_fetched.sel(hbm_cache_fraction=0.25).values, 0.0)
     np.testing.assert_allclose(ds.experts_fetched.sel(hbm_cache_fraction=0.0).values, 2.0)
+
+
+def test_expert_parallel_traffic_skips_the_tokens_own_tp_group():
+    """Refined accounting, 8 GPUs, EP = 8: with tensor-parallel attention every GPU holds every token, so nothing is
+    dispatched and the MoE output's all-reduce over the group is the combine (no all-to-all at all); with
+    data-parallel attention each GPU's tokens go to 7/8 of the experts' GPUs and come back. The tool (paper
+    accounting) returns them to all 7 others in both cases. By hand, per layer: 64 tokens x top-2 x 4096 x 2 B."""
+    from types import SimpleNamespace as NS
+
+    m = NS(top_k=2.0, hidden=4096.0, n_shared=0.0)
+    s = NS(tp=8, ep=8, gpus_per_node=8, hop_latency_us=0.8, nvlink_bw_gbps=450.0, internode_bw_gbps=50.0)
+    share = 64 / 8 * 2 * 4096 * 2.0                    # tokens of one GPU's share x top-k x hidden x 2 B
+    for dpa, mimic, want_bytes, hops in ((0.0, 0.0, 0.0, 0), (1.0, 0.0, 2 * share * 7 / 8, 2),
+                                         (0.0, 1.0, share * 7 / 8, 1)):
+        w = NS(act_bytes=2.0, dp_attention=dpa, mimic_tool=mimic)
+        att_split = 8 - dpa * 7
+        lay = NS(tp=8, rows=64.0, att_split=att_split)
+        t = float(kernel._collectives(m, s, w, lay).t_a2a)
+        assert t == pytest.approx(hops * 0.8e-6 + want_bytes / 450e9, rel=1e-12), (dpa, mimic)

@@ -395,11 +395,13 @@ def _collectives(m, s, w, lay):
     ar_attention = allreduce * (1 - w.dp_attention / 2)
     # MoE output: one all-reduce over the TP group; the tool also all-reduces the shared experts separately
     ar_moe = allreduce * (1 + w.mimic_tool * (m.n_shared > 0))
-    # expert-parallel dispatch skips the GPUs of the token's own TP group (they hold it); combine returns to all
+    # expert-parallel dispatch skips the GPUs of the token's own TP group (they hold it); so does the combine: the MoE
+    # output's all-reduce over that group already sums their experts' outputs (the tool returns to all of them)
     share = lay.rows / lay.tp * m.top_k * m.hidden * w.act_bytes
     ep = np.maximum(s.ep, 1)
-    dispatch = share * np.clip((ep - lay.att_split) / ep, 0.0, 1.0)
-    combine = share * (ep - 1) / ep
+    outside = np.clip((ep - lay.att_split) / ep, 0.0, 1.0)
+    dispatch = share * outside
+    combine = share * (w.mimic_tool * (ep - 1) / ep + (1 - w.mimic_tool) * outside)
     # peers in other nodes go over the inter-node network; the tool sends all of it there once EP spans nodes
     remote = w.mimic_tool * (s.ep > s.gpus_per_node) + (1 - w.mimic_tool) * np.clip(
         (ep - s.gpus_per_node) / ep, 0.0, 1.0)
