@@ -17,8 +17,8 @@ REFERENCE = __import__("pathlib").Path(__file__).parent / "data" / "engine_refer
 @pytest.mark.parametrize("name", list(CASES))
 def test_engine_reproduces_the_reference(name):
     """A regression guard, not a physics check: every variable, coordinate and attribute as the engine computed
-    them when tests/data/engine_reference.nc was last regenerated on purpose (the direct path and copies' HBM writes of
-    issue 22; before: 86a62c2, the operation-table kernel;
+    them when tests/data/engine_reference.nc was last regenerated on purpose (issue 22: the expert-parallel combine
+    under the refined accounting; before: the direct path and copies' HBM writes; 86a62c2, the operation-table kernel;
     regenerate with ``python tests/engine_cases.py`` only when the physics changes deliberately). It exists so that
     restructuring (the layout, the grid engine, speed work) cannot move a number unnoticed; the numbers themselves
     are checked against hand derivations, Monte Carlo and the authors' tool in test_kernel_hand.py,
