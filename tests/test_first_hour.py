@@ -394,8 +394,11 @@ def test_public_functions_explain_themselves():
 def test_version_and_pipes():
     r = _cli("dse", "--version")
     assert r.returncode == 0 and dse.__version__ in r.stdout and r.stdout.startswith("dse ")
-    p = subprocess.run(f"{BIN / 'dse'} list | head -1", shell=True, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0 and p.stdout.strip() and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
+    for cmd in ("list", "validate --fit"):
+        p = subprocess.run(f"set -o pipefail; {BIN / 'dse'} {cmd} | head -1", shell=True, executable="/bin/bash",
+                           capture_output=True, text=True, timeout=240)
+        assert p.returncode == 0 and p.stdout.strip(), cmd
+        assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, cmd
 
 
 def test_output_format_error_names_csv():

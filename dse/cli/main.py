@@ -183,12 +183,12 @@ def _check_multirun(argv: list[str]) -> None:
                 del err
 
 
-def _list(argv: list[str]) -> int:
-    """``dse list``, quiet when its reader stops early (``dse list | head -1``)."""
+def _quiet_pipe(command, argv: list[str]) -> int:
+    """A printing command, quiet when its reader stops early (``dse list | head -1``, ``dse validate | head``)."""
     import os
 
     try:
-        code = list_presets(argv)
+        code = command(argv)
         sys.stdout.flush()
         return code
     except BrokenPipeError:   # the reader closed the pipe: nothing more to say (Python's documented recipe)
@@ -203,11 +203,11 @@ def main() -> None:
     with errors("dse"):
         version("dse", argv)
         if argv[:1] == ["list"]:
-            sys.exit(_list(argv[1:]))
+            sys.exit(_quiet_pipe(list_presets, argv[1:]))
         if argv[:1] == ["validate"]:   # dse against published measurements (dse.analyze.validation)
             from dse.analyze.validation import main as validate
 
-            sys.exit(validate(argv[1:]))
+            sys.exit(_quiet_pipe(validate, argv[1:]))
         if argv[:1] == ["explore"]:    # the explorer in the browser (dse.explore; the explore extra)
             from dse.explorer.serve import main as explore
 
