@@ -123,8 +123,7 @@ PARAMS: dict[str, Param] = {
                                    "fraction of the headroom from idle to the power limit (0: idle)"),
     "profile": Param("workload.profile", "", "request profile preset (prompt_len, output_len)",
                      preset_group="profile"),
-    "engine": Param("workload.engine", "", "serving-engine preset (serving_efficiency, active_power_fraction, "
-                    "host_us_per_sequence, layer_overhead_us; unset: the system preset's own)",
+    "engine": Param("workload.engine", "", "serving-engine preset",
                     preset_group="engine"),
     "model": Param("model", "", "model preset", preset_group="model"),
     "system": Param("system", "", "system preset", preset_group="system"),
