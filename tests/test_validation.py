@@ -2,6 +2,7 @@
 import csv
 import statistics
 
+import numpy as np
 import pytest
 
 from dse.analyze import validation
@@ -36,12 +37,19 @@ def test_the_halves_alternate_and_cover_three_gpus_and_two_moe_models(rows):
 def test_the_vllm_engine_carries_the_fit_of_the_fit_half(rows):
     """The vllm engine preset's constants are what the documented fit gives on the fit half (not tuned by hand, not
     fitted on the rows they are reported on)."""
-    got = validation.fit(validation.halves(rows)[0])
+    fit_half = validation.halves(rows)[0]
+    got = validation.fit(fit_half)
     assert {r.engine for r in rows} == {"vllm"}           # ML.ENERGY (vLLM) and MLPerf (TensorRT-LLM) rows
     p = presets.preset("engine", "vllm")
     for key in validation.FIT_GRID:
-        assert p[key] == pytest.approx(got[key], abs=1e-9), key
+        assert p[key] in validation.FIT_GRID[key], key
         assert p["provenance"][key]["evidence"] == "fitted"
+    # the preset is a least-squares point of the grid: its error is the grid's minimum (up to float noise, so that a
+    # near-tie resolved differently on another CPU cannot fail this)
+    err = np.sqrt(sum(np.log(float(validation._evaluate(r, **{k: p[k] for k in validation.FIT_GRID})
+                                   .energy_per_output_token) / r.measured_j_per_token) ** 2
+                      for r in fit_half) / len(fit_half))
+    assert err == pytest.approx(got["rms_log_ratio"], rel=1e-9)
 
 
 def test_the_report_half_against_the_measurements(rows):
@@ -169,7 +177,14 @@ def test_the_sglang_engine_fits_half_its_measured_steps_and_reports_the_rest():
     rows = validation.tpot_rows()
     assert len(rows) == 4
     p = presets.preset("engine", "sglang")
-    assert p["layer_overhead_us"] == validation.fit_layer_overhead(rows[0::2])
+    assert p["layer_overhead_us"] in validation.LAYER_GRID
+    best = validation.fit_layer_overhead(rows[0::2])
+
+    def err(layer_us):
+        return sum(np.log(float(validation.predict_tpot(r, layer_overhead_us=layer_us)) / (float(r["tpot_ms"]) * 1e-3))
+                   ** 2 for r in rows[0::2])
+
+    assert err(p["layer_overhead_us"]) == pytest.approx(err(best), rel=1e-9)   # a least-squares point of the grid
     assert p["provenance"]["layer_overhead_us"]["evidence"] == "fitted"
     for r in rows[1::2]:
         measured = float(r["tpot_ms"]) * 1e-3
