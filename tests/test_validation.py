@@ -200,3 +200,5 @@ def test_rows_run_on_their_sources_engine(tmp_path):
     assert [r.engine for r in given] == ["sglang", ""]
     cols = validation.COLUMNS + ("engine",)
     assert validation.read(_table(tmp_path, [{**base, "engine": "roofline"}], cols))[0].engine == "roofline"
+    unknown = validation.run(_table(tmp_path, [{**base, "engine": "tgi"}], cols))[0]
+    assert unknown.skipped.startswith("engine 'tgi' unknown (known: ") and "sglang" in unknown.skipped

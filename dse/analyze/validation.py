@@ -153,11 +153,16 @@ def _model(name: str) -> str | None:
 
 
 def _skip_reason(row: Row) -> str:
+    from dse.config import presets
+
     system, model = _system(row.hardware), _model(row.model)
     if system is None or model is None:
         return f"no preset for {row.hardware if system is None else row.model}"
     if row.precision.lower() not in WEIGHT_BYTES:
         return f"precision {row.precision!r} unknown (known: {', '.join(WEIGHT_BYTES)})"
+    engines = presets.presets("engine")
+    if row.engine and row.engine not in engines:
+        return f"engine {row.engine!r} unknown (known: {', '.join(engines)})"
     if row.concurrency is None and not row.throughput_tok_s:
         return "neither concurrency nor throughput published"
     return ""
