@@ -162,7 +162,7 @@ def test_a_row_with_throughput_but_no_concurrency(tmp_path):
     assert validation.BATCHES[validation.BATCHES.index(117) + 1] == 128
     assert tput[0] < tput[1]
     blind = validation.read(_table(tmp_path, [{**base, "concurrency": "", "throughput_tok_s": str(tput[1] * 0.999)}]))
-    assert validation._batch(blind[0], {}) == 128
+    assert validation._batch(blind[0]) == 128
     assert validation.predict(blind[0]).predicted_j_per_token == pytest.approx(
         validation.predict(row).predicted_j_per_token, rel=1e-9)
     neither = validation.run(_table(tmp_path, [{**base, "concurrency": "", "throughput_tok_s": ""}]))[0]

@@ -181,15 +181,15 @@ def _evaluate(row: Row, batch=None, **extra):
         if row.id.startswith(prefix):
             settings.update(more)
     return evaluate(model=_model(row.model), system=_system(row.hardware), placement="hbm",
-                    batch=_batch(row, settings) if batch is None else batch,
+                    batch=_batch(row) if batch is None else batch,
                     prompt_len=max(round(row.prompt_len), 1), output_len=max(round(row.output_len), 1),
                     weight_bytes=WEIGHT_BYTES[row.precision.lower()], boundary=row.boundary, **settings, **extra)
 
 
-def _batch(row: Row, settings: dict) -> int:
+def _batch(row: Row) -> int:
     """The row's concurrency; where only its throughput is published, the smallest batch at which dse's own
     throughput (output tokens/s over the row's GPUs, the presets' serving-engine constants) reaches it, among the
-    batches that fit in HBM (the largest that fits where none does)."""
+    batches that fit in HBM (where none does: the one of the highest throughput that fits)."""
     if row.concurrency is not None:
         return int(row.concurrency)
     ds = _evaluate(row, batch=BATCHES)

@@ -280,7 +280,8 @@ def apply_engine(tree: dict, scalars: dict, dims: dict) -> None:
     given; a list of engines is a dimension; unset, the system preset's own stand."""
     from dse.config.specs import ENGINE_FIELDS
 
-    names = dims.get("engine", scalars.get("engine", tree["workload"].pop("engine", None)))
+    configured = tree["workload"].pop("engine", None)     # a config's workload.engine (never a workload field)
+    names = dims.get("engine", scalars.get("engine", configured))
     if names is None:
         return
     engines = [presets.preset("engine", e) for e in (names if isinstance(names, list) else [names])]

@@ -123,7 +123,7 @@ def layout(m, s, w):
     att_split = s.tp - dpa * (s.tp - 1)
     group_tokens = w.batch / s.dp
     att_share = 1 / (1 + dpa * (s.tp - 1))
-    fused = getattr(w, "fused_tokens", 0.0) / s.dp        # fused prefill tokens of one data-parallel group
+    rows = step_tokens(w) / s.dp                          # one data-parallel group's tokens, fused prefill included
     return Layout(
         tp=s.tp,
         n_gpus=s.tp * s.dp,
@@ -135,9 +135,9 @@ def layout(m, s, w):
         query_len=w.query_len,   # tokens of each sequence in this step: 1 decoding, a chunk prefilling
         # rows of the step's linear products: its sequences' query tokens plus fused prefill tokens, per group and
         # per attention GPU
-        rows=group_tokens * w.query_len + fused,
-        att_rows=(group_tokens * w.query_len + fused) * att_share,
-        fused_att=fused * att_share,
+        rows=rows,
+        att_rows=rows * att_share,
+        fused_att=getattr(w, "fused_tokens", 0.0) / s.dp * att_share,
     )
 
 
