@@ -35,9 +35,9 @@ def test_given_constants_win_and_a_list_is_a_dimension():
     ds = dse.evaluate(**KW, system="hgx-h200", engine=["vllm", "sglang", "roofline"])
     assert list(ds.engine.values) == ["vllm", "sglang", "roofline"]
     t = ds.step_latency.values
-    # by hand: the engines differ in their fixed time per layer (32 layers x (120 - 45) us) and nothing else that
+    # by hand: the engines differ in their fixed time per layer (32 layers x (160 - 45) us) and nothing else that
     # matters between vllm and sglang; roofline is the fastest
-    assert t[0] - t[1] == pytest.approx(32 * (120 - 45) * 1e-6, rel=1e-6)
+    assert t[0] - t[1] == pytest.approx(32 * (160 - 45) * 1e-6, rel=1e-6)
     assert t[2] < t[1] < t[0]
 
 

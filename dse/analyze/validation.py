@@ -35,7 +35,8 @@ TABLE = Path(__file__).resolve().parents[2] / "reference" / "validation" / "meas
 SYSTEMS = {"gh200": "gh200", "h100": "hgx-h100", "h200": "hgx-h200", "b200": "hgx-b200"}
 #: Published model names -> dse model presets (the same architecture; "proxy" where only a sibling exists).
 MODELS = {"deepseek-r1-0528": "deepseek-r1", "deepseek-v3.1": "deepseek-r1", "mixtral-8x7b": "mixtral-8x7b",
-          "mixtral-8x7b-instruct-v0.1": "mixtral-8x7b", "qwen3-235b-a22b-instruct-2507": "qwen3-235b-a22b",
+          "mixtral-8x7b-instruct-v0.1": "mixtral-8x7b", "mixtral-8x22b-instruct-v0.1": "mixtral-8x22b",
+          "qwen3-235b-a22b-instruct-2507": "qwen3-235b-a22b",
           "qwen3-235b-a22b-thinking-2507": "qwen3-235b-a22b", "gpt-oss-120b": "gpt-oss-120b",
           "llama-4-maverick-17b-128e-instruct": "llama4-maverick", "qwen3-30b-a3b-instruct-2507": "qwen3-30b-a3b",
           "qwen3-30b-a3b-thinking-2507": "qwen3-30b-a3b",
@@ -121,10 +122,12 @@ def read(path: Path = TABLE) -> list[Row]:
     return rows
 
 
-#: Words in a row's source or notes -> the engine preset that ran it (the first that matches). ML.ENERGY runs vLLM;
-#: MLPerf's closed submissions TensorRT-LLM, whose large-batch rows share the vllm preset's fit.
-ENGINES = {"sglang": "sglang", "inferencemax": "sglang", "inferencex": "sglang", "ml.energy": "vllm",
-           "vllm": "vllm", "mlperf": "vllm", "tensorrt": "vllm"}
+#: Words in a row's source or notes -> the engine preset that ran it (the first that matches). ML.ENERGY v3 runs
+#: vLLM 0.11, its v2 (2024) vLLM 0.5.4; MLPerf's closed submissions TensorRT-LLM, whose large-batch rows share the
+#: vllm preset's fit.
+ENGINES = {"vllm 0.5": "vllm-0.5", "ml.energy leaderboard v2": "vllm-0.5", "sglang": "sglang",
+           "inferencemax": "sglang", "inferencex": "sglang", "ml.energy": "vllm", "vllm": "vllm", "mlperf": "vllm",
+           "tensorrt": "vllm"}
 
 
 def _engine(text: str) -> str:
@@ -191,7 +194,7 @@ def _batch(row: Row) -> int:
     throughput (output tokens/s over the row's GPUs, the presets' serving-engine constants) reaches it, among the
     batches that fit in HBM (where none does: the one of the highest throughput that fits)."""
     if row.concurrency is not None:
-        return int(row.concurrency)
+        return max(round(row.concurrency), 1)
     ds = _evaluate(row, batch=BATCHES)
     tput = (ds.tokens_per_s_per_gpu * row.n_gpus).where(ds.fits.astype(bool))
     reach = tput.where(tput >= row.throughput_tok_s, drop=True)
@@ -208,30 +211,76 @@ def predict(row: Row) -> Row:
 
 
 def halves(rows: list[Row]) -> tuple[list[Row], list[Row]]:
-    """The rows dse can predict, split in file order: every other one fits (``fit``), the rest report."""
+    """The rows dse can predict, split in file order within each engine the table fits (:data:`FIT_GRIDS`): every
+    other row of an engine fits its constants (``fit``), the rest report; rows of any other engine only report."""
     done = [r for r in rows if not _skip_reason(r)]
-    return done[0::2], done[1::2]
+    seen: dict[str, int] = {}
+    fit = []
+    for r in done:
+        if r.engine in FIT_GRIDS:
+            seen[r.engine] = seen.get(r.engine, 0) + 1
+            if seen[r.engine] % 2:
+                fit.append(r)
+    fit_ids = {r.id for r in fit}
+    return fit, [r for r in done if r.id not in fit_ids]
 
 
-#: The grid the serving engine's constants are fitted on (system.serving_efficiency, active_power_fraction,
-#: host_us_per_sequence, layer_overhead_us).
-FIT_GRID = dict(serving_efficiency=[round(0.30 + 0.02 * i, 2) for i in range(36)],
-                active_power_fraction=[round(0.02 * i, 2) for i in range(46)],
-                host_us_per_sequence=[10.0 * i for i in range(21)],
-                layer_overhead_us=[20.0 * i for i in range(16)])
+#: The engines whose four constants (system.serving_efficiency, active_power_fraction, host_us_per_sequence,
+#: layer_overhead_us) are fitted on this table, each on the fit half of its own rows, and the grid of each: vllm
+#: (0.11, and TensorRT-LLM at MLPerf's batches) and vllm-0.5 (ML.ENERGY v2's host-bound vLLM 0.5.4, whose steps
+#: spend most of their time on the host: a wider range of host and per-layer time).
+FIT_GRIDS = {
+    "vllm": dict(serving_efficiency=[round(0.30 + 0.02 * i, 2) for i in range(36)],
+                 active_power_fraction=[round(0.02 * i, 2) for i in range(46)],
+                 host_us_per_sequence=[10.0 * i for i in range(21)],
+                 layer_overhead_us=[20.0 * i for i in range(16)]),
+    "vllm-0.5": dict(serving_efficiency=[round(0.30 + 0.05 * i, 2) for i in range(15)],
+                     active_power_fraction=[round(0.02 * i, 2) for i in range(26)],
+                     host_us_per_sequence=[20.0 * i for i in range(41)],
+                     layer_overhead_us=[100.0 * i for i in range(31)]),
+}
 
 
-def fit(rows: list[Row]) -> dict:
-    """The serving engine's four constants by least squares of log(predicted / measured) over ``rows`` (the fit
-    half), on :data:`FIT_GRID`: one set for every node, GPU and model."""
+def measured_step(row: Row) -> float | None:
+    """A row's mean step (s): its concurrency over its output tokens per second (each sequence in flight gains one
+    token a step); None where either is not published."""
+    if row.concurrency is None or not row.throughput_tok_s:
+        return None
+    return row.concurrency / row.throughput_tok_s
+
+
+def squares(rows: list[Row], **constants):
+    """The fit's objective over ``rows``: sum of log(predicted / measured)^2 of the energy per output token and,
+    where the row publishes its concurrency and throughput, of the step time. The energy alone leaves power and
+    time free to trade against each other (the same product from a long step at low power); the step pins the
+    time, the energy then the power. Returns (energy squares, step squares), over the dimensions of any list in
+    ``constants``."""
     import numpy as np
 
-    sq = 0.0
+    sq_energy = sq_step = 0.0
     for row in rows:
-        ds = _evaluate(row, **FIT_GRID)
-        sq = sq + np.log(ds.energy_per_output_token / row.measured_j_per_token) ** 2
-    best = sq.where(sq == sq.min(), drop=True)
-    return {k: float(best[k].values[0]) for k in FIT_GRID} | {"rms_log_ratio": float(np.sqrt(sq.min() / len(rows)))}
+        ds = _evaluate(row, **constants)
+        sq_energy = sq_energy + np.log(ds.energy_per_output_token / row.measured_j_per_token) ** 2
+        step = measured_step(row)
+        if step:
+            sq_step = sq_step + np.log(ds.tpot / step) ** 2
+    return sq_energy, sq_step
+
+
+def fit(rows: list[Row], engine: str = "vllm") -> dict:
+    """An engine's four constants by least squares (:func:`squares`) over its rows among ``rows`` (the fit half),
+    on its grid in :data:`FIT_GRIDS`: one set for every node, GPU and model the engine ran."""
+    import numpy as np
+
+    mine = [r for r in rows if r.engine == engine]
+    sq_energy, sq_step = squares(mine, **FIT_GRIDS[engine])
+    sq = sq_energy + sq_step
+    at = np.unravel_index(int(np.argmin(sq.values)), sq.shape)
+    best = {d: float(sq[d].values[i]) for d, i in zip(sq.dims, at)}
+    n_steps = sum(measured_step(r) is not None for r in mine)
+    return {k: best[k] for k in FIT_GRIDS[engine]} | {
+        "rms_log_energy": float(np.sqrt(sq_energy.values[at] / len(mine))),
+        "rms_log_step": float(np.sqrt(sq_step.values[at] / max(n_steps, 1)))}
 
 
 #: Measured single-request steps of the SGLang engine (TPOT at one request): the ``sglang`` engine preset's fixed time
@@ -298,8 +347,9 @@ def summary(rows: list[Row], fitted: bool = True) -> str:
                      "engine constants come from the repository table's fit half):")
         lines.append(_stats("  all", done))
     elif done:
-        lines.append(f"{len(done)} rows predicted, {len(rows) - len(done)} skipped. The serving-engine constants "
-                     f"({', '.join(FIT_GRID)}) were fitted on the fit half:")
+        lines.append(f"{len(done)} rows predicted, {len(rows) - len(done)} skipped. The serving engines' constants "
+                     f"({', '.join(FIT_GRIDS['vllm'])}) were fitted on the fit half of each engine's rows "
+                     f"({', '.join(FIT_GRIDS)}):")
         lines.append(_stats("  report half (not fitted on)", [r for r in done if r.id not in fit_ids]))
         lines.append(_stats("  fit half", [r for r in done if r.id in fit_ids]))
         lines.append(_stats("  all", done))
@@ -350,12 +400,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="outputs/validation", help="directory of validation.png / .svg")
     ap.add_argument("--table", default=str(TABLE), help="measurements CSV (default: the repository's)")
     ap.add_argument("--overwrite", action="store_true", help="replace validation.png / .svg that dse did not write")
-    ap.add_argument("--fit", action="store_true", help="fit the serving-engine constants on the fit half and print "
-                    "them (the vllm engine preset carries the result), and the sglang engine's time per layer")
+    ap.add_argument("--fit", action="store_true", help="fit each engine's constants on its rows' fit half and print "
+                    "them (the vllm and vllm-0.5 engine presets carry the result), and the sglang engine's time per "
+                    "layer")
     args = ap.parse_args(argv)
     if args.fit:
-        got = fit(halves(read(Path(args.table)))[0])
-        print(" ".join(f"{k}={v:g}" for k, v in got.items()))
+        fit_half = halves(read(Path(args.table)))[0]
+        for engine in FIT_GRIDS:
+            got = fit(fit_half, engine)
+            print(f"{engine} engine: " + " ".join(f"{k}={v:.3g}" for k, v in got.items()))
         print(f"sglang engine: layer_overhead_us={fit_layer_overhead(tpot_rows()[0::2]):g} (fit half of "
               f"{SGLANG_TABLE.name})")
         return 0
