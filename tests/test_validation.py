@@ -220,3 +220,15 @@ def test_rows_run_on_their_sources_engine(tmp_path):
     assert validation.read(_table(tmp_path, [{**base, "engine": "roofline"}], cols))[0].engine == "roofline"
     unknown = validation.run(_table(tmp_path, [{**base, "engine": "tgi"}], cols))[0]
     assert unknown.skipped.startswith("engine 'tgi' unknown (known: ") and "sglang" in unknown.skipped
+
+
+def test_rows_without_a_published_prompt_are_marked(tmp_path):
+    """A row whose prompt length is not published is predicted with a one-token prompt, and the table says so."""
+    base = {r["id"]: r for r in csv.DictReader(open(validation.TABLE))}["mle3-dsr1-b200x8-bs8"]   # GPQA: 210.4
+    rows = validation.run(_table(tmp_path, [base, {**base, "id": "mle3-blind", "prompt_len": ""}]))
+    lines = validation.summary(rows, fitted=False).splitlines()
+    known, blind = (next(x for x in lines if x.startswith(i)) for i in (base["id"], "mle3-blind"))
+    assert not known.endswith("*") and blind.endswith("  *")
+    assert any(x.startswith("* prompt length not published") for x in lines)
+    # without the prompt's prefill the prediction is lower
+    assert rows[1].predicted_j_per_token < rows[0].predicted_j_per_token

@@ -340,8 +340,10 @@ def summary(rows: list[Row], fitted: bool = True) -> str:
                          f"skipped: {r.skipped}")
         else:
             lines.append(f"{r.id:40s} {half:6s} {r.boundary:8s} {r.measured_j_per_token:14.4g} "
-                         f"{r.predicted_j_per_token:10.4g} {r.ratio:6.2f}")
+                         f"{r.predicted_j_per_token:10.4g} {r.ratio:6.2f}" + ("" if r.prompt_len else "  *"))
     done = [r for r in rows if not r.skipped]
+    if any(not r.prompt_len for r in done):
+        lines.append("* prompt length not published: a one-token prompt (no prefill: dse's energy for the row is low)")
     if done and not fitted:
         lines.append(f"{len(done)} rows predicted, {len(rows) - len(done)} skipped. None was fitted on (the serving-"
                      "engine constants come from the repository table's fit half):")
