@@ -232,3 +232,23 @@ def test_rows_without_a_published_prompt_are_marked(tmp_path):
     assert any(x.startswith("* prompt length not published") for x in lines)
     # without the prompt's prefill the prediction is lower
     assert rows[1].predicted_j_per_token < rows[0].predicted_j_per_token
+
+
+def test_the_readme_table_is_what_dse_validate_prints(rows):
+    """The README's row-by-row table (a copy for readers) carries every predicted row with dse's current ratio."""
+    from pathlib import Path
+
+    readme = (Path(validation.__file__).resolve().parents[2] / "README.md").read_text()
+    table = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ml") and len(cells) == 11:
+            table[cells[0].rstrip(" *")] = (float(cells[7]), float(cells[9]), cells[10], cells[0].endswith("*"))
+    fit_ids = {r.id for r in validation.halves(rows)[0]}
+    done = [r for r in rows if not r.skipped]
+    assert set(table) == {r.id for r in done}
+    for r in done:
+        measured, ratio, half, star = table[r.id]
+        assert measured == pytest.approx(r.measured_j_per_token, rel=1e-3)
+        assert ratio == pytest.approx(r.ratio, abs=0.006), r.id
+        assert half == ("fit" if r.id in fit_ids else "report") and star == (not r.prompt_len)
