@@ -218,6 +218,13 @@ def test_rows_run_on_their_sources_engine(tmp_path):
     assert [r.engine for r in given] == ["sglang", ""]
     cols = validation.COLUMNS + ("engine",)
     assert validation.read(_table(tmp_path, [{**base, "engine": "roofline"}], cols))[0].engine == "roofline"
+    # an engine named by its version: vLLM before 0.6 (host-bound) is vllm-0.5, later vllm; SGLang's name is enough
+    spelt = validation.read(_table(tmp_path, [{**base, "engine": e} for e in ("vLLM 0.5.4", "vllm v0.4.2", "vLLM 0.11.1",
+                                                                                 "SGLang 0.5.8", "TensorRT-LLM")], cols))
+    assert [r.engine for r in spelt] == ["vllm-0.5", "vllm-0.5", "vllm", "sglang", "vllm"]
+    noted = validation.read(_table(tmp_path, [{**base, "source": "a lab", "notes": "served with vLLM 0.5.3"}],
+                                   validation.COLUMNS + ("notes",)))
+    assert noted[0].engine == "vllm-0.5"
     unknown = validation.run(_table(tmp_path, [{**base, "engine": "tgi"}], cols))[0]
     assert unknown.skipped.startswith("engine 'tgi' unknown (known: ") and "sglang" in unknown.skipped
 

@@ -115,7 +115,7 @@ def read(path: Path = TABLE) -> list[Row]:
             rows.append(Row(r["id"], r["source"], r["hardware"], int(float(r["n_gpus"])), r["model"],
                             r["precision"], _num(r["prompt_len"]) or 0.0, out, _num(r["concurrency"]),
                             UNITS[unit](value, out, tput), r["boundary"], tput, _num(r.get("pue") or ""),
-                            r.get("engine") or _engine(r["source"] + " " + r.get("notes", ""))))
+                            _engine(r.get("engine") or r["source"] + " " + r.get("notes", "")) or r.get("engine", "")))
         except (TypeError, ValueError) as err:
             raise DseError(f"{path}: row {r['id']}: {err} (numbers expected in n_gpus, prompt_len, output_len, "
                            "concurrency, throughput_tok_s, measured_value, pue)") from None
@@ -125,14 +125,25 @@ def read(path: Path = TABLE) -> list[Row]:
 #: Words in a row's source or notes -> the engine preset that ran it (the first that matches). ML.ENERGY v3 runs
 #: vLLM 0.11, its v2 (2024) vLLM 0.5.4; MLPerf's closed submissions TensorRT-LLM, whose large-batch rows share the
 #: vllm preset's fit.
-ENGINES = {"vllm 0.5": "vllm-0.5", "ml.energy leaderboard v2": "vllm-0.5", "sglang": "sglang",
+ENGINES = {"ml.energy leaderboard v2": "vllm-0.5", "sglang": "sglang",
            "inferencemax": "sglang", "inferencex": "sglang", "ml.energy": "vllm", "vllm": "vllm", "mlperf": "vllm",
            "tensorrt": "vllm"}
 
 
 def _engine(text: str) -> str:
-    """The engine preset of a row by its source (empty: the node preset's own)."""
-    key = text.lower()
+    """The engine preset of a row by its source, notes or ``engine`` column (empty: the node preset's own). A vLLM
+    version before 0.6 (whose CPU-overhead work made the host no longer the bottleneck) is ``vllm-0.5``; a preset's
+    own name is taken as it is."""
+    import re
+
+    from dse.config import presets
+
+    key = text.lower().strip()
+    if key in presets.presets("engine"):
+        return key
+    version = re.search(r"vllm[\s_-]*v?(\d+)\.(\d+)", key)
+    if version:
+        return "vllm-0.5" if (int(version[1]), int(version[2])) < (0, 6) else "vllm"
     return next((engine for word, engine in ENGINES.items() if word in key), "")
 
 
