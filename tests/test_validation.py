@@ -259,3 +259,9 @@ def test_the_readme_table_is_what_dse_validate_prints(rows):
         assert measured == pytest.approx(r.measured_j_per_token, rel=1e-3)
         assert ratio == pytest.approx(r.ratio, abs=0.006), r.id
         assert half == ("fit" if r.id in fit_ids else "report") and star == (not r.prompt_len)
+
+
+def test_fitting_an_engine_without_rows_is_a_one_line_error(rows):
+    mle3 = [r for r in rows if r.id.startswith("mle3-")]
+    with pytest.raises(validation.DseError, match="no row of the vllm-0.5 engine"):
+        validation.fit(mle3, "vllm-0.5")

@@ -284,14 +284,18 @@ def fit(rows: list[Row], engine: str = "vllm") -> dict:
     import numpy as np
 
     mine = [r for r in rows if r.engine == engine]
+    if not mine:
+        raise DseError(f"no row of the {engine} engine to fit its constants on")
     sq_energy, sq_step = squares(mine, **FIT_GRIDS[engine])
     sq = sq_energy + sq_step
-    at = np.unravel_index(int(np.argmin(sq.values)), sq.shape)
-    best = {d: float(sq[d].values[i]) for d, i in zip(sq.dims, at)}
+    at = dict(zip(sq.dims, np.unravel_index(int(np.argmin(sq.values)), sq.shape)))
     n_steps = sum(measured_step(r) is not None for r in mine)
-    return {k: best[k] for k in FIT_GRIDS[engine]} | {
-        "rms_log_energy": float(np.sqrt(sq_energy.values[at] / len(mine))),
-        "rms_log_step": float(np.sqrt(sq_step.values[at] / max(n_steps, 1)))}
+
+    def rms(x, n):   # a sum of squares at the fit's point (a plain 0.0 where no row contributed)
+        return float(np.sqrt((x.isel(at) if hasattr(x, "isel") else x) / max(n, 1)))
+
+    return {k: float(sq[k].values[at[k]]) for k in FIT_GRIDS[engine]} | {
+        "rms_log_energy": rms(sq_energy, len(mine)), "rms_log_step": rms(sq_step, n_steps)}
 
 
 #: Measured single-request steps of the SGLang engine (TPOT at one request): the ``sglang`` engine preset's fixed time
@@ -420,6 +424,9 @@ def main(argv=None) -> int:
     if args.fit:
         fit_half = halves(read(Path(args.table)))[0]
         for engine in FIT_GRIDS:
+            if not any(r.engine == engine for r in fit_half):
+                print(f"{engine} engine: no row of it in the table's fit half")
+                continue
             got = fit(fit_half, engine)
             print(f"{engine} engine: " + " ".join(f"{k}={v:.3g}" for k, v in got.items()))
         print(f"sglang engine: layer_overhead_us={fit_layer_overhead(tpot_rows()[0::2]):g} (fit half of "
