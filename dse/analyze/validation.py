@@ -79,6 +79,7 @@ class Row:
     pue: float | None = None      # a facility row's own PUE (optional column; else the default's)
     engine: str = ""              # the serving engine that ran it (optional column; else from its source)
     predicted_j_per_token: float = math.nan
+    predicted_step_s: float = math.nan     # dse's mean step (its tpot), beside :func:`measured_step`
     skipped: str = ""
 
     @property
@@ -217,7 +218,9 @@ def _batch(row: Row) -> int:
 def predict(row: Row) -> Row:
     row.skipped = _skip_reason(row)
     if not row.skipped:
-        row.predicted_j_per_token = float(_evaluate(row).energy_per_output_token)
+        ds = _evaluate(row)
+        row.predicted_j_per_token = float(ds.energy_per_output_token)
+        row.predicted_step_s = float(ds.tpot)
     return row
 
 
@@ -339,23 +342,30 @@ def run(path: Path = TABLE) -> list[Row]:
 def _stats(label: str, rows: list[Row]) -> str:
     ratios = sorted(r.ratio for r in rows)
     within = sum(1 / 1.5 <= x <= 1.5 for x in ratios)
+    steps = [r.predicted_step_s / measured_step(r) for r in rows if measured_step(r)]
+    step_part = (f"; step within 1.5x: {sum(1 / 1.5 <= x <= 1.5 for x in steps)} of {len(steps)}, median "
+                 f"{statistics.median(steps):.2f}") if steps else ""
     return (f"{label}: {len(rows)} rows, median ratio {statistics.median(ratios):.2f}, {within} of {len(rows)} "
-            f"within 1.5x, range {ratios[0]:.2f}-{ratios[-1]:.2f}")
+            f"within 1.5x, range {ratios[0]:.2f}-{ratios[-1]:.2f}{step_part}")
 
 
 def summary(rows: list[Row], fitted: bool = True) -> str:
     """The table with its ratios; ``fitted``: the table is the one the engine's constants were fitted on (its fit
     and report halves are marked); otherwise every row is out of sample."""
     fit_ids = {r.id for r in halves(rows)[0]} if fitted else set()
-    lines = [f"{'id':40s} {'half':6s} {'boundary':8s} {'measured J/tok':>14s} {'dse J/tok':>10s} {'ratio':>6s}"]
+    lines = [f"{'id':40s} {'half':6s} {'boundary':8s} {'measured J/tok':>14s} {'dse J/tok':>10s} {'ratio':>6s} "
+             f"{'step ms':>8s} {'dse ms':>8s}"]
     for r in rows:
         half = "fit" if r.id in fit_ids else ("-" if r.skipped else "report" if fitted else "check")
         if r.skipped:
             lines.append(f"{r.id:40s} {half:6s} {r.boundary:8s} {r.measured_j_per_token:14.4g} {'-':>10s} {'-':>6s}  "
                          f"skipped: {r.skipped}")
         else:
+            step = measured_step(r)
             lines.append(f"{r.id:40s} {half:6s} {r.boundary:8s} {r.measured_j_per_token:14.4g} "
-                         f"{r.predicted_j_per_token:10.4g} {r.ratio:6.2f}" + ("" if r.prompt_len else "  *"))
+                         f"{r.predicted_j_per_token:10.4g} {r.ratio:6.2f} "
+                         f"{f'{step * 1e3:8.1f}' if step else '       -'} {r.predicted_step_s * 1e3:8.1f}"
+                         + ("" if r.prompt_len else "  *"))
     done = [r for r in rows if not r.skipped]
     if any(not r.prompt_len for r in done):
         lines.append("* prompt length not published: a one-token prompt (no prefill: dse's energy for the row is low)")
