@@ -60,3 +60,13 @@ def test_engines_are_listed_with_their_grades():
     listed = {p.name: p for p in dse.presets("engine")}
     assert set(listed) >= {"vllm", "sglang", "roofline"}
     assert listed["vllm"].grade.startswith("fitted") and np.all([p.description != "-" for p in listed.values()])
+
+
+def test_sglang_borrows_the_vllm_fit_for_what_it_has_no_data_for():
+    """No SGLang energy measurement was found: its efficiency, power floor and host time are the vllm fit's (the
+    preset says so), only its time per layer is its own."""
+    sg, vl = _constants("sglang"), _constants("vllm")
+    for key in ("serving_efficiency", "active_power_fraction", "host_us_per_sequence"):
+        assert sg[key] == vl[key], key
+        assert presets.preset("engine", "sglang")["provenance"][key]["evidence"] == "assumption"
+    assert sg["layer_overhead_us"] < vl["layer_overhead_us"]
