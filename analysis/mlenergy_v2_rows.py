@@ -36,7 +36,11 @@ RUN = ("vLLM 0.5.4 (benchmark/llm_text_generation/chat/pegasus/H100/queue_*gpu.y
 
 
 def _git(git_dir: str, *args: str) -> str:
-    return subprocess.check_output(["git", "--git-dir", git_dir, *args], text=True)
+    try:
+        return subprocess.check_output(["git", "--git-dir", git_dir, *args], text=True, stderr=subprocess.PIPE)
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise SystemExit(f"git_dir={git_dir}: not a copy of github.com/ml-energy/leaderboard-v2 at {COMMIT[:8]} "
+                         f"({' '.join(args)}: {(getattr(err, 'stderr', '') or str(err)).strip()})") from None
 
 
 def rows(git_dir: str) -> list[dict]:
