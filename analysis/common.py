@@ -110,3 +110,19 @@ def main(figures: Callable[[argparse.Namespace], Iterable], doc: str | None, arg
     except FigureProblems as err:
         log.error("%s", err)
         raise SystemExit(1) from None
+
+
+def write_csv(path: Path, columns, rows) -> Path:
+    """A reference table the scripts regenerate (reference/validation/*.csv), written atomically
+    (:func:`dse.files.atomic_write`; the tracked file it replaces is the script's own output)."""
+    import csv
+
+    from dse.files import atomic_write
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(columns))
+            w.writeheader()
+            w.writerows(rows)
+
+    return atomic_write(Path(path), write, key="--out", overwrite=True)

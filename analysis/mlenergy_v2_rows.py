@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from analysis import common
+
 COMMIT = "c3af7f31e231a2a7021c5f8e2a54dd712d02e6e2"
 TABLE = Path(__file__).resolve().parents[1] / "reference" / "validation" / "measurements.csv"
 DIR = "data/llm_text_generation/chat/H100 80GB HBM3/mistralai"
@@ -82,12 +84,7 @@ def main(argv=None) -> int:
     at = next((i for i, r in enumerate(old) if r["id"].startswith(stems)), len(old))
     kept = [r for r in old if not r["id"].startswith(stems)]
     table = kept[:at] + new + kept[at:]
-    tmp = args.table.with_name(args.table.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        w.writerows(table)
-    tmp.replace(args.table)
+    common.write_csv(args.table, columns, table)
     print(f"{len(new)} ML.ENERGY v2 rows -> {args.table} ({len(table)} rows)")
     return 0
 

@@ -15,11 +15,12 @@ prompt length computed from the public GPQA-Diamond questions (see measurements.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from analysis import common
 
 COMMIT = "0cd52dab897c5d91a45f4d413038f3b8b4251b0f"
 OUT = Path(__file__).resolve().parents[1] / "reference" / "validation" / "mlenergy_v3_sweep.csv"
@@ -77,12 +78,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     table = rows(args.git_dir)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(table)
-    tmp.replace(args.out)
+    common.write_csv(args.out, COLUMNS, table)
     print(f"{len(table)} rows -> {args.out}")
     return 0
 

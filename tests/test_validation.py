@@ -265,3 +265,13 @@ def test_fitting_an_engine_without_rows_is_a_one_line_error(rows):
     mle3 = [r for r in rows if r.id.startswith("mle3-")]
     with pytest.raises(validation.DseError, match="no row of the vllm-0.5 engine"):
         validation.fit(mle3, "vllm-0.5")
+
+
+@pytest.mark.parametrize("col, value", [("measured_value", "0"), ("output_len", "-3"), ("n_gpus", "0"),
+                                        ("concurrency", "nan"), ("pue", "0.9"), ("throughput_tok_s", "inf")])
+def test_numbers_out_of_range_are_one_line_errors(tmp_path, col, value):
+    """A zero measurement would divide by zero, a negative length give a negative energy: refused before any work."""
+    base = {r["id"]: r for r in csv.DictReader(open(validation.TABLE))}["mle3-q235i-h100x8-bs128"]
+    cols = validation.COLUMNS + ("pue",)
+    with pytest.raises(validation.DseError, match=f"row mle3-q235i-h100x8-bs128: {col}={value}; allowed: a finite"):
+        validation.read(_table(tmp_path, [{**base, col: value}], cols))

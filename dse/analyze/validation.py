@@ -7,13 +7,14 @@ predicts the energy per output token at the row's own boundary with the node pre
 concurrency: the energy per output token of its requests (continuous batching with the prefill chunks fused into
 the decode steps, docs/model.md s.11.5; a prompt length not published counts as one token), the experts in HBM. A
 row that publishes its throughput but not its concurrency runs at the batch where dse's throughput reaches it.
-Each row runs on its source's serving engine (dse/conf/engine: ``vllm`` for ML.ENERGY and MLPerf). Nothing is
-fitted to these rows: every constant comes from the presets (their sources and evidence grades are in dse/conf),
-except the vllm engine's four (``serving_efficiency``: the fraction of the GPUs' achievable rates it attains;
-``layer_overhead_us``: its fixed GPU time per layer and step; ``host_us_per_sequence``: its host time per sequence
-and step; ``active_power_fraction``: the boards' power floor while it runs), which are fitted on every other row
-(``--fit``; one set for all nodes, GPUs and models) and reported on the rest. Rows dse has no preset for are listed
-as skipped. ``--fit`` also fits the sglang engine's time per layer on half of its measured steps.
+Each row runs on its source's serving engine (dse/conf/engine: ``vllm`` for ML.ENERGY v3 and MLPerf, ``vllm-0.5``
+for ML.ENERGY v2). Nothing is fitted to these rows one by one: every constant comes from the presets (their sources
+and evidence grades are in dse/conf), except each fitted engine's four (:data:`FIT_GRIDS`; ``serving_efficiency``:
+the fraction of the GPUs' achievable rates it attains; ``layer_overhead_us``: its fixed GPU time per layer and step;
+``host_us_per_sequence``: its host time per sequence and step; ``active_power_fraction``: the boards' power floor
+while it runs), fitted to the energy and the step time of every other of that engine's rows (``--fit``; one set
+for all nodes, GPUs and models) and reported on the rest. Rows dse has no preset for are listed as skipped.
+``--fit`` also fits the sglang engine's time per layer on half of its measured steps.
 
     python -m analysis.validation [--out DIR]      # or: dse validate [--out DIR]
     dse validate --fit                             # the fit of the serving-engine constants
@@ -96,6 +97,23 @@ def _num(x: str) -> float | None:
     return float(x) if x not in ("", None) else None
 
 
+#: A table's numeric columns -> (lower bound, whether the bound itself is allowed); empty cells are "not published".
+RANGES = {"n_gpus": (1.0, True), "prompt_len": (0.0, True), "output_len": (0.0, False), "concurrency": (0.0, False),
+          "throughput_tok_s": (0.0, False), "measured_value": (0.0, False), "pue": (1.0, True)}
+
+
+def _check_ranges(path, r: dict) -> None:
+    """Each number of a row finite and within :data:`RANGES`, else a one-line error naming the row and column."""
+    for col, (low, inclusive) in RANGES.items():
+        try:
+            x = _num(r.get(col) or "")
+        except ValueError:
+            continue          # not a number: read()'s own message
+        if x is not None and not (math.isfinite(x) and (x >= low if inclusive else x > low)):
+            raise DseError(f"{path}: row {r['id']}: {col}={r[col]}; allowed: a finite number "
+                           f"{'>=' if inclusive else '>'} {low:g}")
+
+
 def read(path: Path = TABLE) -> list[Row]:
     import io
 
@@ -110,6 +128,7 @@ def read(path: Path = TABLE) -> list[Row]:
         unit = r["measured_unit"]
         if unit not in UNITS:
             raise DseError(f"{path}: row {r['id']}: measured_unit={unit!r}; allowed: {', '.join(UNITS)}")
+        _check_ranges(path, r)
         try:
             out = _num(r["output_len"]) or 1.0
             value, tput = float(r["measured_value"]), _num(r["throughput_tok_s"])

@@ -196,8 +196,8 @@ class EngineSpec:
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 
-#: The system fields an engine preset sets.
-ENGINE_FIELDS = ("serving_efficiency", "active_power_fraction", "host_us_per_sequence", "layer_overhead_us")
+#: The system fields an engine preset sets (EngineSpec's constants).
+ENGINE_FIELDS = tuple(f.name for f in dataclasses.fields(EngineSpec) if f.name not in ("name", "provenance"))
 
 SCHEMAS = {"model": ModelSpec, "system": SystemSpec, "workload": WorkloadSpec, "accounting": AccountingSpec,
            "gpu": GPUSpec, "link": LinkSpec, "tier": TierSpec, "profile": ProfileSpec, "engine": EngineSpec}

@@ -137,7 +137,7 @@ def layout(m, s, w):
         # per attention GPU
         rows=rows,
         att_rows=rows * att_share,
-        fused_att=getattr(w, "fused_tokens", 0.0) / s.dp * att_share,
+        fused_att=w.fused_tokens / s.dp * att_share,
     )
 
 
@@ -198,7 +198,7 @@ def _gqa_ops(m, w, lay, op):
 def _fused_chunks(w, lay, over_kv):
     """The attention of the prefill chunks fused into a continuously batched step (none in other steps): chunks of
     ``fused_chunk`` tokens attending with the causal mask over ``fused_context`` keys on average."""
-    if not np.any(getattr(w, "fused_tokens", 0.0)):
+    if not np.any(w.fused_tokens):
         return []
     c = w.fused_chunk
     return over_kv(lay.fused_att / c, c, w.fused_context, "_chunks")
@@ -562,7 +562,7 @@ def _capacity(m, tier, w, t, lay, n_moe, n_dense, kv_on):
 
 def step_tokens(w):
     """The tokens of a step over all GPUs: ``batch`` sequences of ``query_len`` tokens plus fused prefill tokens."""
-    return w.batch * w.query_len + getattr(w, "fused_tokens", 0.0)
+    return w.batch * w.query_len + w.fused_tokens
 
 
 def routed_tables(m, g, s, w, plan: dict) -> dict:

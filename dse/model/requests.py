@@ -401,7 +401,7 @@ def _continuous(m, g, s, link, tier, w, plan, ndim) -> dict:
     lo = step(k_lo)
     hi = lo if np.all(frac == 0) else step(k_hi)
     # the decode-only step splits the energy into decode and prefill (not needed by the batch search's times)
-    dec = lo if np.all(k_lo == 0) or getattr(w, "latency_only", False) else step(0.0)
+    dec = lo if np.all(k_lo == 0) or w.latency_only else step(0.0)
 
     def mean(x_lo, x_hi):
         return (1.0 - frac) * x_lo + frac * x_hi
