@@ -1,9 +1,10 @@
 """Every ML.ENERGY Leaderboard v3 configuration of the MoE models dse has presets for, as validation rows.
 
-The repository's validation table (reference/validation/measurements.csv) holds a few rows per model, half of them
-used to fit the serving engine's constants. This script writes the whole published sweep of those models
-(reference/validation/mlenergy_v3_sweep.csv: every GPU, GPU count and concurrency the leaderboard lists), which no
-constant is fitted on: the out-of-sample check of the fitted engine.
+The repository's validation table (reference/validation/measurements.csv) holds a few rows per model; this script
+writes the rest of the published sweep of those models (reference/validation/mlenergy_v3_sweep.csv: every GPU, GPU
+count and concurrency the leaderboard lists, less the configurations measurements.csv holds, so that the two tables
+never share a row). The vllm engine's constants are fitted on every other row of this table and reported on the
+rest and on measurements.csv (dse.analyze.validation).
 
     python -m analysis.mlenergy_v3_table LEADERBOARD_GIT_DIR [--out CSV]
     dse validate --table reference/validation/mlenergy_v3_sweep.csv
@@ -15,6 +16,7 @@ prompt length computed from the public GPQA-Diamond questions (see measurements.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -23,7 +25,8 @@ from pathlib import Path
 from analysis import common
 
 COMMIT = "0cd52dab897c5d91a45f4d413038f3b8b4251b0f"
-OUT = Path(__file__).resolve().parents[1] / "reference" / "validation" / "mlenergy_v3_sweep.csv"
+TABLE = Path(__file__).resolve().parents[1] / "reference" / "validation" / "measurements.csv"
+OUT = TABLE.with_name("mlenergy_v3_sweep.csv")
 #: Leaderboard model files -> (the name dse's validation maps to a model preset, the weights' precision).
 FILES = {
     "deepseek-ai__DeepSeek-R1-0528__gpqa": ("deepseek-r1-0528", "fp8"),
@@ -72,12 +75,22 @@ def rows(git_dir: str) -> list[dict]:
     return out
 
 
+def in_table(row: dict, table: list[dict]) -> bool:
+    """Whether ``row`` is a configuration the repository's validation table already holds (same GPUs, model and
+    precision, the same published energy per output token to the table's four decimals)."""
+    return any(t["hardware"] == row["hardware"] and int(t["n_gpus"]) == row["n_gpus"] and t["model"] == row["model"]
+               and t["precision"] == row["precision"] and t["measured_unit"] == "J/output_token"
+               and abs(float(t["measured_value"]) / row["measured_value"] - 1) < 1e-3 for t in table)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("git_dir", help="a clone or bare mirror of github.com/ml-energy/leaderboard")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
-    table = rows(args.git_dir)
+    with open(TABLE, newline="") as f:
+        picked = list(csv.DictReader(f))
+    table = [r for r in rows(args.git_dir) if not in_table(r, picked)]
     common.write_csv(args.out, COLUMNS, table)
     print(f"{len(table)} rows -> {args.out}")
     return 0

@@ -9,16 +9,18 @@ the decode steps, docs/model.md s.11.5; a prompt length not published counts as 
 row that publishes its throughput but not its concurrency runs at the batch where dse's throughput reaches it.
 Each row runs on its source's serving engine (dse/conf/engine: ``vllm`` for ML.ENERGY v3 and MLPerf, ``vllm-0.5``
 for ML.ENERGY v2). Nothing is fitted to these rows one by one: every constant comes from the presets (their sources
-and evidence grades are in dse/conf), except each fitted engine's four (:data:`FIT_GRIDS`; ``serving_efficiency``:
-the fraction of the GPUs' achievable rates it attains; ``layer_overhead_us``: its fixed GPU time per layer and step;
-``host_us_per_sequence``: its host time per sequence and step; ``active_power_fraction``: the boards' power floor
-while it runs), fitted to the energy and the step time of every other of that engine's rows (``--fit``; one set
-for all nodes, GPUs and models) and reported on the rest. Rows dse has no preset for are listed as skipped.
-``--fit`` also fits the sglang engine's time per layer on half of its measured steps.
+and evidence grades are in dse/conf), except each fitted engine's (:data:`FIT_GRIDS`; ``serving_efficiency``: the
+fraction of the GPUs' achievable rates it attains; ``layer_overhead_us``: its fixed GPU time per layer and step, and
+``fp8_layer_overhead_us`` more where products compute in fp8; ``host_us_per_sequence``: its host time per sequence
+and step; ``active_power_fraction``: the boards' power floor while it runs), fitted to the energy and the step time
+of every other of that engine's rows in one table (:data:`FIT_TABLES`: vllm on the rest of the ML.ENERGY v3 sweep,
+reference/validation/mlenergy_v3_sweep.csv; vllm-0.5 on measurements.csv; ``--fit``; one set for all nodes, GPUs
+and models) and checked on every other row. Rows dse has no preset for are listed as skipped. ``--fit`` also fits
+the sglang engine's time per layer on half of its measured steps.
 
     python -m analysis.validation [--out DIR]      # or: dse validate [--out DIR]
     dse validate --fit                             # the fit of the serving-engine constants
-    dse validate --table reference/validation/mlenergy_v3_sweep.csv   # out of sample: nothing fitted on it
+    dse validate --table reference/validation/mlenergy_v3_sweep.csv   # the vllm engine's fit and check halves
 """
 from __future__ import annotations
 
@@ -243,14 +245,16 @@ def predict(row: Row) -> Row:
     return row
 
 
-def halves(rows: list[Row]) -> tuple[list[Row], list[Row]]:
-    """The rows dse can predict, split in file order within each engine the table fits (:data:`FIT_GRIDS`): every
-    other row of an engine fits its constants (``fit``), the rest report; rows of any other engine only report."""
+def halves(rows: list[Row], table: Path = TABLE) -> tuple[list[Row], list[Row]]:
+    """The rows dse can predict, split in file order within each engine fitted on ``table`` (:data:`FIT_TABLES`):
+    every other row of such an engine fits its constants (``fit``), the rest report; rows of any other engine only
+    report."""
+    fitted_here = {e for e, t in FIT_TABLES.items() if Path(table).resolve() == t.resolve()}
     done = [r for r in rows if not _skip_reason(r)]
     seen: dict[str, int] = {}
     fit = []
     for r in done:
-        if r.engine in FIT_GRIDS:
+        if r.engine in fitted_here:
             seen[r.engine] = seen.get(r.engine, 0) + 1
             if seen[r.engine] % 2:
                 fit.append(r)
@@ -258,15 +262,22 @@ def halves(rows: list[Row]) -> tuple[list[Row], list[Row]]:
     return fit, [r for r in done if r.id not in fit_ids]
 
 
-#: The engines whose four constants (system.serving_efficiency, active_power_fraction, host_us_per_sequence,
-#: layer_overhead_us) are fitted on this table, each on the fit half of its own rows, and the grid of each: vllm
-#: (0.11, and TensorRT-LLM at MLPerf's batches) and vllm-0.5 (ML.ENERGY v2's host-bound vLLM 0.5.4, whose steps
-#: spend most of their time on the host: a wider range of host and per-layer time).
+#: The published sweep of ML.ENERGY v3 (vLLM 0.11) beside the repository's table: the configurations of the models
+#: dse has presets for that measurements.csv does not hold (analysis/mlenergy_v3_table.py).
+SWEEP = TABLE.with_name("mlenergy_v3_sweep.csv")
+#: The table each fitted engine's constants are fitted on (on every other of its rows there): vllm on the sweep (195
+#: rows over 2 GPUs, 8 models, 1 to 8 GPUs and batches of 8 to 4096; the rest of the sweep and all of measurements.csv
+#: then check it, TensorRT-LLM's MLPerf rows included), vllm-0.5 on measurements.csv (the only table of its runs).
+FIT_TABLES = {"vllm": SWEEP, "vllm-0.5": TABLE}
+#: The engines' fitted constants (system.serving_efficiency, active_power_fraction, host_us_per_sequence,
+#: layer_overhead_us; fp8_layer_overhead_us comes out of the same fit, :func:`fit`) and the grid of each; vllm-0.5's
+#: (ML.ENERGY v2's host-bound vLLM 0.5.4, whose steps spend most of their time on the host) spans wider host and
+#: per-layer times.
 FIT_GRIDS = {
     "vllm": dict(serving_efficiency=[round(0.30 + 0.02 * i, 2) for i in range(36)],
                  active_power_fraction=[round(0.02 * i, 2) for i in range(46)],
                  host_us_per_sequence=[10.0 * i for i in range(21)],
-                 layer_overhead_us=[20.0 * i for i in range(16)]),
+                 layer_overhead_us=[20.0 * i for i in range(21)]),
     "vllm-0.5": dict(serving_efficiency=[round(0.30 + 0.05 * i, 2) for i in range(15)],
                      active_power_fraction=[round(0.02 * i, 2) for i in range(26)],
                      host_us_per_sequence=[20.0 * i for i in range(41)],
@@ -300,24 +311,46 @@ def squares(rows: list[Row], **constants):
     return sq_energy, sq_step
 
 
+def fp8_path(row: Row) -> bool:
+    """Whether the row's products compute in fp8 on its GPU (its step then takes the engine's
+    ``fp8_layer_overhead_us`` per layer besides ``layer_overhead_us``)."""
+    tpot = _evaluate(row, fp8_layer_overhead_us=[0.0, 1e3]).tpot.values
+    return bool(tpot[1] > tpot[0])
+
+
 def fit(rows: list[Row], engine: str = "vllm") -> dict:
-    """An engine's four constants by least squares (:func:`squares`) over its rows among ``rows`` (the fit half),
-    on its grid in :data:`FIT_GRIDS`: one set for every node, GPU and model the engine ran."""
+    """An engine's constants by least squares (:func:`squares`) over its rows among ``rows`` (the fit half), on its
+    grid in :data:`FIT_GRIDS`: one set for every node, GPU and model the engine ran. The fixed time per layer is
+    ``layer_overhead_us`` where products compute in 16 bits and ``layer_overhead_us + fp8_layer_overhead_us`` where
+    they compute in fp8 (:func:`fp8_path`): the two groups of rows are fitted over the same grid of their own per-layer
+    time, the sums of squares added over both (the fp8 rows' time no less than the others'); an engine with no fp8
+    row gets ``fp8_layer_overhead_us`` 0 (nothing to fit it on)."""
     import numpy as np
+    import xarray as xr
 
     mine = [r for r in rows if r.engine == engine]
     if not mine:
         raise DseError(f"no row of the {engine} engine to fit its constants on")
-    sq_energy, sq_step = squares(mine, **FIT_GRIDS[engine])
-    sq = sq_energy + sq_step
-    at = dict(zip(sq.dims, np.unravel_index(int(np.argmin(sq.values)), sq.shape)))
+    grid = FIT_GRIDS[engine]
+    eight = [r for r in mine if fp8_path(r)]
+    groups = {"16": [r for r in mine if r.id not in {e.id for e in eight}], "8": eight}
+    zero = xr.DataArray(np.zeros([len(v) for v in grid.values()]), coords=grid, dims=list(grid))
+    sq = {k: tuple(zero + x for x in squares(g, fp8_layer_overhead_us=0.0, **grid)) if g else (zero, zero)
+          for k, g in groups.items()}
+    # the fp8 rows' per-layer time on its own axis: the sum over both groups spans the four constants and it
+    total = (sq["16"][0] + sq["16"][1]) + (sq["8"][0] + sq["8"][1]).rename(layer_overhead_us="fp8_total_us")
+    total = total.where(total.fp8_total_us >= total.layer_overhead_us)
+    at = dict(zip(total.dims, np.unravel_index(int(np.nanargmin(total.values)), total.shape)))
+    best = {k: float(total[k].values[i]) for k, i in at.items()}
+    total_fp8 = best.pop("fp8_total_us")
+    extra = total_fp8 - best["layer_overhead_us"] if eight else 0.0
+    at16 = {k: grid[k].index(best[k]) for k in grid}
+    at8 = at16 | {"layer_overhead_us": grid["layer_overhead_us"].index(best["layer_overhead_us"] + extra)}
     n_steps = sum(measured_step(r) is not None for r in mine)
-
-    def rms(x, n):   # a sum of squares at the fit's point (a plain 0.0 where no row contributed)
-        return float(np.sqrt((x.isel(at) if hasattr(x, "isel") else x) / max(n, 1)))
-
-    return {k: float(sq[k].values[at[k]]) for k in FIT_GRIDS[engine]} | {
-        "rms_log_energy": rms(sq_energy, len(mine)), "rms_log_step": rms(sq_step, n_steps)}
+    energy = float(sq["16"][0].isel(at16) + sq["8"][0].isel(at8))
+    step = float(sq["16"][1].isel(at16) + sq["8"][1].isel(at8))
+    return best | {"fp8_layer_overhead_us": extra, "rms_log_energy": math.sqrt(energy / len(mine)),
+                   "rms_log_step": math.sqrt(step / max(n_steps, 1))}
 
 
 #: Measured single-request steps of the SGLang engine (TPOT at one request): the ``sglang`` engine preset's fixed time
@@ -368,14 +401,14 @@ def _stats(label: str, rows: list[Row]) -> str:
             f"within 1.5x, range {ratios[0]:.2f}-{ratios[-1]:.2f}{step_part}")
 
 
-def summary(rows: list[Row], fitted: bool = True) -> str:
-    """The table with its ratios; ``fitted``: the table is the one the engine's constants were fitted on (its fit
-    and report halves are marked); otherwise every row is out of sample."""
-    fit_ids = {r.id for r in halves(rows)[0]} if fitted else set()
+def summary(rows: list[Row], table: Path = TABLE) -> str:
+    """The rows of ``table`` with their ratios, the fit and report halves of the engines fitted on it marked
+    (:data:`FIT_TABLES`); every other row is out of sample."""
+    fit_ids = {r.id for r in halves(rows, table)[0]}
     lines = [f"{'id':40s} {'half':6s} {'boundary':8s} {'measured J/tok':>14s} {'dse J/tok':>10s} {'ratio':>6s} "
              f"{'step ms':>8s} {'dse ms':>8s}"]
     for r in rows:
-        half = "fit" if r.id in fit_ids else ("-" if r.skipped else "report" if fitted else "check")
+        half = "fit" if r.id in fit_ids else ("-" if r.skipped else "check")
         if r.skipped:
             lines.append(f"{r.id:40s} {half:6s} {r.boundary:8s} {r.measured_j_per_token:14.4g} {'-':>10s} {'-':>6s}  "
                          f"skipped: {r.skipped}")
@@ -388,21 +421,19 @@ def summary(rows: list[Row], fitted: bool = True) -> str:
     done = [r for r in rows if not r.skipped]
     if any(not r.prompt_len for r in done):
         lines.append("* prompt length not published: a one-token prompt (no prefill: dse's energy for the row is low)")
-    if done and not fitted:
-        lines.append(f"{len(done)} rows predicted, {len(rows) - len(done)} skipped. None was fitted on (the serving-"
-                     "engine constants come from the repository table's fit half):")
-        lines.append(_stats("  all", done))
-    elif done:
-        lines.append(f"{len(done)} rows predicted, {len(rows) - len(done)} skipped. The serving engines' constants "
-                     f"({', '.join(FIT_GRIDS['vllm'])}) were fitted on the fit half of each engine's rows "
-                     f"({', '.join(FIT_GRIDS)}):")
-        lines.append(_stats("  report half (not fitted on)", [r for r in done if r.id not in fit_ids]))
-        lines.append(_stats("  fit half", [r for r in done if r.id in fit_ids]))
-        lines.append(_stats("  all", done))
+    if done:
+        where = "; ".join(f"{e} on {t.name}" for e, t in FIT_TABLES.items())
+        lines.append(f"{len(done)} rows predicted, {len(rows) - len(done)} skipped. Each fitted engine's constants "
+                     f"were fitted on every other of its rows in one table ({where}); 'check' rows were not "
+                     "fitted on:")
+        lines.append(_stats("  check (not fitted on)", [r for r in done if r.id not in fit_ids]))
+        if fit_ids:
+            lines.append(_stats("  fit half", [r for r in done if r.id in fit_ids]))
+            lines.append(_stats("  all", done))
     return "\n".join(lines)
 
 
-def parity_figure(rows: list[Row], fitted: bool = True):
+def parity_figure(rows: list[Row], table: Path = TABLE):
     """Measured versus predicted energy per output token, log-log, with the parity line and the 1.5x band."""
     from dse.analyze import plot
 
@@ -415,13 +446,13 @@ def parity_figure(rows: list[Row], fitted: bool = True):
         lo, hi = min(xs + ys) / 2, max(xs + ys) * 2
         ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, label="parity")
         ax.fill_between([lo, hi], [lo / 1.5, hi / 1.5], [lo * 1.5, hi * 1.5], color="0.85", lw=0, label="within 1.5x")
-        fit_ids = {r.id for r in halves(rows)[0]} if fitted else set()
+        fit_ids = {r.id for r in halves(rows, table)[0]}
         for boundary, marker in (("gpu", "o"), ("node", "s"), ("facility", "^")):
-            for half, face in (("report" if fitted else "out of sample", None), ("fit", "none")):
+            for half, face in (("not fitted on", None), ("fit", "none")):
                 pts = [(r.measured_j_per_token, r.predicted_j_per_token) for r in done
                        if r.boundary == boundary and (r.id in fit_ids) == (half == "fit")]
                 if pts:
-                    ax.plot(*zip(*pts), marker, ms=4, ls="none", mfc=face, label=f"{boundary}, {half} half",
+                    ax.plot(*zip(*pts), marker, ms=4, ls="none", mfc=face, label=f"{boundary}, {half}",
                             gid=f"rows|{boundary}|{half}")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -451,23 +482,22 @@ def main(argv=None) -> int:
                     "layer")
     args = ap.parse_args(argv)
     if args.fit:
-        fit_half = halves(read(Path(args.table)))[0]
-        for engine in FIT_GRIDS:
+        for engine, table in FIT_TABLES.items():
+            fit_half = halves(read(table), table)[0]
             if not any(r.engine == engine for r in fit_half):
-                print(f"{engine} engine: no row of it in the table's fit half")
+                print(f"{engine} engine: no row of it in the fit half of {table.name}")
                 continue
             got = fit(fit_half, engine)
-            print(f"{engine} engine: " + " ".join(f"{k}={v:.3g}" for k, v in got.items()))
+            print(f"{engine} engine (fit half of {table.name}): " + " ".join(f"{k}={v:.3g}" for k, v in got.items()))
         print(f"sglang engine: layer_overhead_us={fit_layer_overhead(tpot_rows()[0::2]):g} (fit half of "
               f"{SGLANG_TABLE.name})")
         return 0
     rows = run(Path(args.table))
-    fitted = Path(args.table).resolve() == TABLE
-    print(summary(rows, fitted))
+    print(summary(rows, Path(args.table)))
     if all(r.skipped for r in rows):
         print("no row could be predicted: no parity figure")
         return 0
-    fig = parity_figure(rows, fitted)
+    fig = parity_figure(rows, Path(args.table))
     bad = plot.problems(fig)
     if bad:
         raise SystemExit("validation figure: " + "; ".join(bad))

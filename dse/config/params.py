@@ -119,6 +119,9 @@ PARAMS: dict[str, Param] = {
                                   "sequence and step (scheduling, sampling), not overlapped with the GPUs"),
     "layer_overhead_us": Param("system.layer_overhead_us", "us", "the serving engine's fixed GPU time per layer "
                                "and step beyond the roofline (kernel launches and tails, synchronisation)"),
+    "fp8_layer_overhead_us": Param("system.fp8_layer_overhead_us", "us", "the serving engine's extra fixed GPU "
+                                   "time per layer and step where products compute in fp8 (activation "
+                                   "quantisation before each GEMM, block-scaled GEMM kernels)"),
     "active_power_fraction": Param("system.active_power_fraction", "1", "board power floor while serving, as a "
                                    "fraction of the headroom from idle to the power limit (0: idle)"),
     "profile": Param("workload.profile", "", "request profile preset (prompt_len, output_len)",

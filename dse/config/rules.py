@@ -117,6 +117,7 @@ RULES: dict[str, Rule] = {
     "system.active_power_fraction": Rule(0, 0.99),
     "system.host_us_per_sequence": Rule(0, 1e6),
     "system.layer_overhead_us": Rule(0, 1e6),
+    "system.fp8_layer_overhead_us": Rule(0, 1e6),
     # --- workload
     "workload.batch": _int(1),
     "workload.context_len": Rule(0, COUNT),         # a mean context (e.g. 1846.5) is a context

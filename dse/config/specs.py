@@ -127,6 +127,8 @@ class SystemSpec:
     host_us_per_sequence: float = 0.0  # the serving engine's host time per sequence and step, not overlapped (us)
     layer_overhead_us: float = 0.0    # the serving engine's fixed GPU time per layer and step beyond the roofline
                                       # (kernel launches and tails, synchronisation), us
+    fp8_layer_overhead_us: float = 0.0  # and its extra fixed time per layer and step where products compute in fp8
+                                      # (activation quantisation before each GEMM, block-scaled kernels), us
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -193,6 +195,7 @@ class EngineSpec:
     active_power_fraction: float = 0.0
     host_us_per_sequence: float = 0.0
     layer_overhead_us: float = 0.0
+    fp8_layer_overhead_us: float = 0.0
     provenance: Dict[str, Any] = field(default_factory=dict)
 
 

@@ -346,7 +346,7 @@ def _rates(g, s, link, tier, w):
     # bandwidth limits it; a step writes one token per sequence, the link's outbound direction is otherwise idle
     kv_write_bw = w.kv_write_bw_gbps * GB
     return SimpleNamespace(peak_flops=peak_tflops * 1e12 * g.compute_efficiency * s.serving_efficiency, flop_pj=flop_pj,
-                           copy_cap=cap, hbm_bw=hbm_bw, bw=bw, kv_on=kv_on,
+                           fp8_path=fp8 & (bits > 4), copy_cap=cap, hbm_bw=hbm_bw, bw=bw, kv_on=kv_on,
                            kv_extra=kv_on * (1.0 / kv_bw - 1.0 / bw), kv_write_s_per_byte=kv_on / kv_write_bw)
 
 
@@ -425,8 +425,10 @@ def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f):
     t_dense_layers = n_dense * (t_att + c.ar_attention + t_dense + c.allreduce)
     # the serving engine's host work per sequence of a data-parallel group, not overlapped with the GPUs
     t_host = s.host_us_per_sequence * 1e-6 * lay.group_tokens if np.any(s.host_us_per_sequence) else 0.0
-    # and its fixed GPU time per layer beyond the roofline (kernel launches and tails, synchronisation)
-    t_fixed = s.layer_overhead_us * 1e-6 * m.n_layers if np.any(s.layer_overhead_us) else 0.0
+    # and its fixed GPU time per layer beyond the roofline (kernel launches and tails, synchronisation), more where
+    # products compute in fp8 (the activations quantised before each GEMM, block-scaled kernels)
+    per_layer_us = s.layer_overhead_us + s.fp8_layer_overhead_us * r.fp8_path
+    t_fixed = per_layer_us * 1e-6 * m.n_layers if np.any(per_layer_us) else 0.0
     t_other = (t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm + t_kv_write
                + t_host + t_fixed)
     prefetch = w.prefetch
