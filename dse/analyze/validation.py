@@ -337,7 +337,7 @@ def fit(rows: list[Row], engine: str = "vllm") -> dict:
     zero = xr.DataArray(np.zeros([len(v) for v in grid.values()]), coords=grid, dims=list(grid))
     sq = {k: tuple(zero + x for x in squares(g, fp8_layer_overhead_us=0.0, **grid)) if g else (zero, zero)
           for k, g in groups.items()}
-    # the fp8 rows' per-layer time on its own axis: the sum over both groups spans the four constants and it
+    # the fp8 rows' time per layer on an axis of its own: the sum over both groups spans the grid and that time
     total = (sq["16"][0] + sq["16"][1]) + (sq["8"][0] + sq["8"][1]).rename(layer_overhead_us="fp8_total_us")
     total = total.where(total.fp8_total_us >= total.layer_overhead_us)
     at = dict(zip(total.dims, np.unravel_index(int(np.nanargmin(total.values)), total.shape)))
