@@ -9,13 +9,13 @@ BASE = dict(model="mixtral-8x7b", system="hgx-h200", placement="hbm", context_le
 
 
 def test_the_serving_floor_by_hand():
-    """hgx-h200's engine constants: the boards draw idle + 0.3 x (700 - 122.5) W whatever they do, and every
-    operation runs at 0.84 of its achievable rate, so a memory-bound step takes 1 / 0.84 as long (plus 70 us of
-    host time for its one sequence and 45 us per layer: the sglang engine preset)."""
+    """hgx-h200's engine constants (the sglang engine preset): the boards draw idle + 0.28 x (700 - 122.5) W whatever
+    they do, and every operation runs at 0.94 of its achievable rate, so a memory-bound step takes longer (and 60 us
+    of host time for its one sequence and 45 us per layer more)."""
     roofline = dse.evaluate(**BASE, batch=1, boundary="gpu", serving_efficiency=1.0, active_power_fraction=0.0,
                             host_us_per_sequence=0.0, layer_overhead_us=0.0)
     served = dse.evaluate(**BASE, batch=1, boundary="gpu")
-    floor = 122.5 + 0.3 * (700.0 - 122.5)
+    floor = 122.5 + 0.28 * (700.0 - 122.5)
     n, t = float(served.n_gpus), float(served.step_latency)
     # batch 1: every operation is memory-bound and the collectives are latency-bound (not scaled)
     assert t > float(roofline.step_latency) * 1.3
