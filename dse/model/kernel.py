@@ -427,7 +427,8 @@ def _latency(m, s, tier, w, t, lay, n_moe, n_dense, r, f):
     t_host = s.host_us_per_sequence * 1e-6 * lay.group_tokens if np.any(s.host_us_per_sequence) else 0.0
     # and its fixed GPU time per layer beyond the roofline (kernel launches and tails, synchronisation), more where
     # products compute in fp8 (the activations quantised before each GEMM, block-scaled kernels)
-    per_layer_us = s.layer_overhead_us + s.fp8_layer_overhead_us * r.fp8_path
+    per_layer_us = s.layer_overhead_us + (s.fp8_layer_overhead_us * r.fp8_path if np.any(s.fp8_layer_overhead_us)
+                                           else 0.0)
     t_fixed = per_layer_us * 1e-6 * m.n_layers if np.any(per_layer_us) else 0.0
     t_other = (t_dense_layers + n_moe * (t_att + c.ar_attention + t_moe + c.ar_moe + c.t_a2a) + t_lm + t_kv_write
                + t_host + t_fixed)
