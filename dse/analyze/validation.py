@@ -338,7 +338,10 @@ def fit(rows: list[Row], engine: str = "vllm") -> dict:
     sq = {k: tuple(zero + x for x in squares(g, fp8_layer_overhead_us=0.0, **grid)) if g else (zero, zero)
           for k, g in groups.items()}
     # the fp8 rows' time per layer on an axis of its own: the sum over both groups spans the grid and that time
-    total = (sq["16"][0] + sq["16"][1]) + (sq["8"][0] + sq["8"][1]).rename(layer_overhead_us="fp8_total_us")
+    own = {k: ("fp8_total_us" if k == "layer_overhead_us" else k) for k in grid}
+    eight_sq = xr.DataArray((sq["8"][0] + sq["8"][1]).transpose(*grid).values, dims=[own[k] for k in grid],
+                            coords={own[k]: v for k, v in grid.items()})
+    total = (sq["16"][0] + sq["16"][1]) + eight_sq
     total = total.where(total.fp8_total_us >= total.layer_overhead_us)
     at = dict(zip(total.dims, np.unravel_index(int(np.nanargmin(total.values)), total.shape)))
     best = {k: float(total[k].values[i]) for k, i in at.items()}
