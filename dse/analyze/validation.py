@@ -480,9 +480,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="outputs/validation", help="directory of validation.png / .svg")
     ap.add_argument("--table", default=str(TABLE), help="measurements CSV (default: the repository's)")
     ap.add_argument("--overwrite", action="store_true", help="replace validation.png / .svg that dse did not write")
-    ap.add_argument("--fit", action="store_true", help="fit each engine's constants on its rows' fit half and print "
-                    "them (the vllm and vllm-0.5 engine presets carry the result), and the sglang engine's time per "
-                    "layer")
+    ap.add_argument("--fit", action="store_true", help="fit each engine's constants on the fit half of its rows in "
+                    "its own table (vllm: the ML.ENERGY v3 sweep; vllm-0.5: measurements.csv; --table is not read) and "
+                    "print them (the engine presets carry the result), and the sglang engine's time per layer")
     args = ap.parse_args(argv)
     if args.fit:
         for engine, table in FIT_TABLES.items():
