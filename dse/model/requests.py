@@ -409,6 +409,9 @@ def _continuous(m, g, s, link, tier, w, plan, ndim) -> dict:
     def total(r):
         return sum(r.energy[c] for c in kernel.COMPONENTS)
 
+    def added(x):   # what the chunks add to the decode-only step, as two differences that are never below 0
+        return (x(lo) - x(dec)) + frac * (x(hi) - x(lo))
+
     tpot = mean(lo.latency, hi.latency)
     per_request = O * mean(total(lo), total(hi)) / B
     decode_energy = O * total(dec) / B
@@ -418,7 +421,7 @@ def _continuous(m, g, s, link, tier, w, plan, ndim) -> dict:
     written = O * mean(lo.kv_written, hi.kv_written)
     years, ok = _endurance(w, written, O * tpot, dec.out0.n_gpus)
     return {
-        "prefill_energy": per_request - decode_energy,
+        "prefill_energy": O * added(total) / B,
         "decode_energy": decode_energy,
         "energy_per_request": per_request,
         "energy_per_output_token": per_request / O,
@@ -429,8 +432,8 @@ def _continuous(m, g, s, link, tier, w, plan, ndim) -> dict:
         "request_latency": ttft + (O - 1.0) * tpot,
         "tokens_per_s_per_gpu": B / tpot / dec.out0.n_gpus,
         "kv_written_bytes": written,
-        "prefill_flops": O * (mean(lo.flops, hi.flops) - dec.flops),
-        "prefill_offload_read_bytes": O * (mean(lo.offload_bytes, hi.offload_bytes) - dec.offload_bytes),
+        "prefill_flops": O * added(lambda r: r.flops),
+        "prefill_offload_read_bytes": O * added(lambda r: r.offload_bytes),
         "flash_endurance_years": years,
         "endurance_ok": ok,
     }
