@@ -276,8 +276,8 @@ def apply_profile(tree: dict, scalars: dict, dims: dict) -> None:
 
 
 def apply_engine(tree: dict, scalars: dict, dims: dict) -> None:
-    """``engine``: a serving-engine preset (dse/conf/engine) sets the system's four engine constants unless they are
-    given; a list of engines is a dimension; unset, the system preset's own stand."""
+    """``engine``: a serving-engine preset (dse/conf/engine) sets the system's engine constants (ENGINE_FIELDS)
+    unless they are given; a list of engines is a dimension; unset, the system preset's own stand."""
     from dse.config.specs import ENGINE_FIELDS
 
     configured = tree["workload"].pop("engine", None)     # a config's workload.engine (never a workload field)
