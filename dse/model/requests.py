@@ -414,7 +414,6 @@ def _continuous(m, g, s, link, tier, w, plan, ndim) -> dict:
 
     tpot = mean(lo.latency, hi.latency)
     per_request = O * mean(total(lo), total(hi)) / B
-    decode_energy = O * total(dec) / B
     prefill_latency = n_c * np.where(k >= 1.0, tpot, hi.latency)
     ttft = prefill_latency + tpot
     # KV written per B requests (their prompts and outputs): B requests finish every O steps
@@ -422,7 +421,7 @@ def _continuous(m, g, s, link, tier, w, plan, ndim) -> dict:
     years, ok = _endurance(w, written, O * tpot, dec.out0.n_gpus)
     return {
         "prefill_energy": O * added(total) / B,
-        "decode_energy": decode_energy,
+        "decode_energy": O * total(dec) / B,
         "energy_per_request": per_request,
         "energy_per_output_token": per_request / O,
         "ttft": ttft,
